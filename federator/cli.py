@@ -1,0 +1,72 @@
+"""The `federator` command line: one subcommand per job a platform engineer does.
+
+Each subcommand lives in `federator.commands.<name>` and exposes `add_parser(subparsers)`,
+which registers its arguments and sets `run(args) -> int` as the handler. Command modules keep
+heavy imports inside `run`, so `federator --help` stays fast.
+
+Mistakes a person can fix (`errors.UserError`) are printed as one clear message and exit 2,
+never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from federator import __version__, errors
+
+# The order here is the order `federator --help` lists them in.
+COMMANDS = (
+    "run",
+    "plan",
+    "validate",
+    "schema",
+    "simulate",
+    "prices",
+    "sync",
+    "registry",
+    "sandbox",
+)
+
+DESCRIPTION = """\
+federator watches the queue of an on-prem Kueue GPU cluster and, when it overflows, places
+the jobs worth moving on cloud GPU pools (spot or on-demand), priced by a cost model that
+weighs the cloud bill against the cost of waiting. It syncs datasets out before a job starts,
+brings checkpoints and models back to the on-prem registry, and mirrors every job's status
+to the object its owner submitted.
+
+Start with `federator validate config/sandbox.yaml`, then `federator simulate --help`.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="federator",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"federator {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"federator.commands.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "run", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args))
+    except errors.UserError as error:
+        print(f"federator: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("federator: interrupted", file=sys.stderr)
+        return 130

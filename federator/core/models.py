@@ -1,0 +1,124 @@
+"""The values the decision core reasons about: jobs, on-prem state, cloud offers, spend.
+
+These are the contract between the edges (Kubernetes watchers, price sources, the simulator)
+and the core. Every field has a unit in its name or its docstring. Fields are only ever added
+(with defaults), never renamed, so every caller keeps working.
+
+Times are seconds on one clock chosen by the caller (epoch seconds in the daemon, trace seconds
+in the simulator); the core never reads a clock itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class CapacityType(StrEnum):
+    SPOT = "spot"
+    ON_DEMAND = "on-demand"
+
+
+class RuntimeSource(StrEnum):
+    """Where a job's runtime estimate came from; the cost model trusts them differently."""
+
+    ANNOTATION = "annotation"  # the job declared it
+    HISTORY = "history"  # learned from finished jobs of the same queue
+    DEFAULT = "default"  # the policy's default for the queue
+    ORACLE = "oracle"  # the true duration (simulator's clairvoyant policy only)
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetNeed:
+    """A dataset a job reads; it must be replicated to a cloud store before the job starts there."""
+
+    name: str
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJob:
+    """A job waiting on-prem that federator may leave, burst, or hold."""
+
+    key: str  # stable identity: "<namespace>/<name>" in the daemon, the trace id in the simulator
+    gpus: int  # total GPUs over all pods (gang)
+    submitted_at: float  # seconds
+    runtime_estimate_s: float
+    queue: str = "default"
+    tenant: str = "default"
+    namespace: str = "default"
+    priority: int = 0
+    gpu_types: frozenset[str] = frozenset()  # acceptable GPU types; empty means any
+    runtime_source: RuntimeSource = RuntimeSource.DEFAULT
+    datasets: tuple[DatasetNeed, ...] = ()
+    checkpoint_interval_s: float | None = None  # None: the policy default
+    deadline_at: float | None = None  # seconds on the same clock as submitted_at
+    burst_allowed: bool = True  # False for opt-outs (label federator.io/burst: "never")
+    gpus_per_pod: int | None = None  # gang placement on nodes; None: one node if possible
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """A job holding on-prem GPUs, with how long it is expected to keep them."""
+
+    key: str
+    gpus: int
+    expected_remaining_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class OnPremState:
+    """What the on-prem cluster looks like to the decision at `now`."""
+
+    total_gpus: int
+    free_gpus: int
+    running: tuple[RunningJob, ...] = ()
+    # The jobs queued ahead, in admission order; pending jobs passed to `decide` are a subset.
+    queue_order: tuple[str, ...] = ()
+    node_free_gpus: tuple[int, ...] = ()  # free GPUs per node, when node shapes matter
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One cloud pool federator may place jobs on, as priced and risk-rated right now."""
+
+    cluster: str
+    pool: str
+    gpu_type: str
+    capacity_type: CapacityType
+    price_per_gpu_hour_usd: float
+    free_gpus: int  # GPUs federator may still use here: min(pool cap left, provisionable)
+    preemption_rate_per_hour: float = 0.0  # expected preemptions per hour of a running job
+    startup_latency_s: float = 120.0
+    provider: str = ""
+    region: str = ""
+    gpus_per_node: int = 8
+    egress_usd_per_gb: float = 0.0  # bringing results back out of this cloud
+    ingress_usd_per_gb: float = 0.0  # moving datasets in (usually the on-prem side's egress)
+    transfer_bytes_per_s: float = 100e6  # on-prem store -> this cloud's store
+    # Bytes still to copy per dataset already partly replicated; a dataset in neither this nor
+    # `replicated_datasets` must be copied in full.
+    pending_dataset_bytes: Mapping[str, int] = field(default_factory=dict)
+    replicated_datasets: frozenset[str] = frozenset()
+    price_source: str = "fixed"
+    price_age_s: float = 0.0
+    preemption_evidence: str = "prior"
+    placement_score: float | None = None  # AWS spot placement score 1..10 when known
+
+    @property
+    def name(self) -> str:
+        return f"{self.cluster}/{self.pool}"
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Cloud spend so far and what federator already runs in the cloud, against budgets and caps."""
+
+    last_hour_usd: float = 0.0
+    today_usd: float = 0.0
+    tenant_month_usd: Mapping[str, float] = field(default_factory=dict)
+    bursted_jobs: int = 0
+    bursted_gpus: int = 0
+    cluster_bursted_jobs: Mapping[str, int] = field(default_factory=dict)
+    cluster_bursted_gpus: Mapping[str, int] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""federator.daemon (being written)."""

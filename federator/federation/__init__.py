@@ -1,0 +1,1 @@
+"""federator.federation (see its owner's modules)."""

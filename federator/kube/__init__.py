@@ -1,0 +1,1 @@
+"""federator.kube (see its owner's modules)."""

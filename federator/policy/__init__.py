@@ -1,0 +1,1 @@
+"""federator.policy (see its owner's modules)."""

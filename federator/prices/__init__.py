@@ -1,0 +1,1 @@
+"""federator.prices (see its owner's modules)."""

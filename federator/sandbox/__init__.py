@@ -1,0 +1,1 @@
+"""federator.sandbox (see its owner's modules)."""

@@ -1,0 +1,1 @@
+"""federator.sim (see its owner's modules)."""

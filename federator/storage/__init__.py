@@ -1,0 +1,1 @@
+"""federator.storage (see its owner's modules)."""

@@ -1,0 +1,1 @@
+"""federator.syncing (see its owner's modules)."""

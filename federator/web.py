@@ -1,0 +1,1 @@
+"""federator.web (being written)."""
