@@ -1,0 +1,48 @@
+"""The fence closes writes by itself when lease renewals stop, before the lease can expire."""
+
+from __future__ import annotations
+
+import pytest
+
+from federator.leadership import Fence, NotLeader
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_fresh_follower_may_not_write() -> None:
+    fence = Fence(10.0, clock=FakeClock())
+    assert not fence.is_leader
+    assert not fence.allows_writes()
+    with pytest.raises(NotLeader):
+        fence.require()
+
+
+def test_writes_open_on_renewal_and_close_after_the_renew_deadline_without_any_call() -> None:
+    clock = FakeClock()
+    fence = Fence(10.0, clock=clock)
+    fence.mark_renewed()
+    assert fence.allows_writes()
+    clock.now += 9.9
+    assert fence.allows_writes()
+    clock.now += 0.2
+    assert fence.is_leader  # the election loop has not noticed yet...
+    assert not fence.allows_writes()  # ...but writes are already fenced off
+
+
+def test_losing_the_lease_closes_writes_at_once() -> None:
+    fence = Fence(10.0, clock=FakeClock())
+    fence.mark_renewed()
+    fence.mark_lost()
+    assert not fence.allows_writes()
+
+
+def test_with_leader_election_disabled_writes_are_always_allowed() -> None:
+    fence = Fence(10.0, always_open=True, clock=FakeClock())
+    assert fence.is_leader
+    assert fence.allows_writes()
