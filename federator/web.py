@@ -23,13 +23,13 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from federator import logs, metrics
+from federator import events, logs, metrics
 
 DEFAULT_DECISION_CAPACITY = 500
 
@@ -53,29 +53,6 @@ StatusSource = Callable[[], Readiness]
 """Called on every /readyz request; must be cheap and must not block (no API calls)."""
 
 
-class DecisionLike(Protocol):
-    """The fields of `federator.core` decisions that /debug/decisions shows (structural)."""
-
-    @property
-    def job_key(self) -> str: ...
-    @property
-    def kind(self) -> Any: ...  # an enum or a str: "stay" | "burst" | "hold"
-    @property
-    def cluster(self) -> str | None: ...
-    @property
-    def pool(self) -> str | None: ...
-    @property
-    def expected_cost_usd(self) -> float: ...
-    @property
-    def expected_wait_s(self) -> float: ...
-    @property
-    def expected_completion_s(self) -> float: ...
-    @property
-    def terms(self) -> Mapping[str, Any]: ...
-    @property
-    def reason(self) -> str: ...
-
-
 @dataclass(frozen=True, slots=True)
 class DecisionRecord:
     """One decision as the operator sees it: what, where, at what expected cost, and why."""
@@ -93,12 +70,13 @@ class DecisionRecord:
     acted: bool = True  # False in --dry-run and on followers: decided and explained, not applied
 
     @classmethod
-    def of(cls, decision: DecisionLike, *, decided_at: float, acted: bool = True) -> DecisionRecord:
-        kind = getattr(decision.kind, "value", decision.kind)
+    def of(
+        cls, decision: events.DecisionLike, *, decided_at: float, acted: bool = True
+    ) -> DecisionRecord:
         return cls(
             decided_at=decided_at,
             job_key=decision.job_key,
-            kind=str(kind),
+            kind=events.kind_of(decision),
             cluster=decision.cluster,
             pool=decision.pool,
             expected_cost_usd=decision.expected_cost_usd,

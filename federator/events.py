@@ -1,0 +1,185 @@
+"""The text of the Kubernetes Events federator posts on on-prem Jobs, and when to post one.
+
+A researcher runs `kubectl describe job` and should read, on their own Job, what federator
+decided and why ("Bursting to cloud-a/a100-spot: …"). This module turns decisions and
+placement outcomes into Event reason/message/type, and keeps the Event stream quiet: a job
+re-decided the same way every reconcile round gets one Event, not one per round.
+
+It is pure (no I/O, no clock); posting the Event is the on-prem adapter's job
+(`federator.kube`, behind `EventSink` — the federation loop's `OnPremPort.event` has exactly
+this shape).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+# The apiserver rejects Event messages over 1 KiB in events.k8s.io/v1 (`note`); core/v1 takes
+# more, but kubectl truncates long ones anyway. Keep ours well below.
+MAX_MESSAGE_CHARS = 1000
+
+REASONS = {
+    "stay": "FederatorStay",
+    "burst": "FederatorBurst",
+    "hold": "FederatorHold",
+}
+"""Event `reason` per decision kind: short UpperCamelCase, as Kubernetes conventions ask."""
+
+PLACEMENT_REASONS = {
+    "placed": "FederatorPlaced",
+    "already_placed": "FederatorPlaced",
+    "failed": "FederatorPlacementFailed",
+    "withdrawn": "FederatorWithdrawn",
+    "replaced": "FederatorReplaced",
+}
+"""Event `reason` per placement outcome (the values of `metrics.PLACEMENT_OUTCOMES`)."""
+
+_WARNING_OUTCOMES = frozenset({"failed", "replaced"})
+
+
+class DecisionLike(Protocol):
+    """The fields of a core decision that operators read (satisfied structurally)."""
+
+    @property
+    def job_key(self) -> str: ...
+    @property
+    def kind(self) -> Any: ...  # an enum or a str: "stay" | "burst" | "hold"
+    @property
+    def cluster(self) -> str | None: ...
+    @property
+    def pool(self) -> str | None: ...
+    @property
+    def expected_cost_usd(self) -> float: ...
+    @property
+    def expected_wait_s(self) -> float: ...
+    @property
+    def expected_completion_s(self) -> float: ...
+    @property
+    def terms(self) -> Mapping[str, Any]: ...
+    @property
+    def reason(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventText:
+    """What one Event says; `warning` selects type Warning instead of Normal.
+
+    `topic` is what makes two Events "the same news" for `Deduplicator` (kind and target):
+    the message carries numbers that drift every round and must not cause a repost.
+    """
+
+    reason: str
+    message: str
+    warning: bool = False
+    topic: str = ""
+
+
+JobT_contra = TypeVar("JobT_contra", contravariant=True)
+
+
+class EventSink(Protocol[JobT_contra]):
+    """Posts an Event on an on-prem job; implemented by the on-prem Kubernetes adapter."""
+
+    async def event(
+        self, job: JobT_contra, *, reason: str, message: str, warning: bool
+    ) -> None: ...
+
+
+def kind_of(decision: DecisionLike) -> str:
+    """The decision kind as a plain string, whether the core uses an enum or a str."""
+    return str(getattr(decision.kind, "value", decision.kind))
+
+
+def for_decision(decision: DecisionLike, *, acted: bool = True) -> EventText:
+    """Describe a decision on the job it concerns, with its cost and its reason."""
+    kind = kind_of(decision)
+    target = _target(decision.cluster, decision.pool)
+    headline = {
+        "stay": "Staying in the on-prem queue",
+        "burst": f"Bursting to {target}",
+        "hold": f"Holding for {target}",
+    }.get(kind, f"Decided {kind}")
+    numbers = (
+        f"expected cost ${decision.expected_cost_usd:,.2f}, "
+        f"expected wait {_duration(decision.expected_wait_s)}, "
+        f"expected completion in {_duration(decision.expected_completion_s)}"
+    )
+    prefix = "" if acted else "[dry-run] "
+    message = f"{prefix}{headline}: {decision.reason} ({numbers})"
+    return EventText(
+        REASONS.get(kind, "FederatorDecision"), _clip(message), topic=f"{kind}:{target}:{acted}"
+    )
+
+
+def for_placement(outcome: str, *, cluster: str, pool: str, detail: str = "") -> EventText:
+    """Describe what happened when federator acted on a burst (see metrics.PLACEMENT_OUTCOMES)."""
+    target = _target(cluster, pool)
+    headline = {
+        "placed": f"Created a copy on {target}",
+        "already_placed": f"A copy already runs on {target}",
+        "failed": f"Could not create a copy on {target}",
+        "withdrawn": f"Deleted the copy on {target}; the job is back in the on-prem queue",
+        "replaced": f"The copy on {target} was lost; placing the job again",
+    }.get(outcome, f"{outcome} on {target}")
+    message = f"{headline}: {detail}" if detail else headline
+    return EventText(
+        PLACEMENT_REASONS.get(outcome, "FederatorPlacement"),
+        _clip(message),
+        warning=outcome in _WARNING_OUTCOMES,
+        topic=f"{outcome}:{target}",
+    )
+
+
+class Deduplicator:
+    """Lets an Event through only when it differs from the last one posted on the same job.
+
+    Bounded: it remembers the last `capacity` jobs (least recently posted forgotten first), so
+    a long-running daemon does not grow with every job it ever saw; a forgotten job at worst
+    gets one repeated Event.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._last: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
+
+    def should_post(self, job_key: str, text: EventText) -> bool:
+        news = (text.reason, text.topic or text.message)
+        if self._last.get(job_key) == news:
+            self._last.move_to_end(job_key)
+            return False
+        self._last[job_key] = news
+        self._last.move_to_end(job_key)
+        while len(self._last) > self._capacity:
+            self._last.popitem(last=False)
+        return True
+
+    def forget(self, job_key: str) -> None:
+        """Call when a job finished or disappeared."""
+        self._last.pop(job_key, None)
+
+
+def _target(cluster: str | None, pool: str | None) -> str:
+    if cluster and pool:
+        return f"{cluster}/{pool}"
+    return cluster or pool or "the cloud"
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):  # the model's way of saying "not on this path"
+        return "unbounded"
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _clip(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[: MAX_MESSAGE_CHARS - 1] + "…"
