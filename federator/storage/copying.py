@@ -1,0 +1,568 @@
+"""The dataset copy engine: make a target prefix hold exactly the source prefix's objects.
+
+How it keeps its promises (docs/sync.md has the long version):
+- Incremental: both sides are listed (two paginated listings, no per-object HEAD) and
+  `syncing.plans` decides what to copy from sizes and ETags.
+- Verified before visible: a single-part object is PUT with Content-MD5 equal to the source's
+  MD5 ETag, so the store rejects any other bytes; a multipart object is copied with the source's
+  own part boundaries, each part sent with its Content-MD5, and the upload is completed only if
+  the parts' MD5s compose to the source's ETag. The target's answer (its ETag) is checked again.
+  Nothing partial is ever visible at the final key: a PUT is atomic and an upload is invisible
+  until completed.
+- A changing source is detected: every read carries `If-Match: <source ETag>`, so a source
+  overwritten mid-copy answers 412; the engine aborts that copy, re-reads the object's new
+  version (one HEAD) and copies it again.
+- Resumable: multipart uploads are recorded in the target's sync state before their first part,
+  and a rerun reuses the parts already there (ListParts). Uploads nobody references are aborted.
+- Server-side CopyObject when source and target share endpoint and credentials. Multipart
+  server-side copies (UploadPartCopy) are not used: SeaweedFS gives them a wrong ETag
+  (testenv-recipe §8), which would defeat verification; larger objects stream instead.
+
+Why not s3transfer's managed upload for the copies: it can neither resume an existing
+multipart upload nor hand back part MD5s before completing, and it picks its own part layout.
+The engine keeps s3transfer's model (a bounded pool of part workers, bounded memory =
+part workers x part size) and uses s3transfer's executor for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from federator.storage import retrying
+from federator.storage.endpoints import Location, make_client
+from federator.storage.listings import list_location
+from federator.storage.syncstate import SyncState, UploadRecord
+from federator.syncing import parts as partlib
+from federator.syncing.plans import CopyItem, DeletePolicy, SyncPlan, plan_sync
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TransferSettings:
+    """Knobs of one copy run; defaults suit a 2-core host and a LAN/WAN link alike."""
+
+    object_concurrency: int = 16  # objects in flight
+    part_concurrency: int = 8  # multipart parts in flight, over all objects
+    part_size: int = 16 * MiB  # for layouts the engine chooses
+    multipart_threshold: int = 16 * MiB  # single-part sources above this go in parts
+    server_side_copy: bool = True  # CopyObject when endpoint and credentials are shared
+    stale_upload_age_s: float = 3600.0  # unreferenced multipart uploads older than this go
+    max_source_changes: int = 3  # recopies of one object whose source keeps changing
+
+
+class SourceChanged(Exception):
+    """The source object is no longer the version being copied (412 on If-Match)."""
+
+
+class VerificationFailed(Exception):
+    """The target holds other bytes than the source, after a copy that reported success."""
+
+
+@dataclass(frozen=True, slots=True)
+class CopyOutcome:
+    key: str
+    bytes_copied: int
+    resumed_parts: int = 0
+    recopies: int = 0  # how often the source changed under the copy
+    vanished: bool = False  # deleted at the source before it could be copied
+    verified_pair: tuple[str, str] | None = None  # (source, target) ETag when they differ
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    plan: SyncPlan
+    listed_at: float  # epoch seconds of the listings the plan came from
+    dry_run: bool
+    copied: int = 0
+    bytes_copied: int = 0
+    resumed_parts: int = 0
+    recopied_after_change: int = 0
+    vanished: int = 0
+    deleted: int = 0
+    aborted_uploads: int = 0
+    failures: tuple[tuple[str, str], ...] = ()  # (key, message)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class _Progress:
+    """Callbacks for progress bars and byte counters; each may be called from any thread."""
+
+    on_bytes: Callable[[int], None] | None = None
+    on_object: Callable[[str], None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def bytes(self, count: int) -> None:
+        if self.on_bytes is not None and count:
+            self.on_bytes(count)
+
+    def object(self, key: str) -> None:
+        if self.on_object is not None:
+            self.on_object(key)
+
+
+class DatasetCopier:
+    """Copies one source location to one target location; reusable for repeated runs."""
+
+    def __init__(
+        self,
+        source: Location,
+        target: Location,
+        *,
+        settings: TransferSettings | None = None,
+        deletes: DeletePolicy | None = None,
+        source_client: S3Client | None = None,
+        target_client: S3Client | None = None,
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.settings = settings or TransferSettings()
+        self.deletes = deletes or DeletePolicy()
+        self.src = source_client or make_client(source.endpoint)
+        self.dst = target_client or make_client(target.endpoint)
+        self.server_side = self.settings.server_side_copy and (
+            source.endpoint.shares_identity_with(target.endpoint)
+        )
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def plan(self, state: SyncState | None = None) -> tuple[SyncPlan, float]:
+        """List both sides (in parallel) and plan; returns the plan and the listing time."""
+        state = state or SyncState.load(self.dst, self.source, self.target)
+        listed_at = time.time()
+        with ThreadPoolExecutor(2, thread_name_prefix="list") as pool:
+            source_listing = pool.submit(list_location, self.src, self.source)
+            target_listing = pool.submit(list_location, self.dst, self.target)
+            plan = plan_sync(
+                source_listing.result(),
+                target_listing.result(),
+                verified=state.verified,
+                deletes=self.deletes,
+            )
+        return plan, listed_at
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        dry_run: bool = False,
+        on_plan: Callable[[SyncPlan], None] | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+        on_object: Callable[[str], None] | None = None,
+    ) -> SyncReport:
+        started = time.monotonic()
+        state = SyncState.load(self.dst, self.source, self.target)
+        plan, listed_at = self.plan(state)
+        if on_plan is not None:
+            on_plan(plan)
+        if dry_run:
+            return SyncReport(plan, listed_at, dry_run=True)
+        aborted = self._abort_abandoned_uploads(plan, state)
+        progress = _Progress(on_bytes, on_object)
+        outcomes, failures = self._copy_all(plan.copies, state, progress)
+        state.forget_verified(plan.stale_verified)
+        state.save()
+        deleted = 0
+        if plan.deletes and not failures:  # delete-after, and never after an error
+            deleted = self._delete(plan.deletes)
+        return SyncReport(
+            plan=plan,
+            listed_at=listed_at,
+            dry_run=False,
+            copied=sum(1 for o in outcomes if not o.vanished),
+            bytes_copied=sum(o.bytes_copied for o in outcomes),
+            resumed_parts=sum(o.resumed_parts for o in outcomes),
+            recopied_after_change=sum(o.recopies for o in outcomes),
+            vanished=sum(1 for o in outcomes if o.vanished),
+            deleted=deleted,
+            aborted_uploads=aborted,
+            failures=tuple(failures),
+            seconds=time.monotonic() - started,
+        )
+
+    def _copy_all(
+        self, items: Iterable[CopyItem], state: SyncState, progress: _Progress
+    ) -> tuple[list[CopyOutcome], list[tuple[str, str]]]:
+        outcomes: list[CopyOutcome] = []
+        failures: list[tuple[str, str]] = []
+        workers = self.settings.object_concurrency
+        with (
+            ThreadPoolExecutor(workers, thread_name_prefix="copy") as objects,
+            ThreadPoolExecutor(self.settings.part_concurrency, thread_name_prefix="part") as parts,
+        ):
+            futures = {
+                objects.submit(self._copy_item, item, state, progress, parts): item
+                for item in items
+            }
+            for future in as_completed(futures):
+                item = futures[future]
+                try:
+                    outcome = future.result()
+                # One failed object must not stop the others; it is reported and retried by
+                # the next run.
+                except Exception as error:  # noqa: BLE001
+                    failures.append((item.key, f"{type(error).__name__}: {error}"))
+                    continue
+                outcomes.append(outcome)
+                state.record_verified(item.key, outcome.verified_pair)
+                state.save_if_due()
+                progress.object(item.key)
+        return outcomes, failures
+
+    def _copy_item(
+        self, item: CopyItem, state: SyncState, progress: _Progress, parts: ThreadPoolExecutor
+    ) -> CopyOutcome:
+        size, etag = item.size, item.source_etag
+        for recopies in range(self.settings.max_source_changes + 1):
+            try:
+                outcome = self._copy_version(item.key, size, etag, state, progress, parts)
+            except SourceChanged:
+                current = self._head_source(item.key)
+                if current is None:
+                    return CopyOutcome(item.key, 0, recopies=recopies + 1, vanished=True)
+                size, etag = current
+                continue
+            return CopyOutcome(
+                outcome.key,
+                outcome.bytes_copied,
+                resumed_parts=outcome.resumed_parts,
+                recopies=recopies,
+                verified_pair=outcome.verified_pair,
+            )
+        raise SourceChanged(
+            f"{item.key} changed {self.settings.max_source_changes + 1} times while being copied"
+        )
+
+    def _copy_version(
+        self,
+        key: str,
+        size: int,
+        etag: str,
+        state: SyncState,
+        progress: _Progress,
+        parts: ThreadPoolExecutor,
+    ) -> CopyOutcome:
+        if self.server_side and size <= partlib.MAX_SINGLE_PUT:
+            return self._server_side_copy(key, size, etag, progress)
+        if partlib.parts_in_etag(etag) is not None:
+            layout = partlib.matching_layout(size, etag, self._first_part_size(key, etag))
+            exact = layout is not None
+        elif size > self.settings.multipart_threshold:
+            layout, exact = None, False
+        else:
+            return self._single_copy(key, size, etag, progress)
+        if layout is None:
+            layout = partlib.split(size, partlib.fit_part_size(size, self.settings.part_size))
+        return self._multipart_copy(key, etag, layout, exact, state, progress, parts)
+
+    # -- single objects ----------------------------------------------------------------------
+
+    def _single_copy(self, key: str, size: int, etag: str, progress: _Progress) -> CopyOutcome:
+        body = self._read(key, etag, byte_range=None)
+        md5 = hashlib.md5(body, usedforsecurity=False)
+        if partlib.is_md5_etag(etag) and md5.hexdigest() != etag:
+            raise SourceChanged(f"{key}: read bytes do not match the source ETag")
+        written = self._put(key, body, md5.digest())
+        if written != md5.hexdigest():
+            raise VerificationFailed(f"{key}: target stored ETag {written}, sent {md5.hexdigest()}")
+        progress.bytes(size)
+        pair = None if written == etag else (etag, written)
+        return CopyOutcome(key, size, verified_pair=pair)
+
+    def _server_side_copy(self, key: str, size: int, etag: str, progress: _Progress) -> CopyOutcome:
+        written = self._copy_object(key, etag)
+        progress.bytes(size)
+        return CopyOutcome(key, size, verified_pair=None if written == etag else (etag, written))
+
+    # -- multipart ---------------------------------------------------------------------------
+
+    def _multipart_copy(
+        self,
+        key: str,
+        etag: str,
+        layout: tuple[partlib.Part, ...],
+        exact: bool,
+        state: SyncState,
+        progress: _Progress,
+        pool: ThreadPoolExecutor,
+    ) -> CopyOutcome:
+        upload_id, done = self._resume_or_create(key, etag, layout, state)
+        resumed = len(done)
+        todo = [part for part in layout if part.number not in done]
+        futures: dict[Future[bytes], partlib.Part] = {
+            pool.submit(self._copy_part, key, etag, upload_id, part, progress): part
+            for part in todo
+        }
+        try:
+            for future in as_completed(futures):
+                done[futures[future].number] = future.result()
+        except SourceChanged:
+            for future in futures:
+                future.cancel()
+            self._abort_upload(key, upload_id, state)
+            raise
+        md5s = [done[part.number] for part in layout]
+        composed = partlib.multipart_etag(md5s)
+        if exact and composed != etag:
+            self._abort_upload(key, upload_id, state)
+            raise SourceChanged(f"{key}: parts compose to {composed}, the source is {etag}")
+        written = self._complete(key, upload_id, md5s)
+        state.forget_upload(key)
+        if written != composed:
+            raise VerificationFailed(f"{key}: target completed as {written}, parts give {composed}")
+        pair = None if written == etag else (etag, written)
+        sent = sum(part.size for part in todo)
+        return CopyOutcome(key, sent, resumed_parts=resumed, verified_pair=pair)
+
+    def _resume_or_create(
+        self, key: str, etag: str, layout: tuple[partlib.Part, ...], state: SyncState
+    ) -> tuple[str, dict[int, bytes]]:
+        record = state.uploads.get(key)
+        fits = record is not None and (record.source_etag, record.part_size, record.parts) == (
+            etag,
+            layout[0].size,
+            len(layout),
+        )
+        if record is not None and fits:
+            existing = self._list_parts(key, record.upload_id)
+            if existing is not None:
+                return record.upload_id, {
+                    number: bytes.fromhex(part_etag)
+                    for number, (part_etag, size) in existing.items()
+                    if number <= len(layout)
+                    and size == layout[number - 1].size
+                    and partlib.is_md5_etag(part_etag)
+                }
+        if record is not None:
+            self._abort_upload(key, record.upload_id, state)
+        upload_id = self._create_upload(key)
+        state.record_upload(key, UploadRecord(upload_id, etag, layout[0].size, len(layout)))
+        return upload_id, {}
+
+    def _copy_part(
+        self, key: str, etag: str, upload_id: str, part: partlib.Part, progress: _Progress
+    ) -> bytes:
+        body = self._read(key, etag, byte_range=part.byte_range)
+        if len(body) != part.size:
+            raise SourceChanged(f"{key}: part {part.number} read {len(body)} of {part.size} bytes")
+        md5 = hashlib.md5(body, usedforsecurity=False).digest()
+        written = self._upload_part(key, upload_id, part.number, body, md5)
+        if written != md5.hex():
+            raise VerificationFailed(f"{key}: part {part.number} stored as {written}")
+        progress.bytes(part.size)
+        return md5
+
+    # -- S3 calls (each retried on transient errors) -------------------------------------------
+
+    @retrying.transient_retry()
+    def _read(self, key: str, etag: str, *, byte_range: str | None) -> bytes:
+        try:
+            if byte_range is None:
+                response = self.src.get_object(
+                    Bucket=self.source.bucket, Key=self.source.key(key), IfMatch=f'"{etag}"'
+                )
+            else:
+                response = self.src.get_object(
+                    Bucket=self.source.bucket,
+                    Key=self.source.key(key),
+                    IfMatch=f'"{etag}"',
+                    Range=byte_range,
+                )
+            return response["Body"].read()
+        except Exception as error:
+            if retrying.is_precondition_failed(error) or retrying.is_not_found(error):
+                raise SourceChanged(f"{key}: source is no longer ETag {etag}") from error
+            raise
+
+    @retrying.transient_retry()
+    def _put(self, key: str, body: bytes, md5: bytes) -> str:
+        response = self.dst.put_object(
+            Bucket=self.target.bucket,
+            Key=self.target.key(key),
+            Body=body,
+            ContentMD5=base64.b64encode(md5).decode(),
+        )
+        return response["ETag"].strip('"')
+
+    @retrying.transient_retry()
+    def _copy_object(self, key: str, etag: str) -> str:
+        try:
+            response = self.dst.copy_object(
+                Bucket=self.target.bucket,
+                Key=self.target.key(key),
+                CopySource={"Bucket": self.source.bucket, "Key": self.source.key(key)},
+                CopySourceIfMatch=f'"{etag}"',
+            )
+        except Exception as error:
+            if retrying.is_precondition_failed(error) or retrying.is_not_found(error):
+                raise SourceChanged(f"{key}: source is no longer ETag {etag}") from error
+            raise
+        return response["CopyObjectResult"].get("ETag", "").strip('"')
+
+    @retrying.transient_retry()
+    def _head_source(self, key: str) -> tuple[int, str] | None:
+        try:
+            response = self.src.head_object(Bucket=self.source.bucket, Key=self.source.key(key))
+        except Exception as error:
+            if retrying.is_not_found(error):
+                return None
+            raise
+        return response["ContentLength"], response["ETag"].strip('"')
+
+    @retrying.transient_retry()
+    def _first_part_size(self, key: str, etag: str) -> int | None:
+        """The size of the source's part 1, which pins its layout; None if the store won't say."""
+        try:
+            response = self.src.head_object(
+                Bucket=self.source.bucket,
+                Key=self.source.key(key),
+                PartNumber=1,
+                IfMatch=f'"{etag}"',
+            )
+        except Exception as error:
+            if retrying.is_precondition_failed(error) or retrying.is_not_found(error):
+                raise SourceChanged(f"{key}: source is no longer ETag {etag}") from error
+            if retrying.is_transient(error):
+                raise
+            return None
+        return response["ContentLength"] if response.get("PartsCount") else None
+
+    @retrying.transient_retry()
+    def _create_upload(self, key: str) -> str:
+        response = self.dst.create_multipart_upload(
+            Bucket=self.target.bucket, Key=self.target.key(key)
+        )
+        return response["UploadId"]
+
+    @retrying.transient_retry()
+    def _upload_part(self, key: str, upload_id: str, number: int, body: bytes, md5: bytes) -> str:
+        response = self.dst.upload_part(
+            Bucket=self.target.bucket,
+            Key=self.target.key(key),
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ContentMD5=base64.b64encode(md5).decode(),
+        )
+        return response["ETag"].strip('"')
+
+    @retrying.transient_retry()
+    def _complete(self, key: str, upload_id: str, md5s: list[bytes]) -> str:
+        completed: list[CompletedPartTypeDef] = [
+            {"PartNumber": n, "ETag": f'"{md5.hex()}"'} for n, md5 in enumerate(md5s, start=1)
+        ]
+        response = self.dst.complete_multipart_upload(
+            Bucket=self.target.bucket,
+            Key=self.target.key(key),
+            UploadId=upload_id,
+            MultipartUpload={"Parts": completed},
+        )
+        return response.get("ETag", "").strip('"')
+
+    @retrying.transient_retry()
+    def _list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]] | None:
+        found: dict[int, tuple[str, int]] = {}
+        marker = 0
+        while True:
+            try:
+                response = self.dst.list_parts(
+                    Bucket=self.target.bucket,
+                    Key=self.target.key(key),
+                    UploadId=upload_id,
+                    PartNumberMarker=marker,
+                )
+            except Exception as error:
+                if retrying.is_not_found(error):
+                    return None
+                raise
+            for part in response.get("Parts", ()):
+                found[part["PartNumber"]] = (part["ETag"].strip('"'), part["Size"])
+            if not response.get("IsTruncated"):
+                return found
+            marker = response.get("NextPartNumberMarker", 0)
+
+    def _abort_upload(self, key: str, upload_id: str, state: SyncState | None) -> None:
+        self._abort(self.target.key(key), upload_id)
+        if state is not None:
+            state.forget_upload(key)
+
+    @retrying.transient_retry()
+    def _abort(self, full_key: str, upload_id: str) -> None:
+        try:
+            self.dst.abort_multipart_upload(
+                Bucket=self.target.bucket, Key=full_key, UploadId=upload_id
+            )
+        except Exception as error:
+            if not retrying.is_not_found(error):
+                raise
+
+    # -- housekeeping ------------------------------------------------------------------------
+
+    def _abort_abandoned_uploads(self, plan: SyncPlan, state: SyncState) -> int:
+        """Abort uploads under the target prefix that no planned copy will resume."""
+        wanted = {item.key: item.source_etag for item in plan.copies}
+        live = {
+            key: record
+            for key, record in state.uploads.items()
+            if wanted.get(key) == record.source_etag
+        }
+        aborted = 0
+        now = datetime.now(UTC)
+        for full_key, upload_id, initiated in self._open_uploads():
+            key = full_key[len(self.target.prefix) :]
+            record = live.get(key)
+            if record is not None and record.upload_id == upload_id:
+                continue
+            ours = key in state.uploads and state.uploads[key].upload_id == upload_id
+            if ours or (now - initiated).total_seconds() >= self.settings.stale_upload_age_s:
+                self._abort(full_key, upload_id)
+                aborted += 1
+        for key in [k for k in state.uploads if k not in live]:
+            state.forget_upload(key)
+        return aborted
+
+    @retrying.transient_retry()
+    def _open_uploads(self) -> list[tuple[str, str, datetime]]:
+        found: list[tuple[str, str, datetime]] = []
+        paginator = self.dst.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.target.bucket, Prefix=self.target.prefix):
+            for upload in page.get("Uploads", ()):
+                found.append((upload["Key"], upload["UploadId"], upload["Initiated"]))
+        return found
+
+    def _delete(self, keys: tuple[str, ...]) -> int:
+        deleted = 0
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            deleted += self._delete_batch(batch)
+        return deleted
+
+    @retrying.transient_retry()
+    def _delete_batch(self, keys: tuple[str, ...]) -> int:
+        response = self.dst.delete_objects(
+            Bucket=self.target.bucket,
+            Delete={"Objects": [{"Key": self.target.key(k)} for k in keys], "Quiet": True},
+        )
+        errors = response.get("Errors", ())
+        if errors:
+            first = errors[0]
+            raise RuntimeError(f"delete failed for {first.get('Key')}: {first.get('Message')}")
+        return len(keys)

@@ -1,0 +1,124 @@
+"""What a dataset copy remembers at its target between runs, so a rerun resumes, not restarts.
+
+One small JSON object per (source, target) pair at `<target bucket>/.federator/sync/<id>.json`:
+- `verified`: target ETags checked against source ETags for copies whose part layout could not be
+  reproduced (so their ETags differ); the planner treats such pairs as identical.
+- `uploads`: the open multipart upload of each large object in flight, with the source ETag and
+  part size it was started for. After a crash (even kill -9) the next run lists that upload's
+  parts and sends only the missing ones; an upload whose source changed is aborted.
+Upload records are written as soon as an upload is created (before any part is sent), so no
+upload the engine created can be forgotten, only aged out by the abandoned-upload sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from federator.storage import retrying
+from federator.storage.endpoints import Location
+from federator.storage.listings import STATE_PREFIX
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    upload_id: str
+    source_etag: str
+    part_size: int
+    parts: int
+
+
+def state_key(source: Location, target: Location) -> str:
+    identity = f"{source.endpoint.url}|{source.bucket}|{source.prefix}|{target.prefix}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:24]
+    return f"{STATE_PREFIX}sync/{digest}.json"
+
+
+class SyncState:
+    """The state object of one (source, target) pair; thread-safe, saved explicitly."""
+
+    def __init__(self, client: S3Client, bucket: str, key: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self.key = key
+        self._lock = threading.Lock()
+        self.verified: dict[str, tuple[str, str]] = {}
+        self.uploads: dict[str, UploadRecord] = {}
+        self._dirty = False
+        self._saved_at = time.monotonic()
+
+    @classmethod
+    def load(cls, client: S3Client, source: Location, target: Location) -> SyncState:
+        state = cls(client, target.bucket, state_key(source, target))
+        raw = state._read()
+        if raw is not None:
+            state.verified = {k: (v[0], v[1]) for k, v in raw.get("verified", {}).items()}
+            state.uploads = {k: UploadRecord(**v) for k, v in raw.get("uploads", {}).items()}
+        return state
+
+    def record_upload(self, key: str, record: UploadRecord) -> None:
+        with self._lock:
+            self.uploads[key] = record
+            self._dirty = True
+        self.save()  # at once: this upload must be findable after a crash
+
+    def forget_upload(self, key: str) -> None:
+        with self._lock:
+            self._dirty |= self.uploads.pop(key, None) is not None
+
+    def record_verified(self, key: str, pair: tuple[str, str] | None) -> None:
+        with self._lock:
+            if pair is None:
+                self._dirty |= self.verified.pop(key, None) is not None
+            else:
+                self.verified[key] = pair
+                self._dirty = True
+
+    def forget_verified(self, keys: Iterable[str]) -> None:
+        """Drop verified pairs the planner found stale (source gone or changed)."""
+        with self._lock:
+            for key in keys:
+                self._dirty |= self.verified.pop(key, None) is not None
+
+    def save_if_due(self, every_s: float = 15.0) -> None:
+        if self._dirty and time.monotonic() - self._saved_at > every_s:
+            self.save()
+
+    def save(self) -> None:
+        with self._lock:
+            if not self._dirty:
+                return
+            body = json.dumps(
+                {
+                    "version": 1,
+                    "verified": {k: list(v) for k, v in sorted(self.verified.items())},
+                    "uploads": {k: asdict(v) for k, v in sorted(self.uploads.items())},
+                },
+                separators=(",", ":"),
+            ).encode()
+            self._put(body)
+            self._dirty = False
+            self._saved_at = time.monotonic()
+
+    @retrying.transient_retry()
+    def _put(self, body: bytes) -> None:
+        self._client.put_object(Bucket=self._bucket, Key=self.key, Body=body)
+
+    @retrying.transient_retry()
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_object(Bucket=self._bucket, Key=self.key)
+        except Exception as error:
+            if retrying.is_not_found(error):
+                return None
+            raise
+        loaded: dict[str, Any] = json.loads(response["Body"].read())
+        return loaded
