@@ -56,6 +56,7 @@ class PendingJob:
     deadline_at: float | None = None  # seconds on the same clock as submitted_at
     burst_allowed: bool = True  # False for opt-outs (label federator.io/burst: "never")
     gpus_per_pod: int | None = None  # gang placement on nodes; None: one node if possible
+    output_bytes: int = 0  # results copied back out of a cloud, priced at the offer's egress
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,256 @@
+"""The rules that turn priced options into a decision, one function per `Strategy`.
+
+Each function gets one job at the moment the on-prem replay says it would start (`wait_s` from
+now; `inf` when it never would) and returns its `Decision`, charging the round's ledger when it
+bursts. `federator` weighs every option in dollars; the others are the baselines of the
+simulator, kept as simple as their definitions: `never`, `always` (cheapest on-demand as soon
+as the job cannot start), `greedy-spot` (cheapest spot likewise) and `starburst` (ATC'24
+Compute-Wait, see `starburst`). All of them respect opt-outs, tenant rules, residency, budgets
+and caps: a baseline that broke those would not be a fair comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from federator.core import reasons, starburst
+from federator.core.choices import RoundOptions, Search
+from federator.core.costs import CloudEstimate, StayEstimate, price_stay
+from federator.core.decisions import Decision, DecisionKind
+from federator.core.models import CapacityType, PendingJob
+from federator.core.policy import AtCap, Strategy
+
+Choose = Callable[[PendingJob, float, RoundOptions], Decision]
+
+
+def choose_federator(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
+    """Burst to the best-priced pool when it beats staying by the margin; else stay or hold."""
+    policy = options.policy
+    value = policy.value_of_time_usd_per_hour(gpus=job.gpus, queue=job.queue, priority=job.priority)
+    stay = price_stay(job, wait_s=wait_s, now=options.now, policy=policy, value_per_hour=value)
+    terms = {"value_of_time_usd_per_hour": value, **stay.terms()}
+    blocker = options.burst_blocker(job)
+    if blocker is not None:
+        return _stay(job, stay, terms, f"stays on-prem: {blocker}")
+    bar = _bar_usd(stay, policy.burst_margin_fraction, policy.burst_margin_usd)
+    found = options.search(job, value_per_hour=value, bar_usd=bar)
+    terms |= {"burst_bar_usd": bar, "cloud_lower_bound_usd": found.lower_bound_usd}
+    best = found.best
+    if best is not None and best.total_usd <= bar:
+        return _take(job, stay, best, terms, options)
+    if found.blocked is not None and found.blocked.total_usd <= bar:
+        return _at_cap(job, stay, found.blocked, terms, options, str(found.blocked_by))
+    return _stay(job, stay, terms, _why_staying(job, stay, found))
+
+
+def choose_never(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
+    stay = _plain_stay(job, wait_s, options)
+    return _stay(job, stay, stay.terms(), "stays on-prem: the policy never bursts")
+
+
+def choose_always(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
+    return _burst_when_blocked(job, wait_s, options, CapacityType.ON_DEMAND)
+
+
+def choose_greedy_spot(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
+    return _burst_when_blocked(job, wait_s, options, CapacityType.SPOT)
+
+
+def choose_starburst(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
+    """Burst once the Compute-Wait timeout has passed, or when the queue is over its cap."""
+    stay = _plain_stay(job, wait_s, options)
+    timeout = starburst.timeout_at(job, options.policy)
+    terms = {**stay.terms(), "starburst_timeout_at": timeout}
+    timed_out = options.now >= timeout
+    trimmed = not timed_out and wait_s > 0 and options.starburst_trimmed(job)
+    if not (timed_out or trimmed):
+        reason = f"stays on-prem: Compute-Wait timeout in {reasons.duration(timeout - options.now)}"
+        return _stay(job, stay, terms, reason, revisit_at=timeout)
+    blocker = options.burst_blocker(job)
+    if blocker is not None:
+        return _stay(job, stay, terms, f"stays on-prem: {blocker}")
+    option, why_not = options.cheapest(job, CapacityType.ON_DEMAND)
+    if option is None:
+        return _stay(job, stay, terms, f"stays on-prem after its timeout: {why_not}")
+    cause = "Compute-Wait timeout passed" if timed_out else "queue longer than its cap"
+    return _burst(job, option, terms, options, f"bursted to {option.offer.name}: {cause}")
+
+
+def _burst_when_blocked(
+    job: PendingJob, wait_s: float, options: RoundOptions, capacity: CapacityType
+) -> Decision:
+    stay = _plain_stay(job, wait_s, options)
+    terms = stay.terms()
+    if wait_s <= 0:
+        return _stay(job, stay, terms, "starts on-prem now")
+    blocker = options.burst_blocker(job)
+    if blocker is not None:
+        return _stay(job, stay, terms, f"stays on-prem: {blocker}")
+    option, why_not = options.cheapest(job, capacity)
+    if option is None:
+        return _stay(job, stay, terms, f"stays on-prem: {why_not}")
+    reason = f"bursted to {option.offer.name}: cheapest {capacity}, cannot start on-prem now"
+    return _burst(job, option, terms, options, reason)
+
+
+def _plain_stay(job: PendingJob, wait_s: float, options: RoundOptions) -> StayEstimate:
+    policy = options.policy
+    value = policy.value_of_time_usd_per_hour(gpus=job.gpus, queue=job.queue, priority=job.priority)
+    return price_stay(job, wait_s=wait_s, now=options.now, policy=policy, value_per_hour=value)
+
+
+def _bar_usd(stay: StayEstimate, fraction: float, margin_usd: float) -> float:
+    """The expected total a cloud option must not exceed to be worth leaving the queue."""
+    total = stay.total_usd
+    if math.isinf(total):
+        return math.inf
+    return total * (1.0 - fraction) - margin_usd
+
+
+def _take(
+    job: PendingJob,
+    stay: StayEstimate,
+    option: CloudEstimate,
+    terms: dict[str, float],
+    options: RoundOptions,
+) -> Decision:
+    """The cloud wins: burst now, or hold while the data copies, or wait out the hysteresis."""
+    terms |= option.terms()
+    pending_since = options.now - job.submitted_at
+    minimum = options.policy.min_pending_before_burst_s
+    if pending_since < minimum:
+        reason = (
+            f"stays on-prem for now: {option.offer.name} would win, but the job has been pending "
+            f"{reasons.duration(pending_since)} of the {reasons.duration(minimum)} minimum"
+        )
+        return _stay(job, stay, terms, reason, revisit_at=job.submitted_at + minimum)
+    versus = _versus_staying(stay)
+    if option.held:
+        reason = (
+            f"held for {option.offer.name}: copying {reasons.size(option.transfer_bytes)} first "
+            f"({reasons.duration(option.transfer_s)}), {reasons.usd(option.cost_usd)} expected "
+            f"vs {versus}"
+        )
+        return _cloud_decision(
+            job,
+            option,
+            terms,
+            DecisionKind.HOLD,
+            reason,
+            revisit_at=options.now + option.transfer_s,
+        )
+    reason = f"bursted to {option.offer.name}: {reasons.usd(option.cost_usd)} expected vs {versus}"
+    return _burst(job, option, terms, options, reason)
+
+
+def _at_cap(
+    job: PendingJob,
+    stay: StayEstimate,
+    option: CloudEstimate,
+    terms: dict[str, float],
+    options: RoundOptions,
+    blocked_by: str,
+) -> Decision:
+    terms |= option.terms()
+    would = f"{option.offer.name} at {reasons.usd(option.cost_usd)} would exceed {blocked_by}"
+    if options.policy.budgets.at_cap is AtCap.HOLD:
+        return _cloud_decision(job, option, terms, DecisionKind.HOLD, f"held: {would}")
+    return _stay(job, stay, terms, f"stays on-prem: {would}")
+
+
+def _versus_staying(stay: StayEstimate) -> str:
+    if math.isinf(stay.wait_s):
+        return "never starting on-prem (too big for the free cluster)"
+    return (
+        f"{reasons.duration(stay.wait_s)} expected on-prem wait worth "
+        f"{reasons.usd(stay.delay_usd + stay.deadline_usd)}"
+    )
+
+
+def _why_staying(job: PendingJob, stay: StayEstimate, found: Search) -> str:
+    if found.fitting_offers == 0 and found.best is None and found.blocked is None:
+        if stay.wait_s <= 0:
+            return "starts on-prem now"
+        if math.isinf(found.lower_bound_usd):
+            return f"stays on-prem: no cloud pool fits {job.gpus} GPUs"
+    if stay.wait_s <= 0:
+        return "starts on-prem now"
+    best = found.best
+    cloud = (
+        f"{best.offer.name} at {reasons.usd(best.total_usd)}"
+        if best is not None
+        else f"any cloud pool (at least {reasons.usd(found.lower_bound_usd)})"
+    )
+    return (
+        f"stays on-prem: {reasons.duration(stay.wait_s)} expected wait worth "
+        f"{reasons.usd(stay.total_usd)} beats {cloud}"
+    )
+
+
+def _stay(
+    job: PendingJob,
+    stay: StayEstimate,
+    terms: dict[str, float],
+    reason: str,
+    *,
+    revisit_at: float | None = None,
+) -> Decision:
+    return Decision(
+        job_key=job.key,
+        kind=DecisionKind.STAY,
+        cluster=None,
+        pool=None,
+        expected_cost_usd=stay.compute_usd,
+        expected_wait_s=stay.wait_s,
+        expected_completion_s=stay.wait_s + stay.runtime_s,
+        terms=terms,
+        reason=reason,
+        revisit_at=revisit_at,
+        gpus=job.gpus,
+    )
+
+
+def _burst(
+    job: PendingJob,
+    option: CloudEstimate,
+    terms: dict[str, float],
+    options: RoundOptions,
+    reason: str,
+) -> Decision:
+    options.ledger.charge(job, option.offer, option.cost_usd)
+    return _cloud_decision(job, option, terms | option.terms(), DecisionKind.BURST, reason)
+
+
+def _cloud_decision(
+    job: PendingJob,
+    option: CloudEstimate,
+    terms: dict[str, float],
+    kind: DecisionKind,
+    reason: str,
+    *,
+    revisit_at: float | None = None,
+) -> Decision:
+    return Decision(
+        job_key=job.key,
+        kind=kind,
+        cluster=option.offer.cluster,
+        pool=option.offer.pool,
+        expected_cost_usd=option.cost_usd,
+        expected_wait_s=option.wait_s,
+        expected_completion_s=option.completion_s,
+        terms=terms,
+        reason=reason,
+        capacity_type=option.offer.capacity_type,
+        revisit_at=revisit_at,
+        gpus=job.gpus,
+    )
+
+
+STRATEGIES: dict[Strategy, Choose] = {
+    Strategy.FEDERATOR: choose_federator,
+    Strategy.STARBURST: choose_starburst,
+    Strategy.NEVER: choose_never,
+    Strategy.ALWAYS: choose_always,
+    Strategy.GREEDY_SPOT: choose_greedy_spot,
+}
