@@ -1,16 +1,166 @@
-"""`federator sandbox` (placeholder until its owner lands the real command)."""
+"""`federator sandbox up|down|status`: the local multi-cluster sandbox tests and demos run on."""
 
 from __future__ import annotations
 
 import argparse
+import time
 
 from federator import errors
 
+DESCRIPTION = """\
+Run a sandbox of real components on this machine, all bound to 127.0.0.1:
+
+  clusters   onprem (https://127.0.0.1:16443), cloud-a (:16444), cloud-b (:16445): each with
+             etcd, kube-apiserver, kube-controller-manager, kube-scheduler and KWOK fake GPU nodes
+  kueue      the Kueue controller on onprem, with ClusterQueue `onprem` and LocalQueues
+             team-a / team-b
+  s3         onprem http://127.0.0.1:18310 and cloud-a :18320 (SeaweedFS),
+             cloud-b :18330 (versitygw)
+
+`up` builds missing programs (scripts/sandbox/build.sh, cached outside the repo by version),
+starts what is not running, reuses what is, and writes .sandbox/kubeconfig (contexts onprem,
+cloud-a, cloud-b), .sandbox/s3.json and .sandbox/credentials/. Logs: .sandbox/logs/.
+`down` stops every process by PID and checks no port stays bound. `status` shows what runs.
+
+examples:
+  federator sandbox up
+  federator sandbox up --only s3
+  kubectl --kubeconfig .sandbox/kubeconfig --context cloud-a get nodes -L federator.io/pool
+  federator sandbox down
+"""
+
+PARTS = ("s3", "clusters", "kueue")
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("sandbox", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="start, stop or inspect the local sandbox (clusters, Kueue, KWOK, S3)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="action")
+    up = actions.add_parser(
+        "up",
+        help="build what is missing and start what is not running (idempotent)",
+        description="Build missing programs, start every stopped component, wait until each "
+        "is ready, and write .sandbox/kubeconfig and .sandbox/s3.json.",
+    )
+    up.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        metavar="PART",
+        help=f"bring up only these parts (repeatable; one of {', '.join(PARTS)}; "
+        "kueue implies clusters)",
+    )
+    up.add_argument(
+        "--no-build",
+        action="store_true",
+        help="fail instead of building programs that are missing from the cache",
+    )
+    actions.add_parser(
+        "down",
+        help="stop every sandbox process by PID and check no port stays bound",
+        description="Stop every recorded process (SIGTERM, wait, SIGKILL) and verify that "
+        "none of the sandbox's ports is still listening.",
+    )
+    actions.add_parser(
+        "status",
+        help="show each component: PID, running, memory, listening ports",
+        description="Show each sandbox component with its PID, whether it runs, its memory "
+        "and the ports it listens on.",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise errors.UserError("'federator sandbox' is not built yet")
+    action = getattr(args, "action", None)
+    if action == "up":
+        return _up(args)
+    if action == "down":
+        return _down()
+    if action == "status":
+        return _status()
+    raise errors.UserError("federator sandbox: say what to do: up, down or status (see --help)")
+
+
+def _up(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from federator import sandbox
+    from federator.sandbox import ComponentFailed, binaries
+    from federator.sandbox.orchestrator import needed_builds
+
+    console = Console(stderr=True, highlight=False)
+    started = time.monotonic()
+
+    def report(message: str) -> None:
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {message}")
+
+    parts = frozenset(args.only or PARTS)
+    if "kueue" in parts:
+        parts |= {"clusters"}
+    missing = binaries.missing(needed_builds(parts))
+    if missing and args.no_build:
+        report(f"not built (--no-build): {', '.join(missing)}")
+    elif missing:
+        try:
+            binaries.build(missing, report)
+        except binaries.BuildFailed as error:
+            console.print(f"[red]sandbox build failed:[/red] {error}")
+            return 1
+    try:
+        env = sandbox.up(parts=parts, report=report)
+    except ComponentFailed as error:
+        console.print(f"[red]sandbox up failed[/red]: {error}")
+        return 1
+    console.print(f"kubeconfig: {env.kubeconfig}")
+    console.print(f"s3 stores:  {env.root / 's3.json'}")
+    return 0
+
+
+def _down() -> int:
+    from rich.console import Console
+
+    from federator.sandbox import Sandbox
+
+    console = Console(stderr=True, highlight=False)
+    sandbox = Sandbox(report=console.print)
+    stopped = sandbox.down()
+    console.print(f"stopped {len(stopped)} process(es): {', '.join(stopped) or '-'}")
+    leftover = sandbox.leftover_ports()
+    if leftover:
+        ports = ", ".join(f"{name} ({port})" for name, port in sorted(leftover.items()))
+        console.print(f"[red]still listening[/red]: {ports}")
+        return 1
+    console.print("no sandbox port is listening")
+    return 0
+
+
+def _status() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from federator.sandbox import Sandbox
+
+    rows = Sandbox().status()
+    table = Table(title="federator sandbox")
+    for column in ("component", "pid", "state", "memory", "listening", "log"):
+        table.add_column(column)
+    total = 0
+    for row in rows:
+        total += row.rss_bytes
+        table.add_row(
+            row.key,
+            str(row.pid or "-"),
+            "[green]running[/green]" if row.running else "[red]stopped[/red]",
+            f"{row.rss_bytes / 2**20:.0f} MiB" if row.running else "-",
+            ", ".join(str(p) for p in row.listening) or "-",
+            row.log,
+        )
+    console = Console()
+    console.print(table)
+    running = sum(r.running for r in rows)
+    console.print(f"{running}/{len(rows)} running, {total / 2**20:.0f} MiB resident in total")
+    return 0 if running == len(rows) else 3
