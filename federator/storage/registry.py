@@ -1,0 +1,521 @@
+"""The model registry on S3: publish, read, verify and sync back model versions and checkpoints.
+
+Format in `syncing.manifests`. The rules that make it safe without a database:
+- Blobs first, manifest last. A manifest is written with `If-None-Match: *`, so of two
+  publishers racing for one version exactly one wins and the other gets `VersionExists`; a
+  reader that sees a manifest finds every blob it names already in place.
+- Blobs are checked before they count: a local file's upload is compared with the ETag its
+  bytes must produce; a blob copied between stores is hashed while it streams and its
+  multipart upload is completed only if the SHA-256 matches its name.
+- Aliases move by compare-and-swap: the new pointer is written with `If-Match: <ETag read>`
+  (or `If-None-Match: *` when creating), so a concurrent move is detected, never lost.
+- Sync back (cloud staging -> on-prem) copies only versions missing at the target, blobs first,
+  and is idempotent: a version already there with the same manifest counts as done.
+Local files are uploaded with s3transfer's managed transfer (multipart, bounded threads).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from boto3.s3.transfer import TransferConfig
+from s3transfer.utils import ChunksizeAdjuster
+
+from federator import errors
+from federator.storage import retrying
+from federator.storage.endpoints import Location, make_client
+from federator.syncing import manifests
+from federator.syncing import parts as partlib
+from federator.syncing.manifests import FileEntry, Manifest
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+MiB = 1024 * 1024
+_READ = 8 * MiB
+
+
+class VersionExists(errors.UserError):
+    """The version is already published with other contents; versions never change."""
+
+
+class AliasConflict(errors.UserError):
+    """Someone moved the alias between our read and our write."""
+
+
+class NotInRegistry(errors.UserError):
+    """The model, version or alias does not exist."""
+
+
+class BlobMismatch(errors.FederatorError):
+    """Bytes read for a blob do not hash to the blob's name."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    name: str
+    version: str
+    files: int
+    bytes_checked: int
+    problems: tuple[str, ...]  # one line per bad file
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True, slots=True)
+class SyncBackReport:
+    versions_copied: tuple[str, ...]  # "name@version"
+    versions_present: int
+    blobs_copied: int
+    blobs_present: int
+    bytes_copied: int
+    failures: tuple[tuple[str, str], ...]  # ("name@version", message)
+
+
+class ModelRegistry:
+    """One registry (on-prem registry or a cloud's staging area) at an S3 location."""
+
+    def __init__(
+        self,
+        location: Location,
+        client: S3Client | None = None,
+        *,
+        part_size: int = 16 * MiB,
+        part_concurrency: int = 8,
+    ) -> None:
+        self.location = location
+        self.s3 = client or make_client(location.endpoint)
+        self.part_size = partlib.fit_part_size(0, part_size)
+        self.part_concurrency = part_concurrency
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def publish(
+        self,
+        name: str,
+        version: str,
+        files: Mapping[str, Path],
+        *,
+        metadata: Mapping[str, str] | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> Manifest:
+        """Upload the files as blobs, then publish the version's manifest (only if absent)."""
+        manifests.check_name(name)
+        manifests.check_version(version)
+        entries = []
+        for path, local in sorted(files.items()):
+            digest, size = self._upload_file(local, on_bytes)
+            entries.append(FileEntry(path, digest, size))
+        manifest = Manifest(
+            name=name,
+            version=version,
+            files=manifests.check_files(tuple(entries)),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            metadata=dict(metadata or {}),
+        )
+        self._put_manifest(manifest)
+        return manifest
+
+    def publish_checkpoint(
+        self,
+        job: str,
+        step: int,
+        files: Mapping[str, Path],
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Manifest:
+        return self.publish(
+            manifests.checkpoint_model(job),
+            manifests.checkpoint_version(step),
+            files,
+            metadata={**(metadata or {}), "job": job, "step": str(step)},
+        )
+
+    def latest_checkpoint(self, job: str) -> Manifest | None:
+        name = manifests.checkpoint_model(job)
+        versions = self.versions(name)
+        return self.manifest(name, versions[-1]) if versions else None
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def models(self) -> list[str]:
+        return sorted({name for name, _ in self._all_versions()})
+
+    def versions(self, name: str) -> list[str]:
+        prefix = self.location.key(manifests.versions_prefix(name))
+        found = []
+        for key in self._keys(prefix):
+            parsed = manifests.parse_manifest_key(key[len(self.location.prefix) :])
+            if parsed is not None and parsed[0] == name:
+                found.append(parsed[1])
+        return sorted(found)
+
+    def manifest(self, name: str, ref: str) -> Manifest:
+        """The manifest of `ref`: a version, or `@alias`."""
+        version = ref
+        if ref.startswith("@"):
+            pointer = self.alias(name, ref[1:])
+            if pointer is None:
+                raise NotInRegistry(f"{self.location}: model {name} has no alias {ref[1:]!r}")
+            version = pointer[0]
+        key = manifests.manifest_key(name, version)
+        raw = self._get(key)
+        if raw is None:
+            raise NotInRegistry(f"{self.location}: model {name} has no version {version!r}")
+        return manifests.decode(raw[0], where=f"{self.location}{key}")
+
+    def alias(self, name: str, alias: str) -> tuple[str, str] | None:
+        """(version, ETag of the pointer) of an alias, or None."""
+        raw = self._get(manifests.alias_key(name, alias))
+        if raw is None:
+            return None
+        return str(json.loads(raw[0])["version"]), raw[1]
+
+    def verify(self, name: str, ref: str) -> VerifyResult:
+        """Read every blob of a version and check its size and SHA-256."""
+        manifest = self.manifest(name, ref)
+        problems: list[str] = []
+        checked = 0
+        for entry in manifest.files:
+            problem = self._check_blob(entry)
+            checked += entry.size
+            if problem:
+                problems.append(f"{entry.path}: {problem}")
+        return VerifyResult(name, manifest.version, len(manifest.files), checked, tuple(problems))
+
+    # -- aliases -----------------------------------------------------------------------------
+
+    def move_alias(self, name: str, alias: str, version: str, *, expected: str | None) -> None:
+        """Point `alias` at `version` if it still points at `expected` (None: must not exist)."""
+        self.manifest(name, version)  # only published versions get an alias
+        current = self.alias(name, alias)
+        if (current[0] if current else None) != expected:
+            raise AliasConflict(
+                f"alias {name}@{alias} points at {current[0] if current else 'nothing'}, "
+                f"not {expected or 'nothing'}; re-read it and retry"
+            )
+        body = json.dumps({"version": version}).encode()
+        key = self.location.key(manifests.alias_key(name, alias))
+        try:
+            if current is None:
+                self._put(key, body, if_none_match=True)
+            else:
+                self._put(key, body, if_match=current[1])
+        except Exception as error:
+            if retrying.is_precondition_failed(error):
+                raise AliasConflict(
+                    f"alias {name}@{alias} was moved by someone else meanwhile; re-read it"
+                ) from error
+            raise
+
+    # -- blobs -------------------------------------------------------------------------------
+
+    def has_blob(self, entry: FileEntry) -> bool:
+        size = self._head(self.location.key(manifests.blob_key(entry.digest)))
+        return size == entry.size
+
+    def _upload_file(self, local: Path, on_bytes: Callable[[int], None] | None) -> tuple[str, int]:
+        config = TransferConfig(
+            multipart_threshold=self.part_size,
+            multipart_chunksize=self.part_size,
+            max_concurrency=self.part_concurrency,
+        )
+        digest, size, expected_etag = _hash_file(local, config)
+        key = self.location.key(manifests.blob_key(digest))
+        if self._head(key) == size:
+            return digest, size
+        self.s3.upload_file(
+            str(local),
+            self.location.bucket,
+            key,
+            Config=config,
+            Callback=on_bytes,
+        )
+        written = self._etag(key)
+        if written != expected_etag:
+            raise BlobMismatch(
+                f"{local}: uploaded as ETag {written}, its bytes give {expected_etag}"
+            )
+        return digest, size
+
+    def _check_blob(self, entry: FileEntry) -> str:
+        key = self.location.key(manifests.blob_key(entry.digest))
+        try:
+            body = self.s3.get_object(Bucket=self.location.bucket, Key=key)["Body"]
+        except Exception as error:
+            if retrying.is_not_found(error):
+                return f"blob {entry.digest} is missing"
+            raise
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in iter(lambda: body.read(_READ), b""):
+            digest.update(chunk)
+            size += len(chunk)
+        if size != entry.size:
+            return f"blob has {size} bytes, the manifest says {entry.size}"
+        if f"sha256:{digest.hexdigest()}" != entry.digest:
+            return f"blob hashes to sha256:{digest.hexdigest()}"
+        return ""
+
+    def receive_blob(self, source: ModelRegistry, entry: FileEntry) -> int:
+        """Copy one blob from `source`, hashing as it streams; returns the bytes sent."""
+        source_key = source.location.key(manifests.blob_key(entry.digest))
+        key = self.location.key(manifests.blob_key(entry.digest))
+        body = source.s3.get_object(Bucket=source.location.bucket, Key=source_key)["Body"]
+        if entry.size <= self.part_size:
+            data = body.read()
+            _check_digest(entry, hashlib.sha256(data).hexdigest(), len(data))
+            md5 = hashlib.md5(data, usedforsecurity=False).digest()
+            try:
+                self._put(key, data, if_none_match=True, md5=md5)
+            except Exception as error:
+                if not retrying.is_precondition_failed(error):
+                    raise
+            return len(data)
+        return self._receive_in_parts(entry, key, body)
+
+    def _receive_in_parts(self, entry: FileEntry, key: str, body: _Readable) -> int:
+        upload_id = self.s3.create_multipart_upload(Bucket=self.location.bucket, Key=key)[
+            "UploadId"
+        ]
+        digest = hashlib.sha256()
+        size = 0
+        futures: list[Future[str]] = []
+        try:
+            with ThreadPoolExecutor(self.part_concurrency) as pool:
+                for number in range(1, partlib.MAX_PARTS + 1):
+                    chunk = _read_exactly(body, self.part_size)
+                    if not chunk and number > 1:
+                        break
+                    digest.update(chunk)
+                    size += len(chunk)
+                    futures.append(pool.submit(self._upload_part, key, upload_id, number, chunk))
+                    # Bound memory: never more parts buffered than workers plus one.
+                    while sum(not f.done() for f in futures) > self.part_concurrency:
+                        futures[[f.done() for f in futures].index(False)].result()
+                etags = [f.result() for f in futures]
+            _check_digest(entry, digest.hexdigest(), size)
+        except BaseException:
+            self.s3.abort_multipart_upload(Bucket=self.location.bucket, Key=key, UploadId=upload_id)
+            raise
+        completed: list[CompletedPartTypeDef] = [
+            {"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)
+        ]
+        self.s3.complete_multipart_upload(
+            Bucket=self.location.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": completed},
+        )
+        return size
+
+    @retrying.transient_retry()
+    def _upload_part(self, key: str, upload_id: str, number: int, chunk: bytes) -> str:
+        md5 = hashlib.md5(chunk, usedforsecurity=False).digest()
+        response = self.s3.upload_part(
+            Bucket=self.location.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=chunk,
+            ContentMD5=base64.b64encode(md5).decode(),
+        )
+        return response["ETag"]
+
+    # -- manifests ---------------------------------------------------------------------------
+
+    def _put_manifest(self, manifest: Manifest) -> None:
+        """Write the manifest only if the version is absent; same contents count as done."""
+        key = self.location.key(manifests.manifest_key(manifest.name, manifest.version))
+        body = manifests.encode(manifest)
+        try:
+            self._put(key, body, if_none_match=True)
+        except Exception as error:
+            if not retrying.is_precondition_failed(error):
+                raise
+            existing = self._get(manifests.manifest_key(manifest.name, manifest.version))
+            theirs = manifests.decode(existing[0], where=key) if existing else None
+            if theirs is None or theirs.files != manifest.files:
+                raise VersionExists(
+                    f"{self.location}: {manifest.name} version {manifest.version} is already "
+                    "published with other files; versions are immutable, publish a new one"
+                ) from error
+
+    def receive_version(self, source: ModelRegistry, name: str, version: str) -> tuple[int, int]:
+        """Copy one version from `source`: blobs first (verified), then the manifest.
+
+        Returns (blobs copied, bytes copied). Idempotent.
+        """
+        manifest = source.manifest(name, version)
+        copied = sent = 0
+        for entry in manifest.files:
+            if self.has_blob(entry):
+                continue
+            sent += self.receive_blob(source, entry)
+            copied += 1
+        self._put_manifest(manifest)
+        return copied, sent
+
+    # -- S3 calls ----------------------------------------------------------------------------
+
+    def _all_versions(self) -> list[tuple[str, str]]:
+        found = []
+        for key in self._keys(self.location.key("models/")):
+            parsed = manifests.parse_manifest_key(key[len(self.location.prefix) :])
+            if parsed is not None:
+                found.append(parsed)
+        return sorted(found)
+
+    @retrying.transient_retry()
+    def _keys(self, prefix: str) -> list[str]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        return [
+            entry["Key"]
+            for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix)
+            for entry in page.get("Contents", ())
+        ]
+
+    @retrying.transient_retry()
+    def _get(self, relative_key: str) -> tuple[bytes, str] | None:
+        try:
+            response = self.s3.get_object(
+                Bucket=self.location.bucket, Key=self.location.key(relative_key)
+            )
+        except Exception as error:
+            if retrying.is_not_found(error):
+                return None
+            raise
+        return response["Body"].read(), response["ETag"]
+
+    @retrying.transient_retry()
+    def _head(self, key: str) -> int | None:
+        try:
+            return self.s3.head_object(Bucket=self.location.bucket, Key=key)["ContentLength"]
+        except Exception as error:
+            if retrying.is_not_found(error):
+                return None
+            raise
+
+    @retrying.transient_retry()
+    def _etag(self, key: str) -> str:
+        return self.s3.head_object(Bucket=self.location.bucket, Key=key)["ETag"].strip('"')
+
+    @retrying.transient_retry()
+    def _put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+        md5: bytes | None = None,
+    ) -> None:
+        md5 = md5 or hashlib.md5(body, usedforsecurity=False).digest()
+        content_md5 = base64.b64encode(md5).decode()
+        if if_none_match:
+            self.s3.put_object(
+                Bucket=self.location.bucket,
+                Key=key,
+                Body=body,
+                ContentMD5=content_md5,
+                IfNoneMatch="*",
+            )
+        elif if_match is not None:
+            self.s3.put_object(
+                Bucket=self.location.bucket,
+                Key=key,
+                Body=body,
+                ContentMD5=content_md5,
+                IfMatch=if_match,
+            )
+        else:
+            self.s3.put_object(
+                Bucket=self.location.bucket, Key=key, Body=body, ContentMD5=content_md5
+            )
+
+
+class _Readable(Protocol):
+    """What a streaming body offers (botocore's StreamingBody)."""
+
+    def read(self, amt: int | None = None) -> bytes: ...
+
+
+def _read_exactly(body: _Readable, size: int) -> bytes:
+    chunks = []
+    missing = size
+    while missing:
+        chunk = body.read(missing)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)
+
+
+def _check_digest(entry: FileEntry, hexdigest: str, size: int) -> None:
+    if size != entry.size or f"sha256:{hexdigest}" != entry.digest:
+        raise BlobMismatch(
+            f"blob {entry.digest} ({entry.size} bytes) read as sha256:{hexdigest} ({size} bytes)"
+        )
+
+
+def _hash_file(local: Path, config: TransferConfig) -> tuple[str, int, str]:
+    """SHA-256, size and the ETag s3transfer's upload of this file must produce."""
+    size = local.stat().st_size
+    multipart = size >= config.multipart_threshold
+    chunk = ChunksizeAdjuster().adjust_chunksize(config.multipart_chunksize, size)
+    sha = hashlib.sha256()
+    part_md5s: list[bytes] = []
+    whole = hashlib.md5(usedforsecurity=False)
+    with local.open("rb") as handle:
+        while block := handle.read(chunk if multipart else _READ):
+            sha.update(block)
+            if multipart:
+                part_md5s.append(hashlib.md5(block, usedforsecurity=False).digest())
+            else:
+                whole.update(block)
+    etag = partlib.multipart_etag(part_md5s) if multipart else whole.hexdigest()
+    return f"sha256:{sha.hexdigest()}", size, etag
+
+
+def sync_back(
+    source: ModelRegistry,
+    target: ModelRegistry,
+    *,
+    only: Callable[[str], bool] | None = None,
+) -> SyncBackReport:
+    """Copy every version `source` has and `target` lacks (optionally only some models)."""
+    have = set(target._all_versions())
+    copied: list[str] = []
+    failures: list[tuple[str, str]] = []
+    present = blobs = bytes_sent = 0
+    blobs_present = 0
+    for name, version in source._all_versions():
+        if only is not None and not only(name):
+            continue
+        if (name, version) in have:
+            present += 1
+            continue
+        try:
+            manifest = source.manifest(name, version)
+            blobs_present += sum(1 for f in manifest.files if target.has_blob(f))
+            count, sent = target.receive_version(source, name, version)
+        # One bad version must not block the others; it is reported and retried next round.
+        except Exception as error:  # noqa: BLE001
+            failures.append((f"{name}@{version}", f"{type(error).__name__}: {error}"))
+            continue
+        copied.append(f"{name}@{version}")
+        blobs += count
+        bytes_sent += sent
+    return SyncBackReport(tuple(copied), present, blobs, blobs_present, bytes_sent, tuple(failures))
