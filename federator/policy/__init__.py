@@ -1,1 +1,67 @@
-"""federator.policy (see its owner's modules)."""
+"""The policy file: one YAML file that says what federator may do.
+
+Public API (everything else in this package is an implementation detail):
+
+- `load_policy(path) -> FederatorConfig` reads and validates a file; `parse_policy(text,
+  source_name, base_dir=None)` does the same for text. Both raise `PolicyFileError`, a
+  `UserError` whose `errors` are `LocatedError`s printed as `FILE:LINE:COL: field.path: msg`.
+- `to_decision_policy(config) -> federator.core.policy.DecisionPolicy` for the decision core.
+- `store_access`, `cluster_access`, `resolve_credentials` (credentials.py) resolve references
+  at the edge; `dataset_uri`, `staging_uri` (locations.py) say where data lives per cluster.
+- `json_schema()` is the JSON Schema editors use to complete and check the file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federator.policy.clusters import Cluster, ObjectStore, Pool
+from federator.policy.config import FederatorConfig, resident_datasets
+from federator.policy.credentials import (
+    ClusterAccess,
+    S3Credentials,
+    StoreAccess,
+    cluster_access,
+    resolve_credentials,
+    store_access,
+)
+from federator.policy.decision import to_decision_policy
+from federator.policy.errors import LocatedError, PolicyFileError
+from federator.policy.loading import load_policy, parse_policy
+from federator.policy.locations import dataset_uri, staging_uri
+
+SCHEMA_ID = "https://federator.io/schemas/federator.schema.json"
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the policy file (draft 2020-12), as committed in config/."""
+    schema = FederatorConfig.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "federator policy file",
+        **schema,
+    }
+
+
+__all__ = [
+    "Cluster",
+    "ClusterAccess",
+    "FederatorConfig",
+    "LocatedError",
+    "ObjectStore",
+    "PolicyFileError",
+    "Pool",
+    "S3Credentials",
+    "StoreAccess",
+    "cluster_access",
+    "dataset_uri",
+    "json_schema",
+    "load_policy",
+    "parse_policy",
+    "resident_datasets",
+    "resolve_credentials",
+    "staging_uri",
+    "store_access",
+    "to_decision_policy",
+]

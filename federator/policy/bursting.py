@@ -1,0 +1,111 @@
+"""When federator bursts, how hard it tries, and the caps on what it may run in the cloud.
+
+A job is only considered once the watched queues have enough pending GPU demand and the job
+has waited a minimum time; the cost model must then beat staying on-prem by a margin
+(hysteresis), and a job's placement is not revisited within the cooldown, so decisions do not
+flap. `policy: starburst` swaps the cost model for the Starburst waiting policy (USENIX
+ATC'24), the baseline federator is measured against.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from federator.policy.base import NonNegative, Section
+from federator.policy.units import Duration, parse_duration
+
+
+class Starburst(Section):
+    """Starburst's Compute-Wait policy (USENIX ATC'24): a job may wait on-prem up to
+    β x GPUs x runtime before it bursts, with β solved from a waiting budget."""
+
+    waiting_budget: NonNegative = 0.25
+    """ρ: the sum of all jobs' maximum waits is ρ x the sum of their runtimes (0.25 = 25 %)."""
+
+    runtime_weighted_mean_gpus: float = Field(default=1.0, gt=0)
+    """Σ(GPUs x runtime) / Σ(runtime) over your workload, so β = ρ / this (3.13 on the Philly
+    trace); `federator simulate` prints it for a trace."""
+
+    max_queue_length: int | None = Field(default=None, ge=1)
+    """Jobs beyond this position in the queue burst at once (Starburst's fig. 7 uses 30); no
+    limit when omitted."""
+
+    max_wait: Duration | None = None
+    """Longest wait before any job bursts; no limit when omitted."""
+
+
+class Replacement(Section):
+    """What happens when a cloud copy is preempted or its cluster stops answering."""
+
+    max_replacements: int = Field(default=3, ge=0)
+    """How many times one job may be re-placed before it goes back on-prem for good."""
+
+    backoff: Duration = parse_duration("30s")
+    """Wait before the first re-placement; doubled after each one."""
+
+    max_backoff: Duration = parse_duration("10m")
+    """Longest wait between re-placements."""
+
+    block_pool_for: Duration = parse_duration("30m")
+    """After a preemption, do not place new jobs on the same pool for this long (a preempted
+    pool is likely to preempt again soon)."""
+
+    @model_validator(mode="after")
+    def _backoff_fits(self) -> Replacement:
+        if self.backoff > self.max_backoff:
+            raise ValueError("`backoff` is longer than `max_backoff`")
+        return self
+
+
+class Burst(Section):
+    """When federator moves pending jobs to the cloud."""
+
+    policy: Literal["cost-model", "starburst", "never", "always-on-demand", "greedy-spot"] = (
+        "cost-model"
+    )
+    """`cost-model`: burst when the expected cloud cost beats the value of waiting;
+    `starburst`: burst after a wait proportional to the job's size (see `starburst`);
+    `never`: observe only; `always-on-demand` / `greedy-spot`: baselines that send every job
+    that cannot start on-prem to the cheapest on-demand / spot pool."""
+
+    decision_interval: Duration = parse_duration("30s")
+    """How often the pending jobs are re-evaluated."""
+
+    min_pending_gpus: int = Field(default=1, ge=0)
+    """Consider bursting only while the watched queues have at least this many pending GPUs."""
+
+    min_wait: Duration = parse_duration("2m")
+    """A job must have waited at least this long on-prem before it may burst."""
+
+    margin_fraction: NonNegative = 0.1
+    """The best cloud option must be cheaper than staying by this fraction (0.1 = 10 %)."""
+
+    margin_usd: NonNegative = 0.0
+    """...and by at least this many US dollars."""
+
+    cooldown: Duration = parse_duration("5m")
+    """A job's placement decision is not reversed within this time."""
+
+    max_bursted_jobs: int | None = Field(default=None, ge=0)
+    """Most jobs running in all clouds at once; no limit when omitted."""
+
+    max_bursted_gpus: int | None = Field(default=None, ge=0)
+    """Most GPUs used in all clouds at once; no limit when omitted."""
+
+    pull_back: bool = True
+    """When on-prem GPUs free up, cancel cloud copies that have not started yet and run the
+    jobs on-prem instead."""
+
+    copy_config_maps: bool = True
+    """Copy the ConfigMaps a job's pods reference to the cloud cluster."""
+
+    copy_secrets: bool = False
+    """Copy the Secrets a job's pods reference to the cloud cluster (off: secrets stay put)."""
+
+    replacement: Replacement = Field(default_factory=Replacement)
+    """Re-placement after a preemption or an unreachable cluster."""
+
+    starburst: Starburst = Field(default_factory=Starburst)
+    """Settings of the Starburst waiting policy, used with `policy: starburst`."""

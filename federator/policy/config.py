@@ -1,0 +1,294 @@
+"""The whole policy file: `FederatorConfig`, and the checks that span its sections.
+
+Each section validates itself; what only the whole file can tell — a tenant naming a cluster
+that does not exist, two clusters with one name, a residency rule for an unknown dataset — is
+checked here by `reference_problems`, which returns each problem with the path of the field
+to fix, so the loader can point at the exact line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, model_validator
+
+from federator.policy.base import KubeName, Name, Section
+from federator.policy.bursting import Burst
+from federator.policy.clusters import Cluster
+from federator.policy.costs import Budgets, Cost, Prices
+from federator.policy.data import Dataset, Registry, Sync
+from federator.policy.operations import GarbageCollection, LeaderElection, Server
+from federator.policy.queues import BurstRule, Queue
+from federator.policy.tenancy import ResidencyRule, Tenant
+
+PathKey = tuple[str | int, ...]
+DEFER_REFERENCES_CONTEXT = "defer_reference_checks"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A cross-reference problem: the path of the field to fix and what is wrong."""
+
+    path: PathKey
+    message: str
+
+
+class FederatorConfig(Section):
+    """federator's policy file: the clusters it connects, the queues it watches, and the
+    rules, prices and budgets by which it moves jobs to the cloud."""
+
+    version: Literal[1] = 1
+    """Version of the file format; always 1 for now."""
+
+    instance: Name = "federator"
+    """Name of this federator installation; written as `federator.io/origin` on every object
+    it creates, so two installations never touch each other's objects."""
+
+    state_namespace: KubeName = "federator"
+    """Namespace on the on-prem cluster where federator keeps its state (Lease, placement
+    records, preemption history)."""
+
+    clusters: tuple[Cluster, ...] = Field(min_length=1)
+    """Every cluster federator connects to: exactly the on-prem one(s) and the clouds."""
+
+    queues: tuple[Queue, ...] = Field(min_length=1)
+    """On-prem queues whose pending jobs federator may move."""
+
+    burst_rules: tuple[BurstRule, ...] = ()
+    """Rules that allow or deny bursting for matching jobs; the first match wins."""
+
+    burst: Burst = Field(default_factory=Burst)
+    """When and how eagerly federator bursts, and the global caps."""
+
+    cost: Cost = Field(default_factory=Cost)
+    """Inputs of the cost model: value of waiting, runtime and checkpoint defaults."""
+
+    prices: Prices = Field(default_factory=Prices)
+    """Freshness of cloud prices and priors of preemption rates."""
+
+    budgets: Budgets = Field(default_factory=Budgets)
+    """Global caps on cloud spend per hour and per day."""
+
+    tenants: tuple[Tenant, ...] = ()
+    """Teams, their namespaces, where they may burst, and their monthly budgets."""
+
+    residency: tuple[ResidencyRule, ...] = ()
+    """Datasets that must stay on-prem (or in listed places), with every job that reads them."""
+
+    datasets: tuple[Dataset, ...] = ()
+    """Datasets jobs read, with their on-prem source and cloud replica locations."""
+
+    registry: Registry | None = None
+    """The on-prem model registry and the clouds' staging areas; no model sync when omitted."""
+
+    sync: Sync = Field(default_factory=Sync)
+    """Settings of the S3 copy engine."""
+
+    server: Server = Field(default_factory=Server)
+    """The metrics and health endpoint."""
+
+    leader_election: LeaderElection = Field(default_factory=LeaderElection)
+    """Leader election between replicas of the daemon."""
+
+    garbage_collection: GarbageCollection = Field(default_factory=GarbageCollection)
+    """Cleanup of finished and orphaned objects in the clouds."""
+
+    @model_validator(mode="after")
+    def _references_resolve(self, info: ValidationInfo) -> FederatorConfig:
+        if (info.context or {}).get(DEFER_REFERENCES_CONTEXT):
+            return self  # the loader runs them itself, to report each one at its line
+        problems = reference_problems(self)
+        if problems:
+            raise ValueError("; ".join(f"{_dotted(p.path)}: {p.message}" for p in problems))
+        return self
+
+    def cluster(self, name: str) -> Cluster:
+        """The cluster called `name`; `KeyError` if there is none."""
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        raise KeyError(name)
+
+    @property
+    def onprem_clusters(self) -> tuple[Cluster, ...]:
+        return tuple(c for c in self.clusters if c.role == "onprem")
+
+    @property
+    def onprem_cluster(self) -> Cluster:
+        """The on-prem cluster (the first one, when a file declares several)."""
+        return self.onprem_clusters[0]
+
+    @property
+    def cloud_clusters(self) -> tuple[Cluster, ...]:
+        return tuple(c for c in self.clusters if c.role == "cloud")
+
+    def dataset(self, name: str) -> Dataset:
+        """The dataset called `name`; `KeyError` if there is none."""
+        for dataset in self.datasets:
+            if dataset.name == name:
+                return dataset
+        raise KeyError(name)
+
+    def tenant_of_namespace(self, namespace: str) -> Tenant | None:
+        """The tenant owning `namespace`, or None if no tenant lists it."""
+        for tenant in self.tenants:
+            if namespace in tenant.namespaces:
+                return tenant
+        return None
+
+
+def _dotted(path: PathKey) -> str:
+    return ".".join(str(part) for part in path) or "(top level)"
+
+
+def reference_problems(config: FederatorConfig) -> list[Problem]:
+    """Every reference in `config` that does not resolve, with the path of the field to fix."""
+    checks = (
+        _cluster_problems,
+        _queue_problems,
+        _tenant_problems,
+        _dataset_problems,
+        _residency_problems,
+        _registry_problems,
+    )
+    return [problem for check in checks for problem in check(config)]
+
+
+def _duplicate_names(path: PathKey, names: list[str], what: str) -> Iterator[Problem]:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            yield Problem((*path, index, "name"), f"another {what} is already named {name!r}")
+        seen.add(name)
+
+
+def _cloud_name_problems(config: FederatorConfig, path: PathKey, name: str) -> Iterator[Problem]:
+    names = {c.name: c for c in config.clusters}
+    if name not in names:
+        clouds = ", ".join(c.name for c in config.cloud_clusters) or "none"
+        yield Problem(path, f"no cluster is named {name!r} (cloud clusters: {clouds})")
+    elif names[name].role != "cloud":
+        yield Problem(path, f"{name!r} is an on-prem cluster; only cloud clusters belong here")
+
+
+def _cluster_problems(config: FederatorConfig) -> Iterator[Problem]:
+    if not config.onprem_clusters:
+        yield Problem(
+            ("clusters",),
+            "no cluster has `role: onprem`; federator needs the "
+            "on-prem cluster whose queue it watches",
+        )
+    yield from _duplicate_names(("clusters",), [c.name for c in config.clusters], "cluster")
+    for index, cluster in enumerate(config.clusters):
+        path: PathKey = ("clusters", index, "pools")
+        yield from _duplicate_names(path, [p.name for p in cluster.pools], "pool of this cluster")
+
+
+def _queue_problems(config: FederatorConfig) -> Iterator[Problem]:
+    onprem = [c.name for c in config.onprem_clusters]
+    seen: set[tuple[str | None, str, str | None, str]] = set()
+    for index, queue in enumerate(config.queues):
+        if queue.cluster is not None and queue.cluster not in onprem:
+            yield Problem(
+                ("queues", index, "cluster"),
+                f"{queue.cluster!r} is not an on-prem cluster (on-prem: "
+                f"{', '.join(onprem) or 'none'})",
+            )
+        elif queue.cluster is None and len(onprem) > 1:
+            yield Problem(
+                ("queues", index), "several on-prem clusters exist; set `cluster` to say which one"
+            )
+        key = (queue.cluster, queue.kind, queue.namespace, queue.name)
+        if key in seen:
+            yield Problem(("queues", index, "name"), f"{queue.display_name} is listed twice")
+        seen.add(key)
+    queue_names = {q.name for q in config.queues}
+    for index, rule in enumerate(config.burst_rules):
+        for position, name in enumerate(rule.queues):
+            if name not in queue_names:
+                yield Problem(
+                    ("burst_rules", index, "queues", position),
+                    f"no entry of `queues` is named {name!r}",
+                )
+
+
+def _tenant_problems(config: FederatorConfig) -> Iterator[Problem]:
+    yield from _duplicate_names(("tenants",), [t.name for t in config.tenants], "tenant")
+    owner: dict[str, str] = {}
+    for index, tenant in enumerate(config.tenants):
+        for position, namespace in enumerate(tenant.namespaces):
+            if namespace in owner and owner[namespace] != tenant.name:
+                yield Problem(
+                    ("tenants", index, "namespaces", position),
+                    f"namespace {namespace!r} already belongs to tenant "
+                    f"{owner[namespace]!r}; a namespace has one tenant",
+                )
+            owner.setdefault(namespace, tenant.name)
+        for position, name in enumerate(tenant.allowed_clusters or ()):
+            yield from _cloud_name_problems(
+                config, ("tenants", index, "allowed_clusters", position), name
+            )
+
+
+def _dataset_problems(config: FederatorConfig) -> Iterator[Problem]:
+    yield from _duplicate_names(("datasets",), [d.name for d in config.datasets], "dataset")
+    if config.datasets and config.onprem_clusters:
+        onprem_index = config.clusters.index(config.onprem_cluster)
+        if config.onprem_cluster.object_store is None:
+            yield Problem(
+                ("clusters", onprem_index),
+                "datasets are listed, so the on-prem cluster needs an `object_store`",
+            )
+    resident = resident_datasets(config)
+    for index, dataset in enumerate(config.datasets):
+        if dataset.name in resident:
+            continue  # never replicated; _residency_problems reports replicas listed anyway
+        for name in dataset.replicas:
+            yield from _cloud_name_problems(config, ("datasets", index, "replicas", name), name)
+        for cluster in config.cloud_clusters:
+            store = cluster.object_store
+            if (
+                store is not None
+                and store.datasets_uri is None
+                and cluster.name not in (dataset.replicas)
+            ):
+                yield Problem(
+                    ("datasets", index, "replicas"),
+                    f"no replica location for cluster {cluster.name!r}: add "
+                    f"`{cluster.name}: s3://...` here or set that cluster's "
+                    "object_store.datasets_uri",
+                )
+
+
+def _residency_problems(config: FederatorConfig) -> Iterator[Problem]:
+    known = {d.name: index for index, d in enumerate(config.datasets)}
+    ruled: set[str] = set()
+    for index, rule in enumerate(config.residency):
+        path: PathKey = ("residency", index, "dataset")
+        if rule.dataset not in known:
+            names = ", ".join(known) or "none"
+            yield Problem(path, f"no dataset is named {rule.dataset!r} (datasets: {names})")
+            continue
+        if rule.dataset in ruled:
+            yield Problem(path, f"dataset {rule.dataset!r} already has a residency rule")
+        ruled.add(rule.dataset)
+        dataset_index = known[rule.dataset]
+        for name in config.datasets[dataset_index].replicas:
+            yield Problem(
+                ("datasets", dataset_index, "replicas", name),
+                f"residency[{index}] keeps {rule.dataset!r} on-prem; remove this cloud replica",
+            )
+
+
+def resident_datasets(config: FederatorConfig) -> frozenset[str]:
+    """Names of the datasets that must never leave on-prem."""
+    return frozenset(rule.dataset for rule in config.residency)
+
+
+def _registry_problems(config: FederatorConfig) -> Iterator[Problem]:
+    if config.registry is None:
+        return
+    for name in config.registry.staging:
+        yield from _cloud_name_problems(config, ("registry", "staging", name), name)

@@ -1,0 +1,93 @@
+"""The data federator moves: datasets out to the clouds, checkpoints and models back.
+
+A dataset lives on the on-prem store and is replicated to a cloud store before a job that
+reads it starts there. The model registry lives on the on-prem store; each cloud has a
+staging area that jobs write to and federator syncs back. `sync` tunes the copy engine.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from federator.policy.base import Fraction, Name, S3Uri, Section
+from federator.policy.units import ByteSize, Duration, parse_duration, parse_size
+
+
+class Dataset(Section):
+    """A dataset jobs read, kept on the on-prem store and replicated to cloud stores."""
+
+    name: Name
+    """Unique name jobs use to declare that they read it, e.g. `imagenet-mini`."""
+
+    source: S3Uri
+    """Location on the on-prem store, e.g. `s3://onprem-datasets/imagenet-mini/`."""
+
+    size_hint: ByteSize | None = None
+    """Approximate size, used for cost estimates before the first listing, e.g. `150Gi`."""
+
+    replicas: dict[Name, S3Uri] = Field(default_factory=dict)
+    """Replica location per cloud cluster; `<cluster object_store.datasets_uri><name>/` for a
+    cluster not listed."""
+
+    sync_before_start: bool = True
+    """A job placed in the cloud starts only once this dataset's replica there is current."""
+
+
+class Registry(Section):
+    """The on-prem model registry and the cloud staging areas synced back into it."""
+
+    uri: S3Uri
+    """Location of the registry on the on-prem store, e.g. `s3://onprem-models/registry/`."""
+
+    staging: dict[Name, S3Uri] = Field(default_factory=dict)
+    """Staging location per cloud cluster where jobs write checkpoints and models; the
+    cluster's `object_store.models_uri` + `staging/` for a cluster not listed."""
+
+    checkpoint_sync_interval: Duration = parse_duration("10m")
+    """How often checkpoints of running cloud jobs are synced back, so a re-placed job
+    resumes from a recent one."""
+
+
+class DeletePolicy(Section):
+    """Whether objects deleted at the source are deleted from replicas, and how carefully."""
+
+    enabled: bool = False
+    """Delete replica objects whose source is gone (off: replicas only grow)."""
+
+    hold_back: Duration = parse_duration("1h")
+    """Only delete an object that has been missing from the source for this long."""
+
+    max_fraction: Fraction = 0.05
+    """Never delete more than this fraction of a replica in one sync (guards against a
+    mistakenly emptied source)."""
+
+    max_count: int = Field(default=1000, ge=0)
+    """Never delete more than this many objects in one sync."""
+
+
+class Sync(Section):
+    """Settings of the S3 copy engine."""
+
+    concurrency_per_endpoint: int = Field(default=16, ge=1, le=512)
+    """Parallel transfers per S3 endpoint."""
+
+    part_size: ByteSize = parse_size("64Mi")
+    """Size of each part of a multipart upload."""
+
+    multipart_threshold: ByteSize = parse_size("64Mi")
+    """Objects at least this large are copied in parts."""
+
+    verify: Literal["checksum", "size"] = "checksum"
+    """`checksum`: compare every copied object's SHA-256 / ETag with its source; `size`: only
+    compare sizes (faster, weaker)."""
+
+    interval: Duration = parse_duration("5m")
+    """How often replicas are re-synced and their lag measured."""
+
+    abandoned_upload_age: Duration = parse_duration("24h")
+    """Incomplete multipart uploads older than this are aborted."""
+
+    delete: DeletePolicy = Field(default_factory=DeletePolicy)
+    """Propagation of source deletions to replicas."""

@@ -1,0 +1,147 @@
+"""Read YAML into plain values while remembering where every key and value was written.
+
+pydantic reports an error by its path (`clusters.1.pools.0.gpu_type`); a person fixes it in
+an editor by line and column. This module keeps the map between the two. PyYAML's composer
+already knows each node's position, so we compose the node tree and build the values
+ourselves, recording a `Position` for every value and every mapping key on the way.
+
+It also catches what PyYAML lets through silently: a key written twice in one mapping (the
+second would win and the first would vanish without a word).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import yaml
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    """A 1-based line and column in the source text."""
+
+    line: int
+    column: int
+
+    @classmethod
+    def of(cls, mark: yaml.Mark | None) -> Position:
+        if mark is None:
+            return cls(1, 1)
+        return cls(mark.line + 1, mark.column + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class SyntaxProblem:
+    """Something wrong in the YAML itself, before any field is looked at."""
+
+    position: Position
+    path: PathKey
+    message: str
+
+
+@dataclass(slots=True)
+class SourceMap:
+    """Where each value (`values`) and each mapping key (`keys`) of a document was written."""
+
+    values: dict[PathKey, Position] = field(default_factory=dict)
+    keys: dict[PathKey, Position] = field(default_factory=dict)
+
+    def value_position(self, path: PathKey) -> Position:
+        """The value at `path`, or the closest enclosing value that exists."""
+        for end in range(len(path), -1, -1):
+            position = self.values.get(path[:end])
+            if position is not None:
+                return position
+        return Position(1, 1)
+
+    def key_position(self, path: PathKey) -> Position:
+        """The key that introduces `path`, falling back to its value's position."""
+        return self.keys.get(path) or self.value_position(path)
+
+
+@dataclass(slots=True)
+class LoadedDocument:
+    """The plain data of a YAML document, its source map, and what was wrong with its syntax."""
+
+    data: object
+    source_map: SourceMap
+    problems: list[SyntaxProblem]
+
+
+def load_document(text: str) -> LoadedDocument:
+    """Parse one YAML document; syntax errors come back as problems, never as exceptions."""
+    source_map = SourceMap()
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        message = _describe_yaml_error(error)
+        return LoadedDocument(None, source_map, [SyntaxProblem(Position.of(mark), (), message)])
+    except yaml.YAMLError as error:  # no position known (e.g. a reader error on bad bytes)
+        return LoadedDocument(None, source_map, [SyntaxProblem(Position(1, 1), (), str(error))])
+    if root is None:
+        problem = SyntaxProblem(
+            Position(1, 1),
+            (),
+            "the file is empty; it needs at least a"
+            " `clusters` list (see config/federator.example.yaml)",
+        )
+        return LoadedDocument(None, source_map, [problem])
+    builder = _Builder(source_map)
+    data = builder.build(root, ())
+    return LoadedDocument(data, source_map, builder.problems)
+
+
+def _describe_yaml_error(error: yaml.MarkedYAMLError) -> str:
+    parts = [error.context or "", error.problem or ""]
+    text = "; ".join(part.strip() for part in parts if part and part.strip())
+    return f"YAML syntax error: {text or 'cannot parse'}"
+
+
+class _Builder:
+    """Turns a composed node tree into dicts, lists and scalars, recording positions."""
+
+    def __init__(self, source_map: SourceMap) -> None:
+        self.source_map = source_map
+        self.problems: list[SyntaxProblem] = []
+        self.constructor = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, path: PathKey) -> object:
+        self.source_map.values[path] = Position.of(node.start_mark)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as error:
+            self.problems.append(SyntaxProblem(Position.of(node.start_mark), path, str(error)))
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[Hashable, object]:
+        self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        result: dict[Hashable, object] = {}
+        for key_node, value_node in node.value:
+            key = self.build(key_node, (*path, "<key>"))
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                where = Position.of(key_node.start_mark)
+                self.problems.append(SyntaxProblem(where, path, "a mapping key must be a word"))
+                continue
+            child: PathKey = (*path, key) if isinstance(key, str | int) else (*path, str(key))
+            if key in result:
+                first = self.source_map.keys[child]
+                self.problems.append(
+                    SyntaxProblem(
+                        Position.of(key_node.start_mark),
+                        child,
+                        f"`{key}` is written twice in the same mapping (first at line "
+                        f"{first.line}); keep one",
+                    )
+                )
+            self.source_map.keys[child] = Position.of(key_node.start_mark)
+            result[key] = self.build(value_node, child)
+        self.source_map.values.pop((*path, "<key>"), None)
+        return result

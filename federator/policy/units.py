@@ -1,0 +1,121 @@
+"""Durations and sizes written with their unit (`15m`, `2h30m`, `500Gi`, `2TB`).
+
+A bare number in a policy file is ambiguous (seconds or minutes? bytes or gigabytes?) and a
+wrong guess silently changes what federator does, so every duration and size must carry its
+unit. Durations become `datetime.timedelta`; sizes become an `int` number of bytes. Both are
+written back in the same compact form, so a dumped configuration reads like the original.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
+
+# Binary (Ki, Mi, ...) as Kubernetes writes them, decimal (KB/kB, MB, ...) as disks are sold.
+_SIZE_UNITS = {
+    "B": 1,
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "Ti": 1024**4,
+    "Pi": 1024**5,
+    "KB": 1000,
+    "kB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+    "PB": 1000**5,
+}
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|Ki|Mi|Gi|Ti|Pi|KB|kB|MB|GB|TB|PB)$")
+SIZE_PATTERN = r"^\d+(\.\d+)?\s*(B|Ki|Mi|Gi|Ti|Pi|KB|kB|MB|GB|TB|PB)$"
+
+
+def parse_duration(value: object) -> timedelta:
+    """Read `90s`, `15m`, `2h30m` or `1d`; refuse numbers without a unit."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a duration such as 30s, 15m or 2h, got {value!r}")
+    text = str(value).strip()
+    if isinstance(value, int | float) or text.replace(".", "", 1).isdigit():
+        raise ValueError(
+            f"{text!r} has no unit; write the unit explicitly, e.g. {text}s, {text}m or {text}h"
+        )
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(
+            f"{text!r} is not a duration; use a number and a unit (ms, s, m, h, d), "
+            "e.g. 90s, 15m, 2h30m"
+        )
+    seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """Write a duration in the largest units that represent it exactly (`1h30m`, `90s`)."""
+    millis = round(value.total_seconds() * 1000)
+    if millis == 0:
+        return "0s"
+    if millis % 1000:
+        return f"{millis}ms"
+    seconds, parts = millis // 1000, []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def parse_size(value: object) -> int:
+    """Read `500Gi`, `2TB` or `64Mi` into bytes; refuse numbers without a unit."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a size such as 64Mi, 500Gi or 2TB, got {value!r}")
+    text = str(value).strip()
+    match = _SIZE.match(text)
+    if match is None:
+        if isinstance(value, int | float) or text.replace(".", "", 1).isdigit():
+            raise ValueError(
+                f"{text!r} has no unit; write it with one, e.g. {text}B, {text}Mi or {text}Gi"
+            )
+        raise ValueError(
+            f"{text!r} is not a size; use a number and a unit "
+            "(B, Ki, Mi, Gi, Ti, KB, MB, GB, TB), e.g. 64Mi or 2TB"
+        )
+    return round(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+def format_size(value: int) -> str:
+    """Write a byte count in the largest binary or decimal unit that divides it exactly."""
+    for unit in ("Pi", "PB", "Ti", "TB", "Gi", "GB", "Mi", "MB", "Ki", "KB"):
+        size = _SIZE_UNITS[unit]
+        if value and value % size == 0:
+            return f"{value // size}{unit}"
+    return f"{value}B"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "format": "duration"}),
+]
+"""A length of time written with its unit; a `timedelta` in Python."""
+
+ByteSize = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    PlainSerializer(format_size, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN, "format": "size"}),
+]
+"""A number of bytes written with its unit; an `int` of bytes in Python."""
+
+
+def seconds(value: timedelta) -> float:
+    """The plain float of seconds the decision core takes."""
+    return value.total_seconds()
