@@ -41,7 +41,7 @@ from federator.storage.endpoints import Location, make_client
 from federator.storage.listings import list_location
 from federator.storage.syncstate import SyncState, UploadRecord
 from federator.syncing import parts as partlib
-from federator.syncing.plans import CopyItem, DeletePolicy, SyncPlan, plan_sync
+from federator.syncing.plans import CopyItem, DeletePolicy, SyncPlan, SyncReport, plan_sync
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -79,26 +79,6 @@ class CopyOutcome:
     recopies: int = 0  # how often the source changed under the copy
     vanished: bool = False  # deleted at the source before it could be copied
     verified_pair: tuple[str, str] | None = None  # (source, target) ETag when they differ
-
-
-@dataclass(frozen=True, slots=True)
-class SyncReport:
-    plan: SyncPlan
-    listed_at: float  # epoch seconds of the listings the plan came from
-    dry_run: bool
-    copied: int = 0
-    bytes_copied: int = 0
-    resumed_parts: int = 0
-    recopied_after_change: int = 0
-    vanished: int = 0
-    deleted: int = 0
-    aborted_uploads: int = 0
-    failures: tuple[tuple[str, str], ...] = ()  # (key, message)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
 
 
 @dataclass
@@ -155,6 +135,8 @@ class DatasetCopier:
                 target_listing.result(),
                 verified=state.verified,
                 deletes=self.deletes,
+                missing_since=state.missing_since,
+                now=listed_at,
             )
         return plan, listed_at
 
@@ -179,6 +161,7 @@ class DatasetCopier:
         progress = _Progress(on_bytes, on_object)
         outcomes, failures = self._copy_all(plan.copies, state, progress)
         state.forget_verified(plan.stale_verified)
+        state.remember_missing(plan.missing_since)
         state.save()
         deleted = 0
         if plan.deletes and not failures:  # delete-after, and never after an error

@@ -36,10 +36,12 @@ class Endpoint:
     """One S3 service as one identity sees it."""
 
     name: str  # the store's name in the policy ("onprem", "cloud-a")
-    url: str
-    access_key_id: str
-    secret_access_key: str
+    url: str | None  # None: AWS's own endpoint for `region`
+    access_key_id: str | None  # None (with the secret): boto3's default credential chain
+    secret_access_key: str | None
     region: str = "us-east-1"
+    session_token: str | None = None
+    verify_tls: bool = True
     addressing_style: AddressingStyle = "path"
     checksums: ChecksumMode = "when_required"
     max_connections: int = 32  # the per-endpoint concurrency bound
@@ -102,6 +104,8 @@ def make_client(endpoint: Endpoint) -> S3Client:
         endpoint_url=endpoint.url,
         aws_access_key_id=endpoint.access_key_id,
         aws_secret_access_key=endpoint.secret_access_key,
+        aws_session_token=endpoint.session_token,
+        verify=endpoint.verify_tls,
         config=config,
     )
     return client

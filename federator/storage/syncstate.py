@@ -3,6 +3,8 @@
 One small JSON object per (source, target) pair at `<target bucket>/.federator/sync/<id>.json`:
 - `verified`: target ETags checked against source ETags for copies whose part layout could not be
   reproduced (so their ETags differ); the planner treats such pairs as identical.
+- `missing_since`: when each target-only object was first seen gone from the source, for the
+  delete hold-back;
 - `uploads`: the open multipart upload of each large object in flight, with the source ETag and
   part size it was started for. After a crash (even kill -9) the next run lists that upload's
   parts and sends only the missing ones; an upload whose source changed is aborted.
@@ -16,7 +18,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,7 @@ class SyncState:
         self._lock = threading.Lock()
         self.verified: dict[str, tuple[str, str]] = {}
         self.uploads: dict[str, UploadRecord] = {}
+        self.missing_since: dict[str, float] = {}
         self._dirty = False
         self._saved_at = time.monotonic()
 
@@ -62,6 +65,7 @@ class SyncState:
         if raw is not None:
             state.verified = {k: (v[0], v[1]) for k, v in raw.get("verified", {}).items()}
             state.uploads = {k: UploadRecord(**v) for k, v in raw.get("uploads", {}).items()}
+            state.missing_since = {k: float(v) for k, v in raw.get("missing_since", {}).items()}
         return state
 
     def record_upload(self, key: str, record: UploadRecord) -> None:
@@ -88,6 +92,12 @@ class SyncState:
             for key in keys:
                 self._dirty |= self.verified.pop(key, None) is not None
 
+    def remember_missing(self, since: Mapping[str, float]) -> None:
+        with self._lock:
+            if since != self.missing_since:
+                self.missing_since = dict(since)
+                self._dirty = True
+
     def save_if_due(self, every_s: float = 15.0) -> None:
         if self._dirty and time.monotonic() - self._saved_at > every_s:
             self.save()
@@ -101,6 +111,7 @@ class SyncState:
                     "version": 1,
                     "verified": {k: list(v) for k, v in sorted(self.verified.items())},
                     "uploads": {k: asdict(v) for k, v in sorted(self.uploads.items())},
+                    "missing_since": dict(sorted(self.missing_since.items())),
                 },
                 separators=(",", ":"),
             ).encode()

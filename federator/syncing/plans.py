@@ -15,7 +15,7 @@ none are deleted and the plan says why, so a mistaken source deletion cannot emp
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -36,6 +36,7 @@ class DeletePolicy:
     enabled: bool = False
     max_fraction: float = 0.01  # of the target's objects; 0.01 = at most 1 % per sync
     max_count: int | None = None  # an absolute cap on top of the fraction; None: no count cap
+    hold_back_s: float = 0.0  # delete only what has been missing from the source this long
 
 
 class CopyReason(StrEnum):
@@ -61,6 +62,7 @@ class SyncPlan:
     held_back_deletes: tuple[str, ...]  # over the cap: not deleted, reported
     delete_note: str  # one human line about deletes ("" when there is nothing to say)
     stale_verified: tuple[str, ...] = ()  # verified pairs that no longer describe the source
+    missing_since: Mapping[str, float] = field(default_factory=dict)  # target-only keys: since
 
     @property
     def bytes_to_copy(self) -> int:
@@ -74,6 +76,26 @@ class SyncPlan:
     @property
     def in_sync(self) -> bool:
         return not self.copies and not self.deletes
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    plan: SyncPlan
+    listed_at: float  # epoch seconds of the listings the plan came from
+    dry_run: bool
+    copied: int = 0
+    bytes_copied: int = 0
+    resumed_parts: int = 0
+    recopied_after_change: int = 0
+    vanished: int = 0
+    deleted: int = 0
+    aborted_uploads: int = 0
+    failures: tuple[tuple[str, str], ...] = ()  # (key, message)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
 
 
 # A target ETag that the sync state verified against a source ETag: (source_etag, target_etag).
@@ -98,8 +120,14 @@ def plan_sync(
     *,
     verified: VerifiedPairs | None = None,
     deletes: DeletePolicy = DeletePolicy(),
+    missing_since: Mapping[str, float] | None = None,
+    now: float = 0.0,
 ) -> SyncPlan:
-    """Decide what makes `target` equal to `source`; see the module docstring for the rules."""
+    """Decide what makes `target` equal to `source`; see the module docstring for the rules.
+
+    `missing_since` is when each target-only key was first seen missing from the source (from
+    earlier plans); with `now` it drives the delete hold-back. The plan returns the updated map.
+    """
     target_by_key = {item.key: item for item in target}
     copies: list[CopyItem] = []
     skipped = 0
@@ -112,10 +140,17 @@ def plan_sync(
             continue
         copies.append(CopyItem(item.key, item.size, item.etag, item.modified_at, reason))
     extra = sorted(key for key in target_by_key if key not in source_etags)
-    allowed, held, note = _cap_deletes(extra, target_count=len(target_by_key), policy=deletes)
+    since = {key: (missing_since or {}).get(key, now) for key in extra}
+    ripe = [key for key in extra if now - since[key] >= deletes.hold_back_s]
+    allowed, held, note = _cap_deletes(ripe, target_count=len(target_by_key), policy=deletes)
+    waiting = tuple(key for key in extra if key not in set(ripe))
+    if deletes.enabled and waiting:
+        note = "; ".join(filter(None, [note, f"{len(waiting)} delete(s) wait out the hold-back"]))
     copies.sort(key=lambda c: c.key)
     stale = _stale_verified(verified or {}, source_etags)
-    return SyncPlan(tuple(copies), skipped, allowed, held, note, stale)
+    return SyncPlan(
+        tuple(copies), skipped, allowed, tuple(sorted(held + waiting)), note, stale, since
+    )
 
 
 def _stale_verified(verified: VerifiedPairs, source_etags: Mapping[str, str]) -> tuple[str, ...]:

@@ -102,3 +102,22 @@ def test_lag_is_the_age_of_the_oldest_pending_change() -> None:
 def test_lag_of_a_replica_in_sync_is_the_time_since_it_was_checked() -> None:
     plan = plan_sync([obj("a")], [obj("a")])
     assert replication_lag_s(plan, listed_at=90.0, now=100.0) == 10.0
+
+
+def test_deletes_wait_out_the_hold_back_from_when_the_source_object_went_missing() -> None:
+    target = [obj(f"k{i}") for i in range(10)]
+    policy = DeletePolicy(enabled=True, max_fraction=1.0, hold_back_s=60.0)
+    first = plan_sync(target[1:], target, deletes=policy, now=1000.0)
+    assert first.deletes == ()
+    assert first.held_back_deletes == ("k0",)
+    assert first.missing_since == {"k0": 1000.0}
+    later = plan_sync(
+        target[1:], target, deletes=policy, missing_since=first.missing_since, now=1061.0
+    )
+    assert later.deletes == ("k0",)
+
+
+def test_an_object_back_at_the_source_forgets_when_it_went_missing() -> None:
+    target = [obj("a")]
+    plan = plan_sync(target, target, missing_since={"a": 5.0}, now=10.0)
+    assert plan.missing_since == {}

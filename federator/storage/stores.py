@@ -1,0 +1,156 @@
+"""From the policy file to ready-made copy engines and registries.
+
+The policy package says where things live (`policy.locations`) and how to reach each store
+(`policy.credentials.store_access`); this module turns that into `Endpoint`s, `Location`s,
+`DatasetCopier`s and `ModelRegistry`s, with one boto3 client per store shared by all of them.
+Credentials are resolved when a client is first needed, so a rotated key file is picked up by
+the next `Stores` the daemon builds.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from federator.errors import UserError
+from federator.policy import credentials as policy_credentials
+from federator.policy import locations
+from federator.policy.config import FederatorConfig
+from federator.storage.copying import DatasetCopier, TransferSettings
+from federator.storage.endpoints import (
+    AddressingStyle,
+    Endpoint,
+    Location,
+    make_client,
+    normalize_prefix,
+)
+from federator.storage.registry import ModelRegistry
+from federator.syncing.plans import DeletePolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+_ADDRESSING: dict[str, AddressingStyle] = {"path": "path", "virtual": "virtual", "auto": "auto"}
+
+
+def parse_s3_uri(uri: str, *, where: str = "") -> tuple[str, str]:
+    """`s3://bucket/prefix/` -> (bucket, "prefix/")."""
+    if not uri.startswith("s3://"):
+        raise UserError(f"{where or uri}: expected an s3://bucket/prefix/ location, got {uri!r}")
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    return bucket, normalize_prefix(prefix)
+
+
+def transfer_settings(config: FederatorConfig) -> TransferSettings:
+    sync = config.sync
+    return TransferSettings(
+        object_concurrency=sync.concurrency_per_endpoint,
+        part_concurrency=max(2, sync.concurrency_per_endpoint // 2),
+        part_size=int(sync.part_size),
+        multipart_threshold=int(sync.multipart_threshold),
+        stale_upload_age_s=sync.abandoned_upload_age.total_seconds(),
+    )
+
+
+def delete_policy(config: FederatorConfig) -> DeletePolicy:
+    delete = config.sync.delete
+    return DeletePolicy(
+        enabled=delete.enabled,
+        max_fraction=delete.max_fraction,
+        max_count=delete.max_count,
+        hold_back_s=delete.hold_back.total_seconds(),
+    )
+
+
+class Stores:
+    """Endpoints and clients of every cluster's store, built lazily from one policy."""
+
+    def __init__(
+        self,
+        config: FederatorConfig,
+        *,
+        read_secret: policy_credentials.SecretReader | None = None,
+    ) -> None:
+        self.config = config
+        self._read_secret = read_secret
+        self._lock = threading.Lock()
+        self._endpoints: dict[str, Endpoint] = {}
+        self._clients: dict[str, S3Client] = {}
+
+    def endpoint(self, cluster: str) -> Endpoint:
+        with self._lock:
+            if cluster not in self._endpoints:
+                self._endpoints[cluster] = self._build_endpoint(cluster)
+            return self._endpoints[cluster]
+
+    def client(self, cluster: str) -> S3Client:
+        endpoint = self.endpoint(cluster)
+        with self._lock:
+            if cluster not in self._clients:
+                self._clients[cluster] = make_client(endpoint)
+            return self._clients[cluster]
+
+    def _build_endpoint(self, cluster: str) -> Endpoint:
+        access = policy_credentials.store_access(
+            self.config, cluster, read_secret=self._read_secret
+        )
+        keys = access.credentials
+        style = access.addressing_style
+        return Endpoint(
+            name=cluster,
+            url=access.endpoint_url,
+            access_key_id=keys.access_key_id if keys else None,
+            secret_access_key=keys.secret_access_key if keys else None,
+            session_token=keys.session_token if keys else None,
+            region=access.region,
+            addressing_style="path"
+            if style == "path"
+            else "virtual"
+            if style == "virtual"
+            else "auto",
+            verify_tls=access.verify_tls,
+            # Connections for every object worker plus every part worker, plus listings.
+            max_connections=self.config.sync.concurrency_per_endpoint * 2 + 4,
+        )
+
+    def location(self, cluster: str, uri: str, *, where: str) -> Location:
+        bucket, prefix = parse_s3_uri(uri, where=where)
+        return Location(self.endpoint(cluster), bucket, prefix)
+
+    @property
+    def onprem(self) -> str:
+        return self.config.onprem_cluster.name
+
+    def cloud_clusters(self) -> list[str]:
+        return [c.name for c in self.config.clusters if c.role == "cloud" and c.object_store]
+
+    def dataset_copier(self, dataset: str, cluster: str) -> DatasetCopier:
+        """The engine that replicates `dataset` from the on-prem store to `cluster`'s store."""
+        source_uri = locations.dataset_uri(self.config, dataset, self.onprem)
+        target_uri = locations.dataset_uri(self.config, dataset, cluster)
+        return DatasetCopier(
+            self.location(self.onprem, source_uri, where=f"datasets.{dataset}.source"),
+            self.location(cluster, target_uri, where=f"datasets.{dataset}.replicas.{cluster}"),
+            settings=transfer_settings(self.config),
+            deletes=delete_policy(self.config),
+            source_client=self.client(self.onprem),
+            target_client=self.client(cluster),
+        )
+
+    def registry(self) -> ModelRegistry:
+        """The on-prem model registry."""
+        if self.config.registry is None:
+            raise UserError("the policy file has no `registry` section")
+        location = self.location(self.onprem, self.config.registry.uri, where="registry.uri")
+        return ModelRegistry(location, self.client(self.onprem), **self._registry_tuning())
+
+    def staging(self, cluster: str) -> ModelRegistry:
+        """The staging registry of cloud `cluster`, which jobs there publish to."""
+        uri = locations.staging_uri(self.config, cluster)
+        location = self.location(cluster, uri, where=f"registry.staging.{cluster}")
+        return ModelRegistry(location, self.client(cluster), **self._registry_tuning())
+
+    def _registry_tuning(self) -> dict[str, int]:
+        settings = transfer_settings(self.config)
+        return {"part_size": settings.part_size, "part_concurrency": settings.part_concurrency}

@@ -1,0 +1,235 @@
+"""Keeping datasets replicated to the clouds, as the federation loop needs it: an async API.
+
+The federation loop asks `ensure_replicated(dataset, cluster)` for every dataset of a job it
+placed (or is about to place) in the cloud. The answer says whether the replica is complete
+(the job may start), or how many bytes are still to copy (the job stays suspended, and the cost
+model prices the wait). The first call that finds work starts one background copy for that
+(dataset, cluster); later calls report its progress. Copies are blocking boto3 work and run in
+threads through `asyncio.to_thread`, never on the event loop.
+
+It also measures each replica's lag (RPO): the age of the oldest source change not yet at the
+cloud, or, for a replica found complete, the time since that was checked. `publish_metrics`
+turns it into `federator_sync_lag_seconds{dataset,cluster}`; copied bytes are counted in
+`federator_sync_bytes_total{direction="to_cloud"}` as they are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Protocol
+
+from federator import metrics
+from federator.syncing.plans import SyncPlan, SyncReport
+
+
+class CopyEngine(Protocol):
+    """The port to the copy engine (`federator.storage.copying.DatasetCopier`)."""
+
+    def plan(self) -> tuple[SyncPlan, float]: ...
+
+    def run(
+        self,
+        *,
+        dry_run: bool = False,
+        on_plan: Callable[[SyncPlan], None] | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+        on_object: Callable[[str], None] | None = None,
+    ) -> SyncReport: ...
+
+
+CopierFactory = Callable[[str, str], CopyEngine]  # (dataset, cluster) -> engine
+
+
+class ReplicaState(StrEnum):
+    REPLICATED = "replicated"  # every source object is at the cloud, verified
+    COPYING = "copying"  # a copy is running; see bytes_remaining
+    FAILED = "failed"  # the last copy failed; the next call starts another
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationStatus:
+    dataset: str
+    cluster: str
+    state: ReplicaState
+    bytes_remaining: int
+    objects_remaining: int
+    checked_at: float  # epoch seconds of the listing this status rests on
+    oldest_pending_at: float | None  # when the oldest change not yet copied happened
+    message: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state is ReplicaState.REPLICATED
+
+    def lag_s(self, now: float) -> float:
+        since = self.checked_at
+        if self.oldest_pending_at is not None:
+            since = min(since, self.oldest_pending_at)
+        return max(0.0, now - since)
+
+
+class _Copy:
+    """One running copy: its task and the bytes it has sent so far (updated from threads)."""
+
+    def __init__(self, plan: SyncPlan, listed_at: float) -> None:
+        self.plan = plan
+        self.listed_at = listed_at
+        self.sent = 0
+        self.objects_done = 0
+        self.lock = threading.Lock()
+        self.task: asyncio.Task[SyncReport] | None = None
+
+    def add_bytes(self, count: int) -> None:
+        with self.lock:
+            self.sent += count
+        metrics.SYNC_BYTES.labels(direction="to_cloud").inc(count)
+
+    def add_object(self, _key: str) -> None:
+        with self.lock:
+            self.objects_done += 1
+
+
+class Replicator:
+    """Dataset replicas to cloud clusters: check, copy in the background, report."""
+
+    def __init__(
+        self,
+        copiers: CopierFactory,
+        *,
+        recheck_after_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._copiers = copiers
+        self._engines: dict[tuple[str, str], CopyEngine] = {}
+        self._recheck_after_s = recheck_after_s
+        self._clock = clock
+        self._copies: dict[tuple[str, str], _Copy] = {}
+        self._status: dict[tuple[str, str], ReplicationStatus] = {}
+
+    async def ensure_replicated(self, dataset: str, cluster: str) -> ReplicationStatus:
+        """Where the replica stands; starts a background copy when it is behind.
+
+        A replica found complete is trusted for `recheck_after_s` before it is listed again.
+        """
+        key = (dataset, cluster)
+        running = self._copies.get(key)
+        if running is not None:
+            return self._progress(key, running)
+        known = self._status.get(key)
+        fresh = known is not None and self._clock() - known.checked_at < self._recheck_after_s
+        if known is not None and known.ready and fresh:
+            return known
+        engine = self._engine(key)
+        plan, listed_at = await asyncio.to_thread(engine.plan)
+        if not plan.copies:
+            return self._remember(_status(key, plan, listed_at, ReplicaState.REPLICATED))
+        self._start_copy(key, engine, plan, listed_at)
+        return self._remember(_status(key, plan, listed_at, ReplicaState.COPYING))
+
+    async def sync_now(self, dataset: str, cluster: str) -> ReplicationStatus:
+        """Copy until the replica is complete (or the copy fails), then report."""
+        key = (dataset, cluster)
+        status = await self.ensure_replicated(dataset, cluster)
+        running = self._copies.get(key)
+        if running is not None and running.task is not None:
+            await asyncio.wait({running.task})
+            return self._status[key]
+        return status
+
+    def bytes_remaining(self, dataset: str, cluster: str) -> int | None:
+        """Bytes still to copy for the cost model; None before the replica was first checked."""
+        key = (dataset, cluster)
+        running = self._copies.get(key)
+        if running is not None:
+            return self._progress(key, running).bytes_remaining
+        known = self._status.get(key)
+        return None if known is None else known.bytes_remaining
+
+    def lags(self) -> dict[tuple[str, str], float]:
+        """Lag in seconds of every replica checked so far, keyed by (dataset, cluster)."""
+        now = self._clock()
+        return {key: status.lag_s(now) for key, status in self._status.items()}
+
+    def publish_metrics(self) -> None:
+        for (dataset, cluster), lag in self.lags().items():
+            metrics.SYNC_LAG_SECONDS.labels(dataset=dataset, cluster=cluster).set(lag)
+
+    async def aclose(self) -> None:
+        """Wait for running copies to finish (threads cannot be interrupted mid-request)."""
+        tasks = [c.task for c in self._copies.values() if c.task is not None]
+        if tasks:
+            await asyncio.wait(tasks)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _engine(self, key: tuple[str, str]) -> CopyEngine:
+        if key not in self._engines:
+            self._engines[key] = self._copiers(*key)
+        return self._engines[key]
+
+    def _start_copy(
+        self, key: tuple[str, str], engine: CopyEngine, plan: SyncPlan, listed_at: float
+    ) -> None:
+        copy = _Copy(plan, listed_at)
+        self._copies[key] = copy
+
+        def work() -> SyncReport:
+            return engine.run(on_bytes=copy.add_bytes, on_object=copy.add_object)
+
+        copy.task = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(work), name=f"sync:{key[0]}->{key[1]}"
+        )
+        copy.task.add_done_callback(lambda task: self._finish(key, task))
+
+    def _finish(self, key: tuple[str, str], task: asyncio.Task[SyncReport]) -> None:
+        copy = self._copies.pop(key)
+        if task.cancelled():
+            error = "the copy was cancelled"
+        elif task.exception() is not None:
+            error = f"{type(task.exception()).__name__}: {task.exception()}"
+        else:
+            report = task.result()
+            if report.ok:
+                # The copy made the target equal to the listing it planned from.
+                done = _status(key, report.plan, report.listed_at, ReplicaState.REPLICATED)
+                self._remember(
+                    replace(done, bytes_remaining=0, objects_remaining=0, oldest_pending_at=None)
+                )
+                return
+            first_key, first_error = report.failures[0]
+            error = f"{len(report.failures)} object(s) failed, first {first_key}: {first_error}"
+        progress = self._progress(key, copy)
+        self._remember(replace(progress, state=ReplicaState.FAILED, message=error))
+
+    def _progress(self, key: tuple[str, str], copy: _Copy) -> ReplicationStatus:
+        with copy.lock:
+            sent, done = copy.sent, copy.objects_done
+        base = _status(key, copy.plan, copy.listed_at, ReplicaState.COPYING)
+        return replace(
+            base,
+            bytes_remaining=max(0, copy.plan.bytes_to_copy - sent),
+            objects_remaining=max(0, len(copy.plan.copies) - done),
+        )
+
+    def _remember(self, status: ReplicationStatus) -> ReplicationStatus:
+        self._status[(status.dataset, status.cluster)] = status
+        return status
+
+
+def _status(
+    key: tuple[str, str], plan: SyncPlan, listed_at: float, state: ReplicaState
+) -> ReplicationStatus:
+    return ReplicationStatus(
+        dataset=key[0],
+        cluster=key[1],
+        state=state,
+        bytes_remaining=plan.bytes_to_copy,
+        objects_remaining=len(plan.copies),
+        checked_at=listed_at,
+        oldest_pending_at=plan.oldest_pending_at,
+    )
