@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from federator import metrics
+from federator.policy import load_policy
 from federator.policy.operations import Server
 
 REPO = Path(__file__).resolve().parents[3]
@@ -221,3 +222,15 @@ def test_the_image_runs_as_a_numeric_non_root_user() -> None:
     assert int(uid) != 0
     assert len(stages) >= 3  # preamble + build + runtime: a multi-stage build
     assert "pip install" not in final  # nothing is built in the runtime stage
+
+
+def test_the_example_policy_is_valid_and_matches_the_manifests(example: list[Obj]) -> None:
+    """The overlay's policy file loads, and its namespace, Lease and port match deploy/."""
+    config = load_policy(DEPLOY / "overlays" / "example" / "config" / "federator.yaml")
+    role = one(example, "Role")
+    lease_names = {
+        n for r in role["rules"] if "leases" in r["resources"] for n in r.get("resourceNames", [])
+    }
+    assert config.state_namespace == role["metadata"]["namespace"]
+    assert lease_names == {config.leader_election.lease_name}
+    assert container(example)["ports"][0]["containerPort"] == config.server.port
