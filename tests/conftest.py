@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from federator import sandbox as sandbox_module
-from federator.sandbox import ComponentFailed, SandboxEnv
+from federator.sandbox import BuildFailed, ComponentFailed, SandboxEnv
 from federator.sandbox.kubeapi import KubeApi
 from federator.sandbox.layout import Layout
 
@@ -44,7 +44,7 @@ def sandbox() -> SandboxEnv:
 
     try:
         return sandbox_module.up(parts=_parts(), report=report)
-    except ComponentFailed as error:
+    except (ComponentFailed, BuildFailed) as error:
         pytest.fail(f"the sandbox did not come up:\n{error}", pytrace=False)
 
 
@@ -129,3 +129,15 @@ def _delete_bucket(s3: Any, bucket: str) -> None:
         for entry in page.get("Contents", []):
             s3.delete_object(Bucket=bucket, Key=entry["Key"])
     s3.delete_bucket(Bucket=bucket)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run tests marked `sandbox_teardown` (they stop the whole sandbox) after all others."""
+    items.sort(key=lambda item: item.get_closest_marker("sandbox_teardown") is not None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sandbox_teardown: stops the whole sandbox (and restores it); runs after every other test",
+    )

@@ -99,23 +99,19 @@ def _up(args: argparse.Namespace) -> int:
         console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {message}")
 
     parts = frozenset(args.only or PARTS)
-    if "kueue" in parts:
-        parts |= {"clusters"}
-    missing = binaries.missing(needed_builds(parts))
+    missing = binaries.missing(needed_builds(parts | ({"clusters"} if "kueue" in parts else set())))
     if missing and args.no_build:
         report(f"not built (--no-build): {', '.join(missing)}")
-    elif missing:
-        try:
-            binaries.build(missing, report)
-        except binaries.BuildFailed as error:
-            console.print(f"[red]sandbox build failed:[/red] {error}")
-            return 1
     try:
-        env = sandbox.up(parts=parts, report=report)
+        env = sandbox.up(parts=parts, report=report, build=not args.no_build)
+    except binaries.BuildFailed as error:
+        console.print(f"[red]sandbox build failed:[/red] {error}")
+        return 1
     except ComponentFailed as error:
         console.print(f"[red]sandbox up failed[/red]: {error}")
         return 1
-    console.print(f"kubeconfig: {env.kubeconfig}")
+    if env.kubeconfig.exists():
+        console.print(f"kubeconfig: {env.kubeconfig} (contexts onprem, cloud-a, cloud-b)")
     console.print(f"s3 stores:  {env.root / 's3.json'}")
     return 0
 

@@ -17,6 +17,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from federator.sandbox import binaries
+from federator.sandbox.binaries import BuildFailed
 from federator.sandbox.env import SandboxEnv, load_env
 from federator.sandbox.layout import SITES, Layout
 from federator.sandbox.orchestrator import (
@@ -27,6 +29,7 @@ from federator.sandbox.orchestrator import (
     ComponentStatus,
     Report,
     Sandbox,
+    needed_builds,
 )
 from federator.sandbox.probes import ComponentFailed
 
@@ -38,6 +41,7 @@ __all__ = [
     "PART_KUEUE",
     "PART_S3",
     "SITES",
+    "BuildFailed",
     "ComponentFailed",
     "ComponentStatus",
     "Sandbox",
@@ -69,8 +73,20 @@ def up(
     root: Path | None = None,
     parts: frozenset[str] = ALL_PARTS,
     report: Report | None = None,
+    *,
+    build: bool = True,
 ) -> SandboxEnv:
-    """Bring the sandbox up (reusing whatever already runs) and return its environment."""
+    """Bring the sandbox up (reusing whatever already runs) and return its environment.
+
+    Programs missing from the build cache are built first (scripts/sandbox/build.sh) unless
+    `build` is false, in which case a missing one fails the component that needs it.
+    """
+    if PART_KUEUE in parts:
+        parts = parts | {PART_CLUSTERS}
+    if build:
+        missing = binaries.missing(needed_builds(parts))
+        if missing:
+            binaries.build(missing, report or (lambda _line: None))
     return run_sync(_sandbox(root, report).up(parts))
 
 

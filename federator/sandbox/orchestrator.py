@@ -115,17 +115,13 @@ class Sandbox:
         return [_s3_component(self.layout, store) for store in self.stores().values()]
 
     def cluster_components(self) -> list[Component]:
-        try:  # transitional: the clusters module lands in the next commit
-            from federator.sandbox.clusters import Clusters
-        except ModuleNotFoundError:
-            return []
+        from federator.sandbox.clusters import Clusters
+
         return Clusters(self.layout, self.report).components()
 
     def kueue_components(self) -> list[Component]:
-        try:  # transitional: the kueue module lands in the next commit
-            from federator.sandbox.kueue import Kueue
-        except ModuleNotFoundError:
-            return []
+        from federator.sandbox.kueue import Kueue
+
         return Kueue(self.layout, self.report).components()
 
     def components(self, parts: frozenset[str] = ALL_PARTS) -> list[Component]:
@@ -190,8 +186,15 @@ class Sandbox:
 
     async def _start(self, component: Component) -> None:
         self._fail_if_ports_taken(component)
-        spec = component.spec()
-        running = start(spec)
+        try:
+            spec = component.spec()
+            running = start(spec)
+        except FileNotFoundError as error:
+            raise ComponentFailed(
+                component.key,
+                f"cannot start: {error} (build it with scripts/sandbox/build.sh)",
+                None,
+            ) from None
         self.state.put(running)
         self.report(f"{component.key}: started (pid {running.pid}), waiting until ready")
         took = await wait_ready(

@@ -25,8 +25,10 @@ class ComponentFailed(FederatorError):
     """A sandbox server died or did not become ready; the message carries its log tail."""
 
     def __init__(self, key: str, reason: str, log: Path | str | None) -> None:
-        tail = log_tail(log) if log else "(no log)"
-        super().__init__(f"sandbox: {key} {reason}\n--- last lines of {log} ---\n{tail}")
+        message = f"sandbox: {key} {reason}"
+        if log:
+            message += f"\n--- last lines of {log} ---\n{log_tail(log)}"
+        super().__init__(message)
         self.key = key
 
 

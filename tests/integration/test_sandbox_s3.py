@@ -11,8 +11,9 @@ import json
 from collections.abc import Callable
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
+from federator import sandbox as sandbox_api
 from federator.sandbox import SandboxEnv
 
 pytestmark = pytest.mark.sandbox
@@ -111,3 +112,18 @@ def test_conditional_writes_and_reads(
     with pytest.raises(ClientError) as changed:
         s3.get_object(Bucket=bucket, Key="k", IfMatch='"0123456789abcdef0123456789abcdef"')
     assert changed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+
+
+def test_a_killed_store_comes_back_with_its_data(
+    sandbox: SandboxEnv, bucket_factory: Callable[..., str]
+) -> None:
+    s3 = sandbox.boto3_client("cloud-b")
+    bucket = bucket_factory("cloud-b", prefix="crash")
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"still here")
+    assert sandbox_api.stop_component("cloud-b", "s3", kill=True)
+    try:
+        with pytest.raises(EndpointConnectionError):
+            sandbox.boto3_client("cloud-b").list_buckets()
+    finally:
+        sandbox_api.start_component("cloud-b", "s3")
+    assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"still here"
