@@ -13,8 +13,6 @@ Public API (everything else in this package is an implementation detail):
 
 from __future__ import annotations
 
-from typing import Any
-
 from federator.policy.clusters import Cluster, ObjectStore, Pool
 from federator.policy.config import FederatorConfig, resident_datasets
 from federator.policy.credentials import (
@@ -27,22 +25,9 @@ from federator.policy.credentials import (
 )
 from federator.policy.decision import to_decision_policy
 from federator.policy.errors import LocatedError, PolicyFileError
+from federator.policy.jsonschema import json_schema
 from federator.policy.loading import load_policy, parse_policy
 from federator.policy.locations import dataset_uri, staging_uri
-
-SCHEMA_ID = "https://federator.io/schemas/federator.schema.json"
-
-
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the policy file (draft 2020-12), as committed in config/."""
-    schema = FederatorConfig.model_json_schema(mode="validation")
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "federator policy file",
-        **schema,
-    }
-
 
 __all__ = [
     "Cluster",

@@ -102,7 +102,7 @@ class Toleration(Section):
     operator: Literal["Equal", "Exists"] = "Equal"
     """`Equal` matches `key` and `value`; `Exists` matches any value of `key`."""
 
-    value: str | None = None
+    value: str | None = Field(default=None, examples=["present"])
     """Taint value to match with `operator: Equal`."""
 
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None

@@ -51,7 +51,7 @@ class FederatorConfig(Section):
     records, preemption history)."""
 
     clusters: tuple[Cluster, ...] = Field(min_length=1)
-    """Every cluster federator connects to: exactly the on-prem one(s) and the clouds."""
+    """Every cluster federator connects to: the on-prem one and the clouds it may burst to."""
 
     queues: tuple[Queue, ...] = Field(min_length=1)
     """On-prem queues whose pending jobs federator may move."""

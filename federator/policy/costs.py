@@ -3,6 +3,10 @@
 The cost model compares the cloud bill of a job with what its wait on-prem is worth. These
 settings put a price on waiting (per queue or priority class), say what to assume when a job
 does not tell its runtime or checkpoint interval, and cap spend per hour, day and tenant.
+
+Jobs describe themselves with annotations: `federator.io/runtime-estimate` ("3h"),
+`federator.io/checkpoint-interval` ("20m"), `federator.io/deadline` (RFC 3339),
+`federator.io/datasets` (comma-separated dataset names), `federator.io/gpu-types` ("A100,H100").
 """
 
 from __future__ import annotations
@@ -11,25 +15,8 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat
 
-from federator.policy.base import ConfigPath, Fraction, LabelKey, NonNegative, Section
+from federator.policy.base import ConfigPath, Fraction, NonNegative, Section
 from federator.policy.units import Duration, parse_duration
-
-
-class JobAnnotations(Section):
-    """Annotations a job may carry to describe itself to the cost model."""
-
-    runtime: LabelKey = "federator.io/runtime"
-    """Annotation with the job's expected runtime, e.g. `"3h"`."""
-
-    checkpoint_interval: LabelKey = "federator.io/checkpoint-interval"
-    """Annotation with how often the job checkpoints, e.g. `"20m"`."""
-
-    deadline: LabelKey = "federator.io/deadline"
-    """Annotation with the time the job must finish by (RFC 3339, e.g.
-    `"2026-03-01T18:00:00Z"`)."""
-
-    datasets: LabelKey = "federator.io/datasets"
-    """Annotation listing the datasets the job reads, comma-separated (names from `datasets`)."""
 
 
 class PriorityMultiplier(Section):
@@ -74,15 +61,16 @@ class Cost(Section):
     at or below a job's priority applies, so urgent jobs burst sooner."""
 
     default_runtime: Duration = parse_duration("1h")
-    """Runtime assumed for a job that does not declare one (see `annotations.runtime`)."""
+    """Runtime assumed for a job that declares none in its `federator.io/runtime-estimate`
+    annotation (e.g. `"3h"`) and has no history."""
 
     runtime_uncertainty: RuntimeUncertainty = Field(default_factory=RuntimeUncertainty)
     """How far off runtime estimates typically are, by where they come from."""
 
     default_checkpoint_interval: Duration | None = parse_duration("30m")
-    """Checkpoint interval assumed for a job that does not declare one; the work lost on a
-    preemption is on average half of it. `null`: such jobs do not checkpoint, so a preemption
-    loses all progress."""
+    """Checkpoint interval assumed for a job without a `federator.io/checkpoint-interval`
+    annotation; the work lost on a preemption is on average half of it. `null`: such jobs do
+    not checkpoint, so a preemption loses all progress."""
 
     checkpoint_write_time: Duration = parse_duration("30s")
     """Time a job stalls to write one checkpoint (checkpointing overhead)."""
@@ -107,10 +95,8 @@ class Cost(Section):
     `BestEffortFIFO`); `false` for `StrictFIFO`."""
 
     deadline_miss_penalty_usd: NonNegative = 100.0
-    """Cost charged, times the probability of missing it, for a job with a deadline."""
-
-    annotations: JobAnnotations = Field(default_factory=JobAnnotations)
-    """Annotation names jobs use to declare runtime, checkpoints, deadline and datasets."""
+    """Cost of missing a deadline, charged times the probability of missing it, for a job
+    with a `federator.io/deadline` annotation (RFC 3339 time)."""
 
 
 class Prices(Section):

@@ -32,7 +32,7 @@ class Queue(Section):
     namespace: KubeName | None = None
     """Namespace of a LocalQueue (required for `kind: LocalQueue`, not allowed otherwise)."""
 
-    cluster: Name | None = None
+    cluster: Name | None = Field(default=None, examples=["onprem"])
     """On-prem cluster the queue is on; the only on-prem cluster when omitted."""
 
     burst: Literal["allowed", "opt-in", "never"] = "allowed"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from federator.policy.base import ConfigPath, EnvVarName, KubeName, Section
 
@@ -24,7 +24,7 @@ class EnvCredentials(Section):
     secret_access_key: EnvVarName
     """Environment variable holding the secret access key, e.g. `ONPREM_S3_SECRET_ACCESS_KEY`."""
 
-    session_token: EnvVarName | None = None
+    session_token: EnvVarName | None = Field(default=None, examples=["ONPREM_S3_SESSION_TOKEN"])
     """Environment variable holding a session token, for temporary credentials only."""
 
 
@@ -34,7 +34,7 @@ class SecretCredentials(Section):
     name: KubeName
     """Name of the Secret."""
 
-    namespace: KubeName | None = None
+    namespace: KubeName | None = Field(default=None, examples=["federator"])
     """Namespace of the Secret; federator's own namespace when omitted."""
 
     access_key_id_key: str = "access_key_id"
@@ -51,11 +51,11 @@ class CredentialsRef(Section):
     env: EnvCredentials | None = None
     """Read the keys from environment variables."""
 
-    file: ConfigPath | None = None
+    file: ConfigPath | None = Field(default=None, examples=["/var/run/secrets/s3/keys.json"])
     """Read the keys from a file: JSON `{"access_key_id": ..., "secret_access_key": ...}` or an
     AWS shared-credentials INI file (choose the section with `profile`)."""
 
-    profile: str | None = None
+    profile: str | None = Field(default=None, examples=["burst"])
     """Section of an INI credentials file to use (`default` when omitted); only with `file`."""
 
     kubernetes_secret: SecretCredentials | None = None

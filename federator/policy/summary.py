@@ -63,6 +63,8 @@ def _tenant_line(config: FederatorConfig, name: str) -> str:
         if tenant.allowed_clusters is None
         else ", ".join(tenant.allowed_clusters) or "nowhere (never bursts)"
     )
+    if tenant.allowed_regions is not None:
+        clouds += " in regions " + (", ".join(tenant.allowed_regions) or "none")
     budget = (
         f", ${tenant.budget_usd_per_month:,.0f}/month"
         if tenant.budget_usd_per_month is not None
@@ -87,6 +89,7 @@ def _data_line(config: FederatorConfig) -> str:
     resident = sorted(resident_datasets(config))
     text = f"datasets: {len(config.datasets)}"
     if resident:
-        text += f" ({', '.join(resident)} never leave on-prem)"
+        verb = "never leaves" if len(resident) == 1 else "never leave"
+        text += f" ({', '.join(resident)} {verb} on-prem)"
     text += "; model registry " + (config.registry.uri if config.registry else "not configured")
     return text

@@ -72,6 +72,10 @@ def format_duration(value: timedelta) -> str:
     return "".join(parts)
 
 
+class ByteCount(int):
+    """An `int` of bytes that remembers it is a size, so a default can be written as `64Mi`."""
+
+
 def parse_size(value: object) -> int:
     """Read `500Gi`, `2TB` or `64Mi` into bytes; refuse numbers without a unit."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -87,7 +91,7 @@ def parse_size(value: object) -> int:
             f"{text!r} is not a size; use a number and a unit "
             "(B, Ki, Mi, Gi, Ti, KB, MB, GB, TB), e.g. 64Mi or 2TB"
         )
-    return round(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    return ByteCount(round(float(match.group(1)) * _SIZE_UNITS[match.group(2)]))
 
 
 def format_size(value: int) -> str:
