@@ -1,16 +1,180 @@
-"""`federator sync` (placeholder until its owner lands the real command)."""
+"""`federator sync`: replicate a dataset to a cloud store, or bring models back, by hand."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from typing import TYPE_CHECKING
 
-from federator import errors
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from federator.syncing.plans import SyncPlan, SyncReport
+
+DEFAULT_CONFIG = "config/sandbox.yaml"
+
+DESCRIPTION = """\
+Copy data between the on-prem object store and the cloud stores, the way the daemon does
+before a bursted job starts and while it runs.
+
+  federator sync dataset NAME --to CLUSTER [--dry-run]
+      Make CLUSTER's replica of dataset NAME equal to its on-prem source. Both sides are
+      listed (no per-object HEAD), only new or changed objects are copied, each copy is
+      verified against the source's checksum before it becomes visible, and a rerun after an
+      interruption resumes where it stopped (finished objects and finished parts of large
+      objects are kept). Deletes follow the policy's sync.delete rules (off by default;
+      held back and capped when on). --dry-run prints the plan and copies nothing.
+
+  federator sync models --from CLUSTER
+      Copy every model version and checkpoint that jobs on CLUSTER published to its staging
+      area into the on-prem registry: blobs first, each verified by its SHA-256, then the
+      version's manifest. Versions already on-prem are skipped, so it is safe to rerun.
+
+Stores, credentials, dataset locations and the copy settings come from the policy file
+(--config, default $FEDERATOR_CONFIG or config/sandbox.yaml).
+
+examples:
+  federator sync dataset imagenet-mini --to cloud-a --dry-run
+  federator sync dataset imagenet-mini --to cloud-b
+  federator sync models --from cloud-a
+"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("sync", help="(not built yet)")
-    parser.set_defaults(run=run)
+    parser = subparsers.add_parser(
+        "sync",
+        help="replicate a dataset to a cloud store, or sync models back on-prem",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=os.environ.get("FEDERATOR_CONFIG", DEFAULT_CONFIG),
+        help="the policy file (default: $FEDERATOR_CONFIG or %(default)s)",
+    )
+    what = parser.add_subparsers(title="what to sync", metavar="WHAT", required=True)
+    dataset = what.add_parser(
+        "dataset",
+        help="replicate one dataset to a cloud cluster's store",
+        description="Replicate dataset NAME from the on-prem store to CLUSTER's store.",
+    )
+    dataset.add_argument("name", metavar="NAME", help="the dataset's name in the policy file")
+    dataset.add_argument("--to", required=True, metavar="CLUSTER", help="the cloud cluster")
+    dataset.add_argument("--dry-run", action="store_true", help="print the plan, copy nothing")
+    dataset.set_defaults(run=run_dataset)
+    models = what.add_parser(
+        "models",
+        help="copy a cloud's staged model versions and checkpoints into the on-prem registry",
+        description="Copy CLUSTER's staged model versions and checkpoints to the registry.",
+    )
+    models.add_argument("--from", dest="source", required=True, metavar="CLUSTER")
+    models.set_defaults(run=run_models)
 
 
-def run(args: argparse.Namespace) -> int:
-    raise errors.UserError("'federator sync' is not built yet")
+def run_dataset(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from federator.errors import UserError
+    from federator.policy import load_policy
+    from federator.storage.stores import Stores
+
+    config = load_policy(args.config)
+    if args.to == config.onprem_cluster.name:
+        raise UserError(f"--to {args.to}: that is the on-prem cluster; name a cloud cluster")
+    copier = Stores(config).dataset_copier(args.name, args.to)
+    console = Console(stderr=True)
+    console.print(f"[bold]{args.name}[/]: {copier.source} -> {copier.target}")
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("listing", total=None)
+
+        def planned(plan: SyncPlan) -> None:
+            _print_plan(console, plan)
+            progress.update(task, description="copying", total=plan.bytes_to_copy)
+
+        report = copier.run(
+            dry_run=args.dry_run,
+            on_plan=planned,
+            on_bytes=lambda n: progress.advance(task, n),
+        )
+    _print_report(console, report)
+    return 0 if report.ok else 1
+
+
+def _print_plan(console: Console, plan: SyncPlan) -> None:
+    console.print(
+        f"plan: copy {len(plan.copies)} object(s), {_size(plan.bytes_to_copy)}; "
+        f"{plan.skipped} already there"
+    )
+    reasons: dict[str, int] = {}
+    for item in plan.copies:
+        reasons[item.reason.value] = reasons.get(item.reason.value, 0) + 1
+    for reason, count in sorted(reasons.items()):
+        console.print(f"  {count} {reason}")
+    if plan.deletes:
+        console.print(f"  delete after copying: {len(plan.deletes)} object(s)")
+    if plan.delete_note:
+        console.print(f"  {plan.delete_note}")
+
+
+def _print_report(console: Console, report: SyncReport) -> None:
+    if report.dry_run:
+        console.print("dry run: nothing copied")
+        return
+    console.print(
+        f"copied {report.copied} object(s), {_size(report.bytes_copied)} in "
+        f"{report.seconds:.1f}s; {report.resumed_parts} part(s) resumed, "
+        f"{report.recopied_after_change} recopied after the source changed, "
+        f"{report.deleted} deleted, {report.aborted_uploads} abandoned upload(s) aborted"
+    )
+    for key, message in report.failures[:20]:
+        console.print(f"[red]failed[/] {key}: {message}")
+    if len(report.failures) > 20:
+        console.print(f"[red]... and {len(report.failures) - 20} more failures[/]")
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from federator.policy import load_policy
+    from federator.storage.registry import sync_back
+    from federator.storage.stores import Stores
+
+    stores = Stores(load_policy(args.config))
+    source, target = stores.staging(args.source), stores.registry()
+    console = Console(stderr=True)
+    with console.status(f"syncing {source.location} -> {target.location}"):
+        report = sync_back(source, target)
+    for name in report.versions_copied:
+        console.print(f"copied {name}")
+    console.print(
+        f"{len(report.versions_copied)} version(s) copied ({report.blobs_copied} blob(s), "
+        f"{_size(report.bytes_copied)}), {report.versions_present} already on-prem"
+    )
+    for name, message in report.failures:
+        console.print(f"[red]failed[/] {name}: {message}")
+    return 0 if not report.failures else 1
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
