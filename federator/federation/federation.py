@@ -1,0 +1,677 @@
+"""The federation loop: observe every cluster, converge what was placed, decide, act, collect.
+
+One pass (`Federation.run_once(now)`) reads the on-prem and cloud snapshots (from caches, so a
+dead cloud never blocks it), carries out one convergence step per placement record
+(`planning.converge`: mirror, finish, re-place after a preemption or a lost cluster, finish a
+placement a crash interrupted), asks the cost model (`federator.core.placements.decide`) about
+every waiting job, bursts the ones it sends to the cloud, pulls back copies that have not
+started when on-prem has room, and deletes the copies no record vouches for.
+
+Each pass is idempotent: it re-reads the world and only ever moves it towards the records, so
+running it after a crash, twice, or in two processes at once does the same thing (see
+docs/design.md §11). A failure on one job is logged and that job retried next pass; it never
+stops the pass for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from federator import errors, metrics
+from federator.core.decisions import Decision, DecisionKind, Round
+from federator.core.models import Offer, OnPremState, PendingJob, Spend
+from federator.core.policy import DecisionPolicy
+from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
+from federator.federation import planning
+from federator.federation.planning import Step, StepKind
+from federator.federation.ports import (
+    CloudPort,
+    CloudView,
+    CopyRequest,
+    CopyState,
+    CopyView,
+    DataGate,
+    OffersProvider,
+    OnPremJob,
+    OnPremPort,
+    OnPremView,
+    Terminal,
+)
+from federator.federation.records import Phase, PlacementRecord, copy_name
+
+log = structlog.get_logger(__name__)
+
+Decide = Callable[
+    [Sequence[PendingJob], OnPremState, Sequence[Offer], Spend, DecisionPolicy, float], Round
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FederationSettings:
+    """The loop's knobs; the daemon fills them from the policy file (`burst`, `clusters`)."""
+
+    instance: str = "federator"
+    interval_s: float = 10.0
+    lost_cluster_timeout_s: Mapping[str, float] = field(default_factory=dict)
+    default_lost_cluster_timeout_s: float = 300.0
+    max_replacements: int = 3
+    replace_backoff_s: float = 30.0
+    replace_max_backoff_s: float = 600.0
+    block_pool_for_s: float = 1800.0  # after a preemption, the pool offers 0 GPUs this long
+    pull_back: bool = True
+    pull_back_after_s: float = 0.0  # a copy younger than this is not pulled back (hysteresis)
+    gc_grace_s: float = 60.0
+    burst_enabled: bool = True
+    preemption_prior_strength_h: float = 10.0
+
+
+@dataclass
+class PassReport:
+    """What one pass saw and did; returned to the caller (tests, `federator plan`, logs)."""
+
+    now: float
+    decisions: tuple[Decision, ...] = ()
+    actions: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    skipped: str = ""
+
+
+class Federation:
+    """The federation loop over one on-prem cluster and any number of cloud clusters."""
+
+    def __init__(
+        self,
+        *,
+        onprem: OnPremPort,
+        clouds: Mapping[str, CloudPort],
+        policy: DecisionPolicy | Callable[[], DecisionPolicy],
+        offers: OffersProvider,
+        settings: FederationSettings,
+        data: DataGate | None = None,
+        decide: Decide | None = None,
+        may_write: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.onprem = onprem
+        self.clouds = dict(clouds)
+        self._policy = policy
+        self.offers = offers
+        self.settings = settings
+        self.data = data
+        self._decide = decide if decide is not None else _core_decide()
+        self.may_write = may_write
+        self.blocked_until: dict[tuple[str, str], float] = {}
+        self.preemptions: dict[tuple[str, str], int] = {}
+        self.exposure_h: dict[tuple[str, str], float] = {}
+        self._last_pass: float | None = None
+        self._spent: dict[str, float] = {}  # accrued spend per job key, for the spend counter
+
+    @property
+    def policy(self) -> DecisionPolicy:
+        return self._policy() if callable(self._policy) else self._policy
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, *, clock: Callable[[], float] = time.time) -> None:
+        """One pass every `interval_s` until `stop` is set; errors are logged, never fatal."""
+        while not stop.is_set():
+            try:
+                await self.run_once(clock())
+            except Exception:  # one place that keeps the loop alive through a bad pass
+                log.exception("federation_pass_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.interval_s)
+
+    async def run_once(self, now: float) -> PassReport:
+        started = time.perf_counter()
+        report = PassReport(now=now)
+        onprem = await self.onprem.snapshot(now)
+        clouds = await self._cloud_views(now)
+        self._publish(onprem, clouds)
+        self._accrue_exposure(clouds, now)
+        if not onprem.synced:
+            report.skipped = "on-prem cache not synced yet"
+            return report
+        writes = self.may_write()
+        requeued: list[OnPremJob] = []
+        timeouts = planning.Timeouts(
+            self.settings.lost_cluster_timeout_s, self.settings.default_lost_cluster_timeout_s
+        )
+        for step in planning.converge(onprem, clouds, timeouts, now=now):
+            if step.kind is StepKind.REDECIDE:
+                requeued.append(step.job)
+            elif step.kind is not StepKind.NOTHING and writes:
+                await self._guarded(report, step.job, self._converge(step, now, report))
+        onprem = await self.onprem.snapshot(now)
+        round_ = await self._decide_round(onprem, clouds, requeued, now)
+        report.decisions = round_.decisions
+        if writes:
+            await self._act(round_, onprem, requeued, clouds, now, report)
+            await self._pull_back(onprem, clouds, round_, now, report)
+            await self._collect(now, report)
+        metrics.RECONCILE_DURATION_SECONDS.observe(time.perf_counter() - started)
+        self._last_pass = now
+        return report
+
+    async def _guarded(
+        self, report: PassReport, job: OnPremJob, work: Coroutine[Any, Any, None]
+    ) -> None:
+        """Run one job's work; a failure is that job's, logged, and retried next pass."""
+        try:
+            await work
+        except errors.FederatorError as e:
+            report.failures.append(f"{job.key}: {e}")
+            log.warning("job_step_failed", job=job.key, error=str(e))
+
+    async def _cloud_views(self, now: float) -> dict[str, CloudView]:
+        views = await asyncio.gather(*(c.snapshot(now) for c in self.clouds.values()))
+        return {view.cluster: view for view in views}
+
+    # ---- convergence of placed jobs ------------------------------------------------------------
+
+    async def _converge(self, step: Step, now: float, report: PassReport) -> None:
+        job, copy = step.job, step.copy
+        record = job.record
+        assert record is not None
+        match step.kind:
+            case StepKind.MARK_DONE:
+                await self.onprem.write_record(
+                    job, replace(record, phase=Phase.DONE, finished_at=record.finished_at or now)
+                )
+            case StepKind.WITHDRAW:
+                await self._withdraw(job, copy, report)
+            case StepKind.LOST:
+                await self._requeue(job, now, step.reason, report, preempted=False)
+            case StepKind.PREEMPTED:
+                assert copy is not None
+                await self._requeue(job, now, step.reason, report, preempted=True, copy=copy)
+            case StepKind.CONTINUE_PLACING:
+                await self._place(job, record, now, report)
+            case StepKind.RECREATE:
+                await self._create_copy(job, record, now)
+                report.actions.append(f"recreate {job.key} on {record.placement}")
+            case StepKind.RESUME:
+                assert copy is not None
+                if await self._data_ready(job.spec, record.cluster):
+                    await self.clouds[record.cluster].resume_copy(copy)
+                    report.actions.append(f"resume {job.key}: its data is on {record.cluster}")
+                await self.onprem.mirror(job, remote_state=copy.state.value)
+            case StepKind.MIRROR:
+                assert copy is not None
+                await self.onprem.mirror(job, remote_state=copy.state.value)
+            case StepKind.FINISH:
+                assert copy is not None
+                await self._finish(job, record, copy, now, report)
+
+    async def _finish(
+        self,
+        job: OnPremJob,
+        record: PlacementRecord,
+        copy: CopyView,
+        now: float,
+        report: PassReport,
+    ) -> None:
+        succeeded = copy.state is CopyState.SUCCEEDED
+        finished_at = copy.finished_at or now
+        terminal = Terminal(
+            succeeded=succeeded,
+            started_at=copy.started_at or record.placed_at,
+            finished_at=finished_at,
+            completions=max(1, copy.succeeded),
+            message=f"ran on {record.placement} as {copy.namespace}/{copy.name}"
+            + ("" if succeeded else f": {copy.message}"),
+        )
+        await self.onprem.finish(job, terminal)
+        await self.onprem.mirror(job, remote_state=copy.state.value)
+        done = replace(record, phase=Phase.DONE, finished_at=finished_at)
+        job = await self.onprem.write_record(job, done)
+        reason = "CompletedInCloud" if succeeded else "FailedInCloud"
+        await self.onprem.event(job, reason=reason, message=terminal.message, warning=not succeeded)
+        report.actions.append(f"finish {job.key}: {copy.state.value} on {record.placement}")
+        log.info("job_finished_in_cloud", job=job.key, placement=record.placement, state=copy.state)
+
+    async def _withdraw(self, job: OnPremJob, copy: CopyView | None, report: PassReport) -> None:
+        """The job runs on-prem after all (on-prem wins): the copy goes, then the record."""
+        record = job.record
+        assert record is not None
+        if copy is not None:
+            await self.clouds[copy.cluster].delete_copy(copy.namespace, copy.name)
+        await self.onprem.write_record(job, None)
+        metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="withdrawn").inc()
+        report.actions.append(f"withdraw {job.key}: it started on-prem")
+        log.warning("copy_withdrawn", job=job.key, placement=record.placement)
+
+    async def _requeue(
+        self,
+        job: OnPremJob,
+        now: float,
+        reason: str,
+        report: PassReport,
+        *,
+        preempted: bool,
+        copy: CopyView | None = None,
+    ) -> None:
+        record = job.record
+        assert record is not None
+        stale: str | None = None
+        if copy is not None:
+            await self.clouds[copy.cluster].delete_copy(copy.namespace, copy.name)
+        else:
+            name = copy_name(job.name, job.uid, record.attempt)
+            stale = f"{record.cluster}/{job.namespace}/{name}"
+        wait = planning.backoff_s(
+            record.attempt,
+            initial_s=self.settings.replace_backoff_s,
+            max_s=self.settings.replace_max_backoff_s,
+        )
+        again = record.requeue(now=now, backoff_s=wait, stale_copy=stale)
+        if preempted:
+            again = replace(again, preemptions=record.preemptions + 1)
+            pool = (record.cluster, record.pool)
+            self.preemptions[pool] = self.preemptions.get(pool, 0) + 1
+            self.blocked_until[pool] = now + self.settings.block_pool_for_s
+            metrics.PREEMPTIONS.labels(cluster=record.cluster).inc()
+        job = await self.onprem.write_record(job, again)
+        kind = "Preempted" if preempted else "ClusterLost"
+        await self.onprem.event(
+            job, reason=kind, message=f"{record.placement}: {reason}; re-placing", warning=True
+        )
+        report.actions.append(f"requeue {job.key}: {kind} on {record.placement}")
+        log.warning("job_requeued", job=job.key, placement=record.placement, why=kind)
+
+    # ---- deciding -----------------------------------------------------------------------------
+
+    async def _decide_round(
+        self,
+        onprem: OnPremView,
+        clouds: Mapping[str, CloudView],
+        requeued: Sequence[OnPremJob],
+        now: float,
+    ) -> Round:
+        waiting = [job for job in onprem.jobs if job.waiting]
+        redecided = [job for job in requeued if self._may_replace(job)]
+        specs = [job.spec for job in (*waiting, *redecided)]
+        if not specs or not self.settings.burst_enabled:
+            return Round(decisions=(), now=now)
+        offers = await self._offers(onprem, clouds, now)
+        round_ = self._decide(
+            specs, onprem.state, offers, self._spend(onprem, now), self.policy, now
+        )
+        for decision in round_.decisions:
+            metrics.DECISIONS.labels(decision=decision.kind.value).inc()
+        return round_
+
+    def _may_replace(self, job: OnPremJob) -> bool:
+        record = job.record
+        return record is not None and record.attempt <= self.settings.max_replacements
+
+    async def _offers(
+        self, onprem: OnPremView, clouds: Mapping[str, CloudView], now: float
+    ) -> list[Offer]:
+        """Priced offers, limited to what the clusters say is free and what we may still use."""
+        used = _gpus_by_pool(onprem, clouds)
+        result: list[Offer] = []
+        for offer in await self.offers():
+            view = clouds.get(offer.cluster)
+            if view is None or not (view.up and view.synced):
+                continue
+            key = (offer.cluster, offer.pool)
+            pool = view.pools.get(offer.pool)
+            observed_free = (pool.free_gpus if pool else 0) - used.unscheduled.get(key, 0)
+            cap_left = offer.free_gpus - used.total.get(key, 0)
+            free = max(0, min(observed_free, cap_left))
+            if self.blocked_until.get(key, 0.0) > now:
+                free = 0
+            result.append(self._with_preemption_rate(replace(offer, free_gpus=free)))
+        return result
+
+    def _with_preemption_rate(self, offer: Offer) -> Offer:
+        """The offer with its preemption rate updated by what federator saw in the pool."""
+        key = (offer.cluster, offer.pool)
+        count = self.preemptions.get(key, 0)
+        exposure = self.exposure_h.get(key, 0.0)
+        if count == 0 and exposure <= 0:
+            return offer
+        estimate = estimate_rate(
+            PreemptionPrior(
+                offer.preemption_rate_per_hour, self.settings.preemption_prior_strength_h
+            ),
+            (PreemptionObservation(count, exposure),),
+        )
+        return replace(
+            offer,
+            preemption_rate_per_hour=estimate.rate_per_hour,
+            preemption_evidence=estimate.evidence,
+        )
+
+    def _spend(self, onprem: OnPremView, now: float) -> Spend:
+        day_start = datetime.fromtimestamp(now, tz=UTC).replace(hour=0, minute=0, second=0)
+        today = last_hour = 0.0
+        jobs = gpus = 0
+        cluster_jobs: dict[str, int] = {}
+        cluster_gpus: dict[str, int] = {}
+        tenant: dict[str, float] = {}
+        for job in onprem.jobs:
+            record = job.record
+            if record is None:
+                continue
+            end = record.finished_at or now
+            rate = record.price_per_gpu_hour_usd * record.gpus / 3600.0
+            today += rate * max(0.0, end - max(record.placed_at, day_start.timestamp()))
+            last_hour += rate * max(0.0, end - max(record.placed_at, now - 3600.0))
+            accrued = rate * max(0.0, end - record.placed_at)
+            tenant[job.spec.tenant] = tenant.get(job.spec.tenant, 0.0) + accrued
+            self._count_spend(job.key, record.cluster, accrued)
+            if record.phase in (Phase.PLACING, Phase.PLACED):
+                jobs += 1
+                gpus += record.gpus
+                cluster_jobs[record.cluster] = cluster_jobs.get(record.cluster, 0) + 1
+                cluster_gpus[record.cluster] = cluster_gpus.get(record.cluster, 0) + record.gpus
+        return Spend(
+            last_hour_usd=last_hour,
+            today_usd=today,
+            tenant_month_usd=tenant,
+            bursted_jobs=jobs,
+            bursted_gpus=gpus,
+            cluster_bursted_jobs=cluster_jobs,
+            cluster_bursted_gpus=cluster_gpus,
+        )
+
+    def _count_spend(self, key: str, cluster: str, accrued: float) -> None:
+        delta = accrued - self._spent.get(key, 0.0)
+        if delta > 0:
+            metrics.CLOUD_SPEND_USD.labels(cluster=cluster).inc(delta)
+            self._spent[key] = accrued
+
+    # ---- acting on decisions ------------------------------------------------------------------
+
+    async def _act(
+        self,
+        round_: Round,
+        onprem: OnPremView,
+        requeued: Sequence[OnPremJob],
+        clouds: Mapping[str, CloudView],
+        now: float,
+        report: PassReport,
+    ) -> None:
+        jobs = {job.key: job for job in onprem.jobs}
+        for job in requeued:
+            if not self._may_replace(job):
+                await self._guarded(
+                    report, job, self._return_on_prem(job, "too many re-placements", report)
+                )
+        for decision in round_.decisions:
+            decided = jobs.get(decision.job_key)
+            if decided is None:
+                continue
+            if decision.kind is DecisionKind.BURST:
+                await self._guarded(
+                    report, decided, self._burst(decided, decision, clouds, now, report)
+                )
+            elif decided.record is not None and decided.record.phase is Phase.REQUEUED:
+                await self._guarded(
+                    report, decided, self._return_on_prem(decided, decision.reason, report)
+                )
+
+    async def _burst(
+        self,
+        job: OnPremJob,
+        decision: Decision,
+        clouds: Mapping[str, CloudView],
+        now: float,
+        report: PassReport,
+    ) -> None:
+        cluster, pool = decision.cluster, decision.pool
+        if not job.burst_allowed:
+            log.error("burst_refused_opt_out", job=job.key, decision=decision.reason)
+            report.failures.append(f"{job.key}: burst refused, the job may not leave on-prem")
+            return
+        if cluster is None or pool is None or cluster not in self.clouds:
+            return
+        view = clouds.get(cluster)
+        if view is None or not view.up:
+            return
+        previous = job.record
+        record = PlacementRecord(
+            cluster=cluster,
+            pool=pool,
+            attempt=(previous.attempt + 1) if previous else 1,
+            phase=Phase.PLACING,
+            placed_at=now,
+            gpus=job.gpus,
+            price_per_gpu_hour_usd=_price(decision, job.gpus),
+            preemptions=previous.preemptions if previous else 0,
+            stale=previous.stale if previous else (),
+            reason=decision.reason[:300],
+            history=previous.history if previous else (),
+        )
+        job = await self.onprem.write_record(job, record)
+        await self._place(job, record, now, report, decision=decision)
+
+    async def _place(
+        self,
+        job: OnPremJob,
+        record: PlacementRecord,
+        now: float,
+        report: PassReport,
+        *,
+        decision: Decision | None = None,
+    ) -> None:
+        """Steps 2–5 of docs/design.md §4; safe to repeat after a crash."""
+        if not await self.onprem.hold_on_prem(job):
+            await self.onprem.write_record(job, None)
+            metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="failed").inc()
+            report.actions.append(f"abandon {job.key}: it started or may start on-prem")
+            return
+        created = await self._create_copy(job, record, now)
+        job = await self.onprem.write_record(job, replace(record, phase=Phase.PLACED))
+        outcome = "placed" if created else "already_placed"
+        metrics.PLACEMENTS.labels(cluster=record.cluster, outcome=outcome).inc()
+        if record.attempt > 1:
+            metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="replaced").inc()
+        cost = decision.expected_cost_usd if decision else 0.0
+        reason = decision.reason if decision else record.reason
+        await self.onprem.event(
+            job,
+            reason="Bursted",
+            message=f"placed on {record.placement} (attempt {record.attempt}), "
+            f"expected cost ${cost:.2f}: {reason}",
+            warning=False,
+        )
+        report.actions.append(f"burst {job.key} to {record.placement} attempt {record.attempt}")
+        log.info("job_bursted", job=job.key, placement=record.placement, attempt=record.attempt)
+
+    async def _create_copy(self, job: OnPremJob, record: PlacementRecord, now: float) -> bool:
+        ready = await self._data_ready(job.spec, record.cluster)
+        request = CopyRequest(
+            source=job, pool=record.pool, attempt=record.attempt, suspended=not ready
+        )
+        return await self.clouds[record.cluster].create_copy(request)
+
+    async def _data_ready(self, spec: PendingJob, cluster: str) -> bool:
+        if self.data is None:
+            return True
+        ready = [await self.data.ensure_replicated(d.name, cluster) for d in spec.datasets]
+        return all(ready)
+
+    async def _return_on_prem(self, job: OnPremJob, why: str, report: PassReport) -> None:
+        """Let Kueue run it on-prem: reactivate first, then drop the record (crash-safe order)."""
+        await self.onprem.release_on_prem(job)
+        await self.onprem.write_record(job, None)
+        await self.onprem.event(job, reason="ReturnedOnPrem", message=why, warning=False)
+        report.actions.append(f"return {job.key} on-prem: {why}")
+
+    async def _pull_back(
+        self,
+        onprem: OnPremView,
+        clouds: Mapping[str, CloudView],
+        round_: Round,
+        now: float,
+        report: PassReport,
+    ) -> None:
+        if not self.settings.pull_back:
+            return
+        starting_now = sum(
+            d.gpus or 0
+            for d in round_.decisions
+            if d.kind is DecisionKind.STAY and d.expected_wait_s <= self.settings.interval_s
+        )
+        free = onprem.state.free_gpus - starting_now
+        index = planning.copies_by_source(clouds)
+        placed = sorted(
+            (j for j in onprem.jobs if j.record is not None and j.record.phase is Phase.PLACED),
+            key=lambda j: j.record.placed_at if j.record else 0.0,
+        )
+        for job in placed:
+            record = job.record
+            assert record is not None
+            copy = index.get((record.cluster, job.uid, record.attempt))
+            if copy is None or copy.state.started or job.gpus > free:
+                continue
+            if now - record.placed_at < self.settings.pull_back_after_s:
+                continue
+            free -= job.gpus
+            await self._guarded(report, job, self._pull_back_one(job, copy, now, report))
+
+    async def _pull_back_one(
+        self, job: OnPremJob, copy: CopyView, now: float, report: PassReport
+    ) -> None:
+        record = job.record
+        assert record is not None
+        stale = f"{copy.cluster}/{copy.namespace}/{copy.name}"
+        job = await self.onprem.write_record(
+            job, record.requeue(now=now, backoff_s=0.0, stale_copy=stale)
+        )
+        await self.clouds[copy.cluster].delete_copy(copy.namespace, copy.name)
+        metrics.PLACEMENTS.labels(cluster=copy.cluster, outcome="withdrawn").inc()
+        await self._return_on_prem(
+            job, f"pulled back from {record.placement}: on-prem has room", report
+        )
+
+    # ---- garbage collection -------------------------------------------------------------------
+
+    async def _collect(self, now: float, report: PassReport) -> None:
+        onprem = await self.onprem.snapshot(now)
+        clouds = await self._cloud_views(now)
+        synced: frozenset[str] = frozenset()
+        if self.data is not None:
+            done = [j for j in onprem.jobs if j.record and j.record.phase is Phase.DONE]
+            synced = frozenset(
+                [
+                    j.key
+                    for j in done
+                    if j.record and await self.data.outputs_synced(j.key, j.record.cluster)
+                ]
+            )
+        found = planning.garbage(
+            onprem,
+            clouds,
+            now=now,
+            grace_s=self.settings.gc_grace_s,
+            outputs_synced=synced,
+            check_outputs=self.data is not None,
+        )
+        for item in found:
+            try:
+                await self.clouds[item.cluster].delete_copy(item.copy.namespace, item.copy.name)
+            except errors.FederatorError as e:
+                report.failures.append(f"gc {item.cluster}/{item.copy.name}: {e}")
+                continue
+            report.actions.append(
+                f"gc {item.cluster}/{item.copy.namespace}/{item.copy.name}: {item.why}"
+            )
+            log.info("copy_collected", cluster=item.cluster, copy=item.copy.name, why=item.why)
+        keep = (
+            frozenset(c.source_uid for v in clouds.values() for c in v.copies) & onprem.source_uids
+        )
+        for name, view in clouds.items():
+            if view.up and view.synced and onprem.synced:
+                try:
+                    await self.clouds[name].sweep_configs(keep)
+                except errors.FederatorError as e:
+                    report.failures.append(f"gc configs on {name}: {e}")
+
+    # ---- observation side effects -------------------------------------------------------------
+
+    def _publish(self, onprem: OnPremView, clouds: Mapping[str, CloudView]) -> None:
+        for queue in onprem.queues:
+            metrics.QUEUE_PENDING_WORKLOADS.labels(queue=queue.queue).set(queue.pending_workloads)
+            metrics.QUEUE_PENDING_GPUS.labels(queue=queue.queue).set(queue.pending_gpus)
+            metrics.QUEUE_OLDEST_PENDING_SECONDS.labels(queue=queue.queue).set(
+                queue.oldest_pending_s
+            )
+        for view in clouds.values():
+            counts = dict.fromkeys(metrics.BURST_STATES, 0)
+            for copy in view.copies:
+                state = _BURST_STATE.get(copy.state)
+                if state is not None:
+                    counts[state] += 1
+            for state, count in counts.items():
+                metrics.BURSTED_JOBS.labels(cluster=view.cluster, state=state).set(count)
+
+    def _accrue_exposure(self, clouds: Mapping[str, CloudView], now: float) -> None:
+        """Running copy-hours per pool: the exposure preemptions are counted against."""
+        if self._last_pass is None:
+            return
+        hours = max(0.0, now - self._last_pass) / 3600.0
+        for view in clouds.values():
+            for copy in view.copies:
+                if copy.state is CopyState.RUNNING:
+                    key = (view.cluster, copy.pool)
+                    self.exposure_h[key] = self.exposure_h.get(key, 0.0) + hours
+
+
+_BURST_STATE = {
+    CopyState.SUSPENDED: "syncing",
+    CopyState.PENDING: "pending",
+    CopyState.RUNNING: "running",
+    CopyState.SUCCEEDED: "succeeded",
+    CopyState.FAILED: "failed",
+    CopyState.PREEMPTED: "preempted",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Usage:
+    total: dict[tuple[str, str], int]  # GPUs of every live placement, per pool
+    unscheduled: dict[tuple[str, str], int]  # of which not yet running (invisible in node usage)
+
+
+def _gpus_by_pool(onprem: OnPremView, clouds: Mapping[str, CloudView]) -> _Usage:
+    index = planning.copies_by_source(clouds)
+    total: dict[tuple[str, str], int] = {}
+    unscheduled: dict[tuple[str, str], int] = {}
+    for job in onprem.jobs:
+        record = job.record
+        if record is None or record.phase not in (Phase.PLACING, Phase.PLACED):
+            continue
+        key = (record.cluster, record.pool)
+        total[key] = total.get(key, 0) + record.gpus
+        copy = index.get((record.cluster, job.uid, record.attempt))
+        if copy is None or not copy.state.started:
+            unscheduled[key] = unscheduled.get(key, 0) + record.gpus
+    return _Usage(total, unscheduled)
+
+
+def _price(decision: Decision, gpus: int) -> float:
+    """Price per GPU-hour of a burst decision, from its priced terms when the model gave them."""
+    for name in ("cloud_price_usd_per_gpu_hour", "price_per_gpu_hour_usd"):
+        if name in decision.terms:
+            return float(decision.terms[name])
+    hours = decision.expected_completion_s / 3600.0 if decision.expected_completion_s else 0.0
+    if hours > 0 and gpus > 0 and decision.expected_completion_s != float("inf"):
+        return decision.expected_cost_usd / (hours * gpus)
+    return 0.0
+
+
+def _core_decide() -> Decide:
+    from federator.core import placements
+
+    return placements.decide

@@ -1,0 +1,172 @@
+"""Pure: what each placed job needs next, and which cloud copies must go.
+
+Given the observed on-prem jobs (with their placement records) and cloud clusters, `converge`
+says for every record one `Step` (finish it, mirror it, re-place it, recreate its copy …) and
+`garbage` says which copies no record vouches for. Both are functions of values and `now`, so
+every rule of docs/design.md §4–§9 is tested here without a cluster (tests/unit/federation/).
+The loop in `federation.py` only carries the steps out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from federator.federation.ports import CloudView, CopyState, CopyView, OnPremJob, OnPremView
+from federator.federation.records import Phase
+
+
+class StepKind(StrEnum):
+    NOTHING = "nothing"
+    CONTINUE_PLACING = "continue_placing"  # crash after the record: hold, create, confirm
+    RECREATE = "recreate"  # record says placed, the cluster answers, the copy is gone
+    RESUME = "resume"  # the copy waits for data; resume it when the data is there
+    MIRROR = "mirror"  # show the copy's state on the on-prem Job
+    FINISH = "finish"  # the copy ended: give the on-prem Job the same terminal state
+    PREEMPTED = "preempted"  # the copy lost its node: delete it, re-place the job
+    LOST = "lost"  # the cluster is gone for longer than the timeout: re-place the job
+    WITHDRAW = "withdraw"  # the job started on-prem after all: delete the copy, drop the record
+    MARK_DONE = "mark_done"  # the on-prem Job is terminal; the record catches up
+    REDECIDE = "redecide"  # requeued and past its backoff: decide again
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    kind: StepKind
+    job: OnPremJob
+    copy: CopyView | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    lost_cluster_s: Mapping[str, float]  # per cloud cluster
+    default_lost_cluster_s: float = 300.0
+
+    def lost_after(self, cluster: str) -> float:
+        return self.lost_cluster_s.get(cluster, self.default_lost_cluster_s)
+
+
+def copies_by_source(clouds: Mapping[str, CloudView]) -> dict[tuple[str, str, int], CopyView]:
+    """(cluster, source uid, attempt) -> copy."""
+    return {(c.cluster, c.source_uid, c.attempt): c for v in clouds.values() for c in v.copies}
+
+
+def converge(
+    onprem: OnPremView, clouds: Mapping[str, CloudView], timeouts: Timeouts, *, now: float
+) -> list[Step]:
+    """One step per job that has a record (and is not done)."""
+    index = copies_by_source(clouds)
+    steps: list[Step] = []
+    for job in onprem.jobs:
+        if job.record is None or job.record.phase is Phase.DONE:
+            continue
+        steps.append(_step(job, clouds, index, timeouts, now))
+    return steps
+
+
+def _step(
+    job: OnPremJob,
+    clouds: Mapping[str, CloudView],
+    index: Mapping[tuple[str, str, int], CopyView],
+    timeouts: Timeouts,
+    now: float,
+) -> Step:
+    record = job.record
+    assert record is not None
+    if job.finished:
+        return Step(StepKind.MARK_DONE, job)
+    if job.active_pods > 0 or job.admitted:
+        copy = index.get((record.cluster, job.uid, record.attempt))
+        return Step(StepKind.WITHDRAW, job, copy, "the job started on-prem")
+    if record.phase is Phase.REQUEUED:
+        if now >= record.not_before:
+            return Step(StepKind.REDECIDE, job)
+        return Step(StepKind.NOTHING, job)
+    view = clouds.get(record.cluster)
+    if view is None or not view.up:
+        down_for = now - (view.down_since if view and view.down_since is not None else now)
+        if view is None or down_for >= timeouts.lost_after(record.cluster):
+            return Step(StepKind.LOST, job, reason=f"{record.cluster} unreachable {down_for:.0f}s")
+        return Step(StepKind.NOTHING, job)
+    if not view.synced:
+        return Step(StepKind.NOTHING, job)
+    copy = index.get((record.cluster, job.uid, record.attempt))
+    if record.phase is Phase.PLACING:
+        return Step(StepKind.CONTINUE_PLACING, job, copy)
+    if copy is None:
+        return Step(StepKind.RECREATE, job)
+    match copy.state:
+        case CopyState.SUCCEEDED | CopyState.FAILED:
+            return Step(StepKind.FINISH, job, copy)
+        case CopyState.PREEMPTED:
+            return Step(StepKind.PREEMPTED, job, copy, "the copy lost its node or was disrupted")
+        case CopyState.SUSPENDED:
+            return Step(StepKind.RESUME, job, copy)
+        case _:
+            return Step(StepKind.MIRROR, job, copy)
+
+
+@dataclass(frozen=True, slots=True)
+class Garbage:
+    cluster: str
+    copy: CopyView
+    why: str
+
+
+def garbage(
+    onprem: OnPremView,
+    clouds: Mapping[str, CloudView],
+    *,
+    now: float,
+    grace_s: float,
+    outputs_synced: frozenset[str] = frozenset(),
+    check_outputs: bool = False,
+) -> list[Garbage]:
+    """Copies no record vouches for, on clusters that answer; never before on-prem synced.
+
+    A copy stays while its job's record points at it (same cluster and attempt) and it has not
+    finished, or finished less than `grace_s` ago, or its outputs have not come back yet
+    (`outputs_synced` holds job keys, consulted only with `check_outputs`).
+    """
+    if not onprem.synced:
+        return []
+    records = {job.uid: job for job in onprem.jobs}
+    found: list[Garbage] = []
+    for view in clouds.values():
+        if not (view.up and view.synced):
+            continue
+        for copy in view.copies:
+            why = _why_garbage(copy, records.get(copy.source_uid), onprem, now, grace_s)
+            if why == "finished" and check_outputs:
+                job = records[copy.source_uid]
+                if job.key not in outputs_synced:
+                    continue
+            if why:
+                found.append(Garbage(view.cluster, copy, why))
+    return found
+
+
+def _why_garbage(
+    copy: CopyView, job: OnPremJob | None, onprem: OnPremView, now: float, grace_s: float
+) -> str:
+    if copy.source_uid not in onprem.source_uids:
+        return "source deleted"
+    if job is None or job.record is None:
+        return "no placement record"
+    record = job.record
+    if record.cluster != copy.cluster or record.attempt != copy.attempt:
+        return "stale: the job was re-placed"
+    if record.phase is Phase.REQUEUED:
+        return "stale: the job is being re-placed"
+    if record.phase is Phase.DONE:
+        finished = copy.finished_at or record.finished_at or now
+        if now - finished >= grace_s:
+            return "finished"
+    return ""
+
+
+def backoff_s(attempt: int, *, initial_s: float, max_s: float) -> float:
+    """Exponential backoff before re-placement `attempt` (1-based: the first waits initial_s)."""
+    return float(min(max_s, initial_s * 2 ** max(0, attempt - 1)))

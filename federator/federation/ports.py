@@ -1,0 +1,209 @@
+"""The seam between the federation loop and the clusters: the values that cross it and the ports.
+
+The loop (`federation.py`) only knows these Protocols; `federator.kube.onprem.OnPremCluster` and
+`federator.kube.cloud.CloudCluster` implement them structurally, and the unit tests implement them
+with in-memory fakes. Everything crossing the seam is a frozen value: no client-library object
+ever reaches the loop, so the loop can be read (and tested) without Kubernetes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from federator.core.models import Offer, OnPremState, PendingJob
+from federator.federation.records import PlacementRecord
+
+
+class CopyState(StrEnum):
+    """What a cloud copy is doing, as far as the cloud cluster says."""
+
+    SUSPENDED = "Suspended"  # created, waiting for its data
+    PENDING = "Pending"  # pods not running yet
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    PREEMPTED = "Preempted"  # lost a node or a pod was disrupted
+
+    @property
+    def terminal(self) -> bool:
+        return self in (CopyState.SUCCEEDED, CopyState.FAILED)
+
+    @property
+    def started(self) -> bool:
+        return self not in (CopyState.SUSPENDED, CopyState.PENDING)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyView:
+    """One Job federator created on a cloud cluster, identified by its labels."""
+
+    cluster: str
+    namespace: str
+    name: str
+    source_uid: str
+    attempt: int
+    pool: str
+    state: CopyState
+    succeeded: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    running_pods: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolView:
+    """What one cloud pool has right now, observed from its nodes and pods."""
+
+    cluster: str
+    pool: str
+    nodes: int
+    allocatable_gpus: int
+    requested_gpus: int
+    pending_pods: int
+
+    @property
+    def free_gpus(self) -> int:
+        return max(0, self.allocatable_gpus - self.requested_gpus)
+
+
+@dataclass(frozen=True, slots=True)
+class CloudView:
+    """One cloud cluster as last observed; `up` is False while it does not answer."""
+
+    cluster: str
+    up: bool
+    synced: bool  # every reflector listed at least once since start
+    down_since: float | None = None
+    pools: Mapping[str, PoolView] = field(default_factory=dict)
+    copies: tuple[CopyView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OnPremJob:
+    """An on-prem Job federator knows: its identity, whether it may move, and its record."""
+
+    key: str  # "<namespace>/<name>"
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    gpus: int
+    record: PlacementRecord | None
+    spec: PendingJob  # the cost model's view of the job (whether it waits or not)
+    waiting: bool = False  # Kueue (or nobody, for a plain suspended Job) still waits to start it
+    active_pods: int = 0  # pods the on-prem Job controller runs for it
+    finished: bool = False  # the on-prem Job has a terminal condition
+    admitted: bool = False  # its Workload reserved quota on-prem
+    workload: str | None = None  # Workload name, None for plain suspended Jobs
+    burst_allowed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """Per-queue numbers for the queue metrics."""
+
+    queue: str
+    pending_workloads: int
+    pending_gpus: int
+    oldest_pending_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class OnPremView:
+    """The on-prem cluster as last observed."""
+
+    up: bool
+    synced: bool
+    state: OnPremState
+    jobs: tuple[OnPremJob, ...] = ()  # waiting jobs and jobs with a placement record
+    queues: tuple[QueueView, ...] = ()
+    source_uids: frozenset[str] = frozenset()  # every Job on-prem (GC keeps their copies)
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    """The terminal state to give an on-prem Job, taken from the copy that finished it."""
+
+    succeeded: bool
+    started_at: float
+    finished_at: float
+    completions: int
+    message: str
+
+
+class OnPremPort(Protocol):
+    """What the loop needs from the on-prem cluster."""
+
+    async def snapshot(self, now: float) -> OnPremView: ...
+
+    async def write_record(self, job: OnPremJob, record: PlacementRecord | None) -> OnPremJob:
+        """Write (or with None remove) the record, preconditioned on job.resource_version."""
+        ...
+
+    async def hold_on_prem(self, job: OnPremJob) -> bool:
+        """Deactivate the Workload (preconditioned); True when the job cannot start on-prem."""
+        ...
+
+    async def release_on_prem(self, job: OnPremJob) -> None:
+        """Reactivate the Workload so Kueue may admit the job on-prem again."""
+        ...
+
+    async def mirror(self, job: OnPremJob, *, remote_state: str) -> None: ...
+
+    async def finish(self, job: OnPremJob, terminal: Terminal) -> None:
+        """Give the suspended on-prem Job the terminal status of its cloud copy."""
+        ...
+
+    async def event(self, job: OnPremJob, *, reason: str, message: str, warning: bool) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRequest:
+    """Everything a cloud cluster needs to create one copy."""
+
+    source: OnPremJob
+    pool: str
+    attempt: int
+    suspended: bool  # wait for data before starting
+
+
+class CloudPort(Protocol):
+    """What the loop needs from one cloud cluster."""
+
+    name: str
+
+    async def snapshot(self, now: float) -> CloudView: ...
+
+    async def create_copy(self, request: CopyRequest) -> bool:
+        """Create (or find) the copy; True when it was created now, False when it existed."""
+        ...
+
+    async def resume_copy(self, copy: CopyView) -> None: ...
+
+    async def delete_copy(self, namespace: str, name: str) -> None: ...
+
+    async def sweep_configs(self, keep_uids: frozenset[str]) -> int:
+        """Delete copied ConfigMaps/Secrets whose job is not in `keep_uids`; returns how many."""
+        ...
+
+
+class OffersProvider(Protocol):
+    """The priced cloud pools, before federator overlays what the clusters say is free."""
+
+    async def __call__(self) -> Sequence[Offer]: ...
+
+
+class DataGate(Protocol):
+    """The sync engineer's API, seen from here: is a job's data where its copy runs?"""
+
+    async def ensure_replicated(self, dataset: str, cluster: str) -> bool:
+        """Start (if needed) replicating `dataset` to `cluster`; True once it is there."""
+        ...
+
+    async def outputs_synced(self, job_key: str, cluster: str) -> bool:
+        """True once the job's outputs came back from `cluster` (GC may then delete the copy)."""
+        ...

@@ -1,0 +1,116 @@
+"""The placement record: what federator promised about one job, kept on the on-prem Job itself.
+
+The record is the single source of truth for "where does this job run". It is written before
+any other step of a placement, every later step is keyed by it, and a restarted federator
+rebuilds everything from the records it reads back. It is stored as compact JSON in the
+annotation `federator.io/record`; `to_json`/`from_json` are pure and total (a record that does
+not parse is reported, never guessed at).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Phase(StrEnum):
+    PLACING = "placing"  # intent written; the copy may or may not exist yet
+    PLACED = "placed"  # the copy exists (or existed) on `cluster`
+    REQUEUED = "requeued"  # the copy was lost (preemption, lost cluster); decide again
+    DONE = "done"  # the on-prem Job carries the terminal state
+
+
+class RecordError(ValueError):
+    """An annotation that does not hold a record we can read."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRecord:
+    cluster: str
+    pool: str
+    attempt: int
+    phase: Phase
+    placed_at: float
+    gpus: int
+    price_per_gpu_hour_usd: float = 0.0
+    preemptions: int = 0
+    not_before: float = 0.0  # no re-placement before this time (backoff)
+    stale: tuple[str, ...] = ()  # "<cluster>/<namespace>/<name>" copies to delete
+    reason: str = ""
+    finished_at: float | None = None
+    history: tuple[str, ...] = field(default=())  # "<cluster>/<pool>" of earlier attempts
+
+    @property
+    def placement(self) -> str:
+        return f"{self.cluster}/{self.pool}"
+
+    def requeue(self, *, now: float, backoff_s: float, stale_copy: str | None) -> PlacementRecord:
+        """The record after its copy was lost: try again after `backoff_s`."""
+        stale = self.stale + ((stale_copy,) if stale_copy and stale_copy not in self.stale else ())
+        return replace(
+            self,
+            phase=Phase.REQUEUED,
+            not_before=now + backoff_s,
+            stale=stale,
+            history=(*self.history, self.placement),
+        )
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {
+            "cluster": self.cluster,
+            "pool": self.pool,
+            "attempt": self.attempt,
+            "phase": self.phase.value,
+            "placed_at": self.placed_at,
+            "gpus": self.gpus,
+            "price_per_gpu_hour_usd": self.price_per_gpu_hour_usd,
+            "preemptions": self.preemptions,
+            "not_before": self.not_before,
+            "stale": list(self.stale),
+            "reason": self.reason,
+            "finished_at": self.finished_at,
+            "history": list(self.history),
+        }
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PlacementRecord:
+        try:
+            data = json.loads(text)
+            return cls(
+                cluster=str(data["cluster"]),
+                pool=str(data["pool"]),
+                attempt=int(data["attempt"]),
+                phase=Phase(data["phase"]),
+                placed_at=float(data["placed_at"]),
+                gpus=int(data["gpus"]),
+                price_per_gpu_hour_usd=float(data.get("price_per_gpu_hour_usd", 0.0)),
+                preemptions=int(data.get("preemptions", 0)),
+                not_before=float(data.get("not_before", 0.0)),
+                stale=tuple(str(s) for s in data.get("stale", ())),
+                reason=str(data.get("reason", "")),
+                finished_at=_optional_float(data.get("finished_at")),
+                history=tuple(str(h) for h in data.get("history", ())),
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise RecordError(f"federator.io/record: cannot read {text[:80]!r}: {e}") from e
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def copy_name(source_name: str, source_uid: str, attempt: int) -> str:
+    """The deterministic name of a job's copy: the same inputs always give the same name.
+
+    A retried create therefore meets `409 AlreadyExists` instead of making a duplicate. The UID
+    part keeps two on-prem jobs of the same name (deleted and recreated) apart; the attempt keeps
+    re-placements apart. Job names are DNS labels of at most 63 characters, and the Job
+    controller adds a suffix to pod names, so we stay well below.
+    """
+    uid = source_uid.replace("-", "")[:10]
+    suffix = f"-{uid}-{attempt}"
+    head = source_name[: 52 - len(suffix)].rstrip("-.")
+    return f"{head}{suffix}"

@@ -1,0 +1,620 @@
+"""Pure translation between raw Kubernetes objects (JSON dicts) and federator's values.
+
+Every label key, annotation key and field path federator reads or writes lives here, so the
+shape of the API is learned in one module and tested without a cluster (tests/unit/kube/).
+Functions take plain dicts as the apiserver sends them and return frozen values from
+`federator.core.models` and `federator.federation.ports`, or dicts ready to send back.
+Nothing here does I/O or reads a clock: `now` is always passed in.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from federator.core.models import DatasetNeed, OnPremState, PendingJob, RunningJob, RuntimeSource
+from federator.federation.ports import CopyState, CopyView, PoolView, QueueView, Terminal
+from federator.federation.records import PlacementRecord, RecordError
+
+Obj = Mapping[str, Any]
+
+GPU = "nvidia.com/gpu"
+
+# ---- keys federator owns ------------------------------------------------------------------------
+LABEL_ORIGIN = "federator.io/origin"
+LABEL_SOURCE_UID = "federator.io/source-uid"
+LABEL_ATTEMPT = "federator.io/attempt"
+LABEL_POOL = "federator.io/pool"  # also the node label of cloud pools (sandbox contract)
+LABEL_BURST = "federator.io/burst"  # "never" opts out; "allow" opts a plain suspended Job in
+LABEL_RESIDENCY = "federator.io/residency"  # "onprem": the data may not leave
+ANNOTATION_SOURCE = "federator.io/source"
+ANNOTATION_PLACEMENT = "federator.io/placement"
+ANNOTATION_RECORD = "federator.io/record"
+ANNOTATION_REMOTE_STATE = "federator.io/remote-state"
+ANNOTATION_RUNTIME = "federator.io/runtime-estimate"
+ANNOTATION_DATASETS = "federator.io/datasets"
+ANNOTATION_CHECKPOINT = "federator.io/checkpoint-interval"
+ANNOTATION_DEADLINE = "federator.io/deadline"
+ANNOTATION_GPU_TYPES = "federator.io/gpu-types"
+
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+CAPACITY_TYPE_LABEL = "node.kubernetes.io/capacity-type"
+
+# ---- small readers ------------------------------------------------------------------------------
+
+
+def meta(obj: Obj) -> Mapping[str, Any]:
+    m = obj.get("metadata") or {}
+    return m if isinstance(m, Mapping) else {}
+
+
+def labels(obj: Obj) -> Mapping[str, str]:
+    return meta(obj).get("labels") or {}
+
+
+def annotations_of(obj: Obj) -> Mapping[str, str]:
+    return meta(obj).get("annotations") or {}
+
+
+def key(obj: Obj) -> str:
+    return f"{meta(obj).get('namespace', '')}/{meta(obj).get('name', '')}"
+
+
+def conditions(obj: Obj) -> Sequence[Mapping[str, Any]]:
+    return (obj.get("status") or {}).get("conditions") or ()
+
+
+def condition_true(obj: Obj, kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions(obj))
+
+
+def parse_time(text: str | None) -> float | None:
+    """RFC 3339 as the apiserver writes it ("2026-11-29T07:47:10Z") to epoch seconds."""
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def format_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """ "90", "90s", "15m", "2h", "1d" to seconds; None when it is not one of those."""
+    match = _DURATION.match(text)
+    if match is None:
+        return None
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def quantity_count(value: object) -> int:
+    """A whole-number quantity such as a GPU count ("8", 8); 0 for anything else."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+# ---- GPUs -------------------------------------------------------------------------------------
+
+
+def pod_gpus(pod_spec: Obj) -> int:
+    """GPUs one pod asks for: containers summed, init containers as their maximum (kube rules)."""
+
+    def gpus(container: Obj) -> int:
+        res = container.get("resources") or {}
+        limits = res.get("limits") or {}
+        requests = res.get("requests") or {}
+        return quantity_count(limits.get(GPU, requests.get(GPU, 0)))
+
+    main = sum(gpus(c) for c in pod_spec.get("containers") or ())
+    init = max((gpus(c) for c in pod_spec.get("initContainers") or ()), default=0)
+    return max(main, init)
+
+
+def job_parallelism(job: Obj) -> int:
+    spec = job.get("spec") or {}
+    parallelism = spec.get("parallelism")
+    completions = spec.get("completions")
+    if parallelism is None:
+        parallelism = 1
+    if completions is not None:
+        parallelism = min(int(parallelism), int(completions))
+    return int(parallelism)
+
+
+def job_gpus(job: Obj) -> int:
+    template = (job.get("spec") or {}).get("template") or {}
+    return job_parallelism(job) * pod_gpus(template.get("spec") or {})
+
+
+def workload_gpus(workload: Obj) -> int:
+    pod_sets = (workload.get("spec") or {}).get("podSets") or ()
+    return sum(
+        int(ps.get("count", 1)) * pod_gpus((ps.get("template") or {}).get("spec") or {})
+        for ps in pod_sets
+    )
+
+
+# ---- on-prem: Jobs and Workloads ---------------------------------------------------------------
+
+
+def job_finished(job: Obj) -> bool:
+    return condition_true(job, "Complete") or condition_true(job, "Failed")
+
+
+def job_suspended(job: Obj) -> bool:
+    return bool((job.get("spec") or {}).get("suspend"))
+
+
+def job_active_pods(job: Obj) -> int:
+    return int((job.get("status") or {}).get("active") or 0)
+
+
+def workload_owner_uid(workload: Obj) -> str | None:
+    for ref in meta(workload).get("ownerReferences") or ():
+        if ref.get("kind") == "Job" and str(ref.get("apiVersion", "")).startswith("batch/"):
+            return str(ref.get("uid"))
+    return None
+
+
+def workload_reserved(workload: Obj) -> bool:
+    return condition_true(workload, "QuotaReserved") or condition_true(workload, "Admitted")
+
+
+def workload_active(workload: Obj) -> bool:
+    return (workload.get("spec") or {}).get("active") is not False
+
+
+def workload_pending(workload: Obj) -> bool:
+    """Waiting for Kueue: active, no quota reserved, not finished."""
+    return (
+        workload_active(workload)
+        and not workload_reserved(workload)
+        and not condition_true(workload, "Finished")
+    )
+
+
+def workload_priority(workload: Obj) -> int:
+    return int((workload.get("spec") or {}).get("priority") or 0)
+
+
+def record_of(job: Obj) -> PlacementRecord | None:
+    """The placement record on an on-prem Job; a record we cannot read counts as none."""
+    text = annotations_of(job).get(ANNOTATION_RECORD)
+    if not text:
+        return None
+    try:
+        return PlacementRecord.from_json(text)
+    except RecordError:
+        return None
+
+
+def burst_allowed(job: Obj, *, resident_namespaces: frozenset[str] = frozenset()) -> bool:
+    """Opt-out and residency: such jobs never leave on-prem, whatever the policy says."""
+    job_labels = labels(job)
+    if job_labels.get(LABEL_BURST) == "never" or job_labels.get(LABEL_RESIDENCY) == "onprem":
+        return False
+    return meta(job).get("namespace") not in resident_namespaces
+
+
+def parse_datasets(text: str) -> tuple[DatasetNeed, ...]:
+    """`name=bytes,name2=bytes` (bytes optional) to dataset needs; blanks ignored."""
+    needs: list[DatasetNeed] = []
+    for part in text.split(","):
+        name, _, size = part.strip().partition("=")
+        if name:
+            needs.append(DatasetNeed(name=name.strip(), size_bytes=quantity_count(size.strip())))
+    return tuple(needs)
+
+
+def _deadline(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        try:
+            return parse_time(text)
+        except ValueError:
+            return None
+
+
+def pending_job(
+    job: Obj,
+    *,
+    workload: Obj | None,
+    default_runtime_s: float,
+    resident_namespaces: frozenset[str] = frozenset(),
+) -> PendingJob:
+    """The cost model's view of one waiting on-prem Job (and its Workload, when Kueue has one)."""
+    notes = annotations_of(job)
+    runtime = parse_duration(notes.get(ANNOTATION_RUNTIME, ""))
+    checkpoint = parse_duration(notes.get(ANNOTATION_CHECKPOINT, ""))
+    gpu_types = frozenset(t.strip() for t in notes.get(ANNOTATION_GPU_TYPES, "").split(",") if t)
+    source = workload if workload is not None else job
+    template = (job.get("spec") or {}).get("template") or {}
+    queue = labels(job).get(KUEUE_QUEUE_LABEL, "") or "plain"
+    return PendingJob(
+        key=key(job),
+        gpus=workload_gpus(workload) if workload is not None else job_gpus(job),
+        submitted_at=parse_time(meta(source).get("creationTimestamp")) or 0.0,
+        runtime_estimate_s=runtime if runtime is not None else default_runtime_s,
+        runtime_source=RuntimeSource.ANNOTATION if runtime is not None else RuntimeSource.DEFAULT,
+        queue=queue,
+        tenant=str(meta(job).get("namespace", "default")),
+        namespace=str(meta(job).get("namespace", "default")),
+        priority=workload_priority(workload) if workload is not None else 0,
+        gpu_types=gpu_types,
+        datasets=parse_datasets(notes.get(ANNOTATION_DATASETS, "")),
+        checkpoint_interval_s=checkpoint,
+        deadline_at=_deadline(notes.get(ANNOTATION_DEADLINE)),
+        burst_allowed=burst_allowed(job, resident_namespaces=resident_namespaces),
+        gpus_per_pod=pod_gpus(template.get("spec") or {}) or None,
+    )
+
+
+def cluster_queue_gpus(cluster_queue: Obj) -> tuple[int, int]:
+    """(nominal GPUs, reserved GPUs) of one Kueue ClusterQueue."""
+    nominal = 0
+    for group in (cluster_queue.get("spec") or {}).get("resourceGroups") or ():
+        for flavor in group.get("flavors") or ():
+            for res in flavor.get("resources") or ():
+                if res.get("name") == GPU:
+                    nominal += quantity_count(res.get("nominalQuota", 0))
+    reserved = 0
+    for flavor in (cluster_queue.get("status") or {}).get("flavorsReservation") or ():
+        for res in flavor.get("resources") or ():
+            if res.get("name") == GPU:
+                reserved += quantity_count(res.get("total", 0))
+    return nominal, reserved
+
+
+def onprem_state(
+    cluster_queues: Iterable[Obj],
+    workloads: Iterable[Obj],
+    jobs_by_uid: Mapping[str, Obj],
+    *,
+    now: float,
+    default_runtime_s: float,
+) -> OnPremState:
+    """The on-prem cluster as the cost model sees it: GPU quota, what runs, what waits."""
+    total = free = 0
+    for cq in cluster_queues:
+        nominal, reserved = cluster_queue_gpus(cq)
+        total += nominal
+        free += max(0, nominal - reserved)
+    running: list[RunningJob] = []
+    waiting: list[tuple[int, float, str]] = []
+    for wl in workloads:
+        job = jobs_by_uid.get(workload_owner_uid(wl) or "")
+        if job is None or condition_true(wl, "Finished"):
+            continue
+        if workload_reserved(wl):
+            admitted = _condition_time(wl, "QuotaReserved") or now
+            estimate = parse_duration(annotations_of(job).get(ANNOTATION_RUNTIME, ""))
+            runtime = estimate if estimate is not None else default_runtime_s
+            remaining = max(0.0, runtime - (now - admitted))
+            running.append(RunningJob(key(job), workload_gpus(wl), remaining))
+        elif workload_pending(wl):
+            created = parse_time(meta(wl).get("creationTimestamp")) or now
+            waiting.append((-workload_priority(wl), created, key(job)))
+    return OnPremState(
+        total_gpus=total,
+        free_gpus=free,
+        running=tuple(sorted(running, key=lambda r: r.key)),
+        queue_order=tuple(k for _, _, k in sorted(waiting)),
+    )
+
+
+def _condition_time(obj: Obj, kind: str) -> float | None:
+    for cond in conditions(obj):
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return parse_time(cond.get("lastTransitionTime"))
+    return None
+
+
+def queue_views(pending: Iterable[PendingJob], *, now: float) -> tuple[QueueView, ...]:
+    """Per-queue depth: workloads, GPUs, and the age of the oldest."""
+    by_queue: dict[str, list[PendingJob]] = {}
+    for job in pending:
+        by_queue.setdefault(job.queue, []).append(job)
+    return tuple(
+        QueueView(
+            queue=queue,
+            pending_workloads=len(jobs),
+            pending_gpus=sum(j.gpus for j in jobs),
+            oldest_pending_s=max(0.0, now - min(j.submitted_at for j in jobs)),
+        )
+        for queue, jobs in sorted(by_queue.items())
+    )
+
+
+# ---- terminal status written on the on-prem Job -----------------------------------------------
+
+
+def terminal_status(job: Obj, terminal: Terminal) -> dict[str, Any]:
+    """A status that the apiserver accepts as terminal for a suspended Job, in one write.
+
+    Kubernetes validates Job status transitions (pkg/registry/batch/job/strategy.go,
+    getStatusValidationOptions): Complete needs SuccessCriteriaMet and a completionTime, Failed
+    needs FailureTarget, any finished Job needs a startTime and no active pods. Earlier
+    conditions (e.g. Suspended) are kept because a merge patch replaces the whole list.
+    """
+    stamp = format_time(terminal.finished_at)
+    kept = [dict(c) for c in conditions(job) if c.get("type") not in _TERMINAL_TYPES]
+    if terminal.succeeded:
+        added = ["SuccessCriteriaMet", "Complete"]
+        reason = "CompletedInCloud"
+    else:
+        added = ["FailureTarget", "Failed"]
+        reason = "FailedInCloud"
+    for kind in added:
+        kept.append(
+            {
+                "type": kind,
+                "status": "True",
+                "reason": reason,
+                "message": terminal.message,
+                "lastProbeTime": stamp,
+                "lastTransitionTime": stamp,
+            }
+        )
+    status: dict[str, Any] = {
+        "conditions": kept,
+        "active": 0,
+        "startTime": format_time(min(terminal.started_at, terminal.finished_at)),
+    }
+    if terminal.succeeded:
+        status["completionTime"] = stamp
+        status["succeeded"] = terminal.completions
+    else:
+        status["failed"] = max(1, int((job.get("status") or {}).get("failed") or 0))
+    return status
+
+
+_TERMINAL_TYPES = frozenset({"SuccessCriteriaMet", "Complete", "FailureTarget", "Failed"})
+
+
+# ---- cloud: pools and copies ------------------------------------------------------------------
+
+
+def pod_terminal(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def pool_views(cluster: str, nodes: Iterable[Obj], pods: Iterable[Obj]) -> dict[str, PoolView]:
+    """Per pool: nodes, allocatable GPUs, GPUs requested by live pods, pods still pending."""
+    node_pool: dict[str, str] = {}
+    alloc: dict[str, int] = {}
+    count: dict[str, int] = {}
+    for node in nodes:
+        pool = labels(node).get(LABEL_POOL)
+        if not pool:
+            continue
+        node_pool[str(meta(node).get("name"))] = pool
+        gpus = quantity_count(((node.get("status") or {}).get("allocatable") or {}).get(GPU, 0))
+        alloc[pool] = alloc.get(pool, 0) + gpus
+        count[pool] = count.get(pool, 0) + 1
+    requested = dict.fromkeys(alloc, 0)
+    pending = dict.fromkeys(alloc, 0)
+    for pod in pods:
+        if pod_terminal(pod):
+            continue
+        spec = pod.get("spec") or {}
+        node_name = spec.get("nodeName")
+        if node_name in node_pool:
+            pool = node_pool[node_name]
+            requested[pool] += pod_gpus(spec)
+        elif not node_name:
+            target = (spec.get("nodeSelector") or {}).get(LABEL_POOL)
+            if target in pending:
+                pending[target] += 1
+    return {
+        pool: PoolView(cluster, pool, count[pool], alloc[pool], requested[pool], pending[pool])
+        for pool in sorted(alloc)
+    }
+
+
+def pod_disrupted(pod: Obj, node_names: frozenset[str]) -> bool:
+    """A pod that lost its node (spot reclaim, node deleted) or was evicted by the system."""
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    if node_name and node_name not in node_names and not pod_terminal(pod):
+        return True
+    return condition_true(pod, "DisruptionTarget")
+
+
+def copy_view(cluster: str, job: Obj, pods: Sequence[Obj], node_names: frozenset[str]) -> CopyView:
+    """The state of one copy, from its Job and the pods that belong to it."""
+    job_labels = labels(job)
+    status = job.get("status") or {}
+    running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
+    if condition_true(job, "Complete"):
+        state = CopyState.SUCCEEDED
+    elif any(pod_disrupted(p, node_names) for p in pods):
+        state = CopyState.PREEMPTED
+    elif condition_true(job, "Failed"):
+        state = CopyState.FAILED
+    elif job_suspended(job):
+        state = CopyState.SUSPENDED
+    elif running > 0:
+        state = CopyState.RUNNING
+    else:
+        state = CopyState.PENDING
+    failed_cond = next((c for c in conditions(job) if c.get("type") == "Failed"), None)
+    return CopyView(
+        cluster=cluster,
+        namespace=str(meta(job).get("namespace")),
+        name=str(meta(job).get("name")),
+        source_uid=job_labels.get(LABEL_SOURCE_UID, ""),
+        attempt=quantity_count(job_labels.get(LABEL_ATTEMPT, "0")),
+        pool=job_labels.get(LABEL_POOL, ""),
+        state=state,
+        succeeded=int(status.get("succeeded") or 0),
+        started_at=parse_time(status.get("startTime")),
+        finished_at=parse_time(status.get("completionTime"))
+        or _condition_time(job, "Complete")
+        or _condition_time(job, "Failed"),
+        running_pods=running,
+        message=str((failed_cond or {}).get("message", "")),
+    )
+
+
+def referenced_configs(pod_spec: Obj) -> tuple[frozenset[str], frozenset[str]]:
+    """(ConfigMap names, Secret names) a pod template reads through volumes, env or envFrom."""
+    config_maps: set[str] = set()
+    secrets: set[str] = set()
+    for volume in pod_spec.get("volumes") or ():
+        if "configMap" in volume:
+            config_maps.add(volume["configMap"].get("name", ""))
+        if "secret" in volume:
+            secrets.add(volume["secret"].get("secretName", ""))
+        for source in (volume.get("projected") or {}).get("sources") or ():
+            if "configMap" in source:
+                config_maps.add(source["configMap"].get("name", ""))
+            if "secret" in source:
+                secrets.add(source["secret"].get("name", ""))
+    containers = [*(pod_spec.get("containers") or ()), *(pod_spec.get("initContainers") or ())]
+    for container in containers:
+        for env_from in container.get("envFrom") or ():
+            if "configMapRef" in env_from:
+                config_maps.add(env_from["configMapRef"].get("name", ""))
+            if "secretRef" in env_from:
+                secrets.add(env_from["secretRef"].get("name", ""))
+        for env in container.get("env") or ():
+            source = env.get("valueFrom") or {}
+            if "configMapKeyRef" in source:
+                config_maps.add(source["configMapKeyRef"].get("name", ""))
+            if "secretKeyRef" in source:
+                secrets.add(source["secretKeyRef"].get("name", ""))
+    return frozenset(config_maps - {""}), frozenset(secrets - {""})
+
+
+def rewrite_text(text: str, rewrites: Sequence[tuple[str, str]]) -> str:
+    for old, new in rewrites:
+        text = text.replace(old, new)
+    return text
+
+
+def _rewrite_container(container: dict[str, Any], rewrites: Sequence[tuple[str, str]]) -> None:
+    if "image" in container:
+        container["image"] = rewrite_text(str(container["image"]), rewrites)
+    for field_name in ("command", "args"):
+        if container.get(field_name):
+            container[field_name] = [rewrite_text(str(a), rewrites) for a in container[field_name]]
+    for env in container.get("env") or ():
+        if isinstance(env.get("value"), str):
+            env["value"] = rewrite_text(env["value"], rewrites)
+
+
+def copy_labels(*, instance: str, source_uid: str, attempt: int) -> dict[str, str]:
+    return {LABEL_ORIGIN: instance, LABEL_SOURCE_UID: source_uid, LABEL_ATTEMPT: str(attempt)}
+
+
+_STRIPPED_LABEL_PREFIXES = ("kueue.x-k8s.io/", "batch.kubernetes.io/", "controller-uid", "job-name")
+
+
+def _clean_labels(source: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in source.items() if not k.startswith(_STRIPPED_LABEL_PREFIXES)}
+
+
+def cloud_job(
+    source: Obj,
+    *,
+    name: str,
+    instance: str,
+    source_cluster: str,
+    pool: str,
+    attempt: int,
+    suspended: bool,
+    rewrites: Sequence[tuple[str, str]] = (),
+    node_selector: Mapping[str, str] | None = None,
+    tolerations: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The manifest of a job's cloud copy: same pods, pinned to a pool, data paths rewritten.
+
+    On-prem-only fields are dropped: the Job's uid-derived selector and labels (the cloud's Job
+    controller makes its own), Kueue's labels (no Kueue manages it there), status, and
+    `managedBy`. The copy and its pods carry federator's labels, so GC and the pod watch find
+    them by label.
+    """
+    src_meta = meta(source)
+    uid = str(src_meta.get("uid"))
+    owned = copy_labels(instance=instance, source_uid=uid, attempt=attempt)
+    spec = copy.deepcopy(dict(source.get("spec") or {}))
+    for dropped in ("selector", "manualSelector", "managedBy", "suspend"):
+        spec.pop(dropped, None)
+    template = spec.setdefault("template", {})
+    tmeta = template.setdefault("metadata", {})
+    tmeta["labels"] = {**_clean_labels(tmeta.get("labels") or {}), **owned}
+    pod = template.setdefault("spec", {})
+    selector = dict(node_selector) if node_selector else {LABEL_POOL: pool}
+    pod["nodeSelector"] = {**(pod.get("nodeSelector") or {}), **selector}
+    pod["tolerations"] = [
+        *(pod.get("tolerations") or ()),
+        {"key": LABEL_POOL, "operator": "Equal", "value": pool, "effect": "NoSchedule"},
+        *(dict(t) for t in tolerations),
+    ]
+    for container in [*(pod.get("containers") or ()), *(pod.get("initContainers") or ())]:
+        _rewrite_container(container, rewrites)
+    spec["suspend"] = suspended
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": src_meta.get("namespace"),
+            "labels": {**_clean_labels(src_meta.get("labels") or {}), **owned, LABEL_POOL: pool},
+            "annotations": {
+                ANNOTATION_SOURCE: f"{source_cluster}/{key(source)}",
+                **{k: v for k, v in annotations_of(source).items() if _copied_annotation(k)},
+            },
+        },
+        "spec": spec,
+    }
+
+
+def _copied_annotation(name: str) -> bool:
+    """Job annotations worth keeping on the copy: the user's, not controllers' bookkeeping."""
+    return not name.startswith(("federator.io/record", "federator.io/placement", "kubectl."))
+
+
+def copied_config(
+    source: Obj, *, instance: str, source_uid: str, attempt: int, owner: Obj | None
+) -> dict[str, Any]:
+    """A ConfigMap or Secret copied next to a copy, labelled, and owned by it when possible."""
+    src_meta = meta(source)
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": source.get("kind"),
+        "metadata": {
+            "name": src_meta.get("name"),
+            "namespace": src_meta.get("namespace"),
+            "labels": {
+                **(src_meta.get("labels") or {}),
+                **copy_labels(instance=instance, source_uid=source_uid, attempt=attempt),
+            },
+        },
+    }
+    for field_name in ("data", "binaryData", "stringData", "type", "immutable"):
+        if field_name in source:
+            body[field_name] = copy.deepcopy(source[field_name])
+    if owner is not None:
+        body["metadata"]["ownerReferences"] = [owner_reference(owner)]
+    return body
+
+
+def owner_reference(owner: Obj) -> dict[str, Any]:
+    return {
+        "apiVersion": owner.get("apiVersion", "batch/v1"),
+        "kind": owner.get("kind", "Job"),
+        "name": meta(owner).get("name"),
+        "uid": meta(owner).get("uid"),
+    }

@@ -1,0 +1,246 @@
+"""The on-prem cluster as the federation loop sees it: Kueue's queue, the Jobs, their records.
+
+Implements `federator.federation.ports.OnPremPort`. Reads come from Reflectors (Kueue
+`v1beta2` ClusterQueues, LocalQueues, Workloads, and batch/v1 Jobs); writes are merge patches
+carrying the resourceVersion we decided on, so a write based on a stale view fails with
+`Conflict` instead of overwriting what Kueue or a user did meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+import structlog
+
+from federator.federation.ports import OnPremJob, OnPremView, Terminal
+from federator.federation.records import PlacementRecord
+from federator.kube import convert
+from federator.kube import errors as kube_errors
+from federator.kube.clients import MERGE_PATCH, Cluster
+from federator.kube.watching import (
+    CLUSTER_QUEUES,
+    JOBS,
+    LOCAL_QUEUES,
+    WORKLOADS,
+    Reflector,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class OnPremCluster:
+    """Observation of and writes to the on-prem cluster (one per federator process)."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        namespaces: Iterable[str] = (),
+        resident_namespaces: Iterable[str] = (),
+        default_runtime_s: float = 3600.0,
+    ) -> None:
+        self.cluster = cluster
+        self.namespaces = frozenset(namespaces)  # empty: every namespace
+        self.resident_namespaces = frozenset(resident_namespaces)
+        self.default_runtime_s = default_runtime_s
+        self.jobs = Reflector(cluster, JOBS)
+        self.workloads = Reflector(cluster, WORKLOADS)
+        self.cluster_queues = Reflector(cluster, CLUSTER_QUEUES)
+        self.local_queues = Reflector(cluster, LOCAL_QUEUES)
+        self.reflectors = (self.jobs, self.workloads, self.cluster_queues, self.local_queues)
+
+    async def run(self) -> None:
+        """Keep every cache fresh until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            for reflector in self.reflectors:
+                tasks.create_task(reflector.run(), name=f"onprem-{reflector.resource.kind}")
+
+    @property
+    def synced(self) -> bool:
+        return all(r.synced for r in self.reflectors)
+
+    # ---- observation ------------------------------------------------------------------------
+
+    async def snapshot(self, now: float) -> OnPremView:
+        jobs = [j for j in self.jobs.items.values() if self._watched(j)]
+        jobs_by_uid = {str(convert.meta(j).get("uid")): j for j in jobs}
+        workload_of: dict[str, dict[str, Any]] = {}
+        for wl in self.workloads.items.values():
+            owner = convert.workload_owner_uid(wl)
+            if owner in jobs_by_uid:
+                workload_of[owner] = wl
+        views = [
+            view
+            for uid, job in jobs_by_uid.items()
+            if (view := self._job_view(job, workload_of.get(uid))) is not None
+        ]
+        state = convert.onprem_state(
+            self.cluster_queues.items.values(),
+            workload_of.values(),
+            jobs_by_uid,
+            now=now,
+            default_runtime_s=self.default_runtime_s,
+        )
+        waiting = [v.spec for v in views if v.waiting]
+        return OnPremView(
+            up=self.cluster.health.up,
+            synced=self.synced,
+            state=state,
+            jobs=tuple(sorted(views, key=lambda v: v.key)),
+            queues=convert.queue_views(waiting, now=now),
+            source_uids=frozenset(jobs_by_uid),
+        )
+
+    def _watched(self, job: convert.Obj) -> bool:
+        return not self.namespaces or convert.meta(job).get("namespace") in self.namespaces
+
+    def _job_view(self, job: convert.Obj, workload: convert.Obj | None) -> OnPremJob | None:
+        record = convert.record_of(job)
+        finished = convert.job_finished(job)
+        in_kueue = convert.KUEUE_QUEUE_LABEL in convert.labels(job)
+        if in_kueue:
+            waiting = workload is not None and convert.workload_pending(workload)
+        else:
+            plain = convert.labels(job).get(convert.LABEL_BURST) == "allow"
+            waiting = plain and convert.job_suspended(job)
+        waiting = waiting and not finished and record is None
+        if record is None and not waiting:
+            return None
+        meta = convert.meta(job)
+        spec = convert.pending_job(
+            job,
+            workload=workload,
+            default_runtime_s=self.default_runtime_s,
+            resident_namespaces=self.resident_namespaces,
+        )
+        return OnPremJob(
+            key=convert.key(job),
+            namespace=str(meta.get("namespace")),
+            name=str(meta.get("name")),
+            uid=str(meta.get("uid")),
+            resource_version=str(meta.get("resourceVersion")),
+            gpus=spec.gpus,
+            record=record,
+            spec=spec,
+            waiting=waiting,
+            active_pods=convert.job_active_pods(job),
+            finished=finished,
+            admitted=workload is not None and convert.workload_reserved(workload),
+            workload=str(convert.meta(workload).get("name")) if workload is not None else None,
+            burst_allowed=spec.burst_allowed,
+        )
+
+    # ---- writes -------------------------------------------------------------------------------
+
+    async def write_record(self, job: OnPremJob, record: PlacementRecord | None) -> OnPremJob:
+        notes: dict[str, str | None] = {
+            convert.ANNOTATION_RECORD: record.to_json() if record else None,
+            convert.ANNOTATION_PLACEMENT: record.placement if record else None,
+        }
+        if record is None:
+            notes[convert.ANNOTATION_REMOTE_STATE] = None
+        body = {"metadata": {"resourceVersion": job.resource_version, "annotations": notes}}
+        updated = await self.cluster.request(
+            "PATCH", _job_path(job), body=body, content_type=MERGE_PATCH
+        )
+        self.jobs.put(updated)
+        version = str(convert.meta(updated).get("resourceVersion"))
+        return replace(job, record=record, resource_version=version)
+
+    async def hold_on_prem(self, job: OnPremJob) -> bool:
+        """Make sure the job cannot start on-prem; True only when that is verified."""
+        if job.workload is not None:
+            workload = await self.cluster.request("GET", _workload_path(job))
+            if convert.workload_reserved(workload) or convert.condition_true(workload, "Finished"):
+                return False
+            if convert.workload_active(workload):
+                version = convert.meta(workload).get("resourceVersion")
+                body = {"metadata": {"resourceVersion": version}, "spec": {"active": False}}
+                try:
+                    workload = await self.cluster.request(
+                        "PATCH", _workload_path(job), body=body, content_type=MERGE_PATCH
+                    )
+                except kube_errors.Conflict:
+                    return False  # Kueue moved it meanwhile: decide again on fresh data
+            self.workloads.put(workload)
+            workload = await self.cluster.request("GET", _workload_path(job))
+            if convert.workload_reserved(workload):
+                return False
+        live = await self.cluster.request("GET", _job_path(job))
+        return convert.job_suspended(live) and convert.job_active_pods(live) == 0
+
+    async def release_on_prem(self, job: OnPremJob) -> None:
+        if job.workload is None:
+            return  # a plain suspended Job: leaving it suspended is what its owner asked
+        body = {"spec": {"active": True}}
+        updated = await self.cluster.request(
+            "PATCH", _workload_path(job), body=body, content_type=MERGE_PATCH
+        )
+        self.workloads.put(updated)
+
+    async def mirror(self, job: OnPremJob, *, remote_state: str) -> None:
+        live = self.jobs.items.get(job.key)
+        if (
+            live is not None
+            and convert.annotations_of(live).get(convert.ANNOTATION_REMOTE_STATE) == remote_state
+        ):
+            return
+        body = {"metadata": {"annotations": {convert.ANNOTATION_REMOTE_STATE: remote_state}}}
+        updated = await self.cluster.request(
+            "PATCH", _job_path(job), body=body, content_type=MERGE_PATCH
+        )
+        self.jobs.put(updated)
+
+    async def finish(self, job: OnPremJob, terminal: Terminal) -> None:
+        live = await self.cluster.request("GET", _job_path(job))
+        if convert.job_finished(live):
+            return
+        body = {
+            "metadata": {"resourceVersion": convert.meta(live).get("resourceVersion")},
+            "status": convert.terminal_status(live, terminal),
+        }
+        updated = await self.cluster.request(
+            "PATCH", _job_path(job) + "/status", body=body, content_type=MERGE_PATCH
+        )
+        self.jobs.put(updated)
+
+    async def event(self, job: OnPremJob, *, reason: str, message: str, warning: bool) -> None:
+        """A Kubernetes Event on the on-prem Job; its name is derived from its content."""
+        digest = hashlib.sha256(f"{job.uid}/{reason}/{message}".encode()).hexdigest()[:12]
+        stamp = convert.format_time(self.cluster.health.clock())
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{job.name}.{digest}", "namespace": job.namespace},
+            "involvedObject": {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "name": job.name,
+                "namespace": job.namespace,
+                "uid": job.uid,
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "federator"},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        with contextlib.suppress(kube_errors.AlreadyExists):
+            await self.cluster.request(
+                "POST", f"/api/v1/namespaces/{job.namespace}/events", body=body, creating=True
+            )
+
+
+def _job_path(job: OnPremJob) -> str:
+    return f"/apis/batch/v1/namespaces/{job.namespace}/jobs/{job.name}"
+
+
+def _workload_path(job: OnPremJob) -> str:
+    return f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{job.namespace}/workloads/{job.workload}"

@@ -1,0 +1,177 @@
+"""Reflectors: keep a local copy of one kind of object by list + watch, forever.
+
+A Reflector lists once, then watches from the list's resourceVersion with bookmarks on, so a
+quiet watch still advances its resourceVersion and a reconnect rarely finds it compacted. When
+it is (`410 Gone`, as an HTTP status or as an ERROR event), the Reflector relists and replaces
+its whole cache, which also drops any object deleted while we were not watching. The watch is
+re-opened every `watch_timeout_s` by the server's own timeout, which detects half-dead
+connections without a client-side guess.
+
+Failures mark the cluster down (`clients.Health`) and the list is retried with exponential
+backoff and jitter (tenacity); the backoff starts again from its first step after each
+successful list. Each Reflector runs in its own task, so one cluster that stops answering never
+delays another's observation.
+
+The cache holds the apiserver's JSON dicts, keyed "<namespace>/<name>"; readers convert them
+with `federator.kube.convert` and must not mutate them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from kubernetes_asyncio import watch
+from kubernetes_asyncio.client.rest import ApiException
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from federator import errors
+from federator.kube import errors as kube_errors
+from federator.kube.clients import Cluster
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What to reflect: the collection path, and an optional label selector."""
+
+    kind: str
+    path: str  # e.g. "/apis/batch/v1/jobs" (all namespaces)
+    label_selector: str | None = None
+
+
+JOBS = Resource("Job", "/apis/batch/v1/jobs")
+PODS = Resource("Pod", "/api/v1/pods")
+NODES = Resource("Node", "/api/v1/nodes")
+WORKLOADS = Resource("Workload", "/apis/kueue.x-k8s.io/v1beta2/workloads")
+CLUSTER_QUEUES = Resource("ClusterQueue", "/apis/kueue.x-k8s.io/v1beta2/clusterqueues")
+LOCAL_QUEUES = Resource("LocalQueue", "/apis/kueue.x-k8s.io/v1beta2/localqueues")
+
+
+def object_key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+class Reflector:
+    """A live, local copy of every object of one `Resource` on one cluster."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        resource: Resource,
+        *,
+        watch_timeout_s: int = 60,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self.cluster = cluster
+        self.resource = resource
+        self.items: dict[str, dict[str, Any]] = {}
+        self.resource_version: str | None = None
+        self.synced = False  # listed at least once since start
+        self.relists = 0
+        self._watch_timeout_s = watch_timeout_s
+        self._max_backoff_s = max_backoff_s
+        self.changed = asyncio.Event()  # set on every change; readers clear it
+
+    async def run(self) -> None:
+        """List, then watch until the watch breaks; relist; forever (cancel to stop)."""
+        while True:
+            await self._list_with_backoff()
+            await self._watch_until_broken()
+
+    async def relist(self) -> None:
+        """One list request; replaces the cache and the resourceVersion to watch from."""
+        params: dict[str, Any] = {}
+        if self.resource.label_selector:
+            params["labelSelector"] = self.resource.label_selector
+        data = await self.cluster.request("GET", self.resource.path, params=params)
+        self.items = {object_key(item): item for item in data.get("items") or ()}
+        self.resource_version = (data.get("metadata") or {}).get("resourceVersion")
+        self.synced = True
+        self.relists += 1
+        self.changed.set()
+
+    async def _list_with_backoff(self) -> None:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(errors.TransientError),
+            wait=wait_exponential_jitter(initial=0.5, max=self._max_backoff_s),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self.relist()
+
+    async def _watch_until_broken(self) -> None:
+        """Watch from `resource_version`; return when a relist is needed."""
+        while True:
+            try:
+                await self._watch_once()
+            except kube_errors.Gone:
+                log.info("watch_expired", cluster=self.cluster.name, kind=self.resource.kind)
+                return
+            except errors.TransientError as e:
+                log.info("watch_broken", cluster=self.cluster.name, kind=self.resource.kind, e=e)
+                return
+
+    async def _watch_once(self) -> None:
+        stream = watch.Watch()
+        params: dict[str, Any] = {
+            "resource_version": self.resource_version,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": self._watch_timeout_s,
+            "label_selector": self.resource.label_selector,
+            "_request_timeout": self._watch_timeout_s + 15,
+        }
+        try:
+            async with stream:
+                async for event in stream.stream(
+                    self.cluster.open_watch, self.resource.path, **params
+                ):
+                    self._apply(event)
+        except ApiException as e:
+            raise self.cluster.failure(e, False) from e
+        except kube_errors.TRANSPORT_ERRORS as e:
+            raise self.cluster.failure(e, False) from e
+        version = getattr(stream, "resource_version", None)  # the last one the stream saw
+        if version:
+            self.resource_version = str(version)
+
+    def _apply(self, event: Mapping[str, Any]) -> None:
+        kind = str(event.get("type", "")).upper()
+        obj = event.get("raw_object") or {}
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self.resource_version = str(version)
+        if kind == "BOOKMARK":
+            return
+        if kind == "DELETED":
+            self.items.pop(object_key(obj), None)
+        elif kind in ("ADDED", "MODIFIED"):
+            self.items[object_key(obj)] = obj
+        self.changed.set()
+
+    def put(self, obj: dict[str, Any]) -> None:
+        """Record our own successful write at once (the watch confirms it moments later)."""
+        meta = obj.get("metadata") or {}
+        current = self.items.get(object_key(obj))
+        if current is not None and _newer(current, meta.get("resourceVersion")):
+            return
+        self.items[object_key(obj)] = obj
+
+    def forget(self, key: str) -> None:
+        self.items.pop(key, None)
+
+
+def _newer(current: Mapping[str, Any], version: object) -> bool:
+    """True when `current` is newer than `version` (opaque in theory; etcd's are integers)."""
+    try:
+        return int((current.get("metadata") or {}).get("resourceVersion") or 0) > int(
+            str(version or 0)
+        )
+    except ValueError:
+        return False

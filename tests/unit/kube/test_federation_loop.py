@@ -1,0 +1,327 @@
+"""The federation loop over in-memory clusters: every rule of docs/design.md, one test each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from federator.core.decisions import Decision, DecisionKind, Round
+from federator.core.models import CapacityType, Offer, OnPremState, PendingJob, Spend
+from federator.core.policy import DecisionPolicy, Strategy
+from federator.federation import Federation, FederationSettings
+from federator.federation.ports import CopyState
+from federator.federation.records import Phase
+from tests.unit.kube.fakes import FakeCloud, FakeOnPrem
+
+
+def offer(cluster: str, pool: str = "spot", price: float = 1.0, free: int = 32) -> Offer:
+    return Offer(cluster, pool, "A100", CapacityType.SPOT, price, free)
+
+
+class Offers:
+    def __init__(self, offers: Sequence[Offer]) -> None:
+        self.offers = list(offers)
+
+    async def __call__(self) -> Sequence[Offer]:
+        return self.offers
+
+
+class Scripted:
+    """A decide() that bursts every job it may to the cheapest offer with room; records calls."""
+
+    def __init__(self, kind: DecisionKind = DecisionKind.BURST) -> None:
+        self.kind = kind
+        self.calls: list[tuple[list[str], list[Offer]]] = []
+
+    def __call__(
+        self,
+        jobs: Sequence[PendingJob],
+        onprem: OnPremState,
+        offers: Sequence[Offer],
+        spend: Spend,
+        policy: DecisionPolicy,
+        now: float,
+    ) -> Round:
+        self.calls.append(([j.key for j in jobs], list(offers)))
+        decisions = []
+        for job in jobs:
+            fitting = sorted(
+                (o for o in offers if o.free_gpus >= job.gpus),
+                key=lambda o: o.price_per_gpu_hour_usd,
+            )
+            if self.kind is DecisionKind.BURST and fitting:
+                best = fitting[0]
+                decisions.append(
+                    Decision(
+                        job.key,
+                        DecisionKind.BURST,
+                        best.cluster,
+                        best.pool,
+                        2.0,
+                        60,
+                        120,
+                        {},
+                        "cheaper",
+                    )
+                )
+            else:
+                decisions.append(
+                    Decision(job.key, DecisionKind.STAY, None, None, 0, 0, 60, {}, "stay")
+                )
+        return Round(tuple(decisions), now=now)
+
+
+def federation(
+    onprem: FakeOnPrem,
+    clouds: Sequence[FakeCloud],
+    offers: Sequence[Offer],
+    decide: Scripted,
+    **kw: object,
+) -> Federation:
+    settings = FederationSettings(
+        interval_s=10,
+        replace_backoff_s=5,
+        default_lost_cluster_timeout_s=60,
+        gc_grace_s=0,
+        **kw,  # type: ignore[arg-type]
+    )
+    return Federation(
+        onprem=onprem,
+        clouds={c.name: c for c in clouds},
+        policy=DecisionPolicy(),
+        offers=Offers(offers),
+        settings=settings,
+        decide=decide,
+    )
+
+
+async def test_a_burst_holds_the_job_on_prem_before_creating_one_copy() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    assert onprem.writes[:3] == [
+        "record team-a/j1 placing",
+        "hold team-a/j1",
+        "record team-a/j1 placed",
+    ]
+    assert len(cloud.copies) == 1
+    assert onprem.jobs["team-a/j1"].record.placement == "cloud-a/spot"  # type: ignore[union-attr]
+    assert ("team-a/j1", "Bursted") in onprem.events
+    await fed.run_once(110.0)
+    assert len(cloud.created) == 1, "a second pass must not place the job again"
+
+
+async def test_the_copy_finishing_gives_the_on_prem_job_one_terminal_state() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    cloud.set_state(job.uid, CopyState.RUNNING)
+    await fed.run_once(110.0)
+    assert job.remote_state == "Running"
+    cloud.set_state(job.uid, CopyState.SUCCEEDED)
+    await fed.run_once(120.0)
+    assert job.terminal is not None
+    assert job.terminal.succeeded
+    assert job.record is not None
+    assert job.record.phase is Phase.DONE
+    await fed.run_once(130.0)  # FakeOnPrem.finish asserts it is never called twice
+    assert cloud.copies == {}, "a finished copy is collected after the grace period"
+
+
+async def test_a_preempted_copy_is_replaced_on_another_pool_after_backoff() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a", pools={"spot": 32, "ondemand": 32})
+    job = onprem.add("j1", 8)
+    offers = [offer("cloud-a", "spot", 1.0), offer("cloud-a", "ondemand", 3.0)]
+    fed = federation(onprem, [cloud], offers, Scripted())
+    await fed.run_once(100.0)
+    cloud.set_state(job.uid, CopyState.PREEMPTED)
+    await fed.run_once(110.0)
+    assert job.record is not None
+    assert job.record.phase is Phase.REQUEUED
+    assert job.record.preemptions == 1
+    assert cloud.copies == {}
+    assert fed.preemptions == {("cloud-a", "spot"): 1}
+    await fed.run_once(112.0)  # still inside the 5 s backoff
+    assert job.record.phase is Phase.REQUEUED
+    await fed.run_once(120.0)
+    assert job.record.phase is Phase.PLACED
+    assert (job.record.pool, job.record.attempt) == ("ondemand", 2), "the preempted pool is blocked"
+    assert len(cloud.copies) == 1
+    assert not job.active_workload
+
+
+async def test_too_many_preemptions_send_the_job_back_on_prem() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(
+        onprem, [cloud], [offer("cloud-a")], Scripted(), max_replacements=1, block_pool_for_s=0
+    )
+    now = 100.0
+    for _ in range(2):
+        await fed.run_once(now)
+        cloud.set_state(job.uid, CopyState.PREEMPTED)
+        await fed.run_once(now + 1)
+        now += 100
+    await fed.run_once(now)
+    assert job.record is None, "record dropped"
+    assert job.active_workload, "released to Kueue"
+    assert cloud.copies == {}
+
+
+async def test_a_lost_cluster_is_replaced_after_the_timeout_and_its_stale_copy_deleted() -> None:
+    onprem = FakeOnPrem()
+    cloud_a, cloud_b = FakeCloud("cloud-a"), FakeCloud("cloud-b")
+    job = onprem.add("j1", 8)
+    offers = [offer("cloud-b", price=1.0), offer("cloud-a", price=2.0)]
+    fed = federation(onprem, [cloud_a, cloud_b], offers, Scripted())
+    await fed.run_once(100.0)
+    assert job.record is not None
+    assert job.record.cluster == "cloud-b"
+    cloud_b.set_state(job.uid, CopyState.RUNNING)
+    cloud_b.up, cloud_b.down_since = False, 110.0
+    await fed.run_once(150.0)  # down 40 s < 60 s: nothing moves
+    assert job.record.cluster == "cloud-b"
+    assert job.record.phase is Phase.PLACED
+    await fed.run_once(171.0)
+    assert job.record.phase is Phase.REQUEUED
+    assert job.record.stale
+    await fed.run_once(200.0)
+    assert (job.record.cluster, job.record.attempt) == ("cloud-a", 2)
+    # cloud-b comes back with its stale copy, which finished meanwhile: it is ignored and deleted
+    cloud_b.set_state(job.uid, CopyState.SUCCEEDED)
+    cloud_b.up, cloud_b.down_since = True, None
+    await fed.run_once(210.0)
+    assert job.terminal is None, "only the copy named by the record may finish the job"
+    assert cloud_b.copies == {}
+    assert len(cloud_a.copies) == 1
+
+
+async def test_a_job_that_starts_on_prem_after_all_loses_its_copy() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    job.admitted, job.active_pods = True, 1
+    await fed.run_once(110.0)
+    assert job.record is None
+    assert cloud.copies == {}
+
+
+async def test_opt_out_jobs_are_never_bursted_even_if_the_model_says_so() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8, burst_allowed=False)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    report = await fed.run_once(100.0)
+    assert cloud.copies == {}
+    assert job.record is None
+    assert job.active_workload
+    assert any("may not leave on-prem" in f for f in report.failures)
+
+
+async def test_a_crash_after_the_record_is_finished_by_the_next_process() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+
+    async def crash(request: object) -> bool:
+        raise SystemExit("kill -9")
+
+    real_create = cloud.create_copy
+    cloud.create_copy = crash  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        await fed.run_once(100.0)
+    assert job.record is not None
+    assert job.record.phase is Phase.PLACING
+    cloud.create_copy = real_create  # type: ignore[method-assign]
+    restarted = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await restarted.run_once(110.0)
+    await restarted.run_once(120.0)
+    assert job.record.phase is Phase.PLACED
+    assert len(cloud.created) == 1
+
+
+async def test_two_processes_at_once_make_one_copy() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    onprem.add("j1", 8)
+    first = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    second = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    view = await onprem.snapshot(100.0)
+    onprem.snapshot = lambda now: _const(view)  # type: ignore[method-assign]  # both saw the same
+    await first.run_once(100.0)
+    report = await second.run_once(100.0)
+    assert len(cloud.created) == 1
+    assert any("409" in f for f in report.failures), "the second's record write was refused"
+
+
+async def _const(value: object) -> object:
+    return value
+
+
+async def test_pull_back_cancels_a_copy_that_has_not_started_when_on_prem_has_room() -> None:
+    onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    assert len(cloud.copies) == 1
+    onprem.free_gpus = 8
+    await fed.run_once(110.0)
+    assert cloud.copies == {}
+    assert job.record is None
+    assert job.active_workload
+    assert ("team-a/j1", "ReturnedOnPrem") in onprem.events
+
+
+async def test_a_started_copy_is_not_pulled_back() -> None:
+    onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    cloud.set_state(job.uid, CopyState.RUNNING)
+    onprem.free_gpus = 16
+    await fed.run_once(110.0)
+    assert len(cloud.copies) == 1
+    assert job.record is not None
+
+
+async def test_copies_whose_source_was_deleted_are_collected() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    del onprem.jobs[job.key]
+    await fed.run_once(110.0)
+    assert cloud.copies == {}
+
+
+async def test_offers_are_limited_to_free_gpus_and_drop_down_clusters() -> None:
+    onprem = FakeOnPrem()
+    cloud_a, cloud_b = FakeCloud("cloud-a", pools={"spot": 16}), FakeCloud("cloud-b", up=False)
+    onprem.add("j1", 8)
+    onprem.add("j2", 4)
+    decide = Scripted(DecisionKind.STAY)
+    fed = federation(
+        onprem, [cloud_a, cloud_b], [offer("cloud-a", free=64), offer("cloud-b")], decide
+    )
+    await fed.run_once(100.0)
+    jobs, offers = decide.calls[0]
+    assert sorted(jobs) == ["team-a/j1", "team-a/j2"]
+    assert [(o.cluster, o.free_gpus) for o in offers] == [("cloud-a", 16)]
+
+
+async def test_the_real_cost_model_drives_the_loop() -> None:
+    onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = Federation(
+        onprem=onprem,
+        clouds={"cloud-a": cloud},
+        policy=DecisionPolicy(strategy=Strategy.GREEDY_SPOT),
+        offers=Offers([offer("cloud-a")]),
+        settings=FederationSettings(),
+    )
+    report = await fed.run_once(100.0)
+    assert [d.kind for d in report.decisions] == [DecisionKind.BURST]
+    assert job.record is not None
+    assert job.record.cluster == "cloud-a"
