@@ -1,0 +1,330 @@
+"""Whole rounds: what `decide` answers for small, hand-checked situations."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+
+import pytest
+
+from federator.core import starburst
+from federator.core.models import (
+    CapacityType,
+    DatasetNeed,
+    Offer,
+    OnPremState,
+    PendingJob,
+    RunningJob,
+    Spend,
+)
+from federator.core.placements import DecisionKind, Round, decide
+from federator.core.policy import AtCap, Budgets, Caps, DecisionPolicy, Strategy, TenantRule
+
+HOUR = 3600.0
+NOW = 10_000.0
+SPOT = Offer(
+    cluster="cloud-a",
+    pool="a100-spot",
+    gpu_type="A100",
+    capacity_type=CapacityType.SPOT,
+    price_per_gpu_hour_usd=1.0,
+    free_gpus=32,
+    preemption_rate_per_hour=0.1,
+    startup_latency_s=120.0,
+    region="us-east-1",
+)
+ON_DEMAND = replace(
+    SPOT,
+    pool="a100-ondemand",
+    capacity_type=CapacityType.ON_DEMAND,
+    price_per_gpu_hour_usd=3.0,
+    preemption_rate_per_hour=0.0,
+)
+# 16 GPUs, all busy for six hours: anything pending waits at least that long.
+FULL = OnPremState(total_gpus=16, free_gpus=0, running=(RunningJob("r", 16, 6 * HOUR),))
+IDLE = OnPremState(total_gpus=16, free_gpus=16)
+POLICY = DecisionPolicy(value_of_time_usd_per_gpu_hour=2.0)
+
+
+def job(key: str = "team-a/train", gpus: int = 8, hours: float = 2.0, **kw: object) -> PendingJob:
+    return replace(
+        PendingJob(key=key, gpus=gpus, submitted_at=0.0, runtime_estimate_s=hours * HOUR), **kw
+    )
+
+
+def run(
+    jobs: list[PendingJob],
+    *,
+    onprem: OnPremState = FULL,
+    offers: tuple[Offer, ...] = (SPOT, ON_DEMAND),
+    spend: Spend | None = None,
+    policy: DecisionPolicy = POLICY,
+    now: float = NOW,
+) -> Round:
+    return decide(jobs, onprem, offers, spend or Spend(), policy, now)
+
+
+def kinds(round_: Round) -> list[tuple[str, str, str | None]]:
+    return [(d.job_key, str(d.kind), d.pool_name) for d in round_.decisions]
+
+
+def test_a_long_wait_bursts_and_says_why_in_one_line() -> None:
+    (decision,) = run([job()]).decisions
+    assert (decision.kind, decision.pool_name) == (DecisionKind.BURST, "cloud-a/a100-spot")
+    # 8 GPUs × 6 h × $2 = $96 of waiting; spot ≈ 8 × $1 × (2 h + rework + startup) ≈ $17
+    assert decision.reason == (
+        "bursted to cloud-a/a100-spot: $17 expected vs 6h00m expected on-prem wait worth $96"
+    )
+    assert decision.terms["stay_wait_s"] == 6 * HOUR
+    assert decision.terms["cloud_cost_usd"] == pytest.approx(decision.expected_cost_usd)
+    assert decision.expected_completion_s == pytest.approx(
+        decision.expected_wait_s
+        + decision.terms["cloud_runtime_s"]
+        + decision.terms["cloud_checkpoint_overhead_s"]
+        + decision.terms["cloud_rework_s"]
+    )
+
+
+def test_a_job_that_can_start_now_stays() -> None:
+    (decision,) = run([job()], onprem=IDLE).decisions
+    assert (decision.kind, decision.reason) == (DecisionKind.STAY, "starts on-prem now")
+    assert decision.expected_wait_s == 0.0
+
+
+def test_a_short_wait_is_not_worth_the_cloud() -> None:
+    onprem = OnPremState(total_gpus=16, free_gpus=0, running=(RunningJob("r", 16, 600.0),))
+    (decision,) = run([job(hours=20.0)], onprem=onprem).decisions
+    assert decision.kind is DecisionKind.STAY
+    assert decision.reason.startswith("stays on-prem: 10m expected wait worth $")
+
+
+@pytest.mark.parametrize(
+    ("the_job", "policy", "offers", "want_reason"),
+    [
+        pytest.param(
+            job(burst_allowed=False),
+            POLICY,
+            (SPOT,),
+            "stays on-prem: it opted out of bursting",
+            id="opt-out",
+        ),
+        pytest.param(
+            job(datasets=(DatasetNeed("patients-2024", 10),)),
+            replace(POLICY, resident_datasets=("patients-*",)),
+            (SPOT,),
+            "stays on-prem: dataset patients-2024 must stay on-prem",
+            id="residency",
+        ),
+        pytest.param(
+            job(tenant="bank"),
+            replace(POLICY, tenants={"bank": TenantRule(burst_allowed=False)}),
+            (SPOT,),
+            "stays on-prem: tenant bank never bursts",
+            id="tenant opt-out",
+        ),
+        pytest.param(
+            job(tenant="eu"),
+            replace(POLICY, tenants={"eu": TenantRule(allowed_regions=frozenset({"eu-west-1"}))}),
+            (SPOT,),
+            "stays on-prem: no cloud pool fits 8 GPUs",
+            id="tenant region rule",
+        ),
+        pytest.param(
+            job(tenant="x"),
+            replace(POLICY, tenants={"x": TenantRule(allowed_clusters=frozenset({"cloud-b"}))}),
+            (SPOT,),
+            "stays on-prem: no cloud pool fits 8 GPUs",
+            id="tenant cluster rule",
+        ),
+        pytest.param(
+            job(gpu_types=frozenset({"H100"})),
+            POLICY,
+            (SPOT,),
+            "stays on-prem: no cloud pool fits 8 GPUs",
+            id="gpu type",
+        ),
+        pytest.param(
+            job(gpus=16, gpus_per_pod=16),
+            POLICY,
+            (SPOT,),
+            "stays on-prem: no cloud pool fits 16 GPUs",
+            id="pod larger than a node",
+        ),
+        pytest.param(
+            job(),
+            replace(POLICY, strategy=Strategy.NEVER),
+            (SPOT,),
+            "stays on-prem: the policy never bursts",
+            id="never",
+        ),
+    ],
+)
+def test_rules_keep_jobs_on_prem(
+    the_job: PendingJob, policy: DecisionPolicy, offers: tuple[Offer, ...], want_reason: str
+) -> None:
+    (decision,) = run([the_job], policy=policy, offers=offers).decisions
+    assert (decision.kind, decision.reason) == (DecisionKind.STAY, want_reason)
+
+
+@pytest.mark.parametrize(
+    ("rate", "checkpoint", "want_pool"),
+    [
+        pytest.param(0.1, 1800.0, "cloud-a/a100-spot", id="calm spot with checkpoints"),
+        pytest.param(2.0, None, "cloud-a/a100-ondemand", id="stormy spot without checkpoints"),
+    ],
+)
+def test_spot_versus_on_demand_is_priced(
+    rate: float, checkpoint: float | None, want_pool: str
+) -> None:
+    offers = (replace(SPOT, preemption_rate_per_hour=rate), ON_DEMAND)
+    policy = replace(
+        POLICY, default_checkpoint_interval_s=checkpoint, value_of_time_usd_per_gpu_hour=4.0
+    )
+    (decision,) = run([job(hours=4.0)], policy=policy, offers=offers).decisions
+    assert decision.pool_name == want_pool
+
+
+def test_bursts_in_one_round_share_a_pools_gpus() -> None:
+    offers = (replace(SPOT, free_gpus=8), ON_DEMAND)
+    got = kinds(run([job("a"), job("b")], offers=offers))
+    assert got == [("a", "burst", "cloud-a/a100-spot"), ("b", "burst", "cloud-a/a100-ondemand")]
+
+
+def test_jobs_that_stay_push_later_jobs_back() -> None:
+    """Two 16-GPU jobs of 5 h at $8/h of delay: the first would wait 6 h ($48, under the ~$50
+    spot bill); the second starts only after it, and that 11 h wait ($88) flips it."""
+    policy = replace(POLICY, value_of_time_usd_per_gpu_hour=0.5)
+    big = [job("first", gpus=16, hours=5.0), job("second", gpus=16, hours=5.0, submitted_at=1.0)]
+    first, second = run(
+        big, policy=policy, offers=(replace(SPOT, free_gpus=64, price_per_gpu_hour_usd=0.6),)
+    ).decisions
+    assert (first.kind, second.kind) == (DecisionKind.STAY, DecisionKind.BURST)
+    assert second.terms["stay_wait_s"] == pytest.approx(11 * HOUR)
+
+
+def test_daily_budget_lets_only_what_fits_through() -> None:
+    policy = replace(POLICY, budgets=Budgets(max_usd_per_day=30.0))
+    spend = Spend(today_usd=10.0)
+    first, second = run([job("a"), job("b")], policy=policy, spend=spend).decisions
+    assert first.kind is DecisionKind.BURST
+    assert second.kind is DecisionKind.STAY
+    assert "would exceed daily budget $30" in second.reason
+
+
+def test_at_cap_hold_reports_the_pool_it_waits_for() -> None:
+    policy = replace(POLICY, caps=Caps(max_bursted_gpus=4), budgets=Budgets(at_cap=AtCap.HOLD))
+    (decision,) = run([job()], policy=policy).decisions
+    assert (decision.kind, decision.pool_name) == (DecisionKind.HOLD, "cloud-a/a100-spot")
+    assert decision.reason.startswith("held: cloud-a/a100-spot at $")
+    assert decision.reason.endswith("would exceed the cap of 4 bursted GPUs")
+
+
+def test_a_long_copy_makes_holding_for_replication_worth_it() -> None:
+    """2 TB at 100 MB/s is 5.6 h: bursting now would bill 8 idle GPUs for most of that."""
+    data = (DatasetNeed("corpus", 2 * 10**12),)
+    onprem = OnPremState(total_gpus=16, free_gpus=0, running=(RunningJob("r", 16, 40 * HOUR),))
+    expensive = replace(SPOT, price_per_gpu_hour_usd=4.0)
+    (decision,) = run(
+        [job(datasets=data, hours=10.0)], onprem=onprem, offers=(expensive,)
+    ).decisions
+    assert decision.kind is DecisionKind.HOLD
+    assert decision.reason.startswith("held for cloud-a/a100-spot: copying 2.0 TB first (5h33m)")
+    assert decision.revisit_at == pytest.approx(NOW + 2 * 10**12 / 100e6)
+
+
+def test_hysteresis_waits_out_the_minimum_pending_time() -> None:
+    policy = replace(POLICY, min_pending_before_burst_s=2 * HOUR)
+    (decision,) = run([job(submitted_at=NOW - 600.0)], policy=policy).decisions
+    assert decision.kind is DecisionKind.STAY
+    assert decision.revisit_at == NOW - 600.0 + 2 * HOUR
+    assert "pending 10m of the 2h00m minimum" in decision.reason
+
+
+def test_margin_keeps_a_near_tie_on_prem() -> None:
+    one = [job(hours=2.0)]
+    plain = run(one, offers=(ON_DEMAND,)).decisions[0]
+    assert plain.kind is DecisionKind.BURST
+    stay_total = plain.terms["stay_total_usd"]
+    cloud_total = plain.terms["cloud_total_usd"]
+    fraction = 1 - cloud_total / stay_total + 0.01
+    strict = run(one, offers=(ON_DEMAND,), policy=replace(POLICY, burst_margin_fraction=fraction))
+    assert strict.decisions[0].kind is DecisionKind.STAY
+
+
+@pytest.mark.parametrize(
+    ("strategy", "want"),
+    [
+        pytest.param(
+            Strategy.ALWAYS,
+            [("now", "stay", None), ("later", "burst", "cloud-a/a100-ondemand")],
+            id="always",
+        ),
+        pytest.param(
+            Strategy.GREEDY_SPOT,
+            [("now", "stay", None), ("later", "burst", "cloud-a/a100-spot")],
+            id="greedy-spot",
+        ),
+        pytest.param(Strategy.NEVER, [("now", "stay", None), ("later", "stay", None)], id="never"),
+    ],
+)
+def test_baselines_burst_whatever_cannot_start(
+    strategy: Strategy, want: list[tuple[str, str, str | None]]
+) -> None:
+    onprem = OnPremState(total_gpus=16, free_gpus=8, running=(RunningJob("r", 8, HOUR),))
+    jobs = [job("now"), job("later", submitted_at=1.0)]
+    assert kinds(run(jobs, onprem=onprem, policy=DecisionPolicy(strategy=strategy))) == want
+
+
+def test_starburst_waits_beta_times_gpu_seconds_then_bursts_on_demand() -> None:
+    """ρ = 0.25 on a workload whose runtime-weighted mean size is 2 GPUs: β = 0.125, so an
+    8-GPU 2-hour job waits 0.125 × 8 × 2 h = 2 h."""
+    policy = DecisionPolicy(
+        strategy=Strategy.STARBURST,
+        starburst_waiting_budget=0.25,
+        starburst_runtime_weighted_mean_gpus=2.0,
+    )
+    the_job = job(submitted_at=0.0)
+    assert starburst.timeout_at(the_job, policy) == pytest.approx(2 * HOUR)
+    before = run([the_job], policy=policy, now=2 * HOUR - 1).decisions[0]
+    at = run([the_job], policy=policy, now=2 * HOUR).decisions[0]
+    assert (before.kind, before.revisit_at) == (DecisionKind.STAY, pytest.approx(2 * HOUR))
+    assert (at.kind, at.pool_name) == (DecisionKind.BURST, "cloud-a/a100-ondemand")
+    assert at.reason == "bursted to cloud-a/a100-ondemand: Compute-Wait timeout passed"
+
+
+def test_starburst_bursts_the_tail_beyond_its_queue_cap() -> None:
+    policy = DecisionPolicy(strategy=Strategy.STARBURST, starburst_max_queue_length=2)
+    jobs = [job(f"j{i}", gpus=1, hours=100.0, submitted_at=float(i)) for i in range(4)]
+    got = [d.kind for d in run(jobs, policy=policy, now=10.0, offers=(ON_DEMAND,)).decisions]
+    assert got == ["stay", "stay", "burst", "burst"]
+
+
+def test_exact_compute_wait_coefficient() -> None:
+    pairs = [(1, 100.0), (4, 300.0)]  # Σ(g·r)/Σr = 1300/400
+    assert starburst.runtime_weighted_mean_gpus(pairs) == pytest.approx(3.25)
+
+
+def test_same_inputs_same_round_whatever_the_offer_order() -> None:
+    rng = random.Random(7)
+    offers = [
+        replace(SPOT, pool=f"p{i}", price_per_gpu_hour_usd=1.0, free_gpus=8) for i in range(6)
+    ]
+    jobs = [job(f"j{i}", gpus=rng.choice([1, 2, 4, 8]), hours=rng.uniform(1, 9)) for i in range(20)]
+    first = run(jobs, offers=tuple(offers))
+    rng.shuffle(offers)
+    second = run(jobs, offers=tuple(offers))
+    assert first == second
+    assert {d.pool for d in first.bursts} >= {"p0", "p1"}  # equal prices: names break the tie
+
+
+def test_round_lists_decisions_in_the_order_given() -> None:
+    jobs = [job("z", submitted_at=5.0), job("a", submitted_at=1.0)]
+    assert [d.job_key for d in run(jobs).decisions] == ["z", "a"]
+
+
+def test_a_job_too_big_for_the_cluster_bursts_when_a_pool_fits() -> None:
+    (decision,) = run([job(gpus=32)], offers=(replace(SPOT, free_gpus=64),)).decisions
+    assert decision.kind is DecisionKind.BURST
+    assert "never starting on-prem" in decision.reason
+    assert math.isinf(decision.terms["stay_wait_s"])
