@@ -1,0 +1,377 @@
+"""The discrete-event loop: arrivals, on-prem admission, decision rounds, completions.
+
+At each event time the order is fixed (and matches the daemon's view of the world):
+1. finished jobs give back their GPUs (on-prem) or their cloud capacity;
+2. jobs submitted now join the on-prem queue;
+3. on-prem admission runs (BestEffortFIFO, `federator.sim.onprem`);
+4. if a decision round is due, the controller (the decision core, or the oracle's plan) is
+   asked about the queued jobs that need a decision, and bursts are carried out.
+
+A job that was not admitted on arrival needs a decision. Decision rounds happen on a grid of
+`decision_period_s` (the daemon's reconcile period), so bursty arrivals share one round. After
+a `stay`, the controller names the time it wants to look at the job again; in between the job
+costs nothing. Each bursted job's cloud life is computed when it bursts (`federator.sim.cloud`),
+so the heap only ever holds completions, revisits and rounds.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from federator import errors
+from federator.core.models import DatasetNeed, PendingJob
+from federator.sim.cloud import CloudPool, CloudRun, JobPhysics, run_in_cloud
+from federator.sim.estimates import EstimateMode, RuntimeEstimator
+from federator.sim.metrics import JobOutcomes, Summary, onprem_busy_gpu_seconds, summarize
+from federator.sim.onprem import BestEffortFifo, GpuNodes, Placement
+from federator.sim.traces import TraceJob
+
+_DONE = 0  # a running job finished (on-prem or cloud)
+_REVISIT = 1  # a queued job's revisit time came
+_ROUND = 2  # a decision round is due
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """The simulated world: the on-prem cluster, the cloud pools, what the policy is told."""
+
+    onprem_gpus: int
+    gpus_per_node: int = 8
+    pools: tuple[CloudPool, ...] = ()
+    estimate: EstimateMode = field(default_factory=lambda: EstimateMode("exact"))
+    seed: int = 0
+    physics: JobPhysics = field(default_factory=lambda: JobPhysics(checkpoint_interval_s=1800.0))
+    dataset_bytes_per_job: int = 0  # traces carry no data sizes; 0 unless configured
+    decision_period_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """What a controller wants done with one queued job."""
+
+    job: int
+    pool: CloudPool | None = None  # burst there now; None: leave it in the queue
+    revisit_at: float | None = None  # when to ask about it again (None: never by itself)
+
+
+class Controller(Protocol):
+    """Decides about queued jobs; the decision core's adapter and the oracle implement it."""
+
+    name: str
+    knob: float | None
+
+    def prepare(self, world: World) -> None: ...
+
+    def decide(self, world: World, now: float, due: Sequence[int]) -> Sequence[Order]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """One finished run: its identity, per-job outcomes and summary figures."""
+
+    policy: str
+    knob: float | None
+    knob_name: str
+    onprem_gpus: int
+    estimate: str
+    seed: int
+    outcomes: JobOutcomes
+    summary: Summary
+    decision_rounds: int
+    decided_jobs: int
+
+
+class World:
+    """The simulation state a controller may look at (read-only by convention)."""
+
+    def __init__(self, trace: Sequence[TraceJob], scenario: Scenario) -> None:
+        self.trace = trace
+        self.scenario = scenario
+        self.nodes = GpuNodes(scenario.onprem_gpus, scenario.gpus_per_node)
+        self.queue = BestEffortFifo()
+        self.estimator = RuntimeEstimator(scenario.estimate, scenario.seed)
+        self.estimates: list[float] = [math.nan] * len(trace)
+        self.pending: list[PendingJob | None] = [None] * len(trace)
+        # Running on-prem: job -> (gpus, start, expected end by the estimate); `running_version`
+        # changes whenever the set changes, so controllers can cache derived views.
+        self.running: dict[int, tuple[int, float, float]] = {}
+        self.running_by_end: list[tuple[float, float, int, int]] = []  # (end, start, gpus, job)
+        self.running_version = 0
+        self.pool_used_gpus: dict[str, int] = {pool.name: 0 for pool in scenario.pools}
+        self.cloud_running: dict[int, tuple[CloudPool, int]] = {}
+        self.cloud_usd_by_day: dict[int, float] = {}
+
+    def pending_job(self, job: int) -> PendingJob:
+        cached = self.pending[job]
+        assert cached is not None, "only submitted jobs have a PendingJob"
+        return cached
+
+    def make_pending(self, job: int) -> PendingJob:
+        spec = self.trace[job]
+        estimate = self.estimator.estimate(spec)
+        self.estimates[job] = estimate
+        datasets: tuple[DatasetNeed, ...] = ()
+        if self.scenario.dataset_bytes_per_job:
+            datasets = (DatasetNeed(f"data-{spec.job_id}", self.scenario.dataset_bytes_per_job),)
+        pending = PendingJob(
+            key=spec.job_id,
+            gpus=spec.gpus,
+            submitted_at=spec.submit_s,
+            runtime_estimate_s=estimate,
+            queue=spec.queue,
+            runtime_source=self.scenario.estimate.source,
+            datasets=datasets,
+            checkpoint_interval_s=self.scenario.physics.checkpoint_interval_s,
+            deadline_at=spec.deadline_s,
+            gpu_types=frozenset({spec.gpu_type}) if spec.gpu_type else frozenset(),
+        )
+        self.pending[job] = pending
+        return pending
+
+    def start_running(self, job: int, now: float) -> None:
+        gpus, end = self.trace[job].gpus, now + self.estimates[job]
+        self.running[job] = (gpus, now, end)
+        bisect.insort(self.running_by_end, (end, now, gpus, job))
+        self.running_version += 1
+
+    def stop_running(self, job: int) -> None:
+        gpus, start, end = self.running.pop(job)
+        entry = (end, start, gpus, job)
+        index = bisect.bisect_left(self.running_by_end, entry)
+        if self.running_by_end[index] != entry:
+            raise AssertionError(f"running job {job} is missing from the end-time index")
+        del self.running_by_end[index]
+        self.running_version += 1
+
+    def burn_usd_per_hour(self, now: float) -> float:
+        """What the running cloud jobs cost per hour at current prices."""
+        return sum(
+            pool.price_at(now) * self.pool_used_gpus[pool.name] for pool in self.scenario.pools
+        )
+
+
+class Simulation:
+    """One run of one controller over one trace."""
+
+    def __init__(
+        self,
+        trace: Sequence[TraceJob],
+        scenario: Scenario,
+        controller: Controller,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        _check_fits(trace, scenario, controller.name)
+        self.world = World(trace, scenario)
+        self.controller = controller
+        self.progress = progress
+        self.outcomes = JobOutcomes.empty(len(trace))
+        self.placements: dict[int, Placement] = {}
+        self._heap: list[tuple[float, int, int, int]] = []
+        self._seq = 0
+        self._round_times: set[float] = set()
+        self._due: set[int] = set()
+        self._next_revisit: dict[int, float] = {}
+        self._max_onprem_used = 0
+        self.decision_rounds = 0
+        self.decided_jobs = 0
+
+    def run(self) -> RunResult:
+        self.controller.prepare(self.world)
+        trace, arrivals = self.world.trace, 0
+        self._record_submissions()
+        while arrivals < len(trace) or self._heap:
+            now = min(
+                trace[arrivals].submit_s if arrivals < len(trace) else math.inf,
+                self._heap[0][0] if self._heap else math.inf,
+            )
+            round_due = self._pop_events(now)
+            first = arrivals
+            while arrivals < len(trace) and trace[arrivals].submit_s <= now:
+                self._submit(arrivals)
+                arrivals += 1
+            if self.progress is not None and arrivals > first:
+                self.progress(arrivals - first)
+            self._admit(now)
+            for job in range(first, arrivals):
+                if job in self.world.queue:
+                    self._make_due(job, now)
+            if round_due or (self.world.scenario.decision_period_s <= 0 and self._due):
+                self._decision_round(now)
+        return self._result()
+
+    # --- events --------------------------------------------------------------------------
+
+    def _push(self, when: float, kind: int, job: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (when, kind, self._seq, job))
+
+    def _pop_events(self, now: float) -> bool:
+        round_due = False
+        while self._heap and self._heap[0][0] <= now:
+            _, kind, _, job = heapq.heappop(self._heap)
+            if kind == _DONE:
+                self._finish(job, now)
+            elif kind == _REVISIT:
+                if job in self.world.queue and self._next_revisit.get(job) == now:
+                    self._make_due(job, now)
+            else:
+                self._round_times.discard(now)
+                round_due = True
+        return round_due
+
+    def _make_due(self, job: int, now: float) -> None:
+        self._due.add(job)
+        period = self.world.scenario.decision_period_s
+        if period <= 0:
+            return
+        at = math.ceil(now / period) * period
+        if at not in self._round_times:
+            self._round_times.add(at)
+            self._push(at, _ROUND, -1)
+
+    # --- on-prem -------------------------------------------------------------------------
+
+    def _submit(self, job: int) -> None:
+        self.world.make_pending(job)
+        self.world.queue.push(job, job, self.world.trace[job].gpus)
+
+    def _admit(self, now: float) -> None:
+        world = self.world
+        for job, placement in world.queue.admit(world.nodes):
+            self.placements[job] = placement
+            spec = world.trace[job]
+            self.outcomes.start_s[job] = now
+            world.start_running(job, now)
+            self._due.discard(job)
+            self._push(now + spec.duration_s, _DONE, job)
+        used = world.nodes.total_gpus - world.nodes.free_gpus
+        self._max_onprem_used = max(self._max_onprem_used, used)
+
+    def _finish(self, job: int, now: float) -> None:
+        world = self.world
+        self.outcomes.end_s[job] = now
+        self.outcomes.finished_count[job] += 1
+        world.estimator.observe_finished(world.trace[job])
+        if job in self.placements:
+            world.nodes.release(self.placements.pop(job))
+            world.stop_running(job)
+        else:
+            pool, gpus = world.cloud_running.pop(job)
+            world.pool_used_gpus[pool.name] -= gpus
+
+    # --- decisions -----------------------------------------------------------------------
+
+    def _decision_round(self, now: float) -> None:
+        due = sorted(job for job in self._due if job in self.world.queue)
+        self._due.clear()
+        if not due:
+            return
+        self.decision_rounds += 1
+        self.decided_jobs += len(due)
+        for order in self.controller.decide(self.world, now, due):
+            if order.job not in self.world.queue:
+                continue
+            if order.pool is not None:
+                self._burst(order.job, order.pool, now)
+            elif order.revisit_at is not None and math.isfinite(order.revisit_at):
+                at = max(order.revisit_at, now)
+                self._next_revisit[order.job] = at
+                self._push(at, _REVISIT, order.job)
+
+    def _burst(self, job: int, pool: CloudPool, now: float) -> None:
+        world, spec = self.world, self.world.trace[job]
+        if world.pool_used_gpus[pool.name] + spec.gpus > pool.max_gpus:
+            raise AssertionError(f"controller over-filled {pool.name}")
+        world.queue.remove(job)
+        self._next_revisit.pop(job, None)
+        rng = random.Random(f"{world.scenario.seed}:cloud:{spec.job_id}:{pool.name}")
+        run = run_in_cloud(
+            pool,
+            spec.gpus,
+            spec.duration_s,
+            now,
+            world.scenario.physics,
+            world.scenario.dataset_bytes_per_job,
+            rng,
+        )
+        self._record_cloud(job, run, now)
+        world.pool_used_gpus[pool.name] += spec.gpus
+        world.cloud_running[job] = (pool, spec.gpus)
+        self._push(run.end_s, _DONE, job)
+
+    def _record_cloud(self, job: int, run: CloudRun, now: float) -> None:
+        outcomes = self.outcomes
+        outcomes.bursted[job] = True
+        outcomes.start_s[job] = run.start_s
+        outcomes.cost_usd[job] = run.cost_usd
+        outcomes.data_usd[job] = run.data_usd
+        outcomes.cloud_gpu_s[job] = run.gpu_seconds
+        outcomes.lost_gpu_s[job] = run.lost_gpu_seconds
+        outcomes.preemptions[job] = run.preemptions
+        day = int(now // 86400)
+        self.world.cloud_usd_by_day[day] = self.world.cloud_usd_by_day.get(day, 0.0) + run.cost_usd
+
+    # --- results -------------------------------------------------------------------------
+
+    def _record_submissions(self) -> None:
+        for index, spec in enumerate(self.world.trace):
+            self.outcomes.submit_s[index] = spec.submit_s
+            self.outcomes.duration_s[index] = spec.duration_s
+            self.outcomes.gpus[index] = spec.gpus
+            if spec.deadline_s is not None:
+                self.outcomes.deadline_s[index] = spec.deadline_s
+
+    def _result(self) -> RunResult:
+        check_invariants(self.outcomes, self._max_onprem_used, self.world.scenario.onprem_gpus)
+        horizon = float(self.outcomes.submit_s.max())
+        busy = onprem_busy_gpu_seconds(self.outcomes, horizon)
+        controller = self.controller
+        return RunResult(
+            policy=controller.name,
+            knob=controller.knob,
+            knob_name=getattr(controller, "knob_name", ""),
+            onprem_gpus=self.world.scenario.onprem_gpus,
+            estimate=self.world.scenario.estimate.label(),
+            seed=self.world.scenario.seed,
+            outcomes=self.outcomes,
+            summary=summarize(self.outcomes, self.world.scenario.onprem_gpus, busy),
+            decision_rounds=self.decision_rounds,
+            decided_jobs=self.decided_jobs,
+        )
+
+
+def check_invariants(outcomes: JobOutcomes, max_onprem_used: int, onprem_gpus: int) -> None:
+    """Each job finished exactly once; on-prem never over capacity; cost = sum of charges."""
+    unfinished = [int(i) for i in (outcomes.finished_count != 1).nonzero()[0][:5]]
+    if unfinished:
+        raise AssertionError(f"jobs did not finish exactly once (first indexes: {unfinished})")
+    if max_onprem_used > onprem_gpus:
+        raise AssertionError(f"on-prem used {max_onprem_used} of {onprem_gpus} GPUs")
+    if (outcomes.cost_usd[~outcomes.bursted] != 0).any():
+        raise AssertionError("a job that never bursted was charged for the cloud")
+    if (outcomes.start_s < outcomes.submit_s).any() or (outcomes.end_s < outcomes.start_s).any():
+        raise AssertionError("a job started before its submission or ended before its start")
+
+
+def _check_fits(trace: Sequence[TraceJob], scenario: Scenario, policy: str) -> None:
+    """A job that can never run on-prem needs somewhere to go, or the run cannot finish."""
+    sizes = {job.gpus for job in trace}
+    never_fit = {
+        size
+        for size in sizes
+        if GpuNodes(scenario.onprem_gpus, scenario.gpus_per_node).place(size) is None
+    }
+    too_big = [job for job in trace if job.gpus in never_fit]
+    if too_big and (policy == "never" or not scenario.pools):
+        first = too_big[0]
+        raise errors.UserError(
+            f"job {first.job_id} needs {first.gpus} GPUs, more than the simulated on-prem "
+            f"cluster ({scenario.onprem_gpus} GPUs in nodes of {scenario.gpus_per_node}) can "
+            f"ever place ({len(too_big)} such job(s)); raise --onprem-gpus or allow bursting"
+        )

@@ -1,0 +1,97 @@
+"""Runtime estimators: what the policy is told about a job's run time, never the truth itself.
+
+Every policy but the oracle decides on an estimate, as the daemon would. The estimator is
+chosen per run so the same trace can be replayed with perfect estimates (the Starburst paper's
+assumption), with a given relative error, or with what a per-queue history of finished jobs
+would say. Noise is drawn per job from a stream seeded by (seed, job id), so two policies in
+the same run see the same estimate for the same job.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from federator import errors
+from federator.core.models import RuntimeSource
+from federator.sim.traces import TraceJob
+
+HISTORY_WINDOW = 200  # finished jobs a queue remembers; recent behaviour beats old behaviour
+
+
+@dataclass(frozen=True, slots=True)
+class EstimateMode:
+    """Parsed `--estimate`: `exact`, `noisy:SIGMA`, `history[:DEFAULT_S]` or `oracle`."""
+
+    kind: str
+    error: float = 0.0  # noisy: sigma of the log-normal multiplicative error
+    default_s: float = 3600.0  # history: estimate before a queue has finished any job
+
+    @classmethod
+    def parse(cls, text: str) -> EstimateMode:
+        kind, _, argument = text.partition(":")
+        try:
+            if kind in ("exact", "oracle") and not argument:
+                return cls(kind)
+            if kind == "noisy":
+                error = float(argument or "0.5")
+                if error < 0 or not math.isfinite(error):
+                    raise ValueError
+                return cls(kind, error=error)
+            if kind == "history":
+                default = float(argument or "3600")
+                if default <= 0 or not math.isfinite(default):
+                    raise ValueError
+                return cls(kind, default_s=default)
+        except ValueError:
+            pass
+        raise errors.UserError(
+            f"--estimate {text!r}: use exact, noisy:SIGMA (e.g. noisy:0.5) or history[:DEFAULT_S]"
+        )
+
+    @property
+    def source(self) -> RuntimeSource:
+        return {
+            "exact": RuntimeSource.ANNOTATION,
+            "noisy": RuntimeSource.ANNOTATION,
+            "history": RuntimeSource.HISTORY,
+            "oracle": RuntimeSource.ORACLE,
+        }[self.kind]
+
+    def label(self) -> str:
+        if self.kind == "noisy":
+            return f"noisy:{self.error:g}"
+        return self.kind
+
+
+class RuntimeEstimator:
+    """Estimates for jobs as they arrive; learns from finished jobs in `history` mode."""
+
+    def __init__(self, mode: EstimateMode, seed: int) -> None:
+        self.mode = mode
+        self.seed = seed
+        self._history: dict[str, deque[float]] = {}
+        self._sums: dict[str, float] = {}
+
+    def estimate(self, job: TraceJob) -> float:
+        if self.mode.kind in ("exact", "oracle"):
+            return job.duration_s
+        if self.mode.kind == "noisy":
+            rng = random.Random(f"{self.seed}:estimate:{job.job_id}")
+            return job.duration_s * math.exp(rng.gauss(0.0, self.mode.error))
+        window = self._history.get(job.queue)
+        if not window:
+            return self.mode.default_s
+        return self._sums[job.queue] / len(window)
+
+    def observe_finished(self, job: TraceJob) -> None:
+        """A job finished; in history mode its true run time joins its queue's history."""
+        if self.mode.kind != "history":
+            return
+        window = self._history.setdefault(job.queue, deque())
+        window.append(job.duration_s)
+        self._sums[job.queue] = self._sums.get(job.queue, 0.0) + job.duration_s
+        if len(window) > HISTORY_WINDOW:
+            self._sums[job.queue] -= window.popleft()

@@ -1,0 +1,198 @@
+"""Driving federator's own decision core from the simulation, fast enough for big traces.
+
+Every policy except the oracle is a `Strategy` of `federator.core.placements.decide`, the same
+function the daemon calls. This module only shapes its inputs:
+
+* **Which jobs.** `decide` prices every job it is given, so it is given only the jobs that
+  matter: the jobs due for a decision (new arrivals that did not start, revisits that came)
+  and, for the `federator` strategy, the queue ahead of them, because their expected wait is
+  the replay of that queue. Baselines whose rule does not depend on the queue ahead (never,
+  always, greedy-spot, starburst) get only the due jobs. The prefix is capped (`window`);
+  a due job beyond it is decided with the part of the queue that fits and asked again later.
+* **When again.** A job that stays is asked again at the decision's own `revisit_at` (e.g.
+  Starburst's timeout) or, without one, after as long again as it has already waited
+  (doubling), so a job is decided O(log wait) times, not once per event.
+* **Running jobs.** The replay only needs when GPUs come back. Running jobs are sorted by
+  expected end once per change of the running set and, beyond `running_groups` jobs, merged
+  into that many groups of neighbours (each releasing its GPUs at its median member's
+  expected end), which bounds the cost of a round independently of the cluster size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from operator import itemgetter
+
+from federator.core import placements
+from federator.core.decisions import DecisionKind, Round
+from federator.core.models import Offer, OnPremState, PendingJob, RunningJob, Spend
+from federator.core.policy import DecisionPolicy, Strategy
+from federator.sim.cloud import CloudPool
+from federator.sim.engine import Order, World
+
+Decide = Callable[
+    [Sequence[PendingJob], OnPremState, Sequence[Offer], Spend, DecisionPolicy, float], Round
+]
+
+_GPUS = itemgetter(2)
+DEFAULT_WINDOW = 2000
+DEFAULT_RUNNING_GROUPS = 64
+
+
+class CoreController:
+    """A simulated policy that is a strategy of the decision core."""
+
+    def __init__(
+        self,
+        name: str,
+        policy: DecisionPolicy,
+        *,
+        knob: float | None = None,
+        knob_name: str = "",
+        decide: Decide = placements.decide,
+        window: int = DEFAULT_WINDOW,
+        running_groups: int = DEFAULT_RUNNING_GROUPS,
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self.knob = knob
+        self.knob_name = knob_name
+        self._decide = decide
+        self._window = window
+        self._running_groups = running_groups
+        self._pools: dict[str, CloudPool] = {}
+        self._job_index: dict[str, int] = {}
+        self._context_jobs: dict[int, PendingJob] = {}
+        self._groups: list[tuple[str, int, float, float]] = []
+        self._groups_version = -1
+
+    def prepare(self, world: World) -> None:
+        self._pools = {pool.name: pool for pool in world.scenario.pools}
+        self._job_index = {job.job_id: index for index, job in enumerate(world.trace)}
+
+    def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
+        due_set = set(due)
+        jobs = self._jobs_to_decide(world, due)
+        pending = [
+            world.pending_job(job) if job in due_set else self._context(world, job) for job in jobs
+        ]
+        needs_replay = self.policy.strategy is Strategy.FEDERATOR
+        onprem = OnPremState(
+            total_gpus=world.nodes.total_gpus,
+            free_gpus=world.nodes.free_gpus,
+            running=self._running(world, now) if needs_replay else (),
+            queue_order=tuple(job.key for job in pending),
+            node_free_gpus=tuple(world.nodes.free),
+        )
+        offers = tuple(pool_offer(pool, world, now) for pool in world.scenario.pools)
+        result = self._decide(pending, onprem, offers, _spend(world, now), self.policy, now)
+        orders: list[Order] = []
+        for decision in result.decisions:
+            job = self._job_index[decision.job_key]
+            if job not in due_set:
+                continue
+            if decision.kind is DecisionKind.BURST and decision.pool_name is not None:
+                orders.append(Order(job, pool=self._pools[decision.pool_name]))
+            else:
+                orders.append(Order(job, revisit_at=_revisit(decision.revisit_at, world, job, now)))
+        return orders
+
+    def _context(self, world: World, job: int) -> PendingJob:
+        """A queued job that is not up for a decision this round: it only holds its place."""
+        cached = self._context_jobs.get(job)
+        if cached is None:
+            cached = replace(world.pending_job(job), burst_allowed=False)
+            self._context_jobs[job] = cached
+        return cached
+
+    def _jobs_to_decide(self, world: World, due: Sequence[int]) -> list[int]:
+        if self.policy.strategy is not Strategy.FEDERATOR:
+            return list(due)
+        ahead = world.queue.prefix(through=max(due), limit=self._window)
+        included = set(ahead)
+        return ahead + [job for job in due if job not in included]
+
+    def _running(self, world: World, now: float) -> tuple[RunningJob, ...]:
+        if self._groups_version != world.running_version:
+            self._groups = _group_running(world.running_by_end, self._running_groups)
+            self._groups_version = world.running_version
+        return tuple(
+            RunningJob(key, gpus, _remaining(end, start, now))
+            for key, gpus, end, start in self._groups
+        )
+
+
+def _group_running(
+    entries: Sequence[tuple[float, float, int, int]], groups: int
+) -> list[tuple[str, int, float, float]]:
+    """(key, GPUs, expected end, start) per group of neighbours in expected-end order."""
+    if groups <= 0 or len(entries) <= groups:
+        return [(f"running-{job}", gpus, end, start) for end, start, gpus, job in entries]
+    size = math.ceil(len(entries) / groups)
+    merged = []
+    for index in range(0, len(entries), size):
+        chunk = entries[index : index + size]
+        end, start, _, _ = chunk[len(chunk) // 2]
+        merged.append((f"running-group-{index}", sum(map(_GPUS, chunk)), end, start))
+    return merged
+
+
+def _remaining(expected_end: float, start: float, now: float) -> float:
+    """Expected run time left; a job past its estimate is expected to run half as long again."""
+    left = expected_end - now
+    return left if left > 0 else 0.5 * (now - start)
+
+
+def _revisit(hint: float | None, world: World, job: int, now: float) -> float:
+    if hint is not None and hint > now:
+        return hint
+    waited = now - world.trace[job].submit_s
+    return now + max(world.scenario.decision_period_s, waited, 1.0)
+
+
+def pool_offer(pool: CloudPool, world: World, now: float) -> Offer:
+    """What the decision core is told about a pool now (never the future)."""
+    free = max(0, pool.max_gpus - world.pool_used_gpus[pool.name])
+    rate = pool.preemption_rate_per_hour
+    if pool.availability is not None:
+        rate = pool.availability.preemptions_per_hour()
+        if pool.availability.next_available(now, 1) > now:
+            free = 0  # no capacity right now: a launch would fail
+    return Offer(
+        cluster=pool.cluster,
+        pool=pool.pool,
+        gpu_type=pool.gpu_type,
+        capacity_type=pool.capacity_type,
+        price_per_gpu_hour_usd=pool.price_at(now),
+        free_gpus=free,
+        preemption_rate_per_hour=rate,
+        startup_latency_s=pool.startup_latency_s,
+        gpus_per_node=pool.gpus_per_node,
+        egress_usd_per_gb=pool.egress_usd_per_gb,
+        ingress_usd_per_gb=pool.ingress_usd_per_gb,
+        transfer_bytes_per_s=pool.transfer_bytes_per_s,
+        price_source="history" if pool.price_history is not None else "fixed",
+    )
+
+
+def _spend(world: World, now: float) -> Spend:
+    jobs = len(world.cloud_running)
+    gpus = sum(world.pool_used_gpus.values())
+    by_cluster_gpus: dict[str, int] = {}
+    for pool in world.scenario.pools:
+        by_cluster_gpus[pool.cluster] = (
+            by_cluster_gpus.get(pool.cluster, 0) + world.pool_used_gpus[pool.name]
+        )
+    return Spend(
+        last_hour_usd=world.burn_usd_per_hour(now),
+        today_usd=world.cloud_usd_by_day.get(int(now // 86400), 0.0),
+        bursted_jobs=jobs,
+        bursted_gpus=gpus,
+        cluster_bursted_gpus=by_cluster_gpus,
+    )
+
+
+def with_strategy(policy: DecisionPolicy, strategy: Strategy) -> DecisionPolicy:
+    return replace(policy, strategy=strategy)
