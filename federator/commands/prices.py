@@ -1,16 +1,180 @@
-"""`federator prices` (placeholder until its owner lands the real command)."""
+"""`federator prices`: the offers the cost model would receive right now, as a table."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from federator import errors
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from federator.prices.offers import OfferBook
+
+DESCRIPTION = """\
+Show, for every cloud pool in the policy file, what federator would offer the cost model
+right now: the price per GPU-hour for spot and on-demand, how old that price is and where it
+came from (a catalog row with its file and line, the AWS spot price API, or a fixed price),
+the preemption-rate estimate with its evidence, and the capacity signal (AWS spot placement
+score 1-10, GPUs federator may still use).
+
+A pool whose price is refused — negative or NaN, spot above on-demand, an unknown instance
+type, a zone with no data, or older than the staleness limit — is shown as SKIPPED with the
+reason; the daemon leaves such a pool out of its decisions until the price is fixed.
+
+Pools priced by `aws-spot-api` call AWS (DescribeSpotPriceHistory, GetSpotPlacementScores)
+with credentials from boto3's standard chain (environment, ~/.aws, SSO, instance role);
+use --offline to skip them.
+
+examples:
+  federator prices --config config/sandbox.yaml
+  federator prices --config config/federator.example.yaml --offline
+  federator prices --config config/sandbox.yaml --json
+"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("prices", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "prices",
+        help="show the current offers per cloud pool: prices, age, source, preemption, capacity",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config", required=True, metavar="FILE", help="the policy file (YAML) to read"
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not call AWS; pools priced by aws-spot-api are shown as skipped",
+    )
+    parser.add_argument(
+        "--aws-endpoint",
+        metavar="URL",
+        help="send AWS calls to this endpoint instead of AWS (a local emulator, for testing)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the rows as JSON instead of a table"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise errors.UserError("'federator prices' is not built yet")
+    import asyncio
+    import json
+    import sys
+    import time
+
+    from rich.console import Console
+
+    from federator import logs
+    from federator.policy import load_policy
+    from federator.prices.interruption import load_spot_advisor
+    from federator.prices.offers import OfferBuilder
+    from federator.prices.pools import pool_pricings
+
+    # The table says why each pool is skipped; logs (to stderr) are for real errors only.
+    logs.configure(json=False, level="ERROR", stream=sys.stderr)
+    config = load_policy(args.config)
+    factory = None
+    if not args.offline:
+        from federator.prices.live import aws_source_factory
+
+        factory = aws_source_factory(endpoint_url=args.aws_endpoint)
+    pricings = pool_pricings(config, factory)
+    advisor = (
+        load_spot_advisor(config.prices.interruption_data)
+        if config.prices.interruption_data
+        else None
+    )
+    console = Console(stderr=True)
+    now = time.time()
+    if factory is not None and any(p.pool.price.source == "aws-spot-api" for p in pricings):
+        from federator.prices.live import refresh_all
+
+        with console.status("asking AWS for spot prices and placement scores…"):
+            reports = asyncio.run(refresh_all(pricings, now))
+        for pool, report in reports.items():
+            for region, outcome in report.failed.items():
+                console.print(f"[red]{pool}[/]: AWS {region}: {outcome}", highlight=False)
+        now = time.time()
+    book = OfferBuilder(config, pricings, advisor=advisor).build(now)
+    if args.json:
+        print(json.dumps(_as_json(book), indent=2))
+    else:
+        _print_table(book, Console())
+    return 0
+
+
+def _as_json(book: OfferBook) -> list[dict[str, object]]:
+    return [
+        {
+            "pool": row.key,
+            "gpu_type": row.gpu_type,
+            "capacity_type": row.capacity.value,
+            "spot_usd_per_gpu_hour": row.spot_usd_per_gpu_hour,
+            "on_demand_usd_per_gpu_hour": row.on_demand_usd_per_gpu_hour,
+            "price_age_s": row.price_age_s,
+            "source": row.source,
+            "preemption_rate_per_hour": row.preemption.rate_per_hour,
+            "preemption_evidence": row.preemption.evidence,
+            "placement_score": row.placement_score,
+            "free_gpus": row.free_gpus,
+            "offered": row.offer is not None,
+            "refused_reason": row.refusal.reason.value if row.refusal else None,
+            "refused_detail": row.refusal.detail if row.refusal else None,
+            "notes": list(row.notes),
+        }
+        for row in book.rows
+    ]
+
+
+def _print_table(book: OfferBook, console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title="cloud offers (USD per GPU-hour)", title_justify="left")
+    for column, justify in (
+        ("pool", "left"), ("GPU", "left"), ("capacity", "left"), ("spot", "right"),
+        ("on-demand", "right"), ("age", "right"), ("source", "left"),
+        ("preempt/h", "right"), ("score", "right"), ("free GPUs", "right"), ("status", "left"),
+    ):  # fmt: skip
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in book.rows:
+        status = "[green]offered[/]" if row.offer else f"[red]SKIPPED[/] {row.refusal.reason.value}"  # type: ignore[union-attr]
+        table.add_row(
+            row.key,
+            row.gpu_type,
+            row.capacity.value,
+            _money(row.spot_usd_per_gpu_hour, bold=row.capacity.value == "spot"),
+            _money(row.on_demand_usd_per_gpu_hour, bold=row.capacity.value == "on-demand"),
+            _age(row.price_age_s),
+            row.source,
+            f"{row.preemption.rate_per_hour:.3g}",
+            "-" if row.placement_score is None else f"{row.placement_score:g}",
+            str(row.free_gpus),
+            status,
+        )
+    console.print(table)
+    for row in book.rows:
+        if row.refusal is not None:
+            console.print(f"[red]{row.key}[/]: skipped: {row.refusal.detail}", highlight=False)
+        for note in row.notes:
+            console.print(f"[yellow]{row.key}[/]: {note}", highlight=False)
+        console.print(f"[dim]{row.key}: preemption {row.preemption.evidence}[/]", highlight=False)
+    console.print(f"{len(book.offers)} of {len(book.rows)} pools offered.")
+
+
+def _money(value: float | None, bold: bool) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.4f}"
+    return f"[bold]{text}[/]" if bold else text
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"

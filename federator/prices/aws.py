@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import structlog
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.paginate import TokenEncoder
 from tenacity import (
@@ -164,7 +164,7 @@ class AwsSpotSource:
                 continue
             try:
                 self._state[region] = self._fetch_region(region, now)
-            except (ClientError, BotoConnectionError, ValueError) as error:
+            except (ClientError, BotoCoreError, ValueError) as error:
                 outcomes[region] = f"failed: {_describe(error)}"
                 metrics.PRICE_REFRESHES.labels(source="aws", outcome="failed").inc()
                 log.warning(

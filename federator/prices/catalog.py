@@ -213,7 +213,7 @@ class CatalogPriceSource:
         return "catalog"
 
     def quote(self, ref: PriceRef, now: float) -> PriceQuote | Rejection:
-        return self.quote_for(ref, now, prefer=CapacityType.SPOT)
+        return self.quote_for(ref, now, prefer=ref.capacity or CapacityType.SPOT)
 
     def quote_for(self, ref: PriceRef, now: float, prefer: CapacityType) -> PriceQuote | Rejection:
         """Like `quote`; with `ref.zone=None`, pick the cheapest zone for `prefer`."""

@@ -6,8 +6,9 @@ preemption at 0.3-0.7 per running hour, orders of magnitude above what a bucket 
 the bucket seeds the estimate and the pool's own observed preemptions (see `preemption`)
 quickly outweigh it.
 
-Bucket -> hazard per running hour = bucket midpoint per month / 730 h (the `>20%` tail is
-assumed to be 30%); `../shared/data/interruption/SOURCE.md` proposes the same mapping.
+Bucket -> hazard per running hour from the bucket's midpoint fraction per month (the `>20%`
+tail is assumed to be 30%), converted by the cost model's `rate_from_monthly_fraction`
+(λ = -ln(1 - f) / 730 h, the Poisson reading of "f of instances interrupted in a month").
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from federator.core.preemption import rate_from_monthly_fraction
 from federator.errors import UserError
 from federator.prices.quotes import Rejection, RejectReason
 
-HOURS_PER_MONTH = 730.0
 # Midpoint of each advisor bucket, as a fraction of instances interrupted per month.
 BUCKET_MIDPOINTS = {0: 0.025, 1: 0.075, 2: 0.125, 3: 0.175, 4: 0.30}
 
@@ -55,7 +56,7 @@ class SpotAdvisor:
         index, savings = found
         label = self.labels.get(index, f"#{index}")
         return PreemptionPrior(
-            rate_per_hour=BUCKET_MIDPOINTS[index] / HOURS_PER_MONTH,
+            rate_per_hour=rate_from_monthly_fraction(BUCKET_MIDPOINTS[index]),
             evidence=(
                 f"advisor {region} {instance_type}: {label} interrupted/month, "
                 f"{savings}% typical savings"

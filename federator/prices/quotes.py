@@ -48,6 +48,8 @@ class PriceRef:
     accelerator: str | None = None
     accelerator_count: int | None = None
     gpus_per_instance: int | None = None  # from the pool config; sources without a GPU count use it
+    # With `zone=None`: pick the cheapest zone for this capacity type (spot when None).
+    capacity: CapacityType | None = None
 
     def describe(self) -> str:
         where = self.zone or self.region
