@@ -112,6 +112,7 @@ class Federation:
         self.exposure_h: dict[tuple[str, str], float] = {}
         self._last_pass: float | None = None
         self._spent: dict[str, float] = {}  # accrued spend per job key, for the spend counter
+        self.last_report: PassReport | None = None  # for /debug/decisions and tests
 
     @property
     def policy(self) -> DecisionPolicy:
@@ -158,6 +159,7 @@ class Federation:
             await self._collect(now, report)
         metrics.RECONCILE_DURATION_SECONDS.observe(time.perf_counter() - started)
         self._last_pass = now
+        self.last_report = report
         return report
 
     async def _guarded(

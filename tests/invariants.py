@@ -1,0 +1,197 @@
+"""The promises federation makes, checked from outside against the real clusters.
+
+Reusable by every scenario (federation tests, issue 9's fault suite): a `Sampler` polls every
+reachable cluster while a scenario runs and records, per submitted job, how many copies were
+running at each instant; the `check_*` functions are asserted at the end.
+
+The checker reads the clusters with the sandbox's own small REST client, never through
+federator's adapters, so a bug in `federator.kube` cannot hide itself from the checks.
+
+* never two running copies of one job at a sampled instant (on-prem pods count as a copy);
+* every submitted job ends in exactly one terminal state (Complete xor Failed, on-prem);
+* no orphan: after GC, no object labelled `federator.io/origin=<instance>` is left whose job
+  is finished or gone;
+* budgets: the spend recorded in the placement records stays within the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from federator.sandbox.kubeapi import KubeApi, KubeError
+
+ORIGIN = "federator.io/origin"
+SOURCE_UID = "federator.io/source-uid"
+RECORD = "federator.io/record"
+TRANSPORT = (KubeError, OSError, asyncio.TimeoutError)
+
+
+@dataclass
+class Sample:
+    at: float
+    running: dict[str, list[str]]  # source uid -> where a copy runs ("onprem", "cloud-a/ns/name")
+    unreachable: tuple[str, ...] = ()
+
+
+@dataclass
+class Sampler:
+    """Polls every cluster every `interval_s` while `run` is awaited (cancel it to stop)."""
+
+    apis: Mapping[str, KubeApi]  # "onprem", "cloud-a", "cloud-b"
+    namespaces: frozenset[str]
+    interval_s: float = 1.0
+    samples: list[Sample] = field(default_factory=list)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self.samples.append(await self.sample(loop.time()))
+            await asyncio.sleep(self.interval_s)
+
+    async def sample(self, at: float) -> Sample:
+        running: dict[str, list[str]] = {}
+        unreachable: list[str] = []
+        for site, api in self.apis.items():
+            try:
+                jobs = await _jobs(api, self.namespaces, timeout_s=3.0)
+            except TRANSPORT:
+                unreachable.append(site)
+                continue
+            for job in jobs:
+                if not _running(job):
+                    continue
+                meta = job["metadata"]
+                if site == "onprem":
+                    uid, where = meta["uid"], "onprem"
+                else:
+                    uid = (meta.get("labels") or {}).get(SOURCE_UID, "")
+                    where = f"{site}/{meta['namespace']}/{meta['name']}"
+                if uid:
+                    running.setdefault(uid, []).append(where)
+        return Sample(at, running, tuple(unreachable))
+
+    def double_runs(self) -> list[tuple[float, str, list[str]]]:
+        return [
+            (s.at, uid, where)
+            for s in self.samples
+            for uid, where in s.running.items()
+            if len(where) > 1
+        ]
+
+
+async def _jobs(api: KubeApi, namespaces: Iterable[str], *, timeout_s: float) -> list[Any]:
+    found: list[Any] = []
+    for namespace in namespaces:
+        try:
+            listed = await api.request(
+                "GET", f"/apis/batch/v1/namespaces/{namespace}/jobs", timeout_s=timeout_s
+            )
+        except KubeError as error:
+            if error.status == 404:
+                continue
+            raise
+        found += listed.get("items", [])
+    return found
+
+
+def _running(job: Mapping[str, Any]) -> bool:
+    status = job.get("status") or {}
+    return int(status.get("active") or 0) > 0 and not _terminal_conditions(job)
+
+
+def _terminal_conditions(job: Mapping[str, Any]) -> list[str]:
+    return [
+        c["type"]
+        for c in (job.get("status") or {}).get("conditions") or ()
+        if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+    ]
+
+
+def record_of(job: Mapping[str, Any]) -> dict[str, Any] | None:
+    text = ((job.get("metadata") or {}).get("annotations") or {}).get(RECORD)
+    return json.loads(text) if text else None
+
+
+# ---- end-of-scenario checks -------------------------------------------------------------------
+
+
+def check_never_two_running(sampler: Sampler) -> None:
+    doubles = sampler.double_runs()
+    assert not doubles, f"jobs with two running copies at a sampled instant: {doubles[:5]}"
+    assert sampler.samples, "the sampler took no sample"
+
+
+def check_one_terminal_state(onprem_jobs: Iterable[Mapping[str, Any]]) -> None:
+    bad = {}
+    for job in onprem_jobs:
+        states = _terminal_conditions(job)
+        if len(states) != 1:
+            bad[job["metadata"]["name"]] = states
+    assert not bad, f"jobs without exactly one terminal state: {bad}"
+
+
+async def leftover_objects(
+    apis: Mapping[str, KubeApi], namespaces: Iterable[str], instance: str
+) -> list[str]:
+    """Objects federator created (by label) that are still there, on every reachable cloud."""
+    left: list[str] = []
+    selector = {"labelSelector": f"{ORIGIN}={instance}"}
+    for site, api in apis.items():
+        if site == "onprem":
+            continue
+        for namespace in namespaces:
+            for plural, group in (
+                ("jobs", "apis/batch/v1"),
+                ("configmaps", "api/v1"),
+                ("secrets", "api/v1"),
+            ):
+                try:
+                    listed = await api.request(
+                        "GET", f"/{group}/namespaces/{namespace}/{plural}", params=selector
+                    )
+                except KubeError as error:
+                    if error.status == 404:
+                        continue
+                    raise
+                left += [
+                    f"{site}/{namespace}/{plural}/{i['metadata']['name']}" for i in listed["items"]
+                ]
+    return left
+
+
+async def wait_no_orphans(
+    apis: Mapping[str, KubeApi], namespaces: Iterable[str], instance: str, *, timeout_s: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    left: list[str] = []
+    while loop.time() < deadline:
+        left = await leftover_objects(apis, namespaces, instance)
+        if not left:
+            return
+        await asyncio.sleep(2.0)
+    raise AssertionError(f"orphans left after GC: {left}")
+
+
+def recorded_spend_usd(onprem_jobs: Iterable[Mapping[str, Any]], *, now: float) -> float:
+    """Spend implied by the placement records: price × GPUs × time placed, summed."""
+    total = 0.0
+    for job in onprem_jobs:
+        record = record_of(job)
+        if record is None:
+            continue
+        end = record.get("finished_at") or now
+        hours = max(0.0, end - record["placed_at"]) / 3600.0
+        total += record["price_per_gpu_hour_usd"] * record["gpus"] * hours
+    return total
+
+
+async def cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
