@@ -101,7 +101,10 @@ class PreemptionLedger:
         try:
             body: Any = json.loads(text)
             if body.get("version") != FORMAT_VERSION:
-                raise ValueError(f"unknown format version {body.get('version')!r}")
+                raise ValueError(
+                    f"not a preemption ledger of format {FORMAT_VERSION}: "
+                    f"version {body.get('version')!r}"
+                )
             pools = {
                 str(name): tuple(
                     EvidenceBucket(

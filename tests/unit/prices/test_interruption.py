@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -32,12 +33,12 @@ def test_the_whole_snapshot_is_read(advisor: SpotAdvisor) -> None:
         ("us-east-2", "p4d.24xlarge", 0.075),  # SOURCE.md: 5-10%
     ],
 )
-def test_bucket_midpoint_per_month_over_730_hours(
+def test_bucket_midpoint_per_month_becomes_a_poisson_rate(
     advisor: SpotAdvisor, region: str, instance_type: str, monthly: float
 ) -> None:
     prior = advisor.prior(region, instance_type)
     assert isinstance(prior, PreemptionPrior)
-    assert prior.rate_per_hour == pytest.approx(monthly / 730)
+    assert prior.rate_per_hour == pytest.approx(-math.log(1 - monthly) / 730)
     assert region in prior.evidence
     assert instance_type in prior.evidence
 
