@@ -81,8 +81,15 @@ class Reflector:
     async def run(self) -> None:
         """List, then watch until the watch breaks; relist; forever (cancel to stop)."""
         while True:
-            await self._list_with_backoff()
-            await self._watch_until_broken()
+            try:
+                await self._list_with_backoff()
+                await self._watch_until_broken()
+            except Exception as e:  # the one place a reflector survives a surprise
+                log.exception(
+                    "reflector_failed", cluster=self.cluster.name, kind=self.resource.kind
+                )
+                self.cluster.health.mark_failed(f"{type(e).__name__}: {e}")
+                await asyncio.sleep(self._max_backoff_s)
 
     async def relist(self) -> None:
         """One list request; replaces the cache and the resourceVersion to watch from."""
