@@ -142,7 +142,7 @@ def _status() -> int:
 
     rows = Sandbox().status()
     table = Table(title="federator sandbox")
-    for column in ("component", "pid", "state", "memory", "listening", "log"):
+    for column in ("component", "pid", "state", "memory", "ports listening"):
         table.add_column(column)
     total = 0
     for row in rows:
@@ -152,11 +152,25 @@ def _status() -> int:
             str(row.pid or "-"),
             "[green]running[/green]" if row.running else "[red]stopped[/red]",
             f"{row.rss_bytes / 2**20:.0f} MiB" if row.running else "-",
-            ", ".join(str(p) for p in row.listening) or "-",
-            row.log,
+            _ports(row.ports, row.listening),
         )
     console = Console()
     console.print(table)
     running = sum(r.running for r in rows)
     console.print(f"{running}/{len(rows)} running, {total / 2**20:.0f} MiB resident in total")
+    console.print("logs: .sandbox/logs/<site>-<component>.log")
     return 0 if running == len(rows) else 3
+
+
+def _ports(owned: tuple[int, ...], listening: tuple[int, ...]) -> str:
+    """The main port, how many more listen, and any that should but do not."""
+    if not listening:
+        return "-"
+    text = str(owned[0]) if owned[0] in listening else f"[red]{owned[0]} not listening[/red]"
+    others = len(set(listening) - {owned[0]})
+    if others:
+        text += f" (+{others})"
+    missing = len(set(owned) - set(listening))
+    if missing and owned[0] in listening:
+        text += f" [red]{missing} missing[/red]"
+    return text

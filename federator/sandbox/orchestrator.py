@@ -81,6 +81,7 @@ class ComponentStatus:
     pid: int | None
     running: bool
     rss_bytes: int
+    ports: tuple[int, ...]
     listening: tuple[int, ...]
     log: str
 
@@ -266,6 +267,7 @@ class Sandbox:
                     pid=entry.pid if entry is not None else None,
                     running=alive,
                     rss_bytes=rss_bytes(entry.pid) if entry is not None and alive else 0,
+                    ports=component.ports,
                     listening=tuple(sorted(listening.values())),
                     log=str(self.layout.log_file(component.site, component.name)),
                 )
