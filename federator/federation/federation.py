@@ -39,6 +39,7 @@ from federator.federation.ports import (
     CopyState,
     CopyView,
     DataGate,
+    DataSizes,
     OffersProvider,
     OnPremJob,
     OnPremPort,
@@ -96,6 +97,7 @@ class Federation:
         offers: OffersProvider,
         settings: FederationSettings,
         data: DataGate | None = None,
+        sizes: DataSizes | None = None,
         decide: Decide | None = None,
         may_write: Callable[[], bool] = lambda: True,
     ) -> None:
@@ -105,6 +107,7 @@ class Federation:
         self.offers = offers
         self.settings = settings
         self.data = data
+        self.sizes = sizes
         self._decide = decide if decide is not None else _core_decide()
         self.may_write = may_write
         self.blocked_until: dict[tuple[str, str], float] = {}
@@ -302,13 +305,12 @@ class Federation:
         specs = [job.spec for job in (*waiting, *redecided)]
         if not specs or not self.settings.burst_enabled:
             return Round(decisions=(), now=now)
-        offers = await self._offers(onprem, clouds, now)
+        datasets = frozenset(d.name for spec in specs for d in spec.datasets)
+        offers = [self._with_data(o, datasets) for o in await self._offers(onprem, clouds, now)]
         round_ = self._decide(
             specs, onprem.state, offers, self._spend(onprem, now), self.policy, now
         )
-        for decision in round_.decisions:
-            metrics.DECISIONS.labels(decision=decision.kind.value).inc()
-        return round_
+        return round_  # the composition root logs and counts the decisions (one canonical line)
 
     def _may_replace(self, job: OnPremJob) -> bool:
         record = job.record
@@ -333,6 +335,22 @@ class Federation:
                 free = 0
             result.append(self._with_preemption_rate(replace(offer, free_gpus=free)))
         return result
+
+    def _with_data(self, offer: Offer, datasets: frozenset[str]) -> Offer:
+        """The offer with what the sync layer knows about each dataset's replica there."""
+        if self.sizes is None or not datasets:
+            return offer
+        pending = dict(offer.pending_dataset_bytes)
+        replicated = set(offer.replicated_datasets)
+        for name in datasets:
+            remaining = self.sizes.bytes_remaining(name, offer.cluster)
+            if remaining == 0:
+                replicated.add(name)
+            elif remaining is not None:
+                pending[name] = remaining
+        return replace(
+            offer, pending_dataset_bytes=pending, replicated_datasets=frozenset(replicated)
+        )
 
     def _with_preemption_rate(self, offer: Offer) -> Offer:
         """The offer with its preemption rate updated by what federator saw in the pool."""

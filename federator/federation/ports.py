@@ -198,12 +198,21 @@ class OffersProvider(Protocol):
 
 
 class DataGate(Protocol):
-    """The sync engineer's API, seen from here: is a job's data where its copy runs?"""
+    """The sync engineer's API, seen from here: is a job's data where its copy runs?
+
+    The daemon adapts `federator.syncing.replication.Replicator` to it: `ensure_replicated`
+    starts a background copy when the replica is behind and says whether it is complete;
+    `outputs_synced` says whether a finished job's outputs came back (GC waits for it).
+    """
 
     async def ensure_replicated(self, dataset: str, cluster: str) -> bool:
         """Start (if needed) replicating `dataset` to `cluster`; True once it is there."""
         ...
 
-    async def outputs_synced(self, job_key: str, cluster: str) -> bool:
-        """True once the job's outputs came back from `cluster` (GC may then delete the copy)."""
-        ...
+    async def outputs_synced(self, job_key: str, cluster: str) -> bool: ...
+
+
+class DataSizes(Protocol):
+    """Bytes still to copy per replica (the `Replicator` has it): the cost model's transfer."""
+
+    def bytes_remaining(self, dataset: str, cluster: str) -> int | None: ...
