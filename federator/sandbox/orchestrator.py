@@ -224,6 +224,8 @@ class Sandbox:
         component = self.component(site, name)
         with self._locked():
             await self.ensure(component)
+            if name == "s3":
+                s3stores.write_s3_json(self.layout, list(self.stores().values()))
 
     def stop_component(self, site: str, name: str, *, kill: bool = False) -> bool:
         """Stop one component (SIGKILL at once when `kill`); True if it was running."""
