@@ -85,6 +85,8 @@ class RunResult:
     summary: Summary
     decision_rounds: int
     decided_jobs: int
+    max_onprem_gpus_used: int
+    cloud_usd_by_pool: dict[str, float]  # the pools' own bills, kept apart from per-job charges
 
 
 class World:
@@ -106,6 +108,7 @@ class World:
         self.pool_used_gpus: dict[str, int] = {pool.name: 0 for pool in scenario.pools}
         self.cloud_running: dict[int, tuple[CloudPool, int]] = {}
         self.cloud_usd_by_day: dict[int, float] = {}
+        self.cloud_usd_by_pool: dict[str, float] = {pool.name: 0.0 for pool in scenario.pools}
 
     def pending_job(self, job: int) -> PendingJob:
         cached = self.pending[job]
@@ -301,6 +304,7 @@ class Simulation:
             rng,
         )
         self._record_cloud(job, run, now)
+        self.outcomes.pool[job] = world.scenario.pools.index(pool)
         world.pool_used_gpus[pool.name] += spec.gpus
         world.cloud_running[job] = (pool, spec.gpus)
         self._push(run.end_s, _DONE, job)
@@ -314,6 +318,8 @@ class Simulation:
         outcomes.cloud_gpu_s[job] = run.gpu_seconds
         outcomes.lost_gpu_s[job] = run.lost_gpu_seconds
         outcomes.preemptions[job] = run.preemptions
+        pool_bills = self.world.cloud_usd_by_pool
+        pool_bills[run.pool] = pool_bills.get(run.pool, 0.0) + run.cost_usd
         day = int(now // 86400)
         self.world.cloud_usd_by_day[day] = self.world.cloud_usd_by_day.get(day, 0.0) + run.cost_usd
 
@@ -329,6 +335,11 @@ class Simulation:
 
     def _result(self) -> RunResult:
         check_invariants(self.outcomes, self._max_onprem_used, self.world.scenario.onprem_gpus)
+        billed = sum(self.world.cloud_usd_by_pool.values())
+        if not math.isclose(
+            billed, float(self.outcomes.cost_usd.sum()), rel_tol=1e-9, abs_tol=1e-6
+        ):
+            raise AssertionError(f"pools billed ${billed:.6f}, jobs were charged a different sum")
         horizon = float(self.outcomes.submit_s.max())
         busy = onprem_busy_gpu_seconds(self.outcomes, horizon)
         controller = self.controller
@@ -343,6 +354,8 @@ class Simulation:
             summary=summarize(self.outcomes, self.world.scenario.onprem_gpus, busy),
             decision_rounds=self.decision_rounds,
             decided_jobs=self.decided_jobs,
+            max_onprem_gpus_used=self._max_onprem_used,
+            cloud_usd_by_pool=dict(self.world.cloud_usd_by_pool),
         )
 
 

@@ -40,6 +40,7 @@ class JobOutcomes:
     preemptions: npt.NDArray[np.int64]
     deadline_s: Floats  # nan when the job has none
     finished_count: npt.NDArray[np.int64]  # how many times each job finished (must be 1)
+    pool: npt.NDArray[np.int64]  # index of the cloud pool in the scenario; -1 on-prem
 
     @classmethod
     def empty(cls, count: int) -> JobOutcomes:
@@ -60,6 +61,7 @@ class JobOutcomes:
             preemptions=np.zeros(count, dtype=np.int64),
             deadline_s=nans(),
             finished_count=np.zeros(count, dtype=np.int64),
+            pool=np.full(count, -1, dtype=np.int64),
         )
 
 

@@ -1,0 +1,162 @@
+"""Showing simulation results: a table per run, a JSON file, and cost-versus-JCT curves.
+
+The JSON rows are flat objects (one per run) so they load straight into pandas or jq; the
+keys the issue promises (`policy, knob, cloud_cost_usd, mean_jct_s, p95_jct_s, mean_wait_s,
+deadline_misses, bursted_jobs, onprem_utilization`) are always present.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from federator import errors
+from federator.sim.engine import RunResult
+
+HOUR = 3600.0
+
+_ORACLE_NOTE = (
+    "oracle = clairvoyant heuristic (hindsight search with true run times, future arrivals and "
+    "realised preemptions); it is NOT a lower bound."
+)
+
+
+def to_json_rows(results: Sequence[RunResult]) -> list[dict[str, Any]]:
+    rows = []
+    for result in results:
+        row: dict[str, Any] = {
+            "policy": result.policy,
+            "knob": result.knob,
+            "knob_name": result.knob_name,
+            "onprem_gpus": result.onprem_gpus,
+            "estimate": result.estimate,
+            "seed": result.seed,
+            "decision_rounds": result.decision_rounds,
+            "decided_jobs": result.decided_jobs,
+        }
+        row.update(result.summary.as_dict())
+        if result.policy == "oracle":
+            row["note"] = _ORACLE_NOTE
+        rows.append(row)
+    return rows
+
+
+def write_json(path: Path, results: Sequence[RunResult]) -> None:
+    try:
+        path.write_text(json.dumps(to_json_rows(results), indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise errors.UserError(f"--json {path}: cannot write: {error.strerror}") from error
+
+
+def results_table(results: Sequence[RunResult], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for header in (
+        "policy",
+        "knob",
+        "cloud $",
+        "on-prem util",
+        "mean JCT",
+        "p50",
+        "p95",
+        "p99",
+        "mean wait",
+        "p95 wait",
+        "slowdown",
+        "deadline miss",
+        "bursted",
+        "cloud GPU-h",
+        "preempt",
+    ):
+        table.add_column(header, justify="left" if header == "policy" else "right")
+    for result in results:
+        s = result.summary
+        table.add_row(
+            result.policy,
+            "-" if result.knob is None else f"{result.knob:g}",
+            f"{s.cloud_cost_usd:,.0f}",
+            f"{s.onprem_utilization:.1%}",
+            _hours(s.mean_jct_s),
+            _hours(s.p50_jct_s),
+            _hours(s.p95_jct_s),
+            _hours(s.p99_jct_s),
+            _hours(s.mean_wait_s),
+            _hours(s.p95_wait_s),
+            f"{s.mean_slowdown:.2f}",
+            f"{s.deadline_misses}/{s.deadline_jobs}" if s.deadline_jobs else "-",
+            f"{s.bursted_jobs:,}",
+            f"{s.cloud_gpu_hours:,.0f}",
+            f"{s.preemptions:,}",
+        )
+    return table
+
+
+def print_results(console: Console, results: Sequence[RunResult], title: str) -> None:
+    console.print(results_table(results, title))
+    console.print("JCT and waits in hours; knobs: " + _knob_legend(results))
+    if any(result.policy == "oracle" for result in results):
+        console.print(_ORACLE_NOTE)
+
+
+def _knob_legend(results: Sequence[RunResult]) -> str:
+    names = sorted({f"{r.policy}: {r.knob_name}" for r in results if r.knob_name})
+    return "; ".join(names) or "none"
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / HOUR:.2f}h"
+
+
+_STYLES = {
+    "never": ("black", "s"),
+    "always": ("tab:red", "v"),
+    "greedy-spot": ("tab:orange", "^"),
+    "starburst": ("tab:blue", "o"),
+    "federator": ("tab:green", "D"),
+    "oracle": ("tab:purple", "x"),
+}
+
+
+def plot_curves(path: Path, results: Sequence[RunResult], title: str) -> None:
+    """Cost (x) versus mean JCT (y), one curve per policy and on-prem size, sorted by cost."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(9, 6), dpi=120)
+    groups: dict[tuple[str, int], list[RunResult]] = {}
+    for result in results:
+        groups.setdefault((result.policy, result.onprem_gpus), []).append(result)
+    sizes = sorted({size for _, size in groups})
+    for (policy, size), runs in sorted(groups.items()):
+        runs.sort(key=lambda r: r.summary.cloud_cost_usd)
+        color, marker = _STYLES.get(policy, ("gray", "."))
+        label = policy if len(sizes) == 1 else f"{policy} ({size} GPUs)"
+        axes.plot(
+            [max(r.summary.cloud_cost_usd, 1.0) / 1000 for r in runs],
+            [r.summary.mean_jct_s / HOUR for r in runs],
+            marker=marker,
+            color=color,
+            linestyle="-" if sizes.index(size) == 0 else "--",
+            label=label,
+        )
+    axes.set_xscale("log")
+    axes.set_xlabel("cloud cost (thousand USD, log scale; $0 drawn at $1)")
+    axes.set_ylabel("mean job completion time (hours)")
+    axes.set_title(title)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    if any(policy == "oracle" for policy, _ in groups):
+        figure.text(0.01, 0.01, "oracle: clairvoyant heuristic, not a lower bound", fontsize=8)
+    figure.tight_layout()
+    try:
+        figure.savefig(path)
+    except OSError as error:
+        raise errors.UserError(f"--plot {path}: cannot write: {error.strerror}") from error
+    finally:
+        plt.close(figure)

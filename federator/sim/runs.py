@@ -1,0 +1,130 @@
+"""Which runs a `federator simulate` invocation makes: policies, their knobs, their sweeps.
+
+Each policy has one main knob, the one a person would turn to trade cloud dollars for waiting:
+
+| policy | knob | meaning |
+|---|---|---|
+| never, always, greedy-spot | - | no knob: one point each |
+| starburst | waiting budget ρ | Σ timeouts = ρ × Σ runtimes (Compute-Wait, β solved exactly) |
+| federator | value of waiting, $ per GPU-hour | what one GPU-hour of a job's waiting is worth |
+| oracle | value of waiting, $ per GPU-hour | the same price of time, decided in hindsight |
+
+Sweep grids are geometric and wide on purpose (they span "almost never bursts" to "bursts
+nearly everything" on any cluster); they are not fitted to a trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from federator import errors
+from federator.core import starburst
+from federator.core.policy import DecisionPolicy, Strategy
+from federator.sim.engine import Controller, RunResult, Scenario, Simulation
+from federator.sim.oracle import OracleController
+from federator.sim.policies import CoreController
+from federator.sim.traces import TraceJob
+
+POLICIES = ("never", "always", "greedy-spot", "starburst", "federator", "oracle")
+
+KNOB_NAMES = {
+    "starburst": "waiting_budget",
+    "federator": "value_usd_per_gpu_hour",
+    "oracle": "value_usd_per_gpu_hour",
+}
+
+SWEEPS: dict[str, tuple[float, ...]] = {
+    "starburst": (0.0, 0.03, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+    "federator": (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0),
+    "oracle": (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """One run to make: a policy at one knob value."""
+
+    policy: str
+    knob: float | None
+
+    @property
+    def label(self) -> str:
+        if self.knob is None:
+            return self.policy
+        return f"{self.policy} {KNOB_NAMES[self.policy]}={self.knob:g}"
+
+
+def plan_runs(policies: Sequence[str], sweep: bool, base: DecisionPolicy) -> list[RunSpec]:
+    """The runs for the chosen policies: the config's knob, or each policy's sweep grid."""
+    unknown = [name for name in policies if name not in POLICIES]
+    if unknown:
+        raise errors.UserError(
+            f"--policy {unknown[0]}: unknown policy; choose from {', '.join(POLICIES)}"
+        )
+    runs: list[RunSpec] = []
+    for name in policies:
+        if name not in KNOB_NAMES:
+            runs.append(RunSpec(name, None))
+        elif sweep:
+            runs.extend(RunSpec(name, knob) for knob in SWEEPS[name])
+        else:
+            runs.append(RunSpec(name, configured_knob(name, base)))
+    return runs
+
+
+def configured_knob(policy: str, base: DecisionPolicy) -> float:
+    if policy == "starburst":
+        return base.starburst_waiting_budget
+    return base.value_of_time_usd_per_gpu_hour
+
+
+def decision_policy(
+    spec: RunSpec, base: DecisionPolicy, trace: Sequence[TraceJob]
+) -> DecisionPolicy:
+    """The policy file's decision policy, switched to the run's strategy and knob.
+
+    For Starburst, Σ(g·r)/Σr is computed from the trace, as the paper solves β over the
+    whole workload.
+    """
+    if spec.policy == "starburst":
+        weighted = starburst.runtime_weighted_mean_gpus((job.gpus, job.duration_s) for job in trace)
+        return replace(
+            base,
+            strategy=Strategy.STARBURST,
+            starburst_waiting_budget=spec.knob if spec.knob is not None else 0.25,
+            starburst_runtime_weighted_mean_gpus=weighted,
+        )
+    if spec.policy in ("federator", "oracle"):
+        value = spec.knob if spec.knob is not None else base.value_of_time_usd_per_gpu_hour
+        return replace(base, strategy=Strategy.FEDERATOR, value_of_time_usd_per_gpu_hour=value)
+    return replace(base, strategy=Strategy(spec.policy))
+
+
+def controller_for(spec: RunSpec, base: DecisionPolicy, trace: Sequence[TraceJob]) -> Controller:
+    policy = decision_policy(spec, base, trace)
+    knob_name = KNOB_NAMES.get(spec.policy, "")
+    if spec.policy == "oracle":
+        return OracleController(policy, knob=spec.knob, knob_name=knob_name)
+    return CoreController(spec.policy, policy, knob=spec.knob, knob_name=knob_name)
+
+
+def run_all(
+    trace: Sequence[TraceJob],
+    scenario: Scenario,
+    base: DecisionPolicy,
+    runs: Sequence[RunSpec],
+    progress: Callable[[RunSpec, int], None] | None = None,
+) -> Iterator[RunResult]:
+    """Run each spec in turn; `progress(spec, jobs)` is told how many jobs were submitted."""
+    for spec in runs:
+        controller = controller_for(spec, base, trace)
+        tick = None if progress is None else _bind(progress, spec)
+        yield Simulation(trace, scenario, controller, progress=tick).run()
+
+
+def _bind(progress: Callable[[RunSpec, int], None], spec: RunSpec) -> Callable[[int], None]:
+    def tick(jobs: int) -> None:
+        progress(spec, jobs)
+
+    return tick

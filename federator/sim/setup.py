@@ -1,0 +1,193 @@
+"""Building a simulated world from the policy file the daemon would run with.
+
+The policy file says which cloud pools exist, how each is priced (fixed, a catalog row, or
+live AWS prices), its preemption prior, startup latency, data path and caps, and every knob
+of the decision policy. The simulator reads it with the policy package and prices pools with
+the prices package, exactly as the daemon does offline. What a policy file cannot say — how
+big the on-prem cluster is, which market history to replay — comes from `WorldOptions`
+(the command's flags).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from federator import errors
+from federator.core.models import CapacityType
+from federator.core.policy import DecisionPolicy
+from federator.policy import FederatorConfig, load_policy, to_decision_policy
+from federator.prices import replay
+from federator.prices.pools import PoolPricing, pool_pricings
+from federator.prices.quotes import Rejection
+from federator.sim.cloud import (
+    AvailabilityTrace,
+    CloudPool,
+    JobPhysics,
+    PriceHistory,
+    availability_from_trace,
+    price_history_from_series,
+)
+from federator.sim.engine import Scenario
+from federator.sim.estimates import EstimateMode
+from federator.sim.traces import TraceJob
+
+
+@dataclass(frozen=True, slots=True)
+class WorldOptions:
+    """The simulated world beyond the policy file (from `federator simulate`'s flags)."""
+
+    onprem_gpus: int | None = None  # None: sized from the trace's mean demand
+    gpus_per_node: int = 8
+    estimate: EstimateMode = field(default_factory=lambda: EstimateMode("exact"))
+    seed: int = 0
+    # pool name ("cluster/pool") or "*" (every spot pool) -> availability trace file
+    spot_traces: Mapping[str, Path] = field(default_factory=dict)
+    # pool name or "*" -> (DescribeSpotPriceHistory JSON, zone)
+    spot_prices: Mapping[str, tuple[Path, str]] = field(default_factory=dict)
+    dataset_gb_per_job: float = 0.0
+    decision_period_s: float | None = None  # None: the policy's decision interval
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """Everything a run needs besides the trace and the strategy."""
+
+    scenario: Scenario
+    policy: DecisionPolicy
+
+
+def load_world(config_path: Path, trace: Sequence[TraceJob], options: WorldOptions) -> World:
+    config = load_policy(config_path)
+    return build_world(config, trace, options)
+
+
+def build_world(config: FederatorConfig, trace: Sequence[TraceJob], options: WorldOptions) -> World:
+    policy = to_decision_policy(config)
+    pools = tuple(_cloud_pool(pricing, config, options) for pricing in pool_pricings(config))
+    _check_market_names(options, pools)
+    period = options.decision_period_s
+    if period is None:
+        period = config.burst.decision_interval.total_seconds()
+    scenario = Scenario(
+        onprem_gpus=options.onprem_gpus or default_onprem_gpus(trace, options.gpus_per_node),
+        gpus_per_node=options.gpus_per_node,
+        pools=pools,
+        estimate=options.estimate,
+        seed=options.seed,
+        physics=JobPhysics(
+            checkpoint_interval_s=policy.default_checkpoint_interval_s,
+            checkpoint_write_s=policy.checkpoint_write_s,
+            restart_overhead_s=policy.restart_overhead_s,
+        ),
+        dataset_bytes_per_job=int(options.dataset_gb_per_job * 1e9),
+        decision_period_s=period,
+    )
+    return World(scenario=scenario, policy=policy)
+
+
+def default_onprem_gpus(trace: Sequence[TraceJob], gpus_per_node: int) -> int:
+    """The trace's mean GPU demand over its submission span, in whole nodes.
+
+    A cluster sized to the mean is overloaded about half of the time, where bursting matters.
+    """
+    span = max(job.submit_s for job in trace) - min(job.submit_s for job in trace)
+    work = sum(job.gpus * job.duration_s for job in trace)
+    mean = work / span if span > 0 else max(job.gpus for job in trace)
+    return max(gpus_per_node, math.ceil(mean / gpus_per_node) * gpus_per_node)
+
+
+def _cloud_pool(pricing: PoolPricing, config: FederatorConfig, options: WorldOptions) -> CloudPool:
+    capacity = pricing.capacity
+    price, on_demand = _list_prices(pricing)
+    pool, cluster = pricing.pool, pricing.cluster
+    rate = 0.0
+    if capacity is CapacityType.SPOT:
+        prior = pool.preemption_rate_per_hour
+        rate = config.prices.default_spot_preemption_rate_per_hour if prior is None else prior
+    startup = pool.startup_latency or cluster.startup_latency
+    history = _price_history(pricing, options) if capacity is CapacityType.SPOT else None
+    availability = _availability(pricing, options) if capacity is CapacityType.SPOT else None
+    if price is None:
+        if history is None:
+            raise errors.UserError(
+                f"{pricing.where} ({pricing.key}): no offline price "
+                f"({_why_no_price(pricing)}); give it a `fixed` or `catalog` price, or replay "
+                f"a market with --spot-prices {pricing.key}=FILE@ZONE"
+            )
+        price = history.mean_price()
+    return CloudPool(
+        cluster=cluster.name,
+        pool=pool.name,
+        gpu_type=pool.gpu_type,
+        capacity_type=capacity,
+        price_per_gpu_hour_usd=price,
+        on_demand_price_per_gpu_hour_usd=on_demand if on_demand is not None else price,
+        max_gpus=pool.max_gpus,
+        preemption_rate_per_hour=rate,
+        startup_latency_s=startup.total_seconds(),
+        gpus_per_node=pool.gpus_per_node,
+        egress_usd_per_gb=cluster.egress_usd_per_gb,
+        transfer_bytes_per_s=float(cluster.transfer_bandwidth_per_second),
+        price_history=history,
+        availability=availability,
+    )
+
+
+def _list_prices(pricing: PoolPricing) -> tuple[float | None, float | None]:
+    """(this pool's price, its on-demand price) per GPU-hour from the pool's price source."""
+    quote = pricing.source.quote(pricing.refs[0], 0.0) if pricing.refs else None
+    if quote is None or isinstance(quote, Rejection):
+        return None, None
+    return quote.per_gpu_hour(pricing.capacity), quote.per_gpu_hour(CapacityType.ON_DEMAND)
+
+
+def _why_no_price(pricing: PoolPricing) -> str:
+    quote = pricing.source.quote(pricing.refs[0], 0.0) if pricing.refs else None
+    return quote.detail if isinstance(quote, Rejection) else "the source has no price"
+
+
+def _for_pool(choices: Mapping[str, object], pricing: PoolPricing) -> object | None:
+    return choices.get(pricing.key, choices.get("*"))
+
+
+def _availability(pricing: PoolPricing, options: WorldOptions) -> AvailabilityTrace | None:
+    path = _for_pool(options.spot_traces, pricing)
+    if not isinstance(path, Path):
+        return None
+    return availability_from_trace(replay.load_availability_trace(path))
+
+
+def _price_history(pricing: PoolPricing, options: WorldOptions) -> PriceHistory | None:
+    choice = _for_pool(options.spot_prices, pricing)
+    if not isinstance(choice, tuple):
+        return None
+    path, zone = choice
+    series = replay.load_spot_price_history([path])
+    matches = [s for (_, series_zone), s in sorted(series.items()) if series_zone == zone]
+    if not matches:
+        zones = sorted({series_zone for _, series_zone in series})
+        raise errors.UserError(f"{path}: no spot prices for zone {zone!r} (zones: {zones})")
+    instance_type = matches[0].instance_type
+    gpus = _GPUS_PER_INSTANCE.get(instance_type, pricing.pool.gpus_per_node)
+    return price_history_from_series(matches[0], gpus)
+
+
+# The price histories we replay are for these AWS types (../shared/data/spot/SOURCE.md).
+_GPUS_PER_INSTANCE = {"p3.2xlarge": 1, "p3.8xlarge": 4, "p3.16xlarge": 8}
+
+
+def _check_market_names(options: WorldOptions, pools: Sequence[CloudPool]) -> None:
+    names = {pool.name for pool in pools} | {"*"}
+    for flag, chosen in (
+        ("--spot-trace", options.spot_traces),
+        ("--spot-prices", options.spot_prices),
+    ):
+        unknown = sorted(set(chosen) - names)
+        if unknown:
+            raise errors.UserError(
+                f"{flag}: no cloud pool called {', '.join(unknown)} in the policy file "
+                f"(pools: {', '.join(sorted(names - {'*'}))})"
+            )

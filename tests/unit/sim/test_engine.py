@@ -1,0 +1,96 @@
+"""The event loop against hand-computed runs, and its invariants on a bigger trace."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from federator.core.policy import DecisionPolicy, Strategy
+from federator.sim.engine import Simulation
+from federator.sim.policies import CoreController
+from federator.sim.runs import RunSpec, controller_for
+from federator.sim.traces import synthetic_trace
+
+from .helpers import on_demand_pool, spot_pool, tiny_scenario, tiny_trace
+
+
+def run_tiny(strategy: Strategy, **knobs: float) -> object:
+    policy = DecisionPolicy(strategy=strategy, **knobs)  # type: ignore[arg-type]
+    controller = CoreController(str(strategy), policy)
+    return Simulation(tiny_trace(), tiny_scenario(on_demand_pool()), controller).run()
+
+
+def test_never_queues_behind_the_running_job() -> None:
+    result = run_tiny(Strategy.NEVER)
+    out = result.outcomes  # type: ignore[attr-defined]
+    assert out.start_s.tolist() == [0.0, 3600.0, 3600.0]  # both fit once j0 is done
+    assert out.end_s.tolist() == [3600.0, 5400.0, 4200.0]
+    summary = result.summary  # type: ignore[attr-defined]
+    assert summary.mean_jct_s == pytest.approx((3600 + 5300 + 4000) / 3)
+    assert summary.mean_wait_s == pytest.approx((0 + 3500 + 3400) / 3)
+    assert summary.cloud_cost_usd == 0.0 and summary.bursted_jobs == 0
+
+
+def test_always_bursts_on_demand_at_once() -> None:
+    result = run_tiny(Strategy.ALWAYS)
+    out = result.outcomes  # type: ignore[attr-defined]
+    # startup 60 s; billed from launch: 4 GPUs x 1860 s and 2 GPUs x 660 s at $2/GPU-h
+    assert out.start_s.tolist() == [0.0, 160.0, 260.0]
+    assert out.end_s.tolist() == [3600.0, 1960.0, 860.0]
+    assert out.cost_usd.tolist() == pytest.approx([0.0, 4 * 2 * 1860 / 3600, 2 * 2 * 660 / 3600])
+    summary = result.summary  # type: ignore[attr-defined]
+    assert summary.bursted_jobs == 2
+    assert summary.mean_jct_s == pytest.approx((3600 + 1860 + 660) / 3)
+    assert summary.cloud_gpu_hours == pytest.approx((4 * 1860 + 2 * 660) / 3600)
+
+
+def test_starburst_bursts_each_job_at_its_compute_wait_timeout() -> None:
+    # Σ(g·r)/Σr = 37200/6000 = 6.2, so ρ = 0.62 gives β = 0.1: j1 waits 0.1·4·1800 = 720 s
+    # (timeout 820), j2 waits 0.1·2·600 = 120 s (timeout 320).
+    result = run_tiny(
+        Strategy.STARBURST, starburst_waiting_budget=0.62, starburst_runtime_weighted_mean_gpus=6.2
+    )
+    out = result.outcomes  # type: ignore[attr-defined]
+    assert out.start_s.tolist() == pytest.approx([0.0, 880.0, 380.0])
+    assert out.end_s.tolist() == pytest.approx([3600.0, 2680.0, 980.0])
+    assert result.summary.cloud_cost_usd == pytest.approx(  # type: ignore[attr-defined]
+        4 * 2 * 1860 / 3600 + 2 * 2 * 660 / 3600
+    )
+
+
+def test_decision_rounds_follow_the_decision_period() -> None:
+    policy = DecisionPolicy(strategy=Strategy.ALWAYS)
+    scenario = tiny_scenario(on_demand_pool(), period_s=30.0)
+    result = Simulation(tiny_trace(), scenario, CoreController("always", policy)).run()
+    # j1 arrives at 100 and j2 at 200: rounds at 120 and 210.
+    assert result.outcomes.start_s.tolist() == [0.0, 180.0, 270.0]
+
+
+@pytest.mark.parametrize("policy", ["never", "always", "greedy-spot", "starburst", "federator"])
+def test_every_policy_keeps_the_invariants_and_is_deterministic(policy: str) -> None:
+    trace = synthetic_trace(1500, seed=7, cluster_gpus=64, load=1.3)
+    scenario = dataclasses.replace(
+        tiny_scenario(on_demand_pool(), spot_pool(rate=0.5), period_s=30.0), onprem_gpus=64
+    )
+    spec = RunSpec(policy, 0.5 if policy == "starburst" else None)
+    runs = [
+        Simulation(trace, scenario, controller_for(spec, DecisionPolicy(), trace)).run()
+        for _ in range(2)
+    ]
+    first, second = runs
+    out = first.outcomes
+    assert (out.finished_count == 1).all()
+    assert first.max_onprem_gpus_used <= 64
+    assert sum(first.cloud_usd_by_pool.values()) == pytest.approx(out.cost_usd.sum())
+    # fixed prices, no data: each job's charge is its billed GPU-seconds at its pool's price
+    price = np.array([pool.price_per_gpu_hour_usd for pool in scenario.pools] + [0.0])
+    assert out.cost_usd == pytest.approx(out.cloud_gpu_s / 3600 * price[out.pool])
+    assert (out.pool >= 0).sum() == first.summary.bursted_jobs
+    assert np.array_equal(out.end_s, second.outcomes.end_s)
+    assert np.array_equal(out.cost_usd, second.outcomes.cost_usd)
+    if policy == "never":
+        assert first.summary.bursted_jobs == 0
+    else:
+        assert first.summary.bursted_jobs > 0

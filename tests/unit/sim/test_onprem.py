@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from federator.sim.onprem import BestEffortFifo, GpuNodes
+
+
+def test_a_job_larger_than_a_node_takes_whole_nodes_plus_a_remainder() -> None:
+    nodes = GpuNodes(24, 8)
+    assert nodes.place(3) == ((0, 3),)
+    assert nodes.place(12) == ((1, 8), (0, 4))  # the remainder best-fits the fullest node
+    assert nodes.free == [1, 0, 8]
+    assert nodes.place(16) is None  # only one empty node left
+    assert nodes.free_gpus == 9
+
+
+def test_best_fit_keeps_empty_nodes_for_big_jobs() -> None:
+    nodes = GpuNodes(16, 8)
+    nodes.place(6)
+    assert nodes.place(2) == ((0, 2),)
+    assert nodes.place(8) == ((1, 8),)
+
+
+def test_release_gives_the_gpus_back() -> None:
+    nodes = GpuNodes(16, 8)
+    placement = nodes.place(12)
+    assert placement is not None
+    nodes.release(placement)
+    assert nodes.free == [8, 8] and nodes.free_gpus == 16
+
+
+def test_best_effort_fifo_lets_smaller_jobs_pass_a_blocked_head() -> None:
+    nodes = GpuNodes(8, 8)
+    nodes.place(6)
+    queue = BestEffortFifo()
+    for job, gpus in enumerate([4, 1, 2, 1]):
+        queue.push(job, job, gpus)
+    admitted = [job for job, _ in queue.admit(nodes)]
+    assert admitted == [1, 3]  # 4 does not fit; 1 fits; 2 no longer fits after it; the last 1 fits
+    assert 0 in queue and 2 in queue and len(queue) == 2
+
+
+def test_removed_jobs_are_never_admitted_and_prefix_skips_them() -> None:
+    nodes = GpuNodes(8, 8)
+    queue = BestEffortFifo()
+    for job in range(4):
+        queue.push(job, job, 4)
+    queue.remove(0)
+    assert queue.prefix(through=3, limit=10) == [1, 2, 3]
+    assert queue.prefix(through=2, limit=1) == [1]
+    assert [job for job, _ in queue.admit(nodes)] == [1, 2]

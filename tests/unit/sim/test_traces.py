@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from federator import errors
+from federator.sim.traces import parse_trace, read_trace, synthetic_trace, write_trace
+
+from .helpers import TRACE_A
+
+
+def parse(text: str) -> tuple[object, ...]:
+    return parse_trace(io.StringIO(text), "t.csv")
+
+
+def test_a_good_trace_is_read_with_optional_columns() -> None:
+    jobs = parse(
+        "job_id,submit_time_s,num_gpus,duration_s,queue,deadline_s,gpu_type\n"
+        "b,10,2,60,q1,500,A100\n"
+        "a,5,1,30,,,\n"
+    )
+    assert [job.job_id for job in jobs] == ["a", "b"]  # type: ignore[attr-defined]
+    second = jobs[1]
+    assert second.queue == "q1" and second.deadline_s == 500.0 and second.gpu_type == "A100"  # type: ignore[attr-defined]
+
+
+def test_every_bad_row_is_reported_with_its_line_number() -> None:
+    text = (
+        "job_id,submit_time_s,num_gpus,duration_s\n"
+        "1,0,1,10\n"
+        "2,x,1,10\n"
+        "3,5,0,10\n"
+        "4,5,1,-3\n"
+        "1,6,1,10\n"
+        "5,7,1\n"
+    )
+    with pytest.raises(errors.UserError) as caught:
+        parse(text)
+    message = str(caught.value)
+    assert "5 bad row(s)" in message
+    assert "t.csv:3: submit_time_s must be a number, got 'x'" in message
+    assert "t.csv:4: num_gpus must be >= 1" in message
+    assert "t.csv:5: duration_s must be" in message
+    assert "t.csv:6: job_id '1' repeats line 2" in message
+    assert "t.csv:7: expected 4 fields, found 3" in message
+
+
+def test_a_missing_column_names_the_header_line() -> None:
+    with pytest.raises(errors.UserError, match=r"t.csv:1: missing column\(s\) duration_s"):
+        parse("job_id,submit_time_s,num_gpus\n1,0,1\n")
+
+
+def test_an_empty_or_missing_file_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(errors.UserError, match="empty"):
+        parse("")
+    with pytest.raises(errors.UserError, match="cannot read"):
+        read_trace(tmp_path / "nope.csv")
+
+
+def test_a_deadline_before_submission_is_refused() -> None:
+    with pytest.raises(errors.UserError, match="deadline_s 5 is before submit_time_s"):
+        parse("job_id,submit_time_s,num_gpus,duration_s,deadline_s\n1,10,1,5,5\n")
+
+
+def test_trace_a_reads_completely() -> None:
+    jobs = read_trace(TRACE_A)
+    assert len(jobs) == 21_672
+    assert sum(job.gpus * job.duration_s for job in jobs) / 3600 == pytest.approx(226_056, rel=1e-3)
+
+
+def test_synthetic_traces_are_reproducible_and_round_trip(tmp_path: Path) -> None:
+    first = synthetic_trace(500, seed=3, cluster_gpus=64)
+    assert first == synthetic_trace(500, seed=3, cluster_gpus=64)
+    assert first != synthetic_trace(500, seed=4, cluster_gpus=64)
+    path = tmp_path / "s.csv"
+    write_trace(path, first)
+    assert read_trace(path) == first
