@@ -538,8 +538,9 @@ class Federation:
     ) -> None:
         if not self.settings.pull_back:
             return
+        gpus = {job.key: job.gpus for job in onprem.jobs}
         starting_now = sum(
-            d.gpus or 0
+            gpus.get(d.job_key, 0)
             for d in round_.decisions
             if d.kind is DecisionKind.STAY and d.expected_wait_s <= self.settings.interval_s
         )

@@ -325,3 +325,16 @@ async def test_the_real_cost_model_drives_the_loop() -> None:
     assert [d.kind for d in report.decisions] == [DecisionKind.BURST]
     assert job.record is not None
     assert job.record.cluster == "cloud-a"
+
+
+async def test_no_pull_back_when_waiting_jobs_take_the_free_gpus() -> None:
+    onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    onprem.add("j2", 8)  # a job that waits on-prem and will take the 8 GPUs that free up
+    onprem.free_gpus = 8
+    fed._decide = Scripted(DecisionKind.STAY)
+    await fed.run_once(110.0)
+    assert len(cloud.copies) == 1
+    assert job.record is not None
