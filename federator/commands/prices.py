@@ -68,36 +68,22 @@ def run(args: argparse.Namespace) -> int:
 
     from federator import logs
     from federator.policy import load_policy
-    from federator.prices.interruption import load_spot_advisor
-    from federator.prices.offers import OfferBuilder
-    from federator.prices.pools import pool_pricings
+    from federator.prices.live import offer_builder, refresh_all
 
     # The table says why each pool is skipped; logs (to stderr) are for real errors only.
     logs.configure(json=False, level="ERROR", stream=sys.stderr)
     config = load_policy(args.config)
-    factory = None
-    if not args.offline:
-        from federator.prices.live import aws_source_factory
-
-        factory = aws_source_factory(endpoint_url=args.aws_endpoint)
-    pricings = pool_pricings(config, factory)
-    advisor = (
-        load_spot_advisor(config.prices.interruption_data)
-        if config.prices.interruption_data
-        else None
-    )
+    builder = offer_builder(config, live_aws=not args.offline, aws_endpoint=args.aws_endpoint)
     console = Console(stderr=True)
     now = time.time()
-    if factory is not None and any(p.pool.price.source == "aws-spot-api" for p in pricings):
-        from federator.prices.live import refresh_all
-
+    if not args.offline and any(p.pool.price.source == "aws-spot-api" for p in builder.pricings):
         with console.status("asking AWS for spot prices and placement scores…"):
-            reports = asyncio.run(refresh_all(pricings, now))
+            reports = asyncio.run(refresh_all(builder.pricings, now))
         for pool, report in reports.items():
             for region, outcome in report.failed.items():
                 console.print(f"[red]{pool}[/]: AWS {region}: {outcome}", highlight=False)
         now = time.time()
-    book = OfferBuilder(config, pricings, advisor=advisor).build(now)
+    book = builder.build(now)
     if args.json:
         print(json.dumps(_as_json(book), indent=2))
     else:

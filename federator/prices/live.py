@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol, runtime_checkable
 
-from federator.policy import Cluster, Pool
+from federator.policy import Cluster, FederatorConfig, Pool, to_decision_policy
 from federator.policy.clusters import AwsSpotPrice
 from federator.prices.aws import AwsSettings, AwsSpotSource, RefreshReport
-from federator.prices.pools import AwsSourceFactory, PoolPricing
+from federator.prices.interruption import load_spot_advisor
+from federator.prices.offers import OfferBuilder
+from federator.prices.pools import AwsSourceFactory, PoolPricing, pool_pricings
 
 
 @runtime_checkable
@@ -42,6 +44,27 @@ def aws_source_factory(endpoint_url: str | None = None) -> AwsSourceFactory:
         return AwsSpotSource({price.region: {price.instance_type: nodes}}, settings=settings)
 
     return make
+
+
+def offer_builder(
+    config: FederatorConfig, *, live_aws: bool = True, aws_endpoint: str | None = None
+) -> OfferBuilder:
+    """The `OfferBuilder` for a policy file, wired the one way the daemon and the CLI share:
+    every pool's source (AWS live unless `live_aws=False`), the Spot Advisor prior from
+    `prices.interruption_data`, and the preemption-rate unit the decision policy reads.
+    """
+    factory = aws_source_factory(aws_endpoint) if live_aws else None
+    advisor = (
+        load_spot_advisor(config.prices.interruption_data)
+        if config.prices.interruption_data
+        else None
+    )
+    return OfferBuilder(
+        config,
+        pool_pricings(config, factory),
+        advisor=advisor,
+        per_node_preemption=to_decision_policy(config).preemption_rate_per_node,
+    )
 
 
 async def refresh_all(
