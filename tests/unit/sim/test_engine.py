@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from federator.core.policy import DecisionPolicy, Strategy
-from federator.sim.engine import Simulation
+from federator.sim.engine import RunResult, Simulation
 from federator.sim.policies import CoreController
 from federator.sim.runs import RunSpec, controller_for
 from federator.sim.traces import synthetic_trace
@@ -16,7 +16,7 @@ from federator.sim.traces import synthetic_trace
 from .helpers import on_demand_pool, spot_pool, tiny_scenario, tiny_trace
 
 
-def run_tiny(strategy: Strategy, **knobs: float) -> object:
+def run_tiny(strategy: Strategy, **knobs: float) -> RunResult:
     policy = DecisionPolicy(strategy=strategy, **knobs)  # type: ignore[arg-type]
     controller = CoreController(str(strategy), policy)
     return Simulation(tiny_trace(), tiny_scenario(on_demand_pool()), controller).run()
@@ -24,23 +24,24 @@ def run_tiny(strategy: Strategy, **knobs: float) -> object:
 
 def test_never_queues_behind_the_running_job() -> None:
     result = run_tiny(Strategy.NEVER)
-    out = result.outcomes  # type: ignore[attr-defined]
+    out = result.outcomes
     assert out.start_s.tolist() == [0.0, 3600.0, 3600.0]  # both fit once j0 is done
     assert out.end_s.tolist() == [3600.0, 5400.0, 4200.0]
-    summary = result.summary  # type: ignore[attr-defined]
+    summary = result.summary
     assert summary.mean_jct_s == pytest.approx((3600 + 5300 + 4000) / 3)
     assert summary.mean_wait_s == pytest.approx((0 + 3500 + 3400) / 3)
-    assert summary.cloud_cost_usd == 0.0 and summary.bursted_jobs == 0
+    assert summary.cloud_cost_usd == 0.0
+    assert summary.bursted_jobs == 0
 
 
 def test_always_bursts_on_demand_at_once() -> None:
     result = run_tiny(Strategy.ALWAYS)
-    out = result.outcomes  # type: ignore[attr-defined]
+    out = result.outcomes
     # startup 60 s; billed from launch: 4 GPUs x 1860 s and 2 GPUs x 660 s at $2/GPU-h
     assert out.start_s.tolist() == [0.0, 160.0, 260.0]
     assert out.end_s.tolist() == [3600.0, 1960.0, 860.0]
     assert out.cost_usd.tolist() == pytest.approx([0.0, 4 * 2 * 1860 / 3600, 2 * 2 * 660 / 3600])
-    summary = result.summary  # type: ignore[attr-defined]
+    summary = result.summary
     assert summary.bursted_jobs == 2
     assert summary.mean_jct_s == pytest.approx((3600 + 1860 + 660) / 3)
     assert summary.cloud_gpu_hours == pytest.approx((4 * 1860 + 2 * 660) / 3600)
@@ -52,12 +53,10 @@ def test_starburst_bursts_each_job_at_its_compute_wait_timeout() -> None:
     result = run_tiny(
         Strategy.STARBURST, starburst_waiting_budget=0.62, starburst_runtime_weighted_mean_gpus=6.2
     )
-    out = result.outcomes  # type: ignore[attr-defined]
+    out = result.outcomes
     assert out.start_s.tolist() == pytest.approx([0.0, 880.0, 380.0])
     assert out.end_s.tolist() == pytest.approx([3600.0, 2680.0, 980.0])
-    assert result.summary.cloud_cost_usd == pytest.approx(  # type: ignore[attr-defined]
-        4 * 2 * 1860 / 3600 + 2 * 2 * 660 / 3600
-    )
+    assert result.summary.cloud_cost_usd == pytest.approx(4 * 2 * 1860 / 3600 + 2 * 2 * 660 / 3600)
 
 
 def test_decision_rounds_follow_the_decision_period() -> None:

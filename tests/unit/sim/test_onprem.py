@@ -24,7 +24,8 @@ def test_release_gives_the_gpus_back() -> None:
     placement = nodes.place(12)
     assert placement is not None
     nodes.release(placement)
-    assert nodes.free == [8, 8] and nodes.free_gpus == 16
+    assert nodes.free == [8, 8]
+    assert nodes.free_gpus == 16
 
 
 def test_best_effort_fifo_lets_smaller_jobs_pass_a_blocked_head() -> None:
@@ -35,7 +36,9 @@ def test_best_effort_fifo_lets_smaller_jobs_pass_a_blocked_head() -> None:
         queue.push(job, job, gpus)
     admitted = [job for job, _ in queue.admit(nodes)]
     assert admitted == [1, 3]  # 4 does not fit; 1 fits; 2 no longer fits after it; the last 1 fits
-    assert 0 in queue and 2 in queue and len(queue) == 2
+    assert 0 in queue
+    assert 2 in queue
+    assert len(queue) == 2
 
 
 def test_removed_jobs_are_never_admitted_and_prefix_skips_them() -> None:

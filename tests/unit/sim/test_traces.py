@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 
 from federator import errors
-from federator.sim.traces import parse_trace, read_trace, synthetic_trace, write_trace
+from federator.sim.traces import TraceJob, parse_trace, read_trace, synthetic_trace, write_trace
 
 from .helpers import TRACE_A
 
 
-def parse(text: str) -> tuple[object, ...]:
+def parse(text: str) -> tuple[TraceJob, ...]:
     return parse_trace(io.StringIO(text), "t.csv")
 
 
@@ -21,9 +21,11 @@ def test_a_good_trace_is_read_with_optional_columns() -> None:
         "b,10,2,60,q1,500,A100\n"
         "a,5,1,30,,,\n"
     )
-    assert [job.job_id for job in jobs] == ["a", "b"]  # type: ignore[attr-defined]
+    assert [job.job_id for job in jobs] == ["a", "b"]
     second = jobs[1]
-    assert second.queue == "q1" and second.deadline_s == 500.0 and second.gpu_type == "A100"  # type: ignore[attr-defined]
+    assert second.queue == "q1"
+    assert second.deadline_s == 500.0
+    assert second.gpu_type == "A100"
 
 
 def test_every_bad_row_is_reported_with_its_line_number() -> None:
