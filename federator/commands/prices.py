@@ -118,14 +118,18 @@ def _print_table(book: OfferBook, console: Console) -> None:
     from rich.table import Table
 
     table = Table(title="cloud offers (USD per GPU-hour)", title_justify="left")
-    for column, justify in (
-        ("pool", "left"), ("GPU", "left"), ("capacity", "left"), ("spot", "right"),
-        ("on-demand", "right"), ("age", "right"), ("source", "left"),
-        ("preempt/h", "right"), ("score", "right"), ("free GPUs", "right"), ("status", "left"),
-    ):  # fmt: skip
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for column in ("pool", "GPU", "capacity"):
+        table.add_column(column)
+    for column in ("spot", "on-demand", "age"):
+        table.add_column(column, justify="right")
+    table.add_column("source")
+    for column in ("preempt/h", "score", "free GPUs"):
+        table.add_column(column, justify="right")
+    table.add_column("status")
     for row in book.rows:
-        status = "[green]offered[/]" if row.offer else f"[red]SKIPPED[/] {row.refusal.reason.value}"  # type: ignore[union-attr]
+        status = "[green]offered[/]"
+        if row.refusal is not None:
+            status = f"[red]SKIPPED[/] {row.refusal.reason.value}"
         table.add_row(
             row.key,
             row.gpu_type,
