@@ -75,6 +75,9 @@ class AwsSettings:
     history_window_s: float = 6 * 3600.0
     product_description: str = "Linux/UNIX"
     placement_scores: bool = True
+    # Placement scores change slowly and AWS limits how often an account may ask for them
+    # (the exact quota is not published in the API reference), so they refresh less often.
+    placement_refresh_interval_s: float = 3600.0
     endpoint_url: str | None = None  # a local emulator in tests; None = the real AWS endpoint
     profile: str | None = None  # a named profile of the standard chain; None = default chain
     retry_attempts: int = 5
@@ -93,6 +96,7 @@ class _RegionState:
     fetched_at: float
     series: dict[tuple[str, str], SpotPriceSeries]
     scores: dict[str, list[PlacementScore]] = field(default_factory=dict)  # by instance type
+    scores_fetched_at: float | None = None
     zone_ids: dict[str, str] = field(default_factory=dict)  # name -> id
 
 
@@ -194,19 +198,37 @@ class AwsSpotSource:
         series = series_from_records(records)
         state = _RegionState(fetched_at=now, series=series, zone_ids=zone_ids)
         if self.settings.placement_scores:
-            names_by_id = {zone_id: name for name, zone_id in zone_ids.items()}
-            for instance_type in types:
-                state.scores[instance_type] = self._scores(
-                    client, region, instance_type, self._wanted[region][instance_type], names_by_id
-                )
-        log.info(
-            "aws prices refreshed",
-            region=region,
-            series=len(series),
-            records=len(records),
-            types=types,
-        )
+            self._refresh_scores(client, region, state, self._state.get(region))
+        log.info("aws prices refreshed", region=region, series=len(series),
+                 records=len(records), types=types)  # fmt: skip
         return state
+
+    def _refresh_scores(
+        self, client: EC2Client, region: str, state: _RegionState, previous: _RegionState | None
+    ) -> None:
+        """Placement scores when due; on failure the previous ones stay (prices still count)."""
+        if (
+            previous is not None
+            and previous.scores_fetched_at is not None
+            and (
+                state.fetched_at - previous.scores_fetched_at
+                < self.settings.placement_refresh_interval_s
+            )
+        ):
+            state.scores, state.scores_fetched_at = previous.scores, previous.scores_fetched_at
+            return
+        names_by_id = {zone_id: name for name, zone_id in state.zone_ids.items()}
+        try:
+            state.scores = {
+                kind: self._scores(client, region, kind, nodes, names_by_id)
+                for kind, nodes in sorted(self._wanted[region].items())
+            }
+            state.scores_fetched_at = state.fetched_at
+        except (ClientError, BotoCoreError) as error:
+            if previous is not None:
+                state.scores, state.scores_fetched_at = previous.scores, previous.scores_fetched_at
+            log.warning("aws placement scores not refreshed; prices are", region=region,
+                        error=_describe(error))  # fmt: skip
 
     def _zone_ids(self, client: EC2Client) -> dict[str, str]:
         answer = self._call(lambda: client.describe_availability_zones())

@@ -216,3 +216,29 @@ def test_nonsense_from_the_api_is_refused_by_the_gate(ec2: tuple[Any, Stubber]) 
     refusal = check_quote(quote, CapacityType.SPOT, NOW, 900)
     assert isinstance(refusal, Rejection)
     assert refusal.reason is RejectReason.NOT_FINITE
+
+
+def test_placement_scores_refresh_on_their_own_slower_interval(ec2: tuple[Any, Stubber]) -> None:
+    client, stubber = ec2
+    expect_refresh(stubber, TWO_PAGES)  # prices + scores
+    expect_refresh(stubber, TWO_PAGES, scores=False)  # prices only: scores not due yet
+    source = make_source(client, refresh_interval_s=300, placement_refresh_interval_s=3600)
+    source.refresh(NOW)
+    assert source.refresh(NOW + 600).outcomes == {"us-east-1": "ok"}
+    quote = source.quote(PriceRef("p4d.24xlarge", "us-east-1"), NOW + 600)
+    assert isinstance(quote, PriceQuote)
+    assert quote.placement_score == 9.0  # kept from the first refresh
+    assert quote.observed_at == NOW + 600
+
+
+def test_a_placement_score_failure_does_not_fail_the_prices(ec2: tuple[Any, Stubber]) -> None:
+    client, stubber = ec2
+    expect_refresh(stubber, TWO_PAGES, scores=False)
+    stubber.add_client_error("get_spot_placement_scores", "UnauthorizedOperation",
+                             "You are not authorized to perform this operation.", 403)  # fmt: skip
+    source = make_source(client)
+    assert source.refresh(NOW).outcomes == {"us-east-1": "ok"}
+    quote = source.quote(PriceRef("p4d.24xlarge", "us-east-1"), NOW)
+    assert isinstance(quote, PriceQuote)
+    assert quote.spot_usd_per_hour == 6.289
+    assert quote.placement_score is None
