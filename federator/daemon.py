@@ -1,1 +1,544 @@
-"""federator.daemon (being written)."""
+"""The composition root: the one place that knows both the loops and the concrete edges.
+
+`run()` builds every edge from the policy file (a Kubernetes client per cluster, the S3
+stores, the price sources), hands them to the loops (observe on-prem, observe each cloud,
+federate = decide + act + mirror + GC, price refresh, dataset replication metrics, preemption
+evidence persistence, config reload) and runs them in one TaskGroup until SIGTERM/SIGINT.
+
+Leadership: every replica observes (warm caches, metrics, health); only the holder of the
+Lease writes. The federation loop asks `Fence.allows_writes()` before each pass's writes, and
+the fence closes by itself when renewals stop (see `federator.leadership`). `--dry-run` keeps
+the fence shut for the whole run: decisions are made, explained and served, nothing is written.
+
+Shutdown: the first signal sets `stop`; loops finish their current step and return; the lease
+is released; a second signal, or 20 s without finishing, cancels the rest (SIGTERM must end
+the process within 25 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from federator import errors, leadership, logs, metrics, policy, web
+from federator.core.decisions import Decision
+from federator.core.models import Offer
+from federator.core.policy import DecisionPolicy
+from federator.federation.federation import Federation, FederationSettings, PassReport
+from federator.federation.ports import CloudView
+from federator.kube import clients
+from federator.kube.cloud import CloudCluster, CloudSettings, PoolPlacement
+from federator.kube.onprem import OnPremCluster
+from federator.prices.offers import OfferBuilder
+from federator.prices.pools import pool_pricings
+from federator.prices.preemption import PreemptionLedger
+from federator.prices.preemption_store import ConfigMapPreemptionStore
+from federator.storage.stores import Stores
+from federator.syncing.replication import Replicator
+
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_GRACE_S = 20.0
+PRICE_REFRESH_S = 60.0
+EVIDENCE_SAVE_S = 60.0
+
+
+class PolicyHolder:
+    """The policy in force; a reload swaps it only when the new file is valid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.config = policy.load_policy(path)
+        self.decision_policy = policy.to_decision_policy(self.config)
+        self._mtime = _mtime(path)
+
+    def changed_on_disk(self) -> bool:
+        return _mtime(self.path) != self._mtime
+
+    def reload(self) -> bool:
+        """Load the file again; keep the old policy (and count a failure) if it is invalid."""
+        self._mtime = _mtime(self.path)
+        try:
+            config = policy.load_policy(self.path)
+            decision_policy = policy.to_decision_policy(config)
+        except policy.PolicyFileError as error:
+            metrics.CONFIG_RELOAD_FAILURES.inc()
+            log.error("config_reload_rejected", path=str(self.path), errors=str(error))
+            return False
+        self.config, self.decision_policy = config, decision_policy
+        metrics.CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS.set(time.time())
+        log.info("config_reloaded", path=str(self.path))
+        return True
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return -1.0
+
+
+@dataclass
+class Parts:
+    """Every edge and loop of one federator process, built from one policy file."""
+
+    holder: PolicyHolder
+    clusters: dict[str, clients.Cluster]
+    onprem: OnPremCluster
+    clouds: dict[str, CloudCluster]
+    stores: Stores
+    replicator: Replicator
+    offers: OfferBuilder
+    evidence_store: ConfigMapPreemptionStore
+    federation: Federation
+    fence: leadership.Fence
+    decisions: web.DecisionLog = field(default_factory=web.DecisionLog)
+    evidence_at_start: PreemptionLedger = field(default_factory=PreemptionLedger)
+    last_clouds: dict[str, CloudView] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        await self.replicator.aclose()
+        for cluster in self.clusters.values():
+            await cluster.close()
+
+
+async def connect_clusters(config: policy.FederatorConfig) -> dict[str, clients.Cluster]:
+    connected: dict[str, clients.Cluster] = {}
+    for cluster in config.clusters:
+        access = policy.cluster_access(config, cluster.name)
+        if access.kubeconfig is None:
+            raise errors.UserError(
+                f"clusters.{cluster.name}.connection: only kubeconfig files are supported by "
+                "this build (in-cluster and Secret kubeconfigs are not wired yet)"
+            )
+        connected[cluster.name] = await clients.connect(
+            access.kubeconfig, access.context or cluster.name, name=cluster.name
+        )
+    return connected
+
+
+def onprem_observer(config: policy.FederatorConfig, cluster: clients.Cluster) -> OnPremCluster:
+    """Watch the namespaces the policy's queues name (all of them if a ClusterQueue is watched)."""
+    watches_all = any(q.kind == "ClusterQueue" for q in config.queues)
+    namespaces = () if watches_all else tuple(q.namespace or q.name for q in config.queues)
+    resident = tuple(q.namespace or q.name for q in config.queues if q.burst == "never")
+    return OnPremCluster(
+        cluster,
+        namespaces=namespaces,
+        resident_namespaces=resident,
+        default_runtime_s=config.cost.default_runtime.total_seconds(),
+    )
+
+
+def cloud_observers(
+    config: policy.FederatorConfig, connected: dict[str, clients.Cluster], onprem: OnPremCluster
+) -> dict[str, CloudCluster]:
+    clouds: dict[str, CloudCluster] = {}
+    onprem_name = config.onprem_cluster.name
+    for cluster in config.cloud_clusters:
+        settings = CloudSettings(
+            instance=config.instance,
+            source_cluster=onprem_name,
+            rewrites=_location_rewrites(config, onprem_name, cluster.name),
+            pools={pool.name: PoolPlacement(node_selector=pool.selector) for pool in cluster.pools},
+            copy_config_maps=config.burst.copy_config_maps,
+            copy_secrets=config.burst.copy_secrets,
+        )
+        clouds[cluster.name] = CloudCluster(
+            connected[cluster.name], source=onprem, settings=settings
+        )
+    return clouds
+
+
+def _location_rewrites(
+    config: policy.FederatorConfig, onprem: str, cloud: str
+) -> tuple[tuple[str, str], ...]:
+    """Dataset and registry URIs as the job knows them on-prem, and as the cloud's replica."""
+    pairs: list[tuple[str, str]] = []
+    for dataset in config.datasets:
+        with contextlib.suppress(Exception):  # a dataset with no replica on this cloud
+            pairs.append(
+                (policy.dataset_uri(config, dataset.name, onprem),
+                 policy.dataset_uri(config, dataset.name, cloud))
+            )  # fmt: skip
+    if config.registry is not None:
+        with contextlib.suppress(Exception):
+            pairs.append((policy.staging_uri(config, onprem), policy.staging_uri(config, cloud)))
+    return tuple(pairs)
+
+
+def federation_settings(config: policy.FederatorConfig) -> FederationSettings:
+    replacement = config.burst.replacement
+    return FederationSettings(
+        instance=config.instance,
+        interval_s=config.burst.decision_interval.total_seconds(),
+        lost_cluster_timeout_s={
+            c.name: c.unreachable_timeout.total_seconds() for c in config.cloud_clusters
+        },
+        max_replacements=replacement.max_replacements,
+        replace_backoff_s=replacement.backoff.total_seconds(),
+        replace_max_backoff_s=replacement.max_backoff.total_seconds(),
+        block_pool_for_s=replacement.block_pool_for.total_seconds(),
+        pull_back=config.burst.pull_back,
+        gc_grace_s=config.garbage_collection.grace_period.total_seconds(),
+        burst_enabled=config.burst.policy != "never",
+    )
+
+
+class DataGate:
+    """The federation's view of the data: replicas out before a job starts, outputs back after.
+
+    Datasets go through the `Replicator` (copies run in the background; a job stays gated until
+    its replica is complete). Outputs come back by syncing the cloud's registry staging area to
+    the on-prem registry; without a registry section there is nothing to bring back.
+    """
+
+    def __init__(self, replicator: Replicator, stores: Stores, holder: PolicyHolder) -> None:
+        self._replicator = replicator
+        self._stores = stores
+        self._holder = holder
+
+    async def ensure_replicated(self, dataset: str, cluster: str) -> bool:
+        status = await self._replicator.ensure_replicated(dataset, cluster)
+        return status.ready
+
+    async def outputs_synced(self, job_key: str, cluster: str) -> bool:
+        if self._holder.config.registry is None:
+            return True
+        from federator.storage import registry as registry_edge
+        from federator.syncing import manifests
+
+        model = manifests.checkpoint_model(job_key)
+        source, target = self._stores.staging(cluster), self._stores.registry()
+        report = await asyncio.to_thread(
+            registry_edge.sync_back, source, target, only=lambda name: name == model
+        )
+        return not report.failures
+
+
+def build_offers(parts: Parts) -> Callable[[], Coroutine[Any, Any, Sequence[Offer]]]:
+    """The offers provider: prices and preemption evidence as of process start.
+
+    Evidence seen by this process is added by the federation loop itself (in memory), and is
+    persisted by `save_evidence`; giving the builder only the start-time ledger avoids counting
+    the same preemption twice.
+    """
+
+    async def offers() -> Sequence[Offer]:
+        book = parts.offers.build(time.time(), ledger=parts.evidence_at_start)
+        return book.offers
+
+    return offers
+
+
+async def assemble(holder: PolicyHolder, *, dry_run: bool) -> Parts:
+    config = holder.config
+    connected = await connect_clusters(config)
+    onprem = onprem_observer(config, connected[config.onprem_cluster.name])
+    clouds = cloud_observers(config, connected, onprem)
+    stores = Stores(config)
+    replicator = Replicator(stores.dataset_copier)
+    election = config.leader_election
+    fence = leadership.Fence(
+        election.renew_deadline.total_seconds(), always_open=not election.enabled and not dry_run
+    )
+    may_write: Callable[[], bool] = (lambda: False) if dry_run else fence.allows_writes
+    gate = DataGate(replicator, stores, holder)
+    federation = Federation(
+        onprem=onprem,
+        clouds=clouds,
+        policy=lambda: holder.decision_policy,
+        offers=_deferred_offers(),
+        settings=federation_settings(config),
+        data=gate,
+        may_write=may_write,
+    )
+    parts = Parts(
+        holder=holder,
+        clusters=connected,
+        onprem=onprem,
+        clouds=clouds,
+        stores=stores,
+        replicator=replicator,
+        offers=OfferBuilder(config, pool_pricings(config)),
+        evidence_store=ConfigMapPreemptionStore(
+            connected[config.onprem_cluster.name].api, namespace=config.state_namespace
+        ),
+        federation=federation,
+        fence=fence,
+    )
+    federation.offers = build_offers(parts)
+    return parts
+
+
+def _deferred_offers() -> Callable[[], Coroutine[Any, Any, Sequence[Offer]]]:
+    async def none() -> Sequence[Offer]:
+        return ()
+
+    return none
+
+
+def record_decisions(parts: Parts, report: PassReport) -> None:
+    """Feed /debug/decisions and the decision counters; one canonical log line per decision."""
+    for decision in report.decisions:
+        metrics.DECISIONS.labels(decision=str(decision.kind)).inc()
+        parts.decisions.record(
+            web.DecisionRecord.of(
+                decision, decided_at=report.now, acted=parts.fence.allows_writes()
+            )
+        )
+        log.info(
+            "decision",
+            job=decision.job_key,
+            decision=str(decision.kind),
+            cluster=decision.cluster,
+            pool=decision.pool,
+            expected_cost_usd=round(decision.expected_cost_usd, 2),
+            expected_wait_s=round(decision.expected_wait_s),
+            reason=decision.reason,
+        )
+
+
+# ---- the loops the composition root adds around the federation ------------------------------
+
+
+async def federate(parts: Parts, stop: asyncio.Event) -> None:
+    """One federation pass per decision interval; only the leader's passes write."""
+    while not stop.is_set():
+        metrics.IS_LEADER.set(1 if parts.fence.is_leader else 0)
+        try:
+            report = await parts.federation.run_once(time.time())
+            record_decisions(parts, report)
+            parts.replicator.publish_metrics()
+        except Exception:  # the one guard that keeps the daemon alive through a bad pass
+            log.exception("federation_pass_failed")
+        await _sleep(parts.holder.config.burst.decision_interval.total_seconds(), stop)
+
+
+async def refresh_prices(parts: Parts, stop: asyncio.Event) -> None:
+    from federator.prices.live import refresh_all
+
+    while await _sleep(PRICE_REFRESH_S, stop):
+        await refresh_all(parts.offers.pricings, time.time())
+
+
+async def save_evidence(parts: Parts, stop: asyncio.Event) -> None:
+    """Persist preemption counts and exposure so the estimate survives a restart."""
+    saved: dict[tuple[str, str], tuple[int, float]] = {}
+    while await _sleep(EVIDENCE_SAVE_S, stop) or not saved:
+        if not parts.fence.allows_writes():
+            continue
+        ledger = parts.evidence_at_start
+        fed = parts.federation
+        for key in set(fed.preemptions) | set(fed.exposure_h):
+            count, hours = fed.preemptions.get(key, 0), fed.exposure_h.get(key, 0.0)
+            before = saved.get(key, (0, 0.0))
+            if (count, hours) == before:
+                continue
+            ledger = ledger.record(
+                pool="/".join(key),
+                preemptions=count - before[0],
+                job_hours=hours - before[1],
+                node_hours=hours - before[1],
+                gpu_hours=0.0,
+                at=time.time(),
+            )
+            saved[key] = (count, hours)
+        try:
+            await parts.evidence_store.save(ledger)
+        except Exception:
+            log.warning("preemption_evidence_not_saved", exc_info=True)
+        if stop.is_set():
+            return
+
+
+async def watch_config(parts: Parts, stop: asyncio.Event, hup: asyncio.Event) -> None:
+    """Reload on SIGHUP or when the file changes (a ConfigMap update replaces the file)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hup.wait(), timeout=2.0)
+        if hup.is_set() or parts.holder.changed_on_disk():
+            hup.clear()
+            parts.holder.reload()
+
+
+async def _sleep(seconds: float, stop: asyncio.Event) -> bool:
+    """Sleep unless stopped earlier; True means carry on."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    return not stop.is_set()
+
+
+def readiness(parts: Parts, election_enabled: bool) -> web.Readiness:
+    onprem = parts.clusters[parts.holder.config.onprem_cluster.name]
+    return web.Readiness(
+        config_loaded=True,
+        onprem_reachable=onprem.health.up and parts.onprem.synced,
+        leadership_known=parts.fence.is_leader or not election_enabled or True,
+        is_leader=parts.fence.is_leader,
+        detail=onprem.health.last_error or "",
+    )
+
+
+# ---- entry points ---------------------------------------------------------------------------
+
+
+async def run(config_path: Path, *, dry_run: bool = False, once: bool = False) -> int:
+    holder = PolicyHolder(config_path)
+    config = holder.config
+    logs.configure(level="INFO")
+    logs.register_secrets(_secrets_of(holder))
+    metrics.initialise(cloud_clusters=[c.name for c in config.cloud_clusters])
+    parts = await assemble(holder, dry_run=dry_run)
+    try:
+        with contextlib.suppress(Exception):
+            parts.evidence_at_start = await parts.evidence_store.load()
+        if once:
+            return await _run_once(parts)
+        return await _serve(parts, dry_run=dry_run)
+    finally:
+        await parts.close()
+
+
+def _secrets_of(holder: PolicyHolder) -> list[str]:
+    values: list[str] = []
+    for cluster in holder.config.clusters:
+        if cluster.object_store is None:
+            continue
+        with contextlib.suppress(Exception):
+            keys = policy.store_access(holder.config, cluster.name).credentials
+            if keys is not None:
+                values.append(keys.secret_access_key)
+    return values
+
+
+async def _run_once(parts: Parts) -> int:
+    """One full pass (for cron and tests): wait for the caches, then observe, decide, act."""
+    parts.fence.mark_renewed()  # --once runs without an election: the caller owns exclusivity
+    async with _observing(parts):
+        await _wait_synced(parts)
+        report = await parts.federation.run_once(time.time())
+        record_decisions(parts, report)
+    return 1 if report.failures else 0
+
+
+async def _wait_synced(parts: Parts, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not parts.onprem.synced:
+        if time.monotonic() > deadline:
+            raise errors.UserError("the on-prem cluster's caches did not sync within 60 s")
+        await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def _observing(parts: Parts) -> AsyncIterator[None]:
+    """Keep every cluster's caches fresh while the block runs."""
+    observers = [asyncio.create_task(parts.onprem.run(), name="observe-onprem")]
+    observers += [
+        asyncio.create_task(cloud.run(), name=f"observe-{name}")
+        for name, cloud in parts.clouds.items()
+    ]
+    try:
+        yield
+    finally:
+        for task in observers:
+            task.cancel()
+        await asyncio.gather(*observers, return_exceptions=True)
+
+
+async def _serve(parts: Parts, *, dry_run: bool) -> int:
+    config = parts.holder.config
+    stop, hup = asyncio.Event(), asyncio.Event()
+    _install_signals(stop, hup)
+    election = config.leader_election
+    settings = leadership.ElectionSettings(
+        lease_name=election.lease_name,
+        namespace=config.state_namespace,
+        identity=_identity(config.instance),
+        lease_duration_s=election.lease_duration.total_seconds(),
+        renew_deadline_s=election.renew_deadline.total_seconds(),
+        retry_period_s=election.retry_period.total_seconds(),
+    )
+    onprem_api = parts.clusters[config.onprem_cluster.name].api
+    status = lambda: readiness(parts, election.enabled)  # noqa: E731 - a one-line callback
+    server = config.server
+    async with web.serving(server.bind_address, server.port, status, parts.decisions) as bound:
+        log.info("serving", address=f"http://{bound[0]}:{bound[1]}", dry_run=dry_run)
+        async with _observing(parts):
+            tasks = [
+                asyncio.create_task(federate(parts, stop), name="federate"),
+                asyncio.create_task(refresh_prices(parts, stop), name="prices"),
+                asyncio.create_task(save_evidence(parts, stop), name="evidence"),
+                asyncio.create_task(watch_config(parts, stop, hup), name="config"),
+            ]
+            if election.enabled and not dry_run:
+                tasks.append(asyncio.create_task(
+                    leadership.campaign(onprem_api, settings, fence=parts.fence,
+                                        lead=_lead_until(stop), stop=stop),
+                    name="leader-election",
+                ))  # fmt: skip
+            await stop.wait()
+            log.info("shutting_down", grace_s=SHUTDOWN_GRACE_S)
+            parts.fence.mark_lost()  # no new writes from here on
+            _, late = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if election.enabled and not dry_run:
+                await leadership.release(onprem_api, settings)
+    return 0
+
+
+def _lead_until(stop: asyncio.Event) -> Callable[[], Coroutine[Any, Any, None]]:
+    """While leading there is nothing extra to run: the fence opens the federation's writes."""
+
+    async def lead() -> None:
+        await stop.wait()
+
+    return lead
+
+
+def _identity(instance: str) -> str:
+    import os
+    import socket
+
+    return f"{instance}-{os.environ.get('POD_NAME') or socket.gethostname()}-{os.getpid()}"
+
+
+def _install_signals(stop: asyncio.Event, hup: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def first_then_force(sig: signal.Signals) -> None:
+        if stop.is_set():
+            raise SystemExit(128 + sig.value)  # a second signal: stop waiting for the loops
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, first_then_force, sig)
+    loop.add_signal_handler(signal.SIGHUP, hup.set)
+
+
+async def plan(config_path: Path) -> tuple[list[Decision], PassReport]:
+    """One pass against the live clusters that decides and explains, writing nothing."""
+    holder = PolicyHolder(config_path)
+    logs.configure(level="WARNING")
+    parts = await assemble(holder, dry_run=True)
+    try:
+        async with _observing(parts):
+            await _wait_synced(parts)
+            await asyncio.sleep(1.0)  # let the cloud caches fill too
+            report = await parts.federation.run_once(time.time())
+        return list(report.decisions), report
+    finally:
+        await parts.close()
+
+
+_ = DecisionPolicy  # re-exported type for callers of `plan`

@@ -1,16 +1,48 @@
-"""`federator run` (placeholder until its owner lands the real command)."""
+"""`federator run`: the daemon."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+from pathlib import Path
 
-from federator import errors
+DESCRIPTION = """\
+Run federator as a long-running daemon: observe the on-prem queue and every cloud cluster,
+decide with the cost model, burst the jobs worth moving, mirror their status, recover from
+spot preemptions, sync data, and clean up what it created.
+
+Every replica observes and serves /metrics, /healthz, /readyz and /debug/decisions; only the
+holder of the leader Lease writes. SIGTERM stops it gracefully (within 25 s); SIGHUP, or a
+change of the policy file, reloads the policy (an invalid file is rejected and the old policy
+stays in force).
+
+examples:
+  federator run --config config/sandbox.yaml
+  federator run --config config/sandbox.yaml --dry-run     # decide and explain, write nothing
+  federator run --config /etc/federator/policy.yaml --once # one pass, e.g. from a CronJob
+"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("run", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "run",
+        help="run the daemon (observe, decide, burst, mirror, sync, clean up)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", required=True, type=Path, help="the policy file (YAML)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="decide and explain every decision, but write nothing to any cluster or store",
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="one full pass, then exit (non-zero if a step failed)"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise errors.UserError("'federator run' is not built yet")
+    from federator import daemon
+
+    return asyncio.run(daemon.run(args.config, dry_run=args.dry_run, once=args.once))
