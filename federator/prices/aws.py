@@ -112,13 +112,17 @@ class RefreshReport:
 
 
 def default_client_factory(settings: AwsSettings) -> Callable[[str], EC2Client]:
-    """EC2 clients from the standard credential chain, with botocore retries switched off."""
-    session = boto3.session.Session(profile_name=settings.profile)
+    """EC2 clients from the standard credential chain, with botocore retries switched off.
+
+    The session is made on first use, inside a refresh, so a missing profile or broken
+    shared config fails that refresh (reported, retried next interval) instead of start-up.
+    """
     config = Config(
         retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=30
     )
 
     def make(region: str) -> EC2Client:
+        session = boto3.session.Session(profile_name=settings.profile)
         return session.client(
             "ec2", region_name=region, endpoint_url=settings.endpoint_url, config=config
         )
