@@ -84,7 +84,7 @@ class FederatorConfig(Section):
     """The on-prem model registry and the clouds' staging areas; no model sync when omitted."""
 
     sync: Sync = Field(default_factory=Sync)
-    """Settings of the S3 copy engine."""
+    """How datasets and models are copied between stores: concurrency, verification, deletes."""
 
     server: Server = Field(default_factory=Server)
     """The metrics and health endpoint."""

@@ -68,7 +68,7 @@ class DeletePolicy(Section):
 
 
 class Sync(Section):
-    """Settings of the S3 copy engine."""
+    """Settings of the S3 copy engine that replicates datasets and brings models back."""
 
     concurrency_per_endpoint: int = Field(default=16, ge=1, le=512)
     """Parallel transfers per S3 endpoint."""

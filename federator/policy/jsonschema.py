@@ -33,6 +33,6 @@ def json_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
-        "title": "federator policy file",
         **schema,
+        "title": "federator policy file",
     }

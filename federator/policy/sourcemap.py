@@ -122,8 +122,10 @@ class _Builder:
             return None
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[Hashable, object]:
+        written = {id(key_node) for key_node, _ in node.value}
         self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
         result: dict[Hashable, object] = {}
+        written_here: set[Hashable] = set()
         for key_node, value_node in node.value:
             key = self.build(key_node, (*path, "<key>"))
             if not isinstance(key, str | int | float | bool) and key is not None:
@@ -131,17 +133,23 @@ class _Builder:
                 self.problems.append(SyntaxProblem(where, path, "a mapping key must be a word"))
                 continue
             child: PathKey = (*path, key) if isinstance(key, str | int) else (*path, str(key))
-            if key in result:
-                first = self.source_map.keys[child]
-                self.problems.append(
-                    SyntaxProblem(
-                        Position.of(key_node.start_mark),
-                        child,
-                        f"`{key}` is written twice in the same mapping (first at line "
-                        f"{first.line}); keep one",
-                    )
-                )
+            if id(key_node) in written:
+                # A merged-in key may be overridden; a key written twice here is a mistake.
+                if key in written_here:
+                    self._duplicate(key, child, key_node)
+                written_here.add(key)
             self.source_map.keys[child] = Position.of(key_node.start_mark)
             result[key] = self.build(value_node, child)
         self.source_map.values.pop((*path, "<key>"), None)
         return result
+
+    def _duplicate(self, key: object, child: PathKey, key_node: yaml.Node) -> None:
+        first = self.source_map.keys[child]
+        self.problems.append(
+            SyntaxProblem(
+                Position.of(key_node.start_mark),
+                child,
+                f"`{key}` is written twice in the same mapping (first at line {first.line}); "
+                "keep one",
+            )
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from fractions import Fraction
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
@@ -91,7 +92,8 @@ def parse_size(value: object) -> int:
             f"{text!r} is not a size; use a number and a unit "
             "(B, Ki, Mi, Gi, Ti, KB, MB, GB, TB), e.g. 64Mi or 2TB"
         )
-    return ByteCount(round(float(match.group(1)) * _SIZE_UNITS[match.group(2)]))
+    # Fraction, not float: a byte count above 2**53 must survive exactly.
+    return ByteCount(round(Fraction(match.group(1)) * _SIZE_UNITS[match.group(2)]))
 
 
 def format_size(value: int) -> str:
