@@ -21,7 +21,7 @@ import csv
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from federator.core.models import CapacityType
@@ -98,22 +98,22 @@ class Catalog:
     cloud: str
     rows: tuple[CatalogRow, ...]
     problems: tuple[CatalogProblem, ...]
+    # Rows by InstanceType and by (AcceleratorName, AcceleratorCount) of accelerator rows:
+    # lookups happen every decision round, the rows never change.
+    by_host: Mapping[str, tuple[CatalogRow, ...]] = field(default_factory=dict)
+    by_accelerator: Mapping[tuple[str, int], tuple[CatalogRow, ...]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         return f"{self.path.parent.name}/{self.path.name}"
 
     def hosts(self, instance_type: str) -> list[CatalogRow]:
-        return [r for r in self.rows if r.instance_type == instance_type]
+        return list(self.by_host.get(instance_type, ()))
 
     def accelerators(self, name: str, count: int | None) -> list[CatalogRow]:
-        return [
-            r
-            for r in self.rows
-            if not r.instance_type
-            and r.accelerator == name
-            and (count is None or r.accelerator_count == count)
-        ]
+        if count is not None:
+            return list(self.by_accelerator.get((name, count), ()))
+        return [r for (n, _), rows in self.by_accelerator.items() if n == name for r in rows]
 
 
 def load_catalog(path: Path) -> Catalog:
@@ -135,7 +135,21 @@ def load_catalog(path: Path) -> Catalog:
     except OSError as error:
         raise UserError(f"{path}: cannot read the price catalog: {error.strerror}") from error
     rows, problems = _parse_records(records)
-    return Catalog(path=path, cloud=cloud, rows=tuple(rows), problems=tuple(problems))
+    by_host: dict[str, list[CatalogRow]] = defaultdict(list)
+    by_accelerator: dict[tuple[str, int], list[CatalogRow]] = defaultdict(list)
+    for row in rows:
+        if row.instance_type:
+            by_host[row.instance_type].append(row)
+        elif row.accelerator:
+            by_accelerator[(row.accelerator, row.accelerator_count)].append(row)
+    return Catalog(
+        path=path,
+        cloud=cloud,
+        rows=tuple(rows),
+        problems=tuple(problems),
+        by_host={k: tuple(v) for k, v in by_host.items()},
+        by_accelerator={k: tuple(v) for k, v in by_accelerator.items()},
+    )
 
 
 def _parse_records(

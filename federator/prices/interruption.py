@@ -42,13 +42,14 @@ class SpotAdvisor:
     labels: Mapping[int, str]
     buckets: Mapping[tuple[str, str, str], tuple[int, int]]  # -> (bucket index, savings %)
     source: str
+    regions: frozenset[str] = frozenset()
 
     def prior(
         self, region: str, instance_type: str, operating_system: str = "Linux"
     ) -> PreemptionPrior | Rejection:
         found = self.buckets.get((region, operating_system, instance_type))
         if found is None:
-            known_here = any(key[0] == region for key in self.buckets)
+            known_here = region in self.regions
             reason = RejectReason.UNKNOWN_INSTANCE_TYPE if known_here else RejectReason.NO_ZONE_DATA
             return Rejection(
                 reason, f"{self.source}: no advisor data for {instance_type} in {region}"
@@ -93,4 +94,5 @@ def parse_spot_advisor(document: Any, source: str) -> SpotAdvisor:
                         index,
                         int(entry.get("s", 0)),
                     )
-    return SpotAdvisor(labels=labels, buckets=buckets, source=source)
+    regions = frozenset(key[0] for key in buckets)
+    return SpotAdvisor(labels=labels, buckets=buckets, source=source, regions=regions)
