@@ -46,6 +46,10 @@ class SliceSpec:
     target_cluster_gpus: int  # GPUs of the cluster we replay on (the sandbox: 16)
     time_compression: float  # trace seconds per replay second
     max_gpus_per_job: int = 8
+    # The sandbox's nodes hold 8 GPUs while most trace jobs ask for 1: the demo scales GPU
+    # counts up (then clips to a node) so that gang placement on nodes matters as it would.
+    gpu_scale: int = 1
+    keep_every: int | None = None  # thinning step; None: from the cluster sizes
     min_duration_s: float = 5.0  # KWOK and Kueue need a few seconds to be observable
     max_duration_s: float = 120.0
     queues: Sequence[str] = ("team-a", "team-b")
@@ -53,6 +57,8 @@ class SliceSpec:
 
 def thinning_step(spec: SliceSpec) -> int:
     """Keep every k-th job so the offered load per GPU matches the trace's."""
+    if spec.keep_every is not None:
+        return max(1, spec.keep_every)
     return max(1, round(spec.trace_cluster_gpus / spec.target_cluster_gpus))
 
 
@@ -64,7 +70,8 @@ def scale_slice(rows: Iterable[TraceRow], spec: SliceSpec) -> list[ReplayJob]:
 
 
 def _scale_row(index: int, row: TraceRow, spec: SliceSpec) -> ReplayJob:
-    gpus = min(row.num_gpus, spec.max_gpus_per_job)
+    wanted = row.num_gpus * spec.gpu_scale
+    gpus = min(wanted, spec.max_gpus_per_job)
     duration = row.duration_s / spec.time_compression
     duration = min(max(duration, spec.min_duration_s), spec.max_duration_s)
     return ReplayJob(
@@ -74,7 +81,7 @@ def _scale_row(index: int, row: TraceRow, spec: SliceSpec) -> ReplayJob:
         gpus=gpus,
         duration_s=round(duration, 1),
         trace_job_id=row.job_id,
-        clipped_from_gpus=row.num_gpus if gpus != row.num_gpus else None,
+        clipped_from_gpus=wanted if gpus != wanted else None,
     )
 
 

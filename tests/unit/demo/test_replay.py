@@ -54,3 +54,13 @@ def test_the_busiest_window_is_where_most_gpu_seconds_are_submitted() -> None:
     rows = [TraceRow("a", 10.0, 1, 10.0), TraceRow("b", 7300.0, 8, 1000.0)]
     assert busiest_window(rows, length_s=3600.0) == 7200.0
     assert busiest_window([], length_s=3600.0) == 0.0
+
+
+def test_gpu_counts_scale_up_before_they_are_clipped_to_a_node() -> None:
+    jobs = scale_slice(ROWS, spec(trace_cluster_gpus=16, gpu_scale=4))
+    assert [j.gpus for j in jobs[:3]] == [4, 8, 8]
+    assert [j.clipped_from_gpus for j in jobs[:3]] == [None, 20, 36]
+
+
+def test_an_explicit_thinning_step_wins_over_the_cluster_ratio() -> None:
+    assert [j.trace_job_id for j in scale_slice(ROWS, spec(keep_every=5))] == ["0", "5", "10"]
