@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from federator.core.models import CapacityType
 from federator.prices.quotes import PricePart, PriceQuote, Rejection, RejectReason
@@ -78,3 +80,20 @@ def test_zero_is_allowed_only_for_a_price_a_person_fixed() -> None:
     assert isinstance(check_quote(fixed, ON_DEMAND, 1000.0, 600.0), AcceptedPrice)
     assert isinstance(check_quote(quote(on_demand=0.0, spot=None), ON_DEMAND, 1000.0, 600.0),
                       Rejection)  # fmt: skip
+
+
+prices = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=64))
+
+
+@given(on_demand=prices, spot=prices, capacity=st.sampled_from(list(CapacityType)))
+def test_whatever_the_input_an_accepted_price_is_sane(
+    on_demand: float | None, spot: float | None, capacity: CapacityType
+) -> None:
+    result = check_quote(quote(on_demand=on_demand, spot=spot), capacity, 1000.0, 600.0)
+    if isinstance(result, Rejection):
+        return
+    assert math.isfinite(result.usd_per_gpu_hour)
+    assert result.usd_per_gpu_hour > 0
+    if capacity is SPOT and on_demand is not None:
+        assert result.quote.spot_usd_per_hour is not None
+        assert result.quote.spot_usd_per_hour <= on_demand * (1 + 1e-4)
