@@ -108,11 +108,12 @@ class OfferBuilder:
         free = min(cap_left, free_gpus[pricing.key]) if pricing.key in free_gpus else cap_left
         self._log_transition(pricing, result)
         offer = None
-        if isinstance(result, AcceptedPrice):
-            offer = self._offer(pricing, result, estimate, free, now)
+        if quote is not None:  # a stale quote shows its real age too
             metrics.PRICE_AGE_SECONDS.labels(
                 cluster=pricing.cluster.name, pool=pricing.pool.name
-            ).set(result.quote.age_s(now))
+            ).set(quote.age_s(now))
+        if isinstance(result, AcceptedPrice):
+            offer = self._offer(pricing, result, estimate, free, now)
         else:
             metrics.PRICE_INPUTS_REJECTED.labels(reason=result.reason.value).inc()
         return PoolRow(

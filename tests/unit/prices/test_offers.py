@@ -148,6 +148,10 @@ def test_a_nonsense_price_skips_the_pool_logs_once_and_counts_every_round(
     assert second.refused[0].refusal is not None
     assert second.refused[0].refusal.reason.value == reason
     assert rejected_count(reason) == before + 2
+    age = metrics.REGISTRY.get_sample_value(
+        "federator_price_age_seconds", {"cluster": "cloud-a", "pool": "a100-spot"}
+    )
+    assert age == NOW - quote.observed_at
     warnings = [e for e in logged if e["event"].startswith("pool skipped")]
     assert len(warnings) == 1
     assert warnings[0]["pool"] == "cloud-a/a100-spot"
