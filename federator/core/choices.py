@@ -2,18 +2,20 @@
 
 `RoundOptions` holds the offers sorted once by a job-independent key (price per unit of speed),
 the round's ledger, and the rules (opt-out, tenant, residency, GPU type, gang shape). Searching
-for a job's best pool walks offers in that order and stops as soon as even the cheapest possible
-remaining offer — its bare compute cost, which every other term only adds to — cannot beat the
-best found or the bar the option has to clear. That bound is what keeps a 10,000-job round
-against 50 offers fast: most jobs price one or two offers, not fifty.
+for a job's best pool walks the offers the job may use in that order and stops as soon as even
+the cheapest possible remaining offer — its bare compute cost, which every other term only adds
+to — cannot beat the best found or the bar the option has to clear, or cannot fit the money
+left. That bound is what keeps a 10,000-job round against 50 offers fast: most jobs price one or
+two offers, not fifty. Which offers a job may use depends only on (tenant, GPU types, pod size),
+so it is worked out once per such combination.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import NamedTuple
 
 from federator.core import starburst
 from federator.core.costs import HOUR_S, CloudEstimate, price_cloud
@@ -21,16 +23,45 @@ from federator.core.ledger import RoundLedger
 from federator.core.models import CapacityType, Offer, PendingJob, Spend
 from federator.core.policy import DecisionPolicy
 
+_Shape = tuple[str, frozenset[str], int | None]
 
-@dataclass(frozen=True, slots=True)
-class Search:
+
+class Search(NamedTuple):
     """The outcome of looking for a job's best cloud option under a bar."""
 
     best: CloudEstimate | None  # the best option that fits every budget and cap
+    best_index: int  # its offer index, -1 without one
     blocked: CloudEstimate | None  # a better option that a budget or cap rules out
     blocked_by: str | None
-    lower_bound_usd: float  # what no remaining option could go below when the search stopped
-    fitting_offers: int  # offers the job may use at all (rules, type, shape, free GPUs)
+    lower_bound_usd: float  # what no unexamined option could go below
+    fitting_offers: int  # offers the job may use and that have its GPUs free
+
+
+class _SpeedClass(NamedTuple):
+    """Offers whose GPUs run at one speed, cheapest per unit of speed first.
+
+    Within a class the value of the runtime a faster GPU saves is the same for every offer, so
+    the bound on an option's total grows with price and the walk can stop at the first offer
+    whose bound is too high. Across classes it cannot; each class is walked on its own.
+    """
+
+    saving_per_runtime: float  # 1 - 1/speed: the fraction of the runtime the class saves
+    min_startup_h: float  # every option of the class waits at least this long to start
+    indices: tuple[int, ...]
+
+
+def _speed_classes(offers: Sequence[Offer], policy: DecisionPolicy) -> tuple[_SpeedClass, ...]:
+    by_speed: dict[float, list[int]] = {}
+    for index, offer in enumerate(offers):
+        by_speed.setdefault(policy.speed_of(offer.gpu_type), []).append(index)
+    return tuple(
+        _SpeedClass(
+            saving_per_runtime=1.0 - 1.0 / speed,
+            min_startup_h=min(offers[i].startup_latency_s for i in indices) / HOUR_S,
+            indices=tuple(indices),
+        )
+        for speed, indices in sorted(by_speed.items())
+    )
 
 
 class RoundOptions:
@@ -48,15 +79,196 @@ class RoundOptions:
             )
         )
         self.ledger = RoundLedger(self.offers, spend, policy)
-        speeds = [policy.speed_of(o.gpu_type) for o in self.offers] or [1.0]
-        # A faster GPU shortens the job; the bound must allow for the most that can save.
-        self._max_speedup_saving = max(0.0, 1.0 - 1.0 / max(speeds))
         self._per_unit = [
             o.price_per_gpu_hour_usd / policy.speed_of(o.gpu_type) for o in self.offers
         ]
+        self._classes = _speed_classes(self.offers, policy)
+        # Per offer, what the lower bound of an option's total needs (see _bounded_candidates).
+        self._bound_terms = [
+            (
+                o.price_per_gpu_hour_usd,
+                1.0 / policy.speed_of(o.gpu_type),
+                o.preemption_rate_per_hour,
+                (o.startup_latency_s + policy.restart_overhead_s) / HOUR_S,
+                o.startup_latency_s / HOUR_S,
+                max(1, o.gpus_per_node),
+            )
+            for o in self.offers
+        ]
+        self._allowed_split: dict[_Shape, tuple[tuple[int, ...], ...]] = {}
+        self._allowed: dict[_Shape, tuple[int, ...]] = {}
+        self._values: dict[tuple[int, str, int], float] = {}
         self._queue: Sequence[PendingJob] = ()
         self._decided: set[str] = set()
         self._trimmed: frozenset[str] | None = None
+
+    def value_per_hour(self, job: PendingJob) -> float:
+        """The job's value of time in $ per hour of delay (cached per gpus, queue, priority)."""
+        key = (job.gpus, job.queue, job.priority)
+        value = self._values.get(key)
+        if value is None:
+            value = self.policy.value_of_time_usd_per_hour(
+                gpus=job.gpus, queue=job.queue, priority=job.priority
+            )
+            self._values[key] = value
+        return value
+
+    def burst_blocker(self, job: PendingJob) -> str | None:
+        """Why this job may not leave on-prem at all, or None."""
+        if not job.burst_allowed:
+            return "it opted out of bursting"
+        rule = self.policy.tenant_rule(job.tenant)
+        if not rule.burst_allowed:
+            return f"tenant {job.tenant} never bursts"
+        for need in job.datasets:
+            for pattern in self.policy.resident_datasets:
+                if fnmatchcase(need.name, pattern):
+                    return f"dataset {need.name} must stay on-prem"
+        return None
+
+    def allowed(self, job: PendingJob) -> tuple[int, ...]:
+        """Indices of the offers this job may ever run on (rules and shape, not capacity)."""
+        shape = (job.tenant, job.gpu_types, job.gpus_per_pod)
+        indices = self._allowed.get(shape)
+        if indices is None:
+            indices = tuple(i for i, o in enumerate(self.offers) if self._allows(shape, o))
+            self._allowed[shape] = indices
+        return indices
+
+    def search(self, job: PendingJob, *, value_per_hour: float, bar_usd: float) -> Search:
+        """The cheapest option by expected total that fits, stopping once none can beat the bar.
+
+        First a check per speed class against its cheapest offer (most jobs stop here), then the
+        offers that pass are priced in the order of their own lower bounds until the next bound
+        is above the best total found.
+        """
+        ledger = self.ledger
+        if job.gpus > ledger.most_free:
+            return Search(None, -1, None, None, math.inf, 0)
+        capped = ledger.global_cap_blocker(job)
+        if capped is not None:
+            return self._all_capped(job, value_per_hour, capped)
+        runtime_h = job.runtime_estimate_s / HOUR_S
+        class_floor = self._class_floor(job, runtime_h, value_per_hour)
+        if class_floor > bar_usd:
+            return Search(None, -1, None, None, class_floor, 0)
+        candidates = self._bounded_candidates(job, runtime_h, value_per_hour)
+        return self._price_in_order(job, candidates, value_per_hour, bar_usd)
+
+    def _class_floor(self, job: PendingJob, runtime_h: float, value_per_hour: float) -> float:
+        """No option of any class can cost less than this (bare compute, best-case delay)."""
+        floor = math.inf
+        compute_hours = job.gpus * runtime_h
+        for speed_class, indices in zip(self._classes, self._allowed_by_class(job), strict=True):
+            if indices:
+                saving = runtime_h * speed_class.saving_per_runtime - speed_class.min_startup_h
+                floor = min(
+                    floor, compute_hours * self._per_unit[indices[0]] - value_per_hour * saving
+                )
+        return floor
+
+    def _bounded_candidates(
+        self, job: PendingJob, runtime_h: float, value_per_hour: float
+    ) -> list[tuple[float, int, float]]:
+        """(bound on the total, offer index, bound on the cost) per allowed offer with GPUs free.
+
+        The bound keeps every term that does not depend on the job's checkpointing or data:
+        compute at the first-order preemption overhead 1 + λ·R (the exact expectation is never
+        below it), billed startup, and the value of startup plus the runtime change.
+        """
+        free = self.ledger.free
+        gpus = job.gpus
+        per_node = self.policy.preemption_rate_per_node
+        bill = 1.0 if self.policy.bill_startup else 0.0
+        bounded = []
+        for index in self.allowed(job):
+            if gpus > free[index]:
+                continue
+            price, inverse_speed, rate_h, restart_h, startup_h, node_gpus = self._bound_terms[index]
+            nodes = max(1, -(-gpus // node_gpus)) if per_node else 1
+            run_h = runtime_h * inverse_speed * (1.0 + rate_h * nodes * restart_h)
+            cost = gpus * price * (run_h + bill * startup_h)
+            bounded.append((cost + value_per_hour * (startup_h + run_h - runtime_h), index, cost))
+        bounded.sort()
+        return bounded
+
+    def _price_in_order(
+        self,
+        job: PendingJob,
+        candidates: list[tuple[float, int, float]],
+        value_per_hour: float,
+        bar_usd: float,
+    ) -> Search:
+        ledger = self.ledger
+        money = ledger.money_room_usd(job)
+        burn_room = ledger.burn_room_usd_per_hour()
+        best: CloudEstimate | None = None
+        best_index = -1
+        blocked: CloudEstimate | None = None
+        blocked_by: str | None = None
+        ceiling = bar_usd
+        lower = math.inf
+        for bound, index, cost_bound in candidates:
+            if bound > ceiling:
+                lower = bound
+                break
+            offer = self.offers[index]
+            over_money = cost_bound > money
+            over_burn = offer.price_per_gpu_hour_usd * job.gpus > burn_room
+            if (over_money or over_burn) and blocked is not None:
+                continue  # ruled out by a budget, and a blocked option is already known
+            option = self._cheaper_variant(job, offer, value_per_hour)
+            reason = ledger.blocker(job, index, option.cost_usd)
+            if reason is None:
+                if best is None or option.total_usd < best.total_usd:
+                    best, best_index = option, index
+                    ceiling = min(ceiling, option.total_usd)
+            elif blocked is None or option.total_usd < blocked.total_usd:
+                blocked, blocked_by = option, reason
+        return Search(best, best_index, blocked, blocked_by, lower, len(candidates))
+
+    def _all_capped(self, job: PendingJob, value_per_hour: float, capped: str) -> Search:
+        """A global cap rules every offer out: report the cheapest that fits as the blocked one."""
+        for index in self.allowed(job):
+            if job.gpus <= self.ledger.free[index]:
+                option = self._cheaper_variant(job, self.offers[index], value_per_hour)
+                return Search(None, -1, option, capped, option.total_usd, 1)
+        return Search(None, -1, None, None, math.inf, 0)
+
+    def _allowed_by_class(self, job: PendingJob) -> tuple[tuple[int, ...], ...]:
+        allowed = set(self.allowed(job))
+        shape = (job.tenant, job.gpu_types, job.gpus_per_pod)
+        split = self._allowed_split.get(shape)
+        if split is None:
+            split = tuple(
+                tuple(i for i in speed_class.indices if i in allowed)
+                for speed_class in self._classes
+            )
+            self._allowed_split[shape] = split
+        return split
+
+    def cheapest(
+        self, job: PendingJob, capacity: CapacityType
+    ) -> tuple[CloudEstimate | None, int, str | None]:
+        """The baselines' rule: lowest list price of one capacity type that fits, else why not."""
+        blocked_by: str | None = None
+        candidates = sorted(
+            (
+                (self.offers[i].price_per_gpu_hour_usd, self.offers[i].name, i)
+                for i in self.allowed(job)
+                if self.offers[i].capacity_type is capacity
+            ),
+        )
+        for _, _, index in candidates:
+            if job.gpus > self.ledger.free[index]:
+                continue
+            offer = self.offers[index]
+            option = price_cloud(job, offer, now=self.now, policy=self.policy, value_per_hour=0.0)
+            reason = self.ledger.blocker(job, index, option.cost_usd)
+            if reason is None:
+                return option, index, None
+            blocked_by = blocked_by or reason
+        return None, -1, blocked_by or f"no {capacity} pool has {job.gpus} free GPUs"
 
     def follow(self, queue: Sequence[PendingJob]) -> None:
         """The round's jobs in admission order, for rules that look at the whole queue."""
@@ -84,77 +296,16 @@ class RoundOptions:
             self._trimmed = frozenset(other.key for other in queued[cap:])
         return job.key in self._trimmed
 
-    def burst_blocker(self, job: PendingJob) -> str | None:
-        """Why this job may not leave on-prem at all, or None."""
-        if not job.burst_allowed:
-            return "it opted out of bursting"
-        rule = self.policy.tenant_rule(job.tenant)
-        if not rule.burst_allowed:
-            return f"tenant {job.tenant} never bursts"
-        for need in job.datasets:
-            for pattern in self.policy.resident_datasets:
-                if fnmatchcase(need.name, pattern):
-                    return f"dataset {need.name} must stay on-prem"
-        return None
-
-    def allows(self, job: PendingJob, offer: Offer) -> bool:
-        """Rules and shape, not capacity: may this job ever run on this offer?"""
-        if job.gpu_types and offer.gpu_type not in job.gpu_types:
+    def _allows(self, shape: _Shape, offer: Offer) -> bool:
+        tenant, gpu_types, gpus_per_pod = shape
+        if gpu_types and offer.gpu_type not in gpu_types:
             return False
-        if job.gpus_per_pod is not None and job.gpus_per_pod > offer.gpus_per_node:
+        if gpus_per_pod is not None and gpus_per_pod > offer.gpus_per_node:
             return False
-        rule = self.policy.tenant_rule(job.tenant)
+        rule = self.policy.tenant_rule(tenant)
         if rule.allowed_clusters and offer.cluster not in rule.allowed_clusters:
             return False
         return not (rule.allowed_regions and offer.region not in rule.allowed_regions)
-
-    def search(self, job: PendingJob, *, value_per_hour: float, bar_usd: float) -> Search:
-        """The cheapest option by expected total that fits, stopping once none can beat the bar."""
-        best: CloudEstimate | None = None
-        blocked: CloudEstimate | None = None
-        blocked_by: str | None = None
-        fitting = 0
-        compute_hours = job.gpus * job.runtime_estimate_s / HOUR_S
-        saving = value_per_hour * job.runtime_estimate_s / HOUR_S * self._max_speedup_saving
-        bound = math.inf
-        for offer, per_unit in zip(self.offers, self._per_unit, strict=True):
-            bound = compute_hours * per_unit - saving
-            ceiling = bar_usd if best is None else min(bar_usd, best.total_usd)
-            if bound > ceiling:
-                break
-            if not self.allows(job, offer) or job.gpus > self.ledger.free_gpus(offer):
-                continue
-            fitting += 1
-            option = self._cheaper_variant(job, offer, value_per_hour)
-            if best is not None and option.total_usd >= best.total_usd:
-                continue
-            reason = self.ledger.blocker(job, offer, option.cost_usd)
-            if reason is None:
-                best = option
-            elif blocked is None or option.total_usd < blocked.total_usd:
-                blocked, blocked_by = option, reason
-        else:
-            bound = math.inf
-        return Search(best, blocked, blocked_by, bound, fitting)
-
-    def cheapest(
-        self, job: PendingJob, capacity: CapacityType
-    ) -> tuple[CloudEstimate | None, str | None]:
-        """The baselines' rule: lowest list price of one capacity type that fits, else why not."""
-        blocked_by: str | None = None
-        candidates = sorted(
-            (o for o in self.offers if o.capacity_type is capacity and self.allows(job, o)),
-            key=lambda o: (o.price_per_gpu_hour_usd, o.name),
-        )
-        for offer in candidates:
-            if job.gpus > self.ledger.free_gpus(offer):
-                continue
-            option = price_cloud(job, offer, now=self.now, policy=self.policy, value_per_hour=0.0)
-            reason = self.ledger.blocker(job, offer, option.cost_usd)
-            if reason is None:
-                return option, None
-            blocked_by = blocked_by or reason
-        return None, blocked_by or f"no {capacity} pool has {job.gpus} free GPUs"
 
     def _cheaper_variant(
         self, job: PendingJob, offer: Offer, value_per_hour: float

@@ -11,18 +11,20 @@ and keeping budgets and capacity, is `placements`' job.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from federator.core.models import Offer, PendingJob
 from federator.core.policy import DecisionPolicy
+
+# The estimates are NamedTuples, not frozen dataclasses: a round builds several per job and a
+# frozen dataclass's __init__ is several times slower (see decisions.Decision).
 
 HOUR_S = 3600.0
 GB = 1e9
 _MAX_EXPONENT = 50.0  # e^50: far past any affordable option, still a finite float
 
 
-@dataclass(frozen=True, slots=True)
-class StayEstimate:
+class StayEstimate(NamedTuple):
     """Staying in the on-prem queue: the wait is the job's whole delay."""
 
     wait_s: float
@@ -48,8 +50,7 @@ class StayEstimate:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class RunEstimate:
+class RunEstimate(NamedTuple):
     """How long a job runs on a pool once started, with checkpoints and preemptions."""
 
     runtime_s: float  # uninterrupted runtime on this pool's GPUs
@@ -63,8 +64,7 @@ class RunEstimate:
         return self.runtime_s + self.checkpoint_overhead_s + self.rework_s
 
 
-@dataclass(frozen=True, slots=True)
-class CloudEstimate:
+class CloudEstimate(NamedTuple):
     """Bursting to one pool, either now or after the job's data is replicated (`held`)."""
 
     offer: Offer

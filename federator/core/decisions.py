@@ -7,11 +7,54 @@ to recompute why it was taken, and one human line (`reason`) that says it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple, Protocol
 
 from federator.core.models import CapacityType
+
+
+class Breakdown(Protocol):
+    """Something priced that can list its terms (the estimates in `costs`)."""
+
+    def terms(self) -> dict[str, float]: ...
+
+
+class Terms(Mapping[str, float]):
+    """A decision's breakdown by term name, put together the first time someone reads it.
+
+    Most decisions of a big round are never inspected term by term; building every dict up
+    front cost more than the rest of such a decision. The values are final when the decision
+    is made (the parts are immutable), only the dict is deferred.
+    """
+
+    __slots__ = ("_built", "_extra", "_parts")
+
+    def __init__(self, parts: tuple[Breakdown, ...], extra: tuple[tuple[str, float], ...] = ()):
+        self._parts = parts
+        self._extra = extra
+        self._built: dict[str, float] | None = None
+
+    def _dict(self) -> dict[str, float]:
+        if self._built is None:
+            built = dict(self._extra)
+            for part in self._parts:
+                built.update(part.terms())
+            self._built = built
+        return self._built
+
+    def __getitem__(self, name: str) -> float:
+        return self._dict()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return repr(self._dict())
 
 
 class DecisionKind(StrEnum):
@@ -22,9 +65,13 @@ class DecisionKind(StrEnum):
     HOLD = "hold"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One job's decision. Durations are seconds from the round's `now`."""
+class Decision(NamedTuple):
+    """One job's decision. Durations are seconds from the round's `now`.
+
+    A NamedTuple rather than a frozen dataclass, on purpose: a round builds one per pending job
+    (10,000 in the benchmark) and a frozen dataclass's __init__ measured ~6x slower (4.7 µs vs
+    0.9 µs for 12 fields); it is just as immutable.
+    """
 
     job_key: str
     kind: DecisionKind

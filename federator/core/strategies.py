@@ -17,36 +17,41 @@ from collections.abc import Callable
 from federator.core import reasons, starburst
 from federator.core.choices import RoundOptions, Search
 from federator.core.costs import CloudEstimate, StayEstimate, price_stay
-from federator.core.decisions import Decision, DecisionKind
+from federator.core.decisions import Breakdown, Decision, DecisionKind, Terms
 from federator.core.models import CapacityType, PendingJob
 from federator.core.policy import AtCap, Strategy
 
 Choose = Callable[[PendingJob, float, RoundOptions], Decision]
+# A decision's breakdown before it is a `Terms`: the priced parts and the extra named figures.
+Book = tuple[tuple[Breakdown, ...], tuple[tuple[str, float], ...]]
 
 
 def choose_federator(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
     """Burst to the best-priced pool when it beats staying by the margin; else stay or hold."""
     policy = options.policy
-    value = policy.value_of_time_usd_per_hour(gpus=job.gpus, queue=job.queue, priority=job.priority)
+    value = options.value_per_hour(job)
     stay = price_stay(job, wait_s=wait_s, now=options.now, policy=policy, value_per_hour=value)
-    terms = {"value_of_time_usd_per_hour": value, **stay.terms()}
+    book: Book = ((stay,), (("value_of_time_usd_per_hour", value),))
     blocker = options.burst_blocker(job)
     if blocker is not None:
-        return _stay(job, stay, terms, f"stays on-prem: {blocker}")
+        return _stay(job, stay, book, f"stays on-prem: {blocker}")
     bar = _bar_usd(stay, policy.burst_margin_fraction, policy.burst_margin_usd)
     found = options.search(job, value_per_hour=value, bar_usd=bar)
-    terms |= {"burst_bar_usd": bar, "cloud_lower_bound_usd": found.lower_bound_usd}
+    book = (
+        book[0],
+        (*book[1], ("burst_bar_usd", bar), ("cloud_lower_bound_usd", found.lower_bound_usd)),
+    )
     best = found.best
     if best is not None and best.total_usd <= bar:
-        return _take(job, stay, best, terms, options)
+        return _take(job, stay, best, found.best_index, book, options)
     if found.blocked is not None and found.blocked.total_usd <= bar:
-        return _at_cap(job, stay, found.blocked, terms, options, str(found.blocked_by))
-    return _stay(job, stay, terms, _why_staying(job, stay, found))
+        return _at_cap(job, stay, found.blocked, book, options, str(found.blocked_by))
+    return _stay(job, stay, book, _why_staying(job, stay, found))
 
 
 def choose_never(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
     stay = _plain_stay(job, wait_s, options)
-    return _stay(job, stay, stay.terms(), "stays on-prem: the policy never bursts")
+    return _stay(job, stay, ((stay,), ()), "stays on-prem: the policy never bursts")
 
 
 def choose_always(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
@@ -61,43 +66,44 @@ def choose_starburst(job: PendingJob, wait_s: float, options: RoundOptions) -> D
     """Burst once the Compute-Wait timeout has passed, or when the queue is over its cap."""
     stay = _plain_stay(job, wait_s, options)
     timeout = starburst.timeout_at(job, options.policy)
-    terms = {**stay.terms(), "starburst_timeout_at": timeout}
+    book: Book = ((stay,), (("starburst_timeout_at", timeout),))
     timed_out = options.now >= timeout
     trimmed = not timed_out and wait_s > 0 and options.starburst_trimmed(job)
     if not (timed_out or trimmed):
         reason = f"stays on-prem: Compute-Wait timeout in {reasons.duration(timeout - options.now)}"
-        return _stay(job, stay, terms, reason, revisit_at=timeout)
+        return _stay(job, stay, book, reason, revisit_at=timeout)
     blocker = options.burst_blocker(job)
     if blocker is not None:
-        return _stay(job, stay, terms, f"stays on-prem: {blocker}")
-    option, why_not = options.cheapest(job, CapacityType.ON_DEMAND)
+        return _stay(job, stay, book, f"stays on-prem: {blocker}")
+    option, index, why_not = options.cheapest(job, CapacityType.ON_DEMAND)
     if option is None:
-        return _stay(job, stay, terms, f"stays on-prem after its timeout: {why_not}")
+        return _stay(job, stay, book, f"stays on-prem after its timeout: {why_not}")
     cause = "Compute-Wait timeout passed" if timed_out else "queue longer than its cap"
-    return _burst(job, option, terms, options, f"bursted to {option.offer.name}: {cause}")
+    return _burst(job, option, index, book, options, f"bursted to {option.offer.name}: {cause}")
 
 
 def _burst_when_blocked(
     job: PendingJob, wait_s: float, options: RoundOptions, capacity: CapacityType
 ) -> Decision:
     stay = _plain_stay(job, wait_s, options)
-    terms = stay.terms()
+    book: Book = ((stay,), ())
     if wait_s <= 0:
-        return _stay(job, stay, terms, "starts on-prem now")
+        return _stay(job, stay, book, "starts on-prem now")
     blocker = options.burst_blocker(job)
     if blocker is not None:
-        return _stay(job, stay, terms, f"stays on-prem: {blocker}")
-    option, why_not = options.cheapest(job, capacity)
+        return _stay(job, stay, book, f"stays on-prem: {blocker}")
+    option, index, why_not = options.cheapest(job, capacity)
     if option is None:
-        return _stay(job, stay, terms, f"stays on-prem: {why_not}")
+        return _stay(job, stay, book, f"stays on-prem: {why_not}")
     reason = f"bursted to {option.offer.name}: cheapest {capacity}, cannot start on-prem now"
-    return _burst(job, option, terms, options, reason)
+    return _burst(job, option, index, book, options, reason)
 
 
 def _plain_stay(job: PendingJob, wait_s: float, options: RoundOptions) -> StayEstimate:
-    policy = options.policy
-    value = policy.value_of_time_usd_per_hour(gpus=job.gpus, queue=job.queue, priority=job.priority)
-    return price_stay(job, wait_s=wait_s, now=options.now, policy=policy, value_per_hour=value)
+    value = options.value_per_hour(job)
+    return price_stay(
+        job, wait_s=wait_s, now=options.now, policy=options.policy, value_per_hour=value
+    )
 
 
 def _bar_usd(stay: StayEstimate, fraction: float, margin_usd: float) -> float:
@@ -112,11 +118,12 @@ def _take(
     job: PendingJob,
     stay: StayEstimate,
     option: CloudEstimate,
-    terms: dict[str, float],
+    index: int,
+    book: Book,
     options: RoundOptions,
 ) -> Decision:
     """The cloud wins: burst now, or hold while the data copies, or wait out the hysteresis."""
-    terms |= option.terms()
+    book = (book[0] + (option,), book[1])
     pending_since = options.now - job.submitted_at
     minimum = options.policy.min_pending_before_burst_s
     if pending_since < minimum:
@@ -124,7 +131,7 @@ def _take(
             f"stays on-prem for now: {option.offer.name} would win, but the job has been pending "
             f"{reasons.duration(pending_since)} of the {reasons.duration(minimum)} minimum"
         )
-        return _stay(job, stay, terms, reason, revisit_at=job.submitted_at + minimum)
+        return _stay(job, stay, book, reason, revisit_at=job.submitted_at + minimum)
     versus = _versus_staying(stay)
     if option.held:
         reason = (
@@ -135,28 +142,28 @@ def _take(
         return _cloud_decision(
             job,
             option,
-            terms,
+            book,
             DecisionKind.HOLD,
             reason,
             revisit_at=options.now + option.transfer_s,
         )
     reason = f"bursted to {option.offer.name}: {reasons.usd(option.cost_usd)} expected vs {versus}"
-    return _burst(job, option, terms, options, reason)
+    return _burst(job, option, index, book, options, reason)
 
 
 def _at_cap(
     job: PendingJob,
     stay: StayEstimate,
     option: CloudEstimate,
-    terms: dict[str, float],
+    book: Book,
     options: RoundOptions,
     blocked_by: str,
 ) -> Decision:
-    terms |= option.terms()
+    book = (book[0] + (option,), book[1])
     would = f"{option.offer.name} at {reasons.usd(option.cost_usd)} would exceed {blocked_by}"
     if options.policy.budgets.at_cap is AtCap.HOLD:
-        return _cloud_decision(job, option, terms, DecisionKind.HOLD, f"held: {would}")
-    return _stay(job, stay, terms, f"stays on-prem: {would}")
+        return _cloud_decision(job, option, book, DecisionKind.HOLD, f"held: {would}")
+    return _stay(job, stay, book, f"stays on-prem: {would}")
 
 
 def _versus_staying(stay: StayEstimate) -> str:
@@ -191,7 +198,7 @@ def _why_staying(job: PendingJob, stay: StayEstimate, found: Search) -> str:
 def _stay(
     job: PendingJob,
     stay: StayEstimate,
-    terms: dict[str, float],
+    book: Book,
     reason: str,
     *,
     revisit_at: float | None = None,
@@ -204,7 +211,7 @@ def _stay(
         expected_cost_usd=stay.compute_usd,
         expected_wait_s=stay.wait_s,
         expected_completion_s=stay.wait_s + stay.runtime_s,
-        terms=terms,
+        terms=Terms(*book),
         reason=reason,
         revisit_at=revisit_at,
         gpus=job.gpus,
@@ -214,18 +221,21 @@ def _stay(
 def _burst(
     job: PendingJob,
     option: CloudEstimate,
-    terms: dict[str, float],
+    index: int,
+    book: Book,
     options: RoundOptions,
     reason: str,
 ) -> Decision:
-    options.ledger.charge(job, option.offer, option.cost_usd)
-    return _cloud_decision(job, option, terms | option.terms(), DecisionKind.BURST, reason)
+    options.ledger.charge(job, index, option.cost_usd)
+    if not any(part is option for part in book[0]):
+        book = (book[0] + (option,), book[1])
+    return _cloud_decision(job, option, book, DecisionKind.BURST, reason)
 
 
 def _cloud_decision(
     job: PendingJob,
     option: CloudEstimate,
-    terms: dict[str, float],
+    book: Book,
     kind: DecisionKind,
     reason: str,
     *,
@@ -239,7 +249,7 @@ def _cloud_decision(
         expected_cost_usd=option.cost_usd,
         expected_wait_s=option.wait_s,
         expected_completion_s=option.completion_s,
-        terms=terms,
+        terms=Terms(*book),
         reason=reason,
         capacity_type=option.offer.capacity_type,
         revisit_at=revisit_at,
