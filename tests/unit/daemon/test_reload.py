@@ -1,0 +1,45 @@
+"""A policy reload swaps the policy only when the new file is valid; a bad file is counted."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from federator import metrics
+from federator.daemon import PolicyHolder
+
+SANDBOX_CONFIG = Path(__file__).resolve().parents[3] / "config" / "sandbox.yaml"
+
+
+def copy_config(tmp_path: Path) -> Path:
+    target = tmp_path / "config" / "sandbox.yaml"
+    target.parent.mkdir()
+    shutil.copy(SANDBOX_CONFIG, target)
+    return target
+
+
+def failures() -> float:
+    return metrics.CONFIG_RELOAD_FAILURES._value.get()
+
+
+def test_a_valid_change_on_disk_is_noticed_and_takes_effect(tmp_path: Path) -> None:
+    path = copy_config(tmp_path)
+    holder = PolicyHolder(path)
+    assert not holder.changed_on_disk()
+    text = path.read_text().replace("margin_fraction: 0.1", "margin_fraction: 0.5")
+    path.write_text(text)
+    path.touch()
+    assert holder.changed_on_disk()
+    assert holder.reload()
+    assert holder.config.burst.margin_fraction == 0.5
+
+
+def test_an_invalid_file_is_rejected_counted_and_the_old_policy_stays(tmp_path: Path) -> None:
+    path = copy_config(tmp_path)
+    holder = PolicyHolder(path)
+    before, policy_before = failures(), holder.decision_policy
+    path.write_text(path.read_text().replace("margin_fraction: 0.1", "margin_fraktion: 0.1"))
+    assert not holder.reload()
+    assert failures() == before + 1
+    assert holder.decision_policy is policy_before
+    assert not holder.changed_on_disk()  # the bad file is not retried in a loop
