@@ -82,6 +82,30 @@ queue), `federator.io/runtime-estimate: "3h"`, `federator.io/checkpoint-interval
 `federator.io/deadline: "2026-03-01T18:00:00Z"`, `federator.io/datasets: "imagenet-1k"`,
 `federator.io/gpu-types: "A100,H100"`.
 
+A minimal file: one on-prem cluster, one cloud with one spot pool, one watched queue (every
+other section takes its defaults):
+
+```yaml
+clusters:
+  - name: onprem
+    role: onprem
+    connection: {kubeconfig: kubeconfig, context: onprem}
+  - name: cloud-a
+    role: cloud
+    region: us-east-1
+    connection: {kubeconfig: kubeconfig, context: cloud-a}
+    pools:
+      - name: a100-spot
+        gpu_type: A100
+        gpus_per_node: 8
+        capacity_type: spot
+        max_gpus: 16
+        price: {source: fixed, usd_per_gpu_hour: 1.5}
+queues:
+  - kind: ClusterQueue
+    name: onprem
+```
+
 ## Field reference
 
 Each table lists the fields of one part of the file. *Field* is the full path (`[]` marks a
@@ -180,12 +204,12 @@ def _one_line(text: str) -> str:
 
 
 def _default(field: Schema) -> str:
-    if "default" not in field:
-        return "see below" if _is_object(field) else "—"
+    if "default" not in field:  # a default_factory: a section object, or an empty list or map
+        return "see below" if _is_object(field) else "empty"
     value = field["default"]
     if value is None:
         return "none"
-    if value in ({}, []):
+    if value in ({}, [], ""):
         return "empty"
     return f"`{_flow(value)}`"
 
@@ -221,6 +245,15 @@ def _type_of(field: Schema, root: Schema) -> str:
     return _scalar(field)
 
 
+_PATTERN_NAMES = (
+    ("^[a-z0-9]([-a-z0-9]*", "name"),
+    ("^[a-z0-9]([-a-z0-9.]*", "Kubernetes name"),
+    ("^s3://", "S3 URI"),
+    ("^[A-Za-z_]", "environment variable name"),
+    ("^https?://", "URL"),
+)
+
+
 def _scalar(field: Schema) -> str:
     kind = str(field.get("type", "any"))
     bounds = []
@@ -228,7 +261,10 @@ def _scalar(field: Schema) -> str:
         if key in field:
             bounds.append(f"{sign} {field[key]}")
     if kind == "string" and "pattern" in field:
-        kind = "name" if field["pattern"].startswith("^[a-z0-9]([-a-z0-9]*") else "string"
+        kind = next(
+            (name for start, name in _PATTERN_NAMES if field["pattern"].startswith(start)),
+            "string",
+        )
     return kind + (f" ({', '.join(bounds)})" if bounds else "")
 
 

@@ -6,6 +6,8 @@ Public API (everything else in this package is an implementation detail):
   source_name, base_dir=None)` does the same for text. Both raise `PolicyFileError`, a
   `UserError` whose `errors` are `LocatedError`s printed as `FILE:LINE:COL: field.path: msg`.
 - `to_decision_policy(config) -> federator.core.policy.DecisionPolicy` for the decision core.
+- `may_burst(config, JobFacts(...)) -> Eligibility` applies the opt-out label, `burst_rules`,
+  the queue's `burst` mode and the tenant, in that order (eligibility.py).
 - `store_access`, `cluster_access`, `resolve_credentials` (credentials.py) resolve references
   at the edge; `dataset_uri`, `staging_uri` (locations.py) say where data lives per cluster.
 - `json_schema()` is the JSON Schema editors use to complete and check the file.
@@ -24,6 +26,7 @@ from federator.policy.credentials import (
     store_access,
 )
 from federator.policy.decision import to_decision_policy
+from federator.policy.eligibility import Eligibility, JobFacts, may_burst
 from federator.policy.errors import LocatedError, PolicyFileError
 from federator.policy.jsonschema import json_schema
 from federator.policy.loading import load_policy, parse_policy
@@ -32,7 +35,9 @@ from federator.policy.locations import dataset_uri, staging_uri
 __all__ = [
     "Cluster",
     "ClusterAccess",
+    "Eligibility",
     "FederatorConfig",
+    "JobFacts",
     "LocatedError",
     "ObjectStore",
     "PolicyFileError",
@@ -43,6 +48,7 @@ __all__ = [
     "dataset_uri",
     "json_schema",
     "load_policy",
+    "may_burst",
     "parse_policy",
     "resident_datasets",
     "resolve_credentials",

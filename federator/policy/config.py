@@ -8,6 +8,7 @@ to fix, so the loader can point at the exact line.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -230,6 +231,16 @@ def _tenant_problems(config: FederatorConfig) -> Iterator[Problem]:
             yield from _cloud_name_problems(
                 config, ("tenants", index, "allowed_clusters", position), name
             )
+        regions = sorted({c.region for c in config.cloud_clusters if c.region})
+        for position, region in enumerate(tenant.allowed_regions or ()):
+            if region not in regions:
+                close = difflib.get_close_matches(region, regions, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                yield Problem(
+                    ("tenants", index, "allowed_regions", position),
+                    f"no cloud cluster is in region {region!r} (regions: "
+                    f"{', '.join(regions) or 'none'}){hint}",
+                )
 
 
 def _dataset_problems(config: FederatorConfig) -> Iterator[Problem]:

@@ -68,3 +68,13 @@ def test_every_field_in_the_reference_has_an_example_or_a_section_below() -> Non
     assert len(rows) >= 150
     without = [row.split(" | ")[0] for row in rows if row.rstrip().endswith("| — |")]
     assert without == []
+
+
+def test_every_yaml_snippet_of_the_reference_is_a_valid_file() -> None:
+    from federator.policy import parse_policy
+
+    text = (REPO / "docs" / "configuration.md").read_text()
+    snippets = [block.split("```", 1)[0] for block in text.split("```yaml\n")[1:]]
+    assert snippets
+    for snippet in snippets:
+        parse_policy(snippet, "docs/configuration.md")
