@@ -72,7 +72,7 @@ class Reflector:
         self.resource = resource
         self.items: dict[str, dict[str, Any]] = {}
         self.resource_version: str | None = None
-        self.synced = False  # listed at least once since start
+        self.synced = False  # listed, and watching since, without a break
         self.relists = 0
         self._watch_timeout_s = watch_timeout_s
         self._max_backoff_s = max_backoff_s
@@ -122,6 +122,9 @@ class Reflector:
                 log.info("watch_expired", cluster=self.cluster.name, kind=self.resource.kind)
                 return
             except errors.TransientError as e:
+                # The cache may be missing whatever happened while the cluster was away; it
+                # does not count as synced again until the next list succeeds.
+                self.synced = False
                 log.info("watch_broken", cluster=self.cluster.name, kind=self.resource.kind, e=e)
                 return
 
