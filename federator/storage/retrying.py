@@ -80,7 +80,7 @@ def transient_retry(
     """Retry a call on transient S3 errors with exponential backoff, then re-raise."""
     return retry(
         retry=retry_if_exception(is_transient),
-        wait=wait_exponential_jitter(initial=0.2, max=8.0),
+        wait=wait_exponential_jitter(multiplier=0.2, max=8.0),
         stop=stop_after_delay(max_delay_s),
         reraise=True,
     )
