@@ -154,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
     )
     trace = traces.read_trace(args.trace)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=170)  # piped output: do not squeeze the table to 80 columns
     sizes = [_positive(n, "--onprem-gpus") for n in args.onprem_gpus or []] or [0]
     policies = args.policies or ["never", "always", "greedy-spot", "starburst", "federator"]
     results = []

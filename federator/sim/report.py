@@ -133,20 +133,27 @@ def plot_curves(path: Path, results: Sequence[RunResult], title: str) -> None:
     for result in results:
         groups.setdefault((result.policy, result.onprem_gpus), []).append(result)
     sizes = sorted({size for _, size in groups})
+    paid = [r.summary.cloud_cost_usd for r in results if r.summary.cloud_cost_usd > 0]
+    floor = min(paid) / 2 if paid else 1.0  # where $0 runs are drawn on the log axis
     for (policy, size), runs in sorted(groups.items()):
         runs.sort(key=lambda r: r.summary.cloud_cost_usd)
         color, marker = _STYLES.get(policy, ("gray", "."))
         label = policy if len(sizes) == 1 else f"{policy} ({size} GPUs)"
+        style = "-" if sizes.index(size) == 0 else "--"
+        if all(r.summary.cloud_cost_usd <= 0 for r in runs):
+            jct = runs[0].summary.mean_jct_s / HOUR
+            axes.axhline(jct, color=color, linestyle=":", label=f"{label}: no cloud")
+            continue
         axes.plot(
-            [max(r.summary.cloud_cost_usd, 1.0) / 1000 for r in runs],
+            [max(r.summary.cloud_cost_usd, floor) for r in runs],
             [r.summary.mean_jct_s / HOUR for r in runs],
             marker=marker,
             color=color,
-            linestyle="-" if sizes.index(size) == 0 else "--",
+            linestyle=style,
             label=label,
         )
     axes.set_xscale("log")
-    axes.set_xlabel("cloud cost (thousand USD, log scale; $0 drawn at $1)")
+    axes.set_xlabel("cloud cost (USD, log scale; runs with no cloud cost at the left edge)")
     axes.set_ylabel("mean job completion time (hours)")
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)

@@ -1,0 +1,190 @@
+"""Benchmark of `federator simulate`: speed, and federator's cost-JCT curve against the others.
+
+    .venv/bin/python scripts/bench/simulate.py            # speed (trace A + 200k synthetic)
+    .venv/bin/python scripts/bench/simulate.py --quality  # + curves at 576 and 640 GPUs
+
+Speed: one full run of trace A per policy, and one run of a synthetic 200,000-job trace for
+`federator`, each timed in wall-clock and CPU seconds; ratios are printed against the
+`never` run of the same trace in the same process (the cost of the simulation with the
+decision core doing the least work).
+
+Quality: each policy's knob sweep on trace A with the bench policy file
+(`simulate_policy.yaml`: V100 spot + on-demand) and with on-demand only
+(`simulate_ondemand_policy.yaml`: everyone pays the same price per GPU-hour). Every curve
+is reduced to its Pareto frontier (cost vs mean JCT); federator's points are compared with
+the other curve interpolated at the same mean JCT (cost ratio) and at the same cost (JCT
+difference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from federator.sim import runs, setup
+from federator.sim.engine import RunResult, Simulation
+from federator.sim.traces import TraceJob, read_trace, synthetic_trace
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+TRACE_A = REPO / ".." / "shared" / "data" / "traces" / "trace_a_philly.csv"
+POLICY_FILES = {
+    "spot+on-demand": HERE / "simulate_policy.yaml",
+    "on-demand only": HERE / "simulate_ondemand_policy.yaml",
+}
+HOUR = 3600.0
+
+
+def timed_run(
+    trace: Sequence[TraceJob], world: setup.World, spec: runs.RunSpec
+) -> tuple[RunResult, float, float]:
+    controller = runs.controller_for(spec, world.policy, trace)
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = Simulation(trace, world.scenario, controller).run()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def configured(name: str, world: setup.World) -> runs.RunSpec:
+    knob = runs.configured_knob(name, world.policy) if name in runs.KNOB_NAMES else None
+    return runs.RunSpec(name, knob)
+
+
+def speed() -> None:
+    trace = read_trace(TRACE_A)
+    world = setup.load_world(
+        POLICY_FILES["spot+on-demand"], trace, setup.WorldOptions(onprem_gpus=576)
+    )
+    print(f"== speed: trace A ({len(trace):,} jobs), 576 on-prem GPUs, one run per policy")
+    baseline = None
+    for name in ("never", "always", "greedy-spot", "starburst", "federator"):
+        spec = configured(name, world)
+        result, wall, cpu = timed_run(trace, world, spec)
+        baseline = baseline or cpu
+        print(
+            f"{name:12s} wall {wall:6.2f} s  cpu {cpu:6.2f} s  cpu/never {cpu / baseline:5.2f}x  "
+            f"rounds {result.decision_rounds:6d}  decided {result.decided_jobs:7d}"
+        )
+    synthetic = synthetic_trace(200_000, seed=1, cluster_gpus=1024, load=1.1)
+    big = setup.load_world(
+        POLICY_FILES["spot+on-demand"], synthetic, setup.WorldOptions(onprem_gpus=1024)
+    )
+    print(f"== speed: synthetic {len(synthetic):,} jobs, 1024 on-prem GPUs")
+    base = None
+    for name in ("never", "federator"):
+        spec = configured(name, big)
+        result, wall, cpu = timed_run(synthetic, big, spec)
+        base = base or cpu
+        print(
+            f"{name:12s} wall {wall:6.2f} s  cpu {cpu:6.2f} s  cpu/never {cpu / base:5.2f}x  "
+            f"bursted {result.summary.bursted_jobs:,}"
+        )
+
+
+def frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Pareto frontier of (cost, jct): by cost, each point strictly faster than the cheaper."""
+    best: list[tuple[float, float]] = []
+    for cost, jct in sorted(points):
+        if not best or jct < best[-1][1]:
+            best.append((cost, jct))
+    return best
+
+
+def cost_at_jct(curve: list[tuple[float, float]], jct: float) -> float | None:
+    """The frontier's cost at a mean JCT (linear between points); None outside its range."""
+    jcts = [j for _, j in curve]
+    if not curve or jct > max(jcts) or jct < min(jcts):
+        return None
+    ordered = sorted(curve, key=lambda p: p[1])
+    return float(np.interp(jct, [j for _, j in ordered], [c for c, _ in ordered]))
+
+
+def jct_at_cost(curve: list[tuple[float, float]], cost: float) -> float | None:
+    costs = [c for c, _ in curve]
+    if not curve or cost > max(costs) or cost < min(costs):
+        return None
+    return float(np.interp(cost, costs, [j for _, j in curve]))
+
+
+def quality(policies: Sequence[str], sizes: Sequence[int], out: Path | None) -> None:
+    trace = read_trace(TRACE_A)
+    rows = []
+    for label, path in POLICY_FILES.items():
+        for size in sizes:
+            world = setup.load_world(path, trace, setup.WorldOptions(onprem_gpus=size))
+            curves: dict[str, list[tuple[float, float]]] = {}
+            for spec in runs.plan_runs(policies, sweep=True, base=world.policy):
+                result, wall, _ = timed_run(trace, world, spec)
+                s = result.summary
+                rows.append(
+                    {
+                        "world": label,
+                        "onprem_gpus": size,
+                        "policy": spec.policy,
+                        "knob": spec.knob,
+                        "cloud_cost_usd": s.cloud_cost_usd,
+                        "mean_jct_s": s.mean_jct_s,
+                        "wall_s": wall,
+                    }
+                )
+                curves.setdefault(spec.policy, []).append((s.cloud_cost_usd, s.mean_jct_s / HOUR))
+                print(
+                    f"  {label:15s} {size} {spec.label:40s} ${s.cloud_cost_usd:10,.0f} "
+                    f"JCT {s.mean_jct_s / HOUR:6.3f} h  ({wall:.1f} s)",
+                    flush=True,
+                )
+            compare(label, size, curves)
+    if out is not None:
+        out.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+
+
+def compare(label: str, size: int, curves: dict[str, list[tuple[float, float]]]) -> None:
+    ours = frontier(curves.get("federator", []))
+    for other in ("starburst", "oracle"):
+        theirs = frontier(curves.get(other, []))
+        if not ours or not theirs:
+            continue
+        print(f"== {label}, {size} GPUs: federator vs {other}")
+        for cost, jct in ours:
+            at_jct = cost_at_jct(theirs, jct)
+            at_cost = jct_at_cost(theirs, cost)
+            ratio = "-" if at_jct is None or at_jct <= 0 else f"{cost / at_jct:5.2f}x cost"
+            delta = "-" if at_cost is None else f"{jct - at_cost:+.3f} h JCT"
+            print(
+                f"   federator ${cost:10,.0f} JCT {jct:6.3f} h   vs {other}: {ratio:>12s} "
+                f"at same JCT, {delta:>14s} at same cost"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quality", action="store_true", help="also sweep the policies (minutes)")
+    parser.add_argument(
+        "--policy",
+        action="append",
+        help="policies to sweep (default: starburst, federator, oracle)",
+    )
+    parser.add_argument(
+        "--size", type=int, action="append", help="on-prem GPUs (default: 576 and 640)"
+    )
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--json", type=Path, help="write the quality rows here")
+    args = parser.parse_args()
+    if not args.skip_speed:
+        speed()
+    if args.quality:
+        quality(
+            args.policy or ["starburst", "federator", "oracle"], args.size or [576, 640], args.json
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
