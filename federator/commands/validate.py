@@ -20,11 +20,15 @@ the file is valid, and 2 when it has any problem.
 A valid file is summarised: its clusters and pools, the queues watched, the bursting policy,
 tenants, budgets and datasets, so you can check it says what you meant.
 
-Relative paths inside the file are resolved against the file's own directory.
+Relative paths inside the file are resolved against the file's own directory. With
+--check-files, validate also checks what the file points at on this machine: kubeconfig
+files and their contexts, credentials files and environment variables, price catalogs. It
+still contacts no cluster and no store (Kubernetes Secrets are not read).
 
 examples:
   federator validate config/sandbox.yaml
   federator validate --quiet /etc/federator/policy.yaml && echo ok
+  federator validate --check-files config/sandbox.yaml    # after `federator sandbox up`
 """
 
 
@@ -39,6 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print nothing when the file is valid"
     )
+    parser.add_argument(
+        "--check-files",
+        action="store_true",
+        help="also check the files, kubeconfig contexts and credentials the policy points at",
+    )
     parser.set_defaults(run=run)
 
 
@@ -47,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from federator.policy.summary import describe
 
     try:
-        config = load_policy(args.file)
+        config = load_policy(args.file, check_files=args.check_files)
     except PolicyFileError as error:
         for problem in error.errors:
             print(problem, file=sys.stderr)

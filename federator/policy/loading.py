@@ -26,13 +26,15 @@ from federator.policy.config import DEFER_REFERENCES_CONTEXT, FederatorConfig, r
 from federator.policy.errors import LocatedError, PathKey, PolicyFileError
 from federator.policy.secrets import find_inline_secrets
 from federator.policy.sourcemap import Position, SourceMap, load_document
+from federator.policy.targets import target_problems
 
 STRING_SOURCE = "<string>"
 
 
-def load_policy(path: str | os.PathLike[str]) -> FederatorConfig:
+def load_policy(path: str | os.PathLike[str], *, check_files: bool = False) -> FederatorConfig:
     """Read and validate the policy file at `path`; raise `PolicyFileError` listing every
-    problem. Relative paths inside the file are resolved against the file's directory."""
+    problem. Relative paths inside the file are resolved against the file's directory. With
+    `check_files`, also check that the files, contexts and credentials it points at exist."""
     source = os.fspath(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -41,14 +43,20 @@ def load_policy(path: str | os.PathLike[str]) -> FederatorConfig:
     except OSError as error:
         reason = error.strerror or str(error)
         raise _single(source, f"cannot read the file: {reason}") from None
-    return parse_policy(text, source, base_dir=Path(path).absolute().parent)
+    base_dir = Path(path).absolute().parent
+    return parse_policy(text, source, base_dir=base_dir, check_files=check_files)
 
 
 def parse_policy(
-    text: str, source_name: str = STRING_SOURCE, *, base_dir: Path | None = None
+    text: str,
+    source_name: str = STRING_SOURCE,
+    *,
+    base_dir: Path | None = None,
+    check_files: bool = False,
 ) -> FederatorConfig:
     """Validate policy text; `source_name` prefixes each error. Relative paths in the text are
     resolved against `base_dir`, or left relative (to the current directory) when it is None.
+    `check_files` also checks what the file points at (see `federator.policy.targets`).
     """
     document = load_document(text)
     errors = [
@@ -68,7 +76,10 @@ def parse_policy(
         skip = [secret.path for secret in secrets]
         errors.extend(_field_errors(error, document.data, document.source_map, source_name, skip))
         raise PolicyFileError(source_name, errors) from None
-    for problem in reference_problems(config):
+    problems = reference_problems(config)
+    if check_files and not problems:
+        problems = target_problems(config)
+    for problem in problems:
         position = document.source_map.value_position(problem.path)
         errors.append(_located(source_name, position, problem.path, problem.message))
     if errors:

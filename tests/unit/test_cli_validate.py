@@ -123,3 +123,19 @@ def test_validate_help_reads_like_documentation() -> None:
     result = federator("validate", "--help")
     assert result.returncode == 0
     assert "FILE:LINE:COL: field.path:" in result.stdout
+
+
+def test_check_files_reports_a_missing_kubeconfig_at_its_line(tmp_path: Path) -> None:
+    text = (REPO / "config" / "sandbox.yaml").read_text()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "policy.yaml").write_text(text)
+    plain = federator("validate", "-q", "config/policy.yaml", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    checked = federator("validate", "--check-files", "config/policy.yaml", cwd=tmp_path)
+    assert checked.returncode == 2
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "kubeconfig:" in row)
+    assert (
+        f"config/policy.yaml:{line}:19: clusters[0].connection.kubeconfig: "
+        f"{tmp_path}/.sandbox/kubeconfig does not exist"
+    ) in checked.stderr
+    assert "Traceback" not in checked.stderr
