@@ -24,7 +24,8 @@ from federator.storage.endpoints import (
     make_client,
     normalize_prefix,
 )
-from federator.storage.registry import ModelRegistry
+from federator.storage.registry import ModelRegistry, sync_back
+from federator.syncing.modelsync import RoundResult
 from federator.syncing.plans import DeletePolicy
 
 if TYPE_CHECKING:
@@ -150,6 +151,20 @@ class Stores:
         uri = locations.staging_uri(self.config, cluster)
         location = self.location(cluster, uri, where=f"registry.staging.{cluster}")
         return ModelRegistry(location, self.client(cluster), **self._registry_tuning())
+
+    def sync_models_back(self, cluster: str) -> RoundResult:
+        """One round of sync back from `cluster`'s staging registry to the on-prem registry."""
+        report = sync_back(self.staging(cluster), self.registry())
+        return RoundResult(cluster, report.versions_copied, report.bytes_copied, report.failures)
+
+    def seed_checkpoint(self, job: str, cluster: str) -> str | None:
+        """Copy `job`'s latest on-prem checkpoint into `cluster`'s staging registry."""
+        registry = self.registry()
+        latest = registry.latest_checkpoint(job)
+        if latest is None:
+            return None
+        self.staging(cluster).receive_version(registry, latest.name, latest.version)
+        return latest.version
 
     def _registry_tuning(self) -> dict[str, int]:
         settings = transfer_settings(self.config)

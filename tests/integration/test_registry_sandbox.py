@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from federator import cli
+from federator.policy import load_policy
 from federator.sandbox import SandboxEnv
 from federator.storage.endpoints import Endpoint, Location
 from federator.storage.registry import (
@@ -21,7 +23,9 @@ from federator.storage.registry import (
     VersionExists,
     sync_back,
 )
-from federator.syncing import manifests
+from federator.storage.stores import Stores
+from federator.syncing import manifests, modelsync
+from federator.syncing.modelsync import RoundResult
 
 pytestmark = pytest.mark.sandbox
 
@@ -222,12 +226,47 @@ def test_the_cli_syncs_a_dataset_with_a_dry_run_first(
     assert "5 already there" in capsys.readouterr().err
 
 
+async def test_the_daemon_loop_brings_checkpoints_back_and_seeds_a_re_placed_job(
+    sandbox: SandboxEnv, bucket_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    buckets = {
+        "onprem": bucket_factory("onprem", prefix="registry"),
+        "cloud-a": bucket_factory("cloud-a", prefix="staging"),
+        "cloud-b": bucket_factory("cloud-b", prefix="staging"),
+    }
+    config = policy_copy(
+        sandbox,
+        tmp_path,
+        registry=f"s3://{buckets['onprem']}/registry/",
+        staging={c: f"s3://{buckets[c]}/staging/" for c in ("cloud-a", "cloud-b")},
+    )
+    stores = Stores(load_policy(config))
+    stores.staging("cloud-a").publish_checkpoint("job-1", 5, files(tmp_path, ckpt=3000))
+    stop = asyncio.Event()
+    rounds: list[list[RoundResult]] = []
+
+    def after_round(results: list[RoundResult]) -> None:
+        rounds.append(results)
+        stop.set()
+
+    await modelsync.keep_models_synced(
+        stores, ["cloud-a", "cloud-b"], interval_s=60, stop=stop, on_round=after_round
+    )
+    copied = {r.cluster: r.versions_copied for r in rounds[0]}
+    assert copied == {"cloud-a": ("checkpoints/job-1@000000000005",), "cloud-b": ()}
+    assert await modelsync.seed_latest_checkpoint(stores, "job-1", "cloud-b") == "000000000005"
+    seeded = stores.staging("cloud-b").latest_checkpoint("job-1")
+    assert seeded is not None
+    assert seeded.metadata["step"] == "5"
+
+
 def policy_copy(
     sandbox: SandboxEnv,
     tmp_path: Path,
     *,
     registry: str | None = None,
     dataset: tuple[str, str] | None = None,
+    staging: dict[str, str] | None = None,
 ) -> Path:
     """The sandbox policy with absolute paths, a fresh registry or an extra dataset."""
     text = (REPO / "config" / "sandbox.yaml").read_text()
@@ -236,6 +275,8 @@ def policy_copy(
     )
     if registry is not None:
         text = text.replace("uri: s3://onprem-models/registry/", f"uri: {registry}")
+    for cluster, uri in (staging or {}).items():
+        text = text.replace(f"{cluster}: s3://{cluster}-models/staging/", f"{cluster}: {uri}")
     if dataset is not None:
         text = text.replace(
             "datasets:\n",
