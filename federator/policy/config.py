@@ -9,7 +9,7 @@ to fix, so the loader can point at the exact line.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -144,17 +144,19 @@ def _dotted(path: PathKey) -> str:
     return ".".join(str(part) for part in path) or "(top level)"
 
 
-def reference_problems(config: FederatorConfig) -> list[Problem]:
-    """Every reference in `config` that does not resolve, with the path of the field to fix."""
-    checks = (
-        _cluster_problems,
-        _queue_problems,
-        _tenant_problems,
-        _dataset_problems,
-        _residency_problems,
-        _registry_problems,
-    )
-    return [problem for check in checks for problem in check(config)]
+def reference_problems(
+    config: FederatorConfig, valid_sections: frozenset[str] | None = None
+) -> list[Problem]:
+    """Every reference in `config` that does not resolve, with the path of the field to fix.
+
+    With `valid_sections`, only the checks whose sections are all among them run: the loader
+    uses this to report reference problems alongside field errors in other sections."""
+    return [
+        problem
+        for check, sections in _CHECKS
+        if valid_sections is None or sections <= valid_sections
+        for problem in check(config)
+    ]
 
 
 def _duplicate_names(path: PathKey, names: list[str], what: str) -> Iterator[Problem]:
@@ -303,3 +305,13 @@ def _registry_problems(config: FederatorConfig) -> Iterator[Problem]:
         return
     for name in config.registry.staging:
         yield from _cloud_name_problems(config, ("registry", "staging", name), name)
+
+
+_CHECKS: tuple[tuple[Callable[[FederatorConfig], Iterator[Problem]], frozenset[str]], ...] = (
+    (_cluster_problems, frozenset({"clusters"})),
+    (_queue_problems, frozenset({"clusters", "queues", "burst_rules"})),
+    (_tenant_problems, frozenset({"clusters", "tenants"})),
+    (_dataset_problems, frozenset({"clusters", "datasets", "residency"})),
+    (_residency_problems, frozenset({"datasets", "residency"})),
+    (_registry_problems, frozenset({"clusters", "registry"})),
+)

@@ -16,13 +16,18 @@ import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from federator.policy import base
-from federator.policy.config import DEFER_REFERENCES_CONTEXT, FederatorConfig, reference_problems
+from federator.policy.config import (
+    DEFER_REFERENCES_CONTEXT,
+    FederatorConfig,
+    Problem,
+    reference_problems,
+)
 from federator.policy.errors import LocatedError, PathKey, PolicyFileError
 from federator.policy.secrets import find_inline_secrets
 from federator.policy.sourcemap import Position, SourceMap, load_document
@@ -75,6 +80,9 @@ def parse_policy(
     except ValidationError as error:
         skip = [secret.path for secret in secrets]
         errors.extend(_field_errors(error, document.data, document.source_map, source_name, skip))
+        for problem in _references_of_valid_sections(document.data, context):
+            position = document.source_map.value_position(problem.path)
+            errors.append(_located(source_name, position, problem.path, problem.message))
         raise PolicyFileError(source_name, errors) from None
     problems = reference_problems(config)
     if check_files and not problems:
@@ -85,6 +93,28 @@ def parse_policy(
     if errors:
         raise PolicyFileError(source_name, errors)
     return config
+
+
+def _references_of_valid_sections(data: object, context: dict[str, Any]) -> list[Problem]:
+    """Reference problems among the top-level sections that are valid on their own, so one
+    run reports them together with the field errors elsewhere in the file."""
+    if not isinstance(data, dict):
+        return []
+    sections: dict[str, Any] = {}
+    for name, field in FederatorConfig.model_fields.items():
+        if name not in data:
+            continue
+        form: Any = Annotated
+        adapter: TypeAdapter[Any] = TypeAdapter(form[field.annotation, field])
+        try:
+            sections[name] = adapter.validate_python(data[name], context=context)
+        except ValidationError:
+            continue
+    if "clusters" not in sections:
+        return []  # every check needs the clusters
+    valid = frozenset(sections) | (frozenset(FederatorConfig.model_fields) - frozenset(data))
+    partial = FederatorConfig.model_construct(**{"queues": (), **sections})
+    return reference_problems(partial, valid)
 
 
 def _single(source: str, message: str) -> PolicyFileError:

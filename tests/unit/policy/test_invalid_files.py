@@ -307,3 +307,22 @@ def test_every_problem_of_a_file_is_reported_at_once() -> None:
 def test_an_inline_secret_under_an_unknown_key_is_reported_once_as_a_secret() -> None:
     errors = errors_of(edited(append="registry:\n  uri: s3://models/registry/\n  token: abc\n"))
     assert [e.field_path for e in errors] == ["registry.token"]
+
+
+def test_reference_problems_are_reported_with_field_errors_of_other_sections() -> None:
+    text = edited(
+        append="burst: {min_wait: 3}\ntenants:\n  - name: t\n    namespaces: [a]\n"
+        "    allowed_clusters: [cloud-z]\n"
+    )
+    assert [(e.line, e.field_path) for e in errors_of(text)] == [
+        (19, "burst.min_wait"),
+        (23, "tenants[0].allowed_clusters[0]"),
+    ]
+
+
+def test_references_into_an_invalid_section_are_not_guessed_at() -> None:
+    text = edited(
+        ("        max_gpus: 16", "        max_gpus: x"),
+        append="tenants:\n  - name: t\n    namespaces: [a]\n    allowed_clusters: [cloud-z]\n",
+    )
+    assert [e.field_path for e in errors_of(text)] == ["clusters[1].pools[0].max_gpus"]
