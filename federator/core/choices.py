@@ -96,6 +96,7 @@ class RoundOptions:
             for o in self.offers
         ]
         self._allowed_split: dict[_Shape, tuple[tuple[int, ...], ...]] = {}
+        self._floors: dict[_Shape, tuple[tuple[float, float, float], ...]] = {}
         self._allowed: dict[_Shape, tuple[int, ...]] = {}
         self._values: dict[tuple[int, str, int], float] = {}
         self._queue: Sequence[PendingJob] = ()
@@ -145,13 +146,13 @@ class RoundOptions:
         ledger = self.ledger
         if job.gpus > ledger.most_free:
             return Search(None, -1, None, None, math.inf, 0)
-        capped = ledger.global_cap_blocker(job)
-        if capped is not None:
-            return self._all_capped(job, value_per_hour, capped)
         runtime_h = job.runtime_estimate_s / HOUR_S
         class_floor = self._class_floor(job, runtime_h, value_per_hour)
         if class_floor > bar_usd:
             return Search(None, -1, None, None, class_floor, 0)
+        capped = ledger.global_cap_blocker(job)
+        if capped is not None:
+            return self._all_capped(job, value_per_hour, capped)
         candidates = self._bounded_candidates(job, runtime_h, value_per_hour)
         return self._price_in_order(job, candidates, value_per_hour, bar_usd)
 
@@ -159,13 +160,32 @@ class RoundOptions:
         """No option of any class can cost less than this (bare compute, best-case delay)."""
         floor = math.inf
         compute_hours = job.gpus * runtime_h
-        for speed_class, indices in zip(self._classes, self._allowed_by_class(job), strict=True):
-            if indices:
-                saving = runtime_h * speed_class.saving_per_runtime - speed_class.min_startup_h
-                floor = min(
-                    floor, compute_hours * self._per_unit[indices[0]] - value_per_hour * saving
-                )
+        for per_unit, saving_per_runtime, min_startup_h in self._floor_terms(job):
+            bound = compute_hours * per_unit - value_per_hour * (
+                runtime_h * saving_per_runtime - min_startup_h
+            )
+            if bound < floor:
+                floor = bound
         return floor
+
+    def _floor_terms(self, job: PendingJob) -> tuple[tuple[float, float, float], ...]:
+        """Per speed class the job may use: its cheapest price per speed, saving, startup."""
+        shape = (job.tenant, job.gpu_types, job.gpus_per_pod)
+        terms = self._floors.get(shape)
+        if terms is None:
+            terms = tuple(
+                (
+                    self._per_unit[indices[0]],
+                    speed_class.saving_per_runtime,
+                    speed_class.min_startup_h,
+                )
+                for speed_class, indices in zip(
+                    self._classes, self._allowed_by_class(job), strict=True
+                )
+                if indices
+            )
+            self._floors[shape] = terms
+        return terms
 
     def _bounded_candidates(
         self, job: PendingJob, runtime_h: float, value_per_hour: float
@@ -236,10 +256,10 @@ class RoundOptions:
         return Search(None, -1, None, None, math.inf, 0)
 
     def _allowed_by_class(self, job: PendingJob) -> tuple[tuple[int, ...], ...]:
-        allowed = set(self.allowed(job))
         shape = (job.tenant, job.gpu_types, job.gpus_per_pod)
         split = self._allowed_split.get(shape)
         if split is None:
+            allowed = set(self.allowed(job))
             split = tuple(
                 tuple(i for i in speed_class.indices if i in allowed)
                 for speed_class in self._classes

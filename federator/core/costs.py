@@ -183,21 +183,15 @@ def price_stay(
     """Staying: on-prem marginal cost, the wait priced at the job's value of time, deadline risk."""
     runtime = job.runtime_estimate_s
     compute = policy.onprem_usd_per_gpu_hour * job.gpus * runtime / HOUR_S
-    delay = math.inf if math.isinf(wait_s) else value_per_hour * wait_s / HOUR_S
-    probability = 0.0
-    if job.deadline_at is not None:
-        cv = runtime_cv(job, policy)
-        slack = job.deadline_at - (now + wait_s + runtime)
-        sd = cv * math.hypot(runtime, 0.0 if math.isinf(wait_s) else wait_s)
-        probability = miss_probability(slack_s=slack, sd_s=sd)
-    return StayEstimate(
-        wait_s=wait_s,
-        runtime_s=runtime,
-        compute_usd=compute,
-        delay_usd=delay,
-        deadline_miss_probability=probability,
-        deadline_usd=probability * policy.deadline_miss_penalty_usd,
-    )
+    never = wait_s == math.inf
+    delay = math.inf if never else value_per_hour * wait_s / HOUR_S
+    if job.deadline_at is None:
+        return StayEstimate(wait_s, runtime, compute, delay, 0.0, 0.0)
+    slack = job.deadline_at - (now + wait_s + runtime)
+    sd = runtime_cv(job, policy) * math.hypot(runtime, 0.0 if never else wait_s)
+    probability = miss_probability(slack_s=slack, sd_s=sd)
+    penalty = probability * policy.deadline_miss_penalty_usd
+    return StayEstimate(wait_s, runtime, compute, delay, probability, penalty)
 
 
 def transfer_bytes(job: PendingJob, offer: Offer) -> int:

@@ -16,7 +16,6 @@ Cost: O(n·s + r) heap and deque steps for n jobs of s distinct sizes and r rele
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import math
 from collections import deque
@@ -64,6 +63,7 @@ class OnPremReplay:
             self._by_size.setdefault(job.gpus, deque()).append((index, job))
         self._sizes = sorted(self._by_size)
         self._left = len(ordered)
+        self._end = len(ordered)  # past every admission index
         self._clock = now
 
     def __len__(self) -> int:
@@ -98,13 +98,17 @@ class OnPremReplay:
         if not self._backfill:
             first = self._first_size()
             return self._pop(first) if first is not None and first <= self._free else None
-        best_size: int | None = None
-        best_index = 0
-        for size in self._sizes[: bisect.bisect_right(self._sizes, self._free)]:
-            queue = self._by_size[size]
-            if queue and (best_size is None or queue[0][0] < best_index):
+        free = self._free
+        best_size = -1
+        best_index = self._end
+        by_size = self._by_size
+        for size in self._sizes:
+            if size > free:
+                break
+            queue = by_size[size]
+            if queue and queue[0][0] < best_index:
                 best_size, best_index = size, queue[0][0]
-        return None if best_size is None else self._pop(best_size)
+        return self._pop(best_size) if best_size >= 0 else None
 
     def _take_first(self) -> PendingJob:
         first = self._first_size()
