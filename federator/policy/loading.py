@@ -222,6 +222,9 @@ def _message(detail: ErrorDetails, path: PathKey) -> str:
         return f"say which kind this is with `{ctx.get('discriminator', 'source')}: ...`".replace(
             "'", ""
         )
+    if kind == "too_short":
+        count = int(ctx.get("min_length", 1))
+        return f"needs at least {count} entr{'y' if count == 1 else 'ies'}"
     if kind == "literal_error":
         return _choice_message(found, str(ctx.get("expected", "")))
     if kind == "string_pattern_mismatch":

@@ -98,6 +98,8 @@ def load_document(text: str) -> LoadedDocument:
 def _describe_yaml_error(error: yaml.MarkedYAMLError) -> str:
     parts = [error.context or "", error.problem or ""]
     text = "; ".join(part.strip() for part in parts if part and part.strip())
+    if "'\\t'" in text:
+        text += " (YAML indents with spaces, never tabs)"
     return f"YAML syntax error: {text or 'cannot parse'}"
 
 

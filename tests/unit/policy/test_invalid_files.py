@@ -263,6 +263,22 @@ CASES = [
         "(top level)",
         "YAML syntax error",
     ),
+    Case(
+        "a tab in the indentation",
+        edited(append="burst:\n\tmin_wait: 1m\n"),
+        20,
+        "(top level)",
+        "(YAML indents with spaces, never tabs)",
+    ),
+    Case(
+        "an empty list where entries are required",
+        edited(("  - kind: ClusterQueue", "  []"), ("    name: onprem", "")).replace(
+            "queues:\n  []", "queues: []"
+        ),
+        16,
+        "queues",
+        "needs at least 1 entry",
+    ),
     Case("an empty file", "", 1, "(top level)", "the file is empty"),
     Case("a file of comments only", "# nothing yet\n", 1, "(top level)", "the file is empty"),
     Case(
