@@ -2,39 +2,37 @@
 
 **It is a heuristic, not a lower bound.** Choosing which jobs to burst so as to minimise cloud
 cost plus the value of waiting is a combinatorial scheduling problem; no exact solver runs on
-21,000 jobs here. What the oracle does know that no real policy can: every job's true run time,
-every future arrival, and what each cloud pool will really do to each job (its preemptions and
-rework, its price over the run), because it replays the simulation itself.
+21,000 jobs here. What the oracle knows that no real policy can: every job's true run time,
+every future arrival, and what each cloud pool will really do to each job (its preemptions
+and rework, its price over the run), because it replays the simulation itself.
 
-The search (iterated hindsight):
-1. Price each job's best cloud option from its realised cloud run (cost, and the delay that
-   startup and rework add), for every pool; keep the best by cost + value of that delay.
-2. Simulate with a plan (first: burst nothing) and read every job's real on-prem wait. For a
-   job the plan bursts, the wait it would have had is read from the nearest job of the same
-   size submitted at or after it that stayed.
-3. The next plan bursts, at submission, every job whose waiting is worth more than its cloud
-   option: value x (wait - cloud delay) > cloud cost.
-4. Repeat a few times; keep the plan whose simulated objective (cloud cost + value of every
-   job's completion time) is lowest.
-The value of waiting is the same DecisionPolicy figure the `federator` strategy uses, so the
-two curves are drawn over the same knob.
+The search is a continuation in the value of waiting v (the same DecisionPolicy figure the
+`federator` strategy uses, so both curves share a knob):
+1. Each job's best cloud option is priced from its realised cloud run on every pool (cost, and
+   the delay startup and rework add); the best by cost + value of that delay is kept.
+2. Starting from "burst nothing" at v/256, v doubles step by step (factor 2, last step = v).
+   At each step the current plan is simulated and every job that stayed reads its real
+   on-prem wait; the plan then also bursts, at submission, every job whose wait priced at the
+   step's v is worth more than its cloud option: v x (wait - cloud delay) > cloud cost.
+3. Plans only grow along the path, so small steps keep the overshoot of deciding many jobs on
+   one simulation small; plans along the path are cached, so a sweep over v costs about one
+   simulation per grid point.
 """
 
 from __future__ import annotations
 
-import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from federator.core.policy import DecisionPolicy
 from federator.sim.cloud import CloudPool, run_in_cloud
-from federator.sim.engine import Order, RunResult, Scenario, Simulation, World
+from federator.sim.engine import Order, Scenario, Simulation, World
 from federator.sim.traces import TraceJob
 
-ITERATIONS = 4
+_STEPS = 8  # the path starts at v / 2**8
 HOUR = 3600.0
 
 
@@ -61,62 +59,86 @@ class PlannedBursts:
         return [Order(job, pool=self.plan.get(job)) for job in due]
 
 
+class HindsightPlanner:
+    """Plans for increasing values of waiting, cached along the continuation path."""
+
+    def __init__(
+        self,
+        trace: Sequence[TraceJob],
+        scenario: Scenario,
+        policy_at: Callable[[float], DecisionPolicy],
+    ) -> None:
+        self.trace = trace
+        self.scenario = scenario
+        self.policy_at = policy_at
+        self.simulations = 0
+        self._path: list[tuple[float, dict[int, CloudPool]]] = []
+        self._runs = [_cloud_runs(job, scenario) for job in trace]  # independent of v
+
+    def plan_for(self, value: float) -> dict[int, CloudPool]:
+        for known, plan in self._path:
+            if known == value:
+                return plan
+        start_value, plan = self._closest_below(value)
+        step = max(start_value * 2, value / 2**_STEPS) if start_value > 0 else value / 2**_STEPS
+        while True:
+            step = min(step, value)
+            plan = self._extend(plan, step)
+            if step >= value:
+                return plan
+            step *= 2
+
+    def _closest_below(self, value: float) -> tuple[float, dict[int, CloudPool]]:
+        below = [(known, plan) for known, plan in self._path if known < value]
+        if not below or max(below, key=lambda item: item[0])[0] < value / 2**_STEPS:
+            return 0.0, {}
+        return max(below, key=lambda item: item[0])
+
+    def _extend(self, plan: dict[int, CloudPool], value: float) -> dict[int, CloudPool]:
+        policy = self.policy_at(value)
+        values = np.array([_value_per_hour(job, policy) for job in self.trace])
+        options = [
+            _best(runs, job_value) for runs, job_value in zip(self._runs, values, strict=True)
+        ]
+        result = Simulation(self.trace, self.scenario, PlannedBursts("oracle-search", plan)).run()
+        self.simulations += 1
+        waits = result.outcomes.start_s - result.outcomes.submit_s
+        grown = dict(plan)
+        for job, option in enumerate(options):
+            if job in grown or option is None or result.outcomes.bursted[job]:
+                continue
+            if values[job] * (waits[job] - option.delay_s) / HOUR > option.cost_usd:
+                grown[job] = option.pool
+        self._path.append((value, grown))
+        self._path.sort(key=lambda item: item[0])
+        return grown
+
+
 class OracleController:
-    """Plans its bursts in hindsight in `prepare`, then plays them."""
+    """Plays the planner's bursts for one value of waiting."""
 
     name = "oracle"
 
-    def __init__(self, policy: DecisionPolicy, *, knob: float | None, knob_name: str) -> None:
-        self.policy = policy
-        self.knob = knob
+    def __init__(self, planner: HindsightPlanner, *, knob: float, knob_name: str) -> None:
+        self.planner = planner
+        self.knob: float | None = knob
         self.knob_name = knob_name
         self._plan: dict[int, CloudPool] = {}
-        self.iterations: list[tuple[int, float]] = []  # (planned bursts, objective)
 
     def prepare(self, world: World) -> None:
-        self._plan = plan_in_hindsight(world.trace, world.scenario, self.policy, self.iterations)
+        self._plan = self.planner.plan_for(self.knob or 0.0)
 
     def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
         return [Order(job, pool=self._plan.get(job)) for job in due]
-
-
-def plan_in_hindsight(
-    trace: Sequence[TraceJob],
-    scenario: Scenario,
-    policy: DecisionPolicy,
-    log: list[tuple[int, float]] | None = None,
-) -> dict[int, CloudPool]:
-    values = np.array([_value_per_hour(job, policy) for job in trace])
-    options = [
-        _best_cloud_option(job, scenario, value) for job, value in zip(trace, values, strict=True)
-    ]
-    plan: dict[int, CloudPool] = {}
-    best_plan, best_objective = plan, math.inf
-    for _ in range(ITERATIONS):
-        result = Simulation(trace, scenario, PlannedBursts("oracle-search", plan)).run()
-        objective = _objective(result, values)
-        if log is not None:
-            log.append((len(plan), objective))
-        if objective < best_objective:
-            best_plan, best_objective = plan, objective
-        waits = _would_be_waits(result)
-        plan = {
-            job: option.pool
-            for job, option in enumerate(options)
-            if option is not None
-            and values[job] * (waits[job] - option.delay_s) / HOUR > option.cost_usd
-        }
-        if plan == best_plan:
-            break
-    return best_plan
 
 
 def _value_per_hour(job: TraceJob, policy: DecisionPolicy) -> float:
     return policy.value_of_time_usd_per_hour(gpus=job.gpus, queue=job.queue, priority=0)
 
 
-def _best_cloud_option(job: TraceJob, scenario: Scenario, value: float) -> CloudOption | None:
-    best: CloudOption | None = None
+def _cloud_runs(job: TraceJob, scenario: Scenario) -> list[CloudOption]:
+    """The job's realised cloud run on every pool it fits, if it burst at submission."""
+    found = []
     for pool in scenario.pools:
         if job.gpus > pool.max_gpus:
             continue
@@ -130,30 +152,12 @@ def _best_cloud_option(job: TraceJob, scenario: Scenario, value: float) -> Cloud
             scenario.dataset_bytes_per_job,
             rng,
         )
-        option = CloudOption(pool, run.cost_usd, run.end_s - job.submit_s - job.duration_s)
-        score = option.cost_usd + value * option.delay_s / HOUR
-        if best is None or score < best.cost_usd + value * best.delay_s / HOUR:
-            best = option
-    return best
+        found.append(CloudOption(pool, run.cost_usd, run.end_s - job.submit_s - job.duration_s))
+    return found
 
 
-def _objective(result: RunResult, values: np.ndarray) -> float:
-    outcomes = result.outcomes
-    jct_h = (outcomes.end_s - outcomes.submit_s) / HOUR
-    return float(outcomes.cost_usd.sum() + (values * jct_h).sum())
-
-
-def _would_be_waits(result: RunResult) -> np.ndarray:
-    """Each job's on-prem wait; for bursted jobs, that of the next same-size job that stayed."""
-    outcomes = result.outcomes
-    waits = outcomes.start_s - outcomes.submit_s
-    stayed = ~outcomes.bursted
-    estimate = np.where(stayed, waits, 0.0)
-    for size in np.unique(outcomes.gpus):
-        same = outcomes.gpus == size
-        stayed_here = np.flatnonzero(same & stayed)  # submission order = index order
-        bursted_here = np.flatnonzero(same & ~stayed)
-        after = np.searchsorted(outcomes.submit_s[stayed_here], outcomes.submit_s[bursted_here])
-        found = after < len(stayed_here)
-        estimate[bursted_here[found]] = waits[stayed_here[after[found]]]
-    return estimate
+def _best(options: list[CloudOption], value: float) -> CloudOption | None:
+    """The option with the lowest cost + value of the delay it adds."""
+    return min(
+        options, key=lambda option: option.cost_usd + value * option.delay_s / HOUR, default=None
+    )

@@ -6,8 +6,12 @@ Each policy has one main knob, the one a person would turn to trade cloud dollar
 |---|---|---|
 | never, always, greedy-spot | - | no knob: one point each |
 | starburst | waiting budget ρ | Σ timeouts = ρ × Σ runtimes (Compute-Wait, β solved exactly) |
-| federator | value of waiting, $ per GPU-hour | what one GPU-hour of a job's waiting is worth |
-| oracle | value of waiting, $ per GPU-hour | the same price of time, decided in hindsight |
+| federator | value of waiting, $ per job-hour | what one hour of a job's waiting is worth |
+| oracle | value of waiting, $ per job-hour | the same price of time, decided in hindsight |
+
+The sweeps price waiting per job-hour (and set the per-GPU-hour value to 0) because the curves
+are drawn against the *mean* JCT, where every job counts once whatever its size. Without
+`--sweep`, federator runs with the policy file's values exactly as written.
 
 Sweep grids are geometric and wide on purpose (they span "almost never bursts" to "bursts
 nearly everything" on any cluster); they are not fitted to a trace.
@@ -22,7 +26,7 @@ from federator import errors
 from federator.core import starburst
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.sim.engine import Controller, RunResult, Scenario, Simulation
-from federator.sim.oracle import OracleController
+from federator.sim.oracle import HindsightPlanner, OracleController
 from federator.sim.policies import CoreController
 from federator.sim.traces import TraceJob
 
@@ -30,14 +34,14 @@ POLICIES = ("never", "always", "greedy-spot", "starburst", "federator", "oracle"
 
 KNOB_NAMES = {
     "starburst": "waiting_budget",
-    "federator": "value_usd_per_gpu_hour",
-    "oracle": "value_usd_per_gpu_hour",
+    "federator": "value_usd_per_job_hour",
+    "oracle": "value_usd_per_job_hour",
 }
 
 SWEEPS: dict[str, tuple[float, ...]] = {
     "starburst": (0.0, 0.03, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
-    "federator": (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0),
-    "oracle": (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0),
+    "federator": (0.1, 0.3, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 300.0, 1000.0),
+    "oracle": (0.1, 0.3, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 300.0, 1000.0),
 }
 
 
@@ -73,10 +77,13 @@ def plan_runs(policies: Sequence[str], sweep: bool, base: DecisionPolicy) -> lis
     return runs
 
 
-def configured_knob(policy: str, base: DecisionPolicy) -> float:
+def configured_knob(policy: str, base: DecisionPolicy) -> float | None:
+    """The knob as the policy file sets it (None: federator/oracle use the file's values)."""
     if policy == "starburst":
         return base.starburst_waiting_budget
-    return base.value_of_time_usd_per_gpu_hour
+    if policy == "oracle":
+        return base.value_of_time_usd_per_job_hour or base.value_of_time_usd_per_gpu_hour
+    return None
 
 
 def decision_policy(
@@ -96,16 +103,40 @@ def decision_policy(
             starburst_runtime_weighted_mean_gpus=weighted,
         )
     if spec.policy in ("federator", "oracle"):
-        value = spec.knob if spec.knob is not None else base.value_of_time_usd_per_gpu_hour
-        return replace(base, strategy=Strategy.FEDERATOR, value_of_time_usd_per_gpu_hour=value)
+        federator = replace(base, strategy=Strategy.FEDERATOR)
+        return federator if spec.knob is None else per_job_value(federator, spec.knob)
     return replace(base, strategy=Strategy(spec.policy))
 
 
-def controller_for(spec: RunSpec, base: DecisionPolicy, trace: Sequence[TraceJob]) -> Controller:
+def per_job_value(policy: DecisionPolicy, usd_per_job_hour: float) -> DecisionPolicy:
+    return replace(
+        policy, value_of_time_usd_per_gpu_hour=0.0, value_of_time_usd_per_job_hour=usd_per_job_hour
+    )
+
+
+Planners = dict[tuple[int, int], HindsightPlanner]
+
+
+def controller_for(
+    spec: RunSpec,
+    base: DecisionPolicy,
+    trace: Sequence[TraceJob],
+    scenario: Scenario,
+    planners: Planners | None = None,
+) -> Controller:
+    """The controller for one run; oracle runs over one world share a planner (its cache)."""
     policy = decision_policy(spec, base, trace)
     knob_name = KNOB_NAMES.get(spec.policy, "")
     if spec.policy == "oracle":
-        return OracleController(policy, knob=spec.knob, knob_name=knob_name)
+        planners = {} if planners is None else planners
+        key = (id(trace), id(scenario))
+        if key not in planners:
+            federator = replace(base, strategy=Strategy.FEDERATOR)
+            planners[key] = HindsightPlanner(
+                trace, scenario, lambda value: per_job_value(federator, value)
+            )
+        knob = spec.knob if spec.knob is not None else 1.0
+        return OracleController(planners[key], knob=knob, knob_name=knob_name)
     return CoreController(spec.policy, policy, knob=spec.knob, knob_name=knob_name)
 
 
@@ -117,8 +148,9 @@ def run_all(
     progress: Callable[[RunSpec, int], None] | None = None,
 ) -> Iterator[RunResult]:
     """Run each spec in turn; `progress(spec, jobs)` is told how many jobs were submitted."""
+    planners: Planners = {}
     for spec in runs:
-        controller = controller_for(spec, base, trace)
+        controller = controller_for(spec, base, trace, scenario, planners)
         tick = None if progress is None else _bind(progress, spec)
         yield Simulation(trace, scenario, controller, progress=tick).run()
 

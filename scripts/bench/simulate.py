@@ -42,9 +42,12 @@ HOUR = 3600.0
 
 
 def timed_run(
-    trace: Sequence[TraceJob], world: setup.World, spec: runs.RunSpec
+    trace: Sequence[TraceJob],
+    world: setup.World,
+    spec: runs.RunSpec,
+    planners: runs.Planners | None = None,
 ) -> tuple[RunResult, float, float]:
-    controller = runs.controller_for(spec, world.policy, trace)
+    controller = runs.controller_for(spec, world.policy, trace, world.scenario, planners)
     wall, cpu = time.perf_counter(), time.process_time()
     result = Simulation(trace, world.scenario, controller).run()
     return result, time.perf_counter() - wall, time.process_time() - cpu
@@ -111,15 +114,19 @@ def jct_at_cost(curve: list[tuple[float, float]], cost: float) -> float | None:
     return float(np.interp(cost, costs, [j for _, j in curve]))
 
 
-def quality(policies: Sequence[str], sizes: Sequence[int], out: Path | None) -> None:
+def quality(
+    policies: Sequence[str], sizes: Sequence[int], worlds: Sequence[str], out: Path | None
+) -> None:
     trace = read_trace(TRACE_A)
     rows = []
-    for label, path in POLICY_FILES.items():
+    for label in worlds:
+        path = POLICY_FILES[label]
         for size in sizes:
             world = setup.load_world(path, trace, setup.WorldOptions(onprem_gpus=size))
             curves: dict[str, list[tuple[float, float]]] = {}
+            planners: runs.Planners = {}
             for spec in runs.plan_runs(policies, sweep=True, base=world.policy):
-                result, wall, _ = timed_run(trace, world, spec)
+                result, wall, _ = timed_run(trace, world, spec, planners)
                 s = result.summary
                 rows.append(
                     {
@@ -174,15 +181,21 @@ def main() -> int:
     parser.add_argument(
         "--size", type=int, action="append", help="on-prem GPUs (default: 576 and 640)"
     )
+    parser.add_argument(
+        "--world",
+        action="append",
+        choices=sorted(POLICY_FILES),
+        help="bench policy file(s) for --quality (default: both)",
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--json", type=Path, help="write the quality rows here")
     args = parser.parse_args()
     if not args.skip_speed:
         speed()
     if args.quality:
-        quality(
-            args.policy or ["starburst", "federator", "oracle"], args.size or [576, 640], args.json
-        )
+        policies = args.policy or ["starburst", "federator", "oracle"]
+        worlds = args.world or list(POLICY_FILES)
+        quality(policies, args.size or [576, 640], worlds, args.json)
     return 0
 
 

@@ -75,7 +75,7 @@ def test_every_policy_keeps_the_invariants_and_is_deterministic(policy: str) -> 
     )
     spec = RunSpec(policy, 0.5 if policy == "starburst" else None)
     runs = [
-        Simulation(trace, scenario, controller_for(spec, DecisionPolicy(), trace)).run()
+        Simulation(trace, scenario, controller_for(spec, DecisionPolicy(), trace, scenario)).run()
         for _ in range(2)
     ]
     first, second = runs
