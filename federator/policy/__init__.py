@@ -2,9 +2,11 @@
 
 Public API (everything else in this package is an implementation detail):
 
-- `load_policy(path) -> FederatorConfig` reads and validates a file; `parse_policy(text,
-  source_name, base_dir=None)` does the same for text. Both raise `PolicyFileError`, a
-  `UserError` whose `errors` are `LocatedError`s printed as `FILE:LINE:COL: field.path: msg`.
+- `load_policy(path, check_files=False) -> FederatorConfig` reads and validates a file;
+  `parse_policy(text, source_name, base_dir=None, check_files=False)` does the same for text.
+  Both raise `PolicyFileError`, a `UserError` whose `errors` are `LocatedError`s printed as
+  `FILE:LINE:COL: field.path: msg`. `check_files` also checks that the kubeconfigs, contexts,
+  credentials and catalogs the file points at exist here (targets.py).
 - `to_decision_policy(config) -> federator.core.policy.DecisionPolicy` for the decision core.
 - `may_burst(config, JobFacts(...)) -> Eligibility` applies the opt-out label, `burst_rules`,
   the queue's `burst` mode and the tenant, in that order (eligibility.py).
