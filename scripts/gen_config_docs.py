@@ -49,7 +49,9 @@ $ federator validate policy.yaml
 ```
 
 which prints every problem as `FILE:LINE:COL: field.path: message` and exits 2, or summarises
-what the file sets up and exits 0. `federator schema` prints the JSON Schema (committed as
+what the file sets up and exits 0. Add `--check-files` on the machine federator runs on to
+also check that the kubeconfigs and their contexts, credentials files, environment variables
+and price catalogs the file points at are really there. `federator schema` prints the JSON Schema (committed as
 [`config/federator.schema.json`](../config/federator.schema.json)); with the YAML language
 server, put `# yaml-language-server: $schema=federator.schema.json` on the first line of your
 file to get completion and checking in your editor.
@@ -75,6 +77,14 @@ file to get completion and checking in your editor.
 - **Cross-references are checked**: at least one on-prem cluster, no two clusters, pools,
   tenants or datasets with one name, tenants and replicas naming existing cloud clusters,
   residency rules naming existing datasets.
+
+Whether a job may leave on-prem at all is decided before any price is looked at, in this
+order: a job labelled `federator.io/burst: "never"` stays; otherwise the first entry of
+`burst_rules` that matches the job decides; otherwise its queue's `burst` mode (`allowed`,
+`opt-in` — only jobs labelled `federator.io/burst: "allow"` — or `never`); and a job of a
+tenant whose `allowed_clusters` is empty stays. A job that reads a dataset named in
+`residency` never leaves on-prem. Among the jobs that may burst, the cost model (see
+`docs/cost-model.md`) decides which actually do, within `budgets` and the caps.
 
 Jobs describe themselves to federator with labels and annotations on the Job:
 `federator.io/burst: "never"` (never leaves on-prem) or `"allow"` (opt in from an `opt-in`
