@@ -40,7 +40,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 from tenacity.wait import wait_base
 
@@ -150,7 +151,7 @@ class AwsSpotSource:
         self.settings = settings
         self._client_factory = client_factory or default_client_factory(settings)
         self._clients: dict[str, EC2Client] = {}
-        self._retry_wait = retry_wait or wait_exponential_jitter(initial=1, max=30)
+        self._retry_wait = retry_wait or wait_exponential(multiplier=1, max=30) + wait_random(0, 1)
         self._state: dict[str, _RegionState] = {}
 
     @property

@@ -19,7 +19,13 @@ from typing import Any, Protocol
 import structlog
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from federator.prices.preemption import EvidenceBucket, PreemptionLedger
 
@@ -64,7 +70,7 @@ class ConfigMapPreemptionStore:
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_conflict),
             stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential_jitter(initial=0.1, max=2),
+            wait=wait_exponential(multiplier=0.1, max=2) + wait_random(0, 0.1),
             reraise=True,
         )
         pending = ledger
