@@ -250,12 +250,14 @@ def _type_of(field: Schema, root: Schema) -> str:
             iter(field.get("patternProperties", {}).values()), {}
         )
         return "map of name to " + _type_of(values, root)
-    if kind == "string" and field.get("format") in ("duration", "size", "path"):
-        return str(field["format"])
+    if kind == "string" and field.get("format") == "path":
+        return "path"
     return _scalar(field)
 
 
 _PATTERN_NAMES = (
+    (r"^(\d+(\.\d+)?(ms|s|m|h|d))+$", "duration"),
+    (r"^\d+(\.\d+)?\s*(B|Ki", "size"),
     ("^[a-z0-9]([-a-z0-9]*", "name"),
     ("^[a-z0-9]([-a-z0-9.]*", "Kubernetes name"),
     ("^s3://", "S3 URI"),

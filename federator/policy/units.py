@@ -109,7 +109,8 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "format": "duration"}),
+    # No "format": JSON Schema's "duration" format means ISO 8601 (PT15M), not 15m.
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
 ]
 """A length of time written with its unit; a `timedelta` in Python."""
 
@@ -117,7 +118,7 @@ ByteSize = Annotated[
     int,
     BeforeValidator(parse_size),
     PlainSerializer(format_size, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN, "format": "size"}),
+    WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN}),
 ]
 """A number of bytes written with its unit; an `int` of bytes in Python."""
 

@@ -78,3 +78,21 @@ def test_every_yaml_snippet_of_the_reference_is_a_valid_file() -> None:
     assert snippets
     for snippet in snippets:
         parse_policy(snippet, "docs/configuration.md")
+
+
+def test_editors_accept_the_committed_examples_and_refuse_a_unitless_duration() -> None:
+    import json
+
+    import jsonschema
+    import yaml
+
+    schema = json.loads((REPO / "config" / "federator.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    for name in ("sandbox.yaml", "federator.example.yaml"):
+        data = yaml.safe_load((REPO / "config" / name).read_text())
+        assert [e.message for e in validator.iter_errors(data)] == [], name
+    data = yaml.safe_load((REPO / "config" / "sandbox.yaml").read_text())
+    data["burst"]["min_wait"] = "15"
+    assert [list(e.absolute_path) for e in validator.iter_errors(data)] == [["burst", "min_wait"]]
