@@ -151,6 +151,11 @@ def _print_table(book: OfferBook, console: Console) -> None:
             console.print(f"[yellow]{row.key}[/]: {note}", highlight=False)
         console.print(f"[dim]{row.key}: preemption {row.preemption.evidence}[/]", highlight=False)
     console.print(f"{len(book.offers)} of {len(book.rows)} pools offered.")
+    console.print(
+        "[dim]free GPUs here is each pool's cap (max_gpus); the daemon also limits it to the "
+        "GPUs free on the cluster's nodes and to what it already runs there.[/]",
+        highlight=False,
+    )
 
 
 def _money(value: float | None, bold: bool) -> str:
