@@ -51,10 +51,12 @@ $ federator validate policy.yaml
 which prints every problem as `FILE:LINE:COL: field.path: message` and exits 2, or summarises
 what the file sets up and exits 0. Add `--check-files` on the machine federator runs on to
 also check that the kubeconfigs and their contexts, credentials files, environment variables
-and price catalogs the file points at are really there. `federator schema` prints the JSON Schema (committed as
+and price catalogs the file points at are really there.
+
+`federator schema` prints the JSON Schema (committed as
 [`config/federator.schema.json`](../config/federator.schema.json)); with the YAML language
-server, put `# yaml-language-server: $schema=federator.schema.json` on the first line of your
-file to get completion and checking in your editor.
+server, put `# yaml-language-server: $schema=PATH/TO/federator.schema.json` (relative to your
+file, or a URL) on its first line to get completion and checking in your editor.
 
 ## Conventions
 
