@@ -37,8 +37,8 @@ from federator.federation.ports import CloudView
 from federator.kube import clients
 from federator.kube.cloud import CloudCluster, CloudSettings, PoolPlacement
 from federator.kube.onprem import OnPremCluster
+from federator.prices.live import offer_builder, refresh_all
 from federator.prices.offers import OfferBuilder
-from federator.prices.pools import pool_pricings
 from federator.prices.preemption import PreemptionLedger
 from federator.prices.preemption_store import ConfigMapPreemptionStore
 from federator.storage.stores import Stores
@@ -268,7 +268,7 @@ async def assemble(holder: PolicyHolder, *, dry_run: bool) -> Parts:
         clouds=clouds,
         stores=stores,
         replicator=replicator,
-        offers=OfferBuilder(config, pool_pricings(config)),
+        offers=offer_builder(config),
         evidence_store=ConfigMapPreemptionStore(
             connected[config.onprem_cluster.name].api, namespace=config.state_namespace
         ),
@@ -324,40 +324,51 @@ async def federate(parts: Parts, stop: asyncio.Event) -> None:
 
 
 async def refresh_prices(parts: Parts, stop: asyncio.Event) -> None:
-    from federator.prices.live import refresh_all
-
     while await _sleep(PRICE_REFRESH_S, stop):
         await refresh_all(parts.offers.pricings, time.time())
 
 
 async def save_evidence(parts: Parts, stop: asyncio.Event) -> None:
-    """Persist preemption counts and exposure so the estimate survives a restart."""
+    """Persist preemption counts and exposure so the estimate survives a restart.
+
+    The federation counts this process's preemptions and copy-hours in memory; each round adds
+    what is new since the last save to the ledger loaded at start, and saves the whole ledger.
+    A copy of up to one node's GPUs runs on one node, so its hours count as node-hours too.
+    """
+    ledger = parts.evidence_at_start
     saved: dict[tuple[str, str], tuple[int, float]] = {}
-    while await _sleep(EVIDENCE_SAVE_S, stop) or not saved:
+    while await _sleep(EVIDENCE_SAVE_S, stop):
         if not parts.fence.allows_writes():
             continue
-        ledger = parts.evidence_at_start
-        fed = parts.federation
-        for key in set(fed.preemptions) | set(fed.exposure_h):
-            count, hours = fed.preemptions.get(key, 0), fed.exposure_h.get(key, 0.0)
-            before = saved.get(key, (0, 0.0))
-            if (count, hours) == before:
-                continue
-            ledger = ledger.record(
-                pool="/".join(key),
-                preemptions=count - before[0],
-                job_hours=hours - before[1],
-                node_hours=hours - before[1],
-                gpu_hours=0.0,
-                at=time.time(),
-            )
-            saved[key] = (count, hours)
+        ledger, saved = _add_new_evidence(ledger, saved, parts.federation, time.time())
         try:
             await parts.evidence_store.save(ledger)
         except Exception:
             log.warning("preemption_evidence_not_saved", exc_info=True)
-        if stop.is_set():
-            return
+
+
+def _add_new_evidence(
+    ledger: PreemptionLedger,
+    saved: dict[tuple[str, str], tuple[int, float]],
+    federation: Federation,
+    now: float,
+) -> tuple[PreemptionLedger, dict[tuple[str, str], tuple[int, float]]]:
+    saved = dict(saved)
+    for key in set(federation.preemptions) | set(federation.exposure_h):
+        count, hours = federation.preemptions.get(key, 0), federation.exposure_h.get(key, 0.0)
+        before_count, before_hours = saved.get(key, (0, 0.0))
+        if (count, hours) == (before_count, before_hours):
+            continue
+        ledger = ledger.record(
+            pool="/".join(key),
+            preemptions=count - before_count,
+            job_hours=hours - before_hours,
+            node_hours=hours - before_hours,
+            gpu_hours=0.0,
+            at=now,
+        )
+        saved[key] = (count, hours)
+    return ledger, saved
 
 
 async def watch_config(parts: Parts, stop: asyncio.Event, hup: asyncio.Event) -> None:
