@@ -131,8 +131,10 @@ class Clusters:
                     f"--service-account-signing-key-file={pki.service_account.key}",
                     "--service-cluster-ip-range=10.0.0.0/24",
                     "--allow-privileged=true",
-                    # No kubelet mounts tokens, so pods need no service account.
-                    "--disable-admission-plugins=ServiceAccount",
+                    # No kubelet mounts tokens, so pods need no service account; and new
+                    # nodes must not get the not-ready taint that only the node lifecycle
+                    # controller (left out, see CONTROLLERS) would lift.
+                    "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
                     # The `kubernetes` Service endpoint would be 127.0.0.1, which endpoint
                     # validation rejects every few seconds; nothing in the sandbox needs it.
                     "--endpoint-reconciler-type=none",
@@ -252,6 +254,8 @@ class Clusters:
                     "--node-lease-duration-seconds=40",
                     f"--server-address=127.0.0.1:{port}",
                     f"--config={config}",
+                    # INFO logs every lease renewal of every node.
+                    "--v=WARN",
                 ],
             )
 
