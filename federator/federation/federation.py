@@ -233,8 +233,8 @@ class Federation:
             message=f"ran on {record.placement} as {copy.namespace}/{copy.name}"
             + ("" if succeeded else f": {copy.message}"),
         )
-        await self.onprem.finish(job, terminal)
-        await self.onprem.mirror(job, remote_state=copy.state.value)
+        job = await self.onprem.finish(job, terminal)
+        job = await self.onprem.mirror(job, remote_state=copy.state.value)
         done = replace(record, phase=Phase.DONE, finished_at=finished_at)
         job = await self.onprem.write_record(job, done)
         reason = "CompletedInCloud" if succeeded else "FailedInCloud"

@@ -152,9 +152,11 @@ class OnPremPort(Protocol):
         """Reactivate the Workload so Kueue may admit the job on-prem again."""
         ...
 
-    async def mirror(self, job: OnPremJob, *, remote_state: str) -> None: ...
+    async def mirror(self, job: OnPremJob, *, remote_state: str) -> OnPremJob:
+        """Show the copy's state on the on-prem Job; returns it with its new resourceVersion."""
+        ...
 
-    async def finish(self, job: OnPremJob, terminal: Terminal) -> None:
+    async def finish(self, job: OnPremJob, terminal: Terminal) -> OnPremJob:
         """Give the suspended on-prem Job the terminal status of its cloud copy."""
         ...
 

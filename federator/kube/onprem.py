@@ -183,23 +183,21 @@ class OnPremCluster:
         )
         self.workloads.put(updated)
 
-    async def mirror(self, job: OnPremJob, *, remote_state: str) -> None:
+    async def mirror(self, job: OnPremJob, *, remote_state: str) -> OnPremJob:
         live = self.jobs.items.get(job.key)
-        if (
-            live is not None
-            and convert.annotations_of(live).get(convert.ANNOTATION_REMOTE_STATE) == remote_state
-        ):
-            return
+        notes = convert.annotations_of(live) if live is not None else {}
+        if notes.get(convert.ANNOTATION_REMOTE_STATE) == remote_state:
+            return job
         body = {"metadata": {"annotations": {convert.ANNOTATION_REMOTE_STATE: remote_state}}}
         updated = await self.cluster.request(
             "PATCH", _job_path(job), body=body, content_type=MERGE_PATCH
         )
-        self.jobs.put(updated)
+        return self._updated(job, updated)
 
-    async def finish(self, job: OnPremJob, terminal: Terminal) -> None:
+    async def finish(self, job: OnPremJob, terminal: Terminal) -> OnPremJob:
         live = await self.cluster.request("GET", _job_path(job))
         if convert.job_finished(live):
-            return
+            return self._updated(job, live)
         body = {
             "metadata": {"resourceVersion": convert.meta(live).get("resourceVersion")},
             "status": convert.terminal_status(live, terminal),
@@ -207,7 +205,11 @@ class OnPremCluster:
         updated = await self.cluster.request(
             "PATCH", _job_path(job) + "/status", body=body, content_type=MERGE_PATCH
         )
-        self.jobs.put(updated)
+        return replace(self._updated(job, updated), finished=True)
+
+    def _updated(self, job: OnPremJob, live: dict[str, Any]) -> OnPremJob:
+        self.jobs.put(live)
+        return replace(job, resource_version=str(convert.meta(live).get("resourceVersion")))
 
     async def event(self, job: OnPremJob, *, reason: str, message: str, warning: bool) -> None:
         """A Kubernetes Event on the on-prem Job; its name is derived from its content."""

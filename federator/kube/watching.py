@@ -84,6 +84,14 @@ class Reflector:
             try:
                 await self._list_with_backoff()
                 await self._watch_until_broken()
+            except kube_errors.NotFound:
+                # The resource is not served (e.g. Kueue's CRDs are not installed): there is
+                # nothing of this kind. Say so once in a while and look again later.
+                log.warning(
+                    "resource_not_served", cluster=self.cluster.name, kind=self.resource.kind
+                )
+                self.items, self.synced = {}, True
+                await asyncio.sleep(self._max_backoff_s)
             except Exception as e:  # the one place a reflector survives a surprise
                 log.exception(
                     "reflector_failed", cluster=self.cluster.name, kind=self.resource.kind

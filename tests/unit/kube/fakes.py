@@ -120,14 +120,20 @@ class FakeOnPrem:
         self.jobs[job.key].active_workload = True
         self.writes.append(f"release {job.key}")
 
-    async def mirror(self, job: OnPremJob, *, remote_state: str) -> None:
-        self.jobs[job.key].remote_state = remote_state
+    async def mirror(self, job: OnPremJob, *, remote_state: str) -> OnPremJob:
+        fake = self.jobs[job.key]
+        if fake.remote_state != remote_state:
+            fake.remote_state = remote_state
+            fake.version += 1
+        return replace(job, resource_version=str(fake.version))
 
-    async def finish(self, job: OnPremJob, terminal: Terminal) -> None:
+    async def finish(self, job: OnPremJob, terminal: Terminal) -> OnPremJob:
         fake = self.jobs[job.key]
         assert fake.terminal is None, f"{job.key} finished twice"
         fake.terminal = terminal
+        fake.version += 1
         self.writes.append(f"finish {job.key} {terminal.succeeded}")
+        return replace(job, resource_version=str(fake.version), finished=True)
 
     async def event(self, job: OnPremJob, *, reason: str, message: str, warning: bool) -> None:
         self.events.append((job.key, reason))
