@@ -20,7 +20,7 @@ from federator.sandbox import kwok, pools
 from federator.sandbox.binaries import program
 from federator.sandbox.kubeapi import KubeApi
 from federator.sandbox.layout import KUEUE_SITE, PORTS, SITES, Layout
-from federator.sandbox.pki import Pki
+from federator.sandbox.pki import FRONT_PROXY_CLIENT, Pki
 from federator.sandbox.probes import Probe, client_ssl, http_probe
 from federator.sandbox.supervisor import ProcessSpec
 
@@ -142,6 +142,15 @@ class Clusters:
                     "--enable-priority-and-fairness=false",
                     "--max-requests-inflight=0",
                     "--max-mutating-requests-inflight=0",
+                    # Request-header authentication for aggregated APIs; without it every
+                    # component that delegates authentication logs a missing-CA error.
+                    f"--requestheader-client-ca-file={pki.ca.cert}",
+                    f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+                    "--requestheader-username-headers=X-Remote-User",
+                    "--requestheader-group-headers=X-Remote-Group",
+                    "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                    f"--proxy-client-cert-file={pki.front_proxy_client.cert}",
+                    f"--proxy-client-key-file={pki.front_proxy_client.key}",
                     "--profiling=false",
                     "--v=1",
                 ],

@@ -22,7 +22,7 @@ import yaml
 
 from federator.sandbox.binaries import assets_dir, module_dir, program
 from federator.sandbox.kubeapi import KubeApi
-from federator.sandbox.layout import KUEUE_PORTS, KUEUE_SITE, KUEUE_VERSION, Layout
+from federator.sandbox.layout import KUEUE_PORTS, KUEUE_SITE, KUEUE_VERSION, Layout, binary_dir
 from federator.sandbox.pki import Pki
 from federator.sandbox.pools import GPU_PRODUCT_LABEL, GPU_RESOURCE, POOLS
 from federator.sandbox.probes import ComponentFailed, http_probe
@@ -205,7 +205,7 @@ def _config_dir() -> Path:
     source = module_dir("sigs.k8s.io/kueue", KUEUE_VERSION)
     if source is None:
         raise FileNotFoundError(f"Kueue {KUEUE_VERSION} sources not found; run build.sh kueue")
-    staged = copied.parent / "assets-from-modcache"
+    staged = binary_dir("kueue-assets-from-modcache", KUEUE_VERSION)
     (staged / "crd").mkdir(parents=True, exist_ok=True)
     for crd in (source / "config" / "components" / "crd" / "bases").glob("*.yaml"):
         shutil.copyfile(crd, staged / "crd" / crd.name)

@@ -41,6 +41,7 @@ PART_CLUSTERS = "clusters"
 PART_KUEUE = "kueue"
 ALL_PARTS = frozenset({PART_S3, PART_CLUSTERS, PART_KUEUE})
 REUSE_PROBE_TIMEOUT_S = 15.0
+PORT_RELEASE_GRACE_S = 10.0
 
 
 def needed_builds(parts: frozenset[str]) -> list[str]:
@@ -167,7 +168,11 @@ class Sandbox:
     async def ensure(self, component: Component) -> None:
         """Reuse `component` if it runs and answers, else (re)start it; then configure it."""
         recorded = self.state.load().get(component.key)
-        if recorded is not None and is_alive(recorded):
+        if (
+            recorded is not None
+            and is_alive(recorded)
+            and not await self._restarted_if_changed(component, recorded)
+        ):
             try:
                 await wait_ready(
                     component.key,
@@ -185,8 +190,20 @@ class Sandbox:
                 return
         await self._start(component)
 
+    async def _restarted_if_changed(self, component: Component, recorded: Running) -> bool:
+        """Stop `recorded` and say True if it runs an older command line than `component`."""
+        try:
+            fingerprint = component.spec().fingerprint
+        except FileNotFoundError:
+            return False
+        if not recorded.fingerprint or fingerprint == recorded.fingerprint:
+            return False
+        self.report(f"{component.key}: command line changed since it started; restarting")
+        await asyncio.to_thread(stop, recorded)
+        return True
+
     async def _start(self, component: Component) -> None:
-        self._fail_if_ports_taken(component)
+        await self._wait_for_free_ports(component)
         try:
             spec = component.spec()
             running = start(spec)
@@ -205,9 +222,14 @@ class Sandbox:
         if component.configure is not None:
             await component.configure()
 
-    def _fail_if_ports_taken(self, component: Component) -> None:
+    async def _wait_for_free_ports(self, component: Component) -> None:
+        """Fail if another process holds one of our ports (after a grace for one just stopped)."""
         names = {f"port {port}": port for port in component.ports}
+        deadline = time.monotonic() + PORT_RELEASE_GRACE_S
         taken = listening_ports(names)
+        while taken and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            taken = listening_ports(names)
         if taken:
             ports = ", ".join(str(p) for p in sorted(taken.values()))
             raise ComponentFailed(

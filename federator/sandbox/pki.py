@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = dt.timedelta(days=365)
+FRONT_PROXY_CLIENT = "front-proxy-client"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,13 @@ class Pki:
         return CertPair(self.directory / "admin.crt", self.directory / "admin.key")
 
     @property
+    def front_proxy_client(self) -> CertPair:
+        """The apiserver's identity towards aggregated APIs (request-header authentication)."""
+        return CertPair(
+            self.directory / "front-proxy-client.crt", self.directory / "front-proxy-client.key"
+        )
+
+    @property
     def service_account(self) -> CertPair:
         """`cert` holds the public key, `key` the private key that signs tokens."""
         return CertPair(self.directory / "sa.pub", self.directory / "sa.key")
@@ -66,6 +74,10 @@ class Pki:
             _write_leaf(self.serving, ca_cert, ca_key, "federator-sandbox", [], server=True)
         if not self.admin.exists():
             _write_leaf(self.admin, ca_cert, ca_key, "admin", ["system:masters"], server=False)
+        if not self.front_proxy_client.exists():
+            _write_leaf(
+                self.front_proxy_client, ca_cert, ca_key, FRONT_PROXY_CLIENT, [], server=False
+            )
         if not self.service_account.exists():
             _write_service_account_keys(self.service_account)
 

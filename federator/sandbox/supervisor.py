@@ -10,6 +10,7 @@ reuse after a reboot or a crash.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -38,6 +39,12 @@ class ProcessSpec:
     def key(self) -> str:
         return f"{self.site}/{self.component}"
 
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the command line or environment does (then `up` restarts it)."""
+        text = json.dumps([list(self.argv), sorted(self.env.items())])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True, slots=True)
 class Running:
@@ -48,6 +55,7 @@ class Running:
     program: str
     log: str
     started_at: float
+    fingerprint: str = ""
 
 
 class StateFile:
@@ -65,7 +73,13 @@ class StateFile:
     def save(self, entries: Mapping[str, Running]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         raw = {
-            key: {"pid": r.pid, "program": r.program, "log": r.log, "started_at": r.started_at}
+            key: {
+                "pid": r.pid,
+                "program": r.program,
+                "log": r.log,
+                "started_at": r.started_at,
+                "fingerprint": r.fingerprint,
+            }
             for key, r in sorted(entries.items())
         }
         tmp = self.path.with_suffix(".tmp")
@@ -123,6 +137,7 @@ def start(spec: ProcessSpec) -> Running:
         program=spec.argv[0],
         log=str(spec.log),
         started_at=time.time(),
+        fingerprint=spec.fingerprint,
     )
 
 
