@@ -237,7 +237,7 @@ class RoundOptions:
             over_burn = offer.price_per_gpu_hour_usd * job.gpus > burn_room
             if (over_money or over_burn) and blocked is not None:
                 continue  # ruled out by a budget, and a blocked option is already known
-            option = self._cheaper_variant(job, offer, value_per_hour)
+            option = self._cheaper_variant(job, index, value_per_hour)
             reason = ledger.blocker(job, index, option.cost_usd)
             if reason is None:
                 if best is None or option.total_usd < best.total_usd:
@@ -251,7 +251,7 @@ class RoundOptions:
         """A global cap rules every offer out: report the cheapest that fits as the blocked one."""
         for index in self.allowed(job):
             if job.gpus <= self.ledger.free[index]:
-                option = self._cheaper_variant(job, self.offers[index], value_per_hour)
+                option = self._cheaper_variant(job, index, value_per_hour)
                 return Search(None, -1, option, capped, option.total_usd, 1)
         return Search(None, -1, None, None, math.inf, 0)
 
@@ -327,15 +327,25 @@ class RoundOptions:
             return False
         return not (rule.allowed_regions and offer.region not in rule.allowed_regions)
 
-    def _cheaper_variant(
-        self, job: PendingJob, offer: Offer, value_per_hour: float
-    ) -> CloudEstimate:
+    def _cheaper_variant(self, job: PendingJob, index: int, value_per_hour: float) -> CloudEstimate:
+        offer, free = self.offers[index], self.ledger.free[index]
         now = price_cloud(
-            job, offer, now=self.now, policy=self.policy, value_per_hour=value_per_hour
+            job,
+            offer,
+            now=self.now,
+            policy=self.policy,
+            value_per_hour=value_per_hour,
+            free_gpus=free,
         )
         if now.transfer_s <= 0:
             return now
         held = price_cloud(
-            job, offer, now=self.now, policy=self.policy, value_per_hour=value_per_hour, held=True
+            job,
+            offer,
+            now=self.now,
+            policy=self.policy,
+            value_per_hour=value_per_hour,
+            held=True,
+            free_gpus=free,
         )
         return held if held.total_usd < now.total_usd else now

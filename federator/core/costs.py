@@ -81,6 +81,7 @@ class CloudEstimate(NamedTuple):
     delay_usd: float
     deadline_miss_probability: float
     deadline_usd: float
+    congestion_usd: float = 0.0  # what holding scarce pool GPUs denies other jobs (not billed)
 
     @property
     def cost_usd(self) -> float:
@@ -89,7 +90,7 @@ class CloudEstimate(NamedTuple):
 
     @property
     def total_usd(self) -> float:
-        return self.cost_usd + self.delay_usd + self.deadline_usd
+        return self.cost_usd + self.delay_usd + self.deadline_usd + self.congestion_usd
 
     @property
     def completion_s(self) -> float:
@@ -116,6 +117,7 @@ class CloudEstimate(NamedTuple):
             "cloud_delay_usd": self.delay_usd,
             "cloud_deadline_miss_probability": self.deadline_miss_probability,
             "cloud_deadline_usd": self.deadline_usd,
+            "cloud_congestion_usd": self.congestion_usd,
             "cloud_total_usd": self.total_usd,
         }
 
@@ -219,11 +221,17 @@ def price_cloud(
     policy: DecisionPolicy,
     value_per_hour: float,
     held: bool = False,
+    free_gpus: int | None = None,
 ) -> CloudEstimate:
     """Bursting to `offer` now (data copies while the GPUs start) or after replication (`held`).
 
     Bursting now bills the GPUs from the end of startup, so a copy longer than the startup
     leaves them idle on the meter; holding copies first and starts after, idle-free but later.
+    `free_gpus` is what the pool has left in this round (default: the offer's), for the
+    congestion price: a job that takes a share s = gpus/free of what is left pays
+    `congestion_weight` × s × its compute bill on top, because while it runs, later jobs find
+    that much less room (a job taking the last GPUs of a pool doubles its price; one GPU of many
+    barely changes it).
     """
     runtime = job.runtime_estimate_s / policy.speed_of(offer.gpu_type)
     restart = offer.startup_latency_s + policy.restart_overhead_s
@@ -263,4 +271,16 @@ def price_cloud(
         delay_usd=value_per_hour * delay_s / HOUR_S,
         deadline_miss_probability=probability,
         deadline_usd=probability * policy.deadline_miss_penalty_usd,
+        congestion_usd=_congestion_usd(
+            policy.congestion_weight, usd_per_s * run.expected_s, job.gpus, free_gpus, offer
+        ),
     )
+
+
+def _congestion_usd(
+    weight: float, compute_usd: float, gpus: int, free_gpus: int | None, offer: Offer
+) -> float:
+    free = offer.free_gpus if free_gpus is None else free_gpus
+    if weight <= 0 or free <= 0:
+        return 0.0
+    return weight * compute_usd * min(1.0, gpus / free)

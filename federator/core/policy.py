@@ -118,6 +118,10 @@ class DecisionPolicy:
     )
     # Bill the GPUs during startup latency (most clouds do: instances boot on the meter).
     bill_startup: bool = True
+    # Price of taking scarce pool capacity: a burst that takes a share s of a pool's free GPUs
+    # adds weight × s × its compute bill to its total (not to the bill). Cloud capacity a long
+    # big job holds is capacity later jobs cannot burst to; 0 turns this off.
+    congestion_weight: float = 1.0
 
     # --- on-prem model ----------------------------------------------------------------------
     # True: a job that does not fit lets later ones that fit go first (Kueue BestEffortFIFO,

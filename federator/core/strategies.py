@@ -176,14 +176,11 @@ def _versus_staying(stay: StayEstimate) -> str:
 
 
 def _why_staying(job: PendingJob, stay: StayEstimate, found: Search) -> str:
-    if found.fitting_offers == 0 and found.best is None and found.blocked is None:
-        if stay.wait_s <= 0:
-            return "starts on-prem now"
-        if math.isinf(found.lower_bound_usd):
-            return f"stays on-prem: no cloud pool fits {job.gpus} GPUs"
     if stay.wait_s <= 0:
         return "starts on-prem now"
     best = found.best
+    if best is None and math.isinf(found.lower_bound_usd):
+        return f"stays on-prem: no cloud pool fits {job.gpus} GPUs"
     cloud = (
         f"{best.offer.name} at {reasons.usd(best.total_usd)}"
         if best is not None

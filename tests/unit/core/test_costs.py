@@ -250,3 +250,24 @@ def test_preemption_rate_per_node_scales_with_nodes() -> None:
         job, offer, replace(NEUTRAL, preemption_rate_per_node=True)
     )
     assert per_node == pytest.approx(4 * per_job)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "free", "weight", "want_share"),
+    [
+        pytest.param(8, 64, 1.0, 8 / 64, id="small share of a roomy pool"),
+        pytest.param(8, 8, 1.0, 1.0, id="the last GPUs double the price"),
+        pytest.param(8, 16, 0.5, 0.25, id="weighted"),
+        pytest.param(8, 16, 0.0, 0.0, id="switched off"),
+    ],
+)
+def test_congestion_prices_the_share_of_free_pool_gpus_taken(
+    gpus: int, free: int, weight: float, want_share: float
+) -> None:
+    job = replace(JOB, gpus=gpus)
+    policy = replace(NEUTRAL, congestion_weight=weight)
+    option = costs.price_cloud(
+        job, OFFER, now=0.0, policy=policy, value_per_hour=0.0, free_gpus=free
+    )
+    assert option.congestion_usd == pytest.approx(want_share * option.compute_usd)
+    assert option.cost_usd == pytest.approx(option.compute_usd)  # never billed
