@@ -37,7 +37,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from federator.storage import retrying
-from federator.storage.endpoints import Location, make_client
+from federator.storage.endpoints import Endpoint, Location, make_client
+from federator.storage.leanpath import LeanS3
 from federator.storage.listings import list_location
 from federator.storage.syncstate import SyncState, UploadRecord
 from federator.syncing import parts as partlib
@@ -61,6 +62,7 @@ class TransferSettings:
     server_side_copy: bool = True  # CopyObject when endpoint and credentials are shared
     stale_upload_age_s: float = 3600.0  # unreferenced multipart uploads older than this go
     max_source_changes: int = 3  # recopies of one object whose source keeps changing
+    lean_requests: bool = True  # data GET/PUT via `leanpath` (about 3x less client CPU)
 
 
 class SourceChanged(Exception):
@@ -120,6 +122,9 @@ class DatasetCopier:
         self.server_side = self.settings.server_side_copy and (
             source.endpoint.shares_identity_with(target.endpoint)
         )
+        pool = self.settings.object_concurrency + self.settings.part_concurrency + 4
+        self.lean_src = _lean(source.endpoint, pool, self.settings.lean_requests)
+        self.lean_dst = _lean(target.endpoint, pool, self.settings.lean_requests)
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -357,7 +362,12 @@ class DatasetCopier:
 
     @retrying.transient_retry()
     def _read(self, key: str, etag: str, *, byte_range: str | None) -> bytes:
+        full_key = self.source.key(key)
         try:
+            if self.lean_src is not None and LeanS3.plain(self.source.bucket, full_key):
+                return self.lean_src.get(
+                    self.source.bucket, full_key, if_match=f'"{etag}"', byte_range=byte_range
+                )
             if byte_range is None:
                 response = self.src.get_object(
                     Bucket=self.source.bucket, Key=self.source.key(key), IfMatch=f'"{etag}"'
@@ -377,6 +387,9 @@ class DatasetCopier:
 
     @retrying.transient_retry()
     def _put(self, key: str, body: bytes, md5: bytes) -> str:
+        full_key = self.target.key(key)
+        if self.lean_dst is not None and LeanS3.plain(self.target.bucket, full_key):
+            return self.lean_dst.put(self.target.bucket, full_key, body, md5)
         response = self.dst.put_object(
             Bucket=self.target.bucket,
             Key=self.target.key(key),
@@ -437,6 +450,11 @@ class DatasetCopier:
 
     @retrying.transient_retry()
     def _upload_part(self, key: str, upload_id: str, number: int, body: bytes, md5: bytes) -> str:
+        full_key = self.target.key(key)
+        if self.lean_dst is not None and LeanS3.plain(self.target.bucket, full_key):
+            return self.lean_dst.put(
+                self.target.bucket, full_key, body, md5, upload_id=upload_id, part_number=number
+            )
         response = self.dst.upload_part(
             Bucket=self.target.bucket,
             Key=self.target.key(key),
@@ -549,3 +567,11 @@ class DatasetCopier:
             first = errors[0]
             raise RuntimeError(f"delete failed for {first.get('Key')}: {first.get('Message')}")
         return len(keys)
+
+
+def _lean(endpoint: Endpoint, pool_size: int, wanted: bool) -> LeanS3 | None:
+    """The lean GET/PUT path for an endpoint, unless turned off or the endpoint needs boto3's
+    addressing or credential chain."""
+    if not wanted or not LeanS3.usable_for(endpoint):
+        return None
+    return LeanS3(endpoint, pool_size=pool_size)

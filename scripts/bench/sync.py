@@ -156,6 +156,10 @@ def run_ours(spec: dict[str, Any]) -> None:
     counter.attach(copier.src)
     counter.attach(copier.dst)
     report = copier.run()
+    requests = Counter(counter.snapshot())
+    for lean in (copier.lean_src, copier.lean_dst):
+        if lean is not None:
+            requests.update(lean.requests)
     print(
         json.dumps(
             {
@@ -163,7 +167,7 @@ def run_ours(spec: dict[str, Any]) -> None:
                 "bytes": report.bytes_copied,
                 "failures": len(report.failures),
                 "first_failure": report.failures[:1],
-                "requests": counter.snapshot(),
+                "requests": dict(requests),
             }
         )
     )
