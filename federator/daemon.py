@@ -393,7 +393,7 @@ def readiness(parts: Parts, election_enabled: bool) -> web.Readiness:
     return web.Readiness(
         config_loaded=True,
         onprem_reachable=onprem.health.up and parts.onprem.synced,
-        leadership_known=parts.fence.is_leader or not election_enabled or True,
+        leadership_known=parts.fence.leadership_known or not election_enabled,
         is_leader=parts.fence.is_leader,
         detail=onprem.health.last_error or "",
     )

@@ -46,12 +46,22 @@ class Fence:
         self._clock = clock
         self._leading = always_open
         self._last_renewal = clock() if always_open else float("-inf")
+        self._known = always_open
+
+    @property
+    def leadership_known(self) -> bool:
+        """True once we have read the lease at least once (we know who leads, maybe not us)."""
+        return self._known
+
+    def mark_observed(self) -> None:
+        self._known = True
 
     @property
     def is_leader(self) -> bool:
         return self._always_open or self._leading
 
     def mark_renewed(self) -> None:
+        self._known = True
         self._leading = True
         self._last_renewal = self._clock()
 
@@ -90,9 +100,12 @@ class _FencedLeaseLock(LeaseLock):
     async def get(self, name: str, namespace: str) -> Any:
         try:
             async with asyncio.timeout(self._timeout):
-                return await super().get(name, namespace)
+                found, record = await super().get(name, namespace)
         except TimeoutError as error:
             return False, ApiException(status=0, reason=f"timeout: {error}")
+        if found or (isinstance(record, ApiException) and record.status == 404):
+            self._fence.mark_observed()
+        return found, record
 
     async def create(self, name: str, namespace: str, election_record: Any) -> bool:
         return await self._timed(super().create(name, namespace, election_record))

@@ -46,3 +46,11 @@ def test_with_leader_election_disabled_writes_are_always_allowed() -> None:
     fence = Fence(10.0, always_open=True, clock=FakeClock())
     assert fence.is_leader
     assert fence.allows_writes()
+
+
+def test_leadership_is_known_once_the_lease_was_read_even_as_a_follower() -> None:
+    fence = Fence(10.0, clock=FakeClock())
+    assert not fence.leadership_known
+    fence.mark_observed()
+    assert fence.leadership_known
+    assert not fence.allows_writes()
