@@ -97,6 +97,9 @@ class RoundOptions:
         ]
         self._allowed_split: dict[_Shape, tuple[tuple[int, ...], ...]] = {}
         self._floors: dict[_Shape, tuple[tuple[float, float, float], ...]] = {}
+        self._list_price_order: dict[
+            tuple[str, frozenset[str], int | None, CapacityType], tuple[int, ...]
+        ] = {}
         self._allowed: dict[_Shape, tuple[int, ...]] = {}
         self._values: dict[tuple[int, str, int], float] = {}
         self._queue: Sequence[PendingJob] = ()
@@ -272,14 +275,9 @@ class RoundOptions:
     ) -> tuple[CloudEstimate | None, int, str | None]:
         """The baselines' rule: lowest list price of one capacity type that fits, else why not."""
         blocked_by: str | None = None
-        candidates = sorted(
-            (
-                (self.offers[i].price_per_gpu_hour_usd, self.offers[i].name, i)
-                for i in self.allowed(job)
-                if self.offers[i].capacity_type is capacity
-            ),
-        )
-        for _, _, index in candidates:
+        if job.gpus > self.ledger.most_free:
+            return None, -1, f"no {capacity} pool has {job.gpus} free GPUs"
+        for index in self._by_list_price(job, capacity):
             if job.gpus > self.ledger.free[index]:
                 continue
             offer = self.offers[index]
@@ -289,6 +287,20 @@ class RoundOptions:
                 return option, index, None
             blocked_by = blocked_by or reason
         return None, -1, blocked_by or f"no {capacity} pool has {job.gpus} free GPUs"
+
+    def _by_list_price(self, job: PendingJob, capacity: CapacityType) -> tuple[int, ...]:
+        key = (job.tenant, job.gpu_types, job.gpus_per_pod, capacity)
+        indices = self._list_price_order.get(key)
+        if indices is None:
+            offers = self.offers
+            indices = tuple(
+                sorted(
+                    (i for i in self.allowed(job) if offers[i].capacity_type is capacity),
+                    key=lambda i: (offers[i].price_per_gpu_hour_usd, offers[i].name),
+                )
+            )
+            self._list_price_order[key] = indices
+        return indices
 
     def follow(self, queue: Sequence[PendingJob]) -> None:
         """The round's jobs in admission order, for rules that look at the whole queue."""

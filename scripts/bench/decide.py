@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python scripts/bench/decide.py [--jobs N] [--offers N] [--repeat N] [--seed S]
 
-Prints the median time of a full `decide` round per strategy and per job, and the ratios
+Prints the median CPU time of a full `decide` round per strategy and per job, and the ratios
 against two baselines measured in the same process: the `never` strategy (the on-prem replay
 alone, the floor any strategy pays) and an exhaustive pricing of every job on every offer (what
 the federator round would cost without its bound-and-stop search). The scenario is synthetic
@@ -82,8 +82,9 @@ def exhaustive(
             )
             best.append(
                 min(
-                    costs.price_cloud(job, offer, now=NOW, policy=policy, value_per_hour=value)
-                    .total_usd
+                    costs.price_cloud(
+                        job, offer, now=NOW, policy=policy, value_per_hour=value
+                    ).total_usd
                     for offer in offers
                 )
             )
@@ -93,12 +94,18 @@ def exhaustive(
 
 
 def median_s(run: Callable[[], object], repeat: int) -> float:
+    """Median CPU seconds of `run` (CPU time, so other processes on a busy box count less)."""
     samples = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         run()
-        samples.append(time.perf_counter() - start)
+        samples.append(time.process_time() - start)
     return statistics.median(samples)
+
+
+def reference_loop() -> None:
+    """A fixed pure-Python workload: its time says how fast this box runs Python right now."""
+    sum(i * i for i in range(1_000_000))
 
 
 def main() -> None:
@@ -118,7 +125,10 @@ def main() -> None:
         gpu_speed={"H100": 2.0},
         budgets=Budgets(max_usd_per_day=50_000.0),
     )
-    print(f"{args.jobs} pending jobs, {args.offers} offers, median of {args.repeat} rounds")
+    print(
+        f"{args.jobs} pending jobs, {args.offers} offers, median CPU time of {args.repeat} rounds"
+    )
+    print(f"{'reference loop (1e6 squares)':34} {median_s(reference_loop, 5) * 1e3:8.1f} ms")
     never = median_s(
         lambda: decide(jobs, onprem, offers, spend, replace(base, strategy=Strategy.NEVER), NOW),
         args.repeat,
@@ -129,7 +139,9 @@ def main() -> None:
     for strategy in Strategy:
         policy = replace(base, strategy=strategy)
         round_ = decide(jobs, onprem, offers, spend, policy, NOW)
-        seconds = median_s(lambda p=policy: decide(jobs, onprem, offers, spend, p, NOW), args.repeat)
+        seconds = median_s(
+            lambda p=policy: decide(jobs, onprem, offers, spend, p, NOW), args.repeat
+        )
         bursts = len(round_.of_kind(DecisionKind.BURST))
         print(
             f"{strategy.value:34} {seconds * 1e3:8.1f} ms/round {seconds / args.jobs * 1e6:6.2f} "
