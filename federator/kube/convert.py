@@ -444,8 +444,8 @@ def copy_view(cluster: str, job: Obj, pods: Sequence[Obj], node_names: frozenset
         state = CopyState.FAILED
     elif job_suspended(job):
         state = CopyState.SUSPENDED
-    elif running > 0:
-        state = CopyState.RUNNING
+    elif running > 0 or _ever_ran(status, pods):
+        state = CopyState.RUNNING  # a pod that ran and ended is "running" until the Job ends
     else:
         state = CopyState.PENDING
     failed_cond = next((c for c in conditions(job) if c.get("type") == "Failed"), None)
@@ -465,6 +465,13 @@ def copy_view(cluster: str, job: Obj, pods: Sequence[Obj], node_names: frozenset
         running_pods=running,
         message=str((failed_cond or {}).get("message", "")),
     )
+
+
+def _ever_ran(status: Obj, pods: Sequence[Obj]) -> bool:
+    """A pod of this copy ran (or ran and ended): pulling it back would throw work away."""
+    if int(status.get("succeeded") or 0) > 0 or int(status.get("failed") or 0) > 0:
+        return True
+    return any(pod_terminal(p) for p in pods)
 
 
 def referenced_configs(pod_spec: Obj) -> tuple[frozenset[str], frozenset[str]]:

@@ -160,6 +160,8 @@ def test_copy_view_states() -> None:
     assert view.finished_at == o.T0_S + 60
     assert view.started_at == o.T0_S
     assert convert.copy_view("c", copy_job(), [], nodes).state is CopyState.PENDING
+    ended = o.pod("p", job_name="x", node_name="a1", phase="Succeeded")
+    assert convert.copy_view("c", copy_job(), [ended], nodes).state is CopyState.RUNNING
 
 
 def test_cloud_job_pins_the_pool_rewrites_data_and_labels_the_copy() -> None:
