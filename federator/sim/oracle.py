@@ -56,7 +56,7 @@ class PlannedBursts:
         return None
 
     def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
-        return [Order(job, pool=self.plan.get(job)) for job in due]
+        return play(self.plan, world, due)
 
 
 class HindsightPlanner:
@@ -129,7 +129,22 @@ class OracleController:
         self._plan = self.planner.plan_for(self.knob or 0.0)
 
     def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
-        return [Order(job, pool=self._plan.get(job)) for job in due]
+        return play(self._plan, world, due)
+
+
+def play(plan: dict[int, CloudPool], world: World, due: Sequence[int]) -> list[Order]:
+    """Burst the planned due jobs that still fit their pool's cap; the others stay."""
+    used = dict(world.pool_used_gpus)
+    orders = []
+    for job in due:
+        pool = plan.get(job)
+        gpus = world.trace[job].gpus
+        if pool is not None and used[pool.name] + gpus <= pool.max_gpus:
+            used[pool.name] += gpus
+            orders.append(Order(job, pool=pool))
+        else:
+            orders.append(Order(job))
+    return orders
 
 
 def _value_per_hour(job: TraceJob, policy: DecisionPolicy) -> float:

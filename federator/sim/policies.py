@@ -37,7 +37,8 @@ Decide = Callable[
 ]
 
 _GPUS = itemgetter(2)
-DEFAULT_WINDOW = 2000
+DEFAULT_WINDOW = 256
+REVISIT_GRID_S = 600.0  # hint-less revisits share rounds on this grid
 DEFAULT_RUNNING_GROUPS = 64
 
 
@@ -149,7 +150,8 @@ def _revisit(hint: float | None, world: World, job: int, now: float) -> float:
     if hint is not None and hint > now:
         return hint
     waited = now - world.trace[job].submit_s
-    return now + max(world.scenario.decision_period_s, waited, 1.0)
+    at = now + max(world.scenario.decision_period_s, waited, 1.0)
+    return math.ceil(at / REVISIT_GRID_S) * REVISIT_GRID_S
 
 
 def pool_offer(pool: CloudPool, world: World, now: float) -> Offer:

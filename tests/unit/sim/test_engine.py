@@ -83,9 +83,14 @@ def test_every_policy_keeps_the_invariants_and_is_deterministic(policy: str) -> 
     assert (out.finished_count == 1).all()
     assert first.max_onprem_gpus_used <= 64
     assert sum(first.cloud_usd_by_pool.values()) == pytest.approx(out.cost_usd.sum())
-    # fixed prices, no data: each job's charge is its billed GPU-seconds at its pool's price
+    # fixed prices, no data: each job's charge is its billed GPU-seconds at its pool's price,
+    # except after the restart limit, where the rest of the run is billed at the on-demand $2
     price = np.array([pool.price_per_gpu_hour_usd for pool in scenario.pools] + [0.0])
-    assert out.cost_usd == pytest.approx(out.cloud_gpu_s / 3600 * price[out.pool])
+    plain = out.preemptions < scenario.pools[-1].max_restarts
+    at_list_price = out.cloud_gpu_s / 3600 * price[out.pool]
+    assert out.cost_usd[plain] == pytest.approx(at_list_price[plain])
+    assert (out.cost_usd[~plain] > at_list_price[~plain]).all()
+    assert (out.cost_usd[~plain] < out.cloud_gpu_s[~plain] / 3600 * 2.0).all()
     assert (out.pool >= 0).sum() == first.summary.bursted_jobs
     assert np.array_equal(out.end_s, second.outcomes.end_s)
     assert np.array_equal(out.cost_usd, second.outcomes.cost_usd)
