@@ -29,6 +29,7 @@ import numpy as np
 
 from federator.sim import runs, setup
 from federator.sim.engine import RunResult, Simulation
+from federator.sim.estimates import EstimateMode
 from federator.sim.traces import TraceJob, read_trace, synthetic_trace
 
 HERE = Path(__file__).resolve().parent
@@ -115,14 +116,19 @@ def jct_at_cost(curve: list[tuple[float, float]], cost: float) -> float | None:
 
 
 def quality(
-    policies: Sequence[str], sizes: Sequence[int], worlds: Sequence[str], out: Path | None
+    policies: Sequence[str],
+    sizes: Sequence[int],
+    worlds: Sequence[str],
+    estimate: EstimateMode,
+    trace: Sequence[TraceJob],
+    out: Path | None,
 ) -> None:
-    trace = read_trace(TRACE_A)
     rows = []
     for label in worlds:
         path = POLICY_FILES[label]
         for size in sizes:
-            world = setup.load_world(path, trace, setup.WorldOptions(onprem_gpus=size))
+            options = setup.WorldOptions(onprem_gpus=size, estimate=estimate)
+            world = setup.load_world(path, trace, options)
             curves: dict[str, list[tuple[float, float]]] = {}
             planners: runs.Planners = {}
             for spec in runs.plan_runs(policies, sweep=True, base=world.policy):
@@ -160,7 +166,7 @@ def compare(label: str, size: int, curves: dict[str, list[tuple[float, float]]])
         for cost, jct in ours:
             at_jct = cost_at_jct(theirs, jct)
             at_cost = jct_at_cost(theirs, cost)
-            ratio = "-" if at_jct is None or at_jct <= 0 else f"{cost / at_jct:5.2f}x cost"
+            ratio = "-" if at_jct is None or at_jct <= 0 else f"{cost / at_jct:5.3f}x cost"
             delta = "-" if at_cost is None else f"{jct - at_cost:+.3f} h JCT"
             print(
                 f"   federator ${cost:10,.0f} JCT {jct:6.3f} h   vs {other}: {ratio:>12s} "
@@ -187,6 +193,13 @@ def main() -> int:
         choices=sorted(POLICY_FILES),
         help="bench policy file(s) for --quality (default: both)",
     )
+    parser.add_argument("--estimate", default="exact", help="runtime estimates (see simulate)")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="JOBS",
+        help="sweep a synthetic trace (seed 11, sized for --size) instead of A",
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--json", type=Path, help="write the quality rows here")
     args = parser.parse_args()
@@ -195,7 +208,12 @@ def main() -> int:
     if args.quality:
         policies = args.policy or ["starburst", "federator", "oracle"]
         worlds = args.world or list(POLICY_FILES)
-        quality(policies, args.size or [576, 640], worlds, args.json)
+        sizes = args.size or [576, 640]
+        trace = read_trace(TRACE_A)
+        if args.synthetic:
+            trace = synthetic_trace(args.synthetic, seed=11, cluster_gpus=sizes[0], load=0.9)
+        estimate = EstimateMode.parse(args.estimate)
+        quality(policies, sizes, worlds, estimate, trace, args.json)
     return 0
 
 
