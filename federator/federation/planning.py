@@ -152,7 +152,8 @@ def _why_garbage(
     copy: CopyView, job: OnPremJob | None, onprem: OnPremView, now: float, grace_s: float
 ) -> str:
     if copy.source_uid not in onprem.source_uids:
-        return "source deleted"
+        young = copy.created_at is not None and now - copy.created_at < grace_s
+        return "" if young else "source deleted"
     if job is None or job.record is None:
         return "no placement record"
     record = job.record

@@ -52,6 +52,7 @@ class CopyView:
     finished_at: float | None = None
     running_pods: int = 0
     message: str = ""
+    created_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

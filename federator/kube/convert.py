@@ -464,6 +464,7 @@ def copy_view(cluster: str, job: Obj, pods: Sequence[Obj], node_names: frozenset
         or _condition_time(job, "Failed"),
         running_pods=running,
         message=str((failed_cond or {}).get("message", "")),
+        created_at=parse_time(meta(job).get("creationTimestamp")),
     )
 
 
