@@ -16,10 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from federator.sandbox.layout import (
     GRPC_OFFSET,
     PORTS,
@@ -178,6 +174,9 @@ def _versitygw_spec(layout: Layout, store: Store) -> ProcessSpec:
 
 def client(store: Store) -> Any:
     """A boto3 S3 client for `store` (path-style, short timeouts, few retries)."""
+    import boto3  # imported here: boto3 takes a second to import and most callers never need it
+    from botocore.config import Config
+
     return boto3.client(
         "s3",
         endpoint_url=store.endpoint,
@@ -195,6 +194,8 @@ def client(store: Store) -> Any:
 
 def ensure_buckets(store: Store) -> bool:
     """Create the store's buckets if missing; False while the server is not ready yet."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     s3 = client(store)
     try:
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
