@@ -302,15 +302,23 @@ class Federation:
     ) -> Round:
         waiting = [job for job in onprem.jobs if job.waiting]
         redecided = [job for job in requeued if self._may_replace(job)]
-        specs = [job.spec for job in (*waiting, *redecided)]
-        if not specs or not self.settings.burst_enabled:
+        candidates = [*waiting, *redecided]
+        if not candidates or not self.settings.burst_enabled:
             return Round(decisions=(), now=now)
-        datasets = frozenset(d.name for spec in specs for d in spec.datasets)
+        datasets = frozenset(d.name for job in candidates for d in job.spec.datasets)
         offers = [self._with_data(o, datasets) for o in await self._offers(onprem, clouds, now)]
-        round_ = self._decide(
-            specs, onprem.state, offers, self._spend(onprem, now), self.policy, now
-        )
-        return round_  # the composition root logs and counts the decisions (one canonical line)
+        spend = self._spend(onprem, now)
+        queued = [job.spec for job in candidates if job.workload is not None]
+        plain = [job.spec for job in candidates if job.workload is None]
+        first = self._decide(queued, onprem.state, offers, spend, self.policy, now)
+        if not plain:
+            return first  # the composition root logs and counts the decisions
+        # A plain suspended Job has no on-prem queue: nothing but federator will ever start it,
+        # so it is decided against an on-prem cluster with no room, after the queued jobs took
+        # their share of the pools and of the budget.
+        offers, spend = _after(first, offers, spend)
+        second = self._decide(plain, OnPremState(0, 0), offers, spend, self.policy, now)
+        return Round(decisions=first.decisions + second.decisions, now=now)
 
     def _may_replace(self, job: OnPremJob) -> bool:
         record = job.record
@@ -679,6 +687,35 @@ def _gpus_by_pool(onprem: OnPremView, clouds: Mapping[str, CloudView]) -> _Usage
         if copy is None or not copy.state.started:
             unscheduled[key] = unscheduled.get(key, 0) + record.gpus
     return _Usage(total, unscheduled)
+
+
+def _after(round_: Round, offers: Sequence[Offer], spend: Spend) -> tuple[list[Offer], Spend]:
+    """Offers and spend as they stand once `round_`'s bursts are placed (for a second round)."""
+    taken: dict[tuple[str, str], int] = {}
+    cost = 0.0
+    jobs = dict(spend.cluster_bursted_jobs)
+    gpus = dict(spend.cluster_bursted_gpus)
+    for decision in round_.bursts:
+        if decision.cluster is None or decision.pool is None:
+            continue
+        key = (decision.cluster, decision.pool)
+        taken[key] = taken.get(key, 0) + decision.gpus
+        cost += decision.expected_cost_usd
+        jobs[decision.cluster] = jobs.get(decision.cluster, 0) + 1
+        gpus[decision.cluster] = gpus.get(decision.cluster, 0) + decision.gpus
+    left = [
+        replace(o, free_gpus=max(0, o.free_gpus - taken.get((o.cluster, o.pool), 0)))
+        for o in offers
+    ]
+    after = replace(
+        spend,
+        today_usd=spend.today_usd + cost,
+        bursted_jobs=spend.bursted_jobs + len(round_.bursts),
+        bursted_gpus=spend.bursted_gpus + sum(d.gpus for d in round_.bursts),
+        cluster_bursted_jobs=jobs,
+        cluster_bursted_gpus=gpus,
+    )
+    return left, after
 
 
 def _price(decision: Decision, gpus: int) -> float:

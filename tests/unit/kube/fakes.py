@@ -38,6 +38,7 @@ class FakeJob:
     terminal: Terminal | None = None
     remote_state: str = ""
     burst_allowed: bool = True
+    plain: bool = False  # a suspended Job without Kueue
 
     @property
     def key(self) -> str:
@@ -87,7 +88,7 @@ class FakeOnPrem:
                     active_pods=job.active_pods,
                     finished=job.terminal is not None,
                     admitted=job.admitted,
-                    workload=f"wl-{job.name}",
+                    workload=None if job.plain else f"wl-{job.name}",
                     burst_allowed=job.burst_allowed,
                 )
             )

@@ -338,3 +338,21 @@ async def test_no_pull_back_when_waiting_jobs_take_the_free_gpus() -> None:
     await fed.run_once(110.0)
     assert len(cloud.copies) == 1
     assert job.record is not None
+
+
+async def test_plain_suspended_jobs_are_decided_without_on_prem_room() -> None:
+    onprem, cloud = FakeOnPrem(free_gpus=16), FakeCloud("cloud-a")
+    queued = onprem.add("queued", 8)
+    plain = onprem.add("plain", 8, plain=True)
+    fed = Federation(
+        onprem=onprem,
+        clouds={"cloud-a": cloud},
+        policy=DecisionPolicy(strategy=Strategy.GREEDY_SPOT),
+        offers=Offers([offer("cloud-a", free=8)]),
+        settings=FederationSettings(),
+    )
+    report = await fed.run_once(100.0)
+    kinds = {d.job_key: d.kind for d in report.decisions}
+    assert kinds == {"team-a/queued": DecisionKind.STAY, "team-a/plain": DecisionKind.BURST}
+    assert queued.record is None
+    assert plain.record is not None
