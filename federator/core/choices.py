@@ -84,12 +84,14 @@ class RoundOptions:
         ]
         self._classes = _speed_classes(self.offers, policy)
         # Per offer, what the lower bound of an option's total needs (see _bounded_candidates).
+        bill = 1.0 if policy.bill_startup else 0.0
+        self._price_of = [o.price_per_gpu_hour_usd for o in self.offers]
         self._bound_terms = [
             (
-                o.price_per_gpu_hour_usd,
                 1.0 / policy.speed_of(o.gpu_type),
                 o.preemption_rate_per_hour,
                 (o.startup_latency_s + policy.restart_overhead_s) / HOUR_S,
+                o.price_per_gpu_hour_usd * bill * o.startup_latency_s / HOUR_S,
                 o.startup_latency_s / HOUR_S,
                 max(1, o.gpus_per_node),
             )
@@ -195,23 +197,36 @@ class RoundOptions:
     ) -> list[tuple[float, int, float]]:
         """(bound on the total, offer index, bound on the cost) per allowed offer with GPUs free.
 
-        The bound keeps every term that does not depend on the job's checkpointing or data:
-        compute at the first-order preemption overhead 1 + λ·R (the exact expectation is never
-        below it), billed startup, and the value of startup plus the runtime change.
+        The bound keeps every term but data, idle GPUs and deadlines (all ≥ 0): compute at
+        the run-time factor (1 + λR)(1 + λw/2)/speed for segments of w (the exact expectation
+        (1/λ + R)(e^{λw} − 1) per segment is never below it), billed startup, the congestion
+        price of that compute, and the value of startup plus the runtime change.
         """
         free = self.ledger.free
         gpus = job.gpus
+        compute_hours = gpus * runtime_h
+        weight = max(0.0, self.policy.congestion_weight)
         per_node = self.policy.preemption_rate_per_node
-        bill = 1.0 if self.policy.bill_startup else 0.0
+        declared = job.checkpoint_interval_s or self.policy.default_checkpoint_interval_s
+        interval_h = math.inf if not declared or declared <= 0 else declared / HOUR_S
+        bound_terms = self._bound_terms
         bounded = []
         for index in self.allowed(job):
-            if gpus > free[index]:
+            left = free[index]
+            if gpus > left:
                 continue
-            price, inverse_speed, rate_h, restart_h, startup_h, node_gpus = self._bound_terms[index]
-            nodes = max(1, -(-gpus // node_gpus)) if per_node else 1
-            run_h = runtime_h * inverse_speed * (1.0 + rate_h * nodes * restart_h)
-            cost = gpus * price * (run_h + bill * startup_h)
-            bounded.append((cost + value_per_hour * (startup_h + run_h - runtime_h), index, cost))
+            inverse_speed, rate_h, restart_h, startup_usd_per_gpu, startup_h, node_gpus = (
+                bound_terms[index]
+            )
+            if per_node:
+                rate_h *= -(-gpus // node_gpus)
+            segment_h = min(interval_h, runtime_h * inverse_speed)
+            run_factor = inverse_speed * (1.0 + rate_h * restart_h) * (1.0 + rate_h * segment_h / 2)
+            compute = compute_hours * run_factor * self._price_of[index]
+            cost = compute + gpus * startup_usd_per_gpu
+            delay = value_per_hour * (startup_h + runtime_h * (run_factor - 1.0))
+            congestion = weight * compute * (gpus / left if gpus < left else 1.0)
+            bounded.append((cost + congestion + delay, index, cost))
         bounded.sort()
         return bounded
 

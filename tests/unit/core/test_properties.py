@@ -8,6 +8,8 @@ from fnmatch import fnmatchcase
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from federator.core import costs
+from federator.core.choices import RoundOptions
 from federator.core.models import (
     CapacityType,
     DatasetNeed,
@@ -273,3 +275,33 @@ def test_raising_the_value_of_time_never_reduces_bursting(
 def test_round_type_is_a_value() -> None:
     empty = decide([], OnPremState(total_gpus=8, free_gpus=8), (), Spend(), DecisionPolicy(), NOW)
     assert empty == Round(decisions=(), now=NOW)
+
+
+@settings(max_examples=150, deadline=None)
+@given(jobs(), offers(), policies(), st.floats(0, 50))
+def test_the_search_bound_never_exceeds_the_priced_total(
+    pending: list[PendingJob], pools: tuple[Offer, ...], policy: DecisionPolicy, value: float
+) -> None:
+    """The search stops at the first bound above the best total: a bound above a real total
+    would skip a better option."""
+    options = RoundOptions(pools, Spend(), policy, NOW)
+    for job in pending:
+        runtime_h = job.runtime_estimate_s / 3600
+        for bound, index, cost_bound in options._bounded_candidates(job, runtime_h, value):
+            offer = options.offers[index]
+            for held in (False, True):
+                option = costs.price_cloud(
+                    job,
+                    offer,
+                    now=NOW,
+                    policy=policy,
+                    value_per_hour=value,
+                    held=held,
+                    free_gpus=offer.free_gpus,
+                )
+                assert bound <= option.total_usd + 1e-9 * max(1.0, abs(option.total_usd))
+                assert cost_bound <= option.cost_usd + 1e-9 * max(1.0, abs(option.cost_usd))
+        floor = options._class_floor(job, runtime_h, value)
+        assert all(
+            floor <= b + 1e-9 for b, _, _ in options._bounded_candidates(job, runtime_h, value)
+        )
