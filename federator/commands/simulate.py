@@ -119,6 +119,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="data each job must copy to the cloud before it runs (default: 0)",
     )
     parser.add_argument(
+        "--output-gb",
+        type=float,
+        default=0.0,
+        metavar="GB",
+        help="results each bursted job copies back, charged at the cluster's egress price",
+    )
+    parser.add_argument(
         "--decision-period",
         type=float,
         metavar="SECONDS",
@@ -150,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             for pool, text in _pool_files(args.spot_prices, "--spot-prices").items()
         },
         dataset_gb_per_job=_not_negative(args.dataset_gb, "--dataset-gb"),
+        output_gb_per_job=_not_negative(args.output_gb, "--output-gb"),
         decision_period_s=args.decision_period,
     )
     trace = traces.read_trace(args.trace)

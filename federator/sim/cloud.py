@@ -196,6 +196,7 @@ def run_in_cloud(
     physics: JobPhysics,
     data_bytes: int,
     rng: random.Random,
+    output_bytes: int = 0,
 ) -> CloudRun:
     """Play one job's cloud life: launch, data copy, preemptions, rework, completion.
 
@@ -203,7 +204,11 @@ def run_in_cloud(
     job starts after max(startup, transfer) (what the decision core assumes for "burst now").
     """
     transfer = data_bytes / pool.transfer_bytes_per_s if data_bytes else 0.0
-    data_usd = data_bytes / 1e9 * pool.ingress_usd_per_gb
+    # Data in is charged at the pool's ingress price, results out at its cluster's egress
+    # price; the copy back after the job ends is not counted in its completion time.
+    data_usd = (
+        data_bytes / 1e9 * pool.ingress_usd_per_gb + output_bytes / 1e9 * pool.egress_usd_per_gb
+    )
     nodes = max(1, math.ceil(gpus / pool.gpus_per_node))
     t, remaining, ready_delay = burst_at, work_s, max(pool.startup_latency_s, transfer)
     first_start = math.nan

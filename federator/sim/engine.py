@@ -48,6 +48,7 @@ class Scenario:
     seed: int = 0
     physics: JobPhysics = field(default_factory=lambda: JobPhysics(checkpoint_interval_s=1800.0))
     dataset_bytes_per_job: int = 0  # traces carry no data sizes; 0 unless configured
+    output_bytes_per_job: int = 0  # results each bursted job copies back (egress)
     decision_period_s: float = 30.0
 
 
@@ -132,6 +133,7 @@ class World:
             datasets=datasets,
             checkpoint_interval_s=self.scenario.physics.checkpoint_interval_s,
             deadline_at=spec.deadline_s,
+            output_bytes=self.scenario.output_bytes_per_job,
             gpu_types=frozenset({spec.gpu_type}) if spec.gpu_type else frozenset(),
         )
         self.pending[job] = pending
@@ -302,6 +304,7 @@ class Simulation:
             world.scenario.physics,
             world.scenario.dataset_bytes_per_job,
             rng,
+            world.scenario.output_bytes_per_job,
         )
         self._record_cloud(job, run, now)
         self.outcomes.pool[job] = world.scenario.pools.index(pool)

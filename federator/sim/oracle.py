@@ -166,6 +166,7 @@ def _cloud_runs(job: TraceJob, scenario: Scenario) -> list[CloudOption]:
             scenario.physics,
             scenario.dataset_bytes_per_job,
             rng,
+            scenario.output_bytes_per_job,
         )
         found.append(CloudOption(pool, run.cost_usd, run.end_s - job.submit_s - job.duration_s))
     return found

@@ -48,6 +48,7 @@ class WorldOptions:
     # pool name or "*" -> (DescribeSpotPriceHistory JSON, zone)
     spot_prices: Mapping[str, tuple[Path, str]] = field(default_factory=dict)
     dataset_gb_per_job: float = 0.0
+    output_gb_per_job: float = 0.0
     decision_period_s: float | None = None  # None: the policy's decision interval
 
 
@@ -83,6 +84,7 @@ def build_world(config: FederatorConfig, trace: Sequence[TraceJob], options: Wor
             restart_overhead_s=policy.restart_overhead_s,
         ),
         dataset_bytes_per_job=int(options.dataset_gb_per_job * 1e9),
+        output_bytes_per_job=int(options.output_gb_per_job * 1e9),
         decision_period_s=period,
     )
     return World(scenario=scenario, policy=policy)

@@ -75,3 +75,11 @@ def test_availability_marks_wrap_around_the_trace() -> None:
     assert trace.next_available(12.0, 1) == 20.0
     assert trace.next_preemption(21.0, 1) == 40.0  # next cycle's tick 1
     assert trace.preemptions_per_hour() == pytest.approx(1 / (20 / 3600))
+
+
+def test_results_copied_back_are_charged_at_the_egress_price() -> None:
+    pool = CloudPool("c", "od", "A100", CapacityType.ON_DEMAND, 1.0, 1.0, startup_latency_s=0.0,
+                     egress_usd_per_gb=0.09)  # fmt: skip
+    run = run_in_cloud(pool, 1, 100.0, 0.0, JobPhysics(None), 0, random.Random(0), 50_000_000_000)
+    assert run.data_usd == pytest.approx(4.5)
+    assert run.end_s == 100.0

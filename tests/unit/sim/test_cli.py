@@ -1,0 +1,49 @@
+"""`federator simulate` end to end on small traces: output files, and refusing broken input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from federator import cli
+from federator.sim.traces import synthetic_trace, write_trace
+
+REPO = Path(__file__).resolve().parents[3]
+POLICY = REPO / "scripts" / "bench" / "simulate_policy.yaml"
+
+
+def test_a_broken_trace_is_refused_with_line_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("job_id,submit_time_s,num_gpus,duration_s\n1,0,1,10\n2,5,two,10\n")
+    code = cli.main(["simulate", "--config", str(POLICY), "--trace", str(trace)])
+    assert code == 2
+    assert f"{trace}:3: num_gpus must be a whole number, got 'two'" in capsys.readouterr().err
+
+
+def test_an_unknown_policy_is_a_user_error(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    write_trace(trace, synthetic_trace(20, seed=1, cluster_gpus=16))
+    args = ["simulate", "--config", str(POLICY), "--trace", str(trace), "--policy", "magic"]
+    assert cli.main(args) == 2
+
+
+def test_a_small_run_writes_json_rows_and_a_plot(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    write_trace(trace, synthetic_trace(400, seed=2, cluster_gpus=32, load=1.2))
+    out, plot = tmp_path / "runs.json", tmp_path / "curves.png"
+    args = ["simulate", "--config", str(POLICY), "--trace", str(trace), "--onprem-gpus", "32",
+            "--policy", "never", "--policy", "starburst", "--policy", "federator",
+            "--json", str(out), "--plot", str(plot), "--output-gb", "1"]  # fmt: skip
+    assert cli.main(args) == 0
+    rows = json.loads(out.read_text())
+    assert [row["policy"] for row in rows] == ["never", "starburst", "federator"]
+    for key in ("policy", "knob", "cloud_cost_usd", "mean_jct_s", "p95_jct_s", "mean_wait_s",
+                "deadline_misses", "bursted_jobs", "onprem_utilization"):  # fmt: skip
+        assert key in rows[0]
+    assert rows[0]["cloud_cost_usd"] == 0
+    assert rows[2]["bursted_jobs"] > 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
