@@ -10,6 +10,10 @@ its own event loop in a daemon thread, so blocking boto3 tests and asyncio tests
         proxy.set_mode(Mode.SLOW, bytes_per_s=1_000_000)
         proxy.set_mode(Mode.RESET)      # every open connection is cut, new ones too
         proxy.set_mode(Mode.PASS)
+        proxy.pulse(Mode.HTTP_503, seconds=2.0)   # a fault for a while, from a background thread
+
+Switching to RESET, BLACKHOLE or HTTP_503 cuts every open connection, so a client's pooled
+keep-alive connections cannot slip past the new fault: its next request meets it.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class Stats:
     bytes_up: int = 0
     bytes_down: int = 0
     cut: int = 0
+    refused: int = 0  # connections answered with 503
+    pulses: int = 0  # faults switched on by `pulse`
 
 
 class FaultProxy:
@@ -88,8 +94,21 @@ class FaultProxy:
     def set_mode(self, mode: Mode, *, bytes_per_s: int = 0) -> None:
         self.bytes_per_s = bytes_per_s
         self.mode = mode
-        if mode in (Mode.RESET, Mode.BLACKHOLE):
+        if mode in (Mode.RESET, Mode.BLACKHOLE, Mode.HTTP_503):
             self._call(self._cut_all())
+
+    def pulse(self, mode: Mode, *, seconds: float, bytes_per_s: int = 0) -> threading.Thread:
+        """Switch to `mode` now and back to PASS after `seconds`, without blocking the caller.
+
+        Safe to call from a callback running on the client's own I/O thread; the returned
+        thread can be joined to wait for the fault to be over.
+        """
+        self.stats.pulses += 1
+        self.set_mode(mode, bytes_per_s=bytes_per_s)
+        timer = threading.Timer(seconds, self.set_mode, args=(Mode.PASS,))
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _call(self, coroutine: object) -> None:
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
@@ -119,6 +138,7 @@ class FaultProxy:
             writer.transport.abort()
             return
         if self.mode is Mode.HTTP_503:
+            self.stats.refused += 1
             await reader.read(65536)
             writer.write(_SLOW_DOWN)
             with contextlib.suppress(ConnectionError):
