@@ -126,7 +126,7 @@ def controller_for(
 ) -> Controller:
     """The controller for one run; oracle runs over one world share a planner (its cache)."""
     policy = decision_policy(spec, base, trace)
-    knob_name = KNOB_NAMES.get(spec.policy, "")
+    knob_name = KNOB_NAMES.get(spec.policy, "") if spec.knob is not None else ""
     if spec.policy == "oracle":
         planners = {} if planners is None else planners
         key = (id(trace), id(scenario))
@@ -136,7 +136,7 @@ def controller_for(
                 trace, scenario, lambda value: per_job_value(federator, value)
             )
         knob = spec.knob if spec.knob is not None else 1.0
-        return OracleController(planners[key], knob=knob, knob_name=knob_name)
+        return OracleController(planners[key], knob=knob, knob_name=KNOB_NAMES["oracle"])
     return CoreController(spec.policy, policy, knob=spec.knob, knob_name=knob_name)
 
 
