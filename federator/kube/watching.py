@@ -114,7 +114,7 @@ class Reflector:
     async def _list_with_backoff(self) -> None:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(errors.TransientError),
-            wait=wait_exponential_jitter(initial=0.5, max=self._max_backoff_s),
+            wait=wait_exponential_jitter(multiplier=0.5, max=self._max_backoff_s),
             reraise=True,
         )
         async for attempt in retrying:

@@ -21,13 +21,15 @@ from tests import invariants
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.timeout(900)]
 
+# A plain suspended Job (no Kueue queue): only federator can run it, so it bursts at once.
+PLAIN = {"federator.io/burst": "allow"}
 LOST_AFTER_S = 20.0
 
 
 async def test_jobs_of_a_lost_cluster_are_replaced_and_its_stale_copies_deleted(
     sandbox: SandboxEnv, namespace_factory: Callable[..., str]
 ) -> None:
-    namespace = namespace_factory("onprem", prefix="loss", local_queue="team-a")
+    namespace = namespace_factory("onprem", prefix="loss")
     apis = harness.apis(sandbox)
     onprem = apis["onprem"]
     instance = harness.instance_name()
@@ -55,9 +57,8 @@ async def test_jobs_of_a_lost_cluster_are_replaced_and_its_stale_copies_deleted(
             offers=offers,
         ):
             sampling = asyncio.create_task(sampler.run())
-            await harness.fill_onprem(onprem, namespace, queue="team-a", seconds=150)
             await onprem.apply(
-                harness.gpu_job("victim", namespace, gpus=8, seconds=45, queue="team-a")
+                harness.gpu_job("victim", namespace, gpus=8, seconds=45, queue=None, labels=PLAIN)
             )
             uid = (await onprem.get("Job", "victim", namespace))["metadata"]["uid"]
 

@@ -1,6 +1,7 @@
 """Spot preemption on the real sandbox: the node under a running cloud copy disappears.
 
-The job must be re-placed (on another pool: the preempted one is blocked for a while), complete,
+The job (a plain suspended Job, so only federator can run it) must be re-placed on another pool
+(the preempted one is blocked for a while), complete,
 and end Complete on-prem exactly once, without two copies ever running at once.
 """
 
@@ -16,13 +17,16 @@ from federator.sandbox import SandboxEnv
 from tests import federation_harness as harness
 from tests import invariants
 
+# A plain suspended Job (no Kueue queue): only federator can run it, so it bursts at once.
+PLAIN = {"federator.io/burst": "allow"}
+
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 async def test_a_copy_that_loses_its_node_is_replaced_and_completes(
     sandbox: SandboxEnv, namespace_factory: Callable[..., str]
 ) -> None:
-    namespace = namespace_factory("onprem", prefix="preempt", local_queue="team-a")
+    namespace = namespace_factory("onprem", prefix="preempt")
     apis = harness.apis(sandbox)
     onprem = apis["onprem"]
     instance = harness.instance_name()
@@ -36,8 +40,9 @@ async def test_a_copy_that_loses_its_node_is_replaced_and_completes(
             sandbox.kubeconfig, instance=instance, namespaces=[namespace], settings=settings
         ):
             sampling = asyncio.create_task(sampler.run())
-            await harness.fill_onprem(onprem, namespace, queue="team-a", seconds=120)
-            victim = harness.gpu_job("victim", namespace, gpus=8, seconds=40, queue="team-a")
+            victim = harness.gpu_job(
+                "victim", namespace, gpus=8, seconds=40, queue=None, labels=PLAIN
+            )
             await onprem.apply(victim)
             uid = (await onprem.get("Job", "victim", namespace))["metadata"]["uid"]
             first: dict[str, object] = {}
