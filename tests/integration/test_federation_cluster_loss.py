@@ -96,7 +96,11 @@ async def test_jobs_of_a_lost_cluster_are_replaced_and_its_stale_copies_deleted(
     finally:
         if stopped:
             await box.start_component("cloud-b", "apiserver")
-        await asyncio.to_thread(sandbox_api.up, sandbox.root)  # every component back, idempotent
+        # Every cluster component back (KWOK and the controllers of cloud-b lost their
+        # apiserver too); `up` is idempotent and reuses whatever still runs.
+        await asyncio.to_thread(
+            sandbox_api.up, sandbox.root, frozenset({sandbox_api.PART_CLUSTERS}), build=False
+        )
         await harness.delete_cloud_namespaces(sandbox, [namespace])
 
     print(f"\nre-placed {moved_after:.0f} s after cloud-b stopped; record {record}")
