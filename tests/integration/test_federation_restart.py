@@ -1,8 +1,10 @@
 """kill -9 at any point: a restarted federator converges to the same state, without duplicates.
 
-The federation runs as its own process (tests/federation_harness.py); the test kills it with
-SIGKILL several times while it places, mirrors and collects, then lets it finish. Every job must
-end Complete exactly once, no job may run twice, and nothing federator created may be left.
+The federation runs as its own process (tests/federation_harness.py); the test submits eight
+plain suspended Jobs (only federator can run them, so each goes through placement, mirroring
+and GC) and kills the process with SIGKILL four times while it works, then lets it finish.
+Every job must end Complete exactly once, no job may run twice, and nothing federator created
+may be left.
 """
 
 from __future__ import annotations
