@@ -152,8 +152,12 @@ def expected_run(
     overhead = segments * write
     if rate_per_s <= 0:
         return RunEstimate(runtime_s, overhead, 0.0, 0.0, 0.0)
-    failures_per_segment = math.expm1(min(rate_per_s * segment_s, _MAX_EXPONENT))
-    expected = segments * (1.0 / rate_per_s + restart_s) * failures_per_segment
+    exponent = min(rate_per_s * segment_s, _MAX_EXPONENT)
+    failures_per_segment = math.expm1(exponent)
+    # (1/λ + R)(e^{λw} − 1) written as w·(1 + λR)·expm1(x)/x: the same value, but it stays
+    # finite for rates so small that 1/λ overflows.
+    growth = failures_per_segment / exponent if exponent > 0 else 1.0
+    expected = segments * segment_s * growth * (1.0 + rate_per_s * restart_s)
     preemptions = segments * failures_per_segment
     # Each loss is uniform over the segment plus the restart: E[X²] = w²/3 + w·R + R².
     loss_second_moment = segment_s**2 / 3.0 + segment_s * restart_s + restart_s**2

@@ -78,6 +78,7 @@ class OnPremState:
     # The jobs queued ahead, in admission order; pending jobs passed to `decide` are a subset.
     queue_order: tuple[str, ...] = ()
     node_free_gpus: tuple[int, ...] = ()  # free GPUs per node, when node shapes matter
+    gpus_per_node: int = 8  # node size: a gang bigger than this is split into node-sized pods
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,9 @@ order they would start, and the caller says whether each really stays (and then 
 for its runtime) or leaves. That is how decisions in one round account for each other: a job
 that bursts frees its place for everyone simulated after it.
 
-Deliberately simple: GPUs are pooled (no node fragmentation), arrivals after `now` are not
-foreseen, and jobs that cannot fit even on an empty cluster never start (`inf`). Jobs named in
+Deliberately simple: at `now` gangs must fit on the nodes' free GPUs (`node_free_gpus`, pods
+first-fit); after that GPUs are pooled (no fragmentation is foreseen), arrivals after `now` are
+not foreseen, and jobs that cannot fit even on an empty cluster never start (`inf`). Jobs named in
 `queue_order` that are not pending here are unknown in size and ignored.
 Cost: O(n·s + r) heap and deque steps for n jobs of s distinct sizes and r releases.
 """
@@ -59,12 +60,19 @@ class OnPremReplay:
         ]
         heapq.heapify(self._releases)
         self._by_size: dict[int, deque[tuple[int, PendingJob]]] = {}
+        self._index_of: dict[int, int] = {}
         for index, job in enumerate(ordered):
             self._by_size.setdefault(job.gpus, deque()).append((index, job))
+            self._index_of[id(job)] = index
         self._sizes = sorted(self._by_size)
         self._left = len(ordered)
         self._end = len(ordered)  # past every admission index
         self._clock = now
+        # Node by node free GPUs, used while the replay is still at `now` (gangs must fit on
+        # nodes, not just in the pool); once it moves on, the pool view is all there is.
+        self._nodes = list(onprem.node_free_gpus) or None
+        self._node_size = max(1, onprem.gpus_per_node)
+        self._unplaceable: set[int] = set()
 
     def __len__(self) -> int:
         return self._left
@@ -84,6 +92,8 @@ class OnPremReplay:
         """The job really starts at `start` and holds its GPUs for its estimated runtime."""
         if math.isinf(start):
             return
+        if self._nodes is not None:
+            self._place(job, self._nodes)
         self._free -= job.gpus
         heapq.heappush(self._releases, (start + max(0.0, job.runtime_estimate_s), job.gpus))
 
@@ -93,18 +103,48 @@ class OnPremReplay:
         while self._releases and self._releases[0][0] <= when:
             self._free += heapq.heappop(self._releases)[1]
         self._clock = max(self._clock, when)
+        self._nodes = None
 
     def _take_fitting(self) -> PendingJob | None:
+        while True:
+            job = self._take_fitting_pool()
+            if job is None or self._nodes is None or self._place(job, list(self._nodes)):
+                return job
+            # It fits the pool but not the nodes: put it back; its size waits for a release.
+            self._left += 1
+            self._by_size[job.gpus].appendleft((self._index_of[id(job)], job))
+            self._unplaceable.add(job.gpus)
+
+    def _place(self, job: PendingJob, nodes: list[int]) -> bool:
+        """First-fit the job's pods onto `nodes` (changed in place); False if one does not fit."""
+        pod = job.gpus_per_pod or min(job.gpus, self._node_size)
+        pods = [pod] * (job.gpus // pod) + ([job.gpus % pod] if job.gpus % pod else [])
+        for size in pods:
+            for node, free in enumerate(nodes):
+                if free >= size:
+                    nodes[node] = free - size
+                    break
+            else:
+                return False
+        return True
+
+    def _take_fitting_pool(self) -> PendingJob | None:
         if not self._backfill:
             first = self._first_size()
-            return self._pop(first) if first is not None and first <= self._free else None
+            if first is None or first > self._free:
+                return None
+            blocked = self._nodes is not None and first in self._unplaceable
+            return None if blocked else self._pop(first)
         free = self._free
         best_size = -1
         best_index = self._end
         by_size = self._by_size
+        unplaceable = self._unplaceable if self._nodes is not None else ()
         for size in self._sizes:
             if size > free:
                 break
+            if size in unplaceable:
+                continue
             queue = by_size[size]
             if queue and queue[0][0] < best_index:
                 best_size, best_index = size, queue[0][0]

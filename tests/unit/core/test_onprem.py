@@ -94,3 +94,32 @@ def test_replay_yields_in_start_order() -> None:
     jobs = [job(f"j{i}", 1 + i % 3, 100.0 * (i % 5 + 1)) for i in range(30)]
     seen = list(starts(jobs, BUSY).values())
     assert seen == sorted(seen)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "jobs", "want"),
+    [
+        pytest.param((4, 4), [job("eight", 8, 50)], {"eight": 1000.0}, id="8 free but split"),
+        pytest.param((8, 0), [job("eight", 8, 50)], {"eight": 0.0}, id="one whole node"),
+        pytest.param(
+            (4, 4),
+            [job("eight", 8, 50), job("four", 4, 50)],
+            {"four": 0.0, "eight": 50.0},
+            id="the split job waits, a smaller one backfills; later the pool view",
+        ),
+        pytest.param(
+            (8, 8), [job("sixteen", 16, 50)], {"sixteen": 0.0}, id="big gang across nodes"
+        ),
+    ],
+)
+def test_at_now_gangs_must_fit_on_nodes(
+    nodes: tuple[int, ...], jobs: list[PendingJob], want: dict[str, float]
+) -> None:
+    onprem = OnPremState(
+        total_gpus=32,
+        free_gpus=sum(nodes),
+        running=(RunningJob("r", 32 - sum(nodes), 1000.0),),
+        node_free_gpus=nodes,
+    )
+    assert starts(jobs, onprem) == want
+    assert starts(jobs, onprem, backfill=False)[jobs[0].key] >= want[jobs[0].key]
