@@ -8,7 +8,7 @@ to recompute why it was taken, and one human line (`reason`) that says it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
@@ -99,7 +99,6 @@ class Round:
 
     decisions: tuple[Decision, ...]
     now: float = 0.0
-    notes: Mapping[str, float] = field(default_factory=dict)  # round-wide figures
 
     def by_key(self) -> dict[str, Decision]:
         return {decision.job_key: decision for decision in self.decisions}
