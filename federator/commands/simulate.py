@@ -188,7 +188,7 @@ def _simulate(
     console: Console,
     args: argparse.Namespace,
     trace: Sequence[TraceJob],
-    world: setup.World,
+    world: setup.WorldSetup,
     policies: list[str],
 ) -> list[RunResult]:
     """Every planned run for one world, under one progress bar (jobs submitted so far)."""

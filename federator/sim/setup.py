@@ -53,19 +53,21 @@ class WorldOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class World:
+class WorldSetup:
     """Everything a run needs besides the trace and the strategy."""
 
     scenario: Scenario
     policy: DecisionPolicy
 
 
-def load_world(config_path: Path, trace: Sequence[TraceJob], options: WorldOptions) -> World:
+def load_world(config_path: Path, trace: Sequence[TraceJob], options: WorldOptions) -> WorldSetup:
     config = load_policy(config_path)
     return build_world(config, trace, options)
 
 
-def build_world(config: FederatorConfig, trace: Sequence[TraceJob], options: WorldOptions) -> World:
+def build_world(
+    config: FederatorConfig, trace: Sequence[TraceJob], options: WorldOptions
+) -> WorldSetup:
     policy = to_decision_policy(config)
     pools = tuple(_cloud_pool(pricing, config, options) for pricing in pool_pricings(config))
     _check_market_names(options, pools)
@@ -87,7 +89,7 @@ def build_world(config: FederatorConfig, trace: Sequence[TraceJob], options: Wor
         output_bytes_per_job=int(options.output_gb_per_job * 1e9),
         decision_period_s=period,
     )
-    return World(scenario=scenario, policy=policy)
+    return WorldSetup(scenario=scenario, policy=policy)
 
 
 def default_onprem_gpus(trace: Sequence[TraceJob], gpus_per_node: int) -> int:

@@ -44,7 +44,7 @@ HOUR = 3600.0
 
 def timed_run(
     trace: Sequence[TraceJob],
-    world: setup.World,
+    world: setup.WorldSetup,
     spec: runs.RunSpec,
     planners: runs.Planners | None = None,
 ) -> tuple[RunResult, float, float]:
@@ -54,7 +54,7 @@ def timed_run(
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def configured(name: str, world: setup.World) -> runs.RunSpec:
+def configured(name: str, world: setup.WorldSetup) -> runs.RunSpec:
     knob = runs.configured_knob(name, world.policy) if name in runs.KNOB_NAMES else None
     return runs.RunSpec(name, knob)
 
