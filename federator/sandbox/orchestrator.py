@@ -269,7 +269,12 @@ class Sandbox:
             entries = self.state.load()
             stopped: list[str] = []
             for wave in _shutdown_waves(list(entries.values())):
-                stopped += stop_all(wave)
+                began = time.monotonic()
+                names = stop_all(wave)
+                if names:
+                    took = time.monotonic() - began
+                    self.report(f"stopped {', '.join(names)} ({took:.1f} s)")
+                stopped += names
             self.state.save({})
             if self.layout.shm_dir.exists():
                 shutil.rmtree(self.layout.shm_dir, ignore_errors=True)
@@ -302,7 +307,11 @@ class Sandbox:
     def _locked(self) -> Iterator[None]:
         self.layout.root.mkdir(parents=True, exist_ok=True)
         with (self.layout.root / "lock").open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.report("another `sandbox up/down` is running; waiting for it to finish")
+                fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
