@@ -12,11 +12,15 @@ neighbouring actions are refused with 403 by the apiserver's RBAC authorizer.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -75,6 +79,29 @@ class Kubectl:
         result = self.run(*args, stdin=stdin)
         assert result.returncode != 0, f"kubectl {' '.join(args)} was allowed:\n{result.stdout}"
         assert "forbidden" in result.stderr.lower(), result.stderr
+
+    def merge_patch(self, path: str, body: Obj) -> int:
+        """PATCH `path` exactly as federator's client does (no GET first, unlike kubectl)."""
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        (cluster,) = config["clusters"]
+        (user,) = config["users"]
+        tls = ssl.create_default_context(
+            cadata=base64.b64decode(cluster["cluster"]["certificate-authority-data"]).decode()
+        )
+        request = urllib.request.Request(
+            cluster["cluster"]["server"] + path,
+            data=json.dumps(body).encode(),
+            method="PATCH",
+            headers={
+                "Authorization": f"Bearer {user['user']['token']}",
+                "Content-Type": "application/merge-patch+json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, context=tls, timeout=30) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return error.code
 
     def can(self, verb: str, resource: str, *scope: str) -> bool:
         """A SelfSubjectAccessReview: the apiserver's authorizer answers, nothing is done."""
@@ -399,18 +426,10 @@ def test_onprem_identity_can_do_what_federator_does(
     assert all(fed.can("watch", resource, "--all-namespaces") for resource in watched)
     record = {"metadata": {"annotations": {"federator.io/record": "{}"}}}
     fed.ok("-n", team, "patch", "job", "train", "--type=merge", "-p", json.dumps(record))
-    fed.ok(
-        "-n",
-        team,
-        "patch",
-        "job",
-        "train",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(record),
-    )
-    fed.ok("-n", team, "get", "configmap", "kube-root-ca.crt")  # referenced ConfigMaps are copied
+    status_path = f"/apis/batch/v1/namespaces/{team}/jobs/train/status"
+    assert fed.merge_patch(status_path, record) == 200  # onprem.py: finish
+    admin.ok("-n", team, "create", "configmap", "train-config", "--from-literal=lr=0.1")
+    fed.ok("-n", team, "get", "configmap", "train-config")  # referenced ConfigMaps are copied
     fed.ok("create", "-f", "-", stdin=json.dumps(an_event(team, "train")))
 
     fed.ok("create", "-f", "-", stdin=json.dumps(a_lease("federator", own)))
@@ -551,19 +570,21 @@ SANDBOX_POLICY = REPO / "config" / "sandbox.yaml"
 
 
 def absolute_paths(node: Any, base: Path) -> Any:
-    """The policy with every relative `file`/`kubeconfig` path made absolute against `base`."""
+    """The policy with every relative path (`file`, `kubeconfig`, "../…") made absolute."""
     if isinstance(node, dict):
         return {
-            k: (
-                str((base / v).resolve())
-                if k in ("file", "kubeconfig") and isinstance(v, str) and not Path(v).is_absolute()
-                else absolute_paths(v, base)
-            )
-            for k, v in node.items()
+            k: _absolute(v, base, path_key=k in ("file", "kubeconfig")) for k, v in node.items()
         }
     if isinstance(node, list):
         return [absolute_paths(item, base) for item in node]
     return node
+
+
+def _absolute(value: Any, base: Path, *, path_key: bool) -> Any:
+    if not isinstance(value, str):
+        return absolute_paths(value, base)
+    relative = value.startswith(("./", "../")) or (path_key and not Path(value).is_absolute())
+    return str((base / value).resolve()) if relative else value
 
 
 def test_federator_runs_a_full_pass_under_the_deploy_identities(
@@ -613,3 +634,7 @@ def test_federator_runs_a_full_pass_under_the_deploy_identities(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "forbidden" not in output.lower(), output[-4000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    answered = {line.get("cluster") for line in lines if line.get("event") == "cluster_up"}
+    assert answered == {"onprem", "cloud-a", "cloud-b"}, output[-4000:]
+    assert not [line for line in lines if line.get("event") == "cluster_down"], output[-4000:]
