@@ -154,7 +154,10 @@ class CloudCluster:
     async def sweep_configs(self, keep_uids: frozenset[str]) -> int:
         selector = f"{convert.LABEL_ORIGIN}={self.settings.instance}"
         deleted = 0
-        for plural in ("configmaps", "secrets"):
+        plurals = ["configmaps"] if self.settings.copy_config_maps else []
+        if self.settings.copy_secrets:  # never touch Secrets unless the policy copies them
+            plurals.append("secrets")
+        for plural in plurals:
             listed = await self.cluster.request(
                 "GET", f"/api/v1/{plural}", params={"labelSelector": selector}
             )
