@@ -21,10 +21,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 from kubernetes_asyncio.leaderelection import electionconfig, leaderelection
 from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
+
+log = structlog.get_logger(__name__)
 
 
 class NotLeader(Exception):
@@ -108,7 +111,27 @@ class _FencedLeaseLock(LeaseLock):
         return found, record
 
     async def create(self, name: str, namespace: str, election_record: Any) -> bool:
-        return await self._timed(super().create(name, namespace, election_record))
+        return await self._timed(self._create(name, namespace, election_record))
+
+    async def _create(self, name: str, namespace: str, election_record: Any) -> bool:
+        """The library's create, but a refusal is logged with its reason (e.g. a missing
+        namespace or a forbidden verb), since otherwise a replica silently never leads."""
+        body = client.V1Lease(
+            metadata=client.V1ObjectMeta(name=name), spec=self.update_lease(election_record)
+        )
+        try:
+            await self.api_instance.create_namespaced_lease(namespace, body)
+        except ApiException as error:
+            if error.status != 409:  # 409: another replica created it first; that is normal
+                log.error(
+                    "leader_lease_not_created",
+                    lease=f"{namespace}/{name}",
+                    status=error.status,
+                    reason=error.reason,
+                    hint="the lease namespace must exist and the identity may create Leases",
+                )
+            return False
+        return True
 
     async def update(self, name: str, namespace: str, updated_record: Any) -> bool:
         return await self._timed(super().update(name, namespace, updated_record))
@@ -148,7 +171,8 @@ async def campaign(
 
         config = electionconfig.Config(
             lock,
-            lease_duration=settings.lease_duration_s,
+            # Whole seconds: the library writes str(lease_duration) and parses it back with int().
+            lease_duration=max(1, round(settings.lease_duration_s)),
             renew_deadline=settings.renew_deadline_s,
             retry_period=settings.retry_period_s,
             onstarted_leading=lead,
@@ -161,8 +185,18 @@ async def campaign(
         for task in (run, stopping):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await task_outcome(task)
         fence.mark_lost()
+
+
+async def task_outcome(task: asyncio.Future[Any]) -> None:
+    """Await a finished election round; an error in it is logged, and the campaign goes on."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("leader_election_round_failed")
 
 
 async def release(api: client.ApiClient, settings: ElectionSettings) -> bool:
