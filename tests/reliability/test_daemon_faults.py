@@ -158,7 +158,7 @@ def test_of_two_replicas_one_leads_and_the_other_takes_over_when_it_is_killed(
         leader.kill()
         killed_at = time.monotonic()
         wait_until(
-            lambda: sample() and is_leader(follower),
+            lambda: any(sample()) and is_leader(follower),
             timeout_s=60,
             what="the follower to take over",
         )

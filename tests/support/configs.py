@@ -30,8 +30,10 @@ def free_port() -> int:
 
 def sandbox_config() -> dict[str, Any]:
     """config/sandbox.yaml as a dict, with every relative file path made absolute."""
-    loaded: dict[str, Any] = yaml.safe_load(SANDBOX_CONFIG.read_text())
-    return _absolute(loaded, SANDBOX_CONFIG.parent)
+    loaded: dict[str, Any] = _absolute(
+        yaml.safe_load(SANDBOX_CONFIG.read_text()), SANDBOX_CONFIG.parent
+    )
+    return loaded
 
 
 def _absolute(node: Any, base: Path) -> Any:

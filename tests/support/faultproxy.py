@@ -22,9 +22,11 @@ import asyncio
 import contextlib
 import socket
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
+from typing import Any
 
 
 class Mode(StrEnum):
@@ -110,8 +112,8 @@ class FaultProxy:
         timer.start()
         return timer
 
-    def _call(self, coroutine: object) -> None:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
+    def _call(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         future.result(timeout=10)
 
     async def _start(self) -> None:
