@@ -122,12 +122,11 @@ def _down() -> int:
     from federator.sandbox import Sandbox
 
     console = Console(stderr=True, highlight=False)
-    sandbox = Sandbox(report=console.print)
-    stopped = sandbox.down()
-    console.print(f"stopped {len(stopped)} process(es): {', '.join(stopped) or '-'}")
-    leftover = sandbox.leftover_ports()
-    if leftover:
-        ports = ", ".join(f"{name} ({port})" for name, port in sorted(leftover.items()))
+    result = Sandbox(report=console.print).down()
+    names = ", ".join(result.components) or "-"
+    console.print(f"stopped {len(result.components)} process(es): {names}")
+    if result.leftover_ports:
+        ports = ", ".join(f"{n} ({p})" for n, p in sorted(result.leftover_ports.items()))
         console.print(f"[red]still listening[/red]: {ports}")
         return 1
     console.print("no sandbox port is listening")

@@ -29,6 +29,7 @@ from federator.sandbox.orchestrator import (
     ComponentStatus,
     Report,
     Sandbox,
+    Stopped,
     needed_builds,
 )
 from federator.sandbox.probes import ComponentFailed
@@ -46,6 +47,7 @@ __all__ = [
     "ComponentStatus",
     "Sandbox",
     "SandboxEnv",
+    "Stopped",
     "down",
     "load_env",
     "run_sync",
@@ -90,8 +92,8 @@ def up(
     return run_sync(_sandbox(root, report).up(parts))
 
 
-def down(root: Path | None = None) -> list[str]:
-    """Stop every sandbox process; returns the components that were running."""
+def down(root: Path | None = None) -> Stopped:
+    """Stop every sandbox process; says what it stopped and which ports still listen."""
     return _sandbox(root).down()
 
 

@@ -75,6 +75,14 @@ class Component:
 
 
 @dataclass(frozen=True, slots=True)
+class Stopped:
+    """What `down` did: the components it stopped and any sandbox port still listening."""
+
+    components: tuple[str, ...]
+    leftover_ports: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class ComponentStatus:
     """One row of `federator sandbox status`."""
 
@@ -263,8 +271,12 @@ class Sandbox:
 
     # ---- down / status ---------------------------------------------------------------------
 
-    def down(self) -> list[str]:
-        """Stop every recorded process (Kueue and KWOK first, etcd and S3 last)."""
+    def down(self) -> Stopped:
+        """Stop every recorded process (Kueue and KWOK first, etcd and S3 last).
+
+        The ports still listening are checked before the lock is released, so a concurrent
+        `up` cannot make a clean `down` look dirty.
+        """
         with self._locked():
             entries = self.state.load()
             stopped: list[str] = []
@@ -278,7 +290,7 @@ class Sandbox:
             self.state.save({})
             if self.layout.shm_dir.exists():
                 shutil.rmtree(self.layout.shm_dir, ignore_errors=True)
-        return stopped
+            return Stopped(tuple(stopped), self.leftover_ports())
 
     def leftover_ports(self) -> dict[str, int]:
         return listening_ports(all_ports())
