@@ -587,7 +587,47 @@ def _absolute(value: Any, base: Path, *, path_key: bool) -> Any:
     return str((base / value).resolve()) if relative else value
 
 
-def test_federator_runs_a_full_pass_under_the_deploy_identities(
+def restricted_policy(
+    sandbox: SandboxEnv,
+    namespace_factory: Callable[..., str],
+    onprem_identity: Installed,
+    workdir: Path,
+    suffix: str,
+    cleanup: Callable[[Kubectl, Sequence[Obj]], None],
+) -> dict[str, Any]:
+    """config/sandbox.yaml, connecting to every cluster as deploy/'s identity, not admin."""
+    policy = absolute_paths(yaml.safe_load(SANDBOX_POLICY.read_text()), SANDBOX_POLICY.parent)
+    policy["state_namespace"] = onprem_identity.namespace
+    identities = {"onprem": onprem_identity}
+    for context in ("cloud-a", "cloud-b"):
+        identities[context] = cloud_identity_on(
+            context, sandbox, namespace_factory, workdir / context, suffix, cleanup
+        )
+    for cluster in policy["clusters"]:
+        kubectl = identities[cluster["name"]].federator
+        cluster["connection"] = {"kubeconfig": str(kubectl.kubeconfig), "context": kubectl.context}
+    return policy
+
+
+def run_once(policy: dict[str, Any], workdir: Path, *flags: str) -> list[dict[str, Any]]:
+    """`federator run --once` on `policy`; asserts a clean pass, returns the JSON log lines."""
+    config = workdir / "federator.yaml"
+    config.write_text(yaml.safe_dump(policy, sort_keys=False))
+    command = [sys.executable, "-m", "federator", "run", "--config", str(config), "--once"]
+    result = subprocess.run(
+        [*command, *flags], capture_output=True, text=True, check=False, timeout=240, cwd=workdir
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "forbidden" not in output.lower(), output[-4000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    answered = {line.get("cluster") for line in lines if line.get("event") == "cluster_up"}
+    assert answered == {"onprem", "cloud-a", "cloud-b"}, output[-4000:]
+    assert not [line for line in lines if line.get("event") == "cluster_down"], output[-4000:]
+    return lines
+
+
+def test_federator_observes_and_decides_under_the_deploy_identities(
     sandbox: SandboxEnv,
     namespace_factory: Callable[..., str],
     onprem_identity: Installed,
@@ -598,43 +638,47 @@ def test_federator_runs_a_full_pass_under_the_deploy_identities(
     """`federator run --once --dry-run` with only deploy/'s rights (not admin) on every cluster.
 
     It lists and watches everything it observes on-prem and on both clouds, reads its state,
-    and decides; dry run keeps it from touching other tests' jobs (the write rights are
-    exercised one by one above). Any 403 would surface as a failed pass or a logged error.
+    and decides over the sandbox's real queues; dry run keeps it from touching other tests'
+    jobs. Any 403 would surface as a failed pass or a logged error.
     """
-    policy = absolute_paths(yaml.safe_load(SANDBOX_POLICY.read_text()), SANDBOX_POLICY.parent)
-    policy["state_namespace"] = onprem_identity.namespace
-    identities = {"onprem": onprem_identity}
-    for context in ("cloud-a", "cloud-b"):
-        identities[context] = cloud_identity_on(
-            context, sandbox, namespace_factory, tmp_path / context, suffix, cleanup
-        )
-    for cluster in policy["clusters"]:
-        kubectl = identities[cluster["name"]].federator
-        cluster["connection"] = {"kubeconfig": str(kubectl.kubeconfig), "context": kubectl.context}
-    config = tmp_path / "federator.yaml"
-    config.write_text(yaml.safe_dump(policy, sort_keys=False))
-
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "federator",
-            "run",
-            "--config",
-            str(config),
-            "--once",
-            "--dry-run",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=240,
-        cwd=tmp_path,
+    policy = restricted_policy(
+        sandbox, namespace_factory, onprem_identity, tmp_path, suffix, cleanup
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    assert "forbidden" not in output.lower(), output[-4000:]
-    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    answered = {line.get("cluster") for line in lines if line.get("event") == "cluster_up"}
-    assert answered == {"onprem", "cloud-a", "cloud-b"}, output[-4000:]
-    assert not [line for line in lines if line.get("event") == "cluster_down"], output[-4000:]
+    run_once(policy, tmp_path, "--dry-run")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "federator/kube/cloud.py sweep_configs lists Secrets cluster-wide on every cloud even "
+        "with bursting.copy_secrets off; deploy/cloud deliberately grants no Secret access, so "
+        "the GC step fails with 403 and the pass exits 1. Granting `list secrets` makes this "
+        "pass (checked by hand); the fix belongs in sweep_configs (sweep Secrets only when "
+        "copy_secrets is on). Remove this mark when it passes."
+    ),
+)
+def test_federator_acts_under_the_deploy_identities(
+    sandbox: SandboxEnv,
+    namespace_factory: Callable[..., str],
+    onprem_identity: Installed,
+    tmp_path: Path,
+    suffix: str,
+    cleanup: Callable[[Kubectl, Sequence[Obj]], None],
+) -> None:
+    """A real pass (writes allowed) with deploy/'s rights, including garbage collection.
+
+    Its own instance name and a queue of its own keep it away from other tests' jobs; the
+    pass still lists and sweeps federator-labelled objects on both clouds, as GC does.
+    """
+    team = namespace_factory("onprem", prefix="fed-act", local_queue="q")
+    admin_for(sandbox, "onprem").ok(
+        "create", "-f", "-", stdin=json.dumps(a_suspended_job("train", team, "q"))
+    )
+    policy = restricted_policy(
+        sandbox, namespace_factory, onprem_identity, tmp_path, suffix, cleanup
+    )
+    policy["instance"] = f"deploy-test{suffix}"
+    policy["queues"] = [{"kind": "LocalQueue", "name": "q", "namespace": team, "cluster": "onprem"}]
+    policy.pop("tenants", None)  # they name the sandbox's team namespaces, not this one
+    run_once(policy, tmp_path)
