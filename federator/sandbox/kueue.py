@@ -191,7 +191,7 @@ def _wanted(webhook: dict[str, Any]) -> bool:
 async def _all_established(api: KubeApi, names: list[str]) -> bool:
     for name in names:
         crd = await api.get("CustomResourceDefinition", name)
-        conditions = (crd or {}).get("status", {}).get("conditions", [])
+        conditions = ((crd or {}).get("status") or {}).get("conditions") or []
         if not any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
             return False
     return True
