@@ -300,8 +300,7 @@ class Clusters:
 
         async def site_up(site: str) -> None:
             await sandbox.ensure(by_key[f"{site}/etcd"])
-            async with apiserver_turn:
-                await sandbox.ensure(by_key[f"{site}/apiserver"])
+            await sandbox.ensure(by_key[f"{site}/apiserver"], apiserver_turn)
             await _gather_or_fail(
                 [
                     sandbox.ensure(by_key[f"{site}/{name}"])

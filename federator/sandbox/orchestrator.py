@@ -173,8 +173,11 @@ class Sandbox:
     async def _up_s3(self) -> None:
         await _gather_or_fail([self.ensure(c) for c in self.s3_components()])
 
-    async def ensure(self, component: Component) -> None:
-        """Reuse `component` if it runs and answers, else (re)start it; then configure it."""
+    async def ensure(self, component: Component, start_turn: asyncio.Lock | None = None) -> None:
+        """Reuse `component` if it runs and answers, else (re)start it; then configure it.
+
+        A (re)start waits for `start_turn` when given, so heavy servers start one at a time.
+        """
         recorded = self.state.load().get(component.key)
         if (
             recorded is not None
@@ -196,7 +199,11 @@ class Sandbox:
                 if component.configure is not None:
                     await component.configure()
                 return
-        await self._start(component)
+        if start_turn is None:
+            await self._start(component)
+            return
+        async with start_turn:
+            await self._start(component)
 
     async def _restarted_if_changed(self, component: Component, recorded: Running) -> bool:
         """Stop `recorded` and say True if it runs an older command line than `component`."""
