@@ -69,7 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "status",
         help="show each component: PID, running, memory, listening ports",
         description="Show each sandbox component with its PID, whether it runs, its memory "
-        "and the ports it listens on.",
+        "and the ports it listens on. Exits 0 when every component runs, 3 otherwise.",
     )
     parser.set_defaults(run=run)
 
