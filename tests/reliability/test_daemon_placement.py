@@ -14,6 +14,7 @@ every job ends in exactly one terminal state; nothing federator created is left 
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
+from federator import sandbox as sandbox_api
 from federator.sandbox import SandboxEnv
 from tests import federation_harness as harness
 from tests import invariants
+from tests.reliability import checks
 from tests.support import configs
 from tests.support.configs import free_port
 from tests.support.daemon import Daemon
@@ -78,18 +81,19 @@ async def finish_and_check(
 async def test_the_daemon_killed_with_sigkill_while_placing_converges_without_duplicates(
     sandbox: SandboxEnv, namespace_factory: Callable[..., str], tmp_path: Path
 ) -> None:
-    """R1 on the daemon: SIGKILL it each time it has just recorded a new placement (three
-    times), restart it at once; it finishes the overflow with every invariant holding."""
+    """R1 on the daemon: each time it has just recorded a new placement, stop it - SIGKILL twice,
+    then SIGTERM (R2: it must exit within 25 s mid-placement) - and restart it at once; it
+    finishes the overflow with every invariant holding."""
     namespace = namespace_factory("onprem", prefix="relkill", local_queue="q")
     config, instance = policy_copy(tmp_path, namespace)
     apis = harness.apis(sandbox)
     sampler = invariants.Sampler(apis, frozenset({namespace}), interval_s=0.5)
     sampling = asyncio.create_task(sampler.run())
     daemon = Daemon(config, tmp_path / "d.log").start()
-    kills = 0
+    kills, term_exit_s = 0, None
     try:
         await submit_overflow(sandbox, namespace)
-        for _ in range(3):
+        for round_ in range(3):
             seen = await records(sandbox, namespace)
             if seen == JOBS:
                 break
@@ -100,7 +104,12 @@ async def test_the_daemon_killed_with_sigkill_while_placing_converges_without_du
             await harness.wait_for(
                 a_new_record, timeout_s=120, interval_s=0.3, what="a new placement"
             )
-            daemon.kill()
+            if round_ < 2:
+                daemon.kill()
+            else:
+                daemon.signal(signal.SIGTERM)
+                assert daemon.process is not None
+                term_exit_s = checks.wait_exit(daemon.process, within_s=25.0)
             kills += 1
             daemon = Daemon(config, tmp_path / "d.log").start()
         jobs = await finish_and_check(sandbox, namespace, instance, sampler)
@@ -110,7 +119,8 @@ async def test_the_daemon_killed_with_sigkill_while_placing_converges_without_du
         await harness.delete_cloud_namespaces(sandbox, [namespace])
     bursted = [j for j in jobs if invariants.record_of(j)]
     print(
-        f"\n{kills} SIGKILLs; {len(bursted)} of {JOBS} jobs bursted; {len(sampler.samples)} samples"
+        f"\n{kills} stops (SIGTERM exit in {term_exit_s} s); {len(bursted)} of {JOBS} jobs "
+        f"bursted; {len(sampler.samples)} samples"
     )
     assert kills >= 1, "the scenario must kill the daemon while it places"
     assert bursted, "the scenario must exercise placement"
@@ -146,3 +156,58 @@ async def test_two_replicas_without_leader_election_never_run_a_job_twice(
     print(f"\n{len(bursted)} of {JOBS} bursted; replicas logging conflicts: {conflicts}")
     assert alive, "both replicas must survive the races"
     assert bursted, "the scenario must exercise placement"
+
+
+async def test_a_cloud_apiserver_stopped_briefly_moves_nothing(
+    sandbox: SandboxEnv, namespace_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    """R4: the cloud running a copy loses its apiserver for 15 s, well under the policy's
+    `unreachable_timeout` (1 m): the placement record is unchanged (same cluster, attempt 1),
+    nothing is re-placed, and the job still finishes exactly once."""
+    namespace = namespace_factory("onprem", prefix="relblip", local_queue="q")
+    config, instance = policy_copy(tmp_path, namespace)
+    apis = harness.apis(sandbox)
+    onprem = apis["onprem"]
+    sampler = invariants.Sampler(apis, frozenset({namespace}), interval_s=1.0)
+    sampling = asyncio.create_task(sampler.run())
+    daemon = Daemon(config, tmp_path / "d.log").start()
+    stopped: str | None = None
+    try:
+        await harness.fill_onprem(onprem, namespace, queue="q", seconds=60)
+        await onprem.apply(harness.gpu_job("victim", namespace, gpus=8, seconds=40, queue="q"))
+        uid = (await onprem.get("Job", "victim", namespace))["metadata"]["uid"]
+
+        async def running_in_a_cloud() -> bool:
+            record = await harness.job_record(onprem, namespace, "victim")
+            if not record or record["phase"] != "placed":
+                return False
+            pods = await harness.copy_pods(apis[record["cluster"]], namespace, uid)
+            return any(p["status"].get("phase") == "Running" for p in pods)
+
+        await harness.wait_for(running_in_a_cloud, timeout_s=150, what="a running cloud copy")
+        before = await harness.job_record(onprem, namespace, "victim")
+        assert before is not None
+        stopped = before["cluster"]
+        await asyncio.to_thread(sandbox_api.stop_component, stopped, "apiserver", kill=True)
+        await asyncio.sleep(15)  # the fault's length: shorter than unreachable_timeout (1 m)
+        await asyncio.to_thread(sandbox_api.start_component, stopped, "apiserver")
+        stopped = None
+
+        async def victim_done() -> bool:
+            return harness.finished(await onprem.get("Job", "victim", namespace))
+
+        await harness.wait_for(victim_done, timeout_s=240, what="the job to finish")
+        after = await harness.job_record(onprem, namespace, "victim")
+        await invariants.wait_no_orphans(apis, [namespace], instance, timeout_s=120)
+    finally:
+        if stopped is not None:
+            await asyncio.to_thread(sandbox_api.start_component, stopped, "apiserver")
+        daemon.stop()
+        await invariants.cancel(sampling)
+        await harness.delete_cloud_namespaces(sandbox, [namespace])
+    print(f"\nbefore: {before}\nafter: {after}")
+    assert after is not None
+    assert (after["cluster"], after["attempt"]) == (before["cluster"], before["attempt"])
+    assert not after["stale"], "nothing may be re-placed for a brief outage"
+    invariants.check_one_terminal_state([await onprem.get("Job", "victim", namespace)])
+    invariants.check_never_two_running(sampler)
