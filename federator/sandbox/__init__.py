@@ -45,6 +45,7 @@ __all__ = [
     "BuildFailed",
     "ComponentFailed",
     "ComponentStatus",
+    "Layout",
     "Sandbox",
     "SandboxEnv",
     "Stopped",

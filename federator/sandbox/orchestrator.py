@@ -29,6 +29,7 @@ from federator.sandbox.supervisor import (
     StateFile,
     is_alive,
     listening_ports,
+    port_holders,
     start,
     stop,
     stop_all,
@@ -246,11 +247,13 @@ class Sandbox:
             await asyncio.sleep(0.25)
             taken = listening_ports(names)
         if taken:
-            ports = ", ".join(str(p) for p in sorted(taken.values()))
+            holders = port_holders(list(taken.values()))
+            who = "; ".join(f"{port} held by {holder}" for port, holder in sorted(holders.items()))
             raise ComponentFailed(
                 component.key,
-                f"cannot start: port(s) {ports} already in use by a process this sandbox did "
-                "not record (another sandbox or tool?); free them or run `federator sandbox down`",
+                f"cannot start: {who or 'port(s) in use'}. This sandbox did not start that "
+                "process (another checkout's sandbox? run `federator sandbox down` there) or "
+                "another tool uses the port; free it and run `up` again",
                 None,
             )
 

@@ -229,3 +229,35 @@ def listening_ports(ports: Mapping[str, int]) -> dict[str, int]:
             if port in wanted:
                 found[wanted[port]] = port
     return found
+
+
+def port_holders(ports: Sequence[int]) -> dict[int, str]:
+    """For each listening port in `ports`, "pid N: command line" of the process holding it.
+
+    Read from /proc (socket inode -> /proc/<pid>/fd), so a clash message can say who is in the
+    way; processes of other users may be unreadable and are then reported as unknown.
+    """
+    inodes: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A":
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                if port in ports:
+                    inodes[f"socket:[{fields[9]}]"] = port
+    holders = dict.fromkeys(inodes.values(), "unknown process")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or not inodes:
+            continue
+        try:
+            targets = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        for target in targets & inodes.keys():
+            holders[inodes[target]] = f"pid {proc.name}: {cmdline.strip()[:160]}"
+    return holders
