@@ -647,17 +647,6 @@ def test_federator_observes_and_decides_under_the_deploy_identities(
     run_once(policy, tmp_path, "--dry-run")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "federator/kube/cloud.py sweep_configs lists Secrets cluster-wide on every cloud even "
-        "with bursting.copy_secrets off; deploy/cloud deliberately grants no Secret access, so "
-        "the GC step fails with 403 and the pass exits 1. Granting `list secrets` makes this "
-        "pass (checked by hand); the fix belongs in sweep_configs (sweep Secrets only when "
-        "copy_secrets is on). Remove this mark when it passes."
-    ),
-)
 def test_federator_acts_under_the_deploy_identities(
     sandbox: SandboxEnv,
     namespace_factory: Callable[..., str],
@@ -669,7 +658,8 @@ def test_federator_acts_under_the_deploy_identities(
     """A real pass (writes allowed) with deploy/'s rights, including garbage collection.
 
     Its own instance name and a queue of its own keep it away from other tests' jobs; the
-    pass still lists and sweeps federator-labelled objects on both clouds, as GC does.
+    pass still lists and sweeps federator-labelled objects on both clouds, as GC does — and
+    must not need Secrets there (bursting.copy_secrets is off; deploy/cloud grants none).
     """
     team = namespace_factory("onprem", prefix="fed-act", local_queue="q")
     admin_for(sandbox, "onprem").ok(
