@@ -371,6 +371,27 @@ def _add_new_evidence(
     return ledger, saved
 
 
+async def sync_models_back(parts: Parts, stop: asyncio.Event) -> None:
+    """Checkpoints and models from every cloud's staging registry back to the on-prem one.
+
+    Only the leader copies; the copy is idempotent (blobs first, verified, manifest last), so a
+    round cut short by a leadership change or a crash is finished by the next one.
+    """
+    from federator.syncing import modelsync
+
+    registry = parts.holder.config.registry
+    assert registry is not None
+    interval = registry.checkpoint_sync_interval.total_seconds()
+    clouds = parts.stores.cloud_clusters()
+    while await _sleep(interval, stop):
+        if not parts.fence.allows_writes():
+            continue
+        try:
+            await modelsync.sync_models_once(parts.stores, clouds)
+        except Exception:
+            log.warning("model_sync_back_failed", exc_info=True)
+
+
 async def watch_config(parts: Parts, stop: asyncio.Event, hup: asyncio.Event) -> None:
     """Reload on SIGHUP or when the file changes (a ConfigMap update replaces the file)."""
     while not stop.is_set():
@@ -490,6 +511,8 @@ async def _serve(parts: Parts, *, dry_run: bool) -> int:
                 asyncio.create_task(save_evidence(parts, stop), name="evidence"),
                 asyncio.create_task(watch_config(parts, stop, hup), name="config"),
             ]
+            if config.registry is not None and not dry_run:
+                tasks.append(asyncio.create_task(sync_models_back(parts, stop), name="models"))
             if election.enabled and not dry_run:
                 tasks.append(asyncio.create_task(
                     leadership.campaign(onprem_api, settings, fence=parts.fence,
