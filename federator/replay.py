@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +105,56 @@ def busiest_window(rows: Sequence[TraceRow], length_s: float, step_s: float = 36
             best_start, best_load = start, load
         start += step_s
     return best_start
+
+
+def kueue_gpu_job(
+    *,
+    name: str,
+    namespace: str,
+    queue: str,
+    gpus: int,
+    duration_s: float,
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A suspended Kueue Job whose one pod asks for `gpus` GPUs and, under KWOK, completes after
+    `duration_s` (the sandbox's fake nodes run nothing; the pod annotations set its run time).
+
+    Its runtime estimate annotation is the true duration, as a user who knows the job sets it.
+    """
+    delay = f"{duration_s:g}s"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"kueue.x-k8s.io/queue-name": queue, **(labels or {})},
+            "annotations": {"federator.io/runtime-estimate": delay, **(annotations or {})},
+        },
+        "spec": {
+            "suspend": True,
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {
+                    "annotations": {
+                        "pod-complete.stage.kwok.x-k8s.io/delay": delay,
+                        "pod-complete.stage.kwok.x-k8s.io/jitter-delay": delay,
+                    }
+                },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "train",
+                            "image": "example.invalid/trainer:1",
+                            "resources": {
+                                "requests": {"cpu": "1", "nvidia.com/gpu": str(gpus)},
+                                "limits": {"nvidia.com/gpu": str(gpus)},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }

@@ -39,7 +39,14 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from federator.replay import ReplayJob, SliceSpec, TraceRow, busiest_window, scale_slice
+from federator.replay import (
+    ReplayJob,
+    SliceSpec,
+    TraceRow,
+    busiest_window,
+    kueue_gpu_job,
+    scale_slice,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = ROOT.parent / "shared" / "data" / "traces" / "trace_a_philly.csv"
@@ -117,48 +124,19 @@ def start_federator() -> subprocess.Popen[bytes]:
 
 
 def job_manifest(job: ReplayJob, index: int) -> dict[str, Any]:
-    delay = f"{job.duration_s}s"
-    annotations = {
-        "federator.io/runtime-estimate": f"{round(job.duration_s)}s",
-        "federator.io/trace-job": job.trace_job_id,
-    }
+    annotations = {"federator.io/trace-job": job.trace_job_id}
     if index % 3 == 0:
         annotations["federator.io/datasets"] = DATASET
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job.name,
-            "namespace": job.queue,
-            "labels": {"kueue.x-k8s.io/queue-name": job.queue, "app": "federator-demo"},
-            "annotations": annotations,
-        },
-        "spec": {
-            "suspend": True,
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {
-                    "annotations": {
-                        "pod-complete.stage.kwok.x-k8s.io/delay": delay,
-                        "pod-complete.stage.kwok.x-k8s.io/jitter-delay": delay,
-                    }
-                },
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "train",
-                            "image": "example.invalid/trainer:demo",
-                            "resources": {
-                                "requests": {"cpu": "1", "nvidia.com/gpu": str(job.gpus)},
-                                "limits": {"nvidia.com/gpu": str(job.gpus)},
-                            },
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return kueue_gpu_job(
+        name=job.name, namespace=job.queue, queue=job.queue, gpus=job.gpus,
+        duration_s=job.duration_s, annotations=annotations, labels={"app": "federator-demo"},
+    )  # fmt: skip
+
+
+async def ensure_namespace(core: kube.CoreV1Api, name: str) -> None:
+    """federator keeps its Lease and state there; a Deployment would live in it."""
+    with contextlib.suppress(ApiException):  # 409: it exists
+        await core.create_namespace({"metadata": {"name": name}})
 
 
 async def forget_previous_run(batch: kube.BatchV1Api) -> None:
@@ -264,6 +242,7 @@ async def replay(demo: Demo, deadline_s: float) -> None:
     )
     async with api:
         batch = kube.BatchV1Api(api)
+        await ensure_namespace(kube.CoreV1Api(api), "federator")  # the policy's state_namespace
         await forget_previous_run(batch)
         demo.started = time.time()
         submitter = asyncio.create_task(submit_all(batch, demo))

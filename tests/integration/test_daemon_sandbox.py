@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from federator.replay import kueue_gpu_job
 from federator.sandbox import SandboxEnv, run_sync
 from federator.sandbox.kubeapi import KubeApi
 from federator.sandbox.layout import Layout
@@ -31,42 +32,9 @@ DURATION_S = 20
 
 
 def gpu_job(namespace: str, index: int) -> dict[str, Any]:
-    delay = f"{DURATION_S}s"
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": f"train-{index}",
-            "namespace": namespace,
-            "labels": {"kueue.x-k8s.io/queue-name": "q"},
-            "annotations": {"federator.io/runtime-estimate": delay},
-        },
-        "spec": {
-            "suspend": True,
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {
-                    "annotations": {
-                        "pod-complete.stage.kwok.x-k8s.io/delay": delay,
-                        "pod-complete.stage.kwok.x-k8s.io/jitter-delay": delay,
-                    }
-                },
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "train",
-                            "image": "example.invalid/trainer:1",
-                            "resources": {
-                                "requests": {"cpu": "1", "nvidia.com/gpu": str(GPUS)},
-                                "limits": {"nvidia.com/gpu": str(GPUS)},
-                            },
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return kueue_gpu_job(
+        name=f"train-{index}", namespace=namespace, queue="q", gpus=GPUS, duration_s=DURATION_S
+    )
 
 
 def state_in(namespace: str) -> Callable[[dict[str, Any]], None]:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from federator.replay import ReplayJob, SliceSpec, TraceRow, busiest_window, scale_slice
+from federator.replay import (
+    ReplayJob,
+    SliceSpec,
+    TraceRow,
+    busiest_window,
+    kueue_gpu_job,
+    scale_slice,
+)
 
 ROWS = [TraceRow(str(i), float(i * 100), 1 + (i % 3) * 4, 600.0 * (i + 1)) for i in range(12)]
 
@@ -64,3 +71,13 @@ def test_gpu_counts_scale_up_before_they_are_clipped_to_a_node() -> None:
 
 def test_an_explicit_thinning_step_wins_over_the_cluster_ratio() -> None:
     assert [j.trace_job_id for j in scale_slice(ROWS, spec(keep_every=5))] == ["0", "5", "10"]
+
+
+def test_a_kueue_gpu_job_is_suspended_and_completes_under_kwok_after_its_duration() -> None:
+    job = kueue_gpu_job(name="j", namespace="ns", queue="q", gpus=4, duration_s=36.5)
+    pod = job["spec"]["template"]
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "q"
+    assert job["metadata"]["annotations"]["federator.io/runtime-estimate"] == "36.5s"
+    assert pod["metadata"]["annotations"]["pod-complete.stage.kwok.x-k8s.io/delay"] == "36.5s"
+    assert pod["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "4"}
