@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -301,10 +302,15 @@ def record_decisions(parts: Parts, report: PassReport) -> None:
             decision=str(decision.kind),
             cluster=decision.cluster,
             pool=decision.pool,
-            expected_cost_usd=round(decision.expected_cost_usd, 2),
-            expected_wait_s=round(decision.expected_wait_s),
+            expected_cost_usd=_finite(decision.expected_cost_usd, 2),
+            expected_wait_s=_finite(decision.expected_wait_s, 0),
             reason=decision.reason,
         )
+
+
+def _finite(value: float, digits: int) -> float | None:
+    """Rounded for the log line; None where the model says 'never' (an infinite wait)."""
+    return round(value, digits) if math.isfinite(value) else None
 
 
 # ---- the loops the composition root adds around the federation ------------------------------

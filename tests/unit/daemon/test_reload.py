@@ -43,3 +43,10 @@ def test_an_invalid_file_is_rejected_counted_and_the_old_policy_stays(tmp_path: 
     assert failures() == before + 1
     assert holder.decision_policy is policy_before
     assert not holder.changed_on_disk()  # the bad file is not retried in a loop
+
+
+def test_a_decision_with_an_infinite_wait_is_logged_as_never() -> None:
+    from federator.daemon import _finite
+
+    assert _finite(float("inf"), 0) is None
+    assert _finite(12.345, 2) == 12.35
