@@ -447,15 +447,37 @@ async def run(config_path: Path, *, dry_run: bool = False, once: bool = False) -
 
 
 def _secrets_of(holder: PolicyHolder) -> list[str]:
+    """Every credential the process will hold, so the log redactor can mask it by value too."""
+    config = holder.config
     values: list[str] = []
-    for cluster in holder.config.clusters:
-        if cluster.object_store is None:
-            continue
-        with contextlib.suppress(Exception):
-            keys = policy.store_access(holder.config, cluster.name).credentials
-            if keys is not None:
-                values.append(keys.secret_access_key)
-    return values
+    for cluster in config.clusters:
+        if cluster.object_store is not None:
+            with contextlib.suppress(Exception):  # unresolvable now: it fails loudly later
+                keys = policy.store_access(config, cluster.name).credentials
+                if keys is not None:
+                    values += [keys.secret_access_key, keys.session_token or ""]
+        kubeconfig = policy.cluster_access(config, cluster.name).kubeconfig
+        if kubeconfig is not None:
+            values += _kubeconfig_secrets(kubeconfig)
+    return [v for v in values if v]
+
+
+def _kubeconfig_secrets(path: Path) -> list[str]:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    users = loaded.get("users", []) if isinstance(loaded, dict) else []
+    fields = ("client-key-data", "token", "password")
+    return [
+        str(user["user"][field])
+        for user in users
+        if isinstance(user, dict) and isinstance(user.get("user"), dict)
+        for field in fields
+        if user["user"].get(field)
+    ]
 
 
 async def _run_once(parts: Parts) -> int:

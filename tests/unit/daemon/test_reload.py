@@ -50,3 +50,16 @@ def test_a_decision_with_an_infinite_wait_is_logged_as_never() -> None:
 
     assert _finite(float("inf"), 0) is None
     assert _finite(12.345, 2) == 12.35
+
+
+def test_kubeconfig_keys_and_tokens_are_registered_for_redaction(tmp_path: Path) -> None:
+    from federator.daemon import _kubeconfig_secrets
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "users:\n"
+        "- name: a\n  user: {client-key-data: S0VZ, client-certificate-data: Q0VSVA==}\n"
+        "- name: b\n  user: {token: tok-123}\n"
+    )
+    assert _kubeconfig_secrets(kubeconfig) == ["S0VZ", "tok-123"]
+    assert _kubeconfig_secrets(tmp_path / "missing") == []
