@@ -172,10 +172,16 @@ async def test_a_cloud_apiserver_stopped_briefly_moves_nothing(
     sampling = asyncio.create_task(sampler.run())
     daemon = Daemon(config, tmp_path / "d.log").start()
     stopped: str | None = None
+
+    async def victim() -> dict[str, Any]:
+        job: dict[str, Any] | None = await onprem.get("Job", "victim", namespace)
+        assert job is not None, "the victim job disappeared"
+        return job
+
     try:
         await harness.fill_onprem(onprem, namespace, queue="q", seconds=60)
         await onprem.apply(harness.gpu_job("victim", namespace, gpus=8, seconds=40, queue="q"))
-        uid = (await onprem.get("Job", "victim", namespace))["metadata"]["uid"]
+        uid = (await victim())["metadata"]["uid"]
 
         async def running_in_a_cloud() -> bool:
             record = await harness.job_record(onprem, namespace, "victim")
@@ -194,7 +200,7 @@ async def test_a_cloud_apiserver_stopped_briefly_moves_nothing(
         stopped = None
 
         async def victim_done() -> bool:
-            return harness.finished(await onprem.get("Job", "victim", namespace))
+            return harness.finished(await victim())
 
         await harness.wait_for(victim_done, timeout_s=240, what="the job to finish")
         after = await harness.job_record(onprem, namespace, "victim")
@@ -209,5 +215,5 @@ async def test_a_cloud_apiserver_stopped_briefly_moves_nothing(
     assert after is not None
     assert (after["cluster"], after["attempt"]) == (before["cluster"], before["attempt"])
     assert not after["stale"], "nothing may be re-placed for a brief outage"
-    invariants.check_one_terminal_state([await onprem.get("Job", "victim", namespace)])
+    invariants.check_one_terminal_state([await victim()])
     invariants.check_never_two_running(sampler)
