@@ -37,7 +37,7 @@ from federator.federation.federation import Federation, FederationSettings, Pass
 from federator.federation.ports import CloudView
 from federator.kube import clients
 from federator.kube.cloud import CloudCluster, CloudSettings, PoolPlacement
-from federator.kube.onprem import OnPremCluster
+from federator.kube.onprem import BurstFacts, OnPremCluster
 from federator.prices.live import offer_builder, refresh_all
 from federator.prices.offers import OfferBuilder
 from federator.prices.preemption import PreemptionLedger
@@ -136,7 +136,31 @@ def onprem_observer(config: policy.FederatorConfig, cluster: clients.Cluster) ->
         namespaces=namespaces,
         resident_namespaces=resident,
         default_runtime_s=config.cost.default_runtime.total_seconds(),
+        tenant_of=lambda namespace: _tenant_of(config, namespace),
+        eligible=lambda facts: _may_burst(config, facts),
     )
+
+
+def _tenant_of(config: policy.FederatorConfig, namespace: str) -> str:
+    """Budgets and tenant rules are keyed by tenant name; a namespace with none is its own."""
+    tenant = config.tenant_of_namespace(namespace)
+    return tenant.name if tenant is not None else namespace
+
+
+def _may_burst(config: policy.FederatorConfig, facts: BurstFacts) -> bool:
+    """The policy file's opt-out label, burst rules, queue modes and tenants, in that order."""
+    from federator.policy.eligibility import JobFacts, may_burst
+
+    verdict = may_burst(
+        config,
+        JobFacts(
+            namespace=facts.namespace,
+            queue=facts.queue,
+            labels=facts.labels,
+            annotations=facts.annotations,
+        ),
+    )
+    return verdict.allowed
 
 
 def cloud_observers(
@@ -260,6 +284,7 @@ async def assemble(holder: PolicyHolder, *, dry_run: bool) -> Parts:
         offers=_deferred_offers(),
         settings=federation_settings(config),
         data=gate,
+        sizes=replicator,
         may_write=may_write,
     )
     parts = Parts(

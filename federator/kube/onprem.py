@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 import structlog
 
+from federator.core.models import PendingJob
 from federator.federation.ports import OnPremJob, OnPremView, Terminal
 from federator.federation.records import PlacementRecord
 from federator.kube import convert
@@ -33,6 +35,16 @@ from federator.kube.watching import (
 log = structlog.get_logger(__name__)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class BurstFacts:
+    """What the policy's burst gate reads about a job (no client-library types)."""
+
+    namespace: str
+    queue: str | None
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+
+
 class OnPremCluster:
     """Observation of and writes to the on-prem cluster (one per federator process)."""
 
@@ -43,11 +55,17 @@ class OnPremCluster:
         namespaces: Iterable[str] = (),
         resident_namespaces: Iterable[str] = (),
         default_runtime_s: float = 3600.0,
+        tenant_of: Callable[[str], str] | None = None,
+        eligible: Callable[[BurstFacts], bool] | None = None,
     ) -> None:
         self.cluster = cluster
         self.namespaces = frozenset(namespaces)  # empty: every namespace
         self.resident_namespaces = frozenset(resident_namespaces)
         self.default_runtime_s = default_runtime_s
+        # The policy's view, given by the composition root: a namespace's tenant, and whether
+        # the policy file's burst rules and queue modes let a job move at all.
+        self.tenant_of = tenant_of
+        self.eligible = eligible
         self.jobs = Reflector(cluster, JOBS)
         self.workloads = Reflector(cluster, WORKLOADS)
         self.cluster_queues = Reflector(cluster, CLUSTER_QUEUES)
@@ -118,6 +136,7 @@ class OnPremCluster:
             default_runtime_s=self.default_runtime_s,
             resident_namespaces=self.resident_namespaces,
         )
+        spec = self._apply_policy(job, spec)
         return OnPremJob(
             key=convert.key(job),
             namespace=str(meta.get("namespace")),
@@ -134,6 +153,20 @@ class OnPremCluster:
             workload=str(convert.meta(workload).get("name")) if workload is not None else None,
             burst_allowed=spec.burst_allowed,
         )
+
+    def _apply_policy(self, job: convert.Obj, spec: PendingJob) -> PendingJob:
+        namespace = spec.namespace
+        tenant = self.tenant_of(namespace) if self.tenant_of is not None else spec.tenant
+        allowed = spec.burst_allowed
+        if allowed and self.eligible is not None:
+            facts = BurstFacts(
+                namespace=namespace,
+                queue=convert.labels(job).get(convert.KUEUE_QUEUE_LABEL),
+                labels=dict(convert.labels(job)),
+                annotations=dict(convert.annotations_of(job)),
+            )
+            allowed = self.eligible(facts)
+        return dataclasses.replace(spec, tenant=tenant, burst_allowed=allowed)
 
     # ---- writes -------------------------------------------------------------------------------
 

@@ -63,3 +63,24 @@ def test_kubeconfig_keys_and_tokens_are_registered_for_redaction(tmp_path: Path)
     )
     assert _kubeconfig_secrets(kubeconfig) == ["S0VZ", "tok-123"]
     assert _kubeconfig_secrets(tmp_path / "missing") == []
+
+
+def test_jobs_are_keyed_by_tenant_name_and_gated_by_the_policy_files_rules(
+    tmp_path: Path,
+) -> None:
+    from federator.daemon import _may_burst, _tenant_of
+    from federator.kube.onprem import BurstFacts
+
+    text = copy_config(tmp_path).read_text()
+    text = text.replace(
+        "  - name: team-a\n    namespaces: [team-a]", "  - name: vision\n    namespaces: [team-a]"
+    )
+    path = tmp_path / "config" / "sandbox.yaml"
+    path.write_text(text)
+    config = PolicyHolder(path).config
+    assert _tenant_of(config, "team-a") == "vision"
+    assert _tenant_of(config, "elsewhere") == "elsewhere"
+    facts = BurstFacts(namespace="team-a", queue="team-a", labels={}, annotations={})
+    assert _may_burst(config, facts)
+    opted_out = BurstFacts("team-a", "team-a", {"federator.io/burst": "never"}, {})
+    assert not _may_burst(config, opted_out)
