@@ -34,6 +34,7 @@ from federator.policy.sourcemap import Position, SourceMap, load_document
 from federator.policy.targets import target_problems
 
 STRING_SOURCE = "<string>"
+MAX_FILE_BYTES = 4 * 2**20  # real policy files are a few KiB; this refuses a runaway file at once
 
 
 def load_policy(path: str | os.PathLike[str], *, check_files: bool = False) -> FederatorConfig:
@@ -42,6 +43,13 @@ def load_policy(path: str | os.PathLike[str], *, check_files: bool = False) -> F
     `check_files`, also check that the files, contexts and credentials it points at exist."""
     source = os.fspath(path)
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _single(
+                source,
+                f"the file is {size / 2**20:.1f} MiB; a policy file is at most "
+                f"{MAX_FILE_BYTES // 2**20} MiB (is this the right file?)",
+            )
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise _single(source, f"the file is not UTF-8 text ({error.reason})") from None

@@ -71,11 +71,27 @@ class LoadedDocument:
     problems: list[SyntaxProblem]
 
 
+# A real policy file has a few hundred nodes and is a few levels deep. These bounds stop hostile
+# input (an alias "billion laughs", thousands of nested brackets) before it exhausts memory, time
+# or the interpreter's stack, with a message instead of a hang or a traceback.
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+
+
+class _TooComplex(Exception):
+    def __init__(self, mark: yaml.Mark, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+
+
 def load_document(text: str) -> LoadedDocument:
     """Parse one YAML document; syntax errors come back as problems, never as exceptions."""
     source_map = SourceMap()
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        message = f"the document nests too deeply (a policy file needs at most {MAX_DEPTH} levels)"
+        return LoadedDocument(None, source_map, [SyntaxProblem(Position(1, 1), (), message)])
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         message = _describe_yaml_error(error)
@@ -91,7 +107,11 @@ def load_document(text: str) -> LoadedDocument:
         )
         return LoadedDocument(None, source_map, [problem])
     builder = _Builder(source_map)
-    data = builder.build(root, ())
+    try:
+        data = builder.build(root, ())
+    except _TooComplex as error:
+        problem = SyntaxProblem(Position.of(error.mark), (), str(error))
+        return LoadedDocument(None, source_map, [problem])
     return LoadedDocument(data, source_map, builder.problems)
 
 
@@ -110,8 +130,18 @@ class _Builder:
         self.source_map = source_map
         self.problems: list[SyntaxProblem] = []
         self.constructor = yaml.SafeLoader("")
+        self.nodes = 0
 
     def build(self, node: yaml.Node, path: PathKey) -> object:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooComplex(
+                node.start_mark,
+                f"the document expands to more than {MAX_NODES:,} values (aliases repeating "
+                "aliases?); a policy file is far smaller",
+            )
+        if len(path) > MAX_DEPTH:
+            raise _TooComplex(node.start_mark, f"the document nests deeper than {MAX_DEPTH} levels")
         self.source_map.values[path] = Position.of(node.start_mark)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
