@@ -460,6 +460,7 @@ async def run(config_path: Path, *, dry_run: bool = False, once: bool = False) -
     logs.configure(level="INFO")
     logs.register_secrets(_secrets_of(holder))
     metrics.initialise(cloud_clusters=[c.name for c in config.cloud_clusters])
+    warn_about_insecure_stores(config)
     parts = await assemble(holder, dry_run=dry_run)
     try:
         with contextlib.suppress(Exception):
@@ -469,6 +470,19 @@ async def run(config_path: Path, *, dry_run: bool = False, once: bool = False) -
         return await _serve(parts, dry_run=dry_run)
     finally:
         await parts.close()
+
+
+def warn_about_insecure_stores(config: policy.FederatorConfig) -> None:
+    """A store with TLS verification off is allowed only loudly (the policy says so explicitly)."""
+    for cluster in config.clusters:
+        store = cluster.object_store
+        if store is not None and not store.verify_tls:
+            log.warning(
+                "tls_verification_disabled",
+                cluster=cluster.name,
+                source=f"clusters.{cluster.name}.object_store.verify_tls: false",
+                hint="trust the store's CA instead; credentials and data cross this link",
+            )
 
 
 def _secrets_of(holder: PolicyHolder) -> list[str]:

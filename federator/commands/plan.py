@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 from pathlib import Path
 
 DESCRIPTION = """\
@@ -56,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "never (no room on-prem)"
     minutes, _ = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"

@@ -170,4 +170,13 @@ async def connect(
         )
     except (kube_config.ConfigException, OSError, KeyError) as e:
         raise errors.UserError(f"{kubeconfig}: context {context!r}: {e}") from e
+    if not api.configuration.verify_ssl:
+        # Allowed (some labs run self-signed apiservers) but never silent: anyone on the path
+        # could impersonate the cluster and read every job and credential federator sends.
+        log.warning(
+            "tls_verification_disabled",
+            cluster=name or context,
+            source=f"{kubeconfig} (insecure-skip-tls-verify)",
+            hint="trust the cluster's CA (certificate-authority-data) instead",
+        )
     return Cluster(name or context, api, clock=clock)

@@ -99,16 +99,6 @@ def test_sigterm_exits_within_25_s(
     print(f"\nSIGTERM -> exit in {took:.1f} s")
 
 
-LEADER_ELECTION_BUG = (
-    "federator/leadership.py:151 hands kubernetes_asyncio a float lease_duration "
-    "(daemon.py:477 .total_seconds() = 15.0); LeaseLock.create does int('15.0') "
-    "(kubernetes_asyncio/leaderelection/resourcelock/leaselock.py:120) -> ValueError; the "
-    "campaign task dies unlogged (daemon.py _serve only gathers it at shutdown), the fence "
-    "never opens: with leader_election.enabled (the default) the daemon never leads or writes"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=LEADER_ELECTION_BUG)
 def test_sigterm_releases_the_lease(
     sandbox: SandboxEnv, namespace_factory: Callable[..., str], tmp_path: Path
 ) -> None:
@@ -126,7 +116,6 @@ def test_sigterm_releases_the_lease(
     assert not lease_holder(sandbox, state, lease), "the lease must be released on SIGTERM"
 
 
-@pytest.mark.xfail(strict=True, reason=LEADER_ELECTION_BUG)
 def test_of_two_replicas_one_leads_and_the_other_takes_over_when_it_is_killed(
     sandbox: SandboxEnv, namespace_factory: Callable[..., str], tmp_path: Path
 ) -> None:

@@ -107,20 +107,10 @@ def test_a_cluster_whose_certificate_does_not_verify_is_refused_by_default(
     assert tls_daemon.alive()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="federator/kube/clients.py:168 connect() loads a kubeconfig with "
-    "insecure-skip-tls-verify silently: no warning, no policy switch required",
-)
 def test_a_kubeconfig_that_skips_tls_verification_is_logged_loudly(tls_daemon: Daemon) -> None:
     assert warnings_about(tls_daemon, "cloud-a"), "no warning that cloud-a's TLS is not verified"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="federator/storage/stores.py:113 passes object_store.verify_tls=false to boto3 "
-    "(endpoints.py make_client verify=) without any log line",
-)
 def test_a_store_with_tls_verification_off_is_logged_loudly(tls_daemon: Daemon) -> None:
     events = [e for e in warnings_about(tls_daemon, "cloud-b") if e.get("event") != "cluster_down"]
     assert events, "no warning that cloud-b's store TLS is not verified"
