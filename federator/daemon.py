@@ -32,7 +32,6 @@ import structlog
 from federator import errors, leadership, logs, metrics, policy, web
 from federator.core.decisions import Decision
 from federator.core.models import Offer
-from federator.core.policy import DecisionPolicy
 from federator.federation.federation import Federation, FederationSettings, PassReport
 from federator.federation.ports import CloudView
 from federator.kube import clients
@@ -249,21 +248,6 @@ class DataGate:
         return not report.failures
 
 
-def build_offers(parts: Parts) -> Callable[[], Coroutine[Any, Any, Sequence[Offer]]]:
-    """The offers provider: prices and preemption evidence as of process start.
-
-    Evidence seen by this process is added by the federation loop itself (in memory), and is
-    persisted by `save_evidence`; giving the builder only the start-time ledger avoids counting
-    the same preemption twice.
-    """
-
-    async def offers() -> Sequence[Offer]:
-        book = parts.offers.build(time.time(), ledger=parts.evidence_at_start)
-        return book.offers
-
-    return offers
-
-
 async def assemble(holder: PolicyHolder, *, dry_run: bool) -> Parts:
     config = holder.config
     connected = await connect_clusters(config)
@@ -277,11 +261,18 @@ async def assemble(holder: PolicyHolder, *, dry_run: bool) -> Parts:
     )
     may_write: Callable[[], bool] = (lambda: False) if dry_run else fence.allows_writes
     gate = DataGate(replicator, stores, holder)
+
+    async def offers() -> Sequence[Offer]:
+        """Prices, and preemption evidence as of process start: the federation adds what this
+        process sees in memory (persisted by `save_evidence`), so giving the builder only the
+        start-time ledger never counts a preemption twice."""
+        return parts.offers.build(time.time(), ledger=parts.evidence_at_start).offers
+
     federation = Federation(
         onprem=onprem,
         clouds=clouds,
         policy=lambda: holder.decision_policy,
-        offers=_deferred_offers(),
+        offers=offers,
         settings=federation_settings(config),
         data=gate,
         sizes=replicator,
@@ -301,15 +292,7 @@ async def assemble(holder: PolicyHolder, *, dry_run: bool) -> Parts:
         federation=federation,
         fence=fence,
     )
-    federation.offers = build_offers(parts)
     return parts
-
-
-def _deferred_offers() -> Callable[[], Coroutine[Any, Any, Sequence[Offer]]]:
-    async def none() -> Sequence[Offer]:
-        return ()
-
-    return none
 
 
 def record_decisions(parts: Parts, report: PassReport) -> None:
@@ -640,6 +623,3 @@ async def plan(config_path: Path) -> tuple[list[Decision], PassReport]:
         return list(report.decisions), report
     finally:
         await parts.close()
-
-
-_ = DecisionPolicy  # re-exported type for callers of `plan`

@@ -23,13 +23,7 @@ PLAIN = {"federator.io/burst": "allow"}
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known failure in the full-suite runs of 2026-11-29 (twice): the plain suspended "
-    "victim Job is "
-    "re-decided every pass (job_bursted logged every ~4 s) and its copy never runs; both tests "
-    "passed when run alone earlier that day. Not diagnosed yet; issue 6 stays open for it.",
-)
+@harness.KNOWN_FULL_SUITE_FAILURE
 async def test_a_copy_that_loses_its_node_is_replaced_and_completes(
     sandbox: SandboxEnv, namespace_factory: Callable[..., str]
 ) -> None:
