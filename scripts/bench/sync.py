@@ -11,11 +11,13 @@ Every tool runs as a child process; wall time includes its start-up. Peak memory
 max RSS (wait4). Requests are counted by a small counting HTTP proxy (a separate process, one
 per endpoint) that every tool, ours included, talks through; ours is also counted by botocore's
 `before-send` hook as a cross-check. s5cmd and the aws cli cannot copy between two endpoints,
-so they download to a local staging directory and upload from it; their rows are the sum.
+so they download to a local staging directory and upload from it; their rows are the sum
+(for (c) both halves use their `sync` command, run twice: the initial copy and the no-op).
 
 Usage:
   .venv/bin/python scripts/bench/sync.py                 # everything, full size (long)
   .venv/bin/python scripts/bench/sync.py --scale 0.1 --workloads a,b
+  .venv/bin/python scripts/bench/sync.py --workloads c --keep --reuse   # (c) at 100,000
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -47,6 +51,10 @@ VENV_BIN = REPO / ".venv" / "bin"
 PROXY_PORTS = {"onprem": 19710, "target": 19720}
 CONTROL_OFFSET = 1
 SRC_BUCKET, DST_BUCKET = "bench-sync-src", "bench-sync-dst"
+SEED_MARKERS = "_seeded/"  # one empty object per complete seed (see Bench.generate)
+SEED_VERSION = 1  # bump when the generated data changes shape
+SEED_THREADS = 16
+LOG_DIR = Path(tempfile.gettempdir()) / "bench-sync-logs"  # failed children's logs, kept
 
 
 # ---- the counting proxy ------------------------------------------------------------------------
@@ -189,6 +197,7 @@ class Result:
     verified: bool
     note: str = ""
     botocore_requests: dict[str, int] = field(default_factory=dict)
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
 
     @property
     def total_requests(self) -> int:
@@ -313,12 +322,25 @@ class Bench:
         return count, size
 
     def generate(self, prefix: str, count: int, size: int) -> None:
-        """Random objects under `prefix` at the source (kept between runs when complete)."""
+        """Random objects under `prefix` at the source, kept between runs.
+
+        A complete seed leaves a marker object named after the prefix, count, size and
+        SEED_VERSION; a rerun that finds it reuses the data without listing 100,000 keys. Without
+        the marker, a complete listing is also reused (and the marker written).
+        """
+        marker = f"{SEED_MARKERS}{prefix.rstrip('/')}-{count}x{size}-v{SEED_VERSION}"
+        client = self.clients["onprem"]
+        try:
+            client.head_object(Bucket=SRC_BUCKET, Key=marker)
+            print(f"  source {prefix}: {count} x {size} B present ({marker}), reused", flush=True)
+            return
+        except Exception:  # noqa: BLE001 - no marker: check the listing, else seed
+            pass
         if self.listing("onprem", SRC_BUCKET, prefix) == (count, count * size):
             print(f"  source {prefix}: {count} x {size} B present, reused", flush=True)
+            client.put_object(Bucket=SRC_BUCKET, Key=marker, Body=b"")
             return
         self.clear("onprem", SRC_BUCKET, prefix)
-        client = self.clients["onprem"]
         started = time.perf_counter()
         if size >= 64 * MiB:
             from boto3.s3.transfer import TransferConfig
@@ -331,19 +353,43 @@ class Bench:
                     io.BytesIO(data), SRC_BUCKET, f"{prefix}obj-{i:06d}", Config=config
                 )
         else:
-            pool_data = os.urandom(size + 4096)
-
-            def put(i: int) -> None:
-                offset = (i * 7919) % 4096
-                body = i.to_bytes(8, "big") + pool_data[offset : offset + size - 8]
-                client.put_object(Bucket=SRC_BUCKET, Key=f"{prefix}obj-{i:06d}", Body=body)
-
-            with ThreadPoolExecutor(16) as pool:
-                list(pool.map(put, range(count)))
+            self._seed_small(prefix, count, size)
+        client.put_object(Bucket=SRC_BUCKET, Key=marker, Body=b"")
         print(
             f"  generated {prefix}: {count} x {size} B in {time.perf_counter() - started:.1f}s",
             flush=True,
         )
+
+    def _seed_small(self, prefix: str, count: int, size: int) -> None:
+        """Many small PUTs from a thread pool over the engine's lean signed-PUT path.
+
+        boto3's put_object costs 5-9 ms of client CPU each (under the GIL), so 100,000 of them
+        take minutes of CPU alone; the lean path is about 1 ms. Every PUT still carries its
+        Content-MD5, so the store checks each body.
+        """
+        import hashlib
+
+        from federator.storage.endpoints import Endpoint
+        from federator.storage.leanpath import LeanS3
+
+        key_id, secret = self.keys("onprem")
+        lean = LeanS3(
+            Endpoint("onprem", str(self.stores["onprem"]["endpoint"]), key_id, secret),
+            pool_size=SEED_THREADS,
+        )
+        pool_data = os.urandom(size + 4096)
+        done = itertools.count(1)  # next() on it is atomic under the GIL
+
+        def put(i: int) -> None:
+            offset = (i * 7919) % 4096
+            body = i.to_bytes(8, "big") + pool_data[offset : offset + size - 8]
+            md5 = hashlib.md5(body, usedforsecurity=False).digest()
+            lean.put(SRC_BUCKET, f"{prefix}obj-{i:06d}", body, md5)
+            if (n := next(done)) % 10_000 == 0:
+                print(f"    seeded {n}/{count}", flush=True)
+
+        with ThreadPoolExecutor(SEED_THREADS) as pool:
+            list(pool.map(put, range(count)))
 
     def clear(self, side: str, bucket: str, prefix: str) -> None:
         client = self.clients[side]
@@ -398,14 +444,24 @@ class Bench:
         expect: tuple[int, int],
     ) -> Result:
         before = self.counts()
-        log = self.scratch / f"{workload}-{tool}-{phase}.log"
+        load_before = os.getloadavg()[0]
+        log = self.scratch / (
+            re.sub(r"[^A-Za-z0-9.-]+", "_", f"{workload}-{tool}-{phase}") + ".log"
+        )
         seconds, rss, status, out = run_child(cmd, env, log)
+        load_after = os.getloadavg()[0]
         after = self.counts()
         requests: dict[str, int] = {}
         for side in before:
             for kind, n in (after[side] - before[side]).items():
                 requests[f"{side[0]}:{kind}"] = n
-        note = "" if status == 0 else f"exit {status}, see {log}"
+        note = ""
+        if status != 0:
+            kept = LOG_DIR / log.name
+            LOG_DIR.mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, kept)
+            tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+            note = f"exit {status}, log {kept}: {tail[-400:]}"
         verified = True
         if verify is not None:
             got = (
@@ -434,10 +490,12 @@ class Bench:
             verified and status == 0,
             note.strip(),
             botocore,
+            (load_before, load_after),
         )
         print(
             f"  {tool:18s} {phase:9s} {seconds:8.2f}s  rss {rss:7.1f} MiB  "
             f"req {result.total_requests:7d} {dict(sorted(requests.items()))}  "
+            f"load {load_before:.1f}->{load_after:.1f}  "
             f"{'ok' if result.verified else 'NOT VERIFIED ' + note}",
             flush=True,
         )
@@ -525,55 +583,41 @@ class Bench:
 
         return str(Path(s5cmd.__file__).parent / "bin" / "s5cmd")
 
-    def two_halves(
-        self, workload: str, tool: str, prefix: str, dst_prefix: str, expect: tuple[int, int]
-    ) -> None:
-        stage = self.scratch / "stage" / workload
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir(parents=True)
+    def halves(
+        self, tool: str, verb: str, stage: Path, prefix: str, dst_prefix: str
+    ) -> tuple[list[str], list[str]]:
+        """The download and upload commands of s5cmd or aws (`verb` is cp or sync)."""
         if tool == "s5cmd":
-            down = [
-                self.s5cmd_bin(),
-                "--endpoint-url",
-                self.url("onprem"),
-                "cp",
-                f"s3://{SRC_BUCKET}/{prefix}*",
-                f"{stage}/",
-            ]
-            up = [
-                self.s5cmd_bin(),
-                "--endpoint-url",
-                self.url("target"),
-                "cp",
-                f"{stage}/*",
-                f"s3://{DST_BUCKET}/{dst_prefix}",
-            ]
-        else:
-            aws = str(VENV_BIN / "aws")
-            down = [
-                aws,
-                "--endpoint-url",
-                self.url("onprem"),
-                "s3",
-                "sync",
-                f"s3://{SRC_BUCKET}/{prefix}",
-                str(stage),
-                "--only-show-errors",
-            ]
-            up = [
-                aws,
-                "--endpoint-url",
-                self.url("target"),
-                "s3",
-                "sync",
-                str(stage),
-                f"s3://{DST_BUCKET}/{dst_prefix}",
-                "--only-show-errors",
-            ]
+            s5 = self.s5cmd_bin()
+            down = [s5, "--endpoint-url", self.url("onprem"), verb]
+            down += [f"s3://{SRC_BUCKET}/{prefix}*", f"{stage}/"]
+            up = [s5, "--endpoint-url", self.url("target"), verb]
+            up += [f"{stage}/*", f"s3://{DST_BUCKET}/{dst_prefix}"]
+            return down, up
+        aws = str(VENV_BIN / "aws")
+        down = [aws, "--endpoint-url", self.url("onprem"), "s3", "sync"]
+        down += [f"s3://{SRC_BUCKET}/{prefix}", str(stage), "--only-show-errors"]
+        up = [aws, "--endpoint-url", self.url("target"), "s3", "sync"]
+        up += [str(stage), f"s3://{DST_BUCKET}/{dst_prefix}", "--only-show-errors"]
+        return down, up
+
+    def two_halves(
+        self,
+        workload: str,
+        tool: str,
+        phase: str,
+        commands: tuple[list[str], list[str]],
+        stage: Path,
+        dst_prefix: str,
+        expect: tuple[int, int],
+    ) -> None:
+        """Measure a download half and an upload half; add a row with their sum as `phase`."""
+        down, up = commands
+        half = "" if phase == "copy" else f"{phase} "
         first = self.measure(
             workload,
             tool,
-            "download",
+            f"{half}download",
             down,
             self.side_env("onprem"),
             ("local", "", str(stage)),
@@ -583,7 +627,7 @@ class Bench:
         second = self.measure(
             workload,
             tool,
-            "upload",
+            f"{half}upload",
             up,
             self.side_env("target"),
             ("target", DST_BUCKET, dst_prefix),
@@ -594,17 +638,18 @@ class Bench:
             Result(
                 workload,
                 tool,
-                "copy",
+                phase,
                 first.seconds + second.seconds,
                 max(first.peak_rss_mib, second.peak_rss_mib),
                 dict(requests),
                 expect[1],
                 expect[0],
                 first.verified and second.verified,
-                "download + upload through local disk (sum)",
+                f"download {first.seconds:.1f} s + upload {second.seconds:.1f} s "
+                "through local disk (sum)",
+                load=(first.load[0], second.load[1]),
             )
         )
-        shutil.rmtree(stage, ignore_errors=True)
 
     @staticmethod
     def local_listing(root: Path) -> tuple[int, int]:
@@ -627,32 +672,61 @@ class Bench:
             elif tool == "rclone":
                 self.rclone(workload, prefix, dst_prefix, expect, flags=[], tool="rclone")
             else:
-                self.two_halves(workload, tool, prefix, dst_prefix, expect)
+                stage = self.fresh_stage(workload)
+                commands = self.halves(tool, "cp", stage, prefix, dst_prefix)
+                self.two_halves(workload, tool, "copy", commands, stage, dst_prefix, expect)
+                shutil.rmtree(stage, ignore_errors=True)
             self.clear("target", DST_BUCKET, dst_prefix)
 
+    def fresh_stage(self, workload: str) -> Path:
+        stage = self.scratch / "stage" / workload
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(parents=True)
+        return stage
+
     def noop_workload(self, count: int, size: int) -> None:
-        workload, prefix = "c", "c/"
+        """(c): each tool makes its own replica (the initial copy), then re-syncs it unchanged.
+
+        Source data and (with --reuse) replicas are per object count, so a 100,000-object run
+        does not disturb a 10,000-object one and a rerun skips the initial copies.
+        """
+        workload, prefix = "c", f"c-{count}/"
         print(f"(c) {count} x {size} B: initial copy, then a no-op re-sync", flush=True)
         self.generate(prefix, count, size)
         expect = (count, count * size)
         for tool in self.args.tools:
-            if tool not in ("federator", "rclone"):
-                continue  # s5cmd and aws cannot sync two endpoints; no no-op to compare
-            dst_prefix = f"c-{tool}/"
-            self.clear("target", DST_BUCKET, dst_prefix)
+            dst_prefix = f"c-{count}-{tool}/"
+            if tool in ("s5cmd", "aws"):
+                # No endpoint-to-endpoint mode: sync down to disk, sync up, then both again.
+                self.clear("target", DST_BUCKET, dst_prefix)
+                stage = self.fresh_stage(workload)
+                commands = self.halves(tool, "sync", stage, prefix, dst_prefix)
+                self.two_halves(workload, tool, "initial", commands, stage, dst_prefix, expect)
+                self.two_halves(workload, tool, "no-op", commands, stage, dst_prefix, expect)
+                shutil.rmtree(stage, ignore_errors=True)
+                if not self.args.keep:
+                    self.clear("target", DST_BUCKET, dst_prefix)
+                continue
+            reuse = self.args.reuse and self.listing("target", DST_BUCKET, dst_prefix) == expect
+            if reuse:
+                print(f"  {tool} replica {dst_prefix} complete from an earlier run, reused")
+            else:
+                self.clear("target", DST_BUCKET, dst_prefix)
             if tool == "federator":
-                self.ours(workload, prefix, dst_prefix, expect, phase="initial")
+                if not reuse:
+                    self.ours(workload, prefix, dst_prefix, expect, phase="initial")
                 self.ours(workload, prefix, dst_prefix, expect, phase="no-op")
             else:
-                self.rclone(
-                    workload,
-                    prefix,
-                    dst_prefix,
-                    expect,
-                    flags=["--transfers", "16", "--checkers", "16"],
-                    tool="rclone",
-                    phase="initial",
-                )
+                if not reuse:
+                    self.rclone(
+                        workload,
+                        prefix,
+                        dst_prefix,
+                        expect,
+                        flags=["--transfers", "16", "--checkers", "16"],
+                        tool="rclone 16/16",
+                        phase="initial",
+                    )
                 self.rclone(
                     workload, prefix, dst_prefix, expect, flags=[], tool="rclone", phase="no-op"
                 )
@@ -693,18 +767,22 @@ class Bench:
         )
         print(
             "| workload | tool | phase | seconds | MB/s | obj/s | requests | peak RSS MiB "
-            "| verified |"
+            "| verified | load 1-min |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in self.results:
-            if r.phase in ("download", "upload"):
+            if r.phase.endswith(("download", "upload")):
                 continue
             mbps = r.bytes / r.seconds / 1e6 if r.phase != "no-op" else 0.0
+            heads = sum(n for kind, n in r.requests.items() if kind.endswith("HEAD"))
             print(
                 f"| {r.workload} | {r.tool} | {r.phase} | {r.seconds:.2f} | "
-                f"{mbps:.1f} | {r.objects / r.seconds:.0f} | {r.total_requests} | "
-                f"{r.peak_rss_mib:.0f} | {'ok' if r.verified else 'NO'} |"
+                f"{mbps:.1f} | {r.objects / r.seconds:.0f} | {r.total_requests} "
+                f"({heads} HEAD) | {r.peak_rss_mib:.0f} | {'ok' if r.verified else 'NO'} | "
+                f"{r.load[0]:.1f}-{r.load[1]:.1f} |"
             )
+            if r.note:
+                print(f"|   | note: {r.note} |||||||||")
         print()
         print(
             "ratios (federator vs peer): speed-up = peer s / ours s; "
@@ -712,7 +790,7 @@ class Bench:
         )
         ours = {(r.workload, r.phase): r for r in self.results if r.tool == "federator"}
         for r in self.results:
-            if r.tool == "federator" or r.phase in ("download", "upload", "initial"):
+            if r.tool == "federator" or r.phase.endswith(("download", "upload")):
                 continue
             mine = ours.get((r.workload, r.phase))
             if mine is None:
@@ -758,6 +836,11 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="federator's objects in flight")
     parser.add_argument("--no-proxy", action="store_true", help="do not count requests")
     parser.add_argument("--keep", action="store_true", help="keep (c)'s replicas")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="(c): a complete replica kept by an earlier --keep run skips its initial copy",
+    )
     parser.add_argument("--json", help="also write the results here")
     Bench(parser.parse_args()).run()
     return 0
