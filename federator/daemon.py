@@ -22,7 +22,7 @@ import contextlib
 import math
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,24 +105,71 @@ class Parts:
     last_clouds: dict[str, CloudView] = field(default_factory=dict)
 
     async def close(self) -> None:
-        await self.replicator.aclose()
-        for cluster in self.clusters.values():
-            await cluster.close()
+        try:
+            await self.replicator.aclose()
+        finally:
+            await close_clusters(self.clusters.values())
 
 
 async def connect_clusters(config: policy.FederatorConfig) -> dict[str, clients.Cluster]:
+    """A client per cluster, the on-prem one first: a `kubeconfig_secret` is read through it.
+
+    If any cluster cannot be connected, the ones already connected are closed before the
+    error propagates (no "Unclosed client session" on a start-up mistake).
+    """
     connected: dict[str, clients.Cluster] = {}
-    for cluster in config.clusters:
-        access = policy.cluster_access(config, cluster.name)
-        if access.kubeconfig is None:
-            raise errors.UserError(
-                f"clusters.{cluster.name}.connection: only kubeconfig files are supported by "
-                "this build (in-cluster and Secret kubeconfigs are not wired yet)"
+    onprem = config.onprem_cluster.name
+    ordered = sorted(config.clusters, key=lambda c: c.name != onprem)
+    try:
+        for cluster in ordered:
+            connected[cluster.name] = await connect_cluster(
+                config, cluster.name, connected.get(onprem)
             )
-        connected[cluster.name] = await clients.connect(
-            access.kubeconfig, access.context or cluster.name, name=cluster.name
-        )
+    except BaseException:
+        await close_clusters(connected.values())
+        raise
     return connected
+
+
+async def connect_cluster(
+    config: policy.FederatorConfig, name: str, onprem: clients.Cluster | None
+) -> clients.Cluster:
+    """One cluster, the way its `connection` says: kubeconfig file, service account, Secret."""
+    access = policy.cluster_access(config, name)
+    where = f"clusters.{name}.connection"
+    if access.kubeconfig is not None:
+        return await clients.connect(access.kubeconfig, access.context or name, name=name)
+    if access.in_cluster:
+        with contextlib.suppress(OSError):  # unreadable: connect_in_cluster says so clearly
+            token = (clients.SERVICE_ACCOUNT_DIR / "token").read_text().strip()
+            logs.register_secrets([token] if token else [])
+        return await clients.connect_in_cluster(name=name)
+    assert access.kubeconfig_secret is not None  # the policy file allows exactly one way
+    namespace, secret, key = access.kubeconfig_secret
+    namespace = namespace or config.state_namespace
+    source = f"{where}.kubeconfig_secret (Secret {namespace}/{secret}, key {key!r})"
+    if onprem is None:
+        raise errors.UserError(
+            f"{source}: the on-prem cluster's own connection cannot come from a Secret (it is "
+            "read from the on-prem cluster); use in_cluster: true or a kubeconfig file"
+        )
+    try:
+        data = await clients.read_secret(onprem, namespace, secret)
+    except errors.FederatorError as e:
+        raise errors.UserError(f"{source}: cannot read it from {onprem.name}: {e}") from None
+    if key not in data:
+        keys = ", ".join(sorted(data)) or "none"
+        raise errors.UserError(f"{source}: the Secret has no key {key!r} (keys: {keys})")
+    logs.register_secrets(_kubeconfig_text_secrets(data[key]))
+    return await clients.connect_kubeconfig_text(
+        data[key], access.context, name=name, source=source
+    )
+
+
+async def close_clusters(clusters: Iterable[clients.Cluster]) -> None:
+    for cluster in clusters:
+        with contextlib.suppress(Exception):  # closing is best effort; the error that led
+            await cluster.close()  # here, if any, is the one worth reporting
 
 
 def onprem_observer(config: policy.FederatorConfig, cluster: clients.Cluster) -> OnPremCluster:
@@ -249,8 +296,19 @@ class DataGate:
 
 
 async def assemble(holder: PolicyHolder, *, dry_run: bool) -> Parts:
+    """Every edge and loop; the clients are closed again if anything after them fails."""
+    connected = await connect_clusters(holder.config)
+    try:
+        return _assemble(holder, connected, dry_run=dry_run)
+    except BaseException:
+        await close_clusters(connected.values())
+        raise
+
+
+def _assemble(
+    holder: PolicyHolder, connected: dict[str, clients.Cluster], *, dry_run: bool
+) -> Parts:
     config = holder.config
-    connected = await connect_clusters(config)
     onprem = onprem_observer(config, connected[config.onprem_cluster.name])
     clouds = cloud_observers(config, connected, onprem)
     stores = Stores(config)
@@ -437,10 +495,12 @@ def readiness(parts: Parts, election_enabled: bool) -> web.Readiness:
 # ---- entry points ---------------------------------------------------------------------------
 
 
-async def run(config_path: Path, *, dry_run: bool = False, once: bool = False) -> int:
+async def run(
+    config_path: Path, *, dry_run: bool = False, once: bool = False, log_level: str = "info"
+) -> int:
+    logs.configure(level=log_level.upper())
     holder = PolicyHolder(config_path)
     config = holder.config
-    logs.configure(level="INFO")
     logs.register_secrets(_secrets_of(holder))
     metrics.initialise(cloud_clusters=[c.name for c in config.cloud_clusters])
     warn_about_insecure_stores(config)
@@ -485,11 +545,19 @@ def _secrets_of(holder: PolicyHolder) -> list[str]:
 
 
 def _kubeconfig_secrets(path: Path) -> list[str]:
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    return _kubeconfig_text_secrets(text)
+
+
+def _kubeconfig_text_secrets(text: str) -> list[str]:
     import yaml
 
     try:
-        loaded = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
         return []
     users = loaded.get("users", []) if isinstance(loaded, dict) else []
     fields = ("client-key-data", "token", "password")

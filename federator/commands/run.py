@@ -20,7 +20,12 @@ examples:
   federator run --config config/sandbox.yaml
   federator run --config config/sandbox.yaml --dry-run     # decide and explain, write nothing
   federator run --config /etc/federator/policy.yaml --once # one pass, e.g. from a CronJob
+  federator run --config config/sandbox.yaml --log-level debug
+
+Logs are structured (JSON when stdout is not a terminal), one line per decision.
 """
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,10 +44,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--once", action="store_true", help="one full pass, then exit (non-zero if a step failed)"
     )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        metavar="LEVEL",
+        help=f"least severe log lines to print: {', '.join(LOG_LEVELS)} (default: info)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from federator import daemon
 
-    return asyncio.run(daemon.run(args.config, dry_run=args.dry_run, once=args.once))
+    return asyncio.run(
+        daemon.run(args.config, dry_run=args.dry_run, once=args.once, log_level=args.log_level)
+    )

@@ -1,9 +1,11 @@
 """One connection per cluster, speaking raw JSON, with the cluster's health beside it.
 
 federator talks to several clusters at once, so every cluster gets its own kubernetes-asyncio
-`ApiClient` built from its kubeconfig context (`new_client_from_config(..., persist_config=
-False)`); the process-global default configuration is never used, so clusters cannot share
-credentials or a connection pool by accident.
+`ApiClient`, built one of the three ways a policy file's `connection` allows: a kubeconfig
+file (`connect`), the pod's service account (`connect_in_cluster`), or a kubeconfig kept in a
+Kubernetes Secret (`connect_kubeconfig_text`, after `read_secret` fetched it). The
+process-global default configuration is never used, so clusters cannot share credentials or
+a connection pool by accident.
 
 Requests go through `ApiClient.call_api` with raw JSON bodies instead of the generated typed
 models: Kueue's resources have no generated models anyway, and one representation (the dict
@@ -16,7 +18,10 @@ because of one slow call of another cluster: each has its own client and health.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,8 +30,9 @@ from typing import Any
 
 import structlog
 from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.rest import ApiException
+from kubernetes_asyncio.config import incluster_config
 
 from federator import errors, metrics
 from federator.kube import errors as kube_errors
@@ -36,6 +42,7 @@ log = structlog.get_logger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
 REQUEST_TIMEOUT_S = 20.0
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 @dataclass
@@ -170,13 +177,84 @@ async def connect(
         )
     except (kube_config.ConfigException, OSError, KeyError) as e:
         raise errors.UserError(f"{kubeconfig}: context {context!r}: {e}") from e
+    _warn_if_insecure(api, name or context, f"{kubeconfig} (insecure-skip-tls-verify)")
+    return Cluster(name or context, api, clock=clock)
+
+
+async def connect_kubeconfig_text(
+    text: str,
+    context: str | None,
+    *,
+    name: str,
+    source: str,
+    clock: Callable[[], float] = time.time,
+) -> Cluster:
+    """A `Cluster` from a kubeconfig held in memory (read from a Secret); `source` names where
+    it came from in error messages. `context` None means the kubeconfig's current-context."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise errors.UserError(f"{source}: not a kubeconfig (invalid YAML: {e})") from None
+    if not isinstance(loaded, dict):
+        raise errors.UserError(f"{source}: not a kubeconfig (expected a YAML mapping)")
+    try:
+        api = await kube_config.new_client_from_config_dict(config_dict=loaded, context=context)
+    except (kube_config.ConfigException, OSError, KeyError, TypeError) as e:
+        raise errors.UserError(f"{source}: context {context or '(current)'}: {e}") from None
+    _warn_if_insecure(api, name, f"{source} (insecure-skip-tls-verify)")
+    return Cluster(name, api, clock=clock)
+
+
+async def connect_in_cluster(
+    *,
+    name: str,
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+    environ: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Cluster:
+    """A `Cluster` for the cluster federator's pod runs in, as its service account.
+
+    kubernetes-asyncio's loader reads KUBERNETES_SERVICE_HOST/PORT, the token and the CA, and
+    re-reads the token file before requests once a minute has passed, so the projected token
+    the kubelet rotates keeps working. The directory and environment are parameters for tests.
+    """
+    configuration = Configuration()
+    loader = incluster_config.InClusterConfigLoader(
+        token_filename=str(service_account_dir / "token"),
+        cert_filename=str(service_account_dir / "ca.crt"),
+        environ=dict(os.environ if environ is None else environ),
+    )
+    try:
+        loader.load_and_set(configuration)
+    except (kube_config.ConfigException, OSError) as e:
+        raise errors.UserError(
+            f"clusters.{name}.connection.in_cluster: {e} (is federator running in a pod with a "
+            f"service account token mounted at {service_account_dir}?)"
+        ) from None
+    return Cluster(name, ApiClient(configuration=configuration), clock=clock)
+
+
+async def read_secret(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
+    """The decoded `data` of a Secret (UTF-8 text values), read through `cluster`."""
+    secret = await cluster.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+    decoded: dict[str, str] = {}
+    for key, value in (secret.get("data") or {}).items():
+        try:
+            decoded[key] = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            continue  # binary values are nothing federator reads; skip rather than fail
+    return decoded
+
+
+def _warn_if_insecure(api: ApiClient, cluster: str, source: str) -> None:
     if not api.configuration.verify_ssl:
         # Allowed (some labs run self-signed apiservers) but never silent: anyone on the path
         # could impersonate the cluster and read every job and credential federator sends.
         log.warning(
             "tls_verification_disabled",
-            cluster=name or context,
-            source=f"{kubeconfig} (insecure-skip-tls-verify)",
+            cluster=cluster,
+            source=source,
             hint="trust the cluster's CA (certificate-authority-data) instead",
         )
-    return Cluster(name or context, api, clock=clock)
