@@ -13,6 +13,7 @@ import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
 from federator.core.models import DatasetNeed, OnPremState, PendingJob, RunningJob, RuntimeSource
@@ -94,12 +95,35 @@ def parse_duration(text: str) -> float | None:
     return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
+# Suffixes of Kubernetes resource quantities. kubernetes-asyncio ships no quantity parser (the
+# sync client's `kubernetes.utils.parse_quantity` is not in it), and the apiserver canonicalises
+# what users write: a request of "1000" GPUs comes back as "1k".
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[KMGTPE]i|[mkMGTPE]|)$")
+_SUFFIX_FACTOR = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    **{s: Decimal(1000) ** (i + 1) for i, s in enumerate("kMGTPE")},
+    **{f"{s}i": Decimal(1024) ** (i + 1) for i, s in enumerate("KMGTPE")},
+}
+
+
 def quantity_count(value: object) -> int:
-    """A whole-number quantity such as a GPU count ("8", 8); 0 for anything else."""
-    try:
-        return int(str(value))
-    except ValueError:
+    """A count-like quantity ("8", 8, "1k", "2e3") as a whole number, rounded up; 0 if invalid.
+
+    Rounding up keeps a fractional quantity from ever looking smaller than what it asks for.
+    """
+    match = _QUANTITY.match(str(value).strip())
+    if match is None:
         return 0
+    number, suffix = match.groups()
+    try:
+        if suffix[:1] in ("e", "E"):
+            amount = Decimal(number + suffix)
+        else:
+            amount = Decimal(number) * _SUFFIX_FACTOR[suffix]
+    except InvalidOperation:
+        return 0
+    return max(0, int(amount.to_integral_value(rounding=ROUND_CEILING)))
 
 
 # ---- GPUs -------------------------------------------------------------------------------------

@@ -269,3 +269,21 @@ def test_copy_names_are_deterministic_short_and_distinct_per_attempt() -> None:
 )
 def test_parse_duration(text: str, seconds: float | None) -> None:
     assert convert.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("quantity", "count"),
+    [
+        ("8", 8),
+        (8, 8),
+        ("1k", 1000),  # how the apiserver writes back a request of 1000 GPUs
+        ("2Ki", 2048),
+        ("1e3", 1000),
+        ("1500m", 2),  # rounded up, never smaller than asked
+        ("0", 0),
+        ("eight", 0),
+        ("", 0),
+    ],
+)
+def test_quantity_count_reads_canonical_kubernetes_quantities(quantity: object, count: int) -> None:
+    assert convert.quantity_count(quantity) == count
