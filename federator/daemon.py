@@ -29,11 +29,11 @@ from typing import Any
 
 import structlog
 
-from federator import errors, leadership, logs, metrics, policy, web
+from federator import errors, events, leadership, logs, metrics, policy, web
 from federator.core.decisions import Decision
 from federator.core.models import Offer
 from federator.federation.federation import Federation, FederationSettings, PassReport
-from federator.federation.ports import CloudView
+from federator.federation.ports import CloudView, OnPremPort
 from federator.kube import clients
 from federator.kube.cloud import CloudCluster, CloudSettings, PoolPlacement
 from federator.kube.onprem import BurstFacts, OnPremCluster
@@ -100,9 +100,15 @@ class Parts:
     evidence_store: ConfigMapPreemptionStore
     federation: Federation
     fence: leadership.Fence
+    dry_run: bool = False
     decisions: web.DecisionLog = field(default_factory=web.DecisionLog)
+    decision_events: events.Deduplicator = field(default_factory=lambda: decision_deduplicator())
     evidence_at_start: PreemptionLedger = field(default_factory=PreemptionLedger)
     last_clouds: dict[str, CloudView] = field(default_factory=dict)
+
+    def writes_allowed(self) -> bool:
+        """Whether this pass's actions were carried out (leader, fence open, not a dry run)."""
+        return not self.dry_run and self.fence.allows_writes()
 
     async def close(self) -> None:
         try:
@@ -349,19 +355,17 @@ def _assemble(
         ),
         federation=federation,
         fence=fence,
+        dry_run=dry_run,
     )
     return parts
 
 
 def record_decisions(parts: Parts, report: PassReport) -> None:
     """Feed /debug/decisions and the decision counters; one canonical log line per decision."""
+    acted = parts.writes_allowed()
     for decision in report.decisions:
         metrics.DECISIONS.labels(decision=str(decision.kind)).inc()
-        parts.decisions.record(
-            web.DecisionRecord.of(
-                decision, decided_at=report.now, acted=parts.fence.allows_writes()
-            )
-        )
+        parts.decisions.record(web.DecisionRecord.of(decision, decided_at=report.now, acted=acted))
         log.info(
             "decision",
             job=decision.job_key,
@@ -372,6 +376,63 @@ def record_decisions(parts: Parts, report: PassReport) -> None:
             expected_wait_s=_finite(decision.expected_wait_s, 0),
             reason=decision.reason,
         )
+
+
+# Stay and hold decisions are told on the job as Events; a burst is told by the placement's
+# own Event ("Bursted", posted by the federation when the copy exists), so it is only noted.
+DECISION_EVENT_KINDS = frozenset({"stay", "hold"})
+EVENT_WAIT_FACTOR = 4.0  # a wait estimate 4x longer or shorter than the one last told is news
+EVENT_REPEAT_S = 45 * 60  # below the apiserver's default one-hour Event TTL
+EVENT_POST_CONCURRENCY = 8
+
+
+def decision_deduplicator() -> events.Deduplicator:
+    return events.Deduplicator(wait_factor=EVENT_WAIT_FACTOR, repeat_after_s=EVENT_REPEAT_S)
+
+
+async def tell_decisions(parts: Parts, report: PassReport) -> None:
+    """Only a pass whose actions were carried out posts Events (an Event is a write)."""
+    if parts.writes_allowed():
+        await post_decision_events(parts.onprem, parts.decision_events, report)
+
+
+async def post_decision_events(
+    onprem: OnPremPort, told: events.Deduplicator, report: PassReport
+) -> int:
+    """Post each stay or hold decision on its on-prem Job, when it is news (see `events`).
+
+    A failed post is forgotten by the deduplicator, so the next pass tries again. Returns how
+    many Events were posted.
+    """
+    news: list[tuple[str, events.EventText]] = []
+    for decision in report.decisions:
+        text = events.for_decision(decision)
+        is_news = told.should_post(decision.job_key, text, now=report.now)
+        if is_news and events.kind_of(decision) in DECISION_EVENT_KINDS:
+            news.append((decision.job_key, text))
+    if not news:
+        return 0
+    jobs = {job.key: job for job in (await onprem.snapshot(report.now)).jobs}
+    gate = asyncio.Semaphore(EVENT_POST_CONCURRENCY)
+
+    async def post(key: str, text: events.EventText) -> bool:
+        job = jobs.get(key)
+        if job is None:  # gone since the pass decided: nothing to tell
+            told.forget(key)
+            return False
+        async with gate:
+            try:
+                await onprem.event(
+                    job, reason=text.reason, message=text.message, warning=text.warning
+                )
+            except errors.FederatorError as e:
+                told.forget(key)
+                log.warning("decision_event_not_posted", job=key, error=str(e))
+                return False
+        return True
+
+    posted = await asyncio.gather(*(post(key, text) for key, text in news))
+    return sum(posted)
 
 
 def _finite(value: float, digits: int) -> float | None:
@@ -389,6 +450,7 @@ async def federate(parts: Parts, stop: asyncio.Event) -> None:
         try:
             report = await parts.federation.run_once(time.time())
             record_decisions(parts, report)
+            await tell_decisions(parts, report)
             parts.replicator.publish_metrics()
         except Exception:  # the one guard that keeps the daemon alive through a bad pass
             log.exception("federation_pass_failed")
@@ -577,6 +639,7 @@ async def _run_once(parts: Parts) -> int:
         await _wait_synced(parts)
         report = await parts.federation.run_once(time.time())
         record_decisions(parts, report)
+        await tell_decisions(parts, report)
     return 1 if report.failures else 0
 
 

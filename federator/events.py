@@ -3,7 +3,10 @@
 A researcher runs `kubectl describe job` and should read, on their own Job, what federator
 decided and why ("Bursting to cloud-a/a100-spot: …"). This module turns decisions and
 placement outcomes into Event reason/message/type, and keeps the Event stream quiet: a job
-re-decided the same way every reconcile round gets one Event, not one per round.
+re-decided the same way every reconcile round gets one Event, not one per round. "The same
+way" means the same kind, target and reason once its numbers are masked ("stays on-prem: #
+expected wait worth $# beats cloud-a/a100-spot at $#"); the numbers themselves drift every
+round and only count when the expected wait moves by a large factor (`Deduplicator`).
 
 It is pure (no I/O, no clock); posting the Event is the on-prem adapter's job
 (`federator.kube`, behind `EventSink` — the federation loop's `OnPremPort.event` has exactly
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -76,6 +80,7 @@ class EventText:
     message: str
     warning: bool = False
     topic: str = ""
+    wait_s: float = math.nan  # the decision's expected wait; NaN when the text has none
 
 
 JobT_contra = TypeVar("JobT_contra", contravariant=True)
@@ -109,10 +114,25 @@ def for_decision(decision: DecisionLike, *, acted: bool = True) -> EventText:
         f"expected completion in {_duration(decision.expected_completion_s)}"
     )
     prefix = "" if acted else "[dry-run] "
-    message = f"{prefix}{headline}: {decision.reason} ({numbers})"
+    why = _STAY_PREFIX.sub("", decision.reason) if kind == "stay" else decision.reason
+    message = f"{prefix}{headline}: {why} ({numbers})"
     return EventText(
-        REASONS.get(kind, "FederatorDecision"), _clip(message), topic=f"{kind}:{target}:{acted}"
+        REASONS.get(kind, "FederatorDecision"),
+        _clip(message),
+        topic=f"{kind}:{target}:{acted}:{gist(decision.reason)}",
+        wait_s=decision.expected_wait_s,
     )
+
+
+_STAY_PREFIX = re.compile(r"^stays on-prem: ")  # the headline says it already
+# A number as reasons write them: "$41", "6h10m", "2.0", "$∞", not the digits of a name such
+# as "a100-spot" or "h100" (preceded by a letter, a dash or a slash).
+_NUMBER = re.compile(r"(?<![\w/-])\$?[\d∞][\w.,∞]*")
+
+
+def gist(reason: str) -> str:
+    """The reason with its numbers masked: what stays the same while the estimates drift."""
+    return _NUMBER.sub("#", reason)
 
 
 def for_placement(outcome: str, *, cluster: str, pool: str, detail: str = "") -> EventText:
@@ -134,32 +154,75 @@ def for_placement(outcome: str, *, cluster: str, pool: str, detail: str = "") ->
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Posted:
+    news: tuple[str, str]
+    wait_s: float
+    at: float | None
+
+
 class Deduplicator:
-    """Lets an Event through only when it differs from the last one posted on the same job.
+    """Lets an Event through only when it is news for the job it concerns.
+
+    News is a different reason or topic than the last Event posted on the job; with
+    `wait_factor`, also an expected wait that moved by at least that factor (and at least
+    `min_wait_change_s`) since the last post — compared with the last *posted* wait, so an
+    estimate wobbling around a value never flaps; with `repeat_after_s` and a `now`, also the
+    same news once that long has passed (the apiserver forgets Events after its `--event-ttl`,
+    one hour by default, and `kubectl describe` should still show why a job waits).
 
     Bounded: it remembers the last `capacity` jobs (least recently posted forgotten first), so
     a long-running daemon does not grow with every job it ever saw; a forgotten job at worst
     gets one repeated Event.
     """
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(
+        self,
+        capacity: int = 10_000,
+        *,
+        wait_factor: float | None = None,
+        min_wait_change_s: float = 300.0,
+        repeat_after_s: float | None = None,
+    ) -> None:
         self._capacity = capacity
-        self._last: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
+        self._wait_factor = wait_factor
+        self._min_wait_change_s = min_wait_change_s
+        self._repeat_after_s = repeat_after_s
+        self._last: collections.OrderedDict[str, _Posted] = collections.OrderedDict()
 
-    def should_post(self, job_key: str, text: EventText) -> bool:
+    def should_post(self, job_key: str, text: EventText, *, now: float | None = None) -> bool:
         news = (text.reason, text.topic or text.message)
-        if self._last.get(job_key) == news:
+        last = self._last.get(job_key)
+        if last is not None and last.news == news and not self._due(last, text, now):
             self._last.move_to_end(job_key)
             return False
-        self._last[job_key] = news
+        self._last[job_key] = _Posted(news, text.wait_s, now)
         self._last.move_to_end(job_key)
         while len(self._last) > self._capacity:
             self._last.popitem(last=False)
         return True
 
     def forget(self, job_key: str) -> None:
-        """Call when a job finished or disappeared."""
+        """Call when a job finished or disappeared, or when posting its Event failed."""
         self._last.pop(job_key, None)
+
+    def _due(self, last: _Posted, text: EventText, now: float | None) -> bool:
+        repeat, at = self._repeat_after_s, last.at
+        if repeat is not None and now is not None and at is not None and now - at >= repeat:
+            return True
+        if self._wait_factor is None:
+            return False
+        return _moved(last.wait_s, text.wait_s, self._wait_factor, self._min_wait_change_s)
+
+
+def _moved(before: float, after: float, factor: float, min_change_s: float) -> bool:
+    """Whether an expected wait changed enough to be worth telling (inf counts as a change)."""
+    if math.isnan(before) or math.isnan(after):
+        return False
+    if math.isinf(before) or math.isinf(after):
+        return before != after
+    low, high = sorted((max(0.0, before), max(0.0, after)))
+    return high - low >= min_change_s and high >= factor * max(low, 1.0)
 
 
 def _target(cluster: str | None, pool: str | None) -> str:
