@@ -14,6 +14,9 @@ How it keeps its promises (docs/sync.md has the long version):
   version (one HEAD) and copies it again.
 - Resumable: multipart uploads are recorded in the target's sync state before their first part,
   and a rerun reuses the parts already there (ListParts). Uploads nobody references are aborted.
+- Adaptive concurrency: each endpoint's requests in flight are bounded by an AIMD limiter
+  (`storage.throttle`), halved when the store throttles (503 SlowDown), regrown by one after a
+  window of successes.
 - Server-side CopyObject when source and target share endpoint and credentials. Multipart
   server-side copies (UploadPartCopy) are not used: SeaweedFS gives them a wrong ETag
   (testenv-recipe §8), which would defeat verification; larger objects stream instead.
@@ -27,6 +30,7 @@ part workers x part size) and uses s3transfer's executor for it.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import threading
 import time
@@ -34,21 +38,25 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, Literal, ParamSpec, TypeVar
 
 from federator.storage import retrying
 from federator.storage.endpoints import Endpoint, Location, make_client
 from federator.storage.leanpath import LeanS3
 from federator.storage.listings import list_location
 from federator.storage.syncstate import SyncState, UploadRecord
+from federator.storage.throttle import AdaptiveLimiter
 from federator.syncing import parts as partlib
 from federator.syncing.plans import CopyItem, DeletePolicy, SyncPlan, SyncReport, plan_sync
+from federator.syncing.throttling import LimiterStats
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 MiB = 1024 * 1024
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +108,28 @@ class _Progress:
             self.on_object(key)
 
 
+def _in_slot(
+    side: Literal["source", "target"],
+) -> Callable[
+    [Callable[Concatenate[DatasetCopier, P], T]], Callable[Concatenate[DatasetCopier, P], T]
+]:
+    """Run each attempt of an S3 call in a slot of its endpoint's limiter (inside the retry, so
+    no slot is held while a retry sleeps)."""
+
+    def wrap(
+        method: Callable[Concatenate[DatasetCopier, P], T],
+    ) -> Callable[Concatenate[DatasetCopier, P], T]:
+        @functools.wraps(method)
+        def call(self: DatasetCopier, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            limiter = self.source_limiter if side == "source" else self.target_limiter
+            with limiter.slot():
+                return method(self, *args, **kwargs)
+
+        return call
+
+    return wrap
+
+
 class DatasetCopier:
     """Copies one source location to one target location; reusable for repeated runs."""
 
@@ -112,6 +142,8 @@ class DatasetCopier:
         deletes: DeletePolicy | None = None,
         source_client: S3Client | None = None,
         target_client: S3Client | None = None,
+        source_limiter: AdaptiveLimiter | None = None,
+        target_limiter: AdaptiveLimiter | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -123,6 +155,18 @@ class DatasetCopier:
             source.endpoint.shares_identity_with(target.endpoint)
         )
         pool = self.settings.object_concurrency + self.settings.part_concurrency + 4
+        # Pass limiters in to share them between copiers of one store (`Stores` does); by
+        # default each copier bounds its own two endpoints (one limiter if they are the same).
+        ceiling = self.settings.object_concurrency + self.settings.part_concurrency
+        self.source_limiter = source_limiter or AdaptiveLimiter.with_ceiling(
+            source.endpoint.name, ceiling
+        )
+        same_store = source.endpoint.url == target.endpoint.url
+        self.target_limiter = target_limiter or (
+            self.source_limiter
+            if same_store and source_limiter is None
+            else AdaptiveLimiter.with_ceiling(target.endpoint.name, ceiling)
+        )
         self.lean_src = _lean(source.endpoint, pool, self.settings.lean_requests)
         self.lean_dst = _lean(target.endpoint, pool, self.settings.lean_requests)
 
@@ -184,7 +228,12 @@ class DatasetCopier:
             aborted_uploads=aborted,
             failures=tuple(failures),
             seconds=time.monotonic() - started,
+            throttling=self._throttling(),
         )
+
+    def _throttling(self) -> tuple[LimiterStats, ...]:
+        limiters = {id(x): x for x in (self.source_limiter, self.target_limiter)}.values()
+        return tuple(s for s in (x.stats() for x in limiters) if s.throttles)
 
     def _copy_all(
         self, items: Iterable[CopyItem], state: SyncState, progress: _Progress
@@ -361,6 +410,7 @@ class DatasetCopier:
     # -- S3 calls (each retried on transient errors) -------------------------------------------
 
     @retrying.transient_retry()
+    @_in_slot("source")
     def _read(self, key: str, etag: str, *, byte_range: str | None) -> bytes:
         full_key = self.source.key(key)
         try:
@@ -386,6 +436,7 @@ class DatasetCopier:
             raise
 
     @retrying.transient_retry()
+    @_in_slot("target")
     def _put(self, key: str, body: bytes, md5: bytes) -> str:
         full_key = self.target.key(key)
         if self.lean_dst is not None and LeanS3.plain(self.target.bucket, full_key):
@@ -399,6 +450,7 @@ class DatasetCopier:
         return response["ETag"].strip('"')
 
     @retrying.transient_retry()
+    @_in_slot("target")
     def _copy_object(self, key: str, etag: str) -> str:
         try:
             response = self.dst.copy_object(
@@ -414,6 +466,7 @@ class DatasetCopier:
         return response["CopyObjectResult"].get("ETag", "").strip('"')
 
     @retrying.transient_retry()
+    @_in_slot("source")
     def _head_source(self, key: str) -> tuple[int, str] | None:
         try:
             response = self.src.head_object(Bucket=self.source.bucket, Key=self.source.key(key))
@@ -424,6 +477,7 @@ class DatasetCopier:
         return response["ContentLength"], response["ETag"].strip('"')
 
     @retrying.transient_retry()
+    @_in_slot("source")
     def _first_part_size(self, key: str, etag: str) -> int | None:
         """The size of the source's part 1, which pins its layout; None if the store won't say."""
         try:
@@ -442,6 +496,7 @@ class DatasetCopier:
         return response["ContentLength"] if response.get("PartsCount") else None
 
     @retrying.transient_retry()
+    @_in_slot("target")
     def _create_upload(self, key: str) -> str:
         response = self.dst.create_multipart_upload(
             Bucket=self.target.bucket, Key=self.target.key(key)
@@ -449,6 +504,7 @@ class DatasetCopier:
         return response["UploadId"]
 
     @retrying.transient_retry()
+    @_in_slot("target")
     def _upload_part(self, key: str, upload_id: str, number: int, body: bytes, md5: bytes) -> str:
         full_key = self.target.key(key)
         if self.lean_dst is not None and LeanS3.plain(self.target.bucket, full_key):
@@ -466,6 +522,7 @@ class DatasetCopier:
         return response["ETag"].strip('"')
 
     @retrying.transient_retry()
+    @_in_slot("target")
     def _complete(self, key: str, upload_id: str, md5s: list[bytes]) -> str:
         completed: list[CompletedPartTypeDef] = [
             {"PartNumber": n, "ETag": f'"{md5.hex()}"'} for n, md5 in enumerate(md5s, start=1)
@@ -479,6 +536,7 @@ class DatasetCopier:
         return response.get("ETag", "").strip('"')
 
     @retrying.transient_retry()
+    @_in_slot("target")
     def _list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]] | None:
         found: dict[int, tuple[str, int]] = {}
         marker = 0
@@ -506,6 +564,7 @@ class DatasetCopier:
             state.forget_upload(key)
 
     @retrying.transient_retry()
+    @_in_slot("target")
     def _abort(self, full_key: str, upload_id: str) -> None:
         try:
             self.dst.abort_multipart_upload(
@@ -557,6 +616,7 @@ class DatasetCopier:
         return deleted
 
     @retrying.transient_retry()
+    @_in_slot("target")
     def _delete_batch(self, keys: tuple[str, ...]) -> int:
         response = self.dst.delete_objects(
             Bucket=self.target.bucket,

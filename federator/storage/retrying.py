@@ -4,7 +4,9 @@ Transient means the same request may succeed later: the connection failed or was
 restarting), a timeout, a 5xx, `SlowDown`, or a 409 `ConditionalRequestConflict` (S3's answer to
 two concurrent conditional writes, "retry"). Everything else (403, 404, 412 ...) is an answer
 and goes to the caller at once. Backoff is exponential with jitter and gives a restarting store
-about a minute and a half before `StoreUnavailable` is raised.
+about a minute and a half before `StoreUnavailable` is raised. Throttling answers
+(`is_throttle`) are also transient; on top of the backoff, the copy engine lowers its number of
+requests in flight to that store (`storage.throttle`).
 """
 
 from __future__ import annotations
@@ -56,9 +58,40 @@ def http_status(error: ClientError) -> int:
 
 def is_transient(error: BaseException) -> bool:
     if isinstance(error, ClientError):
-        return http_status(error) >= 500 or error_code(error) in _TRANSIENT_CODES
+        return (
+            http_status(error) >= 500 or error_code(error) in _TRANSIENT_CODES or is_throttle(error)
+        )
     return isinstance(
         error, BotoConnectionError | HTTPClientError | ReadTimeoutError | urllib3_errors.HTTPError
+    )
+
+
+# botocore's own list (botocore.retries.standard.ThrottlingErrorDetector), plus the plain
+# "ServiceUnavailable" and "TooManyRequests" some S3-compatible stores answer instead.
+_THROTTLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "TooManyRequests",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "ServiceUnavailable",
+        "PriorRequestNotComplete",
+    }
+)
+
+
+def is_throttle(error: BaseException) -> bool:
+    """The store asked for less load (503 SlowDown, 429, a throttling code): send fewer at once."""
+    return isinstance(error, ClientError) and (
+        http_status(error) in (429, 503) or error_code(error) in _THROTTLE_CODES
     )
 
 

@@ -25,6 +25,7 @@ from federator.storage.endpoints import (
     normalize_prefix,
 )
 from federator.storage.registry import ModelRegistry, sync_back
+from federator.storage.throttle import AdaptiveLimiter
 from federator.syncing.modelsync import RoundResult
 from federator.syncing.plans import DeletePolicy
 
@@ -78,6 +79,7 @@ class Stores:
         self._lock = threading.Lock()
         self._endpoints: dict[str, Endpoint] = {}
         self._clients: dict[str, S3Client] = {}
+        self._limiters: dict[str, AdaptiveLimiter] = {}
 
     def endpoint(self, cluster: str) -> Endpoint:
         with self._lock:
@@ -91,6 +93,16 @@ class Stores:
             if cluster not in self._clients:
                 self._clients[cluster] = make_client(endpoint)
             return self._clients[cluster]
+
+    def limiter(self, cluster: str) -> AdaptiveLimiter:
+        """The store's adaptive bound on requests in flight, shared by every copier using it."""
+        settings = transfer_settings(self.config)
+        with self._lock:
+            if cluster not in self._limiters:
+                self._limiters[cluster] = AdaptiveLimiter.with_ceiling(
+                    cluster, settings.object_concurrency + settings.part_concurrency
+                )
+            return self._limiters[cluster]
 
     def _build_endpoint(self, cluster: str) -> Endpoint:
         access = policy_credentials.store_access(
@@ -137,6 +149,8 @@ class Stores:
             deletes=delete_policy(self.config),
             source_client=self.client(self.onprem),
             target_client=self.client(cluster),
+            source_limiter=self.limiter(self.onprem),
+            target_limiter=self.limiter(cluster),
         )
 
     def registry(self) -> ModelRegistry:

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from federator.syncing.throttling import LimiterStats
+
 
 @dataclass(frozen=True, slots=True)
 class ListedObject:
@@ -92,6 +94,7 @@ class SyncReport:
     aborted_uploads: int = 0
     failures: tuple[tuple[str, str], ...] = ()  # (key, message)
     seconds: float = 0.0
+    throttling: tuple[LimiterStats, ...] = ()  # per endpoint, when a store throttled the copy
 
     @property
     def ok(self) -> bool:
