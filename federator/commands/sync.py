@@ -142,6 +142,12 @@ def _print_report(console: Console, report: SyncReport) -> None:
         f"{report.recopied_after_change} recopied after the source changed, "
         f"{report.deleted} deleted, {report.aborted_uploads} abandoned upload(s) aborted"
     )
+    for load in report.throttling:
+        console.print(
+            f"[yellow]throttled[/] {load.endpoint} answered {load.throttles} throttling error(s) "
+            f"(503 SlowDown or similar): requests in flight went from {load.ceiling} down to "
+            f"{load.lowest}, {load.limit} at the end"
+        )
     for key, message in report.failures[:20]:
         console.print(f"[red]failed[/] {key}: {message}")
     if len(report.failures) > 20:
