@@ -99,6 +99,8 @@ def test_503_slow_down_halves_the_stores_concurrency_and_the_replica_still_verif
                 pulse.append(proxy.pulse(Mode.HTTP_503, seconds=2.0))
 
     report = copier.run(on_bytes=throttle_from_30_percent)
+    trajectory = [(c.cause, c.limit) for c in copier.target_limiter.changes]
+    print(f"{cloud}: {copier.target_limiter.stats()}; limit changes {trajectory}")  # for -s
 
     assert pulse, "the throttling pulse must have been switched on mid-copy"
     assert proxy.stats.refused > 0, "the store must have answered 503 SlowDown"
