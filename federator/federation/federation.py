@@ -28,7 +28,7 @@ import structlog
 from federator import errors, metrics
 from federator.core.decisions import Decision, DecisionKind, Round
 from federator.core.models import Offer, OnPremState, PendingJob, Spend
-from federator.core.policy import DecisionPolicy
+from federator.core.policy import DecisionPolicy, Strategy
 from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
 from federator.federation import planning
 from federator.federation.planning import Step, StepKind
@@ -71,6 +71,7 @@ class FederationSettings:
     pull_back_after_s: float = 0.0  # a copy younger than this is not pulled back (hysteresis)
     gc_grace_s: float = 60.0
     burst_enabled: bool = True
+    min_pending_gpus: int = 0  # below this many waiting GPUs, every job stays (policy file)
     preemption_prior_strength_h: float = 10.0
 
 
@@ -83,6 +84,7 @@ class PassReport:
     actions: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     skipped: str = ""
+    spend: Spend | None = None  # cloud spend as of this pass (budget warnings, metrics)
 
 
 class Federation:
@@ -154,6 +156,7 @@ class Federation:
             elif step.kind is not StepKind.NOTHING and writes:
                 await self._guarded(report, step.job, self._converge(step, now, report))
         onprem = await self.onprem.snapshot(now)
+        report.spend = self._spend(onprem, now)
         round_ = await self._decide_round(onprem, clouds, requeued, now)
         report.decisions = round_.decisions
         if writes:
@@ -310,15 +313,24 @@ class Federation:
         spend = self._spend(onprem, now)
         queued = [job.spec for job in candidates if job.workload is not None]
         plain = [job.spec for job in candidates if job.workload is None]
-        first = self._decide(queued, onprem.state, offers, spend, self.policy, now)
+        policy, gated = self._gate(candidates)
+        first = _explained(self._decide(queued, onprem.state, offers, spend, policy, now), gated)
         if not plain:
             return first  # the composition root logs and counts the decisions
         # A plain suspended Job has no on-prem queue: nothing but federator will ever start it,
         # so it is decided against an on-prem cluster with no room, after the queued jobs took
         # their share of the pools and of the budget.
         offers, spend = _after(first, offers, spend)
-        second = self._decide(plain, OnPremState(0, 0), offers, spend, self.policy, now)
-        return Round(decisions=first.decisions + second.decisions, now=now)
+        second = self._decide(plain, OnPremState(0, 0), offers, spend, policy, now)
+        return Round(decisions=first.decisions + _explained(second, gated).decisions, now=now)
+
+    def _gate(self, candidates: Sequence[OnPremJob]) -> tuple[DecisionPolicy, str]:
+        """The policy, or "never burst" (and why) while fewer GPUs wait than the minimum."""
+        pending, minimum = sum(job.gpus for job in candidates), self.settings.min_pending_gpus
+        if pending >= minimum:
+            return self.policy, ""
+        why = f"stays on-prem: {pending} GPUs wait, bursting starts at {minimum} (min_pending_gpus)"
+        return replace(self.policy, strategy=Strategy.NEVER), why
 
     def _may_replace(self, job: OnPremJob) -> bool:
         record = job.record
@@ -716,6 +728,13 @@ def _after(round_: Round, offers: Sequence[Offer], spend: Spend) -> tuple[list[O
         cluster_bursted_gpus=gpus,
     )
     return left, after
+
+
+def _explained(round_: Round, reason: str) -> Round:
+    """The round with every decision's reason replaced (when a gate, not the model, decided)."""
+    if not reason:
+        return round_
+    return replace(round_, decisions=tuple(d._replace(reason=reason) for d in round_.decisions))
 
 
 def _price(decision: Decision, gpus: int) -> float:
