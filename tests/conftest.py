@@ -131,7 +131,7 @@ def _delete_bucket(s3: Any, bucket: str) -> None:
     s3.delete_bucket(Bucket=bucket)
 
 
-SANDBOX_RERUNS = 1
+SANDBOX_RERUNS = int(os.environ.get("FEDERATOR_TEST_RERUNS", "1"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -128,12 +128,30 @@ class Federation:
     async def run(self, stop: asyncio.Event, *, clock: Callable[[], float] = time.time) -> None:
         """One pass every `interval_s` until `stop` is set; errors are logged, never fatal."""
         while not stop.is_set():
+            one_pass = asyncio.create_task(self.run_once(clock()), name="federation-pass")
+            watchdog = asyncio.create_task(self._report_if_stuck(one_pass))
             try:
-                await self.run_once(clock())
+                await one_pass
             except Exception:  # one place that keeps the loop alive through a bad pass
                 log.exception("federation_pass_failed")
+            finally:
+                watchdog.cancel()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.interval_s)
+
+    async def _report_if_stuck(self, one_pass: asyncio.Task[PassReport]) -> None:
+        """Name what a pass waits on once it takes far longer than its interval.
+
+        A pass only reads caches and makes bounded requests, so a long one is a bug or a
+        cluster that accepts connections and never answers; the await chain says which.
+        """
+        stuck_after_s = max(30.0, 6 * self.settings.interval_s)
+        await asyncio.sleep(stuck_after_s)
+        while not one_pass.done():
+            log.warning(
+                "federation_pass_stuck", after_s=stuck_after_s, waiting_in=_await_chain(one_pass)
+            )
+            await asyncio.sleep(stuck_after_s)
 
     async def run_once(self, now: float) -> PassReport:
         started = time.perf_counter()
@@ -683,6 +701,19 @@ _BURST_STATE = {
 class _Usage:
     total: dict[tuple[str, str], int]  # GPUs of every live placement, per pool
     unscheduled: dict[tuple[str, str], int]  # of which not yet running (invisible in node usage)
+
+
+def _await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """`file:line function` of every coroutine the task is suspended in, outermost first."""
+    chain: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and len(chain) < 40:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            chain.append(f"{code.co_filename}:{frame.f_lineno} {code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return chain
 
 
 def _gpus_by_pool(onprem: OnPremView, clouds: Mapping[str, CloudView]) -> _Usage:
