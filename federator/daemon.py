@@ -19,21 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from federator import errors, events, leadership, logs, metrics, policy, web
+from federator import budgets, errors, events, leadership, logs, metrics, policy, web
 from federator.core.decisions import Decision
-from federator.core.models import Offer
+from federator.core.models import Offer, RuntimeSource
 from federator.federation.federation import Federation, FederationSettings, PassReport
-from federator.federation.ports import CloudView, OnPremPort
+from federator.federation.ports import CloudView, OnPremJob, OnPremPort, OnPremView
 from federator.kube import clients
 from federator.kube.cloud import CloudCluster, CloudSettings, PoolPlacement
 from federator.kube.onprem import BurstFacts, OnPremCluster
@@ -103,6 +105,7 @@ class Parts:
     dry_run: bool = False
     decisions: web.DecisionLog = field(default_factory=web.DecisionLog)
     decision_events: events.Deduplicator = field(default_factory=lambda: decision_deduplicator())
+    budget_warnings: budgets.BudgetWarnings = field(default_factory=budgets.BudgetWarnings)
     evidence_at_start: PreemptionLedger = field(default_factory=PreemptionLedger)
     last_clouds: dict[str, CloudView] = field(default_factory=dict)
 
@@ -178,19 +181,83 @@ async def close_clusters(clusters: Iterable[clients.Cluster]) -> None:
             await cluster.close()  # here, if any, is the one worth reporting
 
 
-def onprem_observer(config: policy.FederatorConfig, cluster: clients.Cluster) -> OnPremCluster:
+def onprem_observer(
+    config: policy.FederatorConfig,
+    cluster: clients.Cluster,
+    config_of: Callable[[], policy.FederatorConfig] | None = None,
+) -> OnPremCluster:
     """Watch the namespaces the policy's queues name (all of them if a ClusterQueue is watched)."""
     watches_all = any(q.kind == "ClusterQueue" for q in config.queues)
     namespaces = () if watches_all else tuple(q.namespace or q.name for q in config.queues)
     resident = tuple(q.namespace or q.name for q in config.queues if q.burst == "never")
-    return OnPremCluster(
+    return PolicyOnPremCluster(
         cluster,
+        config_of=config_of or (lambda: config),
         namespaces=namespaces,
         resident_namespaces=resident,
         default_runtime_s=config.cost.default_runtime.total_seconds(),
         tenant_of=lambda namespace: _tenant_of(config, namespace),
         eligible=lambda facts: _may_burst(config, facts),
     )
+
+
+class PolicyOnPremCluster(OnPremCluster):
+    """The on-prem adapter, with the runtime a job that declares none is assumed to have taken
+    from the policy in force: its queue's `default_runtime`, else `cost.default_runtime`.
+
+    The adapter itself knows one default; the per-queue one is applied to each snapshot's
+    waiting jobs here, where the policy file is known. (Running jobs' remaining time, which
+    sets the on-prem wait estimate of others, still uses `cost.default_runtime`.)
+    """
+
+    def __init__(
+        self,
+        cluster: clients.Cluster,
+        *,
+        config_of: Callable[[], policy.FederatorConfig],
+        **settings: Any,
+    ) -> None:
+        super().__init__(cluster, **settings)
+        self._config_of = config_of
+
+    async def snapshot(self, now: float) -> OnPremView:
+        config = self._config_of()
+        self.default_runtime_s = config.cost.default_runtime.total_seconds()  # reloads apply
+        view = await super().snapshot(now)
+        if not any(queue.default_runtime is not None for queue in config.queues):
+            return view
+        cluster_queues = self._cluster_queue_of_local_queues()
+        jobs = tuple(_with_queue_runtime(job, config, cluster_queues) for job in view.jobs)
+        return dataclasses.replace(view, jobs=jobs)
+
+    def _cluster_queue_of_local_queues(self) -> dict[tuple[str, str], str]:
+        found: dict[tuple[str, str], str] = {}
+        for local_queue in self.local_queues.items.values():
+            meta = local_queue.get("metadata") or {}
+            target = (local_queue.get("spec") or {}).get("clusterQueue")
+            if target:
+                found[(str(meta.get("namespace")), str(meta.get("name")))] = str(target)
+        return found
+
+
+def _with_queue_runtime(
+    job: OnPremJob, config: policy.FederatorConfig, cluster_queues: dict[tuple[str, str], str]
+) -> OnPremJob:
+    from federator.policy.eligibility import JobFacts, default_runtime
+
+    spec = job.spec
+    if spec.runtime_source is not RuntimeSource.DEFAULT:
+        return job
+    local_queue = spec.queue if job.workload is not None else None
+    facts = JobFacts(
+        namespace=spec.namespace,
+        queue=local_queue,
+        cluster_queue=cluster_queues.get((spec.namespace, local_queue or "")),
+    )
+    runtime_s = default_runtime(config, facts).total_seconds()
+    if runtime_s == spec.runtime_estimate_s:
+        return job
+    return dataclasses.replace(job, spec=dataclasses.replace(spec, runtime_estimate_s=runtime_s))
 
 
 def _tenant_of(config: policy.FederatorConfig, namespace: str) -> str:
@@ -265,6 +332,8 @@ def federation_settings(config: policy.FederatorConfig) -> FederationSettings:
         replace_max_backoff_s=replacement.max_backoff.total_seconds(),
         block_pool_for_s=replacement.block_pool_for.total_seconds(),
         pull_back=config.burst.pull_back,
+        pull_back_after_s=config.burst.cooldown.total_seconds(),
+        min_pending_gpus=config.burst.min_pending_gpus,
         gc_grace_s=config.garbage_collection.grace_period.total_seconds(),
         burst_enabled=config.burst.policy != "never",
     )
@@ -284,8 +353,16 @@ class DataGate:
         self._holder = holder
 
     async def ensure_replicated(self, dataset: str, cluster: str) -> bool:
+        """Start (or check) the copy; True once the job may start: the replica is complete,
+        or the dataset has `sync_before_start: false` (the copy then runs beside the job)."""
         status = await self._replicator.ensure_replicated(dataset, cluster)
-        return status.ready
+        return status.ready or not self._waits_for(dataset)
+
+    def _waits_for(self, dataset: str) -> bool:
+        try:
+            return self._holder.config.dataset(dataset).sync_before_start
+        except KeyError:
+            return True  # a dataset the policy does not know: the safe way is to wait
 
     async def outputs_synced(self, job_key: str, cluster: str) -> bool:
         if self._holder.config.registry is None:
@@ -315,7 +392,7 @@ def _assemble(
     holder: PolicyHolder, connected: dict[str, clients.Cluster], *, dry_run: bool
 ) -> Parts:
     config = holder.config
-    onprem = onprem_observer(config, connected[config.onprem_cluster.name])
+    onprem = onprem_observer(config, connected[config.onprem_cluster.name], lambda: holder.config)
     clouds = cloud_observers(config, connected, onprem)
     stores = Stores(config)
     replicator = Replicator(stores.dataset_copier)
@@ -435,6 +512,28 @@ async def post_decision_events(
     return sum(posted)
 
 
+async def watch_budgets(parts: Parts, report: PassReport) -> None:
+    """Metrics for every cap; a warning (log, counter, Event) when spend crosses the line."""
+    if report.spend is None:
+        return
+    config = parts.holder.config
+    warn_at = config.budgets.warn_at_fraction
+    crossed = parts.budget_warnings.observe(budgets.caps_of(config, report.spend), warn_at)
+    if not crossed or not parts.writes_allowed():
+        return
+    onprem = parts.clusters[config.onprem_cluster.name]
+    stamp = datetime.fromtimestamp(report.now, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for cap in crossed:
+        text = events.EventText("FederatorBudgetWarning", cap.describe(warn_at), warning=True)
+        body = events.namespace_event(config.state_namespace, text, timestamp=stamp)
+        try:
+            await onprem.request(
+                "POST", f"/api/v1/namespaces/{config.state_namespace}/events", body=body
+            )
+        except errors.FederatorError as e:
+            log.warning("budget_event_not_posted", scope=cap.scope, error=str(e))
+
+
 def _finite(value: float, digits: int) -> float | None:
     """Rounded for the log line; None where the model says 'never' (an infinite wait)."""
     return round(value, digits) if math.isfinite(value) else None
@@ -451,6 +550,7 @@ async def federate(parts: Parts, stop: asyncio.Event) -> None:
             report = await parts.federation.run_once(time.time())
             record_decisions(parts, report)
             await tell_decisions(parts, report)
+            await watch_budgets(parts, report)
             parts.replicator.publish_metrics()
         except Exception:  # the one guard that keeps the daemon alive through a bad pass
             log.exception("federation_pass_failed")
@@ -533,7 +633,14 @@ async def watch_config(parts: Parts, stop: asyncio.Event, hup: asyncio.Event) ->
             await asyncio.wait_for(hup.wait(), timeout=2.0)
         if hup.is_set() or parts.holder.changed_on_disk():
             hup.clear()
-            parts.holder.reload()
+            if parts.holder.reload():
+                apply_reloaded(parts)
+
+
+def apply_reloaded(parts: Parts) -> None:
+    """The loop's knobs follow a reloaded policy too (the decision policy is read per pass);
+    clusters, stores and price sources are fixed at start (a restart applies those)."""
+    parts.federation.settings = federation_settings(parts.holder.config)
 
 
 async def _sleep(seconds: float, stop: asyncio.Event) -> bool:
@@ -640,6 +747,7 @@ async def _run_once(parts: Parts) -> int:
         report = await parts.federation.run_once(time.time())
         record_decisions(parts, report)
         await tell_decisions(parts, report)
+        await watch_budgets(parts, report)
     return 1 if report.failures else 0
 
 

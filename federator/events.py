@@ -161,6 +161,26 @@ class _Posted:
     at: float | None
 
 
+def namespace_event(
+    namespace: str, text: EventText, *, timestamp: str, component: str = "federator"
+) -> dict[str, Any]:
+    """A core/v1 Event about federator's own namespace, for news that concerns no single job
+    (a budget nearly spent). `timestamp` is RFC 3339; the apiserver names it (generateName)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{component}-{text.reason.lower()}-", "namespace": namespace},
+        "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": namespace},
+        "reason": text.reason,
+        "message": _clip(text.message),
+        "type": "Warning" if text.warning else "Normal",
+        "source": {"component": component},
+        "firstTimestamp": timestamp,
+        "lastTimestamp": timestamp,
+        "count": 1,
+    }
+
+
 class Deduplicator:
     """Lets an Event through only when it is news for the job it concerns.
 

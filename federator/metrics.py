@@ -117,6 +117,18 @@ BUDGET_REMAINING_USD = Gauge(
     ["scope"],
     registry=REGISTRY,
 )
+BUDGET_USED_FRACTION = Gauge(
+    "federator_budget_used_fraction",
+    "Cloud spend as a fraction of a configured cap, by scope (as federator_budget_remaining_usd).",
+    ["scope"],
+    registry=REGISTRY,
+)
+BUDGET_WARNINGS = Counter(
+    "federator_budget_warnings_total",
+    "Times spend crossed budgets.warn_at_fraction of a cap (once per crossing), by scope.",
+    ["scope"],
+    registry=REGISTRY,
+)
 PRICE_AGE_SECONDS = Gauge(
     "federator_price_age_seconds",
     "Age of the price quote the cost model currently uses for a cloud pool.",

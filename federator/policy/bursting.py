@@ -2,8 +2,8 @@
 
 A job is only considered once the watched queues have enough pending GPU demand and the job
 has waited a minimum time; the cost model must then beat staying on-prem by a margin
-(hysteresis), and a job's placement is not revisited within the cooldown, so decisions do not
-flap. `policy: starburst` swaps the cost model for the Starburst waiting policy (USENIX
+(hysteresis), and a bursted job is not pulled back on-prem within the cooldown, so decisions
+do not flap. `policy: starburst` swaps the cost model for the Starburst waiting policy (USENIX
 ATC'24), the baseline federator is measured against.
 """
 
@@ -74,7 +74,9 @@ class Burst(Section):
     """How often the pending jobs are re-evaluated."""
 
     min_pending_gpus: int = Field(default=1, ge=0)
-    """Consider bursting only while the watched queues have at least this many pending GPUs."""
+    """Burst only while the jobs waiting in the watched queues (with those waiting to be
+    re-placed) ask for at least this many GPUs in total; below it every job stays on-prem,
+    and its decision says so."""
 
     min_wait: Duration = parse_duration("2m")
     """A job must have waited at least this long on-prem before it may burst."""
@@ -86,7 +88,9 @@ class Burst(Section):
     """...and by at least this many US dollars."""
 
     cooldown: Duration = parse_duration("5m")
-    """A job's placement decision is not reversed within this time."""
+    """A job bursted to the cloud is not pulled back on-prem (see `pull_back`) before its
+    placement is this old, so a short gap in the on-prem queue does not bounce it back and
+    forth."""
 
     max_bursted_jobs: int | None = Field(default=None, ge=0)
     """Most jobs running in all clouds at once; no limit when omitted."""

@@ -137,4 +137,7 @@ class Budgets(Section):
     always finish."""
 
     warn_at_fraction: Fraction = 0.8
-    """Log a warning and raise the budget metric when spend passes this fraction of a cap."""
+    """When spend reaches this fraction of a cap (the hour, the day or a tenant's month), log
+    a warning, count `federator_budget_warnings_total{scope}` and post a Warning Event in
+    `state_namespace`, once per crossing. `federator_budget_remaining_usd` and
+    `federator_budget_used_fraction` show every cap at all times."""

@@ -32,7 +32,9 @@ class Dataset(Section):
     cluster not listed."""
 
     sync_before_start: bool = True
-    """A job placed in the cloud starts only once this dataset's replica there is current."""
+    """`true`: a job placed in the cloud starts only once this dataset's replica there is
+    complete; `false`: it starts at once while the copy runs beside it (for jobs that stream
+    their data). The cost model counts the copy's time and transfer cost either way."""
 
 
 class Registry(Section):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from federator.policy.config import FederatorConfig
 from federator.policy.queues import BURST_LABEL, BurstRule, Queue
@@ -59,6 +60,15 @@ def may_burst(config: FederatorConfig, job: JobFacts) -> Eligibility:
     if tenant is not None and (tenant.allowed_clusters == () or tenant.allowed_regions == ()):
         return Eligibility(False, f"tenant {tenant.name} may not burst anywhere")
     return Eligibility(True, f"{queue.display_name} allows bursting")
+
+
+def default_runtime(config: FederatorConfig, job: JobFacts) -> timedelta:
+    """The runtime assumed for a job that declares none: its watched queue's
+    `default_runtime` when set, else `cost.default_runtime`."""
+    queue = _queue_of(config, job)
+    if queue is not None and queue.default_runtime is not None:
+        return queue.default_runtime
+    return config.cost.default_runtime
 
 
 def _matches(rule: BurstRule, job: JobFacts) -> bool:

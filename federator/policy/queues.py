@@ -45,7 +45,8 @@ class Queue(Section):
 
     default_runtime: Duration | None = None
     """Runtime assumed for this queue's jobs that do not declare one; overrides
-    `cost.default_runtime`."""
+    `cost.default_runtime`. For a ClusterQueue it covers the jobs of every LocalQueue that
+    feeds it, unless that LocalQueue is listed with its own."""
 
     @model_validator(mode="after")
     def _namespace_only_for_local_queues(self) -> Queue:

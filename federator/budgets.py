@@ -1,0 +1,97 @@
+"""Budget warnings: tell operators when cloud spend nears a cap, before the cap stops bursts.
+
+The cost model enforces the caps of the policy file's `budgets` section (and per tenant); this
+module only watches them. After every pass it measures spend against each configured cap
+(`hour`, `day`, `tenant:<name>`), sets `federator_budget_remaining_usd` and
+`federator_budget_used_fraction`, and when spend crosses `budgets.warn_at_fraction` of a cap it
+says so once: one warning log line, one count of `federator_budget_warnings_total`, and one
+Kubernetes Event (posted by the caller). It says so again only after spend fell back well
+below the fraction (a new hour or day), so a rolling hour hovering at the line does not flap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from federator import metrics, policy
+from federator.core.models import Spend
+
+log = structlog.get_logger(__name__)
+
+REARM_FACTOR = 0.9  # re-warn only after spend fell under 90 % of the warning line
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """One configured cap and the spend that counts against it."""
+
+    scope: str  # "hour", "day" or "tenant:<name>"
+    limit_usd: float
+    spent_usd: float
+
+    @property
+    def used_fraction(self) -> float:
+        if self.limit_usd <= 0:
+            return math.inf if self.spent_usd > 0 else 1.0  # a zero cap is always "reached"
+        return self.spent_usd / self.limit_usd
+
+    @property
+    def remaining_usd(self) -> float:
+        return max(0.0, self.limit_usd - self.spent_usd)
+
+    def describe(self, warn_at: float) -> str:
+        return (
+            f"cloud spend in scope {self.scope} is ${self.spent_usd:,.2f} of its "
+            f"${self.limit_usd:,.2f} cap ({self.used_fraction:.0%}, warning at {warn_at:.0%}); "
+            "bursts stop when a burst would pass the cap"
+        )
+
+
+def caps_of(config: policy.FederatorConfig, spend: Spend) -> list[Cap]:
+    """Every cap the policy file sets, with the spend that counts against it."""
+    budgets = config.budgets
+    caps: list[Cap] = []
+    if budgets.usd_per_hour is not None:
+        caps.append(Cap("hour", budgets.usd_per_hour, spend.last_hour_usd))
+    if budgets.usd_per_day is not None:
+        caps.append(Cap("day", budgets.usd_per_day, spend.today_usd))
+    limits = {t.name: t.budget_usd_per_month for t in config.tenants}
+    for tenant in sorted(set(limits) | set(spend.tenant_month_usd)):
+        limit = limits.get(tenant) or budgets.default_tenant_usd_per_month
+        if limit is not None:
+            caps.append(Cap(f"tenant:{tenant}", limit, spend.tenant_month_usd.get(tenant, 0.0)))
+    return caps
+
+
+class BudgetWarnings:
+    """Remembers which caps are past the warning line, so each crossing is told once."""
+
+    def __init__(self) -> None:
+        self._warned: set[str] = set()
+
+    def observe(self, caps: Iterable[Cap], warn_at: float) -> list[Cap]:
+        """Publish every cap's metrics; return the caps that crossed `warn_at` just now."""
+        crossed: list[Cap] = []
+        for cap in caps:
+            metrics.BUDGET_REMAINING_USD.labels(scope=cap.scope).set(cap.remaining_usd)
+            metrics.BUDGET_USED_FRACTION.labels(scope=cap.scope).set(cap.used_fraction)
+            if cap.used_fraction >= warn_at:
+                if cap.scope not in self._warned:
+                    self._warned.add(cap.scope)
+                    crossed.append(cap)
+                    metrics.BUDGET_WARNINGS.labels(scope=cap.scope).inc()
+                    log.warning(
+                        "budget_warning",
+                        scope=cap.scope,
+                        spent_usd=round(cap.spent_usd, 2),
+                        limit_usd=cap.limit_usd,
+                        used_fraction=round(cap.used_fraction, 3),
+                        warn_at_fraction=warn_at,
+                    )
+            elif cap.used_fraction < warn_at * REARM_FACTOR:
+                self._warned.discard(cap.scope)
+        return crossed
