@@ -400,6 +400,8 @@ def _assemble(
     fence = leadership.Fence(
         election.renew_deadline.total_seconds(), always_open=not election.enabled and not dry_run
     )
+    # Read at every scrape, so the gauge drops the moment the fence closes (not a pass later).
+    metrics.IS_LEADER.set_function(fence.allows_writes)
     may_write: Callable[[], bool] = (lambda: False) if dry_run else fence.allows_writes
     gate = DataGate(replicator, stores, holder)
 
@@ -545,7 +547,6 @@ def _finite(value: float, digits: int) -> float | None:
 async def federate(parts: Parts, stop: asyncio.Event) -> None:
     """One federation pass per decision interval; only the leader's passes write."""
     while not stop.is_set():
-        metrics.IS_LEADER.set(1 if parts.fence.is_leader else 0)
         try:
             report = await parts.federation.run_once(time.time())
             record_decisions(parts, report)

@@ -50,6 +50,7 @@ class Fence:
         self._leading = always_open
         self._last_renewal = clock() if always_open else float("-inf")
         self._known = always_open
+        self._reported_closed = False
 
     @property
     def leadership_known(self) -> bool:
@@ -64,17 +65,28 @@ class Fence:
         return self._always_open or self._leading
 
     def mark_renewed(self) -> None:
+        if not self.allows_writes():
+            log.info("leading", fence="open")
         self._known = True
         self._leading = True
         self._last_renewal = self._clock()
+        self._reported_closed = False
 
     def mark_lost(self) -> None:
+        if self._leading:
+            log.warning("leadership_lost", fence="closed")
         self._leading = False
 
     def allows_writes(self) -> bool:
         if self._always_open:
             return True
-        return self._leading and self._clock() - self._last_renewal < self._deadline
+        fresh = self._clock() - self._last_renewal < self._deadline
+        if self._leading and not fresh and not self._reported_closed:
+            # The lease may still name us, but renewals stopped: writes end here, before
+            # another replica can take the lease (see the module docstring).
+            self._reported_closed = True
+            log.warning("write_fence_closed", renew_deadline_s=self._deadline)
+        return self._leading and fresh
 
     def require(self) -> None:
         """Raise `NotLeader` unless a write is allowed now; call it right before each write."""

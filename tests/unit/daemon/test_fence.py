@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import structlog.testing
 
 from federator.leadership import Fence, NotLeader
 
@@ -54,3 +55,22 @@ def test_leadership_is_known_once_the_lease_was_read_even_as_a_follower() -> Non
     fence.mark_observed()
     assert fence.leadership_known
     assert not fence.allows_writes()
+
+
+def test_each_change_of_leadership_is_logged_once() -> None:
+    clock = FakeClock()
+    fence = Fence(10.0, clock=clock)
+    with structlog.testing.capture_logs() as logged:
+        fence.mark_renewed()
+        fence.mark_renewed()  # a renewal while leading says nothing
+        clock.now += 11.0
+        fence.allows_writes()
+        fence.allows_writes()  # closed once, reported once
+        fence.mark_lost()
+        fence.mark_renewed()
+    assert [entry["event"] for entry in logged] == [
+        "leading",
+        "write_fence_closed",
+        "leadership_lost",
+        "leading",
+    ]
