@@ -177,8 +177,8 @@ class DatasetCopier:
         state = state or SyncState.load(self.dst, self.source, self.target)
         listed_at = time.time()
         with ThreadPoolExecutor(2, thread_name_prefix="list") as pool:
-            source_listing = pool.submit(list_location, self.src, self.source)
-            target_listing = pool.submit(list_location, self.dst, self.target)
+            source_listing = pool.submit(list_location, self.src, self.source, lean=self.lean_src)
+            target_listing = pool.submit(list_location, self.dst, self.target, lean=self.lean_dst)
             plan = plan_sync(
                 source_listing.result(),
                 target_listing.result(),

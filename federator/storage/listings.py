@@ -5,10 +5,12 @@ Keys under `.federator/` hold the engine's own sync state and are never listed a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from federator.storage import retrying
 from federator.storage.endpoints import Location
+from federator.storage.leanpath import LeanS3, ListedPage
 from federator.syncing.plans import ListedObject
 
 if TYPE_CHECKING:
@@ -18,28 +20,52 @@ if TYPE_CHECKING:
 STATE_PREFIX = ".federator/"
 
 
-def list_location(client: S3Client, location: Location) -> list[ListedObject]:
-    """Every object under the location, keys relative to its prefix."""
+def list_location(
+    client: S3Client, location: Location, *, lean: LeanS3 | None = None
+) -> list[ListedObject]:
+    """Every object under the location, keys relative to its prefix.
+
+    With `lean`, pages are fetched and parsed by the lean path (same requests, about a third
+    of the client CPU); otherwise by boto3.
+    """
     found: list[ListedObject] = []
-    token: str | None = None
     strip = len(location.prefix)
+    for key, size, etag, stamp in _entries(client, location, lean):
+        relative = key[strip:]
+        if relative.startswith(STATE_PREFIX) or not relative:
+            continue
+        found.append(ListedObject(key=relative, size=size, etag=etag, modified_at=stamp))
+    return found
+
+
+def _entries(
+    client: S3Client, location: Location, lean: LeanS3 | None
+) -> Iterator[tuple[str, int, str, float]]:
+    token: str | None = None
     while True:
-        page = _page(client, location.bucket, location.prefix, token)
-        for entry in page.get("Contents", ()):
-            key = entry["Key"][strip:]
-            if key.startswith(STATE_PREFIX) or not key:
-                continue
-            found.append(
-                ListedObject(
-                    key=key,
-                    size=entry["Size"],
-                    etag=entry["ETag"].strip('"'),
-                    modified_at=entry["LastModified"].timestamp(),
-                )
+        if lean is not None:
+            page = _lean_page(lean, location.bucket, location.prefix, token)
+            yield from page.entries
+            token = page.next_token
+            if token is None:
+                return
+            continue
+        response = _page(client, location.bucket, location.prefix, token)
+        for entry in response.get("Contents", ()):
+            yield (
+                entry["Key"],
+                entry["Size"],
+                entry["ETag"].strip('"'),
+                entry["LastModified"].timestamp(),
             )
-        if not page.get("IsTruncated"):
-            return found
-        token = page.get("NextContinuationToken")
+        if not response.get("IsTruncated"):
+            return
+        token = response.get("NextContinuationToken")
+
+
+@retrying.transient_retry()
+def _lean_page(lean: LeanS3, bucket: str, prefix: str, token: str | None) -> ListedPage:
+    return lean.list_page(bucket, prefix, token)
 
 
 @retrying.transient_retry()

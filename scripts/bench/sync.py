@@ -50,6 +50,7 @@ MiB = 1024 * 1024
 VENV_BIN = REPO / ".venv" / "bin"
 PROXY_PORTS = {"onprem": 19710, "target": 19720}
 CONTROL_OFFSET = 1
+STORE_DOWN = "STORE-DOWN"  # proxy counter: connections refused by the store (not a request)
 SRC_BUCKET, DST_BUCKET = "bench-sync-src", "bench-sync-dst"
 SEED_MARKERS = "_seeded/"  # one empty object per complete seed (see Bench.generate)
 SEED_VERSION = 1  # bump when the generated data changes shape
@@ -124,7 +125,12 @@ async def _proxy_main(listen: int, upstream_port: int) -> None:
     counts: Counter[str] = Counter()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+        except OSError:  # the store is down (restarted by someone else's test): say so
+            counts[STORE_DOWN] += 1
+            writer.transport.abort()
+            return
         await asyncio.gather(_requests(reader, up_writer, counts), _pipe(up_reader, writer))
 
     async def control(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -452,9 +458,13 @@ class Bench:
         load_after = os.getloadavg()[0]
         after = self.counts()
         requests: dict[str, int] = {}
+        down = 0
         for side in before:
             for kind, n in (after[side] - before[side]).items():
-                requests[f"{side[0]}:{kind}"] = n
+                if kind == STORE_DOWN:
+                    down += n
+                else:
+                    requests[f"{side[0]}:{kind}"] = n
         note = ""
         if status != 0:
             kept = LOG_DIR / log.name
@@ -462,6 +472,11 @@ class Bench:
             shutil.copy(log, kept)
             tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
             note = f"exit {status}, log {kept}: {tail[-400:]}"
+        if down:
+            note += (
+                f" a store refused {down} connection(s) during this run (restarted by another"
+                " test?): the figure is disturbed"
+            )
         verified = True
         if verify is not None:
             got = (

@@ -24,6 +24,8 @@ from boto3.s3.transfer import TransferConfig
 from federator.sandbox import SandboxEnv, start_component, stop_component
 from federator.storage.copying import DatasetCopier, TransferSettings
 from federator.storage.endpoints import Endpoint, Location, RequestCounter, make_client
+from federator.storage.leanpath import LeanS3
+from federator.storage.listings import list_location
 from federator.syncing.plans import DeletePolicy
 from federator.syncing.replication import Replicator
 
@@ -141,6 +143,10 @@ def test_first_sync_copies_everything_verified_and_a_rerun_copies_nothing_withou
     assert calls.get("HeadObject", 0) == 0
     assert set(calls) <= {"ListObjectsV2", "GetObject", "ListMultipartUploads"}
     assert calls.get("GetObject", 0) == 1  # the sync state, not a data object
+    assert copier.lean_src is not None
+    assert copier.lean_dst is not None
+    lean_calls = copier.lean_src.requests + copier.lean_dst.requests
+    assert set(lean_calls) == {"ListObjectsV2"}, "the listings go the lean way, nothing else"
 
 
 def test_a_changed_or_damaged_object_is_found_from_listings_and_copied_again(pair: Pair) -> None:
@@ -317,3 +323,42 @@ def test_a_store_restarted_mid_transfer_is_ridden_out_by_retries(
     assert restarted.is_set()
     assert report.ok, report.failures[:3]
     assert pair.target_etags() == pair.source_etags()
+
+
+LISTING_KEYS = [
+    "a",
+    "odd key ü+%.bin",
+    "dir/x&y<z>",
+    "dir/sub/1",
+    "plus+sign",
+    "tilde~and=equals",
+    ".federator/sync/state.json",  # the engine's own state: never listed as data
+]
+
+
+def test_the_lean_listing_reads_exactly_what_boto3_reads(pair: Pair) -> None:
+    """The lean path's ListObjectsV2 (used by every sync's planning) against boto3's, on the
+    on-prem SeaweedFS and on the cloud store, with keys that need escaping and several pages."""
+    sides = (
+        (pair.src_ep, pair.src, pair.src_bucket),
+        (pair.dst_ep, pair.dst, pair.dst_bucket),
+    )
+    for ep, client, bucket in sides:
+        for i, key in enumerate(LISTING_KEYS):
+            client.put_object(Bucket=bucket, Key=f"replica/{key}", Body=os.urandom(10 + i))
+        location = Location(ep, bucket, "replica/")
+        lean = LeanS3(ep, pool_size=2)
+        by_boto3 = list_location(client, location)
+        by_lean = list_location(client, location, lean=lean)
+        assert by_lean == by_boto3
+        assert sorted(o.key for o in by_lean) == sorted(LISTING_KEYS[:-1])
+        pages, token = [], None
+        while True:
+            page = lean.list_page(bucket, "replica/", token, max_keys=3)
+            pages.append(page)
+            token = page.next_token
+            if token is None:
+                break
+        assert len(pages) == 3, ep.name
+        listed = [entry[0] for page in pages for entry in page.entries]
+        assert listed == sorted(f"replica/{key}" for key in LISTING_KEYS), ep.name
