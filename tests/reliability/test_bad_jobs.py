@@ -24,12 +24,6 @@ from tests.support.daemon import Daemon
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.timeout(400)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Job asking 1000 nvidia.com/gpu reaches the cost model as a 0-GPU job and is "
-    "bursted (record gpus: 0, '$0.00 expected'; written at federator/federation/federation.py:476 "
-    "from PendingJob.gpus, built at federator/kube/convert.py:247); root cause not isolated",
-)
 async def test_absurd_jobs_get_a_safe_decision_and_do_not_stall_the_others(
     sandbox: SandboxEnv, namespace_factory: Callable[..., str], tmp_path: Path
 ) -> None:
