@@ -170,7 +170,14 @@ def namespace_event(
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{component}-{text.reason.lower()}-", "namespace": namespace},
-        "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": namespace},
+        # The apiserver wants involvedObject.namespace to equal the Event's, even for a
+        # cluster-scoped object; `kubectl get events -n NAMESPACE` lists it.
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "name": namespace,
+            "namespace": namespace,
+        },
         "reason": text.reason,
         "message": _clip(text.message),
         "type": "Warning" if text.warning else "Normal",
