@@ -382,19 +382,66 @@ async def assemble(holder: PolicyHolder, *, dry_run: bool) -> Parts:
     """Every edge and loop; the clients are closed again if anything after them fails."""
     connected = await connect_clusters(holder.config)
     try:
-        return _assemble(holder, connected, dry_run=dry_run)
+        onprem = connected[holder.config.onprem_cluster.name]
+        store_secrets = await read_store_secrets(holder.config, onprem)
+        return _assemble(holder, connected, store_secrets, dry_run=dry_run)
     except BaseException:
         await close_clusters(connected.values())
         raise
 
 
+async def read_store_secrets(
+    config: policy.FederatorConfig, onprem: clients.Cluster
+) -> dict[tuple[str, str], dict[str, str]]:
+    """The Secrets object stores take their keys from (`credentials.kubernetes_secret`), read
+    once at start through the on-prem client (the store edge reads credentials synchronously,
+    from its worker threads, so it is handed what was read here). Their values are registered
+    with the log redactor."""
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for cluster in config.clusters:
+        store = cluster.object_store
+        ref = store.credentials.kubernetes_secret if store is not None else None
+        if ref is None:
+            continue
+        key = (ref.namespace or config.state_namespace, ref.name)
+        if key in found:
+            continue
+        where = f"clusters.{cluster.name}.object_store.credentials.kubernetes_secret"
+        try:
+            found[key] = await clients.read_secret(onprem, *key)
+        except errors.FederatorError as e:
+            raise errors.UserError(
+                f"{where}: cannot read Secret {key[0]}/{key[1]} from {onprem.name}: {e}"
+            ) from None
+        data = found[key]
+        logs.register_secrets(
+            [data.get(ref.access_key_id_key, ""), data.get(ref.secret_access_key_key, "")]
+        )
+        # a missing key fails here, at start, with the field named, not at the first copy
+        policy.store_access(config, cluster.name, read_secret=_secret_reader(config, found))
+    return found
+
+
+def _secret_reader(
+    config: policy.FederatorConfig, read: dict[tuple[str, str], dict[str, str]]
+) -> Callable[[str | None, str], dict[str, str]]:
+    def read_secret(namespace: str | None, name: str) -> dict[str, str]:
+        return read.get((namespace or config.state_namespace, name), {})
+
+    return read_secret
+
+
 def _assemble(
-    holder: PolicyHolder, connected: dict[str, clients.Cluster], *, dry_run: bool
+    holder: PolicyHolder,
+    connected: dict[str, clients.Cluster],
+    store_secrets: dict[tuple[str, str], dict[str, str]],
+    *,
+    dry_run: bool,
 ) -> Parts:
     config = holder.config
     onprem = onprem_observer(config, connected[config.onprem_cluster.name], lambda: holder.config)
     clouds = cloud_observers(config, connected, onprem)
-    stores = Stores(config)
+    stores = Stores(config, read_secret=_secret_reader(config, store_secrets))
     replicator = Replicator(stores.dataset_copier)
     election = config.leader_election
     fence = leadership.Fence(

@@ -296,3 +296,56 @@ async def test_run_with_a_bad_connection_exits_with_the_error_and_no_unclosed_se
     with unclosed_sessions() as found, pytest.raises(errors.UserError, match="no-such-context"):
         await daemon.run(path, log_level="warning")
     assert found == []
+
+
+# ---- object-store keys kept in a Secret ------------------------------------------------------
+
+
+def store_secret_policy(tmp_path: Path) -> policy.FederatorConfig:
+    raw = sandbox_config()
+    for cluster in raw["clusters"]:
+        if cluster["name"] == "cloud-a":
+            cluster["object_store"]["credentials"] = {"kubernetes_secret": {"name": "s3-keys"}}
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return policy.load_policy(path)
+
+
+async def test_store_keys_in_a_secret_are_read_once_at_start_and_given_to_the_stores(
+    tmp_path: Path,
+) -> None:
+    config = store_secret_policy(tmp_path)
+    onprem = AnsweringCluster(
+        {
+            "/api/v1/namespaces/federator/secrets/s3-keys": {
+                "data": {
+                    "access_key_id": b64("AKIAEXAMPLEKEY000001"),
+                    "secret_access_key": b64("secret-key-from-the-secret-0123456789"),
+                }
+            }
+        }
+    )
+    read = await daemon.read_store_secrets(config, onprem)
+    assert onprem.asked == ["GET /api/v1/namespaces/federator/secrets/s3-keys"]
+    access = policy.store_access(config, "cloud-a", read_secret=daemon._secret_reader(config, read))
+    assert access.credentials is not None
+    assert access.credentials.secret_access_key == "secret-key-from-the-secret-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ({}, "cannot read Secret federator/s3-keys from onprem"),
+        ({"/api/v1/namespaces/federator/secrets/s3-keys": {"data": {"access_key_id": b64("A")}}},
+         "has no non-empty key 'secret_access_key'"),
+    ],
+    ids=["missing Secret", "missing key"],
+)  # fmt: skip
+async def test_store_keys_that_cannot_be_read_stop_the_start_naming_the_field(
+    tmp_path: Path, answers: dict[str, Any], expected: str
+) -> None:
+    config = store_secret_policy(tmp_path)
+    with pytest.raises(errors.UserError) as caught:
+        await daemon.read_store_secrets(config, AnsweringCluster(answers))
+    assert str(caught.value).startswith("clusters.cloud-a.object_store.credentials")
+    assert expected in str(caught.value)
