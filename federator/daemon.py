@@ -532,10 +532,9 @@ async def post_decision_events(
     """
     news: list[tuple[str, events.EventText]] = []
     for decision in report.decisions:
-        text = events.for_decision(decision)
-        is_news = told.should_post(decision.job_key, text, now=report.now)
+        is_news = told.should_post(decision.job_key, events.decision_news(decision), now=report.now)
         if is_news and events.kind_of(decision) in DECISION_EVENT_KINDS:
-            news.append((decision.job_key, text))
+            news.append((decision.job_key, events.for_decision(decision)))
     if not news:
         return 0
     jobs = {job.key: job for job in (await onprem.snapshot(report.now)).jobs}

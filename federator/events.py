@@ -16,10 +16,11 @@ this shape).
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 # The apiserver rejects Event messages over 1 KiB in events.k8s.io/v1 (`note`); core/v1 takes
@@ -99,8 +100,22 @@ def kind_of(decision: DecisionLike) -> str:
     return str(getattr(decision.kind, "value", decision.kind))
 
 
+def decision_news(decision: DecisionLike, *, acted: bool = True) -> EventText:
+    """What `Deduplicator` compares for a decision, without the message: cheap enough to run
+    for every decision of every pass (build the message with `for_decision` only for news)."""
+    kind = kind_of(decision)
+    target = _target(decision.cluster, decision.pool)
+    return EventText(
+        REASONS.get(kind, "FederatorDecision"),
+        "",
+        topic=f"{kind}:{target}:{acted}:{gist(decision.reason)}",
+        wait_s=decision.expected_wait_s,
+    )
+
+
 def for_decision(decision: DecisionLike, *, acted: bool = True) -> EventText:
     """Describe a decision on the job it concerns, with its cost and its reason."""
+    news = decision_news(decision, acted=acted)
     kind = kind_of(decision)
     target = _target(decision.cluster, decision.pool)
     headline = {
@@ -115,13 +130,7 @@ def for_decision(decision: DecisionLike, *, acted: bool = True) -> EventText:
     )
     prefix = "" if acted else "[dry-run] "
     why = _STAY_PREFIX.sub("", decision.reason) if kind == "stay" else decision.reason
-    message = f"{prefix}{headline}: {why} ({numbers})"
-    return EventText(
-        REASONS.get(kind, "FederatorDecision"),
-        _clip(message),
-        topic=f"{kind}:{target}:{acted}:{gist(decision.reason)}",
-        wait_s=decision.expected_wait_s,
-    )
+    return replace(news, message=_clip(f"{prefix}{headline}: {why} ({numbers})"))
 
 
 _STAY_PREFIX = re.compile(r"^stays on-prem: ")  # the headline says it already
@@ -130,6 +139,7 @@ _STAY_PREFIX = re.compile(r"^stays on-prem: ")  # the headline says it already
 _NUMBER = re.compile(r"(?<![\w/-])\$?[\d∞][\w.,∞]*")
 
 
+@functools.lru_cache(maxsize=16_384)  # a waiting job's reason often repeats pass after pass
 def gist(reason: str) -> str:
     """The reason with its numbers masked: what stays the same while the estimates drift."""
     return _NUMBER.sub("#", reason)
