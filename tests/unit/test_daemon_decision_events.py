@@ -168,3 +168,27 @@ def test_the_message_says_why_and_what_to_expect_without_repeating_itself() -> N
         "Staying in the on-prem queue: 1h00m expected wait worth $32 beats cloud-a/a100-spot "
         "at $55 (expected cost $0.00, expected wait 60 min, expected completion in 70 min)"
     )
+
+
+class PartsLike:
+    """The fields of `daemon.Parts` that telling decisions reads."""
+
+    def __init__(self, onprem: FakeOnPrem, *, leader: bool, dry_run: bool) -> None:
+        from federator import leadership
+
+        self.onprem = onprem
+        self.dry_run = dry_run
+        self.fence = leadership.Fence(10.0, always_open=leader)
+        self.decision_events = daemon.decision_deduplicator()
+
+    def writes_allowed(self) -> bool:
+        return daemon.Parts.writes_allowed(self)  # type: ignore[arg-type]
+
+
+async def test_only_a_leader_that_acts_tells_decisions() -> None:
+    report = PassReport(now=0.0, decisions=(decision("team-a/train"),))
+    for leader, dry_run, told in [(False, False, []), (True, True, []),
+                                  (True, False, [("team-a/train", "FederatorStay")])]:  # fmt: skip
+        onprem = onprem_with("train")
+        await daemon.tell_decisions(PartsLike(onprem, leader=leader, dry_run=dry_run), report)  # type: ignore[arg-type]
+        assert onprem.events == told, (leader, dry_run)
