@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import math
 import signal
 import time
@@ -31,11 +30,21 @@ from typing import Any
 
 import structlog
 
-from federator import budgets, errors, events, leadership, logs, metrics, policy, web
+from federator import (
+    budgets,
+    errors,
+    events,
+    leadership,
+    logs,
+    metrics,
+    onprem_policy,
+    policy,
+    web,
+)
 from federator.core.decisions import Decision
-from federator.core.models import Offer, RuntimeSource
+from federator.core.models import Offer
 from federator.federation.federation import Federation, FederationSettings, PassReport
-from federator.federation.ports import CloudView, OnPremJob, OnPremPort, OnPremView
+from federator.federation.ports import CloudView, OnPremPort
 from federator.kube import clients
 from federator.kube.cloud import CloudCluster, CloudSettings, PoolPlacement
 from federator.kube.onprem import BurstFacts, OnPremCluster
@@ -190,7 +199,7 @@ def onprem_observer(
     watches_all = any(q.kind == "ClusterQueue" for q in config.queues)
     namespaces = () if watches_all else tuple(q.namespace or q.name for q in config.queues)
     resident = tuple(q.namespace or q.name for q in config.queues if q.burst == "never")
-    return PolicyOnPremCluster(
+    return onprem_policy.PolicyOnPremCluster(
         cluster,
         config_of=config_of or (lambda: config),
         namespaces=namespaces,
@@ -199,65 +208,6 @@ def onprem_observer(
         tenant_of=lambda namespace: _tenant_of(config, namespace),
         eligible=lambda facts: _may_burst(config, facts),
     )
-
-
-class PolicyOnPremCluster(OnPremCluster):
-    """The on-prem adapter, with the runtime a job that declares none is assumed to have taken
-    from the policy in force: its queue's `default_runtime`, else `cost.default_runtime`.
-
-    The adapter itself knows one default; the per-queue one is applied to each snapshot's
-    waiting jobs here, where the policy file is known. (Running jobs' remaining time, which
-    sets the on-prem wait estimate of others, still uses `cost.default_runtime`.)
-    """
-
-    def __init__(
-        self,
-        cluster: clients.Cluster,
-        *,
-        config_of: Callable[[], policy.FederatorConfig],
-        **settings: Any,
-    ) -> None:
-        super().__init__(cluster, **settings)
-        self._config_of = config_of
-
-    async def snapshot(self, now: float) -> OnPremView:
-        config = self._config_of()
-        self.default_runtime_s = config.cost.default_runtime.total_seconds()  # reloads apply
-        view = await super().snapshot(now)
-        if not any(queue.default_runtime is not None for queue in config.queues):
-            return view
-        cluster_queues = self._cluster_queue_of_local_queues()
-        jobs = tuple(_with_queue_runtime(job, config, cluster_queues) for job in view.jobs)
-        return dataclasses.replace(view, jobs=jobs)
-
-    def _cluster_queue_of_local_queues(self) -> dict[tuple[str, str], str]:
-        found: dict[tuple[str, str], str] = {}
-        for local_queue in self.local_queues.items.values():
-            meta = local_queue.get("metadata") or {}
-            target = (local_queue.get("spec") or {}).get("clusterQueue")
-            if target:
-                found[(str(meta.get("namespace")), str(meta.get("name")))] = str(target)
-        return found
-
-
-def _with_queue_runtime(
-    job: OnPremJob, config: policy.FederatorConfig, cluster_queues: dict[tuple[str, str], str]
-) -> OnPremJob:
-    from federator.policy.eligibility import JobFacts, default_runtime
-
-    spec = job.spec
-    if spec.runtime_source is not RuntimeSource.DEFAULT:
-        return job
-    local_queue = spec.queue if job.workload is not None else None
-    facts = JobFacts(
-        namespace=spec.namespace,
-        queue=local_queue,
-        cluster_queue=cluster_queues.get((spec.namespace, local_queue or "")),
-    )
-    runtime_s = default_runtime(config, facts).total_seconds()
-    if runtime_s == spec.runtime_estimate_s:
-        return job
-    return dataclasses.replace(job, spec=dataclasses.replace(spec, runtime_estimate_s=runtime_s))
 
 
 def _tenant_of(config: policy.FederatorConfig, namespace: str) -> str:

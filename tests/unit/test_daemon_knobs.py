@@ -311,3 +311,24 @@ async def test_waiting_jobs_that_declare_no_runtime_get_their_queue_s(tmp_path: 
         "declared": (2 * 3600, RuntimeSource.ANNOTATION),  # the job's own estimate wins
         "via-cq": (3 * 3600, RuntimeSource.DEFAULT),  # ClusterQueue research: 3h
     }
+
+
+async def test_running_jobs_that_declare_no_runtime_end_by_their_queue_s(tmp_path: Path) -> None:
+    """The remaining time of what runs on-prem sets the wait of what queues behind it."""
+    config = queue_policy(tmp_path)  # team-a's LocalQueue: 6h; cost.default_runtime: 1h
+    observer = daemon.onprem_observer(config, clients.Cluster("onprem", api=None))  # type: ignore[arg-type]
+    running = objects.job("runs", uid="u-9", suspend=False)
+    declared = objects.job(
+        "runs-2h", uid="u-8", suspend=False, annotations={"federator.io/runtime-estimate": "2h"}
+    )
+    for job in (running, declared):
+        observer.jobs.items[object_key(job)] = job
+        workload = objects.workload(job, conditions=[objects.condition("QuotaReserved")])
+        workload["metadata"]["name"] += job["metadata"]["uid"]
+        observer.workloads.items[object_key(workload)] = workload
+    cluster_queue = objects.cluster_queue(nominal=16, reserved=8)
+    observer.cluster_queues.items[object_key(cluster_queue)] = cluster_queue
+
+    view = await observer.snapshot(objects.T0_S + 3600)  # admitted an hour ago
+    remaining = {r.key: r.expected_remaining_s for r in view.state.running}
+    assert remaining == {"team-a/runs": 5 * 3600, "team-a/runs-2h": 1 * 3600}
