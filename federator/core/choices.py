@@ -37,6 +37,9 @@ class Search(NamedTuple):
     fitting_offers: int  # offers the job may use and that have its GPUs free
 
 
+_NO_ROOM = Search(None, -1, None, None, math.inf, 0)  # no pool has the job's GPUs free
+
+
 class _SpeedClass(NamedTuple):
     """Offers whose GPUs run at one speed, cheapest per unit of speed first.
 
@@ -107,6 +110,9 @@ class RoundOptions:
         self._queue: Sequence[PendingJob] = ()
         self._decided: set[str] = set()
         self._trimmed: frozenset[str] | None = None
+        # Only Starburst's queue cap reads which jobs are decided; nobody else pays for it.
+        self.tracks_decided = policy.starburst_max_queue_length is not None
+        self._blockers: dict[tuple[bool, str], str | None] = {}
 
     def value_per_hour(self, job: PendingJob) -> float:
         """The job's value of time in $ per hour of delay (cached per gpus, queue, priority)."""
@@ -121,6 +127,16 @@ class RoundOptions:
 
     def burst_blocker(self, job: PendingJob) -> str | None:
         """Why this job may not leave on-prem at all, or None."""
+        if not job.datasets:  # then only the opt-out and the tenant matter: cached
+            key = (job.burst_allowed, job.tenant)
+            try:
+                return self._blockers[key]
+            except KeyError:
+                blocker = self._blockers[key] = self._blocker(job)
+                return blocker
+        return self._blocker(job)
+
+    def _blocker(self, job: PendingJob) -> str | None:
         if not job.burst_allowed:
             return "it opted out of bursting"
         rule = self.policy.tenant_rule(job.tenant)
@@ -150,7 +166,7 @@ class RoundOptions:
         """
         ledger = self.ledger
         if job.gpus > ledger.most_free:
-            return Search(None, -1, None, None, math.inf, 0)
+            return _NO_ROOM
         runtime_h = job.runtime_estimate_s / HOUR_S
         class_floor = self._class_floor(job, runtime_h, value_per_hour)
         if class_floor > bar_usd:
@@ -158,14 +174,19 @@ class RoundOptions:
         capped = ledger.global_cap_blocker(job)
         if capped is not None:
             return self._all_capped(job, value_per_hour, capped)
-        candidates = self._bounded_candidates(job, runtime_h, value_per_hour)
-        return self._price_in_order(job, candidates, value_per_hour, bar_usd)
+        candidates, above_bar, fitting = self._bounded_candidates(
+            job, runtime_h, value_per_hour, bar_usd
+        )
+        return self._price_in_order(job, candidates, value_per_hour, bar_usd, (above_bar, fitting))
 
     def _class_floor(self, job: PendingJob, runtime_h: float, value_per_hour: float) -> float:
         """No option of any class can cost less than this (bare compute, best-case delay)."""
         floor = math.inf
         compute_hours = job.gpus * runtime_h
-        for per_unit, saving_per_runtime, min_startup_h in self._floor_terms(job):
+        terms = self._floors.get((job.tenant, job.gpu_types, job.gpus_per_pod))
+        if terms is None:
+            terms = self._floor_terms(job)
+        for per_unit, saving_per_runtime, min_startup_h in terms:
             bound = compute_hours * per_unit - value_per_hour * (
                 runtime_h * saving_per_runtime - min_startup_h
             )
@@ -193,14 +214,17 @@ class RoundOptions:
         return terms
 
     def _bounded_candidates(
-        self, job: PendingJob, runtime_h: float, value_per_hour: float
-    ) -> list[tuple[float, int, float]]:
-        """(bound on the total, offer index, bound on the cost) per allowed offer with GPUs free.
+        self, job: PendingJob, runtime_h: float, value_per_hour: float, bar_usd: float
+    ) -> tuple[list[tuple[float, int, float]], float, int]:
+        """(bound on the total, offer index, bound on the cost) per offer that could beat the bar.
 
         The bound keeps every term but data, idle GPUs and deadlines (all ≥ 0): compute at
         the run-time factor (1 + λR)(1 + λw/2)/speed for segments of w (the exact expectation
         (1/λ + R)(e^{λw} − 1) per segment is never below it), billed startup, the congestion
-        price of that compute, and the value of startup plus the runtime change.
+        price of that compute, and the value of startup plus the runtime change. Offers whose
+        bound is above the bar are never priced, so they are not kept or sorted; only the
+        lowest of their bounds is, as the lower bound once the kept ones are exhausted. Also
+        returns how many allowed offers have the job's GPUs free.
         """
         free = self.ledger.free
         gpus = job.gpus
@@ -210,11 +234,15 @@ class RoundOptions:
         declared = job.checkpoint_interval_s or self.policy.default_checkpoint_interval_s
         interval_h = math.inf if not declared or declared <= 0 else declared / HOUR_S
         bound_terms = self._bound_terms
+        price_of = self._price_of
         bounded = []
+        above_bar = math.inf
+        fitting = 0
         for index in self.allowed(job):
             left = free[index]
             if gpus > left:
                 continue
+            fitting += 1
             inverse_speed, rate_h, restart_h, startup_usd_per_gpu, startup_h, node_gpus = (
                 bound_terms[index]
             )
@@ -222,13 +250,18 @@ class RoundOptions:
                 rate_h *= -(-gpus // node_gpus)
             segment_h = min(interval_h, runtime_h * inverse_speed)
             run_factor = inverse_speed * (1.0 + rate_h * restart_h) * (1.0 + rate_h * segment_h / 2)
-            compute = compute_hours * run_factor * self._price_of[index]
+            compute = compute_hours * run_factor * price_of[index]
             cost = compute + gpus * startup_usd_per_gpu
             delay = value_per_hour * (startup_h + runtime_h * (run_factor - 1.0))
             congestion = weight * compute * (gpus / left if gpus < left else 1.0)
-            bounded.append((cost + congestion + delay, index, cost))
+            bound = cost + congestion + delay
+            if bound > bar_usd:
+                if bound < above_bar:
+                    above_bar = bound
+            else:
+                bounded.append((bound, index, cost))
         bounded.sort()
-        return bounded
+        return bounded, above_bar, fitting
 
     def _price_in_order(
         self,
@@ -236,7 +269,10 @@ class RoundOptions:
         candidates: list[tuple[float, int, float]],
         value_per_hour: float,
         bar_usd: float,
+        left_out: tuple[float, int],
     ) -> Search:
+        """Price the candidates in bound order; `left_out`: the lowest bound left out, and how
+        many offers fit in all (see `_bounded_candidates`)."""
         ledger = self.ledger
         money = ledger.money_room_usd(job)
         burn_room = ledger.burn_room_usd_per_hour()
@@ -245,7 +281,7 @@ class RoundOptions:
         blocked: CloudEstimate | None = None
         blocked_by: str | None = None
         ceiling = bar_usd
-        lower = math.inf
+        lower, fitting = left_out
         for bound, index, cost_bound in candidates:
             if bound > ceiling:
                 lower = bound
@@ -263,7 +299,7 @@ class RoundOptions:
                     ceiling = min(ceiling, option.total_usd)
             elif blocked is None or option.total_usd < blocked.total_usd:
                 blocked, blocked_by = option, reason
-        return Search(best, best_index, blocked, blocked_by, lower, len(candidates))
+        return Search(best, best_index, blocked, blocked_by, lower, fitting)
 
     def _all_capped(self, job: PendingJob, value_per_hour: float, capped: str) -> Search:
         """A global cap rules every offer out: report the cheapest that fits as the blocked one."""

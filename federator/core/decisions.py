@@ -7,10 +7,10 @@ to recompute why it was taken, and one human line (`reason`) that says it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from federator.core.models import CapacityType
 
@@ -65,14 +65,39 @@ class DecisionKind(StrEnum):
     HOLD = "hold"
 
 
-class Decision(NamedTuple):
-    """One job's decision. Durations are seconds from the round's `now`.
+class Reason:
+    """A decision's human line, written the first time someone reads it.
 
-    A NamedTuple rather than a frozen dataclass, on purpose: a round builds one per pending job
-    (10,000 in the benchmark) and a frozen dataclass's __init__ measured ~6x slower (4.7 µs vs
-    0.9 µs for 12 fields); it is just as immutable.
+    Formatting money and durations costs more than the rest of a staying job's decision, and
+    most decisions of a big round are never read by a person. `render(*args)` must be pure
+    over immutable arguments, so the line is the same whenever it is written.
     """
 
+    __slots__ = ("_args", "_render", "_text")
+
+    def __init__(self, render: Callable[..., str], args: tuple[Any, ...]) -> None:
+        self._render = render
+        self._args = args
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = self._render(*self._args)
+        return self._text
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Reason | str):
+            return str(self) == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+
+class _DecisionFields(NamedTuple):
     job_key: str
     kind: DecisionKind
     cluster: str | None
@@ -81,16 +106,38 @@ class Decision(NamedTuple):
     expected_wait_s: float  # until the job runs: on-prem queue wait, or cloud startup + copy
     expected_completion_s: float  # until the job is expected to finish (inf: never on-prem)
     terms: Mapping[str, float]  # every priced term, by name (see docs/cost-model.md)
-    reason: str  # one human line
+    reason: str | Reason  # one human line; read it as `Decision.reason`, always a str
     capacity_type: CapacityType | None = None
     # When this decision changes by itself if nothing else does (a timeout, a minimum pending
     # time, a copy finishing), on the caller's clock; None when only new state can change it.
     revisit_at: float | None = None
     gpus: int = 0
 
+
+class Decision(_DecisionFields):
+    """One job's decision. Durations are seconds from the round's `now`.
+
+    A NamedTuple rather than a frozen dataclass, on purpose: a round builds one per pending job
+    (10,000 in the benchmark) and a frozen dataclass's __init__ measured ~6x slower (4.7 µs vs
+    0.9 µs for 12 fields); it is just as immutable. `reason` may be given as a `Reason`, which
+    is written out when it is first read; `decision.reason` is always the line itself.
+    """
+
+    __slots__ = ()
+
+    @property
+    def reason(self) -> str:
+        reason = tuple.__getitem__(self, 8)
+        return reason if type(reason) is str else str(reason)
+
     @property
     def pool_name(self) -> str | None:
         return None if self.cluster is None else f"{self.cluster}/{self.pool}"
+
+    def _asdict(self) -> dict[str, Any]:
+        fields = _DecisionFields._asdict(self)
+        fields["reason"] = self.reason
+        return fields
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,22 +20,42 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from federator.core.models import OnPremState, PendingJob
 
 
 def admission_order(jobs: Sequence[PendingJob], onprem: OnPremState) -> list[PendingJob]:
     """Jobs named in `queue_order` first, in that order; the rest by priority, age and key."""
+    return [jobs[index] for index in admission_positions(jobs, onprem)]
+
+
+def admission_positions(jobs: Sequence[PendingJob], onprem: OnPremState) -> list[int]:
+    """`admission_order` as positions in `jobs`, so that callers can map results back."""
     position = {key: index for index, key in enumerate(onprem.queue_order)}
+    if not position:
+        return sorted(
+            range(len(jobs)),
+            key=lambda i: (-jobs[i].priority, jobs[i].submitted_at, jobs[i].key),
+        )
+    # The common case in a live queue: every job is named, already in queue order. A check
+    # in one pass instead of sorting keys (the order is the same: positions are distinct).
+    last = -1
+    for job in jobs:
+        at = position.get(job.key, -1)
+        if at <= last:
+            break
+        last = at
+    else:
+        return list(range(len(jobs)))
     unknown = len(position)
     return sorted(
-        jobs,
-        key=lambda job: (
-            position.get(job.key, unknown),
-            -job.priority,
-            job.submitted_at,
-            job.key,
+        range(len(jobs)),
+        key=lambda i: (
+            position.get(jobs[i].key, unknown),
+            -jobs[i].priority,
+            jobs[i].submitted_at,
+            jobs[i].key,
         ),
     )
 
@@ -60,10 +80,8 @@ class OnPremReplay:
         ]
         heapq.heapify(self._releases)
         self._by_size: dict[int, deque[tuple[int, PendingJob]]] = {}
-        self._index_of: dict[int, int] = {}
         for index, job in enumerate(ordered):
             self._by_size.setdefault(job.gpus, deque()).append((index, job))
-            self._index_of[id(job)] = index
         self._sizes = sorted(self._by_size)
         self._left = len(ordered)
         self._end = len(ordered)  # past every admission index
@@ -73,20 +91,54 @@ class OnPremReplay:
         self._nodes = list(onprem.node_free_gpus) or None
         self._node_size = max(1, onprem.gpus_per_node)
         self._unplaceable: set[int] = set()
+        self._steps: Iterator[tuple[int, PendingJob, float]] | None = None
 
     def __len__(self) -> int:
         return self._left
 
     def next_start(self) -> tuple[PendingJob, float] | None:
         """The next job to start and when; `inf` when it can never start. None when done."""
+        if self._steps is None:
+            self._steps = self.starts()
+        step = next(self._steps, None)
+        return None if step is None else (step[1], step[2])
+
+    def starts(self) -> Iterator[tuple[int, PendingJob, float]]:
+        """(admission index, job, start) for every job in the order they would start.
+
+        The caller says `stays` (or nothing, when the job leaves) before asking for the next.
+        The common step — no node shapes left to respect, backfill on — is written out here
+        rather than in helper calls: a round runs it once per pending job.
+        """
+        by_size = self._by_size
+        sizes = self._sizes
+        end = self._end
         while self._left:
-            job = self._take_fitting()
-            if job is not None:
-                return job, self._clock
+            if self._nodes is None and self._backfill:
+                free = self._free
+                best_size = -1
+                best_index = end
+                for size in sizes:
+                    if size > free:
+                        break
+                    queue = by_size[size]
+                    if queue and queue[0][0] < best_index:
+                        best_size, best_index = size, queue[0][0]
+                if best_size >= 0:
+                    self._left -= 1
+                    index, job = by_size[best_size].popleft()
+                    yield index, job, self._clock
+                    continue
+            else:
+                found = self._take_fitting()
+                if found is not None:
+                    yield found[0], found[1], self._clock
+                    continue
             if not self._releases:
-                return self._take_first(), math.inf
+                index, job = self._take_first()
+                yield index, job, math.inf
+                continue
             self._release_next()
-        return None
 
     def stays(self, job: PendingJob, start: float) -> None:
         """The job really starts at `start` and holds its GPUs for its estimated runtime."""
@@ -105,15 +157,15 @@ class OnPremReplay:
         self._clock = max(self._clock, when)
         self._nodes = None
 
-    def _take_fitting(self) -> PendingJob | None:
+    def _take_fitting(self) -> tuple[int, PendingJob] | None:
         while True:
-            job = self._take_fitting_pool()
-            if job is None or self._nodes is None or self._place(job, list(self._nodes)):
-                return job
+            found = self._take_fitting_pool()
+            if found is None or self._nodes is None or self._place(found[1], list(self._nodes)):
+                return found
             # It fits the pool but not the nodes: put it back; its size waits for a release.
             self._left += 1
-            self._by_size[job.gpus].appendleft((self._index_of[id(job)], job))
-            self._unplaceable.add(job.gpus)
+            self._by_size[found[1].gpus].appendleft(found)
+            self._unplaceable.add(found[1].gpus)
 
     def _place(self, job: PendingJob, nodes: list[int]) -> bool:
         """First-fit the job's pods onto `nodes` (changed in place); False if one does not fit."""
@@ -128,7 +180,7 @@ class OnPremReplay:
                 return False
         return True
 
-    def _take_fitting_pool(self) -> PendingJob | None:
+    def _take_fitting_pool(self) -> tuple[int, PendingJob] | None:
         if not self._backfill:
             first = self._first_size()
             if first is None or first > self._free:
@@ -150,7 +202,7 @@ class OnPremReplay:
                 best_size, best_index = size, queue[0][0]
         return self._pop(best_size) if best_size >= 0 else None
 
-    def _take_first(self) -> PendingJob:
+    def _take_first(self) -> tuple[int, PendingJob]:
         first = self._first_size()
         assert first is not None  # callers only ask while jobs are left
         return self._pop(first)
@@ -164,6 +216,6 @@ class OnPremReplay:
                 best_size, best_index = size, queue[0][0]
         return best_size
 
-    def _pop(self, size: int) -> PendingJob:
+    def _pop(self, size: int) -> tuple[int, PendingJob]:
         self._left -= 1
-        return self._by_size[size].popleft()[1]
+        return self._by_size[size].popleft()

@@ -10,16 +10,18 @@ sorted by (price per speed, name), jobs by admission order and key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from federator.core.choices import RoundOptions
 from federator.core.decisions import Decision, DecisionKind, Round
 from federator.core.models import Offer, OnPremState, PendingJob, Spend
-from federator.core.onprem import OnPremReplay, admission_order
+from federator.core.onprem import OnPremReplay, admission_positions
 from federator.core.policy import DecisionPolicy
 from federator.core.strategies import STRATEGIES
 
 __all__ = ["Decision", "DecisionKind", "Round", "decide"]
+
+_BURST = DecisionKind.BURST
 
 
 def decide(
@@ -29,19 +31,41 @@ def decide(
     spend: Spend,
     policy: DecisionPolicy,
     now: float,
+    *,
+    only: Collection[str] | None = None,
 ) -> Round:
-    """Decide every pending job; decisions come back in the order the jobs were given."""
+    """Decide every pending job; decisions come back in the order the jobs were given.
+
+    `only`: the keys of the jobs whose decisions the caller wants (None: all). The others
+    still take their place in the round, but a job that may not burst at all (`burst_allowed`
+    false: every strategy leaves it in the queue) is then only replayed, not priced. The
+    simulator passes the queue ahead of the jobs it asks about this way.
+    """
     choose = STRATEGIES[policy.strategy]
     options = RoundOptions(offers, spend, policy, now)
-    ordered = admission_order(jobs, onprem)
+    positions = admission_positions(jobs, onprem)
+    ordered = [jobs[position] for position in positions]
     options.follow(ordered)
     replay = OnPremReplay(ordered, onprem, now=now, backfill=policy.onprem_backfill)
-    decided: dict[int, Decision] = {}
-    while (step := replay.next_start()) is not None:
-        job, start = step
-        decision = choose(job, start - now, options)
-        if decision.kind is not DecisionKind.BURST:
-            replay.stays(job, start)
-        options.decided(job)
-        decided[id(job)] = decision
-    return Round(decisions=tuple(decided[id(job)] for job in jobs), now=now)
+    stays = replay.stays
+    tracked = options.tracks_decided
+    decided: list[Decision | None] = [None] * len(ordered)
+    for index, job, start in replay.starts():
+        if only is not None and not job.burst_allowed and job.key not in only:
+            stays(job, start)
+        else:
+            decision = choose(job, start - now, options)
+            if decision.kind is not _BURST:
+                stays(job, start)
+            decided[index] = decision
+        if tracked:
+            options.decided(job)
+    given: list[Decision | None] = [None] * len(ordered)
+    for index, position in enumerate(positions):
+        given[position] = decided[index]
+    wanted = tuple(
+        decision
+        for decision in given
+        if decision is not None and (only is None or decision.job_key in only)
+    )
+    return Round(decisions=wanted, now=now)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from federator.core import reasons, starburst
 from federator.core.choices import RoundOptions, Search
 from federator.core.costs import CloudEstimate, StayEstimate, price_stay
-from federator.core.decisions import Breakdown, Decision, DecisionKind, Terms
+from federator.core.decisions import Breakdown, Decision, DecisionKind, Reason, Terms
 from federator.core.models import CapacityType, PendingJob
 from federator.core.policy import AtCap, Strategy
 
@@ -31,15 +31,19 @@ def choose_federator(job: PendingJob, wait_s: float, options: RoundOptions) -> D
     policy = options.policy
     value = options.value_per_hour(job)
     stay = price_stay(job, wait_s=wait_s, now=options.now, policy=policy, value_per_hour=value)
-    book: Book = ((stay,), (("value_of_time_usd_per_hour", value),))
     blocker = options.burst_blocker(job)
     if blocker is not None:
+        book: Book = ((stay,), (("value_of_time_usd_per_hour", value),))
         return _stay(job, stay, book, f"stays on-prem: {blocker}")
     bar = _bar_usd(stay, policy.burst_margin_fraction, policy.burst_margin_usd)
     found = options.search(job, value_per_hour=value, bar_usd=bar)
     book = (
-        book[0],
-        (*book[1], ("burst_bar_usd", bar), ("cloud_lower_bound_usd", found.lower_bound_usd)),
+        (stay,),
+        (
+            ("value_of_time_usd_per_hour", value),
+            ("burst_bar_usd", bar),
+            ("cloud_lower_bound_usd", found.lower_bound_usd),
+        ),
     )
     best = found.best
     if best is not None and best.total_usd <= bar:
@@ -70,7 +74,7 @@ def choose_starburst(job: PendingJob, wait_s: float, options: RoundOptions) -> D
     timed_out = options.now >= timeout
     trimmed = not timed_out and wait_s > 0 and options.starburst_trimmed(job)
     if not (timed_out or trimmed):
-        reason = f"stays on-prem: Compute-Wait timeout in {reasons.duration(timeout - options.now)}"
+        reason = Reason(_waiting_line, (timeout - options.now,))
         return _stay(job, stay, book, reason, revisit_at=timeout)
     blocker = options.burst_blocker(job)
     if blocker is not None:
@@ -80,6 +84,10 @@ def choose_starburst(job: PendingJob, wait_s: float, options: RoundOptions) -> D
         return _stay(job, stay, book, f"stays on-prem after its timeout: {why_not}")
     cause = "Compute-Wait timeout passed" if timed_out else "queue longer than its cap"
     return _burst(job, option, index, book, options, f"bursted to {option.offer.name}: {cause}")
+
+
+def _waiting_line(left_s: float) -> str:
+    return f"stays on-prem: Compute-Wait timeout in {reasons.duration(left_s)}"
 
 
 def _burst_when_blocked(
@@ -175,12 +183,16 @@ def _versus_staying(stay: StayEstimate) -> str:
     )
 
 
-def _why_staying(job: PendingJob, stay: StayEstimate, found: Search) -> str:
+def _why_staying(job: PendingJob, stay: StayEstimate, found: Search) -> str | Reason:
     if stay.wait_s <= 0:
         return "starts on-prem now"
-    best = found.best
-    if best is None and math.isinf(found.lower_bound_usd):
+    if found.best is None and math.isinf(found.lower_bound_usd):
         return f"stays on-prem: no cloud pool fits {job.gpus} GPUs"
+    return Reason(_staying_line, (stay, found))
+
+
+def _staying_line(stay: StayEstimate, found: Search) -> str:
+    best = found.best
     cloud = (
         f"{best.offer.name} at {reasons.usd(best.total_usd)}"
         if best is not None
@@ -196,7 +208,7 @@ def _stay(
     job: PendingJob,
     stay: StayEstimate,
     book: Book,
-    reason: str,
+    reason: str | Reason,
     *,
     revisit_at: float | None = None,
 ) -> Decision:

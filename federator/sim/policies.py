@@ -21,9 +21,10 @@ function the daemon calls. This module only shapes its inputs:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from operator import itemgetter
+from typing import Protocol
 
 from federator.core import placements
 from federator.core.decisions import DecisionKind, Round
@@ -32,9 +33,22 @@ from federator.core.policy import DecisionPolicy, Strategy
 from federator.sim.cloud import CloudPool
 from federator.sim.engine import Order, World
 
-Decide = Callable[
-    [Sequence[PendingJob], OnPremState, Sequence[Offer], Spend, DecisionPolicy, float], Round
-]
+
+class Decide(Protocol):
+    """`federator.core.placements.decide`'s signature (tests and benchmarks wrap it)."""
+
+    def __call__(
+        self,
+        jobs: Sequence[PendingJob],
+        onprem: OnPremState,
+        offers: Sequence[Offer],
+        spend: Spend,
+        policy: DecisionPolicy,
+        now: float,
+        *,
+        only: Collection[str] | None = None,
+    ) -> Round: ...
+
 
 _GPUS = itemgetter(2)
 DEFAULT_WINDOW = 256
@@ -68,6 +82,7 @@ class CoreController:
         self._context_jobs: dict[int, PendingJob] = {}
         self._groups: list[tuple[str, int, float, float]] = []
         self._groups_version = -1
+        self._offers: dict[str, tuple[tuple[int, float, float], Offer]] = {}
 
     def prepare(self, world: World) -> None:
         self._pools = {pool.name: pool for pool in world.scenario.pools}
@@ -87,18 +102,29 @@ class CoreController:
             queue_order=tuple(job.key for job in pending),
             node_free_gpus=tuple(world.nodes.free),
         )
-        offers = tuple(pool_offer(pool, world, now) for pool in world.scenario.pools)
-        result = self._decide(pending, onprem, offers, _spend(world, now), self.policy, now)
+        offers = tuple(self._offer(pool, world, now) for pool in world.scenario.pools)
+        asked = {pending[index].key for index, job in enumerate(jobs) if job in due_set}
+        result = self._decide(
+            pending, onprem, offers, _spend(world, now), self.policy, now, only=asked
+        )
         orders: list[Order] = []
         for decision in result.decisions:
             job = self._job_index[decision.job_key]
-            if job not in due_set:
-                continue
             if decision.kind is DecisionKind.BURST and decision.pool_name is not None:
                 orders.append(Order(job, pool=self._pools[decision.pool_name]))
             else:
                 orders.append(Order(job, revisit_at=_revisit(decision.revisit_at, world, job, now)))
         return orders
+
+    def _offer(self, pool: CloudPool, world: World, now: float) -> Offer:
+        """`pool_offer`, reused while the pool's room, risk and price stay the same."""
+        key = (*_room_and_rate(pool, world, now), pool.price_at(now))
+        cached = self._offers.get(pool.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        offer = pool_offer(pool, world, now)
+        self._offers[pool.name] = (key, offer)
+        return offer
 
     def _context(self, world: World, job: int) -> PendingJob:
         """A queued job that is not up for a decision this round: it only holds its place."""
@@ -156,12 +182,7 @@ def _revisit(hint: float | None, world: World, job: int, now: float) -> float:
 
 def pool_offer(pool: CloudPool, world: World, now: float) -> Offer:
     """What the decision core is told about a pool now (never the future)."""
-    free = max(0, pool.max_gpus - world.pool_used_gpus[pool.name])
-    rate = pool.preemption_rate_per_hour
-    if pool.availability is not None:
-        rate = pool.availability.preemptions_per_hour()
-        if pool.availability.next_available(now, 1) > now:
-            free = 0  # no capacity right now: a launch would fail
+    free, rate = _room_and_rate(pool, world, now)
     return Offer(
         cluster=pool.cluster,
         pool=pool.pool,
@@ -177,6 +198,17 @@ def pool_offer(pool: CloudPool, world: World, now: float) -> Offer:
         transfer_bytes_per_s=pool.transfer_bytes_per_s,
         price_source="history" if pool.price_history is not None else "fixed",
     )
+
+
+def _room_and_rate(pool: CloudPool, world: World, now: float) -> tuple[int, float]:
+    """The GPUs a pool has free for a launch now, and its preemption rate per hour."""
+    free = max(0, pool.max_gpus - world.pool_used_gpus[pool.name])
+    rate = pool.preemption_rate_per_hour
+    if pool.availability is not None:
+        rate = pool.availability.preemptions_per_hour()
+        if pool.availability.next_available(now, 1) > now:
+            free = 0  # no capacity right now: a launch would fail
+    return free, rate
 
 
 def _spend(world: World, now: float) -> Spend:

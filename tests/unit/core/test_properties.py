@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from fnmatch import fnmatchcase
 
@@ -287,7 +288,8 @@ def test_the_search_bound_never_exceeds_the_priced_total(
     options = RoundOptions(pools, Spend(), policy, NOW)
     for job in pending:
         runtime_h = job.runtime_estimate_s / 3600
-        for bound, index, cost_bound in options._bounded_candidates(job, runtime_h, value):
+        candidates, _, _ = options._bounded_candidates(job, runtime_h, value, math.inf)
+        for bound, index, cost_bound in candidates:
             offer = options.offers[index]
             for held in (False, True):
                 option = costs.price_cloud(
@@ -302,6 +304,4 @@ def test_the_search_bound_never_exceeds_the_priced_total(
                 assert bound <= option.total_usd + 1e-9 * max(1.0, abs(option.total_usd))
                 assert cost_bound <= option.cost_usd + 1e-9 * max(1.0, abs(option.cost_usd))
         floor = options._class_floor(job, runtime_h, value)
-        assert all(
-            floor <= b + 1e-9 for b, _, _ in options._bounded_candidates(job, runtime_h, value)
-        )
+        assert all(floor <= b + 1e-9 for b, _, _ in candidates)
