@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from federator.core.models import CapacityType, Offer
 from federator.core.policy import Budgets, DecisionPolicy, Strategy
 from federator.federation import Federation, FederationSettings
@@ -38,14 +36,6 @@ from federator.sandbox.layout import Layout
 
 CLOUDS = ("cloud-a", "cloud-b")
 
-# Issue 6 is open for this: not a pass. In both full-suite runs of 2026-11-29 the plain
-# suspended victim Job was re-decided every pass ("job_bursted" every ~4 s) and its copy never
-# ran, while the same scenario passes alone (preemption: 80 s at 10:18). An order dependence
-# between sandbox tests, not diagnosed yet.
-KNOWN_FULL_SUITE_FAILURE = pytest.mark.xfail(
-    strict=False,
-    reason="plain-Job scenario fails after other sandbox tests (order dependence, issue 6)",
-)
 REWRITES = {
     "cloud-a": (("s3://onprem-datasets/", "s3://cloud-a-datasets/"),),
     "cloud-b": (("s3://onprem-datasets/", "s3://cloud-b-datasets/"),),

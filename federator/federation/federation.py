@@ -116,6 +116,9 @@ class Federation:
         self.preemptions: dict[tuple[str, str], int] = {}
         self.exposure_h: dict[tuple[str, str], float] = {}
         self._last_pass: float | None = None
+        # uid -> attempt of the placements this process made, only to notice a record that
+        # disappears without us removing it (a diagnosis aid, never a source of truth)
+        self._placed: dict[str, int] = {}
         self._spent: dict[str, float] = {}  # accrued spend per job key, for the spend counter
         self.last_report: PassReport | None = None  # for /debug/decisions and tests
 
@@ -208,6 +211,7 @@ class Federation:
         assert record is not None
         match step.kind:
             case StepKind.MARK_DONE:
+                self._placed.pop(job.uid, None)
                 await self.onprem.write_record(
                     job, replace(record, phase=Phase.DONE, finished_at=record.finished_at or now)
                 )
@@ -257,6 +261,7 @@ class Federation:
         job = await self.onprem.finish(job, terminal)
         job = await self.onprem.mirror(job, remote_state=copy.state.value)
         done = replace(record, phase=Phase.DONE, finished_at=finished_at)
+        self._placed.pop(job.uid, None)
         job = await self.onprem.write_record(job, done)
         reason = "CompletedInCloud" if succeeded else "FailedInCloud"
         await self.onprem.event(job, reason=reason, message=terminal.message, warning=not succeeded)
@@ -269,7 +274,7 @@ class Federation:
         assert record is not None
         if copy is not None:
             await self.clouds[copy.cluster].delete_copy(copy.namespace, copy.name)
-        await self.onprem.write_record(job, None)
+        await self._drop_record(job)
         metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="withdrawn").inc()
         report.actions.append(f"withdraw {job.key}: it started on-prem")
         log.warning("copy_withdrawn", job=job.key, placement=record.placement)
@@ -322,6 +327,7 @@ class Federation:
         now: float,
     ) -> Round:
         waiting = [job for job in onprem.jobs if job.waiting]
+        self._warn_about_lost_records(waiting)
         redecided = [job for job in requeued if self._may_replace(job)]
         candidates = [*waiting, *redecided]
         if not candidates or not self.settings.burst_enabled:
@@ -349,6 +355,23 @@ class Federation:
             return self.policy, ""
         why = f"stays on-prem: {pending} GPUs wait, bursting starts at {minimum} (min_pending_gpus)"
         return replace(self.policy, strategy=Strategy.NEVER), why
+
+    def _warn_about_lost_records(self, waiting: Sequence[OnPremJob]) -> None:
+        for job in waiting:
+            attempt = self._placed.pop(job.uid, None)
+            if attempt is not None:
+                log.warning(
+                    "placement_record_missing",
+                    job=job.key,
+                    attempt=attempt,
+                    resource_version=job.resource_version,
+                    hint="the Job no longer shows the federator.io/record this process wrote: "
+                    "another writer removed it, or the on-prem watch cache is stale",
+                )
+
+    async def _drop_record(self, job: OnPremJob) -> None:
+        self._placed.pop(job.uid, None)
+        await self.onprem.write_record(job, None)
 
     def _may_replace(self, job: OnPremJob) -> bool:
         record = job.record
@@ -524,12 +547,13 @@ class Federation:
     ) -> None:
         """Steps 2–5 of docs/design.md §4; safe to repeat after a crash."""
         if not await self.onprem.hold_on_prem(job):
-            await self.onprem.write_record(job, None)
+            await self._drop_record(job)
             metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="failed").inc()
             report.actions.append(f"abandon {job.key}: it started or may start on-prem")
             return
         created = await self._create_copy(job, record, now)
         job = await self.onprem.write_record(job, replace(record, phase=Phase.PLACED))
+        self._placed[job.uid] = record.attempt
         outcome = "placed" if created else "already_placed"
         metrics.PLACEMENTS.labels(cluster=record.cluster, outcome=outcome).inc()
         if record.attempt > 1:
@@ -562,7 +586,7 @@ class Federation:
     async def _return_on_prem(self, job: OnPremJob, why: str, report: PassReport) -> None:
         """Let Kueue run it on-prem: reactivate first, then drop the record (crash-safe order)."""
         await self.onprem.release_on_prem(job)
-        await self.onprem.write_record(job, None)
+        await self._drop_record(job)
         await self.onprem.event(job, reason="ReturnedOnPrem", message=why, warning=False)
         report.actions.append(f"return {job.key} on-prem: {why}")
 

@@ -26,7 +26,6 @@ PLAIN = {"federator.io/burst": "allow"}
 LOST_AFTER_S = 20.0
 
 
-@harness.KNOWN_FULL_SUITE_FAILURE
 async def test_jobs_of_a_lost_cluster_are_replaced_and_its_stale_copies_deleted(
     sandbox: SandboxEnv, namespace_factory: Callable[..., str]
 ) -> None:

@@ -23,7 +23,6 @@ PLAIN = {"federator.io/burst": "allow"}
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-@harness.KNOWN_FULL_SUITE_FAILURE
 async def test_a_copy_that_loses_its_node_is_replaced_and_completes(
     sandbox: SandboxEnv, namespace_factory: Callable[..., str]
 ) -> None:

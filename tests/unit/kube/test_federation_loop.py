@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+import structlog.testing
 
 from federator.core.decisions import Decision, DecisionKind, Round
 from federator.core.models import CapacityType, Offer, OnPremState, PendingJob, Spend
@@ -356,3 +357,17 @@ async def test_plain_suspended_jobs_are_decided_without_on_prem_room() -> None:
     assert kinds == {"team-a/queued": DecisionKind.STAY, "team-a/plain": DecisionKind.BURST}
     assert queued.record is None
     assert plain.record is not None
+
+
+async def test_a_record_that_vanishes_behind_our_back_is_reported() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    vanished = onprem.jobs["team-a/j1"]
+    vanished.record, vanished.active_workload = None, True  # another writer drops it
+    with structlog.testing.capture_logs() as logged:
+        await fed.run_once(110.0)
+        await fed.run_once(120.0)
+    missing = [e for e in logged if e["event"] == "placement_record_missing"]
+    assert [e["job"] for e in missing] == ["team-a/j1"], "reported once, not every pass"
