@@ -32,10 +32,11 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Concatenate, Literal, ParamSpec, TypeVar
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 MiB = 1024 * 1024
+_WINDOW = 4  # objects submitted ahead of the copy workers, per worker
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -245,23 +247,29 @@ class DatasetCopier:
             ThreadPoolExecutor(workers, thread_name_prefix="copy") as objects,
             ThreadPoolExecutor(self.settings.part_concurrency, thread_name_prefix="part") as parts,
         ):
-            futures = {
-                objects.submit(self._copy_item, item, state, progress, parts): item
-                for item in items
-            }
-            for future in as_completed(futures):
-                item = futures[future]
-                try:
-                    outcome = future.result()
-                # One failed object must not stop the others; it is reported and retried by
-                # the next run.
-                except Exception as error:  # noqa: BLE001
-                    failures.append((item.key, f"{type(error).__name__}: {error}"))
-                    continue
-                outcomes.append(outcome)
-                state.record_verified(item.key, outcome.verified_pair)
-                state.save_if_due()
-                progress.object(item.key)
+            # A sliding window of submissions rather than one future per object up front:
+            # 100,000 pending futures cost about 150 MiB for nothing.
+            queue = iter(items)
+            pending: dict[Future[CopyOutcome], CopyItem] = {}
+            while True:
+                for item in itertools.islice(queue, workers * _WINDOW - len(pending)):
+                    pending[objects.submit(self._copy_item, item, state, progress, parts)] = item
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = pending.pop(future)
+                    try:
+                        outcome = future.result()
+                    # One failed object must not stop the others; it is reported and retried
+                    # by the next run.
+                    except Exception as error:  # noqa: BLE001
+                        failures.append((item.key, f"{type(error).__name__}: {error}"))
+                        continue
+                    outcomes.append(outcome)
+                    state.record_verified(item.key, outcome.verified_pair)
+                    state.save_if_due()
+                    progress.object(item.key)
         return outcomes, failures
 
     def _copy_item(
