@@ -4,6 +4,13 @@
 stores, the price sources), hands them to the loops (observe on-prem, observe each cloud,
 federate = decide + act + mirror + GC, price refresh, dataset replication metrics, preemption
 evidence persistence, config reload) and runs them in one TaskGroup until SIGTERM/SIGINT.
+After each federation pass it explains itself: one log line and a /debug/decisions record per
+decision, stay and hold decisions as Events on their jobs (once per piece of news, see
+`federator.events`), and budget metrics and warnings (`federator.budgets`).
+
+Clusters are connected the way the policy file says (a kubeconfig file, the pod's service
+account, or a kubeconfig in a Secret read through the on-prem client); if start-up fails
+after some clients exist, they are closed before the error is reported.
 
 Leadership: every replica observes (warm caches, metrics, health); only the holder of the
 Lease writes. The federation loop asks `Fence.allows_writes()` before each pass's writes, and
