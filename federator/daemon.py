@@ -470,7 +470,9 @@ EVENT_POST_CONCURRENCY = 8
 
 
 def decision_deduplicator() -> events.Deduplicator:
-    return events.Deduplicator(wait_factor=EVENT_WAIT_FACTOR, repeat_after_s=EVENT_REPEAT_S)
+    return events.Deduplicator(
+        capacity=100_000, wait_factor=EVENT_WAIT_FACTOR, repeat_after_s=EVENT_REPEAT_S
+    )
 
 
 async def tell_decisions(parts: Parts, report: PassReport) -> None:
@@ -488,6 +490,8 @@ async def post_decision_events(
     many Events were posted.
     """
     news: list[tuple[str, events.EventText]] = []
+    if not report.skipped:  # a pass that decided: the jobs it did not decide are gone
+        told.retain_only(decision.job_key for decision in report.decisions)
     for decision in report.decisions:
         is_news = told.should_post(decision.job_key, events.decision_news(decision), now=report.now)
         if is_news and events.kind_of(decision) in DECISION_EVENT_KINDS:

@@ -19,7 +19,7 @@ import collections
 import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
@@ -242,6 +242,13 @@ class Deduplicator:
     def forget(self, job_key: str) -> None:
         """Call when a job finished or disappeared, or when posting its Event failed."""
         self._last.pop(job_key, None)
+
+    def retain_only(self, job_keys: Iterable[str]) -> None:
+        """Forget every job but these (the ones still being decided): memory follows the
+        queue, and a job that comes back later (re-queued after a burst) is news again."""
+        keep = set(job_keys)
+        for key in [key for key in self._last if key not in keep]:
+            del self._last[key]
 
     def _due(self, last: _Posted, text: EventText, now: float | None) -> bool:
         repeat, at = self._repeat_after_s, last.at

@@ -192,3 +192,19 @@ async def test_only_a_leader_that_acts_tells_decisions() -> None:
         onprem = onprem_with("train")
         await daemon.tell_decisions(PartsLike(onprem, leader=leader, dry_run=dry_run), report)  # type: ignore[arg-type]
         assert onprem.events == told, (leader, dry_run)
+
+
+async def test_memory_follows_the_queue_a_job_decided_again_later_is_news() -> None:
+    """A job no pass decides any more (started, bursted, deleted) is forgotten; a pass that
+    decided nothing because the caches were not ready forgets nothing."""
+    onprem = onprem_with("a", "b")
+    told = daemon.decision_deduplicator()
+
+    async def tell(now: float, *keys: str, skipped: str = "") -> int:
+        report = PassReport(now=now, decisions=tuple(decision(k) for k in keys), skipped=skipped)
+        return await daemon.post_decision_events(onprem, told, report)
+
+    assert await tell(0.0, "team-a/a", "team-a/b") == 2
+    assert await tell(5.0, "team-a/a") == 0  # b started on-prem: not decided, forgotten
+    assert await tell(10.0, skipped="on-prem cache not synced yet") == 0
+    assert await tell(15.0, "team-a/a", "team-a/b") == 1  # only b is news again
