@@ -30,6 +30,7 @@ from tests.reliability import checks
 from tests.support import configs
 from tests.support.configs import free_port
 from tests.support.daemon import Daemon, daemons, wait_until
+from tests.support.faultproxy import FaultProxy, Mode
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -71,6 +72,13 @@ def scenario(
         tmp_path, instance=instance, namespaces=[watched], edit=own_state
     )
     return path, instance, state
+
+
+def ready(daemon: Daemon) -> bool:
+    try:
+        return daemon.get("/readyz")[0] == 200
+    except OSError:  # not serving yet
+        return False
 
 
 def is_leader(daemon: Daemon) -> bool:
@@ -156,6 +164,81 @@ def test_of_two_replicas_one_leads_and_the_other_takes_over_when_it_is_killed(
         assert str(holder).endswith(f"-{follower.pid}"), holder
     print(f"\nfollower took over {took:.1f} s after the leader's SIGKILL; {len(samples)} samples")
     assert not [s for s in samples if all(s)], "two replicas led at the same sampled instant"
+
+
+def onprem_through(proxy: FaultProxy, sandbox: SandboxEnv, path: Path) -> Path:
+    """The sandbox kubeconfig with the on-prem apiserver reached through `proxy` (TLS passes
+    through the TCP proxy untouched; the certificate names 127.0.0.1, whatever the port)."""
+    kubeconfig = yaml.safe_load(sandbox.kubeconfig.read_text())
+    for cluster in kubeconfig["clusters"]:
+        if cluster["name"] == "onprem":
+            cluster["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    return path
+
+
+def test_a_leader_cut_off_from_onprem_stops_writing_before_another_replica_leads(
+    sandbox: SandboxEnv, namespace_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    """Issue 9: the leader stays alive but loses the on-prem apiserver (a proxy black-holes its
+    connections: requests hang, as in a network partition). Its write fence closes within the
+    renew deadline (10 s), before the follower may take the Lease (15 s after the last renewal);
+    at no sampled instant may both act. The cut-off replica lives on as a follower."""
+    with FaultProxy(upstream=("127.0.0.1", 16443)) as proxy:
+        cut_kubeconfig = onprem_through(proxy, sandbox, tmp_path / "cut.kubeconfig")
+
+        def through_the_proxy(config: dict[str, Any]) -> None:
+            for cluster in config["clusters"]:
+                if cluster["role"] == "onprem":
+                    cluster["connection"]["kubeconfig"] = str(cut_kubeconfig)
+
+        config, _, _ = scenario(tmp_path, namespace_factory, name="cut", edit=through_the_proxy)
+        data = yaml.safe_load(config.read_text())
+        data["server"]["port"] = free_port()
+        for cluster in data["clusters"]:  # the follower reaches on-prem directly
+            if cluster["role"] == "onprem":
+                cluster["connection"]["kubeconfig"] = str(sandbox.kubeconfig)
+        second_config = tmp_path / "direct.yaml"
+        second_config.write_text(yaml.safe_dump(data))
+        cut, direct = (
+            Daemon(config, tmp_path / "cut.log"),
+            Daemon(second_config, tmp_path / "b.log"),
+        )
+        samples: list[tuple[float, bool, bool]] = []
+
+        def sample() -> tuple[bool, bool]:
+            pair = (is_leader(cut), is_leader(direct))
+            samples.append((time.monotonic(), *pair))
+            return pair
+
+        with daemons(cut):
+            wait_until(lambda: is_leader(cut), timeout_s=30, what="the first replica to lead")
+            with daemons(direct):
+                wait_until(
+                    lambda: ready(direct),
+                    timeout_s=60,
+                    what="the second replica to observe as a follower",
+                )
+                assert sample() == (True, False)
+                proxy.set_mode(Mode.BLACKHOLE)
+                cut_at = time.monotonic()
+                wait_until(
+                    lambda: sample()[1], timeout_s=60, interval_s=0.2, what="the follower to lead"
+                )
+                for _ in range(10):  # and it stays that way
+                    sample()
+                    time.sleep(0.2)
+                assert cut.alive(), cut.log_text()[-2000:]
+                cut_events = [e.get("event") for e in cut.log_events()]
+    fenced_at = min(t for t, first, _ in samples if t >= cut_at and not first)
+    led_at = min(t for t, _, second in samples if second)
+    print(
+        f"\ncut-off leader fenced {fenced_at - cut_at:.1f} s after the cut; "
+        f"follower led {led_at - cut_at:.1f} s after; {len(samples)} samples"
+    )
+    assert not [s for s in samples if s[1] and s[2]], "two replicas acted at a sampled instant"
+    assert fenced_at < led_at
+    assert "write_fence_closed" in cut_events or "leadership_lost" in cut_events, cut_events
 
 
 # ---- clusters it cannot reach or may not use ---------------------------------------------
