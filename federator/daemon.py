@@ -202,18 +202,23 @@ def onprem_observer(
     cluster: clients.Cluster,
     config_of: Callable[[], policy.FederatorConfig] | None = None,
 ) -> OnPremCluster:
-    """Watch the namespaces the policy's queues name (all of them if a ClusterQueue is watched)."""
+    """Watch the namespaces the policy's queues name (all of them if a ClusterQueue is watched).
+
+    The watched namespaces are fixed at start; tenants, burst rules and default runtimes are
+    read from `config_of()` at every snapshot, so a reloaded policy applies to them at once.
+    """
     watches_all = any(q.kind == "ClusterQueue" for q in config.queues)
     namespaces = () if watches_all else tuple(q.namespace or q.name for q in config.queues)
     resident = tuple(q.namespace or q.name for q in config.queues if q.burst == "never")
+    current = config_of or (lambda: config)
     return onprem_policy.PolicyOnPremCluster(
         cluster,
-        config_of=config_of or (lambda: config),
+        config_of=current,
         namespaces=namespaces,
         resident_namespaces=resident,
         default_runtime_s=config.cost.default_runtime.total_seconds(),
-        tenant_of=lambda namespace: _tenant_of(config, namespace),
-        eligible=lambda facts: _may_burst(config, facts),
+        tenant_of=lambda namespace: _tenant_of(current(), namespace),
+        eligible=lambda facts: _may_burst(current(), facts),
     )
 
 

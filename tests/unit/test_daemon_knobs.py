@@ -332,3 +332,36 @@ async def test_running_jobs_that_declare_no_runtime_end_by_their_queue_s(tmp_pat
     view = await observer.snapshot(objects.T0_S + 3600)  # admitted an hour ago
     remaining = {r.key: r.expected_remaining_s for r in view.state.running}
     assert remaining == {"team-a/runs": 5 * 3600, "team-a/runs-2h": 1 * 3600}
+
+
+async def test_a_reloaded_policy_s_burst_rules_and_tenants_apply_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    def team_a_queue(raw: dict[str, Any]) -> None:
+        raw["queues"] = [{"kind": "LocalQueue", "namespace": "team-a", "name": "team-a"}]
+
+    def never(raw: dict[str, Any]) -> None:
+        team_a_queue(raw)
+        raw["queues"][0]["burst"] = "never"
+        raw["tenants"][0]["name"] = "renamed"
+
+    @dataclass
+    class Holder:
+        config: policy.FederatorConfig
+
+    holder = Holder(load(tmp_path, team_a_queue))
+    observer = daemon.onprem_observer(
+        holder.config,
+        clients.Cluster("onprem", api=None),  # type: ignore[arg-type]
+        lambda: holder.config,
+    )
+    job = objects.job("train", uid="u-1")
+    observer.jobs.items[object_key(job)] = job
+    workload = objects.workload(job)
+    observer.workloads.items[object_key(workload)] = workload
+
+    (before,) = (await observer.snapshot(objects.T0_S)).jobs
+    holder.config = load(tmp_path, never)
+    (after,) = (await observer.snapshot(objects.T0_S)).jobs
+    assert (before.burst_allowed, before.spec.tenant) == (True, "team-a")
+    assert (after.burst_allowed, after.spec.tenant) == (False, "renamed")
