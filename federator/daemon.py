@@ -651,8 +651,10 @@ async def watch_config(parts: Parts, stop: asyncio.Event, hup: asyncio.Event) ->
 
 
 def apply_reloaded(parts: Parts) -> None:
-    """The loop's knobs follow a reloaded policy too (the decision policy is read per pass);
-    clusters, stores and price sources are fixed at start (a restart applies those)."""
+    """The loop's knobs follow a reloaded policy too (the decision policy, tenants, burst
+    rules and default runtimes are read per pass). Fixed at start, applied by a restart: the
+    clusters and watched namespaces, the stores, the price sources, and how cloud copies are
+    built (pool selectors, copied ConfigMaps and Secrets)."""
     parts.federation.settings = federation_settings(parts.holder.config)
 
 
