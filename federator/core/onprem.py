@@ -17,10 +17,10 @@ Cost: O(n·s + r) heap and deque steps for n jobs of s distinct sizes and r rele
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
 from collections.abc import Iterator, Sequence
+from heapq import heapify, heappop, heappush
 
 from federator.core.models import OnPremState, PendingJob
 
@@ -60,6 +60,9 @@ def admission_positions(jobs: Sequence[PendingJob], onprem: OnPremState) -> list
     )
 
 
+_NEVER = math.inf
+
+
 class OnPremReplay:
     """Replays on-prem admission forward from `now`; see the module docstring."""
 
@@ -74,11 +77,12 @@ class OnPremReplay:
         self._now = now
         self._free = onprem.free_gpus
         self._backfill = backfill
+        # `x if x > 0 else 0.0` is max(0.0, x) without a call; these lines run per job.
         self._releases: list[tuple[float, int]] = [
-            (now + max(0.0, running.expected_remaining_s), running.gpus)
+            (now + (left if (left := running.expected_remaining_s) > 0 else 0.0), running.gpus)
             for running in onprem.running
         ]
-        heapq.heapify(self._releases)
+        heapify(self._releases)
         self._by_size: dict[int, deque[tuple[int, PendingJob]]] = {}
         for index, job in enumerate(ordered):
             self._by_size.setdefault(job.gpus, deque()).append((index, job))
@@ -142,19 +146,22 @@ class OnPremReplay:
 
     def stays(self, job: PendingJob, start: float) -> None:
         """The job really starts at `start` and holds its GPUs for its estimated runtime."""
-        if math.isinf(start):
+        if start == _NEVER:
             return
         if self._nodes is not None:
             self._place(job, self._nodes)
         self._free -= job.gpus
-        heapq.heappush(self._releases, (start + max(0.0, job.runtime_estimate_s), job.gpus))
+        runtime = job.runtime_estimate_s
+        heappush(self._releases, (start + (runtime if runtime > 0 else 0.0), job.gpus))
 
     def _release_next(self) -> None:
-        when, gpus = heapq.heappop(self._releases)
+        releases = self._releases
+        when, gpus = heappop(releases)
         self._free += gpus
-        while self._releases and self._releases[0][0] <= when:
-            self._free += heapq.heappop(self._releases)[1]
-        self._clock = max(self._clock, when)
+        while releases and releases[0][0] <= when:
+            self._free += heappop(releases)[1]
+        if when > self._clock:
+            self._clock = when
         self._nodes = None
 
     def _take_fitting(self) -> tuple[int, PendingJob] | None:

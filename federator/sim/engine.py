@@ -35,6 +35,7 @@ from federator.sim.traces import TraceJob
 _DONE = 0  # a running job finished (on-prem or cloud)
 _REVISIT = 1  # a queued job's revisit time came
 _ROUND = 2  # a decision round is due
+_PROGRESS_STEP = 500  # arrivals per progress report
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +190,7 @@ class Simulation:
     def run(self) -> RunResult:
         self.controller.prepare(self.world)
         trace, arrivals = self.world.trace, 0
+        unreported = 0  # arrivals not yet told to `progress` (a bar needs no per-event update)
         self._record_submissions()
         while arrivals < len(trace) or self._heap:
             now = min(
@@ -200,14 +202,18 @@ class Simulation:
             while arrivals < len(trace) and trace[arrivals].submit_s <= now:
                 self._submit(arrivals)
                 arrivals += 1
-            if self.progress is not None and arrivals > first:
-                self.progress(arrivals - first)
+            unreported += arrivals - first
+            if self.progress is not None and unreported >= _PROGRESS_STEP:
+                self.progress(unreported)
+                unreported = 0
             self._admit(now)
             for job in range(first, arrivals):
                 if job in self.world.queue:
                     self._make_due(job, now)
             if round_due or (self.world.scenario.decision_period_s <= 0 and self._due):
                 self._decision_round(now)
+        if self.progress is not None and unreported:
+            self.progress(unreported)
         return self._result()
 
     # --- events --------------------------------------------------------------------------

@@ -90,10 +90,16 @@ class CoreController:
 
     def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
         due_set = set(due)
-        jobs = self._jobs_to_decide(world, due)
-        pending = [
-            world.pending_job(job) if job in due_set else self._context(world, job) for job in jobs
-        ]
+        pending: list[PendingJob] = []
+        asked: set[str] = set()
+        context = self._context_jobs
+        for job in self._jobs_to_decide(world, due):
+            if job in due_set:
+                decided = world.pending_job(job)
+                asked.add(decided.key)
+                pending.append(decided)
+            else:
+                pending.append(context.get(job) or self._context(world, job))
         needs_replay = self.policy.strategy is Strategy.FEDERATOR
         onprem = OnPremState(
             total_gpus=world.nodes.total_gpus,
@@ -103,7 +109,6 @@ class CoreController:
             node_free_gpus=tuple(world.nodes.free),
         )
         offers = tuple(self._offer(pool, world, now) for pool in world.scenario.pools)
-        asked = {pending[index].key for index, job in enumerate(jobs) if job in due_set}
         result = self._decide(
             pending, onprem, offers, _spend(world, now), self.policy, now, only=asked
         )
@@ -145,8 +150,9 @@ class CoreController:
         if self._groups_version != world.running_version:
             self._groups = _group_running(world.running_by_end, self._running_groups)
             self._groups_version = world.running_version
+        # Expected run time left; a job past its estimate is expected to run half as long again.
         return tuple(
-            RunningJob(key, gpus, _remaining(end, start, now))
+            RunningJob(key, gpus, end - now if end - now > 0 else 0.5 * (now - start))
             for key, gpus, end, start in self._groups
         )
 
@@ -164,12 +170,6 @@ def _group_running(
         end, start, _, _ = chunk[len(chunk) // 2]
         merged.append((f"running-group-{index}", sum(map(_GPUS, chunk)), end, start))
     return merged
-
-
-def _remaining(expected_end: float, start: float, now: float) -> float:
-    """Expected run time left; a job past its estimate is expected to run half as long again."""
-    left = expected_end - now
-    return left if left > 0 else 0.5 * (now - start)
 
 
 def _revisit(hint: float | None, world: World, job: int, now: float) -> float:
