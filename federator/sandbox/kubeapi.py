@@ -45,6 +45,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "ResourceFlavor": ("apis/kueue.x-k8s.io/v1beta2", "resourceflavors", False),
     "ClusterQueue": ("apis/kueue.x-k8s.io/v1beta2", "clusterqueues", False),
     "LocalQueue": ("apis/kueue.x-k8s.io/v1beta2", "localqueues", True),
+    "Workload": ("apis/kueue.x-k8s.io/v1beta2", "workloads", True),
     "Job": ("apis/batch/v1", "jobs", True),
 }
 

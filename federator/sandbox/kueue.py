@@ -15,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import shutil
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from federator.sandbox.binaries import assets_dir, module_dir, program
-from federator.sandbox.kubeapi import KubeApi
+from federator.sandbox.kubeapi import KubeApi, object_path
 from federator.sandbox.layout import KUEUE_PORTS, KUEUE_SITE, KUEUE_VERSION, Layout, binary_dir
 from federator.sandbox.pki import Pki
 from federator.sandbox.pools import GPU_PRODUCT_LABEL, GPU_RESOURCE, POOLS
@@ -85,6 +87,7 @@ class Kueue:
             await api.apply(webhook)
         for obj in queue_objects():
             await api.apply(obj)
+        await release_stuck_workloads(api, self.report)
         self.report(f"{KUEUE_SITE}: Kueue ClusterQueue {CLUSTER_QUEUE!r}, queues {TEAMS} ready")
 
     # ---- process ---------------------------------------------------------------------------
@@ -180,6 +183,54 @@ class Kueue:
             manifest["webhooks"] = kept
             configurations.append(manifest)
         return configurations
+
+
+async def release_stuck_workloads(
+    api: KubeApi, report: Report, *, now: float | None = None, stuck_after_s: float = 60.0
+) -> list[str]:
+    """Let go of Workloads that are being deleted, whose Job is gone, and that Kueue still holds.
+
+    Kueue removes its `resource-in-use` finalizer when it sees the deletion; if it was down or
+    restarting at that moment (a test that kills the apiserver, an interrupted run), the
+    Workload can stay "admitted" for ever and keep its quota, so every later on-prem job of
+    the shared 16-GPU ClusterQueue waits. Only a Workload past `stuck_after_s` of deletion
+    with no owner Job left is touched.
+    """
+    now = time.time() if now is None else now
+    released = []
+    every = await api.request("GET", "/apis/kueue.x-k8s.io/v1beta2/workloads")
+    for workload in every.get("items", []):
+        meta = workload["metadata"]
+        deleting = meta.get("deletionTimestamp")
+        if not deleting or not meta.get("finalizers"):
+            continue
+        since = datetime.fromisoformat(deleting.replace("Z", "+00:00")).timestamp()
+        if now - since < stuck_after_s:
+            continue
+        owners = [r for r in meta.get("ownerReferences") or () if r.get("kind") == "Job"]
+        if any([await api.get("Job", r["name"], meta["namespace"]) for r in owners]):
+            continue
+        await _drop_finalizers(api, meta["namespace"], meta["name"])
+        name = f"{meta['namespace']}/{meta['name']}"
+        released.append(name)
+        report(f"{KUEUE_SITE}: released Workload {name}: deleted at {deleting}, its Job is gone")
+    return released
+
+
+async def _drop_finalizers(api: KubeApi, namespace: str, name: str) -> None:
+    """Clear a Workload's finalizers; the apiserver refuses writes in a namespace that is
+    already gone, so such a namespace comes back for the moment it takes."""
+    path = object_path("Workload", name, namespace)
+    body = {"metadata": {"finalizers": None}}
+    patch = "application/merge-patch+json"
+    if await api.get("Namespace", namespace) is not None:
+        await api.request("PATCH", path, body=body, content_type=patch)
+        return
+    await api.apply(_namespace(namespace))
+    try:
+        await api.request("PATCH", path, body=body, content_type=patch)
+    finally:
+        await api.delete("Namespace", namespace)
 
 
 def _wanted(webhook: dict[str, Any]) -> bool:
