@@ -237,6 +237,8 @@ def _may_burst(config: policy.FederatorConfig, facts: BurstFacts) -> bool:
         JobFacts(
             namespace=facts.namespace,
             queue=facts.queue,
+            cluster_queue=facts.cluster_queue,
+            priority_class=facts.priority_class,
             labels=facts.labels,
             annotations=facts.annotations,
         ),

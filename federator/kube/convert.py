@@ -206,6 +206,27 @@ def workload_pending(workload: Obj) -> bool:
     )
 
 
+def local_queue_target(local_queue: Obj) -> str | None:
+    """The ClusterQueue a LocalQueue sends its workloads to."""
+    target = (local_queue.get("spec") or {}).get("clusterQueue")
+    return str(target) if target else None
+
+
+def priority_class(job: Obj, workload: Obj | None) -> str | None:
+    """The job's priority class: Kueue's on its Workload, else the Job's Kueue label, else
+    the pod template's `priorityClassName`."""
+    if workload is not None:
+        named = (workload.get("spec") or {}).get("priorityClassName")
+        if named:
+            return str(named)
+    labelled = labels(job).get("kueue.x-k8s.io/priority-class")
+    if labelled:
+        return labelled
+    template = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    named = template.get("priorityClassName")
+    return str(named) if named else None
+
+
 def workload_priority(workload: Obj) -> int:
     return int((workload.get("spec") or {}).get("priority") or 0)
 

@@ -43,6 +43,8 @@ class BurstFacts:
     queue: str | None
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
+    cluster_queue: str | None = None  # the ClusterQueue its LocalQueue points at, when known
+    priority_class: str | None = None  # Kueue's (Workload) or the pod template's priority class
 
 
 class OnPremCluster:
@@ -136,7 +138,7 @@ class OnPremCluster:
             default_runtime_s=self.default_runtime_s,
             resident_namespaces=self.resident_namespaces,
         )
-        spec = self._apply_policy(job, spec)
+        spec = self._apply_policy(job, spec, workload)
         return OnPremJob(
             key=convert.key(job),
             namespace=str(meta.get("namespace")),
@@ -154,16 +156,22 @@ class OnPremCluster:
             burst_allowed=spec.burst_allowed,
         )
 
-    def _apply_policy(self, job: convert.Obj, spec: PendingJob) -> PendingJob:
+    def _apply_policy(
+        self, job: convert.Obj, spec: PendingJob, workload: convert.Obj | None = None
+    ) -> PendingJob:
         namespace = spec.namespace
         tenant = self.tenant_of(namespace) if self.tenant_of is not None else spec.tenant
         allowed = spec.burst_allowed
         if allowed and self.eligible is not None:
+            queue = convert.labels(job).get(convert.KUEUE_QUEUE_LABEL)
+            local_queue = self.local_queues.items.get(f"{namespace}/{queue}") if queue else None
             facts = BurstFacts(
                 namespace=namespace,
-                queue=convert.labels(job).get(convert.KUEUE_QUEUE_LABEL),
+                queue=queue,
                 labels=dict(convert.labels(job)),
                 annotations=dict(convert.annotations_of(job)),
+                cluster_queue=convert.local_queue_target(local_queue) if local_queue else None,
+                priority_class=convert.priority_class(job, workload),
             )
             allowed = self.eligible(facts)
         return dataclasses.replace(spec, tenant=tenant, burst_allowed=allowed)

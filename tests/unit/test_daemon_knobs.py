@@ -365,3 +365,37 @@ async def test_a_reloaded_policy_s_burst_rules_and_tenants_apply_without_a_resta
     (after,) = (await observer.snapshot(objects.T0_S)).jobs
     assert (before.burst_allowed, before.spec.tenant) == (True, "team-a")
     assert (after.burst_allowed, after.spec.tenant) == (False, "renamed")
+
+
+async def test_burst_rules_see_the_cluster_queue_and_priority_class_of_a_job(
+    tmp_path: Path,
+) -> None:
+    """A job reaching a watched ClusterQueue through an unlisted LocalQueue may burst, and a
+    `priority_classes` rule matches Kueue's priority class on its Workload."""
+
+    def edit(raw: dict[str, Any]) -> None:
+        raw["queues"] = [{"kind": "ClusterQueue", "name": "research"}]
+        raw["burst_rules"] = [{"burst": "deny", "priority_classes": ["urgent"]}]
+        raw["tenants"] = []
+
+    observer = daemon.onprem_observer(
+        load(tmp_path, edit),
+        clients.Cluster("onprem", api=None),  # type: ignore[arg-type]
+    )
+    queue = local_queue("team-c", "q", "research")
+    observer.local_queues.items[object_key(queue)] = queue
+    for name, priority in (("routine", None), ("urgent-one", "urgent")):
+        job = objects.job(
+            name, namespace="team-c", uid=f"u-{name}", labels={"kueue.x-k8s.io/queue-name": "q"}
+        )
+        workload = objects.workload(job)
+        if priority:
+            workload["spec"]["priorityClassName"] = priority
+        observer.jobs.items[object_key(job)] = job
+        observer.workloads.items[object_key(workload)] = workload
+
+    view = await observer.snapshot(objects.T0_S)
+    assert {job.name: job.burst_allowed for job in view.jobs} == {
+        "routine": True,  # through ClusterQueue research, watched
+        "urgent-one": False,  # burst_rules[0] denies priority class urgent
+    }
