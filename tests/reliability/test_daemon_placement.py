@@ -217,3 +217,46 @@ async def test_a_cloud_apiserver_stopped_briefly_moves_nothing(
     assert not after["stale"], "nothing may be re-placed for a brief outage"
     invariants.check_one_terminal_state([await victim()])
     invariants.check_never_two_running(sampler)
+
+
+async def test_the_onprem_apiserver_restarted_under_a_live_daemon_loses_and_doubles_nothing(
+    sandbox: SandboxEnv, namespace_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    """Issue 9: while the daemon is placing an overflow, the on-prem apiserver is killed and
+    started again 10 s later (Kueue and the controllers lose it too and are brought back).
+    The daemon lives through it, reconnects, and every job still ends exactly once."""
+    namespace = namespace_factory("onprem", prefix="relonprem", local_queue="q")
+    config, instance = policy_copy(tmp_path, namespace)
+    apis = harness.apis(sandbox)
+    sampler = invariants.Sampler(apis, frozenset({namespace}), interval_s=1.0)
+    sampling = asyncio.create_task(sampler.run())
+    daemon = Daemon(config, tmp_path / "d.log").start()
+    stopped = False
+    try:
+        await submit_overflow(sandbox, namespace)
+
+        async def some_placed() -> bool:
+            return await records(sandbox, namespace) >= 2
+
+        await harness.wait_for(some_placed, timeout_s=150, what="two placements")
+        await asyncio.to_thread(sandbox_api.stop_component, "onprem", "apiserver", kill=True)
+        stopped = True
+        await asyncio.sleep(10)
+        await asyncio.to_thread(sandbox_api.start_component, "onprem", "apiserver")
+        stopped = False
+        await asyncio.to_thread(sandbox_api.up, sandbox.root, build=False)  # Kueue and all
+        jobs = await finish_and_check(sandbox, namespace, instance, sampler)
+        alive = daemon.alive()
+        events = [e.get("event") for e in daemon.log_events() if e.get("cluster") == "onprem"]
+    finally:
+        if stopped:
+            await asyncio.to_thread(sandbox_api.start_component, "onprem", "apiserver")
+            await asyncio.to_thread(sandbox_api.up, sandbox.root, build=False)
+        daemon.stop()
+        await invariants.cancel(sampling)
+        await harness.delete_cloud_namespaces(sandbox, [namespace])
+    bursted = [j for j in jobs if invariants.record_of(j)]
+    print(f"\n{len(bursted)} of {JOBS} bursted; on-prem health events: {events}")
+    assert alive, daemon.log_text()[-2000:]
+    assert "cluster_down" in events, "the outage must be seen"
+    assert "cluster_up" in events
