@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import aiohttp
+import structlog.testing
 from kubernetes_asyncio.client.rest import ApiException
 
 from federator import errors
@@ -74,3 +77,25 @@ def test_a_failing_cluster_is_marked_down_once_and_up_again() -> None:
     cluster.health.mark_ok()
     assert cluster.health.up
     assert cluster.health.down_since is None
+
+
+async def test_a_refusing_apiserver_is_one_warning_with_its_answer_not_a_traceback() -> None:
+    r = reflector()
+    r._max_backoff_s = 0.0
+
+    async def refuse() -> None:
+        raise kube_errors.Refused("onprem", 401, "Unauthorized")
+
+    r.relist = refuse  # type: ignore[method-assign]
+    with structlog.testing.capture_logs() as logged:
+        task = asyncio.create_task(r.run())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    refused = [e for e in logged if e["event"] == "reflector_refused"]
+    assert refused
+    assert refused[0]["status"] == 401
+    assert "exc_info" not in refused[0]
+    assert not [e for e in logged if e["event"] == "reflector_failed"]
+    assert not r.cluster.health.up
