@@ -772,7 +772,11 @@ async def _wait_synced(parts: Parts, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not parts.onprem.synced:
         if time.monotonic() > deadline:
-            raise errors.UserError("the on-prem cluster's caches did not sync within 60 s")
+            health = parts.onprem.cluster.health
+            why = f": {health.last_error}" if health.last_error else ""
+            raise errors.UserError(
+                f"the on-prem cluster's caches did not sync within {timeout_s:.0f} s{why}"
+            )
         await asyncio.sleep(0.2)
 
 

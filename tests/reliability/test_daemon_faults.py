@@ -367,4 +367,7 @@ def test_an_unreachable_onprem_cluster_is_a_clear_error_for_a_single_pass(tmp_pa
     assert "on-prem" in output or "onprem" in output
     down = [e for e in daemon.log_events() if e.get("event") == "cluster_down"]
     assert any(e.get("cluster") == "onprem" and "127.0.0.1" in str(e.get("reason")) for e in down)
+    last = output.strip().splitlines()[-1]
+    assert "did not sync" in last, last
+    assert "127.0.0.1" in last, "the error itself says why on-prem did not answer"
     assert "not-a-real-token" not in output
