@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 import botocore.session
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, CredentialResolver, Credentials
 from botocore.utils import parse_timestamp
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ class Endpoint:
     max_connections: int = 32  # the per-endpoint concurrency bound
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0
+    # Keys that follow rotation (`storage.rotation`); when set, clients sign with these and
+    # the three key fields above only say which identity the endpoint had when it was built.
+    rotating_keys: Credentials | None = field(default=None, compare=False, repr=False)
 
     def shares_identity_with(self, other: Endpoint) -> bool:
         """Same service and same credentials: the store can copy server-side between them."""
@@ -92,6 +96,12 @@ def make_client(endpoint: Endpoint) -> S3Client:
         read_timeout=endpoint.read_timeout_s,
         tcp_keepalive=True,
     )
+    if endpoint.rotating_keys is not None:
+        session = _session_signing_with(endpoint.rotating_keys)
+        rotating: S3Client = session.client(
+            "s3", endpoint_url=endpoint.url, verify=endpoint.verify_tls, config=config
+        )
+        return rotating
     session = _shared_session()
     with _SESSION_LOCK:
         client: S3Client = session.client(
@@ -106,8 +116,41 @@ def make_client(endpoint: Endpoint) -> S3Client:
     return client
 
 
+class _GivenCredentials(CredentialProvider):
+    """A credential provider that hands out one credentials object (refreshable or not)."""
+
+    METHOD = "federator-given"
+
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> Credentials:
+        return self._credentials
+
+
+def _session_signing_with(credentials: Credentials) -> boto3.session.Session:
+    """A session whose clients sign with `credentials`, sharing the S3 model already loaded.
+
+    botocore takes explicit keys only as fixed strings; a credentials object that refreshes
+    itself reaches a client only through its session's credential resolver, so each store with
+    rotating keys gets its own (cheap) session. The shared data loader keeps the S3 model
+    loaded once per process.
+    """
+    _shared_session()  # the shared core, whose loader holds the S3 model
+    with _SESSION_LOCK:
+        core = botocore.session.get_session()
+        core.register_component("data_loader", _CORE[0].get_component("data_loader"))
+        _fast_timestamps(core)
+        core.register_component(
+            "credential_provider", CredentialResolver(providers=[_GivenCredentials(credentials)])
+        )
+        return boto3.session.Session(botocore_session=core)
+
+
 _SESSION_LOCK = threading.Lock()
 _SESSION: list[boto3.session.Session] = []
+_CORE: list[botocore.session.Session] = []
 
 
 def _shared_session() -> boto3.session.Session:
@@ -119,14 +162,18 @@ def _shared_session() -> boto3.session.Session:
     with _SESSION_LOCK:
         if not _SESSION:
             core = botocore.session.get_session()
-            # A listing page holds 1,000 LastModified stamps; botocore's default parser
-            # (dateutil) is a large share of a no-op sync's CPU, and S3 stamps are plain
-            # ISO 8601 that the stdlib reads.
-            core.get_component("response_parser_factory").set_parser_defaults(
-                timestamp_parser=_parse_timestamp
-            )
+            _fast_timestamps(core)
+            _CORE.append(core)
             _SESSION.append(boto3.session.Session(botocore_session=core))
         return _SESSION[0]
+
+
+def _fast_timestamps(core: botocore.session.Session) -> None:
+    # A listing page holds 1,000 LastModified stamps; botocore's default parser (dateutil) is
+    # a large share of a no-op sync's CPU, and S3 stamps are plain ISO 8601 the stdlib reads.
+    core.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=_parse_timestamp
+    )
 
 
 def _parse_timestamp(value: str) -> datetime:

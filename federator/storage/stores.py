@@ -3,8 +3,9 @@
 The policy package says where things live (`policy.locations`) and how to reach each store
 (`policy.credentials.store_access`); this module turns that into `Endpoint`s, `Location`s,
 `DatasetCopier`s and `ModelRegistry`s, with one boto3 client per store shared by all of them.
-Credentials are resolved when a client is first needed, so a rotated key file is picked up by
-the next `Stores` the daemon builds.
+Credentials are resolved when a store is first needed and then re-read every few seconds
+(`storage.rotation`): a rotated key file (or a Secret mounted as one) is used by the very
+clients, copiers and registries already built, without a restart.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from federator import logs
 from federator.errors import UserError
 from federator.policy import credentials as policy_credentials
 from federator.policy import locations
@@ -25,6 +27,7 @@ from federator.storage.endpoints import (
     normalize_prefix,
 )
 from federator.storage.registry import ModelRegistry, sync_back
+from federator.storage.rotation import rotating_credentials
 from federator.storage.throttle import AdaptiveLimiter
 from federator.syncing.modelsync import RoundResult
 from federator.syncing.plans import DeletePolicy
@@ -116,6 +119,7 @@ class Stores:
             access_key_id=keys.access_key_id if keys else None,
             secret_access_key=keys.secret_access_key if keys else None,
             session_token=keys.session_token if keys else None,
+            rotating_keys=rotating_credentials(lambda: self._keys(cluster)) if keys else None,
             region=access.region,
             addressing_style="path"
             if style == "path"
@@ -126,6 +130,17 @@ class Stores:
             # Connections for every object worker plus every part worker, plus listings.
             max_connections=self.config.sync.concurrency_per_endpoint * 2 + 4,
         )
+
+    def _keys(self, cluster: str) -> policy_credentials.S3Credentials:
+        """The store's keys as its source says now (re-read for rotation); the new values are
+        masked in logs like those read at start."""
+        keys = policy_credentials.store_access(
+            self.config, cluster, read_secret=self._read_secret
+        ).credentials
+        if keys is None:
+            raise UserError(f"clusters.{cluster}.object_store.credentials: no keys any more")
+        logs.register_secrets([keys.secret_access_key, keys.session_token or ""])
+        return keys
 
     def location(self, cluster: str, uri: str, *, where: str) -> Location:
         bucket, prefix = parse_s3_uri(uri, where=where)
