@@ -38,8 +38,9 @@ def decide(
 
     `only`: the keys of the jobs whose decisions the caller wants (None: all). The others
     still take their place in the round, but a job that may not burst at all (`burst_allowed`
-    false: every strategy leaves it in the queue) is then only replayed, not priced. The
-    simulator passes the queue ahead of the jobs it asks about this way.
+    false: every strategy leaves it in the queue) is then only replayed, not priced, and the
+    round ends once every job asked about is decided (a decision never changes after it is
+    made). The simulator passes the queue ahead of the jobs it asks about this way.
     """
     choose = STRATEGIES[policy.strategy]
     options = RoundOptions(offers, spend, policy, now)
@@ -50,7 +51,8 @@ def decide(
     stays = replay.stays
     tracked = options.tracks_decided
     decided: list[Decision | None] = [None] * len(ordered)
-    for index, job, start in replay.starts():
+    unanswered = len(ordered) if only is None else sum(job.key in only for job in ordered)
+    for index, job, start in replay.starts() if unanswered else ():
         if only is not None and not job.burst_allowed and job.key not in only:
             stays(job, start)
         else:
@@ -58,6 +60,10 @@ def decide(
             if decision.kind is not _BURST:
                 stays(job, start)
             decided[index] = decision
+            if only is None or job.key in only:
+                unanswered -= 1
+                if not unanswered:
+                    break
         if tracked:
             options.decided(job)
     given: list[Decision | None] = [None] * len(ordered)

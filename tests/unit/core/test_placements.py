@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from federator.core import starburst
+from federator.core.decisions import Decision, Reason
 from federator.core.models import (
     CapacityType,
     DatasetNeed,
@@ -328,3 +329,23 @@ def test_a_job_too_big_for_the_cluster_bursts_when_a_pool_fits() -> None:
     assert decision.kind is DecisionKind.BURST
     assert "never starting on-prem" in decision.reason
     assert math.isinf(decision.terms["stay_wait_s"])
+
+
+def test_a_reason_written_later_reads_and_compares_as_its_line() -> None:
+    written: list[int] = []
+
+    def line(minutes: int) -> str:
+        written.append(minutes)
+        return f"stays on-prem: {minutes}m"
+
+    fields = ("ns/a", DecisionKind.STAY, None, None, 0.0, 60.0, 120.0, {})
+    later = Decision(*fields, Reason(line, (1,)))
+    plain = Decision(*fields, "stays on-prem: 1m")
+    assert written == []  # nothing formatted until someone reads it
+    assert later.reason == "stays on-prem: 1m"
+    assert type(later.reason) is str
+    assert later == plain
+    assert repr(later) == repr(plain)
+    assert later._asdict() == plain._asdict()
+    assert later._replace(gpus=2).reason == "stays on-prem: 1m"
+    assert written == [1]  # written once, then kept

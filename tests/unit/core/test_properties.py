@@ -305,3 +305,25 @@ def test_the_search_bound_never_exceeds_the_priced_total(
                 assert cost_bound <= option.cost_usd + 1e-9 * max(1.0, abs(option.cost_usd))
         floor = options._class_floor(job, runtime_h, value)
         assert all(floor <= b + 1e-9 for b, _, _ in candidates)
+
+
+@settings(max_examples=150, deadline=None)
+@given(jobs(), states(), offers(), spends(), policies(), st.data())
+def test_asking_for_some_decisions_gives_exactly_those_of_the_whole_round(
+    pending: list[PendingJob],
+    onprem: OnPremState,
+    pools: tuple[Offer, ...],
+    spend: Spend,
+    policy: DecisionPolicy,
+    data: st.DataObject,
+) -> None:
+    """`only` may skip pricing jobs that cannot burst and stop early; it never changes a
+    decision, its reason or its terms."""
+    keys = [job.key for job in pending]
+    asked = set(data.draw(st.lists(st.sampled_from(keys), max_size=len(keys))))
+    whole = decide(pending, onprem, pools, spend, policy, NOW)
+    some = decide(pending, onprem, pools, spend, policy, NOW, only=asked)
+    expected = [d for d in whole.decisions if d.job_key in asked]
+    assert list(some.decisions) == expected
+    assert [d.reason for d in some.decisions] == [d.reason for d in expected]
+    assert [dict(d.terms) for d in some.decisions] == [dict(d.terms) for d in expected]
