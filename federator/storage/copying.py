@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Concatenate, Literal, ParamSpec, TypeVar
 
@@ -77,6 +77,10 @@ class TransferSettings:
 
 class SourceChanged(Exception):
     """The source object is no longer the version being copied (412 on If-Match)."""
+
+
+class Stopped(Exception):
+    """The copy was asked to stop (`DatasetCopier.stop`): the daemon is shutting down."""
 
 
 class VerificationFailed(Exception):
@@ -169,8 +173,31 @@ class DatasetCopier:
             if same_store and source_limiter is None
             else AdaptiveLimiter.with_ceiling(target.endpoint.name, ceiling)
         )
-        self.lean_src = _lean(source.endpoint, pool, self.settings.lean_requests)
-        self.lean_dst = _lean(target.endpoint, pool, self.settings.lean_requests)
+        self._stopping = threading.Event()
+        self._lean_src = _LeanPath(source.endpoint, pool, self.settings.lean_requests)
+        self._lean_dst = _LeanPath(target.endpoint, pool, self.settings.lean_requests)
+
+    @property
+    def lean_src(self) -> LeanS3 | None:
+        return self._lean_src.current()
+
+    @property
+    def lean_dst(self) -> LeanS3 | None:
+        return self._lean_dst.current()
+
+    def stop(self) -> None:
+        """Ask a running copy to stop soon, for good (the process is shutting down).
+
+        No further object or part is started; requests already in flight finish (a thread
+        cannot be interrupted mid-request, and a part is at most `part_size`), so the run ends
+        within one part's transfer time. An open multipart upload stays open and recorded in
+        the sync state: the next run resumes it from its parts instead of starting over.
+        """
+        self._stopping.set()
+
+    def _check_not_stopping(self, key: str) -> None:
+        if self._stopping.is_set():
+            raise Stopped(f"{key}: the copy was stopped (shutting down); the next run resumes")
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -214,6 +241,7 @@ class DatasetCopier:
         state.forget_verified(plan.stale_verified)
         state.remember_missing(plan.missing_since)
         state.save()
+        self._check_not_stopping(str(self.target))  # never report a cut-short run as done
         deleted = 0
         if plan.deletes and not failures:  # delete-after, and never after an error
             deleted = self._delete(plan.deletes)
@@ -252,7 +280,8 @@ class DatasetCopier:
             queue = iter(items)
             pending: dict[Future[CopyOutcome], CopyItem] = {}
             while True:
-                for item in itertools.islice(queue, workers * _WINDOW - len(pending)):
+                room = 0 if self._stopping.is_set() else workers * _WINDOW - len(pending)
+                for item in itertools.islice(queue, room):
                     pending[objects.submit(self._copy_item, item, state, progress, parts)] = item
                 if not pending:
                     break
@@ -276,6 +305,7 @@ class DatasetCopier:
         self, item: CopyItem, state: SyncState, progress: _Progress, parts: ThreadPoolExecutor
     ) -> CopyOutcome:
         size, etag = item.size, item.source_etag
+        self._check_not_stopping(item.key)
         for recopies in range(self.settings.max_source_changes + 1):
             try:
                 outcome = self._copy_version(item.key, size, etag, state, progress, parts)
@@ -405,6 +435,7 @@ class DatasetCopier:
     def _copy_part(
         self, key: str, etag: str, upload_id: str, part: partlib.Part, progress: _Progress
     ) -> bytes:
+        self._check_not_stopping(f"{key} part {part.number}")
         body = self._read(key, etag, byte_range=part.byte_range)
         if len(body) != part.size:
             raise SourceChanged(f"{key}: part {part.number} read {len(body)} of {part.size} bytes")
@@ -643,3 +674,37 @@ def _lean(endpoint: Endpoint, pool_size: int, wanted: bool) -> LeanS3 | None:
     if not wanted or not LeanS3.usable_for(endpoint):
         return None
     return LeanS3(endpoint, pool_size=pool_size)
+
+
+class _LeanPath:
+    """An endpoint's lean path, rebuilt when the endpoint's keys rotate.
+
+    `LeanS3` signs with the keys it was built with; boto3 clients follow rotation through
+    their refreshable credentials (`storage.rotation`), and this makes the lean path follow
+    the same credentials object: each request compares its frozen snapshot (cheap; botocore
+    re-reads the source only every few seconds) and a new `LeanS3` is built when it changed.
+    """
+
+    def __init__(self, endpoint: Endpoint, pool_size: int, wanted: bool) -> None:
+        self._endpoint = endpoint
+        self._pool_size = pool_size
+        self._lean = _lean(endpoint, pool_size, wanted)
+        self._keys = (endpoint.access_key_id, endpoint.secret_access_key, endpoint.session_token)
+        self._lock = threading.Lock()
+
+    def current(self) -> LeanS3 | None:
+        rotating = self._endpoint.rotating_keys
+        if self._lean is None or rotating is None:
+            return self._lean
+        frozen = rotating.get_frozen_credentials()
+        keys = (frozen.access_key, frozen.secret_key, frozen.token)
+        with self._lock:
+            if keys != self._keys:
+                rotated = replace(
+                    self._endpoint,
+                    access_key_id=keys[0],
+                    secret_access_key=keys[1],
+                    session_token=keys[2],
+                )
+                self._lean, self._keys = LeanS3(rotated, pool_size=self._pool_size), keys
+            return self._lean

@@ -41,6 +41,8 @@ class CopyEngine(Protocol):
         on_object: Callable[[str], None] | None = None,
     ) -> SyncReport: ...
 
+    def stop(self) -> None: ...
+
 
 CopierFactory = Callable[[str, str], CopyEngine]  # (dataset, cluster) -> engine
 
@@ -160,7 +162,12 @@ class Replicator:
             metrics.SYNC_LAG_SECONDS.labels(dataset=dataset, cluster=cluster).set(lag)
 
     async def aclose(self) -> None:
-        """Wait for running copies to finish (threads cannot be interrupted mid-request)."""
+        """Stop running copies and wait for them: each finishes only its requests in flight
+        (threads cannot be interrupted mid-request) and leaves its open multipart uploads
+        recorded for the next start to resume, so a shutdown is not held up by a whole copy
+        (SIGTERM must end the daemon within 25 s)."""
+        for engine in self._engines.values():
+            engine.stop()
         tasks = [c.task for c in self._copies.values() if c.task is not None]
         if tasks:
             await asyncio.wait(tasks)

@@ -18,9 +18,14 @@ class FakeEngine:
         self.release = threading.Event()
         self.fail = fail
         self.runs = 0
+        self.stopped = False
 
     def plan(self) -> tuple[SyncPlan, float]:
         return plan_sync(self.source, self.target), 100.0
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.release.set()
 
     def run(
         self,
@@ -86,3 +91,11 @@ async def test_a_failed_copy_is_reported_and_the_next_call_tries_again() -> None
     engine.fail = False
     assert (await replicator.sync_now("ds", "cloud-a")).ready
     assert engine.runs == 2
+
+
+async def test_closing_stops_running_copies_instead_of_waiting_for_them() -> None:
+    engine = FakeEngine()
+    replicator = Replicator(lambda d, c: engine)
+    await replicator.ensure_replicated("ds", "cloud-a")
+    await replicator.aclose()
+    assert engine.stopped, "a shutdown must ask the copy to stop, not wait for all of it"
