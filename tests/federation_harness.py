@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from federator.kube import clients
 from federator.kube.cloud import CloudCluster, CloudSettings
 from federator.kube.onprem import OnPremCluster
 from federator.sandbox import kwok
+from federator.sandbox.binaries import program
 from federator.sandbox.clusters import Clusters
 from federator.sandbox.env import SandboxEnv
 from federator.sandbox.kubeapi import KubeApi, KubeError
@@ -315,3 +317,13 @@ async def copy_pods(api: KubeApi, namespace: str, source_uid: str) -> list[dict[
 async def restore_nodes(env: SandboxEnv, site: str) -> None:
     """Recreate the site's fake GPU nodes a test deleted, and wait until they are Ready."""
     await Clusters(Layout(env.root), report=lambda message: None).ensure_nodes(site)
+
+
+def kubectl(
+    env: SandboxEnv, *args: str, context: str = "onprem"
+) -> subprocess.CompletedProcess[str]:
+    """Run the sandbox's own kubectl as a user would, against one of its clusters."""
+    command = [str(program("kubectl")), "--kubeconfig", str(env.kubeconfig), "--context", context]
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=120, check=False
+    )

@@ -27,6 +27,7 @@ COMPONENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "etcd": ("etcd", ETCD_VERSION, ("etcd",)),
     "kwok": ("kwok", KWOK_VERSION, ("kwok",)),
     "k8s": ("k8s", K8S_VERSION, ("kube-apiserver", "kube-controller-manager", "kube-scheduler")),
+    "kubectl": ("kubectl", K8S_VERSION, ("kubectl",)),
     "kueue": ("kueue", KUEUE_VERSION, ("kueue",)),
     "versitygw": ("versitygw", VERSITYGW_VERSION, ("versitygw",)),
 }

@@ -51,7 +51,7 @@ def needed_builds(parts: frozenset[str]) -> list[str]:
     if PART_S3 in parts:
         needed.append("versitygw")
     if PART_CLUSTERS in parts or PART_KUEUE in parts:
-        needed += ["etcd", "k8s", "kwok"]
+        needed += ["etcd", "k8s", "kubectl", "kwok"]
     if PART_KUEUE in parts:
         needed.append("kueue")
     return needed

@@ -60,7 +60,7 @@ k8s_ldflags() {
   echo "$ld"
 }
 
-targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(etcd kwok k8s kueue versitygw)
+targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(etcd kwok k8s kubectl kueue versitygw)
 for t in "${targets[@]}"; do
   case $t in
     etcd) build_one etcd $ETCD_VERSION etcdbin "$CACHE/bin/etcd-$ETCD_VERSION" go.etcd.io/etcd/server/v3
@@ -70,6 +70,9 @@ for t in "${targets[@]}"; do
           copy_assets "$CACHE/bin/kwok-$KWOK_VERSION" kwokbin sigs.k8s.io/kwok kustomize/stage stage ;;
     k8s) LDFLAGS="$(k8s_ldflags)" build_one kubernetes $K8S_VERSION k8sbins "$CACHE/bin/k8s-$K8S_VERSION" \
           k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler ;;
+    # kubectl is not a server: tests use it to see jobs as a user does (`kubectl wait`).
+    kubectl) LDFLAGS="$(k8s_ldflags)" build_one kubectl $K8S_VERSION k8sbins "$CACHE/bin/kubectl-$K8S_VERSION" \
+          k8s.io/kubernetes/cmd/kubectl ;;
     kueue) LDFLAGS="-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION" \
           build_one kueue $KUEUE_VERSION kueuebin "$CACHE/bin/kueue-$KUEUE_VERSION" sigs.k8s.io/kueue/cmd/kueue
           copy_assets "$CACHE/bin/kueue-$KUEUE_VERSION" kueuebin sigs.k8s.io/kueue \

@@ -74,6 +74,19 @@ async def test_overflow_bursts_some_jobs_and_every_job_completes_once(
     invariants.check_never_two_running(sampler)
     complete = [j for j in final if _complete(j)]
     assert len(complete) == 20, "every on-prem Job ends Complete"
+    for namespace in namespaces:  # what a user sees, with the tools a user has
+        waited = await asyncio.to_thread(
+            harness.kubectl, sandbox, "wait", "--for=condition=complete", "job", "--all",
+            "-n", namespace, "--timeout=30s",
+        )  # fmt: skip
+        assert waited.returncode == 0, waited.stderr
+        assert waited.stdout.count("condition met") == 10, waited.stdout
+        listed = await asyncio.to_thread(
+            harness.kubectl, sandbox, "get", "jobs", "-n", namespace, "--no-headers"
+        )
+        rows = listed.stdout.strip().splitlines()
+        assert len(rows) == 10, listed.stdout
+        assert all(" Complete " in row and " 1/1 " in row for row in rows), listed.stdout
     bursted = [j for j in final if invariants.record_of(j)]
     placements = sorted(
         f"{r['cluster']}/{r['pool']}" for j in bursted if (r := invariants.record_of(j))
