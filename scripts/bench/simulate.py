@@ -2,6 +2,8 @@
 
     .venv/bin/python scripts/bench/simulate.py            # speed (trace A + 200k synthetic)
     .venv/bin/python scripts/bench/simulate.py --quality  # + curves at 576 and 640 GPUs
+    .venv/bin/python scripts/bench/simulate.py --write-synthetic synthetic_200k.csv
+        # the speed run's 200,000-job trace as a CSV, to time `federator simulate` end to end
 
 Speed: one full run of trace A per policy, and one run of a synthetic 200,000-job trace for
 `federator`, each timed in wall-clock and CPU seconds; ratios are printed against the
@@ -30,7 +32,7 @@ import numpy as np
 from federator.sim import runs, setup
 from federator.sim.engine import RunResult, Simulation
 from federator.sim.estimates import EstimateMode
-from federator.sim.traces import TraceJob, read_trace, synthetic_trace
+from federator.sim.traces import TraceJob, read_trace, synthetic_trace, write_trace
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -74,7 +76,7 @@ def speed() -> None:
             f"{name:12s} wall {wall:6.2f} s  cpu {cpu:6.2f} s  cpu/never {cpu / baseline:5.2f}x  "
             f"rounds {result.decision_rounds:6d}  decided {result.decided_jobs:7d}"
         )
-    synthetic = synthetic_trace(200_000, seed=1, cluster_gpus=1024, load=1.1)
+    synthetic = big_synthetic_trace()
     big = setup.load_world(
         POLICY_FILES["spot+on-demand"], synthetic, setup.WorldOptions(onprem_gpus=1024)
     )
@@ -88,6 +90,11 @@ def speed() -> None:
             f"{name:12s} wall {wall:6.2f} s  cpu {cpu:6.2f} s  cpu/never {cpu / base:5.2f}x  "
             f"bursted {result.summary.bursted_jobs:,}"
         )
+
+
+def big_synthetic_trace() -> tuple[TraceJob, ...]:
+    """The speed run's 200,000 jobs for 1,024 on-prem GPUs, 10% more demand than capacity."""
+    return synthetic_trace(200_000, seed=1, cluster_gpus=1024, load=1.1)
 
 
 def frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -201,8 +208,14 @@ def main() -> int:
         help="sweep a synthetic trace (seed 11, sized for --size) instead of A",
     )
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--write-synthetic", type=Path, metavar="CSV", help="write the 200,000-job trace and stop"
+    )
     parser.add_argument("--json", type=Path, help="write the quality rows here")
     args = parser.parse_args()
+    if args.write_synthetic is not None:
+        write_trace(args.write_synthetic, big_synthetic_trace())
+        return 0
     if not args.skip_speed:
         speed()
     if args.quality:
