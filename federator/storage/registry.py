@@ -286,6 +286,7 @@ class ModelRegistry:
         return self._receive_in_parts(entry, key, body)
 
     def _receive_in_parts(self, entry: FileEntry, key: str, body: _Readable) -> int:
+        self._abort_leftover_uploads(key)
         upload_id = self.s3.create_multipart_upload(Bucket=self.location.bucket, Key=key)[
             "UploadId"
         ]
@@ -319,6 +320,27 @@ class ModelRegistry:
             MultipartUpload={"Parts": completed},
         )
         return size
+
+    @retrying.transient_retry()
+    def _abort_leftover_uploads(self, key: str) -> None:
+        """Abort every upload already open for this blob key before sending it again.
+
+        Blob keys are content-addressed, so an open upload for this key is a copy of these very
+        bytes that a crash (kill -9) cut short; nothing records registry uploads, so without this
+        they stayed open (and billed) for ever. A copier still sending one in another replica
+        fails to complete it and finds the blob in place at its next round.
+        """
+        listed = self.s3.list_multipart_uploads(Bucket=self.location.bucket, Prefix=key)
+        for upload in listed.get("Uploads", ()):
+            if upload.get("Key") != key:
+                continue
+            try:
+                self.s3.abort_multipart_upload(
+                    Bucket=self.location.bucket, Key=key, UploadId=upload["UploadId"]
+                )
+            except Exception as error:
+                if not retrying.is_not_found(error):
+                    raise
 
     @retrying.transient_retry()
     def _upload_part(self, key: str, upload_id: str, number: int, chunk: bytes) -> str:
