@@ -433,7 +433,10 @@ class Federation:
         )
 
     def _spend(self, onprem: OnPremView, now: float) -> Spend:
-        day_start = datetime.fromtimestamp(now, tz=UTC).replace(hour=0, minute=0, second=0)
+        midnight = datetime.fromtimestamp(now, tz=UTC).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        day_start, month_start = midnight.timestamp(), midnight.replace(day=1).timestamp()
         today = last_hour = 0.0
         jobs = gpus = 0
         cluster_jobs: dict[str, int] = {}
@@ -445,10 +448,11 @@ class Federation:
                 continue
             end = record.finished_at or now
             rate = record.price_per_gpu_hour_usd * record.gpus / 3600.0
-            today += rate * max(0.0, end - max(record.placed_at, day_start.timestamp()))
+            today += rate * max(0.0, end - max(record.placed_at, day_start))
             last_hour += rate * max(0.0, end - max(record.placed_at, now - 3600.0))
             accrued = rate * max(0.0, end - record.placed_at)
-            tenant[job.spec.tenant] = tenant.get(job.spec.tenant, 0.0) + accrued
+            this_month = rate * max(0.0, end - max(record.placed_at, month_start))
+            tenant[job.spec.tenant] = tenant.get(job.spec.tenant, 0.0) + this_month
             self._count_spend(job.key, record.cluster, accrued)
             if record.phase in (Phase.PLACING, Phase.PLACED):
                 jobs += 1

@@ -371,3 +371,24 @@ async def test_a_record_that_vanishes_behind_our_back_is_reported() -> None:
         await fed.run_once(120.0)
     missing = [e for e in logged if e["event"] == "placement_record_missing"]
     assert [e["job"] for e in missing] == ["team-a/j1"], "reported once, not every pass"
+
+
+async def test_spend_counts_today_and_this_month_from_their_starts() -> None:
+    """A job placed at 23:00 UTC on the last day of a month and still running at 01:00: two
+    hours in total, one today, one this month (the tenant's monthly budget)."""
+    from datetime import UTC, datetime
+
+    from federator.federation.records import PlacementRecord
+
+    placed = datetime(2026, 10, 31, 23, 0, tzinfo=UTC).timestamp()
+    now = placed + 2 * 3600
+    onprem = FakeOnPrem()
+    job = onprem.add("j1", 8)
+    job.record = PlacementRecord(
+        "cloud-a", "spot", 1, Phase.PLACED, placed_at=placed, gpus=8, price_per_gpu_hour_usd=1.0
+    )
+    fed = federation(onprem, [FakeCloud("cloud-a")], [offer("cloud-a")], Scripted())
+    spend = fed._spend(await onprem.snapshot(now), now)
+    assert spend.today_usd == pytest.approx(8.0)
+    assert spend.tenant_month_usd == {"default": pytest.approx(8.0)}  # the fake has no tenants
+    assert spend.last_hour_usd == pytest.approx(8.0)
