@@ -34,10 +34,12 @@ def admission_positions(jobs: Sequence[PendingJob], onprem: OnPremState) -> list
     """`admission_order` as positions in `jobs`, so that callers can map results back."""
     position = {key: index for index, key in enumerate(onprem.queue_order)}
     if not position:
-        return sorted(
-            range(len(jobs)),
-            key=lambda i: (-jobs[i].priority, jobs[i].submitted_at, jobs[i].key),
+        # Keys built in one comprehension (no key function call per job); the position last
+        # breaks ties exactly as a stable sort would.
+        keyed = sorted(
+            [(-job.priority, job.submitted_at, job.key, index) for index, job in enumerate(jobs)]
         )
+        return [entry[3] for entry in keyed]
     # The common case in a live queue: every job is named, already in queue order. A check
     # in one pass instead of sorting keys (the order is the same: positions are distinct).
     last = -1
