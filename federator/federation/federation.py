@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -452,6 +453,11 @@ class Federation:
             last_hour += rate * max(0.0, end - max(record.placed_at, now - 3600.0))
             accrued = rate * max(0.0, end - record.placed_at)
             this_month = rate * max(0.0, end - max(record.placed_at, month_start))
+            # A burst still running has promised the rest of its expected cost; count it now
+            # (as the round ledger does within a pass), or every pass would spend it again.
+            committed = _still_committed(record, accrued)
+            today += committed
+            this_month += committed
             tenant[job.spec.tenant] = tenant.get(job.spec.tenant, 0.0) + this_month
             self._count_spend(job.key, record.cluster, accrued)
             if record.phase in (Phase.PLACING, Phase.PLACED):
@@ -536,6 +542,7 @@ class Federation:
             stale=previous.stale if previous else (),
             reason=decision.reason[:300],
             history=previous.history if previous else (),
+            expected_cost_usd=_finite_or_zero(decision.expected_cost_usd),
         )
         job = await self.onprem.write_record(job, record)
         await self._place(job, record, now, report, decision=decision)
@@ -794,6 +801,17 @@ def _explained(round_: Round, reason: str) -> Round:
     if not reason:
         return round_
     return replace(round_, decisions=tuple(d._replace(reason=reason) for d in round_.decisions))
+
+
+def _still_committed(record: PlacementRecord, accrued_usd: float) -> float:
+    """The part of a live placement's expected cost that has not accrued yet."""
+    if record.phase not in (Phase.PLACING, Phase.PLACED) or record.finished_at is not None:
+        return 0.0
+    return max(0.0, record.expected_cost_usd - accrued_usd)
+
+
+def _finite_or_zero(value: float) -> float:
+    return value if math.isfinite(value) else 0.0
 
 
 def _price(decision: Decision, gpus: int) -> float:

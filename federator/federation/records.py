@@ -41,6 +41,9 @@ class PlacementRecord:
     reason: str = ""
     finished_at: float | None = None
     history: tuple[str, ...] = field(default=())  # "<cluster>/<pool>" of earlier attempts
+    # What the cost model expected this attempt to cost in all: until it ends, budgets count
+    # the larger of this and what has accrued, so passes cannot promise the same dollars twice.
+    expected_cost_usd: float = 0.0
 
     @property
     def placement(self) -> str:
@@ -72,6 +75,7 @@ class PlacementRecord:
             "reason": self.reason,
             "finished_at": self.finished_at,
             "history": list(self.history),
+            "expected_cost_usd": self.expected_cost_usd,
         }
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
@@ -93,6 +97,7 @@ class PlacementRecord:
                 reason=str(data.get("reason", "")),
                 finished_at=_optional_float(data.get("finished_at")),
                 history=tuple(str(h) for h in data.get("history", ())),
+                expected_cost_usd=float(data.get("expected_cost_usd", 0.0)),
             )
         except (ValueError, KeyError, TypeError) as e:
             raise RecordError(f"federator.io/record: cannot read {text[:80]!r}: {e}") from e

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 import structlog.testing
@@ -109,6 +110,7 @@ async def test_a_burst_holds_the_job_on_prem_before_creating_one_copy() -> None:
     ]
     assert len(cloud.copies) == 1
     assert onprem.jobs["team-a/j1"].record.placement == "cloud-a/spot"  # type: ignore[union-attr]
+    assert onprem.jobs["team-a/j1"].record.expected_cost_usd == 2.0  # type: ignore[union-attr]
     assert ("team-a/j1", "Bursted") in onprem.events
     await fed.run_once(110.0)
     assert len(cloud.created) == 1, "a second pass must not place the job again"
@@ -392,3 +394,26 @@ async def test_spend_counts_today_and_this_month_from_their_starts() -> None:
     assert spend.today_usd == pytest.approx(8.0)
     assert spend.tenant_month_usd == {"default": pytest.approx(8.0)}  # the fake has no tenants
     assert spend.last_hour_usd == pytest.approx(8.0)
+
+
+async def test_a_running_burst_counts_its_whole_expected_cost_until_it_ends() -> None:
+    """Budgets see what running bursts have promised, not only what has accrued: otherwise
+    the next pass would spend the same dollars again."""
+    from federator.federation.records import PlacementRecord
+
+    placed, now = 1_000_000.0, 1_000_000.0 + 900  # 15 min of a 2-GPU job at $2/GPU-h: $1
+    onprem = FakeOnPrem()
+    job = onprem.add("j1", 2)
+    running = PlacementRecord(
+        "cloud-a", "spot", 1, Phase.PLACED, placed_at=placed, gpus=2,
+        price_per_gpu_hour_usd=2.0, expected_cost_usd=4.0,
+    )  # fmt: skip
+    job.record = running
+    fed = federation(onprem, [FakeCloud("cloud-a")], [offer("cloud-a")], Scripted())
+    spend = fed._spend(await onprem.snapshot(now), now)
+    assert spend.today_usd == pytest.approx(4.0)  # $1 accrued + $3 still promised
+    assert spend.tenant_month_usd["default"] == pytest.approx(4.0)
+
+    job.record = replace(running, phase=Phase.DONE, finished_at=now)
+    spend = fed._spend(await onprem.snapshot(now), now)
+    assert spend.today_usd == pytest.approx(1.0)  # it ended cheaper: what it cost counts
