@@ -447,17 +447,11 @@ class Federation:
             record = job.record
             if record is None:
                 continue
-            end = record.finished_at or now
-            rate = record.price_per_gpu_hour_usd * record.gpus / 3600.0
-            today += rate * max(0.0, end - max(record.placed_at, day_start))
-            last_hour += rate * max(0.0, end - max(record.placed_at, now - 3600.0))
-            accrued = rate * max(0.0, end - record.placed_at)
-            this_month = rate * max(0.0, end - max(record.placed_at, month_start))
-            # A burst still running has promised the rest of its expected cost; count it now
-            # (as the round ledger does within a pass), or every pass would spend it again.
-            committed = _still_committed(record, accrued)
-            today += committed
-            this_month += committed
+            committed = record.earlier_usd + _still_committed(record, now)
+            today += committed + record.attempt_cost_usd(now, since=day_start)
+            this_month = committed + record.attempt_cost_usd(now, since=month_start)
+            last_hour += record.attempt_cost_usd(now, since=now - 3600.0)
+            accrued = record.earlier_usd + record.attempt_cost_usd(now)
             tenant[job.spec.tenant] = tenant.get(job.spec.tenant, 0.0) + this_month
             self._count_spend(job.key, record.cluster, accrued)
             if record.phase in (Phase.PLACING, Phase.PLACED):
@@ -543,6 +537,7 @@ class Federation:
             reason=decision.reason[:300],
             history=previous.history if previous else (),
             expected_cost_usd=_finite_or_zero(decision.expected_cost_usd),
+            earlier_usd=previous.earlier_usd if previous else 0.0,
         )
         job = await self.onprem.write_record(job, record)
         await self._place(job, record, now, report, decision=decision)
@@ -803,11 +798,17 @@ def _explained(round_: Round, reason: str) -> Round:
     return replace(round_, decisions=tuple(d._replace(reason=reason) for d in round_.decisions))
 
 
-def _still_committed(record: PlacementRecord, accrued_usd: float) -> float:
-    """The part of a live placement's expected cost that has not accrued yet."""
+def _still_committed(record: PlacementRecord, now: float) -> float:
+    """The part of a live placement's expected cost that has not accrued yet: budgets count it
+    now (as the round ledger does within a pass), or every pass would promise it again.
+
+    With `earlier_usd` (what lost attempts cost, charged to today and this month as a whole:
+    when in the day it was spent is not kept, and over-counting is a budget's safe side), this
+    is what `_spend` adds to the accrued cost of the current attempt.
+    """
     if record.phase not in (Phase.PLACING, Phase.PLACED) or record.finished_at is not None:
         return 0.0
-    return max(0.0, record.expected_cost_usd - accrued_usd)
+    return max(0.0, record.expected_cost_usd - record.attempt_cost_usd(now))
 
 
 def _finite_or_zero(value: float) -> float:

@@ -44,6 +44,7 @@ class PlacementRecord:
     # What the cost model expected this attempt to cost in all: until it ends, budgets count
     # the larger of this and what has accrued, so passes cannot promise the same dollars twice.
     expected_cost_usd: float = 0.0
+    earlier_usd: float = 0.0  # what earlier attempts of this job cost before their copy was lost
 
     @property
     def placement(self) -> str:
@@ -54,11 +55,21 @@ class PlacementRecord:
         stale = self.stale + ((stale_copy,) if stale_copy and stale_copy not in self.stale else ())
         return replace(
             self,
+            earlier_usd=self.earlier_usd + self.attempt_cost_usd(now),
             phase=Phase.REQUEUED,
             not_before=now + backoff_s,
             stale=stale,
             history=(*self.history, self.placement),
         )
+
+    def attempt_cost_usd(self, now: float, *, since: float = 0.0) -> float:
+        """What this attempt has cost so far, counting only time after `since` (nothing once
+        it is requeued: its copy is gone, and `earlier_usd` holds what it cost)."""
+        if self.phase is Phase.REQUEUED:
+            return 0.0
+        end = self.finished_at if self.finished_at is not None else now
+        hours = max(0.0, end - max(self.placed_at, since)) / 3600.0
+        return self.price_per_gpu_hour_usd * self.gpus * hours
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -76,6 +87,7 @@ class PlacementRecord:
             "finished_at": self.finished_at,
             "history": list(self.history),
             "expected_cost_usd": self.expected_cost_usd,
+            "earlier_usd": self.earlier_usd,
         }
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
@@ -98,6 +110,7 @@ class PlacementRecord:
                 finished_at=_optional_float(data.get("finished_at")),
                 history=tuple(str(h) for h in data.get("history", ())),
                 expected_cost_usd=float(data.get("expected_cost_usd", 0.0)),
+                earlier_usd=float(data.get("earlier_usd", 0.0)),
             )
         except (ValueError, KeyError, TypeError) as e:
             raise RecordError(f"federator.io/record: cannot read {text[:80]!r}: {e}") from e

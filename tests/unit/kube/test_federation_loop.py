@@ -417,3 +417,28 @@ async def test_a_running_burst_counts_its_whole_expected_cost_until_it_ends() ->
     job.record = replace(running, phase=Phase.DONE, finished_at=now)
     spend = fed._spend(await onprem.snapshot(now), now)
     assert spend.today_usd == pytest.approx(1.0)  # it ended cheaper: what it cost counts
+
+
+async def test_a_lost_attempt_keeps_its_cost_through_requeue_and_replacement() -> None:
+    from federator.federation.records import PlacementRecord
+
+    placed = 1_000_000.0
+    first = PlacementRecord(
+        "cloud-a", "spot", 1, Phase.PLACED, placed_at=placed, gpus=2,
+        price_per_gpu_hour_usd=2.0, expected_cost_usd=4.0,
+    )  # fmt: skip
+    requeued = first.requeue(now=placed + 3600, backoff_s=30, stale_copy=None)
+    assert requeued.earlier_usd == pytest.approx(4.0)  # one hour of 2 GPUs at $2
+    assert requeued.attempt_cost_usd(placed + 7200) == 0.0, "a lost copy costs nothing more"
+
+    onprem = FakeOnPrem()
+    job = onprem.add("j1", 2)
+    fed = federation(onprem, [FakeCloud("cloud-a")], [offer("cloud-a")], Scripted())
+    job.record = requeued
+    waiting = fed._spend(await onprem.snapshot(placed + 3700), placed + 3700)
+    assert waiting.today_usd == pytest.approx(4.0)
+
+    await fed.run_once(placed + 3700)  # past the backoff: re-placed, the cost carried along
+    replaced = onprem.jobs["team-a/j1"].record
+    assert replaced is not None
+    assert (replaced.attempt, replaced.earlier_usd) == (2, pytest.approx(4.0))
