@@ -55,6 +55,7 @@ from federator.federation.ports import CloudView, OnPremPort
 from federator.kube import clients
 from federator.kube.cloud import CloudCluster, CloudSettings, PoolPlacement
 from federator.kube.onprem import BurstFacts, OnPremCluster
+from federator.kube.spend_store import ConfigMapSpendStore
 from federator.prices.live import offer_builder, refresh_all
 from federator.prices.offers import OfferBuilder
 from federator.prices.preemption import PreemptionLedger
@@ -431,6 +432,11 @@ def _assemble(
         data=gate,
         sizes=replicator,
         may_write=may_write,
+        spend_store=ConfigMapSpendStore(
+            connected[config.onprem_cluster.name],
+            namespace=config.state_namespace,
+            name=f"{config.instance}-spend",
+        ),
     )
     parts = Parts(
         holder=holder,

@@ -45,11 +45,15 @@ from federator.federation.ports import (
     OnPremJob,
     OnPremPort,
     OnPremView,
+    SpendStore,
     Terminal,
 )
 from federator.federation.records import Phase, PlacementRecord, copy_name
+from federator.federation.spending import Contribution, SpendBook
 
 log = structlog.get_logger(__name__)
+
+BOOK_REFRESH_S = 300.0  # the spend book is rewritten at least this often while jobs run
 
 Decide = Callable[
     [Sequence[PendingJob], OnPremState, Sequence[Offer], Spend, DecisionPolicy, float], Round
@@ -103,6 +107,7 @@ class Federation:
         sizes: DataSizes | None = None,
         decide: Decide | None = None,
         may_write: Callable[[], bool] = lambda: True,
+        spend_store: SpendStore | None = None,
     ) -> None:
         self.onprem = onprem
         self.clouds = dict(clouds)
@@ -113,6 +118,10 @@ class Federation:
         self.sizes = sizes
         self._decide = decide if decide is not None else _core_decide()
         self.may_write = may_write
+        self.spend_store = spend_store
+        self._book: SpendBook | None = None  # None until loaded (or without a store)
+        self._saved_book: SpendBook | None = None
+        self._book_saved_at = -math.inf
         self.blocked_until: dict[tuple[str, str], float] = {}
         self.preemptions: dict[tuple[str, str], int] = {}
         self.exposure_h: dict[tuple[str, str], float] = {}
@@ -167,6 +176,7 @@ class Federation:
         if not onprem.synced:
             report.skipped = "on-prem cache not synced yet"
             return report
+        await self._load_book()
         writes = self.may_write()
         requeued: list[OnPremJob] = []
         timeouts = planning.Timeouts(
@@ -185,6 +195,7 @@ class Federation:
             await self._act(round_, onprem, requeued, clouds, now, report)
             await self._pull_back(onprem, clouds, round_, now, report)
             await self._collect(now, report)
+            await self._save_book(now)
         metrics.RECONCILE_DURATION_SECONDS.observe(time.perf_counter() - started)
         self._last_pass = now
         self.last_report = report
@@ -438,27 +449,31 @@ class Federation:
             hour=0, minute=0, second=0, microsecond=0
         )
         day_start, month_start = midnight.timestamp(), midnight.replace(day=1).timestamp()
-        today = last_hour = 0.0
+        last_hour = 0.0
+        live: dict[str, Contribution] = {}
         jobs = gpus = 0
         cluster_jobs: dict[str, int] = {}
         cluster_gpus: dict[str, int] = {}
-        tenant: dict[str, float] = {}
         for job in onprem.jobs:
             record = job.record
             if record is None:
                 continue
             committed = record.earlier_usd + _still_committed(record, now)
-            today += committed + record.attempt_cost_usd(now, since=day_start)
-            this_month = committed + record.attempt_cost_usd(now, since=month_start)
+            live[job.uid] = Contribution(
+                today_usd=committed + record.attempt_cost_usd(now, since=day_start),
+                month_usd=committed + record.attempt_cost_usd(now, since=month_start),
+                tenant=job.spec.tenant,
+            )
             last_hour += record.attempt_cost_usd(now, since=now - 3600.0)
-            accrued = record.earlier_usd + record.attempt_cost_usd(now)
-            tenant[job.spec.tenant] = tenant.get(job.spec.tenant, 0.0) + this_month
-            self._count_spend(job.key, record.cluster, accrued)
+            self._count_spend(
+                job.key, record.cluster, record.earlier_usd + record.attempt_cost_usd(now)
+            )
             if record.phase in (Phase.PLACING, Phase.PLACED):
                 jobs += 1
                 gpus += record.gpus
                 cluster_jobs[record.cluster] = cluster_jobs.get(record.cluster, 0) + 1
                 cluster_gpus[record.cluster] = cluster_gpus.get(record.cluster, 0) + record.gpus
+        today, tenant = self._with_gone_jobs(live, midnight)
         return Spend(
             last_hour_usd=last_hour,
             today_usd=today,
@@ -468,6 +483,53 @@ class Federation:
             cluster_bursted_jobs=cluster_jobs,
             cluster_bursted_gpus=cluster_gpus,
         )
+
+    def _with_gone_jobs(
+        self, live: Mapping[str, Contribution], midnight: datetime
+    ) -> tuple[float, dict[str, float]]:
+        """Today's and each tenant's monthly spend: the live jobs', plus (with a spend book)
+        what jobs that are gone had spent in the same day and month."""
+        today = sum(c.today_usd for c in live.values())
+        tenant: dict[str, float] = {}
+        for contribution in live.values():
+            tenant[contribution.tenant] = (
+                tenant.get(contribution.tenant, 0.0) + contribution.month_usd
+            )
+        if self._book is None:
+            return today, tenant
+        day, month = midnight.strftime("%Y-%m-%d"), midnight.strftime("%Y-%m")
+        self._book = self._book.carry(live, day=day, month=month)
+        for name, usd in self._book.gone_month_usd.items():
+            tenant[name] = tenant.get(name, 0.0) + usd
+        return today + self._book.gone_today_usd, tenant
+
+    async def _load_book(self) -> None:
+        """Read the spend book once (a failure is retried next pass; budgets meanwhile count
+        only the jobs that are still there)."""
+        if self.spend_store is None or self._book is not None:
+            return
+        try:
+            self._book = self._saved_book = await self.spend_store.load()
+        except errors.FederatorError as e:
+            log.warning("spend_book_not_loaded", error=str(e))
+
+    async def _save_book(self, now: float) -> None:
+        """Write the book when its jobs or totals changed, or every `BOOK_REFRESH_S`."""
+        book, saved = self._book, self._saved_book
+        if self.spend_store is None or book is None:
+            return
+        if (
+            saved is not None
+            and book.same_jobs(saved)
+            and now - self._book_saved_at < BOOK_REFRESH_S
+        ):
+            return
+        try:
+            await self.spend_store.save(book)
+        except errors.FederatorError as e:
+            log.warning("spend_book_not_saved", error=str(e))
+            return
+        self._saved_book, self._book_saved_at = book, now
 
     def _count_spend(self, key: str, cluster: str, accrued: float) -> None:
         delta = accrued - self._spent.get(key, 0.0)

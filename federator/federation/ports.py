@@ -15,6 +15,7 @@ from typing import Protocol
 
 from federator.core.models import Offer, OnPremState, PendingJob
 from federator.federation.records import PlacementRecord
+from federator.federation.spending import SpendBook
 
 
 class CopyState(StrEnum):
@@ -219,3 +220,11 @@ class DataSizes(Protocol):
     """Bytes still to copy per replica (the `Replicator` has it): the cost model's transfer."""
 
     def bytes_remaining(self, dataset: str, cluster: str) -> int | None: ...
+
+
+class SpendStore(Protocol):
+    """Where the `SpendBook` (spend of jobs that are gone) lives between processes."""
+
+    async def load(self) -> SpendBook: ...
+
+    async def save(self, book: SpendBook) -> None: ...
