@@ -657,6 +657,7 @@ class Federation:
         await self._drop_record(job)
         await self.onprem.event(job, reason="ReturnedOnPrem", message=why, warning=False)
         report.actions.append(f"return {job.key} on-prem: {why}")
+        log.info("job_returned_on_prem", job=job.key, why=why)
 
     async def _pull_back(
         self,
@@ -676,8 +677,15 @@ class Federation:
         )
         free = onprem.state.free_gpus - starting_now
         index = planning.copies_by_source(clouds)
+        # Only a job Kueue can run may come back: a plain suspended Job has nobody on-prem to
+        # start it, so pulling it back would only put it in the queue to be bursted again
+        # (the loop that made the plain-Job scenarios fail under load, issue 6).
         placed = sorted(
-            (j for j in onprem.jobs if j.record is not None and j.record.phase is Phase.PLACED),
+            (
+                j
+                for j in onprem.jobs
+                if j.record is not None and j.record.phase is Phase.PLACED and j.workload
+            ),
             key=lambda j: j.record.placed_at if j.record else 0.0,
         )
         for job in placed:

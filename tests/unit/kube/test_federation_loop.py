@@ -277,6 +277,22 @@ async def test_pull_back_cancels_a_copy_that_has_not_started_when_on_prem_has_ro
     assert ("team-a/j1", "ReturnedOnPrem") in onprem.events
 
 
+async def test_a_plain_job_is_never_pulled_back_since_nothing_on_prem_would_run_it() -> None:
+    """The loop seen on the sandbox under load: pulled back, the suspended plain Job was
+    waiting again, bursted again as attempt 1, pulled back again, every pass, for ever."""
+    onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8, plain=True)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    onprem.free_gpus = 16  # on-prem has room, the copy has not started yet
+    for now in (110.0, 120.0, 130.0):
+        await fed.run_once(now)
+    assert len(cloud.created) == 1, "one copy, kept"
+    assert job.record is not None
+    assert job.record.attempt == 1
+    assert ("team-a/j1", "ReturnedOnPrem") not in onprem.events
+
+
 async def test_a_started_copy_is_not_pulled_back() -> None:
     onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
     job = onprem.add("j1", 8)
