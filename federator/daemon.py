@@ -838,6 +838,7 @@ async def _serve(parts: Parts, *, dry_run: bool) -> int:
             await stop.wait()
             log.info("shutting_down", grace_s=SHUTDOWN_GRACE_S)
             parts.fence.mark_lost()  # no new writes from here on
+            parts.stores.stop_transfers()  # a model blob in flight stops at its next part
             _, late = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
             for task in late:
                 task.cancel()

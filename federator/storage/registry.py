@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -93,11 +94,15 @@ class ModelRegistry:
         *,
         part_size: int = 16 * MiB,
         part_concurrency: int = 8,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.location = location
         self.s3 = client or make_client(location.endpoint)
         self.part_size = partlib.fit_part_size(0, part_size)
         self.part_concurrency = part_concurrency
+        # Set when the process shuts down: a blob in flight stops at its next part and its
+        # upload is aborted (blobs are content-addressed; the next round sends it again).
+        self.stopping = stopping or threading.Event()
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -296,6 +301,8 @@ class ModelRegistry:
         try:
             with ThreadPoolExecutor(self.part_concurrency) as pool:
                 for number in range(1, partlib.MAX_PARTS + 1):
+                    if self.stopping.is_set():
+                        raise RegistryStopped(f"{key}: stopped at part {number} (shutting down)")
                     chunk = _read_exactly(body, self.part_size)
                     if not chunk and number > 1:
                         break
@@ -473,6 +480,10 @@ class _Readable(Protocol):
     def read(self, amt: int | None = None) -> bytes: ...
 
 
+class RegistryStopped(errors.FederatorError):
+    """A blob copy was cut short because the process is shutting down."""
+
+
 def _read_exactly(body: _Readable, size: int) -> bytes:
     chunks = []
     missing = size
@@ -524,6 +535,8 @@ def sync_back(
     present = blobs = bytes_sent = 0
     blobs_present = 0
     for name, version in source._all_versions():
+        if target.stopping.is_set():
+            break  # shutting down: what is left waits for the next process's round
         if only is not None and not only(name):
             continue
         if (name, version) in have:

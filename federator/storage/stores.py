@@ -83,6 +83,7 @@ class Stores:
         self._endpoints: dict[str, Endpoint] = {}
         self._clients: dict[str, S3Client] = {}
         self._limiters: dict[str, AdaptiveLimiter] = {}
+        self._stopping = threading.Event()  # shared by every registry built here
 
     def endpoint(self, cluster: str) -> Endpoint:
         with self._lock:
@@ -173,13 +174,22 @@ class Stores:
         if self.config.registry is None:
             raise UserError("the policy file has no `registry` section")
         location = self.location(self.onprem, self.config.registry.uri, where="registry.uri")
-        return ModelRegistry(location, self.client(self.onprem), **self._registry_tuning())
+        return ModelRegistry(
+            location, self.client(self.onprem), stopping=self._stopping, **self._registry_tuning()
+        )
 
     def staging(self, cluster: str) -> ModelRegistry:
         """The staging registry of cloud `cluster`, which jobs there publish to."""
         uri = locations.staging_uri(self.config, cluster)
         location = self.location(cluster, uri, where=f"registry.staging.{cluster}")
-        return ModelRegistry(location, self.client(cluster), **self._registry_tuning())
+        return ModelRegistry(
+            location, self.client(cluster), stopping=self._stopping, **self._registry_tuning()
+        )
+
+    def stop_transfers(self) -> None:
+        """The process is shutting down: registry copies in flight stop at their next part
+        (their multipart upload is aborted; the next round sends the blob again)."""
+        self._stopping.set()
 
     def sync_models_back(self, cluster: str) -> RoundResult:
         """One round of sync back from `cluster`'s staging registry to the on-prem registry."""

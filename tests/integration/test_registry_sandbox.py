@@ -291,3 +291,35 @@ def policy_copy(
 
 def _sha256(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_shutdown_stops_a_blob_between_parts_and_leaves_no_upload_open(
+    staging_and_registry: tuple[ModelRegistry, ModelRegistry], tmp_path: Path
+) -> None:
+    """SIGTERM while a model syncs back: the blob in flight stops at its next part, its
+    multipart upload is aborted (nothing open, nothing visible), and the next round — in a
+    new process, here a new registry object — publishes the version whole."""
+    staging, onprem = staging_and_registry
+    staging.publish("bert", "1", files(tmp_path, weights=30 * MiB))
+
+    class StopAfterFirstPart(ModelRegistry):
+        def _upload_part(self, key: str, upload_id: str, number: int, chunk: bytes) -> str:
+            etag = super()._upload_part(key, upload_id, number, chunk)
+            self.stopping.set()  # the daemon's SIGTERM arrives while part 1 is sent
+            return etag
+
+    # One part at a time, so "after part 1" is a fixed point (at most one more is buffered).
+    stopping = StopAfterFirstPart(onprem.location, part_size=5 * MiB, part_concurrency=1)
+    report = sync_back(staging, stopping)
+    assert report.versions_copied == ()
+    ((version, why),) = report.failures
+    assert version == "bert@1"
+    assert why.startswith("RegistryStopped:"), why
+    assert "stopped at part" in why
+    open_uploads = onprem.s3.list_multipart_uploads(Bucket=onprem.location.bucket)
+    assert not open_uploads.get("Uploads"), "the cut-short upload was aborted"
+    assert onprem.versions("bert") == []
+
+    report = sync_back(staging, onprem)
+    assert report.versions_copied == ("bert@1",)
+    assert onprem.verify("bert", "1").ok
