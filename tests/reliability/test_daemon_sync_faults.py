@@ -298,7 +298,9 @@ def sandbox_endpoint(sandbox: SandboxEnv, store: str, url: str | None = None) ->
     )
 
 
-async def test_daemon_killed_while_syncing_back_a_model_version_publishes_it_once(
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+async def test_daemon_stopped_while_syncing_back_a_model_version_publishes_it_once(
+    stop: signal.Signals,
     sandbox: SandboxEnv,
     namespace_factory: Callable[..., str],
     bucket_factory: Callable[..., str],
@@ -342,7 +344,10 @@ async def test_daemon_killed_while_syncing_back_a_model_version_publishes_it_onc
                 daemon=daemon,
             )
             sent_at_kill = proxy.stats.bytes_up
-            daemon.kill()
+            daemon.signal(stop)
+            assert daemon.process is not None
+            exit_s = checks.wait_exit(daemon.process, within_s=120.0)
+            exit_code = daemon.process.returncode
             at_kill = registry_state(onprem, registry_bucket, "registry/", "bert")
             left_at_kill = open_uploads(onprem, registry_bucket)
             visible_blobs_are_whole(onprem, registry_bucket, "registry/")
@@ -364,12 +369,17 @@ async def test_daemon_killed_while_syncing_back_a_model_version_publishes_it_onc
     final = registry_state(onprem, registry_bucket, "registry/", "bert")
     left = open_uploads(onprem, registry_bucket)
     print(
-        f"\nSIGKILL at {sent_at_kill / MiB:.0f} MiB through the proxy; at the kill: versions "
+        f"\n{stop.name} at {sent_at_kill / MiB:.0f} MiB through the proxy, exit {exit_code} in "
+        f"{exit_s:.1f} s; then: versions "
         f"{at_kill['versions']}, uploads open {len(left_at_kill)}; published {published_s:.1f} s "
         f"after the restart; final versions {final['versions']}, blob problems "
         f"{final['problems']}, uploads left open {len(left)}"
     )
     assert at_kill["versions"] == [], "no manifest may be visible before its blobs"
+    if stop is signal.SIGTERM:  # issue 8: within 25 s, uploads recorded or aborted
+        assert exit_code == 0
+        assert exit_s <= 25.0, f"SIGTERM took {exit_s:.1f} s"
+        assert not left_at_kill, "a stopped blob's upload is aborted, not left open"
     assert final["versions"] == ["v1"], "the version is published exactly once"
     assert not final["problems"], final["problems"]
     assert not left, f"multipart uploads left open at the registry: {sorted(left.values())}"
