@@ -36,13 +36,17 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.timeout(900)]
 JOBS = 6
 
 
-def policy_copy(tmp_path: Path, namespace: str) -> tuple[Path, str]:
+def policy_copy(
+    tmp_path: Path, namespace: str, *, usd_per_day: float | None = None
+) -> tuple[Path, str]:
     instance = f"rel-place-{namespace[-8:]}"
 
     def fast(config: dict[str, Any]) -> None:
         config["state_namespace"] = namespace
         config["leader_election"]["enabled"] = False
         config["garbage_collection"] = {"interval": "5s", "grace_period": "5s"}
+        if usd_per_day is not None:
+            config["budgets"]["usd_per_day"] = usd_per_day
 
     return configs.scenario_config(
         tmp_path, instance=instance, namespaces=[namespace], edit=fast
@@ -260,3 +264,45 @@ async def test_the_onprem_apiserver_restarted_under_a_live_daemon_loses_and_doub
     assert alive, daemon.log_text()[-2000:]
     assert "cluster_down" in events, "the outage must be seen"
     assert "cluster_up" in events
+
+
+async def test_a_daily_budget_binds_across_a_sigkill_and_is_never_exceeded(
+    sandbox: SandboxEnv, namespace_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    """Issue 9 "budgets never exceeded": a day budget that covers two or three of the six
+    bursts ($0.12; one costs $0.03-0.05 expected). The daemon is SIGKILLed after its first
+    placement and restarted; the new process rebuilds spend from the placement records. The
+    sum of the expected costs it committed to stays within the budget (budgets are charged
+    with expected cost, and a running burst counts the larger of expected and accrued), the
+    budget is seen to bind, and every job still ends exactly once."""
+    cap = 0.12
+    namespace = namespace_factory("onprem", prefix="relbudget", local_queue="q")
+    config, instance = policy_copy(tmp_path, namespace, usd_per_day=cap)
+    apis = harness.apis(sandbox)
+    sampler = invariants.Sampler(apis, frozenset({namespace}), interval_s=1.0)
+    sampling = asyncio.create_task(sampler.run())
+    daemon = Daemon(config, tmp_path / "d.log").start()
+    try:
+        await submit_overflow(sandbox, namespace)
+
+        async def one_placed() -> bool:
+            return await records(sandbox, namespace) >= 1
+
+        await harness.wait_for(one_placed, timeout_s=150, interval_s=0.3, what="a placement")
+        daemon.kill()
+        daemon = Daemon(config, tmp_path / "d.log").start()
+        jobs = await finish_and_check(sandbox, namespace, instance, sampler)
+        reasons = [
+            str(e.get("reason")) for e in daemon.log_events() if e.get("event") == "decision"
+        ]
+    finally:
+        daemon.stop()
+        await invariants.cancel(sampling)
+        await harness.delete_cloud_namespaces(sandbox, [namespace])
+    committed = [r["expected_cost_usd"] for j in jobs if (r := invariants.record_of(j))]
+    held = [r for r in reasons if "budget" in r]
+    print(f"\n{len(committed)} of {JOBS} bursted, ${sum(committed):.3f} committed of ${cap}; "
+          f"{len(held)} decisions held back by the budget, e.g. {held[:1]}")  # fmt: skip
+    assert committed, "the scenario must burst"
+    assert sum(committed) <= cap + 1e-9, f"committed ${sum(committed):.4f} over ${cap}"
+    assert held, "the budget must bind in this scenario"
