@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from federator.core.models import Offer, PendingJob, Spend
 from federator.core.policy import DecisionPolicy
+from federator.core.reasons import usd
 
 _SLACK = 1e-9  # float sums must not turn "exactly at the budget" into "over it"
 
@@ -96,14 +97,14 @@ class RoundLedger:
         hourly = budgets.max_usd_per_hour
         burn = offer.price_per_gpu_hour_usd * job.gpus
         if hourly is not None and self._hour_usd + burn > hourly + _SLACK:
-            return f"hourly budget ${hourly:,.0f}"
+            return f"hourly budget {usd(hourly)}"
         daily = budgets.max_usd_per_day
         if daily is not None and self._day_usd + cost_usd > daily + _SLACK:
-            return f"daily budget ${daily:,.0f}"
+            return f"daily budget {usd(daily)}"
         monthly = self._monthly_budget(job)
         spent = self._tenant_usd.get(job.tenant, 0.0)
         if monthly is not None and spent + cost_usd > monthly + _SLACK:
-            return f"tenant {job.tenant}'s monthly budget ${monthly:,.0f}"
+            return f"tenant {job.tenant}'s monthly budget {usd(monthly)}"
         return None
 
     def _cluster_cap_blocker(self, job: PendingJob, offer: Offer) -> str | None:

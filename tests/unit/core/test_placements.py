@@ -349,3 +349,10 @@ def test_a_reason_written_later_reads_and_compares_as_its_line() -> None:
     assert later._asdict() == plain._asdict()
     assert later._replace(gpus=2).reason == "stays on-prem: 1m"
     assert written == [1]  # written once, then kept
+
+
+def test_a_small_budget_is_named_in_cents_not_rounded_to_nothing() -> None:
+    policy = replace(POLICY, budgets=Budgets(max_usd_per_day=0.12))
+    (only,) = run([job("a")], policy=policy).decisions
+    assert only.kind is DecisionKind.STAY
+    assert "daily budget $0.12" in only.reason
