@@ -145,6 +145,11 @@ async def wait_progress(
 # ---- a bursted job's dataset, stopped mid-upload ------------------------------------------------
 
 
+async def onprem_queue_empty(api: Any) -> bool:
+    cluster_queue = await api.request("GET", "/apis/kueue.x-k8s.io/v1beta2/clusterqueues/onprem")
+    return not (cluster_queue.get("status") or {}).get("reservingWorkloads")
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_daemon_stopped_during_a_multipart_upload_resumes_and_runs_the_job_once(
     stop: signal.Signals,
@@ -179,6 +184,14 @@ async def test_daemon_stopped_during_a_multipart_upload_resumes_and_runs_the_job
         proxy.set_mode(Mode.SLOW, bytes_per_s=SLOW)
         daemon = Daemon(config, tmp_path / "d.log").start()
         try:
+            # The previous scenario's 900 s blockers may still hold the shared queue while
+            # their namespace is torn down; with 8 GPUs of it freed late, the trainer would
+            # start on-prem and never need its data (seen once in the full suite).
+            await harness.wait_for(
+                lambda: onprem_queue_empty(apis["onprem"]),
+                timeout_s=180,
+                what="the on-prem queue to be free of earlier scenarios' jobs",
+            )
             # Blockers outlast the scenario: with room on-prem the daemon would pull the job
             # back (its copy waits for data) and the data would never have to arrive.
             await harness.fill_onprem(apis["onprem"], namespace, queue="q", seconds=900)
