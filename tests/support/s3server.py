@@ -22,9 +22,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from federator.sandbox.s3stores import weed_binary
-
-GRPC_OFFSET = 10000  # weed's gRPC twin of every HTTP port (as in federator.sandbox.layout)
+from federator.sandbox.layout import GRPC_OFFSET
+from federator.sandbox.s3stores import weed_binary, weed_mini_argv
 
 
 def _free(port: int) -> bool:
@@ -78,18 +77,9 @@ class OwnSeaweed:
     def start(self) -> OwnSeaweed:
         data = self.root / "data"
         data.mkdir(parents=True, exist_ok=True)
-        argv = [str(self.binary), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
-        for offset, server in enumerate(("s3", "master", "volume", "filer", "admin")):
-            port = self.base + offset
-            argv += [f"-{server}.port={port}", f"-{server}.port.grpc={port + GRPC_OFFSET}"]
-        argv += [
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-            "-s3.autoCreateBucket=false",
-            "-admin.ui=false",
-            "-webdav=false",
-            "-master.telemetry=false",
-        ]
+        servers = ("s3", "master", "volume", "filer", "admin")
+        ports = {server: self.base + offset for offset, server in enumerate(servers)}
+        argv = weed_mini_argv(self.binary, data, ports)
         env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": self.keys[0],
