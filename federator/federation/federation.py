@@ -188,8 +188,8 @@ class Federation:
             elif step.kind is not StepKind.NOTHING and writes:
                 await self._guarded(report, step.job, self._converge(step, now, report))
         onprem = await self.onprem.snapshot(now)
-        report.spend = self._spend(onprem, now)
-        round_ = await self._decide_round(onprem, clouds, requeued, now)
+        report.spend = spend = self._spend(onprem, now)
+        round_ = await self._decide_round(onprem, clouds, requeued, spend, now)
         report.decisions = round_.decisions
         if writes:
             await self._act(round_, onprem, requeued, clouds, now, report)
@@ -336,6 +336,7 @@ class Federation:
         onprem: OnPremView,
         clouds: Mapping[str, CloudView],
         requeued: Sequence[OnPremJob],
+        spend: Spend,
         now: float,
     ) -> Round:
         waiting = [job for job in onprem.jobs if job.waiting]
@@ -346,7 +347,6 @@ class Federation:
             return Round(decisions=(), now=now)
         datasets = frozenset(d.name for job in candidates for d in job.spec.datasets)
         offers = [self._with_data(o, datasets) for o in await self._offers(onprem, clouds, now)]
-        spend = self._spend(onprem, now)
         queued = [job.spec for job in candidates if job.workload is not None]
         plain = [job.spec for job in candidates if job.workload is None]
         policy, gated = self._gate(candidates)
