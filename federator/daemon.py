@@ -46,6 +46,7 @@ from federator import (
     metrics,
     onprem_policy,
     policy,
+    store_secrets,
     web,
 )
 from federator.core.decisions import Decision
@@ -348,8 +349,8 @@ async def assemble(holder: PolicyHolder, *, dry_run: bool) -> Parts:
     connected = await connect_clusters(holder.config)
     try:
         onprem = connected[holder.config.onprem_cluster.name]
-        store_secrets = await read_store_secrets(holder.config, onprem)
-        return _assemble(holder, connected, store_secrets, dry_run=dry_run)
+        secrets = await read_store_secrets(holder.config, onprem)
+        return _assemble(holder, connected, secrets, dry_run=dry_run)
     except BaseException:
         await close_clusters(connected.values())
         raise
@@ -357,56 +358,47 @@ async def assemble(holder: PolicyHolder, *, dry_run: bool) -> Parts:
 
 async def read_store_secrets(
     config: policy.FederatorConfig, onprem: clients.Cluster
-) -> dict[tuple[str, str], dict[str, str]]:
+) -> store_secrets.StoreSecrets:
     """The Secrets object stores take their keys from (`credentials.kubernetes_secret`), read
-    once at start through the on-prem client (the store edge reads credentials synchronously,
-    from its worker threads, so it is handed what was read here). Their values are registered
-    with the log redactor."""
-    found: dict[tuple[str, str], dict[str, str]] = {}
+    at start through the on-prem client and checked (a missing Secret or key stops the start
+    with the field named). The stores re-read them through the same client when their keys
+    refresh, so a rotated Secret is used without a restart (`federator.store_secrets`)."""
+
+    async def read(namespace: str, name: str) -> dict[str, str]:
+        return await clients.read_secret(onprem, namespace, name)
+
+    secrets = store_secrets.StoreSecrets(
+        read, asyncio.get_running_loop(), default_namespace=config.state_namespace
+    )
     for cluster in config.clusters:
         store = cluster.object_store
         ref = store.credentials.kubernetes_secret if store is not None else None
         if ref is None:
             continue
-        key = (ref.namespace or config.state_namespace, ref.name)
-        if key in found:
-            continue
+        namespace = ref.namespace or config.state_namespace
         where = f"clusters.{cluster.name}.object_store.credentials.kubernetes_secret"
         try:
-            found[key] = await clients.read_secret(onprem, *key)
+            await secrets.load(namespace, ref.name)
         except errors.FederatorError as e:
             raise errors.UserError(
-                f"{where}: cannot read Secret {key[0]}/{key[1]} from {onprem.name}: {e}"
+                f"{where}: cannot read Secret {namespace}/{ref.name} from {onprem.name}: {e}"
             ) from None
-        data = found[key]
-        logs.register_secrets(
-            [data.get(ref.access_key_id_key, ""), data.get(ref.secret_access_key_key, "")]
-        )
         # a missing key fails here, at start, with the field named, not at the first copy
-        policy.store_access(config, cluster.name, read_secret=_secret_reader(config, found))
-    return found
-
-
-def _secret_reader(
-    config: policy.FederatorConfig, read: dict[tuple[str, str], dict[str, str]]
-) -> Callable[[str | None, str], dict[str, str]]:
-    def read_secret(namespace: str | None, name: str) -> dict[str, str]:
-        return read.get((namespace or config.state_namespace, name), {})
-
-    return read_secret
+        policy.store_access(config, cluster.name, read_secret=secrets)
+    return secrets
 
 
 def _assemble(
     holder: PolicyHolder,
     connected: dict[str, clients.Cluster],
-    store_secrets: dict[tuple[str, str], dict[str, str]],
+    secrets: store_secrets.StoreSecrets,
     *,
     dry_run: bool,
 ) -> Parts:
     config = holder.config
     onprem = onprem_observer(config, connected[config.onprem_cluster.name], lambda: holder.config)
     clouds = cloud_observers(config, connected, onprem)
-    stores = Stores(config, read_secret=_secret_reader(config, store_secrets))
+    stores = Stores(config, read_secret=secrets)
     replicator = Replicator(stores.dataset_copier)
     election = config.leader_election
     fence = leadership.Fence(

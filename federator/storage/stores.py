@@ -4,8 +4,9 @@ The policy package says where things live (`policy.locations`) and how to reach 
 (`policy.credentials.store_access`); this module turns that into `Endpoint`s, `Location`s,
 `DatasetCopier`s and `ModelRegistry`s, with one boto3 client per store shared by all of them.
 Credentials are resolved when a store is first needed and then re-read every few seconds
-(`storage.rotation`): a rotated key file (or a Secret mounted as one) is used by the very
-clients, copiers and registries already built, without a restart.
+(`storage.rotation`): a rotated key file, a Secret mounted as one, or a Secret the daemon
+reads through the on-prem client (`federator.store_secrets`) is used by the very clients,
+copiers and registries already built, without a restart.
 """
 
 from __future__ import annotations

@@ -311,7 +311,7 @@ def store_secret_policy(tmp_path: Path) -> policy.FederatorConfig:
     return policy.load_policy(path)
 
 
-async def test_store_keys_in_a_secret_are_read_once_at_start_and_given_to_the_stores(
+async def test_store_keys_in_a_secret_are_read_at_start_and_given_to_the_stores(
     tmp_path: Path,
 ) -> None:
     config = store_secret_policy(tmp_path)
@@ -327,7 +327,7 @@ async def test_store_keys_in_a_secret_are_read_once_at_start_and_given_to_the_st
     )
     read = await daemon.read_store_secrets(config, onprem)
     assert onprem.asked == ["GET /api/v1/namespaces/federator/secrets/s3-keys"]
-    access = policy.store_access(config, "cloud-a", read_secret=daemon._secret_reader(config, read))
+    access = policy.store_access(config, "cloud-a", read_secret=read)
     assert access.credentials is not None
     assert access.credentials.secret_access_key == "secret-key-from-the-secret-0123456789"
 
