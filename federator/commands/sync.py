@@ -89,18 +89,22 @@ def run_dataset(args: argparse.Namespace) -> int:
     config = load_policy(args.config)
     if args.to == config.onprem_cluster.name:
         raise UserError(f"--to {args.to}: that is the on-prem cluster; name a cloud cluster")
-    copier = Stores(config).dataset_copier(args.name, args.to)
+    stores = Stores(config)
+    copier = stores.dataset_copier(args.name, args.to)
     console = Console(stderr=True)
     console.print(f"[bold]{args.name}[/]: {copier.source} -> {copier.target}")
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with (
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as progress,
+        stores.certificate_failures_explained(),
+    ):
         task = progress.add_task("listing", total=None)
 
         def planned(plan: SyncPlan) -> None:
@@ -164,7 +168,10 @@ def run_models(args: argparse.Namespace) -> int:
     stores = Stores(load_policy(args.config))
     source, target = stores.staging(args.source), stores.registry()
     console = Console(stderr=True)
-    with console.status(f"syncing {source.location} -> {target.location}"):
+    with (
+        console.status(f"syncing {source.location} -> {target.location}"),
+        stores.certificate_failures_explained(),
+    ):
         report = sync_back(source, target)
     for name in report.versions_copied:
         console.print(f"copied {name}")

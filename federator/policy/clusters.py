@@ -181,12 +181,26 @@ class ObjectStore(Section):
     verify_tls: bool = True
     """Verify the endpoint's TLS certificate; turn off only for a self-signed test store."""
 
+    ca_bundle: ConfigPath | None = Field(default=None, examples=["/etc/federator/store-ca.pem"])
+    """PEM file with the CA certificate(s) that signed the endpoint's TLS certificate, for a
+    store whose certificate no public CA signed (an on-prem SeaweedFS, MinIO or Ceph behind a
+    private CA); the system's trusted CAs when omitted. Needs `verify_tls: true`."""
+
     datasets_uri: S3Uri | None = None
     """Where dataset replicas live in this store, e.g. `s3://cloud-a-datasets/`; a dataset's
     replica defaults to `<datasets_uri><dataset name>/`."""
 
     models_uri: S3Uri | None = None
     """Where the model registry (on-prem) or its staging area (cloud) lives in this store."""
+
+    @model_validator(mode="after")
+    def _ca_bundle_needs_verification(self) -> ObjectStore:
+        if self.ca_bundle is not None and not self.verify_tls:
+            raise ValueError(
+                "ca_bundle is only used to verify the store's certificate, and verify_tls is "
+                "false; remove one of them"
+            )
+        return self
 
 
 class Cluster(Section):

@@ -45,6 +45,7 @@ class StoreAccess:
     verify_tls: bool
     # None: use boto3's standard provider chain (the policy said `default_chain: true`).
     credentials: S3Credentials | None
+    ca_bundle: Path | None = None  # the CAs to verify the endpoint with; None: the system's
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,7 @@ def store_access(
         addressing_style=store.addressing_style,
         verify_tls=store.verify_tls,
         credentials=credentials,
+        ca_bundle=store.ca_bundle,
     )
 
 

@@ -34,6 +34,9 @@ def target_problems(
         if cluster.object_store is not None:
             ref_path: PathKey = (*path, "object_store", "credentials")
             problems.extend(_credentials_problems(cluster.object_store.credentials, ref_path, env))
+            if cluster.object_store.ca_bundle is not None:
+                ca_path: PathKey = (*path, "object_store", "ca_bundle")
+                problems.extend(_file_problems(cluster.object_store.ca_bundle, ca_path))
         for number, pool in enumerate(cluster.pools):
             if isinstance(pool.price, CatalogPrice):
                 file_path: PathKey = (*path, "pools", number, "price", "file")

@@ -43,6 +43,7 @@ class Endpoint:
     region: str = "us-east-1"
     session_token: str | None = None
     verify_tls: bool = True
+    ca_bundle: str | None = None  # PEM file of the CAs to verify the store with; None: system's
     addressing_style: AddressingStyle = "path"
     checksums: ChecksumMode = "when_required"
     max_connections: int = 32  # the per-endpoint concurrency bound
@@ -84,6 +85,13 @@ def normalize_prefix(prefix: str) -> str:
     return f"{prefix}/" if prefix else ""
 
 
+def tls_verification(endpoint: Endpoint) -> bool | str:
+    """boto3's `verify=`: off, the system's CAs (True), or the store's own CA bundle."""
+    if endpoint.verify_tls and endpoint.ca_bundle is not None:
+        return endpoint.ca_bundle
+    return endpoint.verify_tls
+
+
 def make_client(endpoint: Endpoint) -> S3Client:
     config = Config(
         region_name=endpoint.region,
@@ -99,7 +107,7 @@ def make_client(endpoint: Endpoint) -> S3Client:
     if endpoint.rotating_keys is not None:
         session = _session_signing_with(endpoint.rotating_keys)
         rotating: S3Client = session.client(
-            "s3", endpoint_url=endpoint.url, verify=endpoint.verify_tls, config=config
+            "s3", endpoint_url=endpoint.url, verify=tls_verification(endpoint), config=config
         )
         return rotating
     session = _shared_session()
@@ -110,7 +118,7 @@ def make_client(endpoint: Endpoint) -> S3Client:
             aws_access_key_id=endpoint.access_key_id,
             aws_secret_access_key=endpoint.secret_access_key,
             aws_session_token=endpoint.session_token,
-            verify=endpoint.verify_tls,
+            verify=tls_verification(endpoint),
             config=config,
         )
     return client

@@ -37,6 +37,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+from botocore.exceptions import SSLError as BotoSSLError
 
 from federator.storage.endpoints import Endpoint
 
@@ -67,6 +68,7 @@ class LeanS3:
                 connect=endpoint.connect_timeout_s, read=endpoint.read_timeout_s
             ),
             cert_reqs="CERT_REQUIRED" if endpoint.verify_tls else "CERT_NONE",
+            ca_certs=endpoint.ca_bundle if endpoint.verify_tls else None,
         )
 
     @staticmethod
@@ -151,14 +153,19 @@ class LeanS3:
         request = AWSRequest(method=method, url=url, headers=headers, data=body)
         request.context["client_config"] = _UNSIGNED
         self._signer.add_auth(request)
-        response = self._pool.request(
-            method,
-            url,
-            body=body or None,
-            headers=dict(request.headers.items()),
-            preload_content=True,
-            redirect=False,
-        )
+        try:
+            response = self._pool.request(
+                method,
+                url,
+                body=body or None,
+                headers=dict(request.headers.items()),
+                preload_content=True,
+                redirect=False,
+            )
+        except urllib3.exceptions.SSLError as error:
+            # The error boto3 raises for the same failure, so both paths are judged alike
+            # (`retrying.is_certificate_failure`).
+            raise BotoSSLError(endpoint_url=url, error=error) from error
         if response.status >= 300:
             raise _client_error(response.status, bytes(response.data), operation)
         return response

@@ -4,7 +4,8 @@ Transient means the same request may succeed later: the connection failed or was
 restarting), a timeout, a 5xx, `SlowDown`, or a 409 `ConditionalRequestConflict` (S3's answer to
 two concurrent conditional writes, "retry"). Everything else (403, 404, 412 ...) is an answer
 and goes to the caller at once. Backoff is exponential with jitter and gives a restarting store
-about a minute and a half before `StoreUnavailable` is raised. Throttling answers
+about a minute and a half before `StoreUnavailable` is raised. A TLS certificate
+that does not verify is not transient either: it is a setting (`ca_bundle`). Throttling answers
 (`is_throttle`) are also transient; on top of the backoff, the copy engine lowers its number of
 requests in flight to that store (`storage.throttle`).
 """
@@ -22,6 +23,9 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
+)
+from botocore.exceptions import (
+    SSLError as BotoSSLError,
 )
 from tenacity import (
     retry,
@@ -56,7 +60,14 @@ def http_status(error: ClientError) -> int:
     return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
+def is_certificate_failure(error: BaseException) -> bool:
+    """The store's TLS certificate did not verify: a setting to fix, not a fault that passes."""
+    return isinstance(error, BotoSSLError) and "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
 def is_transient(error: BaseException) -> bool:
+    if is_certificate_failure(error):
+        return False
     if isinstance(error, ClientError):
         return (
             http_status(error) >= 500 or error_code(error) in _TRANSIENT_CODES or is_throttle(error)

