@@ -24,6 +24,9 @@ from federator.core.models import CapacityType, Offer, PendingJob, Spend
 from federator.core.policy import DecisionPolicy
 
 _Shape = tuple[str, frozenset[str], int | None]
+# Relative slack under the early stop of a class walk: far above float rounding (~1e-16), far
+# below any difference between offers that matters.
+_STOP_SLACK = 1e-9
 
 
 class Search(NamedTuple):
@@ -34,34 +37,39 @@ class Search(NamedTuple):
     blocked: CloudEstimate | None  # a better option that a budget or cap rules out
     blocked_by: str | None
     lower_bound_usd: float  # what no unexamined option could go below
-    fitting_offers: int  # offers the job may use and that have its GPUs free
 
 
-_NO_ROOM = Search(None, -1, None, None, math.inf, 0)  # no pool has the job's GPUs free
+_NO_ROOM = Search(None, -1, None, None, math.inf)  # no pool has the job's GPUs free
 
 
 class _SpeedClass(NamedTuple):
     """Offers whose GPUs run at one speed, cheapest per unit of speed first.
 
     Within a class the value of the runtime a faster GPU saves is the same for every offer, so
-    the bound on an option's total grows with price and the walk can stop at the first offer
-    whose bound is too high. Across classes it cannot; each class is walked on its own.
+    a lower bound on an option's total grows with price and the walk can stop at the first offer
+    whose lower bound is too high. Across classes it cannot; each class is walked on its own.
     """
 
     saving_per_runtime: float  # 1 - 1/speed: the fraction of the runtime the class saves
     min_startup_h: float  # every option of the class waits at least this long to start
     indices: tuple[int, ...]
+    min_startup_usd_per_gpu: float = 0.0  # every option of the class bills at least this
 
 
 def _speed_classes(offers: Sequence[Offer], policy: DecisionPolicy) -> tuple[_SpeedClass, ...]:
     by_speed: dict[float, list[int]] = {}
     for index, offer in enumerate(offers):
         by_speed.setdefault(policy.speed_of(offer.gpu_type), []).append(index)
+    bill = 1.0 if policy.bill_startup else 0.0
     return tuple(
         _SpeedClass(
             saving_per_runtime=1.0 - 1.0 / speed,
             min_startup_h=min(offers[i].startup_latency_s for i in indices) / HOUR_S,
             indices=tuple(indices),
+            min_startup_usd_per_gpu=min(
+                offers[i].price_per_gpu_hour_usd * bill * offers[i].startup_latency_s / HOUR_S
+                for i in indices
+            ),
         )
         for speed, indices in sorted(by_speed.items())
     )
@@ -100,6 +108,14 @@ class RoundOptions:
             )
             for o in self.offers
         ]
+        # The walk of a speed class stops early (see _bounded_candidates) only while the bound
+        # it stops on is a true lower bound: no negative price, rate, restart or speed.
+        self._walks_stop = all(
+            price >= 0 and terms[0] > 0 and terms[1] >= 0 and terms[2] >= 0
+            for price, terms in zip(self._price_of, self._bound_terms, strict=True)
+        )
+        # A hair under the price per speed, so that rounding can never stop a walk too early.
+        self._per_unit_low = [per_unit * (1.0 - _STOP_SLACK) for per_unit in self._per_unit]
         self._allowed_split: dict[_Shape, tuple[tuple[int, ...], ...]] = {}
         self._floors: dict[_Shape, tuple[tuple[float, float, float], ...]] = {}
         self._list_price_order: dict[
@@ -170,14 +186,12 @@ class RoundOptions:
         runtime_h = job.runtime_estimate_s / HOUR_S
         class_floor = self._class_floor(job, runtime_h, value_per_hour)
         if class_floor > bar_usd:
-            return Search(None, -1, None, None, class_floor, 0)
+            return Search(None, -1, None, None, class_floor)
         capped = ledger.global_cap_blocker(job)
         if capped is not None:
             return self._all_capped(job, value_per_hour, capped)
-        candidates, above_bar, fitting = self._bounded_candidates(
-            job, runtime_h, value_per_hour, bar_usd
-        )
-        return self._price_in_order(job, candidates, value_per_hour, bar_usd, (above_bar, fitting))
+        candidates, above_bar = self._bounded_candidates(job, runtime_h, value_per_hour, bar_usd)
+        return self._price_in_order(job, candidates, value_per_hour, bar_usd, above_bar)
 
     def _class_floor(self, job: PendingJob, runtime_h: float, value_per_hour: float) -> float:
         """No option of any class can cost less than this (bare compute, best-case delay)."""
@@ -215,7 +229,7 @@ class RoundOptions:
 
     def _bounded_candidates(
         self, job: PendingJob, runtime_h: float, value_per_hour: float, bar_usd: float
-    ) -> tuple[list[tuple[float, int, float]], float, int]:
+    ) -> tuple[list[tuple[float, int, float]], float]:
         """(bound on the total, offer index, bound on the cost) per offer that could beat the bar.
 
         The bound keeps every term but data, idle GPUs and deadlines (all ≥ 0): compute at
@@ -223,8 +237,10 @@ class RoundOptions:
         (1/λ + R)(e^{λw} − 1) per segment is never below it), billed startup, the congestion
         price of that compute, and the value of startup plus the runtime change. Offers whose
         bound is above the bar are never priced, so they are not kept or sorted; only the
-        lowest of their bounds is, as the lower bound once the kept ones are exhausted. Also
-        returns how many allowed offers have the job's GPUs free.
+        lowest of their bounds is, as the lower bound once the kept ones are exhausted.
+        Each speed class is walked cheapest per speed first and left as soon as even the
+        bare compute of the next offer (plus the class's cheapest startup, at its speed's
+        best-case delay) reaches that lowest bound: no offer after it could be kept or lower it.
         """
         free = self.ledger.free
         gpus = job.gpus
@@ -235,33 +251,58 @@ class RoundOptions:
         interval_h = math.inf if not declared or declared <= 0 else declared / HOUR_S
         bound_terms = self._bound_terms
         price_of = self._price_of
+        per_unit_low = self._per_unit_low
         bounded = []
         above_bar = math.inf
-        fitting = 0
-        for index in self.allowed(job):
-            left = free[index]
-            if gpus > left:
-                continue
-            fitting += 1
-            inverse_speed, rate_h, restart_h, startup_usd_per_gpu, startup_h, node_gpus = (
-                bound_terms[index]
-            )
-            if per_node:
-                rate_h *= -(-gpus // node_gpus)
-            segment_h = min(interval_h, runtime_h * inverse_speed)
-            run_factor = inverse_speed * (1.0 + rate_h * restart_h) * (1.0 + rate_h * segment_h / 2)
-            compute = compute_hours * run_factor * price_of[index]
-            cost = compute + gpus * startup_usd_per_gpu
-            delay = value_per_hour * (startup_h + runtime_h * (run_factor - 1.0))
-            congestion = weight * compute * (gpus / left if gpus < left else 1.0)
-            bound = cost + congestion + delay
-            if bound > bar_usd:
-                if bound < above_bar:
-                    above_bar = bound
-            else:
-                bounded.append((bound, index, cost))
+        walks = zip(self._classes, self._allowed_by_class(job), strict=True)
+        for speed_class, indices in walks:
+            stop_offset = self._stop_offset(speed_class, gpus, runtime_h, value_per_hour)
+            for index in indices:
+                if compute_hours * per_unit_low[index] + stop_offset >= above_bar:
+                    break
+                left = free[index]
+                if gpus > left:
+                    continue
+                inverse_speed, rate_h, restart_h, startup_usd_per_gpu, startup_h, node_gpus = (
+                    bound_terms[index]
+                )
+                if per_node:
+                    rate_h *= -(-gpus // node_gpus)
+                segment_h = min(interval_h, runtime_h * inverse_speed)
+                run_factor = (
+                    inverse_speed * (1.0 + rate_h * restart_h) * (1.0 + rate_h * segment_h / 2)
+                )
+                compute = compute_hours * run_factor * price_of[index]
+                cost = compute + gpus * startup_usd_per_gpu
+                delay = value_per_hour * (startup_h + runtime_h * (run_factor - 1.0))
+                congestion = weight * compute * (gpus / left if gpus < left else 1.0)
+                bound = cost + congestion + delay
+                if bound > bar_usd:
+                    if bound < above_bar:
+                        above_bar = bound
+                else:
+                    bounded.append((bound, index, cost))
         bounded.sort()
-        return bounded, above_bar, fitting
+        return bounded, above_bar
+
+    def _stop_offset(
+        self, speed_class: _SpeedClass, gpus: int, runtime_h: float, value_per_hour: float
+    ) -> float:
+        """What every bound of the class adds to its bare compute at least, a hair under.
+
+        With a run-time factor of at least 1/speed, an offer's bound is at least its bare
+        compute plus the class's cheapest billed startup plus the value of the class's shortest
+        startup minus the runtime the speed saves. The slack (relative, 1e-9 of the terms'
+        sizes) covers float rounding, which must never stop a walk that should go on. -inf
+        (never stop) where that reasoning does not hold.
+        """
+        if not (self._walks_stop and runtime_h >= 0 and value_per_hour >= 0):
+            return -math.inf
+        startup_usd = gpus * speed_class.min_startup_usd_per_gpu
+        startup_h = speed_class.min_startup_h
+        saved_h = runtime_h * speed_class.saving_per_runtime
+        size = abs(startup_usd) + value_per_hour * (abs(startup_h) + abs(saved_h))
+        return startup_usd + value_per_hour * (startup_h - saved_h) - _STOP_SLACK * size
 
     def _price_in_order(
         self,
@@ -269,10 +310,10 @@ class RoundOptions:
         candidates: list[tuple[float, int, float]],
         value_per_hour: float,
         bar_usd: float,
-        left_out: tuple[float, int],
+        lower_bound_usd: float,
     ) -> Search:
-        """Price the candidates in bound order; `left_out`: the lowest bound left out, and how
-        many offers fit in all (see `_bounded_candidates`)."""
+        """Price the candidates in bound order; `lower_bound_usd`: the lowest bound left out
+        (see `_bounded_candidates`)."""
         ledger = self.ledger
         money = ledger.money_room_usd(job)
         burn_room = ledger.burn_room_usd_per_hour()
@@ -281,7 +322,7 @@ class RoundOptions:
         blocked: CloudEstimate | None = None
         blocked_by: str | None = None
         ceiling = bar_usd
-        lower, fitting = left_out
+        lower = lower_bound_usd
         for bound, index, cost_bound in candidates:
             if bound > ceiling:
                 lower = bound
@@ -299,15 +340,15 @@ class RoundOptions:
                     ceiling = min(ceiling, option.total_usd)
             elif blocked is None or option.total_usd < blocked.total_usd:
                 blocked, blocked_by = option, reason
-        return Search(best, best_index, blocked, blocked_by, lower, fitting)
+        return Search(best, best_index, blocked, blocked_by, lower)
 
     def _all_capped(self, job: PendingJob, value_per_hour: float, capped: str) -> Search:
         """A global cap rules every offer out: report the cheapest that fits as the blocked one."""
         for index in self.allowed(job):
             if job.gpus <= self.ledger.free[index]:
                 option = self._cheaper_variant(job, index, value_per_hour)
-                return Search(None, -1, option, capped, option.total_usd, 1)
-        return Search(None, -1, None, None, math.inf, 0)
+                return Search(None, -1, option, capped, option.total_usd)
+        return Search(None, -1, None, None, math.inf)
 
     def _allowed_by_class(self, job: PendingJob) -> tuple[tuple[int, ...], ...]:
         shape = (job.tenant, job.gpu_types, job.gpus_per_pod)

@@ -288,7 +288,7 @@ def test_the_search_bound_never_exceeds_the_priced_total(
     options = RoundOptions(pools, Spend(), policy, NOW)
     for job in pending:
         runtime_h = job.runtime_estimate_s / 3600
-        candidates, _, _ = options._bounded_candidates(job, runtime_h, value, math.inf)
+        candidates, _ = options._bounded_candidates(job, runtime_h, value, math.inf)
         for bound, index, cost_bound in candidates:
             offer = options.offers[index]
             for held in (False, True):
@@ -305,6 +305,30 @@ def test_the_search_bound_never_exceeds_the_priced_total(
                 assert cost_bound <= option.cost_usd + 1e-9 * max(1.0, abs(option.cost_usd))
         floor = options._class_floor(job, runtime_h, value)
         assert all(floor <= b + 1e-9 for b, _, _ in candidates)
+
+
+@settings(max_examples=150, deadline=None)
+@given(jobs(), offers(), offers(), policies(), st.floats(0, 50), st.data())
+def test_the_early_stop_of_the_offer_walk_keeps_exactly_what_a_full_walk_keeps(
+    pending: list[PendingJob],
+    pools: tuple[Offer, ...],
+    more: tuple[Offer, ...],
+    policy: DecisionPolicy,
+    value: float,
+    data: st.DataObject,
+) -> None:
+    """A walk stops once no later offer of its speed class can be kept or lower the reported
+    bound; what it keeps, and that bound, must be those of bounding every offer."""
+    renamed = tuple(replace(offer, pool=f"more-{offer.pool}") for offer in more)
+    options = RoundOptions(pools + renamed, Spend(), policy, NOW)
+    for job in pending:
+        runtime_h = job.runtime_estimate_s / 3600
+        every, _ = options._bounded_candidates(job, runtime_h, value, math.inf)
+        bars = [bound for bound, _, _ in every] + [0.0, math.inf]
+        bar = data.draw(st.sampled_from(bars) | st.floats(-10, 1e4))
+        kept, left_out = options._bounded_candidates(job, runtime_h, value, bar)
+        assert kept == [entry for entry in every if entry[0] <= bar]
+        assert left_out == min((entry[0] for entry in every if entry[0] > bar), default=math.inf)
 
 
 @settings(max_examples=150, deadline=None)
