@@ -14,6 +14,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -149,6 +150,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
         if on_sandbox and not item.get_closest_marker("flaky"):
             item.add_marker(pytest.mark.flaky(reruns=SANDBOX_RERUNS, reruns_delay=5))
+
+
+LOG_TAIL_CHARS = 6000
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test that started processes (a daemon, a server) shows the end of their logs.
+
+    The reliability scenarios write each process's output to `*.log` under the test's
+    `tmp_path`; in CI that directory is gone once the run ends, so the tail goes into the
+    report, where a timeout such as "waiting for two placements" can be explained.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.when != "call" or not report.failed or not isinstance(tmp_path, Path):
+        return
+    for log in sorted(tmp_path.glob("*.log")):
+        text = log.read_text(errors="replace")
+        report.sections.append((f"tail of {log.name}", text[-LOG_TAIL_CHARS:]))
 
 
 def pytest_configure(config: pytest.Config) -> None:
