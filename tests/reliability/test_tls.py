@@ -5,7 +5,7 @@ not sign its apiserver (verification on by default must refuse it), cloud-a's ku
 `insecure-skip-tls-verify: true`, and cloud-b's object store has `verify_tls: false` in the
 policy (the only switch the policy file offers). Both switches must be logged as a warning
 naming the cluster. The sandbox's S3 stores speak plain HTTP, so certificate checks on stores
-are not exercised against a live TLS store here (see docs/reliability.md).
+are exercised against a live TLS store of its own in test_store_tls.py.
 """
 
 from __future__ import annotations
