@@ -10,7 +10,9 @@ decision, stay and hold decisions as Events on their jobs (once per piece of new
 
 Clusters are connected the way the policy file says (a kubeconfig file, the pod's service
 account, or a kubeconfig in a Secret read through the on-prem client); if start-up fails
-after some clients exist, they are closed before the error is reported.
+after some clients exist, they are closed before the error is reported. A kubeconfig's
+credentials are watched while the daemon runs and a rotated one is adopted without a restart
+(`federator.kube.rotation`); the service account's token is re-read by the client library.
 
 Leadership: every replica observes (warm caches, metrics, health); only the holder of the
 Lease writes. The federation loop asks `Fence.allows_writes()` before each pass's writes, and
@@ -53,7 +55,7 @@ from federator.core.decisions import Decision
 from federator.core.models import Offer
 from federator.federation.federation import Federation, FederationSettings, PassReport
 from federator.federation.ports import CloudView, OnPremPort
-from federator.kube import clients
+from federator.kube import clients, rotation
 from federator.kube.cloud import CloudCluster, CloudSettings, PoolPlacement
 from federator.kube.onprem import BurstFacts, OnPremCluster
 from federator.kube.spend_store import ConfigMapSpendStore
@@ -126,6 +128,7 @@ class Parts:
     budget_warnings: budgets.BudgetWarnings = field(default_factory=budgets.BudgetWarnings)
     evidence_at_start: PreemptionLedger = field(default_factory=PreemptionLedger)
     last_clouds: dict[str, CloudView] = field(default_factory=dict)
+    watchers: dict[str, rotation.CredentialWatcher] = field(default_factory=dict)
 
     def writes_allowed(self) -> bool:
         """Whether this pass's actions were carried out (leader, fence open, not a dry run)."""
@@ -138,20 +141,28 @@ class Parts:
             await close_clusters(self.clusters.values())
 
 
-async def connect_clusters(config: policy.FederatorConfig) -> dict[str, clients.Cluster]:
+async def connect_clusters(
+    config: policy.FederatorConfig,
+    watchers: dict[str, rotation.CredentialWatcher] | None = None,
+) -> dict[str, clients.Cluster]:
     """A client per cluster, the on-prem one first: a `kubeconfig_secret` is read through it.
 
-    If any cluster cannot be connected, the ones already connected are closed before the
-    error propagates (no "Unclosed client session" on a start-up mistake).
+    With `watchers`, every cluster connected from a kubeconfig (a file or a Secret) gets a
+    `CredentialWatcher` in it, which the daemon runs to follow credential rotations. If any
+    cluster cannot be connected, the ones already connected are closed before the error
+    propagates (no "Unclosed client session" on a start-up mistake).
     """
     connected: dict[str, clients.Cluster] = {}
     onprem = config.onprem_cluster.name
     ordered = sorted(config.clusters, key=lambda c: c.name != onprem)
     try:
         for cluster in ordered:
-            connected[cluster.name] = await connect_cluster(
-                config, cluster.name, connected.get(onprem)
-            )
+            name = cluster.name
+            source = None if watchers is None else kubeconfig_source(config, name, connected)
+            loaded = None if source is None else await rotation.baseline(source)
+            connected[name] = await connect_cluster(config, name, connected.get(onprem))
+            if source is not None and watchers is not None:
+                watchers[name] = rotation.CredentialWatcher(connected[name], source, loaded=loaded)
     except BaseException:
         await close_clusters(connected.values())
         raise
@@ -190,6 +201,27 @@ async def connect_cluster(
     logs.register_secrets(_kubeconfig_text_secrets(data[key]))
     return await clients.connect_kubeconfig_text(
         data[key], access.context, name=name, source=source
+    )
+
+
+def kubeconfig_source(
+    config: policy.FederatorConfig, name: str, connected: dict[str, clients.Cluster]
+) -> rotation.KubeconfigSource | None:
+    """Where `name`'s kubeconfig is read again from while running; None for the service
+    account (kubernetes-asyncio re-reads its token file by itself)."""
+    access = policy.cluster_access(config, name)
+    if access.kubeconfig is not None:
+        return rotation.KubeconfigFile(access.kubeconfig, access.context or name)
+    onprem = connected.get(config.onprem_cluster.name)
+    if access.kubeconfig_secret is None or onprem is None:
+        return None
+    namespace, secret, key = access.kubeconfig_secret
+
+    async def read(namespace: str, secret: str) -> dict[str, str]:
+        return await clients.read_secret(onprem, namespace, secret)
+
+    return rotation.KubeconfigInSecret(
+        read, namespace or config.state_namespace, secret, key, access.context
     )
 
 
@@ -346,11 +378,14 @@ class DataGate:
 
 async def assemble(holder: PolicyHolder, *, dry_run: bool) -> Parts:
     """Every edge and loop; the clients are closed again if anything after them fails."""
-    connected = await connect_clusters(holder.config)
+    watchers: dict[str, rotation.CredentialWatcher] = {}
+    connected = await connect_clusters(holder.config, watchers)
     try:
         onprem = connected[holder.config.onprem_cluster.name]
         secrets = await read_store_secrets(holder.config, onprem)
-        return _assemble(holder, connected, secrets, dry_run=dry_run)
+        parts = _assemble(holder, connected, secrets, dry_run=dry_run)
+        parts.watchers = watchers
+        return parts
     except BaseException:
         await close_clusters(connected.values())
         raise
@@ -780,11 +815,15 @@ async def _wait_synced(parts: Parts, timeout_s: float = 60.0) -> None:
 
 @contextlib.asynccontextmanager
 async def _observing(parts: Parts) -> AsyncIterator[None]:
-    """Keep every cluster's caches fresh while the block runs."""
+    """Keep every cluster's caches, and its credentials, fresh while the block runs."""
     observers = [asyncio.create_task(parts.onprem.run(), name="observe-onprem")]
     observers += [
         asyncio.create_task(cloud.run(), name=f"observe-{name}")
         for name, cloud in parts.clouds.items()
+    ]
+    observers += [
+        asyncio.create_task(watcher.run(), name=f"credentials-{name}")
+        for name, watcher in parts.watchers.items()
     ]
     try:
         yield

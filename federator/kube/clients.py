@@ -14,12 +14,19 @@ library still does what it is good at: auth, TLS, the connection pool, and watch
 
 `Health` records whether the cluster answered its last request. A cluster is never "down"
 because of one slow call of another cluster: each has its own client and health.
+
+Credentials rotate under a running daemon (`federator.kube.rotation`): a `Cluster` adopts a
+client built from the new kubeconfig in place (`adopt`), so everything that holds the cluster
+or its `ApiClient` sends the new credentials from its next request on, and it tells the
+rotation watcher at once when the apiserver refuses who we are (401/403).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import os
 import time
@@ -31,7 +38,7 @@ from typing import Any
 import structlog
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
-from kubernetes_asyncio.client.rest import ApiException
+from kubernetes_asyncio.client.rest import ApiException, RESTClientObject
 from kubernetes_asyncio.config import incluster_config
 
 from federator import errors, metrics
@@ -42,6 +49,11 @@ log = structlog.get_logger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
 REQUEST_TIMEOUT_S = 20.0
+# A replaced connection pool stays open this long: a watch opened just before the rotation
+# (60 s server timeout + 15 s client margin, see `watching`) ends by itself on it, rather
+# than being cut and counted as an outage.
+RETIRED_POOL_GRACE_S = 90.0
+AUTH_REFUSED = frozenset({401, 403})
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
@@ -78,9 +90,58 @@ class Cluster:
         self.name = name
         self.api = api
         self.health = Health(name, clock=clock)
+        self.credentials_version = 0  # how many times `adopt` swapped credentials in
+        self._refused = asyncio.Event()  # set by a 401/403; the rotation watcher clears it
+        self._adopted = asyncio.Event()  # replaced by a fresh one at every `adopt`
+        self._retired: dict[RESTClientObject, asyncio.Task[None]] = {}
 
     async def close(self) -> None:
+        for task in self._retired.values():
+            task.cancel()
+        for pool in list(self._retired):
+            with contextlib.suppress(Exception):  # best effort, like the pool closed below
+                await pool.close()
+        self._retired.clear()
         await self.api.close()
+
+    def adopt(self, fresh: ApiClient, *, grace_s: float = RETIRED_POOL_GRACE_S) -> None:
+        """Use `fresh`'s configuration (host, TLS, credentials) and connection pool from now on.
+
+        The swap happens inside the `ApiClient` every holder already has (the cluster's
+        readers, the leader election, the state stores) rather than by handing out a new
+        object, so none of them can keep using the old credentials. `configuration` and
+        `rest_client` are the two attributes kubernetes-asyncio's `ApiClient` reads per
+        request. The old pool is closed after `grace_s`.
+        """
+        retired = self.api.rest_client
+        self.api.configuration = fresh.configuration
+        self.api.rest_client = fresh.rest_client
+        self.api.client_side_validation = fresh.configuration.client_side_validation
+        self.credentials_version += 1
+        self._retired[retired] = asyncio.create_task(self._close_later(retired, grace_s))
+        adopted, self._adopted = self._adopted, asyncio.Event()
+        adopted.set()
+
+    async def _close_later(self, pool: RESTClientObject, grace_s: float) -> None:
+        await asyncio.sleep(grace_s)
+        self._retired.pop(pool, None)
+        with contextlib.suppress(Exception):
+            await pool.close()
+
+    async def new_credentials(self, *, within_s: float) -> bool:
+        """Wait up to `within_s` for `adopt`; True if new credentials came in meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._adopted.wait(), timeout=within_s)
+            return True
+        return False
+
+    async def credentials_refused(self, *, within_s: float) -> bool:
+        """Wait up to `within_s` for a 401/403 answer; True (and reset) if one came."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._refused.wait(), timeout=within_s)
+        refused = self._refused.is_set()
+        self._refused.clear()
+        return refused
 
     async def request(
         self,
@@ -143,6 +204,8 @@ class Cluster:
 
     def failure(self, error: BaseException, creating: bool) -> Exception:
         translated = kube_errors.translate(self.name, error, creating=creating)
+        if isinstance(translated, kube_errors.KubeError) and translated.status in AUTH_REFUSED:
+            self._refused.set()  # rotated credentials? the watcher looks at once
         if isinstance(translated, errors.ClusterUnavailable):
             self.health.mark_failed(translated.reason)
         else:
@@ -177,7 +240,7 @@ async def connect(
         )
     except (kube_config.ConfigException, OSError, KeyError) as e:
         raise errors.UserError(f"{kubeconfig}: context {context!r}: {e}") from e
-    _warn_if_insecure(api, name or context, f"{kubeconfig} (insecure-skip-tls-verify)")
+    warn_if_insecure(api, name or context, f"{kubeconfig} (insecure-skip-tls-verify)")
     return Cluster(name or context, api, clock=clock)
 
 
@@ -203,7 +266,7 @@ async def connect_kubeconfig_text(
         api = await kube_config.new_client_from_config_dict(config_dict=loaded, context=context)
     except (kube_config.ConfigException, OSError, KeyError, TypeError) as e:
         raise errors.UserError(f"{source}: context {context or '(current)'}: {e}") from None
-    _warn_if_insecure(api, name, f"{source} (insecure-skip-tls-verify)")
+    warn_if_insecure(api, name, f"{source} (insecure-skip-tls-verify)")
     return Cluster(name, api, clock=clock)
 
 
@@ -248,7 +311,7 @@ async def read_secret(cluster: Cluster, namespace: str, name: str) -> dict[str, 
     return decoded
 
 
-def _warn_if_insecure(api: ApiClient, cluster: str, source: str) -> None:
+def warn_if_insecure(api: ApiClient, cluster: str, source: str) -> None:
     if not api.configuration.verify_ssl:
         # Allowed (some labs run self-signed apiservers) but never silent: anyone on the path
         # could impersonate the cluster and read every job and credential federator sends.

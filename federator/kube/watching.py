@@ -94,7 +94,8 @@ class Reflector:
                 await asyncio.sleep(self._max_backoff_s)
             except kube_errors.KubeError as e:
                 # The apiserver answered and refused (401, 403, 422 …): no traceback to show,
-                # only the answer; it is retried after the longest backoff in case it is fixed.
+                # only the answer; it is retried after the longest backoff in case it is fixed,
+                # or as soon as the cluster's credentials are rotated (`rotation`).
                 log.warning(
                     "reflector_refused",
                     cluster=self.cluster.name,
@@ -103,7 +104,7 @@ class Reflector:
                     reason=str(e),
                 )
                 self.cluster.health.mark_failed(str(e))
-                await asyncio.sleep(self._max_backoff_s)
+                await self.cluster.new_credentials(within_s=self._max_backoff_s)
             except Exception as e:  # the one place a reflector survives a surprise
                 log.exception(
                     "reflector_failed", cluster=self.cluster.name, kind=self.resource.kind
