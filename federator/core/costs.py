@@ -38,16 +38,24 @@ class StayEstimate(NamedTuple):
     def total_usd(self) -> float:
         return self.compute_usd + self.delay_usd + self.deadline_usd
 
+    def term_values(self) -> tuple[float, ...]:
+        """The values of `STAY_TERM_NAMES`, in that order."""
+        return (*self, self.compute_usd + self.delay_usd + self.deadline_usd)
+
     def terms(self) -> dict[str, float]:
-        return {
-            "stay_wait_s": self.wait_s,
-            "stay_runtime_s": self.runtime_s,
-            "stay_compute_usd": self.compute_usd,
-            "stay_delay_usd": self.delay_usd,
-            "stay_deadline_miss_probability": self.deadline_miss_probability,
-            "stay_deadline_usd": self.deadline_usd,
-            "stay_total_usd": self.total_usd,
-        }
+        return dict(zip(STAY_TERM_NAMES, self.term_values(), strict=True))
+
+
+# The stay's terms by name: its fields with a "stay_" prefix, then its total.
+STAY_TERM_NAMES = (
+    "stay_wait_s",
+    "stay_runtime_s",
+    "stay_compute_usd",
+    "stay_delay_usd",
+    "stay_deadline_miss_probability",
+    "stay_deadline_usd",
+    "stay_total_usd",
+)
 
 
 class RunEstimate(NamedTuple):
@@ -192,12 +200,17 @@ def price_stay(
     never = wait_s == math.inf
     delay = math.inf if never else value_per_hour * wait_s / HOUR_S
     if job.deadline_at is None:
-        return StayEstimate(wait_s, runtime, compute, delay, 0.0, 0.0)
+        return _new_stay(StayEstimate, (wait_s, runtime, compute, delay, 0.0, 0.0))
     slack = job.deadline_at - (now + wait_s + runtime)
     sd = runtime_cv(job, policy) * math.hypot(runtime, 0.0 if never else wait_s)
     probability = miss_probability(slack_s=slack, sd_s=sd)
     penalty = probability * policy.deadline_miss_penalty_usd
-    return StayEstimate(wait_s, runtime, compute, delay, probability, penalty)
+    return _new_stay(StayEstimate, (wait_s, runtime, compute, delay, probability, penalty))
+
+
+# A round prices a stay per pending job: all six fields go to tuple.__new__ directly, as
+# NamedTuple's own __new__ is a Python function that does only this.
+_new_stay = tuple.__new__
 
 
 def transfer_bytes(job: PendingJob, offer: Offer) -> int:

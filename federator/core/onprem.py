@@ -34,12 +34,13 @@ def admission_positions(jobs: Sequence[PendingJob], onprem: OnPremState) -> list
     """`admission_order` as positions in `jobs`, so that callers can map results back."""
     position = {key: index for index, key in enumerate(onprem.queue_order)}
     if not position:
-        # Keys built in one comprehension (no key function call per job); the position last
-        # breaks ties exactly as a stable sort would.
-        keyed = sorted(
-            [(-job.priority, job.submitted_at, job.key, index) for index, job in enumerate(jobs)]
-        )
-        return [entry[3] for entry in keyed]
+        # The order of (-priority, submitted_at, key, position) tuples, as stable sorts from the
+        # last field to the first: each sort compares one plain type (str, float, int), which
+        # CPython does about twice as fast as comparing tuples field by field.
+        order = sorted(range(len(jobs)), key=[job.key for job in jobs].__getitem__)
+        order.sort(key=[job.submitted_at for job in jobs].__getitem__)
+        order.sort(key=[-job.priority for job in jobs].__getitem__)
+        return order
     # The common case in a live queue: every job is named, already in queue order. A check
     # in one pass instead of sorting keys (the order is the same: positions are distinct).
     last = -1

@@ -16,14 +16,26 @@ from collections.abc import Callable
 
 from federator.core import reasons, starburst
 from federator.core.choices import RoundOptions, Search
-from federator.core.costs import CloudEstimate, StayEstimate, price_stay
+from federator.core.costs import STAY_TERM_NAMES, CloudEstimate, StayEstimate, price_stay
 from federator.core.decisions import Breakdown, Decision, DecisionKind, Reason, Terms
 from federator.core.models import CapacityType, PendingJob
 from federator.core.policy import AtCap, Strategy
 
 Choose = Callable[[PendingJob, float, RoundOptions], Decision]
-# A decision's breakdown before it is a `Terms`: the priced parts and the extra named figures.
-Book = tuple[tuple[Breakdown, ...], tuple[tuple[str, float], ...]]
+# A decision's breakdown before it is a `Terms`: named figures (the stay's among them, last)
+# and the priced cloud options that list their own terms.
+Book = tuple[tuple[str, ...], tuple[float, ...], tuple[Breakdown, ...]]
+
+# The names of each shape of book, built once: a round makes one book per pending job.
+_PLAIN = STAY_TERM_NAMES
+_BLOCKED = ("value_of_time_usd_per_hour", *STAY_TERM_NAMES)
+_SEARCHED = (
+    "value_of_time_usd_per_hour",
+    "burst_bar_usd",
+    "cloud_lower_bound_usd",
+    *STAY_TERM_NAMES,
+)
+_TIMED = ("starburst_timeout_at", *STAY_TERM_NAMES)
 
 
 def choose_federator(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
@@ -33,18 +45,11 @@ def choose_federator(job: PendingJob, wait_s: float, options: RoundOptions) -> D
     stay = price_stay(job, wait_s=wait_s, now=options.now, policy=policy, value_per_hour=value)
     blocker = options.burst_blocker(job)
     if blocker is not None:
-        book: Book = ((stay,), (("value_of_time_usd_per_hour", value),))
+        book: Book = (_BLOCKED, (value, *stay.term_values()), ())
         return _stay(job, stay, book, f"stays on-prem: {blocker}")
     bar = _bar_usd(stay, policy.burst_margin_fraction, policy.burst_margin_usd)
     found = options.search(job, value_per_hour=value, bar_usd=bar)
-    book = (
-        (stay,),
-        (
-            ("value_of_time_usd_per_hour", value),
-            ("burst_bar_usd", bar),
-            ("cloud_lower_bound_usd", found.lower_bound_usd),
-        ),
-    )
+    book = (_SEARCHED, (value, bar, found.lower_bound_usd, *stay.term_values()), ())
     best = found.best
     if best is not None and best.total_usd <= bar:
         return _take(job, stay, best, found.best_index, book, options)
@@ -55,7 +60,7 @@ def choose_federator(job: PendingJob, wait_s: float, options: RoundOptions) -> D
 
 def choose_never(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
     stay = _plain_stay(job, wait_s, options)
-    return _stay(job, stay, ((stay,), ()), "stays on-prem: the policy never bursts")
+    return _stay(job, stay, _plain_book(stay), "stays on-prem: the policy never bursts")
 
 
 def choose_always(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
@@ -70,7 +75,7 @@ def choose_starburst(job: PendingJob, wait_s: float, options: RoundOptions) -> D
     """Burst once the Compute-Wait timeout has passed, or when the queue is over its cap."""
     stay = _plain_stay(job, wait_s, options)
     timeout = starburst.timeout_at(job, options.policy)
-    book: Book = ((stay,), (("starburst_timeout_at", timeout),))
+    book: Book = (_TIMED, (timeout, *stay.term_values()), ())
     timed_out = options.now >= timeout
     trimmed = not timed_out and wait_s > 0 and options.starburst_trimmed(job)
     if not (timed_out or trimmed):
@@ -94,7 +99,7 @@ def _burst_when_blocked(
     job: PendingJob, wait_s: float, options: RoundOptions, capacity: CapacityType
 ) -> Decision:
     stay = _plain_stay(job, wait_s, options)
-    book: Book = ((stay,), ())
+    book = _plain_book(stay)
     if wait_s <= 0:
         return _stay(job, stay, book, "starts on-prem now")
     blocker = options.burst_blocker(job)
@@ -114,6 +119,10 @@ def _plain_stay(job: PendingJob, wait_s: float, options: RoundOptions) -> StayEs
     )
 
 
+def _plain_book(stay: StayEstimate) -> Book:
+    return (_PLAIN, stay.term_values(), ())
+
+
 def _bar_usd(stay: StayEstimate, fraction: float, margin_usd: float) -> float:
     """The expected total a cloud option must not exceed to be worth leaving the queue."""
     total = stay.total_usd
@@ -131,7 +140,7 @@ def _take(
     options: RoundOptions,
 ) -> Decision:
     """The cloud wins: burst now, or hold while the data copies, or wait out the hysteresis."""
-    book = (book[0] + (option,), book[1])
+    book = (book[0], book[1], (option,))
     pending_since = options.now - job.submitted_at
     minimum = options.policy.min_pending_before_burst_s
     if pending_since < minimum:
@@ -167,7 +176,7 @@ def _at_cap(
     options: RoundOptions,
     blocked_by: str,
 ) -> Decision:
-    book = (book[0] + (option,), book[1])
+    book = (book[0], book[1], (option,))
     would = f"{option.offer.name} at {reasons.usd(option.cost_usd)} would exceed {blocked_by}"
     if options.policy.budgets.at_cap is AtCap.HOLD:
         return _cloud_decision(job, option, book, DecisionKind.HOLD, f"held: {would}")
@@ -220,7 +229,7 @@ def _stay(
     wait = stay.wait_s
     return _new_decision(Decision, (
         job.key, _STAY, None, None, stay.compute_usd, wait, wait + stay.runtime_s,
-        Terms(book[0], book[1]), reason, None, revisit_at, job.gpus,
+        Terms(*book), reason, None, revisit_at, job.gpus,
     ))  # fmt: skip
 
 
@@ -233,8 +242,8 @@ def _burst(
     reason: str,
 ) -> Decision:
     options.ledger.charge(job, index, option.cost_usd)
-    if not any(part is option for part in book[0]):
-        book = (book[0] + (option,), book[1])
+    if not book[2]:
+        book = (book[0], book[1], (option,))
     return _cloud_decision(job, option, book, DecisionKind.BURST, reason)
 
 
