@@ -297,7 +297,7 @@ class CredentialWatcher:
             "kubeconfig_reloaded",
             cluster=self.cluster.name,
             source=self.source.where,
-            credentials_version=self.cluster.credentials_version,
+            generation=self.cluster.credentials_version,  # not `credentials_…`: redacted
         )
         clients.warn_if_insecure(
             fresh, self.cluster.name, f"{self.source.where} (insecure-skip-tls-verify)"
