@@ -205,8 +205,10 @@ class Cluster:
     def failure(self, error: BaseException, creating: bool) -> Exception:
         translated = kube_errors.translate(self.name, error, creating=creating)
         if isinstance(translated, kube_errors.KubeError) and translated.status in AUTH_REFUSED:
-            self._refused.set()  # rotated credentials? the watcher looks at once
-        if isinstance(translated, errors.ClusterUnavailable):
+            # Rotated credentials? The watcher looks at once. Health is left to the reflectors:
+            # refused as who we are, the cluster is not usable, though it answered.
+            self._refused.set()
+        elif isinstance(translated, errors.ClusterUnavailable):
             self.health.mark_failed(translated.reason)
         else:
             self.health.mark_ok()  # it answered, even if it said no

@@ -269,9 +269,10 @@ class CredentialWatcher:
     async def run(self) -> None:
         """Check every `source.every_s`, and at once after a 401/403; forever (cancel to stop)."""
         while True:
-            await self.cluster.credentials_refused(within_s=self.source.every_s)
+            refused = await self.cluster.credentials_refused(within_s=self.source.every_s)
             await self.check()
-            await asyncio.sleep(self._min_gap_s)
+            if refused:
+                await asyncio.sleep(self._min_gap_s)
 
     async def check(self) -> bool:
         """Read the source; adopt a client from it if it changed. True when one was adopted."""

@@ -212,6 +212,9 @@ async def test_a_401_wakes_the_watcher_at_once_and_other_refusals_do_not() -> No
         assert isinstance(refused, kube_errors.Refused)
         assert await cluster.credentials_refused(within_s=5)
         assert not await cluster.credentials_refused(within_s=0.01), "reset once seen"
+        cluster.health.mark_failed("401 Unauthorized")  # as a refused reflector does
+        cluster.failure(ApiException(status=401, reason="Unauthorized"), False)
+        assert not cluster.health.up, "a 401 must not count as the cluster being usable"
     finally:
         await cluster.close()
 
