@@ -13,8 +13,9 @@ so it is worked out once per such combination.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fnmatch import fnmatchcase
+from heapq import heappop, heappush
 from typing import NamedTuple
 
 from federator.core import starburst
@@ -24,9 +25,9 @@ from federator.core.models import CapacityType, Offer, PendingJob, Spend
 from federator.core.policy import DecisionPolicy
 
 _Shape = tuple[str, frozenset[str], int | None]
-# Relative slack under the early stop of a class walk: far above float rounding (~1e-16), far
-# below any difference between offers that matters.
-_STOP_SLACK = 1e-9
+# Relative slack under an offer's floor (see _lines_under_bounds): far above float rounding
+# (~1e-16), far below any difference between offers that matters.
+_FLOOR_SLACK = 1e-9
 
 
 class Search(NamedTuple):
@@ -40,36 +41,39 @@ class Search(NamedTuple):
 
 
 _NO_ROOM = Search(None, -1, None, None, math.inf)  # no pool has the job's GPUs free
+_new_search = tuple.__new__  # NamedTuple's own __new__ is a Python function doing only this
+
+
+class _FloorLines(NamedTuple):
+    """Floors under the bounds of one kind of job's offers, as lines in the runtime (hours)."""
+
+    slopes: tuple[float, ...]
+    intercepts: tuple[float, ...]
+    indices: tuple[int, ...]  # the offers, in the order of the lines
 
 
 class _SpeedClass(NamedTuple):
     """Offers whose GPUs run at one speed, cheapest per unit of speed first.
 
     Within a class the value of the runtime a faster GPU saves is the same for every offer, so
-    a lower bound on an option's total grows with price and the walk can stop at the first offer
-    whose lower bound is too high. Across classes it cannot; each class is walked on its own.
+    the bound on an option's total grows with price: the cheapest offer of each class the job
+    may use bounds every option of that class from below (`_class_floor`).
     """
 
     saving_per_runtime: float  # 1 - 1/speed: the fraction of the runtime the class saves
     min_startup_h: float  # every option of the class waits at least this long to start
     indices: tuple[int, ...]
-    min_startup_usd_per_gpu: float = 0.0  # every option of the class bills at least this
 
 
 def _speed_classes(offers: Sequence[Offer], policy: DecisionPolicy) -> tuple[_SpeedClass, ...]:
     by_speed: dict[float, list[int]] = {}
     for index, offer in enumerate(offers):
         by_speed.setdefault(policy.speed_of(offer.gpu_type), []).append(index)
-    bill = 1.0 if policy.bill_startup else 0.0
     return tuple(
         _SpeedClass(
             saving_per_runtime=1.0 - 1.0 / speed,
             min_startup_h=min(offers[i].startup_latency_s for i in indices) / HOUR_S,
             indices=tuple(indices),
-            min_startup_usd_per_gpu=min(
-                offers[i].price_per_gpu_hour_usd * bill * offers[i].startup_latency_s / HOUR_S
-                for i in indices
-            ),
         )
         for speed, indices in sorted(by_speed.items())
     )
@@ -108,14 +112,19 @@ class RoundOptions:
             )
             for o in self.offers
         ]
-        # The walk of a speed class stops early (see _bounded_candidates) only while the bound
-        # it stops on is a true lower bound: no negative price, rate, restart or speed.
-        self._walks_stop = all(
-            price >= 0 and terms[0] > 0 and terms[1] >= 0 and terms[2] >= 0
+        # Offers are taken in the order of a floor under their bound (see _floors_in_order),
+        # which is one only with finite figures and no negative price, rate, restart or speed.
+        self._floors_hold = all(
+            0 <= price < math.inf
+            and all(math.isfinite(term) for term in terms)
+            and terms[0] > 0
+            and terms[1] >= 0
+            and terms[2] >= 0
             for price, terms in zip(self._price_of, self._bound_terms, strict=True)
         )
-        # A hair under the price per speed, so that rounding can never stop a walk too early.
-        self._per_unit_low = [per_unit * (1.0 - _STOP_SLACK) for per_unit in self._per_unit]
+        self._floor_lines: dict[
+            tuple[str, frozenset[str], int | None, int, float], _FloorLines
+        ] = {}
         self._allowed_split: dict[_Shape, tuple[tuple[int, ...], ...]] = {}
         self._floors: dict[_Shape, tuple[tuple[float, float, float], ...]] = {}
         self._list_price_order: dict[
@@ -186,12 +195,12 @@ class RoundOptions:
         runtime_h = job.runtime_estimate_s / HOUR_S
         class_floor = self._class_floor(job, runtime_h, value_per_hour)
         if class_floor > bar_usd:
-            return Search(None, -1, None, None, class_floor)
+            return _new_search(Search, (None, -1, None, None, class_floor))
         capped = ledger.global_cap_blocker(job)
         if capped is not None:
             return self._all_capped(job, value_per_hour, capped)
-        candidates, above_bar = self._bounded_candidates(job, runtime_h, value_per_hour, bar_usd)
-        return self._price_in_order(job, candidates, value_per_hour, bar_usd, above_bar)
+        bounds = self._bounds_in_order(job, runtime_h, value_per_hour)
+        return self._price_in_order(job, bounds, value_per_hour, bar_usd)
 
     def _class_floor(self, job: PendingJob, runtime_h: float, value_per_hour: float) -> float:
         """No option of any class can cost less than this (bare compute, best-case delay)."""
@@ -227,20 +236,19 @@ class RoundOptions:
             self._floors[shape] = terms
         return terms
 
-    def _bounded_candidates(
-        self, job: PendingJob, runtime_h: float, value_per_hour: float, bar_usd: float
-    ) -> tuple[list[tuple[float, int, float]], float]:
-        """(bound on the total, offer index, bound on the cost) per offer that could beat the bar.
+    def _bounds_in_order(
+        self, job: PendingJob, runtime_h: float, value_per_hour: float
+    ) -> Iterator[tuple[float, int, float]]:
+        """(bound on the total, offer index, bound on the cost) of each offer the job may use and
+        that has its GPUs free, lowest bound first (then index), each worked out when needed.
 
         The bound keeps every term but data, idle GPUs and deadlines (all ≥ 0): compute at
         the run-time factor (1 + λR)(1 + λw/2)/speed for segments of w (the exact expectation
         (1/λ + R)(e^{λw} − 1) per segment is never below it), billed startup, the congestion
-        price of that compute, and the value of startup plus the runtime change. Offers whose
-        bound is above the bar are never priced, so they are not kept or sorted; only the
-        lowest of their bounds is, as the lower bound once the kept ones are exhausted.
-        Each speed class is walked cheapest per speed first and left as soon as even the
-        bare compute of the next offer (plus the class's cheapest startup, at its speed's
-        best-case delay) reaches that lowest bound: no offer after it could be kept or lower it.
+        price of that compute, and the value of startup plus the runtime change. The search
+        stops at the first bound above the best total, mostly after two or three offers, so
+        offers are taken in the order of a cheaper floor under their bound, and a bound is
+        handed out once no floor left is below it: no offer not yet bounded can come first.
         """
         free = self.ledger.free
         gpus = job.gpus
@@ -251,69 +259,88 @@ class RoundOptions:
         interval_h = math.inf if not declared or declared <= 0 else declared / HOUR_S
         bound_terms = self._bound_terms
         price_of = self._price_of
-        per_unit_low = self._per_unit_low
-        bounded = []
-        above_bar = math.inf
-        walks = zip(self._classes, self._allowed_by_class(job), strict=True)
-        for speed_class, indices in walks:
-            stop_offset = self._stop_offset(speed_class, gpus, runtime_h, value_per_hour)
-            for index in indices:
-                if compute_hours * per_unit_low[index] + stop_offset >= above_bar:
-                    break
-                left = free[index]
-                if gpus > left:
-                    continue
-                inverse_speed, rate_h, restart_h, startup_usd_per_gpu, startup_h, node_gpus = (
-                    bound_terms[index]
-                )
-                if per_node:
-                    rate_h *= -(-gpus // node_gpus)
-                segment_h = min(interval_h, runtime_h * inverse_speed)
-                run_factor = (
-                    inverse_speed * (1.0 + rate_h * restart_h) * (1.0 + rate_h * segment_h / 2)
-                )
-                compute = compute_hours * run_factor * price_of[index]
-                cost = compute + gpus * startup_usd_per_gpu
-                delay = value_per_hour * (startup_h + runtime_h * (run_factor - 1.0))
-                congestion = weight * compute * (gpus / left if gpus < left else 1.0)
-                bound = cost + congestion + delay
-                if bound > bar_usd:
-                    if bound < above_bar:
-                        above_bar = bound
-                else:
-                    bounded.append((bound, index, cost))
-        bounded.sort()
-        return bounded, above_bar
+        bounded: list[tuple[float, int, float]] = []  # a heap
+        floors, indices = self._floors_under_bounds(job, runtime_h, value_per_hour)
+        for position in sorted(range(len(floors)), key=floors.__getitem__):
+            floor = floors[position]
+            while bounded and bounded[0][0] < floor:
+                yield heappop(bounded)
+            index = indices[position]
+            left = free[index]
+            if gpus > left:
+                continue
+            inverse_speed, rate_h, restart_h, startup_usd_per_gpu, startup_h, node_gpus = (
+                bound_terms[index]
+            )
+            if per_node:
+                rate_h *= -(-gpus // node_gpus)
+            segment_h = min(interval_h, runtime_h * inverse_speed)
+            run_factor = inverse_speed * (1.0 + rate_h * restart_h) * (1.0 + rate_h * segment_h / 2)
+            compute = compute_hours * run_factor * price_of[index]
+            cost = compute + gpus * startup_usd_per_gpu
+            delay = value_per_hour * (startup_h + runtime_h * (run_factor - 1.0))
+            congestion = weight * compute * (gpus / left if gpus < left else 1.0)
+            heappush(bounded, (cost + congestion + delay, index, cost))
+        while bounded:
+            yield heappop(bounded)
 
-    def _stop_offset(
-        self, speed_class: _SpeedClass, gpus: int, runtime_h: float, value_per_hour: float
-    ) -> float:
-        """What every bound of the class adds to its bare compute at least, a hair under.
+    def _floors_under_bounds(
+        self, job: PendingJob, runtime_h: float, value_per_hour: float
+    ) -> tuple[list[float], tuple[int, ...]]:
+        """A floor under the bound of each offer the job may use, and those offers' indices.
 
-        With a run-time factor of at least 1/speed, an offer's bound is at least its bare
-        compute plus the class's cheapest billed startup plus the value of the class's shortest
-        startup minus the runtime the speed saves. The slack (relative, 1e-9 of the terms'
-        sizes) covers float rounding, which must never stop a walk that should go on. -inf
-        (never stop) where that reasoning does not hold.
+        With a run-time factor of at least 1/speed, a bound is at least the bare compute at
+        the offer's price per speed plus its billed startup plus the value of its startup less
+        the runtime its speed saves: runtime_h × slope + intercept, where slope and intercept
+        depend only on the job's GPUs, its value of time and the offer, so they are worked out
+        once per such job (`_lines_under_bounds`). -inf floors (every bound is worked out)
+        where that does not hold. Plain floats, not tuples: a search makes one per offer.
         """
-        if not (self._walks_stop and runtime_h >= 0 and value_per_hour >= 0):
-            return -math.inf
-        startup_usd = gpus * speed_class.min_startup_usd_per_gpu
-        startup_h = speed_class.min_startup_h
-        saved_h = runtime_h * speed_class.saving_per_runtime
-        size = abs(startup_usd) + value_per_hour * (abs(startup_h) + abs(saved_h))
-        return startup_usd + value_per_hour * (startup_h - saved_h) - _STOP_SLACK * size
+        if not (self._floors_hold and 0 <= runtime_h < math.inf and 0 <= value_per_hour < math.inf):
+            indices = self.allowed(job)
+            return [-math.inf] * len(indices), indices
+        key = (job.tenant, job.gpu_types, job.gpus_per_pod, job.gpus, value_per_hour)
+        lines = self._floor_lines.get(key)
+        if lines is None:
+            lines = self._floor_lines[key] = self._lines_under_bounds(job, value_per_hour)
+        slopes, intercepts, indices = lines
+        return [
+            runtime_h * slope + cut for slope, cut in zip(slopes, intercepts, strict=True)
+        ], indices
+
+    def _lines_under_bounds(self, job: PendingJob, value_per_hour: float) -> _FloorLines:
+        """Per offer the job may use: the slope and intercept of its floor (see above).
+
+        Each is lowered by a relative 1e-9 of its terms' sizes, far above float rounding
+        (~1e-16), because a floor above its bound would hand out a bound too early.
+        """
+        gpus = job.gpus
+        value = value_per_hour
+        slopes = []
+        intercepts = []
+        indices = self.allowed(job)
+        for index in indices:
+            inverse_speed, _, _, startup_usd_per_gpu, startup_h, _ = self._bound_terms[index]
+            compute_per_h = gpus * self._price_of[index] * inverse_speed
+            saving = 1.0 - inverse_speed
+            startup_usd = gpus * startup_usd_per_gpu
+            slope = compute_per_h - value * saving
+            intercept = startup_usd + value * startup_h
+            slopes.append(slope - _FLOOR_SLACK * (compute_per_h + value * abs(saving)))
+            intercepts.append(
+                intercept - _FLOOR_SLACK * (abs(startup_usd) + value * abs(startup_h))
+            )
+        return _FloorLines(tuple(slopes), tuple(intercepts), indices)
 
     def _price_in_order(
         self,
         job: PendingJob,
-        candidates: list[tuple[float, int, float]],
+        bounds: Iterator[tuple[float, int, float]],
         value_per_hour: float,
         bar_usd: float,
-        lower_bound_usd: float,
     ) -> Search:
-        """Price the candidates in bound order; `lower_bound_usd`: the lowest bound left out
-        (see `_bounded_candidates`)."""
+        """Price the offers in bound order until the next bound is above the best total found
+        (or the bar); that bound is the lower bound of every option not priced."""
         ledger = self.ledger
         money = ledger.money_room_usd(job)
         burn_room = ledger.burn_room_usd_per_hour()
@@ -322,8 +349,8 @@ class RoundOptions:
         blocked: CloudEstimate | None = None
         blocked_by: str | None = None
         ceiling = bar_usd
-        lower = lower_bound_usd
-        for bound, index, cost_bound in candidates:
+        lower = math.inf
+        for bound, index, cost_bound in bounds:
             if bound > ceiling:
                 lower = bound
                 break
@@ -340,7 +367,7 @@ class RoundOptions:
                     ceiling = min(ceiling, option.total_usd)
             elif blocked is None or option.total_usd < blocked.total_usd:
                 blocked, blocked_by = option, reason
-        return Search(best, best_index, blocked, blocked_by, lower)
+        return _new_search(Search, (best, best_index, blocked, blocked_by, lower))
 
     def _all_capped(self, job: PendingJob, value_per_hour: float, capped: str) -> Search:
         """A global cap rules every offer out: report the cheapest that fits as the blocked one."""

@@ -288,7 +288,7 @@ def test_the_search_bound_never_exceeds_the_priced_total(
     options = RoundOptions(pools, Spend(), policy, NOW)
     for job in pending:
         runtime_h = job.runtime_estimate_s / 3600
-        candidates, _ = options._bounded_candidates(job, runtime_h, value, math.inf)
+        candidates = list(options._bounds_in_order(job, runtime_h, value))
         for bound, index, cost_bound in candidates:
             offer = options.offers[index]
             for held in (False, True):
@@ -308,27 +308,30 @@ def test_the_search_bound_never_exceeds_the_priced_total(
 
 
 @settings(max_examples=150, deadline=None)
-@given(jobs(), offers(), offers(), policies(), st.floats(0, 50), st.data())
-def test_the_early_stop_of_the_offer_walk_keeps_exactly_what_a_full_walk_keeps(
+@given(jobs(), offers(), offers(), policies(), st.floats(0, 50))
+def test_bounds_come_out_lowest_first_though_each_is_worked_out_only_when_needed(
     pending: list[PendingJob],
     pools: tuple[Offer, ...],
     more: tuple[Offer, ...],
     policy: DecisionPolicy,
     value: float,
-    data: st.DataObject,
 ) -> None:
-    """A walk stops once no later offer of its speed class can be kept or lower the reported
-    bound; what it keeps, and that bound, must be those of bounding every offer."""
+    """Offers are bounded in the order of a cheaper floor and a bound is handed out once no
+    floor left is below it: the order must be that of sorting every bound, and each floor must
+    be under its bound (a floor above it would hand a bound out too early)."""
     renamed = tuple(replace(offer, pool=f"more-{offer.pool}") for offer in more)
     options = RoundOptions(pools + renamed, Spend(), policy, NOW)
+    free = options.ledger.free
     for job in pending:
         runtime_h = job.runtime_estimate_s / 3600
-        every, _ = options._bounded_candidates(job, runtime_h, value, math.inf)
-        bars = [bound for bound, _, _ in every] + [0.0, math.inf]
-        bar = data.draw(st.sampled_from(bars) | st.floats(-10, 1e4))
-        kept, left_out = options._bounded_candidates(job, runtime_h, value, bar)
-        assert kept == [entry for entry in every if entry[0] <= bar]
-        assert left_out == min((entry[0] for entry in every if entry[0] > bar), default=math.inf)
+        lazily = list(options._bounds_in_order(job, runtime_h, value))
+        assert lazily == sorted(lazily)
+        found, indices = options._floors_under_bounds(job, runtime_h, value)
+        floors = dict(zip(indices, found, strict=True))
+        assert {index for _, index, _ in lazily} == {i for i in floors if job.gpus <= free[i]}
+        for bound, index, _ in lazily:
+            assert floors[index] <= bound
+        assert not floors or max(floors.values()) > -math.inf  # the floors were worked out
 
 
 @settings(max_examples=150, deadline=None)
