@@ -86,9 +86,12 @@ class OnPremReplay:
             for running in onprem.running
         ]
         heapify(self._releases)
-        self._by_size: dict[int, deque[tuple[int, PendingJob]]] = {}
+        self._ordered = ordered
+        # Admission indices by job size, each queue in admission order (plain ints: a round
+        # keeps one entry per pending job alive here, and ints cost the collector nothing).
+        self._by_size: dict[int, deque[int]] = {}
         for index, job in enumerate(ordered):
-            self._by_size.setdefault(job.gpus, deque()).append((index, job))
+            self._by_size.setdefault(job.gpus, deque()).append(index)
         self._sizes = sorted(self._by_size)
         self._left = len(ordered)
         self._end = len(ordered)  # past every admission index
@@ -117,9 +120,11 @@ class OnPremReplay:
         The common step — no node shapes left to respect, backfill on — is written out here
         rather than in helper calls: a round runs it once per pending job.
         """
+        ordered = self._ordered
         by_size = self._by_size
         sizes = self._sizes
         end = self._end
+        releases = self._releases
         while self._left:
             if self._nodes is None and self._backfill:
                 free = self._free
@@ -129,21 +134,29 @@ class OnPremReplay:
                     if size > free:
                         break
                     queue = by_size[size]
-                    if queue and queue[0][0] < best_index:
-                        best_size, best_index = size, queue[0][0]
+                    if queue and queue[0] < best_index:
+                        best_size, best_index = size, queue[0]
                 if best_size >= 0:
                     self._left -= 1
-                    index, job = by_size[best_size].popleft()
-                    yield index, job, self._clock
+                    index = by_size[best_size].popleft()
+                    yield index, ordered[index], self._clock
+                    continue
+                if releases:  # nothing fits: the next release (as _release_next, inline)
+                    when, freed = heappop(releases)
+                    while releases and releases[0][0] <= when:
+                        freed += heappop(releases)[1]
+                    self._free = free + freed
+                    if when > self._clock:
+                        self._clock = when
                     continue
             else:
                 found = self._take_fitting()
                 if found is not None:
-                    yield found[0], found[1], self._clock
+                    yield found, ordered[found], self._clock
                     continue
-            if not self._releases:
-                index, job = self._take_first()
-                yield index, job, math.inf
+            if not releases:
+                index = self._take_first()
+                yield index, ordered[index], math.inf
                 continue
             self._release_next()
 
@@ -167,15 +180,18 @@ class OnPremReplay:
             self._clock = when
         self._nodes = None
 
-    def _take_fitting(self) -> tuple[int, PendingJob] | None:
+    def _take_fitting(self) -> int | None:
         while True:
             found = self._take_fitting_pool()
-            if found is None or self._nodes is None or self._place(found[1], list(self._nodes)):
+            if found is None or self._nodes is None:
+                return found
+            job = self._ordered[found]
+            if self._place(job, list(self._nodes)):
                 return found
             # It fits the pool but not the nodes: put it back; its size waits for a release.
             self._left += 1
-            self._by_size[found[1].gpus].appendleft(found)
-            self._unplaceable.add(found[1].gpus)
+            self._by_size[job.gpus].appendleft(found)
+            self._unplaceable.add(job.gpus)
 
     def _place(self, job: PendingJob, nodes: list[int]) -> bool:
         """First-fit the job's pods onto `nodes` (changed in place); False if one does not fit."""
@@ -190,7 +206,7 @@ class OnPremReplay:
                 return False
         return True
 
-    def _take_fitting_pool(self) -> tuple[int, PendingJob] | None:
+    def _take_fitting_pool(self) -> int | None:
         if not self._backfill:
             first = self._first_size()
             if first is None or first > self._free:
@@ -208,11 +224,11 @@ class OnPremReplay:
             if size in unplaceable:
                 continue
             queue = by_size[size]
-            if queue and queue[0][0] < best_index:
-                best_size, best_index = size, queue[0][0]
+            if queue and queue[0] < best_index:
+                best_size, best_index = size, queue[0]
         return self._pop(best_size) if best_size >= 0 else None
 
-    def _take_first(self) -> tuple[int, PendingJob]:
+    def _take_first(self) -> int:
         first = self._first_size()
         assert first is not None  # callers only ask while jobs are left
         return self._pop(first)
@@ -222,10 +238,10 @@ class OnPremReplay:
         best_index = 0
         for size in self._sizes:
             queue = self._by_size[size]
-            if queue and (best_size is None or queue[0][0] < best_index):
-                best_size, best_index = size, queue[0][0]
+            if queue and (best_size is None or queue[0] < best_index):
+                best_size, best_index = size, queue[0]
         return best_size
 
-    def _pop(self, size: int) -> tuple[int, PendingJob]:
+    def _pop(self, size: int) -> int:
         self._left -= 1
         return self._by_size[size].popleft()
