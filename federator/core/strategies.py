@@ -47,15 +47,16 @@ def choose_federator(job: PendingJob, wait_s: float, options: RoundOptions) -> D
     if blocker is not None:
         book: Book = (_BLOCKED, (value, *stay.term_values()), ())
         return _stay(job, stay, book, f"stays on-prem: {blocker}")
-    bar = _bar_usd(stay, policy.burst_margin_fraction, policy.burst_margin_usd)
+    total = stay.total_usd
+    bar = _bar_usd(total, policy.burst_margin_fraction, policy.burst_margin_usd)
     found = options.search(job, value_per_hour=value, bar_usd=bar)
-    book = (_SEARCHED, (value, bar, found.lower_bound_usd, *stay.term_values()), ())
+    book = (_SEARCHED, (value, bar, found.lower_bound_usd, *stay, total), ())
     best = found.best
     if best is not None and best.total_usd <= bar:
         return _take(job, stay, best, found.best_index, book, options)
     if found.blocked is not None and found.blocked.total_usd <= bar:
         return _at_cap(job, stay, found.blocked, book, options, str(found.blocked_by))
-    return _stay(job, stay, book, _why_staying(job, stay, found))
+    return _stay(job, stay, book, _why_staying(job, stay, total, found))
 
 
 def choose_never(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
@@ -123,9 +124,9 @@ def _plain_book(stay: StayEstimate) -> Book:
     return (_PLAIN, stay.term_values(), ())
 
 
-def _bar_usd(stay: StayEstimate, fraction: float, margin_usd: float) -> float:
-    """The expected total a cloud option must not exceed to be worth leaving the queue."""
-    total = stay.total_usd
+def _bar_usd(total: float, fraction: float, margin_usd: float) -> float:
+    """The expected total a cloud option must not exceed to be worth leaving the queue, given
+    staying's (`total`)."""
     if math.isinf(total):
         return math.inf
     return total * (1.0 - fraction) - margin_usd
@@ -149,8 +150,8 @@ def _take(
             f"{reasons.duration(pending_since)} of the {reasons.duration(minimum)} minimum"
         )
         return _stay(job, stay, book, reason, revisit_at=job.submitted_at + minimum)
-    versus = _versus_staying(stay)
     if option.held:
+        versus = _versus_staying(stay)
         reason = (
             f"held for {option.offer.name}: copying {reasons.size(option.transfer_bytes)} first "
             f"({reasons.duration(option.transfer_s)}), {reasons.usd(option.cost_usd)} expected "
@@ -164,8 +165,18 @@ def _take(
             reason,
             revisit_at=options.now + option.transfer_s,
         )
-    reason = f"bursted to {option.offer.name}: {reasons.usd(option.cost_usd)} expected vs {versus}"
-    return _burst(job, option, index, book, options, reason)
+    worth = stay.delay_usd + stay.deadline_usd
+    line = Reason(_bursted_line, (option.offer.name, option.cost_usd, stay.wait_s, worth))
+    return _burst(job, option, index, book, options, line)
+
+
+def _bursted_line(pool: str, cost_usd: float, wait_s: float, worth_usd: float) -> str:
+    # The same words as _versus_staying, from plain numbers (the line is written when read).
+    if math.isinf(wait_s):
+        versus = "never starting on-prem (too big for the free cluster)"
+    else:
+        versus = f"{reasons.duration(wait_s)} expected on-prem wait worth {reasons.usd(worth_usd)}"
+    return f"bursted to {pool}: {reasons.usd(cost_usd)} expected vs {versus}"
 
 
 def _at_cap(
@@ -192,16 +203,19 @@ def _versus_staying(stay: StayEstimate) -> str:
     )
 
 
-def _why_staying(job: PendingJob, stay: StayEstimate, found: Search) -> str | Reason:
-    if stay.wait_s <= 0:
+def _why_staying(
+    job: PendingJob, stay: StayEstimate, total_usd: float, found: Search
+) -> str | Reason:
+    wait = stay.wait_s
+    if wait <= 0:
         return "starts on-prem now"
     best = found.best
     if best is None and math.isinf(found.lower_bound_usd):
         return f"stays on-prem: no cloud pool fits {job.gpus} GPUs"
     # Plain numbers and names only: the line keeps no estimate alive until it is read.
     if best is None:
-        return Reason(_staying_line, (stay.wait_s, stay.total_usd, None, found.lower_bound_usd))
-    return Reason(_staying_line, (stay.wait_s, stay.total_usd, best.offer.name, best.total_usd))
+        return Reason(_staying_line, (wait, total_usd, None, found.lower_bound_usd))
+    return Reason(_staying_line, (wait, total_usd, best.offer.name, best.total_usd))
 
 
 def _staying_line(wait_s: float, stay_usd: float, best: str | None, cloud_usd: float) -> str:
@@ -239,7 +253,7 @@ def _burst(
     index: int,
     book: Book,
     options: RoundOptions,
-    reason: str,
+    reason: str | Reason,
 ) -> Decision:
     options.ledger.charge(job, index, option.cost_usd)
     if not book[2]:
@@ -252,24 +266,15 @@ def _cloud_decision(
     option: CloudEstimate,
     book: Book,
     kind: DecisionKind,
-    reason: str,
+    reason: str | Reason,
     *,
     revisit_at: float | None = None,
 ) -> Decision:
-    return Decision(
-        job_key=job.key,
-        kind=kind,
-        cluster=option.offer.cluster,
-        pool=option.offer.pool,
-        expected_cost_usd=option.cost_usd,
-        expected_wait_s=option.wait_s,
-        expected_completion_s=option.completion_s,
-        terms=Terms(*book),
-        reason=reason,
-        capacity_type=option.offer.capacity_type,
-        revisit_at=revisit_at,
-        gpus=job.gpus,
-    )
+    offer = option.offer
+    return _new_decision(Decision, (
+        job.key, kind, offer.cluster, offer.pool, option.cost_usd, option.wait_s,
+        option.completion_s, Terms(*book), reason, offer.capacity_type, revisit_at, job.gpus,
+    ))  # fmt: skip
 
 
 _STAY = DecisionKind.STAY
