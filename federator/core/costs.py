@@ -152,14 +152,14 @@ def expected_run(
     restart)" rework; the exact form stays right for long segments and jobs without checkpoints.
     """
     if runtime_s <= 0:
-        return RunEstimate(0.0, 0.0, 0.0, 0.0, 0.0)
+        return _new_estimate(RunEstimate, (0.0, 0.0, 0.0, 0.0, 0.0))
     never_checkpoints = interval_s >= runtime_s - 1e-9
     write = 0.0 if never_checkpoints else write_s
     segments = runtime_s / interval_s
     segment_s = interval_s + write
     overhead = segments * write
     if rate_per_s <= 0:
-        return RunEstimate(runtime_s, overhead, 0.0, 0.0, 0.0)
+        return _new_estimate(RunEstimate, (runtime_s, overhead, 0.0, 0.0, 0.0))
     exponent = min(rate_per_s * segment_s, _MAX_EXPONENT)
     failures_per_segment = math.expm1(exponent)
     # (1/λ + R)(e^{λw} − 1) written as w·(1 + λR)·expm1(x)/x: the same value, but it stays
@@ -169,13 +169,9 @@ def expected_run(
     preemptions = segments * failures_per_segment
     # Each loss is uniform over the segment plus the restart: E[X²] = w²/3 + w·R + R².
     loss_second_moment = segment_s**2 / 3.0 + segment_s * restart_s + restart_s**2
-    return RunEstimate(
-        runtime_s=runtime_s,
-        checkpoint_overhead_s=overhead,
-        rework_s=max(0.0, expected - runtime_s - overhead),
-        expected_preemptions=preemptions,
-        variance_s2=preemptions * loss_second_moment,
-    )
+    rework = max(0.0, expected - runtime_s - overhead)
+    variance = preemptions * loss_second_moment
+    return _new_estimate(RunEstimate, (runtime_s, overhead, rework, preemptions, variance))
 
 
 def miss_probability(*, slack_s: float, sd_s: float) -> float:
@@ -208,9 +204,10 @@ def price_stay(
     return _new_stay(StayEstimate, (wait_s, runtime, compute, delay, probability, penalty))
 
 
-# A round prices a stay per pending job: all six fields go to tuple.__new__ directly, as
-# NamedTuple's own __new__ is a Python function that does only this.
-_new_stay = tuple.__new__
+# A round prices a stay per pending job and a few cloud options per searched one: the fields
+# go to tuple.__new__ directly, all of them given in order, as NamedTuple's own __new__ is a
+# Python function that does only this (and slower still with keywords).
+_new_stay = _new_estimate = tuple.__new__
 
 
 def transfer_bytes(job: PendingJob, offer: Offer) -> int:
@@ -273,25 +270,15 @@ def price_cloud(
         probability = miss_probability(
             slack_s=job.deadline_at - now - wait - run.expected_s, sd_s=sd
         )
-    return CloudEstimate(
-        offer=offer,
-        held=held,
-        run=run,
-        startup_s=startup,
-        transfer_bytes=missing,
-        transfer_s=transfer,
-        wait_s=wait,
-        compute_usd=usd_per_s * run.expected_s,
-        startup_usd=usd_per_s * startup if policy.bill_startup else 0.0,
-        idle_usd=usd_per_s * idle,
-        data_usd=data,
-        delay_usd=value_per_hour * delay_s / HOUR_S,
-        deadline_miss_probability=probability,
-        deadline_usd=probability * policy.deadline_miss_penalty_usd,
-        congestion_usd=_congestion_usd(
-            policy.congestion_weight, usd_per_s * run.expected_s, job.gpus, free_gpus, offer
-        ),
-    )
+    compute = usd_per_s * run.expected_s
+    congestion = _congestion_usd(policy.congestion_weight, compute, job.gpus, free_gpus, offer)
+    # Every field in order, to tuple.__new__ (see _new_estimate).
+    return _new_estimate(CloudEstimate, (
+        offer, held, run, startup, missing, transfer, wait, compute,
+        usd_per_s * startup if policy.bill_startup else 0.0, usd_per_s * idle, data,
+        value_per_hour * delay_s / HOUR_S, probability,
+        probability * policy.deadline_miss_penalty_usd, congestion,
+    ))  # fmt: skip
 
 
 def _congestion_usd(
