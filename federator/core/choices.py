@@ -114,7 +114,8 @@ class RoundOptions:
         ]
         # Offers are taken in the order of a floor under their bound (see _floors_in_order),
         # which is one only with finite figures and no negative price, rate, restart or speed.
-        self._floors_hold = all(
+        self._first_free = list(self.ledger.free)
+        self._floors_hold = math.isfinite(policy.congestion_weight) and all(
             0 <= price < math.inf
             and all(math.isfinite(term) for term in terms)
             and terms[0] > 0
@@ -289,11 +290,11 @@ class RoundOptions:
     ) -> tuple[list[float], tuple[int, ...]]:
         """A floor under the bound of each offer the job may use, and those offers' indices.
 
-        With a run-time factor of at least 1/speed, a bound is at least the bare compute at
-        the offer's price per speed plus its billed startup plus the value of its startup less
-        the runtime its speed saves: runtime_h × slope + intercept, where slope and intercept
-        depend only on the job's GPUs, its value of time and the offer, so they are worked out
-        once per such job (`_lines_under_bounds`). -inf floors (every bound is worked out)
+        With a run-time factor of at least (1 + λR)/speed, a bound is at least that compute
+        with its congestion price, plus the billed startup, plus the value of the startup and
+        of the runtime change: runtime_h × slope + intercept, where slope and intercept depend
+        only on the job's GPUs, its value of time and the offer, so they are worked out once
+        per such job (`_lines_under_bounds`). -inf floors (every bound is worked out)
         where that does not hold. Plain floats, not tuples: a search makes one per offer.
         """
         if not (self._floors_hold and 0 <= runtime_h < math.inf and 0 <= value_per_hour < math.inf):
@@ -311,22 +312,33 @@ class RoundOptions:
     def _lines_under_bounds(self, job: PendingJob, value_per_hour: float) -> _FloorLines:
         """Per offer the job may use: the slope and intercept of its floor (see above).
 
-        Each is lowered by a relative 1e-9 of its terms' sizes, far above float rounding
-        (~1e-16), because a floor above its bound would hand out a bound too early.
+        The floor keeps what does not depend on the runtime's checkpoint segments: the
+        restart part of the run-time factor, and the congestion share the job would take of
+        the pool's GPUs at the start of the round (a pool only fills up within a round). Each
+        is lowered by a relative 1e-9 of its terms' sizes, far above float rounding (~1e-16),
+        because a floor above its bound would hand out a bound too early.
         """
         gpus = job.gpus
         value = value_per_hour
+        weight = max(0.0, self.policy.congestion_weight)
+        per_node = self.policy.preemption_rate_per_node
         slopes = []
         intercepts = []
         indices = self.allowed(job)
         for index in indices:
-            inverse_speed, _, _, startup_usd_per_gpu, startup_h, _ = self._bound_terms[index]
-            compute_per_h = gpus * self._price_of[index] * inverse_speed
-            saving = 1.0 - inverse_speed
+            inverse_speed, rate_h, restart_h, startup_usd_per_gpu, startup_h, node_gpus = (
+                self._bound_terms[index]
+            )
+            if per_node:
+                rate_h *= -(-gpus // node_gpus)
+            factor = inverse_speed * (1.0 + rate_h * restart_h)
+            first_free = self._first_free[index]
+            share = gpus / first_free if gpus < first_free else 1.0
+            compute_per_h = gpus * self._price_of[index] * factor * (1.0 + weight * share)
             startup_usd = gpus * startup_usd_per_gpu
-            slope = compute_per_h - value * saving
+            slope = compute_per_h + value * (factor - 1.0)
             intercept = startup_usd + value * startup_h
-            slopes.append(slope - _FLOOR_SLACK * (compute_per_h + value * abs(saving)))
+            slopes.append(slope - _FLOOR_SLACK * (compute_per_h + value * abs(factor - 1.0)))
             intercepts.append(
                 intercept - _FLOOR_SLACK * (abs(startup_usd) + value * abs(startup_h))
             )
