@@ -11,6 +11,7 @@ sorted by (price per speed, name), jobs by admission order and key.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import cast
 
 from federator.core.choices import RoundOptions
 from federator.core.decisions import Decision, DecisionKind, Round
@@ -69,9 +70,9 @@ def decide(
     given: list[Decision | None] = [None] * len(ordered)
     for index, position in enumerate(positions):
         given[position] = decided[index]
+    if only is None:  # every job was decided: no filter to run over 10,000 of them
+        return Round(decisions=tuple(cast(list[Decision], given)), now=now)
     wanted = tuple(
-        decision
-        for decision in given
-        if decision is not None and (only is None or decision.job_key in only)
+        decision for decision in given if decision is not None and decision.job_key in only
     )
     return Round(decisions=wanted, now=now)
