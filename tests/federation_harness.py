@@ -279,8 +279,17 @@ def instance_name() -> str:
     return f"fed-{uuid.uuid4().hex[:6]}"
 
 
-async def fill_onprem(api: KubeApi, namespace: str, *, queue: str, seconds: float) -> list[str]:
-    """Two opted-out 8-GPU jobs that take the whole 16-GPU on-prem queue for `seconds`."""
+async def fill_onprem(
+    api: KubeApi, namespace: str, *, queue: str, seconds: float, admitted_within_s: float = 240
+) -> list[str]:
+    """Two opted-out 8-GPU jobs that take the whole 16-GPU on-prem queue for `seconds`.
+
+    Returns once Kueue has admitted both. Jobs a scenario submits next then really queue behind
+    them: before, Kueue could admit some of those first (its Workloads were created in either
+    order), the blockers waited instead, and the daemon rightly kept the rest on-prem - a
+    scenario waiting for placements then timed out (seen in CI). Waiting here also covers an
+    earlier scenario's blockers still holding the shared queue while their namespace goes.
+    """
     names = []
     for i in range(2):
         job = gpu_job(
@@ -293,7 +302,24 @@ async def fill_onprem(api: KubeApi, namespace: str, *, queue: str, seconds: floa
         )
         await api.apply(job)
         names.append(job["metadata"]["name"])
+
+    async def both_admitted() -> bool:
+        jobs = [await api.get("Job", name, namespace) for name in names]
+        return all(job is not None and not job["spec"].get("suspend") for job in jobs)
+
+    await wait_for(
+        both_admitted,
+        timeout_s=admitted_within_s,
+        interval_s=0.5,
+        what="Kueue to admit the blockers (is the shared on-prem queue held by another test?)",
+    )
     return names
+
+
+async def onprem_queue_empty(api: KubeApi) -> bool:
+    """Nothing holds quota in the sandbox's shared on-prem ClusterQueue."""
+    cluster_queue = await api.request("GET", "/apis/kueue.x-k8s.io/v1beta2/clusterqueues/onprem")
+    return not (cluster_queue.get("status") or {}).get("reservingWorkloads")
 
 
 async def job_record(api: KubeApi, namespace: str, name: str) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ federator's adapters, so a bug in `federator.kube` cannot hide itself from the c
 * every submitted job ends in exactly one terminal state (Complete xor Failed, on-prem);
 * no orphan: after GC, no object labelled `federator.io/origin=<instance>` is left whose job
   is finished or gone;
-* budgets: the spend recorded in the placement records stays within the budget.
+* budgets: the day's charge at each placement, and the spend, stay within the day budget.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,6 +190,44 @@ def recorded_spend_usd(onprem_jobs: Iterable[Mapping[str, Any]], *, now: float) 
         hours = max(0.0, end - record["placed_at"]) / 3600.0
         total += record["price_per_gpu_hour_usd"] * record["gpus"] * hours
     return total
+
+
+def day_charge_at_each_burst(onprem_jobs: Iterable[Mapping[str, Any]]) -> list[float]:
+    """The day's budget charge at the moment each burst was placed, from the placement records,
+    by the budget's own rule: a finished burst counts what it cost, a live one the larger of its
+    expected and accrued cost. (Finished bursts give back what they were expected to cost beyond
+    what they did, so the sum of every burst's *expected* cost may end above a cap; the charge
+    at each placement may not.) Bursts of one scenario are assumed to fall on one UTC day."""
+    records = [r for job in onprem_jobs if (r := record_of(job))]
+    return [_charged_at(records, burst["placed_at"]) for burst in records]
+
+
+def _charged_at(records: list[dict[str, Any]], at: float) -> float:
+    charged = 0.0
+    for record in records:
+        if record["placed_at"] > at:
+            continue
+        charged += record.get("earlier_usd") or 0.0  # attempts lost before this one
+        if record.get("phase") == "requeued":  # back on-prem: this attempt's cost is earlier
+            continue
+        finished = record.get("finished_at")
+        live = finished is None or finished > at
+        end = at if live else finished
+        hours = (end - record["placed_at"]) / 3600.0
+        accrued = record["price_per_gpu_hour_usd"] * record["gpus"] * hours
+        charged += max(record["expected_cost_usd"], accrued) if live else accrued
+    return charged
+
+
+def check_budget_never_exceeded(
+    onprem_jobs: Iterable[Mapping[str, Any]], *, usd_per_day: float
+) -> None:
+    jobs = list(onprem_jobs)
+    charges = day_charge_at_each_burst(jobs)
+    worst = max(charges, default=0.0)
+    assert worst <= usd_per_day + 1e-9, f"a burst took the day's charge to ${worst:.4f}"
+    spent = recorded_spend_usd(jobs, now=time.time())
+    assert spent <= usd_per_day + 1e-9, f"spent ${spent:.4f} of ${usd_per_day} a day"
 
 
 async def cancel(task: asyncio.Task[Any]) -> None:

@@ -330,7 +330,13 @@ def onprem_state(
     now: float,
     default_runtime_s: float,
 ) -> OnPremState:
-    """The on-prem cluster as the cost model sees it: GPU quota, what runs, what waits."""
+    """The on-prem cluster as the cost model sees it: GPU quota, what runs, what waits.
+
+    A Workload holding quota whose Job federator does not watch (another namespace sharing the
+    ClusterQueue, a JobSet) still gives its GPUs back some day: it counts as running for the
+    default runtime from its admission. Left out, its GPUs were taken for ever, so every job
+    looked as if it could never start on-prem and burst ("too big for the free cluster").
+    """
     total = free = 0
     for cq in cluster_queues:
         nominal, reserved = cluster_queue_gpus(cq)
@@ -339,8 +345,12 @@ def onprem_state(
     running: list[RunningJob] = []
     waiting: list[tuple[int, float, str]] = []
     for wl in workloads:
+        if condition_true(wl, "Finished"):
+            continue
         job = jobs_by_uid.get(workload_owner_uid(wl) or "")
-        if job is None or condition_true(wl, "Finished"):
+        if job is None:
+            if workload_reserved(wl):
+                running.append(_unwatched_holder(wl, now=now, runtime_s=default_runtime_s))
             continue
         if workload_reserved(wl):
             admitted = _condition_time(wl, "QuotaReserved") or now
@@ -357,6 +367,12 @@ def onprem_state(
         running=tuple(sorted(running, key=lambda r: r.key)),
         queue_order=tuple(k for _, _, k in sorted(waiting)),
     )
+
+
+def _unwatched_holder(workload: Obj, *, now: float, runtime_s: float) -> RunningJob:
+    admitted = _condition_time(workload, "QuotaReserved") or now
+    remaining = max(0.0, runtime_s - (now - admitted))
+    return RunningJob(f"{key(workload)} (unwatched)", workload_gpus(workload), remaining)
 
 
 def _condition_time(obj: Obj, kind: str) -> float | None:

@@ -90,10 +90,13 @@ class OnPremCluster:
         jobs = [j for j in self.jobs.items.values() if self._watched(j)]
         jobs_by_uid = {str(convert.meta(j).get("uid")): j for j in jobs}
         workload_of: dict[str, dict[str, Any]] = {}
+        unwatched: list[dict[str, Any]] = []  # they hold quota too (see convert.onprem_state)
         for wl in self.workloads.items.values():
             owner = convert.workload_owner_uid(wl)
             if owner in jobs_by_uid:
                 workload_of[owner] = wl
+            else:
+                unwatched.append(wl)
         views = [
             view
             for uid, job in jobs_by_uid.items()
@@ -101,7 +104,7 @@ class OnPremCluster:
         ]
         state = convert.onprem_state(
             self.cluster_queues.items.values(),
-            workload_of.values(),
+            [*workload_of.values(), *unwatched],
             jobs_by_uid,
             now=now,
             default_runtime_s=self.default_runtime_s,

@@ -146,11 +146,6 @@ async def wait_progress(
 # ---- a bursted job's dataset, stopped mid-upload ------------------------------------------------
 
 
-async def onprem_queue_empty(api: Any) -> bool:
-    cluster_queue = await api.request("GET", "/apis/kueue.x-k8s.io/v1beta2/clusterqueues/onprem")
-    return not (cluster_queue.get("status") or {}).get("reservingWorkloads")
-
-
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_daemon_stopped_during_a_multipart_upload_resumes_and_runs_the_job_once(
     stop: signal.Signals,
@@ -189,7 +184,7 @@ async def test_daemon_stopped_during_a_multipart_upload_resumes_and_runs_the_job
             # their namespace is torn down; with 8 GPUs of it freed late, the trainer would
             # start on-prem and never need its data (seen once in the full suite).
             await harness.wait_for(
-                lambda: onprem_queue_empty(apis["onprem"]),
+                lambda: harness.onprem_queue_empty(apis["onprem"]),
                 timeout_s=180,
                 what="the on-prem queue to be free of earlier scenarios' jobs",
             )

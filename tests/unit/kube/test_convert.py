@@ -99,6 +99,31 @@ def test_onprem_state_counts_quota_running_and_queue_order() -> None:
     assert state.queue_order == ("team-a/urgent", "team-a/old")
 
 
+def test_quota_held_by_a_workload_of_an_unwatched_job_is_released_after_the_default_runtime() -> (
+    None
+):
+    """Another namespace shares the ClusterQueue: its admitted Workload's GPUs come back after
+    the default runtime (from its admission), not never; a finished one holds nothing."""
+    other = o.job("theirs", uid="u-theirs", namespace="team-z", gpus_per_pod=8)
+    gone = o.job("done", uid="u-done", namespace="team-z", gpus_per_pod=8)
+    workloads = [
+        o.workload(other, conditions=[o.condition("QuotaReserved", at=o.T0)]),
+        o.workload(gone, conditions=[o.condition("QuotaReserved"), o.condition("Finished")]),
+    ]
+    state = convert.onprem_state(
+        [o.cluster_queue(nominal=16, reserved=8)],
+        workloads,
+        {},  # neither Job is watched
+        now=o.T0_S + 20,
+        default_runtime_s=60,
+    )
+    assert state.free_gpus == 8
+    assert [(r.key, r.gpus, r.expected_remaining_s) for r in state.running] == [
+        ("team-z/job-theirs-1a2b3 (unwatched)", 8, 40.0)
+    ]
+    assert state.queue_order == ()
+
+
 def test_pool_views_count_allocatable_requested_and_pending() -> None:
     nodes = [o.node("a1", pool="a100-spot"), o.node("a2", pool="a100-spot"), o.node("x", pool="")]
     pods = [
