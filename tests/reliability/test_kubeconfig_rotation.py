@@ -5,9 +5,10 @@ test_store_secret_rotation.py).
 The daemon reaches cloud-a as a ServiceAccount of its own on cloud-a's apiserver, bound to the
 ClusterRole federator deploys for clouds (deploy/cloud/rbac.yaml), with bearer tokens from the
 TokenRequest API, each bound to a Secret: deleting the Secret revokes the token (the apiserver
-answers 401 to it from then on). The kubeconfig file the daemon reads is replaced the way an
-operator or a Secret volume does (write beside it, rename over it). With the rest of the policy
-pointing at the sandbox as usual, one `federator run` process lives through:
+answers 401 to it from then on). The kubeconfig is kept in a file, replaced the way an operator
+or a Secret volume does (write beside it, rename over it), or in a Secret on the on-prem cluster
+(`connection.kubeconfig_secret`), updated in place. With the rest of the policy pointing at the
+sandbox as usual, one `federator run` process lives through:
 
 1. token A -> token B written, token A revoked: a job placed on cloud-a before is mirrored to
    completion, and a job submitted after bursts to cloud-a with token B;
@@ -23,6 +24,7 @@ no orphan after GC, the same process throughout, and no token in the daemon's lo
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import ssl
 import time
@@ -161,7 +163,48 @@ def replace(path: Path, text: str) -> float:
     return time.time()
 
 
-def policy_copy(tmp_path: Path, namespace: str, kubeconfig: Path) -> tuple[Path, str]:
+class InFile:
+    """The kubeconfig as a file the policy names (`connection.kubeconfig`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.source = str(path)  # how the daemon's log names it
+        self.connection = {"kubeconfig": str(path), "context": CLOUD}
+
+    async def put(self, text: str) -> float:
+        return replace(self.path, text)
+
+
+class InSecret:
+    """The kubeconfig under key `config` of a Secret on the on-prem cluster
+    (`connection.kubeconfig_secret`), replaced by an update of the Secret."""
+
+    def __init__(self, api: KubeApi, namespace: str) -> None:
+        self.api, self.namespace, self.name = api, namespace, "cloud-a-access"
+        self.source = f"Secret {namespace}/{self.name}, key 'config'"
+        self.connection = {
+            "kubeconfig_secret": {"name": self.name, "namespace": namespace, "key": "config"},
+            "context": CLOUD,
+        }
+
+    async def put(self, text: str) -> float:
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "data": {"config": base64.b64encode(text.encode()).decode()},
+        }
+        await self.api.request(
+            "PATCH",
+            f"/api/v1/namespaces/{self.namespace}/secrets/{self.name}",
+            body=secret,
+            content_type="application/apply-patch+yaml",
+            params={"fieldManager": "relkcrot-test", "force": "true"},
+        )
+        return time.time()
+
+
+def policy_copy(tmp_path: Path, namespace: str, connection: dict[str, Any]) -> tuple[Path, str]:
     instance = f"rel-kcrot-{namespace[-8:]}"
 
     def scenario(config: dict[str, Any]) -> None:
@@ -173,7 +216,7 @@ def policy_copy(tmp_path: Path, namespace: str, kubeconfig: Path) -> tuple[Path,
         config.pop("registry", None)
         for cluster in config["clusters"]:
             if cluster["name"] == CLOUD:
-                cluster["connection"] = {"kubeconfig": str(kubeconfig), "context": CLOUD}
+                cluster["connection"] = connection
 
     path = configs.scenario_config(
         tmp_path, instance=instance, namespaces=[namespace], edit=scenario
@@ -215,8 +258,9 @@ async def onprem_queue_empty(api: KubeApi) -> bool:
     return not (cluster_queue.get("status") or {}).get("reservingWorkloads")
 
 
+@pytest.mark.parametrize("kept", ["file", "secret"])
 async def test_rotated_kubeconfig_credentials_are_used_without_a_restart(
-    sandbox: SandboxEnv, namespace_factory: Callable[..., str], tmp_path: Path
+    kept: str, sandbox: SandboxEnv, namespace_factory: Callable[..., str], tmp_path: Path
 ) -> None:
     namespace = namespace_factory("onprem", prefix="relkcrot", local_queue="q")
     identity = Identity(harness.apis(sandbox)[CLOUD], namespace_factory(CLOUD, prefix="relsa"))
@@ -224,9 +268,11 @@ async def test_rotated_kubeconfig_credentials_are_used_without_a_restart(
     onprem = apis["onprem"]
     await identity.create()
     tokens = {name: await identity.token(f"anchor-{name}") for name in ("a", "b", "c")}
-    kubeconfig = tmp_path / "cloud-a.kubeconfig"
-    replace(kubeconfig, kubeconfig_with(sandbox, tokens["a"]))
-    config, instance = policy_copy(tmp_path, namespace, kubeconfig)
+    kubeconfig: InFile | InSecret = (
+        InFile(tmp_path / "cloud-a.kubeconfig") if kept == "file" else InSecret(onprem, namespace)
+    )
+    await kubeconfig.put(kubeconfig_with(sandbox, tokens["a"]))
+    config, instance = policy_copy(tmp_path, namespace, kubeconfig.connection)
     sampler = invariants.Sampler(apis, frozenset({namespace}), interval_s=1.0)
     sampling: asyncio.Task[None] | None = None
     daemon = Daemon(config, tmp_path / "d.log")
@@ -268,7 +314,7 @@ async def test_rotated_kubeconfig_credentials_are_used_without_a_restart(
         # 1. a job placed with token A, then token A -> B and A revoked
         before_uid, _ = await submit("before", gpus=8, seconds=45)
         await placed_on_cloud(before_uid, "'before' placed on cloud-a with token A")
-        rotated_at = replace(kubeconfig, kubeconfig_with(sandbox, tokens["b"]))
+        rotated_at = await kubeconfig.put(kubeconfig_with(sandbox, tokens["b"]))
         await identity.revoke("anchor-a")
         assert await answer_to(sandbox, tokens["b"]) == 200
 
@@ -284,12 +330,12 @@ async def test_rotated_kubeconfig_credentials_are_used_without_a_restart(
         figures["'after' copy created after submission s"] = after_placed - submitted
 
         # 2. garbage over the kubeconfig: warned about, the client in hand keeps working
-        garbage_at = replace(kubeconfig, f"users: [{{token: {tokens['c']}}}\n  contexts: ]]]\n")
+        garbage_at = await kubeconfig.put(f"users: [{{token: {tokens['c']}}}\n  contexts: ]]]\n")
 
         def warned() -> bool:
             return (
                 first_event(
-                    daemon, "kubeconfig_unreadable", after=garbage_at, source=str(kubeconfig)
+                    daemon, "kubeconfig_unreadable", after=garbage_at, source=kubeconfig.source
                 )
                 is not None
             )
@@ -335,7 +381,7 @@ async def test_rotated_kubeconfig_credentials_are_used_without_a_restart(
             what="the daemon to be refused (401) with token B",
         )
         assert not await copy_on_cloud(sandbox, namespace, stalled_uid)
-        fixed_at = replace(kubeconfig, kubeconfig_with(sandbox, tokens["c"]))
+        fixed_at = await kubeconfig.put(kubeconfig_with(sandbox, tokens["c"]))
         stalled_placed = await placed_on_cloud(stalled_uid, "'stalled' placed with token C")
         refixed = first_event(daemon, "kubeconfig_reloaded", after=fixed_at, cluster=CLOUD)
         assert refixed is not None
@@ -375,7 +421,7 @@ async def test_rotated_kubeconfig_credentials_are_used_without_a_restart(
         await identity.delete()
     records = {j["metadata"]["name"]: invariants.record_of(j) for j in jobs}
     reloads = log_text.count('"kubeconfig_reloaded"')
-    print("\n" + "\n".join(f"{k}: {v:.1f}" for k, v in figures.items()))
+    print(f"\n[{kept}]\n" + "\n".join(f"{k}: {v:.1f}" for k, v in figures.items()))
     print(
         f"records: { {k: (r or {}).get('cluster') for k, r in records.items()} }; "
         f"reloads logged: {reloads}; samples: {len(sampler.samples)}"
