@@ -253,11 +253,6 @@ async def copy_on_cloud(sandbox: SandboxEnv, namespace: str, uid: str) -> bool:
     return bool(listed.get("items"))
 
 
-async def onprem_queue_empty(api: KubeApi) -> bool:
-    cluster_queue = await api.request("GET", "/apis/kueue.x-k8s.io/v1beta2/clusterqueues/onprem")
-    return not (cluster_queue.get("status") or {}).get("reservingWorkloads")
-
-
 @pytest.mark.parametrize("kept", ["file", "secret"])
 async def test_rotated_kubeconfig_credentials_are_used_without_a_restart(
     kept: str, sandbox: SandboxEnv, namespace_factory: Callable[..., str], tmp_path: Path
@@ -296,7 +291,7 @@ async def test_rotated_kubeconfig_credentials_are_used_without_a_restart(
     try:
         # The shared on-prem queue must be free, or a job could start on-prem instead.
         await harness.wait_for(
-            lambda: onprem_queue_empty(onprem),
+            lambda: harness.onprem_queue_empty(onprem),
             timeout_s=300,
             what="the on-prem queue to be free of other tests' jobs",
         )
