@@ -96,6 +96,9 @@ def test_the_lean_path_verifies_with_the_bundle_and_fails_like_boto3_without(
     assert not retrying.is_transient(refused.value)
 
 
+# urllib3 warns on every unverified request; here that is the point, and federator logs
+# `verify_tls: false` loudly itself (tests/reliability/test_tls.py).
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_verification_off_ignores_the_ca(tls_server: tuple[str, ServerTls]) -> None:
     url, _ = tls_server
     assert tls_verification(endpoint(url, verify_tls=False)) is False
