@@ -66,12 +66,7 @@ class Pki:
 
     def ensure(self) -> None:
         """Create whatever is missing; never replace an existing file."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if not self.ca.exists():
-            _write_ca(self.ca)
-        ca_cert, ca_key = _load(self.ca)
-        if not self.serving.exists():
-            _write_leaf(self.serving, ca_cert, ca_key, "federator-sandbox", [], server=True)
+        ca_cert, ca_key = self.ensure_serving()
         if not self.admin.exists():
             _write_leaf(self.admin, ca_cert, ca_key, "admin", ["system:masters"], server=False)
         if not self.front_proxy_client.exists():
@@ -80,6 +75,17 @@ class Pki:
             )
         if not self.service_account.exists():
             _write_service_account_keys(self.service_account)
+
+    def ensure_serving(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        """The CA and the loopback serving certificate it signed (also what tests need for a
+        server of their own behind a private CA); returns the CA for signing more."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.ca.exists():
+            _write_ca(self.ca)
+        ca_cert, ca_key = _load(self.ca)
+        if not self.serving.exists():
+            _write_leaf(self.serving, ca_cert, ca_key, "federator-sandbox", [], server=True)
+        return ca_cert, ca_key
 
 
 def _now() -> dt.datetime:

@@ -397,6 +397,40 @@ def new_keys() -> tuple[str, str]:
     return f"ROT{os.urandom(8).hex().upper()}", os.urandom(20).hex()
 
 
+def rotated_store_policy(
+    store_url: str,
+    credentials: dict[str, Any],
+    *,
+    registry_bucket: str,
+    staging_b: str,
+    source_bucket: str,
+) -> Callable[[dict[str, Any]], None]:
+    """The policy edit of the key-rotation scenarios: cloud-a's store is the scenario's own
+    (bucket `rotated`, keys from `credentials`), with a registry staging area and a dataset
+    `rotset` replicated there."""
+
+    def edit(config: dict[str, Any]) -> None:
+        cloud(config, "cloud-a")["object_store"]["endpoint"] = store_url
+        cloud(config, "cloud-a")["object_store"]["credentials"] = credentials
+        config["registry"] = {
+            "uri": f"s3://{registry_bucket}/registry/",
+            "staging": {
+                "cloud-a": "s3://rotated/staging/",
+                "cloud-b": f"s3://{staging_b}/staging/",
+            },
+            "checkpoint_sync_interval": "2s",
+        }
+        config["datasets"] = [
+            {
+                "name": "rotset",
+                "source": f"s3://{source_bucket}/rotset/",
+                "replicas": {"cloud-a": "s3://rotated/rotset/"},
+            }
+        ]
+
+    return edit
+
+
 async def test_rotated_store_keys_are_used_without_a_restart(
     sandbox: SandboxEnv,
     namespace_factory: Callable[..., str],
@@ -421,25 +455,13 @@ async def test_rotated_store_keys_are_used_without_a_restart(
         )
         await asyncio.to_thread(publish, staging, store.client(), "gpt", "v1", small)
 
-        def own_store(config: dict[str, Any]) -> None:
-            cloud(config, "cloud-a")["object_store"]["endpoint"] = store.url
-            cloud(config, "cloud-a")["object_store"]["credentials"] = {"file": str(keys_file)}
-            config["registry"] = {
-                "uri": f"s3://{registry_bucket}/registry/",
-                "staging": {
-                    "cloud-a": "s3://rotated/staging/",
-                    "cloud-b": f"s3://{staging_b}/staging/",
-                },
-                "checkpoint_sync_interval": "2s",
-            }
-            config["datasets"] = [
-                {
-                    "name": "rotset",
-                    "source": f"s3://{source_bucket}/rotset/",
-                    "replicas": {"cloud-a": "s3://rotated/rotset/"},
-                }
-            ]
-
+        own_store = rotated_store_policy(
+            store.url,
+            {"file": str(keys_file)},
+            registry_bucket=registry_bucket,
+            staging_b=staging_b,
+            source_bucket=source_bucket,
+        )
         config, _ = policy_copy(tmp_path, namespace, edit=own_store)
         # The copy engine as the daemon builds it (Stores), made before the rotation.
         stores = Stores(policy.load_policy(config))

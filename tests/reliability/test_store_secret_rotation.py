@@ -43,12 +43,12 @@ from federator.store_secrets import StoreSecrets
 from tests.reliability import checks
 from tests.reliability.test_daemon_sync_faults import (
     MiB,
-    cloud,
     new_keys,
     policy_copy,
     publish,
     random_file,
     registry_state,
+    rotated_store_policy,
     wait_progress,
 )
 from tests.support.daemon import Daemon
@@ -129,27 +129,13 @@ async def test_store_keys_in_a_secret_rotate_without_a_restart(
 
         await asyncio.to_thread(publish, staging_with(old), store.client(), "gpt", "v1", small)
 
-        def own_store(config: dict[str, Any]) -> None:
-            cloud(config, "cloud-a")["object_store"]["endpoint"] = store.url
-            cloud(config, "cloud-a")["object_store"]["credentials"] = {
-                "kubernetes_secret": {"name": SECRET}  # in the state namespace
-            }
-            config["registry"] = {
-                "uri": f"s3://{registry_bucket}/registry/",
-                "staging": {
-                    "cloud-a": "s3://rotated/staging/",
-                    "cloud-b": f"s3://{staging_b}/staging/",
-                },
-                "checkpoint_sync_interval": "2s",
-            }
-            config["datasets"] = [
-                {
-                    "name": "rotset",
-                    "source": f"s3://{source_bucket}/rotset/",
-                    "replicas": {"cloud-a": "s3://rotated/rotset/"},
-                }
-            ]
-
+        own_store = rotated_store_policy(
+            store.url,
+            {"kubernetes_secret": {"name": SECRET}},  # in the state namespace
+            registry_bucket=registry_bucket,
+            staging_b=staging_b,
+            source_bucket=source_bucket,
+        )
         config, _ = policy_copy(tmp_path, namespace, edit=own_store)
         # A copy engine as the daemon builds it, with the daemon's Secret reader, made before
         # the rotation and used after it.
