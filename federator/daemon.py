@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import signal
 import time
@@ -216,12 +217,12 @@ def kubeconfig_source(
     if access.kubeconfig_secret is None or onprem is None:
         return None
     namespace, secret, key = access.kubeconfig_secret
-
-    async def read(namespace: str, secret: str) -> dict[str, str]:
-        return await clients.read_secret(onprem, namespace, secret)
-
     return rotation.KubeconfigInSecret(
-        read, namespace or config.state_namespace, secret, key, access.context
+        functools.partial(clients.read_secret, onprem),
+        namespace or config.state_namespace,
+        secret,
+        key,
+        access.context,
     )
 
 
@@ -399,11 +400,10 @@ async def read_store_secrets(
     with the field named). The stores re-read them through the same client when their keys
     refresh, so a rotated Secret is used without a restart (`federator.store_secrets`)."""
 
-    async def read(namespace: str, name: str) -> dict[str, str]:
-        return await clients.read_secret(onprem, namespace, name)
-
     secrets = store_secrets.StoreSecrets(
-        read, asyncio.get_running_loop(), default_namespace=config.state_namespace
+        functools.partial(clients.read_secret, onprem),
+        asyncio.get_running_loop(),
+        default_namespace=config.state_namespace,
     )
     for cluster in config.clusters:
         store = cluster.object_store
