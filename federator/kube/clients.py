@@ -43,6 +43,7 @@ from kubernetes_asyncio.config import incluster_config
 
 from federator import errors, metrics
 from federator.kube import errors as kube_errors
+from federator.kube import kubeconfig_text
 
 log = structlog.get_logger(__name__)
 
@@ -256,14 +257,10 @@ async def connect_kubeconfig_text(
 ) -> Cluster:
     """A `Cluster` from a kubeconfig held in memory (read from a Secret); `source` names where
     it came from in error messages. `context` None means the kubeconfig's current-context."""
-    import yaml
-
     try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise errors.UserError(f"{source}: not a kubeconfig (invalid YAML: {e})") from None
-    if not isinstance(loaded, dict):
-        raise errors.UserError(f"{source}: not a kubeconfig (expected a YAML mapping)")
+        loaded = kubeconfig_text.parse(text.encode())
+    except kubeconfig_text.KubeconfigUnreadable as e:
+        raise errors.UserError(f"{source}: {e}") from None
     try:
         api = await kube_config.new_client_from_config_dict(config_dict=loaded, context=context)
     except (kube_config.ConfigException, OSError, KeyError, TypeError) as e:

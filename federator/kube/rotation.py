@@ -39,12 +39,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
-import yaml
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config.kube_config import KubeConfigLoader
 
 from federator import errors, logs
 from federator.kube import clients
+from federator.kube.kubeconfig_text import KubeconfigUnreadable as KubeconfigUnreadable
+from federator.kube.kubeconfig_text import parse as parse
 
 log = structlog.get_logger(__name__)
 
@@ -56,10 +57,6 @@ MIN_GAP_S = 1.0  # a burst of 401s from many readers leads to one look, not one 
 _USER_FILES = ("client-certificate", "client-key", "tokenFile")
 _CLUSTER_FILES = ("certificate-authority",)
 _SECRET_FIELDS = ("token", "client-key-data", "password")
-
-
-class KubeconfigUnreadable(Exception):
-    """This version of a kubeconfig cannot be used; the message never quotes its text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,26 +158,6 @@ class KubeconfigInSecret:
 
     async def client(self, version: Kubeconfig) -> ApiClient:
         return await build_client(version.loaded, self.context, base_path=None)
-
-
-def parse(raw: bytes) -> dict[str, Any]:
-    """The kubeconfig as a mapping; errors say where and what, never quoting the text (a YAML
-    error's own message shows the offending line, which may hold a token)."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise KubeconfigUnreadable(f"not UTF-8 text (byte {e.start})") from None
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise KubeconfigUnreadable(f"not valid YAML{at}: {e.problem or e.context}") from None
-    except yaml.YAMLError:
-        raise KubeconfigUnreadable("not valid YAML") from None
-    if not isinstance(loaded, dict) or not isinstance(loaded.get("contexts"), list):
-        raise KubeconfigUnreadable("not a kubeconfig (no list of contexts)")
-    return loaded
 
 
 def selected(

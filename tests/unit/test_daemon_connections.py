@@ -139,8 +139,8 @@ async def test_a_kubeconfig_text_connects_to_its_named_or_current_context() -> N
 @pytest.mark.parametrize(
     ("text", "context", "expected"),
     [
-        ("clusters: [unclosed", None, "invalid YAML"),
-        ("just a string", None, "expected a YAML mapping"),
+        ("clusters: [unclosed", None, "not valid YAML at line 1, column 20"),
+        ("just a string", None, "not a kubeconfig"),
         (kubeconfig_text({"cloud-a": 1}), "cloud-z", "cloud-z"),
     ],
     ids=["broken YAML", "not a mapping", "unknown context"],
@@ -154,6 +154,16 @@ async def test_a_bad_kubeconfig_text_is_a_user_error_naming_its_source(
         )
     assert str(caught.value).startswith("Secret federator/kc: ")
     assert expected in str(caught.value)
+
+
+async def test_a_broken_kubeconfig_text_is_reported_without_quoting_its_lines() -> None:
+    # The YAML error's own text would show the broken line: here, the bearer token.
+    token = "sha256~s3cr3t-token-never-printed"
+    text = f"users:\n- name: u\n  user: {{token: {token}\ncontexts: ]]]\n"
+    with pytest.raises(errors.UserError) as caught:
+        await clients.connect_kubeconfig_text(text, None, name="cloud-a", source="Secret ns/kc")
+    assert "line 4" in str(caught.value)
+    assert token not in str(caught.value)
 
 
 class AnsweringCluster(clients.Cluster):
