@@ -113,22 +113,30 @@ class World:
         self.cloud_usd_by_pool: dict[str, float] = {pool.name: 0.0 for pool in scenario.pools}
 
     def pending_job(self, job: int) -> PendingJob:
+        """The job as the decision core sees it; built when first asked for (a run that never
+        asks, like the oracle's, builds none)."""
         cached = self.pending[job]
-        assert cached is not None, "only submitted jobs have a PendingJob"
+        if cached is None:
+            if math.isnan(self.estimates[job]):
+                raise AssertionError("only submitted jobs have a PendingJob")
+            cached = self.pending[job] = self._new_pending(job)
         return cached
 
-    def make_pending(self, job: int) -> PendingJob:
+    def make_pending(self, job: int) -> None:
+        """The job is submitted: its runtime estimate is drawn now, in submission order, so a
+        seeded noisy estimate does not depend on which jobs a controller looks at."""
+        self.estimates[job] = self.estimator.estimate(self.trace[job])
+
+    def _new_pending(self, job: int) -> PendingJob:
         spec = self.trace[job]
-        estimate = self.estimator.estimate(spec)
-        self.estimates[job] = estimate
         datasets: tuple[DatasetNeed, ...] = ()
         if self.scenario.dataset_bytes_per_job:
             datasets = (DatasetNeed(f"data-{spec.job_id}", self.scenario.dataset_bytes_per_job),)
-        pending = PendingJob(
+        return PendingJob(
             key=spec.job_id,
             gpus=spec.gpus,
             submitted_at=spec.submit_s,
-            runtime_estimate_s=estimate,
+            runtime_estimate_s=self.estimates[job],
             queue=spec.queue,
             runtime_source=self.scenario.estimate.source,
             datasets=datasets,
@@ -137,8 +145,6 @@ class World:
             output_bytes=self.scenario.output_bytes_per_job,
             gpu_types=frozenset({spec.gpu_type}) if spec.gpu_type else frozenset(),
         )
-        self.pending[job] = pending
-        return pending
 
     def start_running(self, job: int, now: float) -> None:
         gpus, end = self.trace[job].gpus, now + self.estimates[job]

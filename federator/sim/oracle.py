@@ -25,8 +25,6 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from federator.core.policy import DecisionPolicy
 from federator.sim.cloud import CloudPool, run_in_cloud
 from federator.sim.engine import Order, Scenario, Simulation, World
@@ -96,18 +94,23 @@ class HindsightPlanner:
 
     def _extend(self, plan: dict[int, CloudPool], value: float) -> dict[int, CloudPool]:
         policy = self.policy_at(value)
-        values = np.array([_value_per_hour(job, policy) for job in self.trace])
-        options = [
-            _best(runs, job_value) for runs, job_value in zip(self._runs, values, strict=True)
-        ]
         result = Simulation(self.trace, self.scenario, PlannedBursts("oracle-search", plan)).run()
         self.simulations += 1
-        waits = result.outcomes.start_s - result.outcomes.submit_s
+        # Plain lists: reading 21,000 numpy scalars one by one costs more than converting once.
+        waits = (result.outcomes.start_s - result.outcomes.submit_s).tolist()
+        bursted = result.outcomes.bursted.tolist()
+        values: dict[tuple[int, str], float] = {}  # a job's value depends on (gpus, queue) only
         grown = dict(plan)
-        for job, option in enumerate(options):
-            if job in grown or option is None or result.outcomes.bursted[job]:
+        for job, (spec, runs) in enumerate(zip(self.trace, self._runs, strict=True)):
+            if job in grown or bursted[job]:
                 continue
-            if values[job] * (waits[job] - option.delay_s) / HOUR > option.cost_usd:
+            job_value = values.get((spec.gpus, spec.queue))
+            if job_value is None:
+                job_value = values[spec.gpus, spec.queue] = _value_per_hour(spec, policy)
+            option = _best(runs, job_value)
+            if option is None:
+                continue
+            if job_value * (waits[job] - option.delay_s) / HOUR > option.cost_usd:
                 grown[job] = option.pool
         self._path.append((value, grown))
         self._path.sort(key=lambda item: item[0])
