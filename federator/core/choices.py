@@ -19,7 +19,7 @@ from heapq import heappop, heappush
 from typing import NamedTuple
 
 from federator.core import starburst
-from federator.core.costs import HOUR_S, CloudEstimate, price_cloud
+from federator.core.costs import HOUR_S, CloudEstimate, QueueBehind, price_cloud
 from federator.core.ledger import RoundLedger
 from federator.core.models import CapacityType, Offer, PendingJob, Spend
 from federator.core.policy import DecisionPolicy
@@ -139,6 +139,13 @@ class RoundOptions:
         # Only Starburst's queue cap reads which jobs are decided; nobody else pays for it.
         self.tracks_decided = policy.starburst_max_queue_length is not None
         self._blockers: dict[tuple[bool, str], str | None] = {}
+        # Set by the round before each job is decided, for the price of the delay a stay
+        # causes (`behind_value_per_hour`): the pending jobs that would start after it, and
+        # the on-prem GPUs they queue for.
+        self.jobs_behind = 0
+        self.onprem_gpus = 0
+        self._behind: QueueBehind | None = None
+        self._min_startup_h = min((o.startup_latency_s for o in self.offers), default=0.0) / HOUR_S
 
     def value_per_hour(self, job: PendingJob) -> float:
         """The job's value of time in $ per hour of delay (cached per gpus, queue, priority)."""
@@ -150,6 +157,28 @@ class RoundOptions:
             )
             self._values[key] = value
         return value
+
+    def queue_usd(self, job: PendingJob, wait_s: float) -> float:
+        """What staying's delay of the `jobs_behind` is worth (`costs.QueueBehind`), weighted."""
+        weight = self.policy.queue_externality_weight
+        if not self.jobs_behind or weight <= 0 or self.onprem_gpus <= 0:
+            return 0.0
+        if self._behind is None:
+            self._behind = QueueBehind([self._value_and_tolerance(k) for k in self._queue])
+        delay_h = job.gpus * job.runtime_estimate_s / HOUR_S / self.onprem_gpus
+        price = self._behind.delay_usd(
+            behind=self.jobs_behind, delay_h=delay_h, wait_h=wait_s / HOUR_S
+        )
+        return weight * price
+
+    def _value_and_tolerance(self, job: PendingJob) -> tuple[float, float]:
+        """A job's value of time and how long it waits before the cheapest offer beats waiting
+        (∞ without offers): its compute at the lowest price per unit of speed, plus startup."""
+        value = self.value_per_hour(job)
+        if not self._per_unit or value <= 0:
+            return value, math.inf
+        cost = min(self._per_unit) * job.gpus * job.runtime_estimate_s / HOUR_S
+        return value, cost / value + self._min_startup_h
 
     def burst_blocker(self, job: PendingJob) -> str | None:
         """Why this job may not leave on-prem at all, or None."""

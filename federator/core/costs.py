@@ -11,6 +11,7 @@ and keeping budgets and capacity, is `placements`' job.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from typing import NamedTuple
 
 from federator.core.models import Offer, PendingJob
@@ -33,14 +34,15 @@ class StayEstimate(NamedTuple):
     delay_usd: float
     deadline_miss_probability: float
     deadline_usd: float
+    queue_usd: float  # the delay the stay causes the jobs queued behind it (see price_stay)
 
     @property
     def total_usd(self) -> float:
-        return self.compute_usd + self.delay_usd + self.deadline_usd
+        return self.compute_usd + self.delay_usd + self.deadline_usd + self.queue_usd
 
     def term_values(self) -> tuple[float, ...]:
         """The values of `STAY_TERM_NAMES`, in that order."""
-        return (*self, self.compute_usd + self.delay_usd + self.deadline_usd)
+        return (*self, self.compute_usd + self.delay_usd + self.deadline_usd + self.queue_usd)
 
     def terms(self) -> dict[str, float]:
         return dict(zip(STAY_TERM_NAMES, self.term_values(), strict=True))
@@ -54,6 +56,7 @@ STAY_TERM_NAMES = (
     "stay_delay_usd",
     "stay_deadline_miss_probability",
     "stay_deadline_usd",
+    "stay_queue_usd",
     "stay_total_usd",
 )
 
@@ -188,20 +191,71 @@ def runtime_cv(job: PendingJob, policy: DecisionPolicy) -> float:
 
 
 def price_stay(
-    job: PendingJob, *, wait_s: float, now: float, policy: DecisionPolicy, value_per_hour: float
+    job: PendingJob,
+    *,
+    wait_s: float,
+    now: float,
+    policy: DecisionPolicy,
+    value_per_hour: float,
+    queue_usd: float = 0.0,
 ) -> StayEstimate:
-    """Staying: on-prem marginal cost, the wait priced at the job's value of time, deadline risk."""
+    """Staying: on-prem marginal cost, the wait priced at the job's value of time, deadline risk,
+    and `queue_usd`, what the stay's delay of the jobs queued behind it is worth (`QueueBehind`).
+    """
     runtime = job.runtime_estimate_s
     compute = policy.onprem_usd_per_gpu_hour * job.gpus * runtime / HOUR_S
     never = wait_s == math.inf
     delay = math.inf if never else value_per_hour * wait_s / HOUR_S
     if job.deadline_at is None:
-        return _new_stay(StayEstimate, (wait_s, runtime, compute, delay, 0.0, 0.0))
+        return _new_stay(StayEstimate, (wait_s, runtime, compute, delay, 0.0, 0.0, queue_usd))
     slack = job.deadline_at - (now + wait_s + runtime)
     sd = runtime_cv(job, policy) * math.hypot(runtime, 0.0 if never else wait_s)
     probability = miss_probability(slack_s=slack, sd_s=sd)
     penalty = probability * policy.deadline_miss_penalty_usd
-    return _new_stay(StayEstimate, (wait_s, runtime, compute, delay, probability, penalty))
+    return _new_stay(
+        StayEstimate, (wait_s, runtime, compute, delay, probability, penalty, queue_usd)
+    )
+
+
+class QueueBehind:
+    """What a stay's delay of the jobs queued behind it is worth: the externality of staying.
+
+    A job that holds g on-prem GPUs for r hours takes g·r GPU-hours that C GPUs drain in
+    D = g·r/C hours (the fluid view of a busy queue), so each job k still queued when it starts
+    starts about D later. That delay costs k at most what waiting costs before bursting beats
+    it: with value of time v_k and tolerance t_k (hours of wait at which the cheapest cloud
+    option — compute p·g_k·r_k plus its startup — costs as much as waiting), a job that already
+    waits W ≥ t_k would burst anyway and loses nothing, one that waits less loses
+    v_k·min(D, t_k − W). Each job behind is taken as a draw from the round's jobs (the ones a
+    caller did not pass have no figures of their own), so the price of a stay whose start is W
+    hours away with N jobs behind is
+
+        N · mean_k[v_k · min(D, max(0, t_k − W))],
+
+    computed in O(log n) from the tolerances sorted once per round with prefix sums.
+    """
+
+    def __init__(self, values_and_tolerances: list[tuple[float, float]]) -> None:
+        pairs = sorted((t, v) for v, t in values_and_tolerances if v > 0)
+        self._count = len(values_and_tolerances)
+        self._tolerances = [t for t, _ in pairs]
+        self._values = [0.0]  # prefix sums of v_k, then of v_k·t_k (finite t only)
+        self._weighted = [0.0]
+        for tolerance, value in pairs:
+            self._values.append(self._values[-1] + value)
+            finite = tolerance if tolerance < math.inf else 0.0
+            self._weighted.append(self._weighted[-1] + value * finite)
+
+    def delay_usd(self, *, behind: int, delay_h: float, wait_h: float) -> float:
+        """The price of delaying `behind` jobs by `delay_h` from `wait_h` hours from now."""
+        if behind <= 0 or delay_h <= 0 or not self._count or wait_h == math.inf:
+            return 0.0
+        tolerances, values, weighted = self._tolerances, self._values, self._weighted
+        first = bisect_right(tolerances, wait_h)  # tolerance passed: bursts anyway
+        full = bisect_left(tolerances, wait_h + delay_h)  # the whole delay hurts from here
+        partial = weighted[full] - weighted[first] - wait_h * (values[full] - values[first])
+        total = partial + delay_h * (values[-1] - values[full])
+        return behind * total / self._count
 
 
 # A round prices a stay per pending job and a few cloud options per searched one: the fields

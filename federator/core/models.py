@@ -79,6 +79,10 @@ class OnPremState:
     queue_order: tuple[str, ...] = ()
     node_free_gpus: tuple[int, ...] = ()  # free GPUs per node, when node shapes matter
     gpus_per_node: int = 8  # node size: a gang bigger than this is split into node-sized pods
+    # Pending jobs queued behind every job passed to `decide` but not passed themselves (a
+    # caller that passes only a prefix of the queue, like the simulator): they count among the
+    # jobs a stay delays (docs/cost-model.md §2). 0 when every pending job is passed.
+    queued_behind: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,6 +122,11 @@ class DecisionPolicy:
     # adds weight × s × its compute bill to its total (not to the bill). Cloud capacity a long
     # big job holds is capacity later jobs cannot burst to; 0 turns this off.
     congestion_weight: float = 1.0
+    # Price of holding on-prem GPUs others queue for: a stay adds weight × what delaying each job
+    # queued behind it by g·r/C hours is worth to that job, capped where bursting would beat
+    # waiting for it (docs/cost-model.md §2). Off (0) by default: on trace A it did not move the
+    # cost-JCT curve beyond noise (docs/benchmarks.md); 1 is the model's own, unweighted value.
+    queue_externality_weight: float = 0.0
 
     # --- on-prem model ----------------------------------------------------------------------
     # True: a job that does not fit lets later ones that fit go first (Kueue BestEffortFIFO,

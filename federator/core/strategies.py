@@ -42,7 +42,14 @@ def choose_federator(job: PendingJob, wait_s: float, options: RoundOptions) -> D
     """Burst to the best-priced pool when it beats staying by the margin; else stay or hold."""
     policy = options.policy
     value = options.value_per_hour(job)
-    stay = price_stay(job, wait_s=wait_s, now=options.now, policy=policy, value_per_hour=value)
+    stay = price_stay(
+        job,
+        wait_s=wait_s,
+        now=options.now,
+        policy=policy,
+        value_per_hour=value,
+        queue_usd=options.queue_usd(job, wait_s),
+    )
     blocker = options.burst_blocker(job)
     if blocker is not None:
         book: Book = (_BLOCKED, (value, *stay.term_values()), ())

@@ -107,6 +107,7 @@ class CoreController:
             running=self._running(world, now) if needs_replay else (),
             queue_order=tuple(job.key for job in pending),
             node_free_gpus=tuple(world.nodes.free),
+            queued_behind=self._queued_behind(world, due),
         )
         offers = tuple(self._offer(pool, world, now) for pool in world.scenario.pools)
         result = self._decide(
@@ -138,6 +139,13 @@ class CoreController:
             cached = replace(world.pending_job(job), burst_allowed=False)
             self._context_jobs[job] = cached
         return cached
+
+    def _queued_behind(self, world: World, due: Sequence[int]) -> int:
+        """The queued jobs behind the last due one: not passed, but a stay delays them too."""
+        policy = self.policy
+        if policy.strategy is not Strategy.FEDERATOR or policy.queue_externality_weight <= 0:
+            return 0
+        return world.queue.count_after(max(due))
 
     def _jobs_to_decide(self, world: World, due: Sequence[int]) -> list[int]:
         if self.policy.strategy is not Strategy.FEDERATOR:

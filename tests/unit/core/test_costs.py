@@ -6,6 +6,8 @@ import math
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federator.core import costs
 from federator.core.models import CapacityType, DatasetNeed, Offer, PendingJob, RuntimeSource
@@ -271,3 +273,71 @@ def test_congestion_prices_the_share_of_free_pool_gpus_taken(
     )
     assert option.congestion_usd == pytest.approx(want_share * option.compute_usd)
     assert option.cost_usd == pytest.approx(option.compute_usd)  # never billed
+
+
+# Four jobs of the round: (value of time $/h, tolerance h). The one with no value never counts;
+# the one with an infinite tolerance (no cloud option) always takes the whole delay.
+ROUND = [(10.0, 1.0), (10.0, 3.0), (0.0, 5.0), (20.0, math.inf)]
+
+
+@pytest.mark.parametrize(
+    ("behind", "delay_h", "wait_h", "want_usd"),
+    [
+        # from now: 10·min(1, 1) + 10·min(1, 3) + 20·1 = 40 per 4 jobs, 4 behind
+        pytest.param(4, 1.0, 0.0, 40.0, id="everyone delayed a full hour"),
+        # 2.5 h from now the first is past its tolerance, the second has 0.5 h left: 5 + 20
+        pytest.param(4, 1.0, 2.5, 25.0, id="past and partly spent tolerances"),
+        # a quarter hour: 10·0.25 + 20·0.25 = 7.5 per 4 jobs, 8 behind
+        pytest.param(8, 0.25, 2.5, 15.0, id="a short delay fits in the tolerance left"),
+        pytest.param(0, 1.0, 0.0, 0.0, id="nobody behind"),
+        pytest.param(4, 0.0, 0.0, 0.0, id="no delay"),
+        pytest.param(4, 1.0, math.inf, 0.0, id="a job that never starts delays nobody"),
+    ],
+)
+def test_the_delay_of_the_jobs_behind_is_capped_by_their_tolerance(
+    behind: int, delay_h: float, wait_h: float, want_usd: float
+) -> None:
+    queue = costs.QueueBehind(ROUND)
+    assert queue.delay_usd(behind=behind, delay_h=delay_h, wait_h=wait_h) == pytest.approx(want_usd)
+
+
+def test_an_empty_round_prices_no_delay() -> None:
+    assert costs.QueueBehind([]).delay_usd(behind=3, delay_h=1.0, wait_h=0.0) == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 100), st.one_of(st.floats(0, 50), st.just(math.inf))),
+        max_size=20,
+    ),
+    st.integers(0, 50),
+    st.floats(0, 20),
+    st.floats(0, 40),
+    st.floats(0, 5),
+)
+def test_the_sorted_sums_give_the_job_by_job_price_and_it_grows_with_the_delay(
+    pairs: list[tuple[float, float]], behind: int, delay_h: float, wait_h: float, more_h: float
+) -> None:
+    queue = costs.QueueBehind(pairs)
+    price = queue.delay_usd(behind=behind, delay_h=delay_h, wait_h=wait_h)
+    each = [v * min(delay_h, max(0.0, t - wait_h)) for v, t in pairs]
+    want = behind * sum(each) / len(pairs) if pairs and delay_h > 0 else 0.0
+    assert price == pytest.approx(want, rel=1e-9, abs=1e-6)
+    longer = queue.delay_usd(behind=behind, delay_h=delay_h + more_h, wait_h=wait_h)
+    later = queue.delay_usd(behind=behind, delay_h=delay_h, wait_h=wait_h + more_h)
+    assert longer >= price - 1e-6
+    assert later <= price + 1e-6
+    assert price <= behind * delay_h * sum(v for v, _ in pairs) / max(1, len(pairs)) + 1e-6
+
+
+def test_the_queue_price_is_part_of_the_stay_total_and_its_terms() -> None:
+    policy = replace(NEUTRAL, value_of_time_usd_per_gpu_hour=1.0)
+    plain = costs.price_stay(JOB, wait_s=HOUR, now=0.0, policy=policy, value_per_hour=8.0)
+    priced = costs.price_stay(
+        JOB, wait_s=HOUR, now=0.0, policy=policy, value_per_hour=8.0, queue_usd=12.5
+    )
+    assert plain.queue_usd == 0.0
+    assert priced.total_usd == pytest.approx(plain.total_usd + 12.5)
+    assert priced.terms()["stay_queue_usd"] == 12.5
+    assert priced.terms()["stay_total_usd"] == pytest.approx(8.0 + 12.5)

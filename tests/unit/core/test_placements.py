@@ -356,3 +356,46 @@ def test_a_small_budget_is_named_in_cents_not_rounded_to_nothing() -> None:
     (only,) = run([job("a")], policy=policy).decisions
     assert only.kind is DecisionKind.STAY
     assert "daily budget $0.12" in only.reason
+
+
+# 16 GPUs busy for one more hour; a long 8-GPU job first in line, twenty 1-GPU jobs of 10 h
+# queued behind it.
+BUSY_AN_HOUR = OnPremState(total_gpus=16, free_gpus=0, running=(RunningJob("r", 16, HOUR),))
+BIG_FIRST = [job("team-a/big", gpus=8, hours=20.0)] + [
+    job(f"team-b/small-{i:02d}", gpus=1, hours=10.0, submitted_at=float(i + 1)) for i in range(20)
+]
+
+
+def test_a_long_job_bursts_when_its_stay_would_delay_the_queue_behind_it() -> None:
+    alone = run(BIG_FIRST, onprem=BUSY_AN_HOUR).decisions[0]
+    priced = run(
+        BIG_FIRST, onprem=BUSY_AN_HOUR, policy=replace(POLICY, queue_externality_weight=1.0)
+    ).decisions[0]
+    # Its own hour of waiting ($2 × 8 GPUs) is not worth the cloud's $160 and more.
+    assert (alone.kind, alone.terms["stay_queue_usd"]) == (DecisionKind.STAY, 0.0)
+    # Staying delays each of the 20 behind by D = 8·20/16 = 10 h from W = 1 h. Tolerances
+    # (cheapest $1/GPU-h, 2 min startup): big 160/16 + 1/30 h, small 10/2 + 1/30 h; so the
+    # big one counts 16·9.0333, each small 2·4.0333, averaged over the 21 jobs of the round.
+    mean = (16 * (9 + 1 / 30) + 20 * 2 * (4 + 1 / 30)) / 21
+    assert priced.terms["stay_queue_usd"] == pytest.approx(20 * mean)
+    assert priced.kind is DecisionKind.BURST
+    assert priced.pool_name == "cloud-a/a100-spot"
+
+
+@pytest.mark.parametrize("strategy", [s for s in Strategy if s is not Strategy.FEDERATOR])
+def test_only_federator_prices_the_queue_behind(strategy: Strategy) -> None:
+    plain = replace(POLICY, strategy=strategy)
+    priced = replace(plain, queue_externality_weight=1.0)
+    assert run(BIG_FIRST, onprem=BUSY_AN_HOUR, policy=plain) == run(
+        BIG_FIRST, onprem=BUSY_AN_HOUR, policy=priced
+    )
+
+
+def test_jobs_the_caller_left_out_count_behind() -> None:
+    policy = replace(POLICY, queue_externality_weight=1.0)
+    state = replace(BUSY_AN_HOUR, queued_behind=10)
+    passed = run(BIG_FIRST, onprem=BUSY_AN_HOUR, policy=policy).decisions[0]
+    with_more = run(BIG_FIRST, onprem=state, policy=policy).decisions[0]
+    assert with_more.terms["stay_queue_usd"] == pytest.approx(
+        passed.terms["stay_queue_usd"] * 30 / 20
+    )

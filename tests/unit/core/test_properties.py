@@ -128,6 +128,7 @@ def policies(draw: st.DrawFn) -> DecisionPolicy:
         gpu_speed={"H100": 2.0},
         starburst_runtime_weighted_mean_gpus=draw(st.floats(1, 8)),
         starburst_max_queue_length=draw(optional(st.integers(0, 5))),
+        queue_externality_weight=draw(st.sampled_from([0.0, 1.0])),
     )
 
 

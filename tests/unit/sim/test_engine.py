@@ -67,15 +67,28 @@ def test_decision_rounds_follow_the_decision_period() -> None:
     assert result.outcomes.start_s.tolist() == [0.0, 180.0, 270.0]
 
 
-@pytest.mark.parametrize("policy", ["never", "always", "greedy-spot", "starburst", "federator"])
-def test_every_policy_keeps_the_invariants_and_is_deterministic(policy: str) -> None:
+@pytest.mark.parametrize(
+    ("policy", "queue_weight"),
+    [
+        ("never", 0.0),
+        ("always", 0.0),
+        ("greedy-spot", 0.0),
+        ("starburst", 0.0),
+        ("federator", 0.0),
+        ("federator", 1.0),  # with the price of the queue behind (`queued_behind` passed)
+    ],
+)
+def test_every_policy_keeps_the_invariants_and_is_deterministic(
+    policy: str, queue_weight: float
+) -> None:
     trace = synthetic_trace(1500, seed=7, cluster_gpus=64, load=1.3)
     scenario = dataclasses.replace(
         tiny_scenario(on_demand_pool(), spot_pool(rate=0.5), period_s=30.0), onprem_gpus=64
     )
     spec = RunSpec(policy, 0.5 if policy == "starburst" else None)
+    base = DecisionPolicy(queue_externality_weight=queue_weight)
     runs = [
-        Simulation(trace, scenario, controller_for(spec, DecisionPolicy(), trace, scenario)).run()
+        Simulation(trace, scenario, controller_for(spec, base, trace, scenario)).run()
         for _ in range(2)
     ]
     first, second = runs

@@ -50,3 +50,13 @@ def test_removed_jobs_are_never_admitted_and_prefix_skips_them() -> None:
     assert queue.prefix(through=3, limit=10) == [1, 2, 3]
     assert queue.prefix(through=2, limit=1) == [1]
     assert [job for job, _ in queue.admit(nodes)] == [1, 2]
+
+
+def test_count_after_counts_the_live_jobs_behind_an_order() -> None:
+    queue = BestEffortFifo()
+    for job in range(6):
+        queue.push(job, job, 1)
+    queue.remove(4)
+    assert queue.count_after(2) == 2  # 3 and 5
+    assert queue.count_after(5) == 0
+    assert queue.count_after(-1) == 5
