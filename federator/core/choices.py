@@ -140,8 +140,9 @@ class RoundOptions:
         self.tracks_decided = policy.starburst_max_queue_length is not None
         self._blockers: dict[tuple[bool, str], str | None] = {}
         # Set by the round before each job is decided, for the price of the delay a stay
-        # causes (`behind_value_per_hour`): the pending jobs that would start after it, and
-        # the on-prem GPUs they queue for.
+        # causes (`queue_usd`): the pending jobs that would start after it (0 when the policy
+        # does not price them, see `DecisionPolicy.prices_queue_behind`), and the on-prem GPUs
+        # they queue for.
         self.jobs_behind = 0
         self.onprem_gpus = 0
         self._behind: QueueBehind | None = None
@@ -160,8 +161,7 @@ class RoundOptions:
 
     def queue_usd(self, job: PendingJob, wait_s: float) -> float:
         """What staying's delay of the `jobs_behind` is worth (`costs.QueueBehind`), weighted."""
-        weight = self.policy.queue_externality_weight
-        if not self.jobs_behind or weight <= 0 or self.onprem_gpus <= 0:
+        if not self.jobs_behind or self.onprem_gpus <= 0:
             return 0.0
         if self._behind is None:
             self._behind = QueueBehind([self._value_and_tolerance(k) for k in self._queue])
@@ -169,7 +169,7 @@ class RoundOptions:
         price = self._behind.delay_usd(
             behind=self.jobs_behind, delay_h=delay_h, wait_h=wait_s / HOUR_S
         )
-        return weight * price
+        return self.policy.queue_externality_weight * price
 
     def _value_and_tolerance(self, job: PendingJob) -> tuple[float, float]:
         """A job's value of time and how long it waits before the cheapest offer beats waiting

@@ -17,7 +17,7 @@ from federator.core.choices import RoundOptions
 from federator.core.decisions import Decision, DecisionKind, Round
 from federator.core.models import Offer, OnPremState, PendingJob, Spend
 from federator.core.onprem import OnPremReplay, admission_positions
-from federator.core.policy import DecisionPolicy, Strategy
+from federator.core.policy import DecisionPolicy
 from federator.core.strategies import STRATEGIES
 
 __all__ = ["Decision", "DecisionKind", "Round", "decide"]
@@ -51,8 +51,7 @@ def decide(
     replay = OnPremReplay(ordered, onprem, now=now, backfill=policy.onprem_backfill)
     stays = replay.stays
     tracked = options.tracks_decided
-    # Only federator prices the delay a stay causes the jobs behind (`RoundOptions.jobs_behind`).
-    counts_behind = policy.strategy is Strategy.FEDERATOR and policy.queue_externality_weight > 0
+    counts_behind = policy.prices_queue_behind  # else `options.jobs_behind` stays 0
     options.onprem_gpus = onprem.total_gpus
     behind_unpassed = onprem.queued_behind
     decided: list[Decision | None] = [None] * len(ordered)

@@ -150,6 +150,12 @@ class DecisionPolicy:
     starburst_max_queue_length: int | None = None
     starburst_clip_s: float = 1e9 * 3600.0  # the simulator's clip_time (1e9 h)
 
+    @property
+    def prices_queue_behind(self) -> bool:
+        """Whether a round prices what a stay costs the jobs queued behind it: only the
+        federator strategy does, and only with a positive `queue_externality_weight`."""
+        return self.strategy is Strategy.FEDERATOR and self.queue_externality_weight > 0
+
     def tenant_rule(self, tenant: str) -> TenantRule:
         return self.tenants.get(tenant, _NO_RULE)
 

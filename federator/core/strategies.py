@@ -48,7 +48,8 @@ def choose_federator(job: PendingJob, wait_s: float, options: RoundOptions) -> D
         now=options.now,
         policy=policy,
         value_per_hour=value,
-        queue_usd=options.queue_usd(job, wait_s),
+        # No call per job when nothing is behind or the policy does not price it (the default).
+        queue_usd=options.queue_usd(job, wait_s) if options.jobs_behind else 0.0,
     )
     blocker = options.burst_blocker(job)
     if blocker is not None:

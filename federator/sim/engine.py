@@ -122,7 +122,7 @@ class World:
             cached = self.pending[job] = self._new_pending(job)
         return cached
 
-    def make_pending(self, job: int) -> None:
+    def estimate_at_submission(self, job: int) -> None:
         """The job is submitted: its runtime estimate is drawn now, in submission order, so a
         seeded noisy estimate does not depend on which jobs a controller looks at."""
         self.estimates[job] = self.estimator.estimate(self.trace[job])
@@ -255,7 +255,7 @@ class Simulation:
     # --- on-prem -------------------------------------------------------------------------
 
     def _submit(self, job: int) -> None:
-        self.world.make_pending(job)
+        self.world.estimate_at_submission(job)
         self.world.queue.push(job, job, self.world.trace[job].gpus)
 
     def _admit(self, now: float) -> None:

@@ -142,8 +142,7 @@ class CoreController:
 
     def _queued_behind(self, world: World, due: Sequence[int]) -> int:
         """The queued jobs behind the last due one: not passed, but a stay delays them too."""
-        policy = self.policy
-        if policy.strategy is not Strategy.FEDERATOR or policy.queue_externality_weight <= 0:
+        if not self.policy.prices_queue_behind:
             return 0
         return world.queue.count_after(max(due))
 
