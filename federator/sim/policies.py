@@ -13,9 +13,10 @@ function the daemon calls. This module only shapes its inputs:
   Starburst's timeout) or, without one, after as long again as it has already waited
   (doubling), so a job is decided O(log wait) times, not once per event.
 * **Running jobs.** The replay only needs when GPUs come back. Running jobs are sorted by
-  expected end once per change of the running set and, beyond `running_groups` jobs, merged
-  into that many groups of neighbours (each releasing its GPUs at its median member's
-  expected end), which bounds the cost of a round independently of the cluster size.
+  expected end once per change of the running set; the `running_groups` soonest releases are
+  passed as they are and the later ones merged into that many groups of neighbours (each
+  releasing its GPUs at its median member's expected end), which bounds the cost of a round
+  independently of the cluster size while keeping exact the releases that decide short waits.
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ class Decide(Protocol):
 
 _GPUS = itemgetter(2)
 DEFAULT_WINDOW = 256
-REVISIT_GRID_S = 600.0  # hint-less revisits share rounds on this grid
+# Hint-less revisits share rounds on this grid. A minute: far below any cloud startup
+# latency, so a stay whose expected wait was wrong is asked again before the error costs much
+# (the daemon asks every pass). docs/benchmarks.md has the sweeps with a 10-minute grid.
+REVISIT_GRID_S = 60.0
 DEFAULT_RUNNING_GROUPS = 64
 
 
@@ -167,16 +171,27 @@ class CoreController:
 def _group_running(
     entries: Sequence[tuple[float, float, int, int]], groups: int
 ) -> list[tuple[str, int, float, float]]:
-    """(key, GPUs, expected end, start) per group of neighbours in expected-end order."""
-    if groups <= 0 or len(entries) <= groups:
-        return [(f"running-{job}", gpus, end, start) for end, start, gpus, job in entries]
-    size = math.ceil(len(entries) / groups)
+    """(key, GPUs, expected end, start): the `groups` soonest releases one by one, then groups of
+    neighbours in expected-end order, at most `groups` of them.
+
+    The soonest releases are exact because they decide the waits that are minutes long, where
+    a burst is won or lost against the cloud's startup latency. Merging them too moved the
+    first release to its group's median: a group of jobs ending from 1 minute to 2 hours out
+    freed nothing before 20 minutes, and the round saw a 20-minute wait where there was a
+    1-minute one; docs/benchmarks.md has trace A's sweeps before and after. Far releases only
+    shift long waits a little.
+    """
+    exact = [(f"running-{job}", gpus, end, start) for end, start, gpus, job in entries[:groups]]
+    later = entries[len(exact) :]
+    if groups <= 0 or len(later) <= groups:
+        return exact + [(f"running-{job}", gpus, end, start) for end, start, gpus, job in later]
+    size = math.ceil(len(later) / groups)
     merged = []
-    for index in range(0, len(entries), size):
-        chunk = entries[index : index + size]
+    for index in range(0, len(later), size):
+        chunk = later[index : index + size]
         end, start, _, _ = chunk[len(chunk) // 2]
         merged.append((f"running-group-{index}", sum(map(_GPUS, chunk)), end, start))
-    return merged
+    return exact + merged
 
 
 def _revisit(hint: float | None, world: World, job: int, now: float) -> float:
