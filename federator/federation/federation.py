@@ -652,10 +652,15 @@ class Federation:
         return all(ready)
 
     async def _return_on_prem(self, job: OnPremJob, why: str, report: PassReport) -> None:
-        """Let Kueue run it on-prem: reactivate first, then drop the record (crash-safe order)."""
+        """Let Kueue run it on-prem: reactivate first, then drop the record (crash-safe order).
+
+        The event goes out before the record is dropped: Kueue may admit the Job at once, and
+        its write then makes the drop a conflict that a later pass settles on the
+        started-on-prem path, which says nothing of the return.
+        """
         await self.onprem.release_on_prem(job)
-        await self._drop_record(job)
         await self.onprem.event(job, reason="ReturnedOnPrem", message=why, warning=False)
+        await self._drop_record(job)
         report.actions.append(f"return {job.key} on-prem: {why}")
         log.info("job_returned_on_prem", job=job.key, why=why)
 

@@ -12,7 +12,7 @@ from federator.core.decisions import Decision, DecisionKind, Round
 from federator.core.models import CapacityType, Offer, OnPremState, PendingJob, Spend
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.federation import Federation, FederationSettings
-from federator.federation.ports import CopyState
+from federator.federation.ports import CopyState, OnPremJob
 from federator.federation.records import Phase
 from tests.unit.kube.fakes import FakeCloud, FakeOnPrem
 
@@ -274,6 +274,28 @@ async def test_pull_back_cancels_a_copy_that_has_not_started_when_on_prem_has_ro
     assert cloud.copies == {}
     assert job.record is None
     assert job.active_workload
+    assert ("team-a/j1", "ReturnedOnPrem") in onprem.events
+
+
+async def test_a_pull_back_raced_by_kueue_still_says_the_job_came_back() -> None:
+    """Kueue may admit and un-suspend the Job between its reactivation and the removal of the
+    record; the removal is then refused (the Job changed) and a later pass drops the record on
+    the started-on-prem path. The event must not depend on the removal going through."""
+    onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    release = onprem.release_on_prem
+
+    async def admitted_at_once(pending: OnPremJob) -> None:
+        await release(pending)
+        job.version += 1  # Kueue's own write lands first
+
+    onprem.release_on_prem = admitted_at_once  # type: ignore[method-assign]
+    onprem.free_gpus = 8
+    report = await fed.run_once(110.0)
+    assert any("409" in failure for failure in report.failures), "the race happened"
+    assert cloud.copies == {}
     assert ("team-a/j1", "ReturnedOnPrem") in onprem.events
 
 
