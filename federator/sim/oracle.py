@@ -7,22 +7,23 @@ and every future arrival, and, because it replays the simulation itself, each jo
 on-prem wait under its plan and whatever the world replays from files (a price history, an
 availability trace). What it does not know is the luck of the spot market's random draws:
 with a preemption *rate*, it prices a spot run by its mean over draws the simulation never
-uses (`MARKET_DRAWS`). The issue's oracle "knows durations and future arrivals"; knowing
-which spot runs a random draw will preempt is knowledge no policy can act on, and with it the
-oracle bought spot for exactly the runs that would not be preempted, so the gap to it at a
-high value of waiting measured luck, not the policy (docs/simulator.md).
+uses (`MARKET_DRAWS`). The issue's oracle "knows durations and future arrivals"; which spot
+runs a random draw will preempt is knowledge no policy can act on, so the oracle does not
+have it either (it did before d5f8610; docs/simulator.md has what that changed).
 
 The search is a continuation in the value of waiting v (the same DecisionPolicy figure the
 `federator` strategy uses, so both curves share a knob):
-1. Each job's best cloud option is priced from its realised cloud run on every pool (cost, and
-   the delay startup and rework add); the best by cost + value of that delay is kept.
+1. Each job's best cloud option is priced from its cloud run on every pool (cost, and the
+   delay startup and rework add; a spot run with a preemption rate as the mean of
+   `MARKET_DRAWS` runs); the best by cost + value of that delay is kept.
 2. Starting from "burst nothing" at v/256, v doubles step by step (factor 2, last step = v).
    At each step the current plan is simulated and every job that stayed reads its real
    on-prem wait; the plan then also bursts, at submission, every job whose wait priced at the
    step's v is worth more than its cloud option: v x (wait - cloud delay) > cloud cost.
 3. Plans only grow along the path, so small steps keep the overshoot of deciding many jobs on
    one simulation small; plans along the path are cached, so a sweep over v costs about one
-   simulation per grid point.
+   simulation per grid point. A job's options are priced only once it has waited longer than
+   the quickest pool's startup (no option can shorten a shorter wait), and then kept.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from federator.sim.engine import Order, Scenario, Simulation, World
 from federator.sim.traces import TraceJob
 
 _STEPS = 8  # the path starts at v / 2**8
-MARKET_DRAWS = 16  # spot runs priced as the mean of this many draws (see the module docstring)
+MARKET_DRAWS = 4  # spot runs priced as the mean of this many draws (see the module docstring)
 HOUR = 3600.0
 
 
@@ -79,7 +80,11 @@ class HindsightPlanner:
         self.policy_at = policy_at
         self.simulations = 0
         self._path: list[tuple[float, dict[int, CloudPool]]] = []
-        self._runs = [_cloud_runs(job, scenario) for job in trace]  # independent of v
+        # Each job's cloud options, independent of v, priced the first time a job waited long
+        # enough for one to pay (a spot option is a mean of MARKET_DRAWS runs).
+        self._runs: list[list[CloudOption] | None] = [None] * len(trace)
+        # No option adds less delay than the quickest pool's startup.
+        self._least_delay_s = min((pool.startup_latency_s for pool in scenario.pools), default=0.0)
 
     def plan_for(self, value: float) -> dict[int, CloudPool]:
         for known, plan in self._path:
@@ -109,12 +114,16 @@ class HindsightPlanner:
         bursted = result.outcomes.bursted.tolist()
         values: dict[tuple[int, str], float] = {}  # a job's value depends on (gpus, queue) only
         grown = dict(plan)
-        for job, (spec, runs) in enumerate(zip(self.trace, self._runs, strict=True)):
-            if job in grown or bursted[job]:
-                continue
+        least_delay = self._least_delay_s
+        for job, spec in enumerate(self.trace):
+            if waits[job] <= least_delay or job in grown or bursted[job]:
+                continue  # a wait no cloud option can shorten
             job_value = values.get((spec.gpus, spec.queue))
             if job_value is None:
                 job_value = values[spec.gpus, spec.queue] = _value_per_hour(spec, policy)
+            runs = self._runs[job]
+            if runs is None:
+                runs = self._runs[job] = _cloud_runs(spec, self.scenario)
             option = _best(runs, job_value)
             if option is None:
                 continue
