@@ -21,8 +21,8 @@ from federator.sim.engine import RunResult
 HOUR = 3600.0
 
 _ORACLE_NOTE = (
-    "oracle = clairvoyant heuristic (hindsight search with true run times, future arrivals and "
-    "realised preemptions); it is NOT a lower bound."
+    "oracle = clairvoyant heuristic (hindsight search with true run times and future arrivals; "
+    "spot preemptions priced at their mean, not foreseen); it is NOT a lower bound."
 )
 
 
