@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 from federator.sandbox.layout import PORTS, Layout
 from federator.sandbox.pki import Pki
@@ -69,6 +70,12 @@ def object_path(kind: str, name: str | None = None, namespace: str | None = None
     return f"{path}/{name}" if name else path
 
 
+def _not_ready_yet(error: BaseException) -> bool:
+    """An apiserver that has just (re)started answers 429 "storage is (re)initializing" and
+    503 until its caches are ready; both pass within seconds."""
+    return isinstance(error, KubeError) and error.status in (429, 503)
+
+
 @dataclass(frozen=True, slots=True)
 class KubeApi:
     """Admin access to one sandbox apiserver."""
@@ -82,6 +89,14 @@ class KubeApi:
         context = client_ssl(pki.ca.cert, pki.admin.cert, pki.admin.key)
         return cls(f"https://127.0.0.1:{PORTS[site].apiserver}", context)
 
+    # Waited out rather than failed: `sandbox up` right after an apiserver restart (a
+    # reliability scenario does exactly that) otherwise dies on its first Kueue read.
+    @retry(
+        retry=retry_if_exception(_not_ready_yet),
+        wait=wait_exponential(multiplier=0.25, max=2.0),
+        stop=stop_after_delay(60.0),
+        reraise=True,
+    )
     async def request(
         self,
         method: str,
