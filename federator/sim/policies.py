@@ -181,17 +181,22 @@ def _group_running(
     1-minute one; docs/benchmarks.md has trace A's sweeps before and after. Far releases only
     shift long waits a little.
     """
-    exact = [(f"running-{job}", gpus, end, start) for end, start, gpus, job in entries[:groups]]
-    later = entries[len(exact) :]
-    if groups <= 0 or len(later) <= groups:
-        return exact + [(f"running-{job}", gpus, end, start) for end, start, gpus, job in later]
+    if groups <= 0 or len(entries) <= 2 * groups:
+        return _one_by_one(entries)
+    later = entries[groups:]
     size = math.ceil(len(later) / groups)
     merged = []
     for index in range(0, len(later), size):
         chunk = later[index : index + size]
         end, start, _, _ = chunk[len(chunk) // 2]
         merged.append((f"running-group-{index}", sum(map(_GPUS, chunk)), end, start))
-    return exact + merged
+    return _one_by_one(entries[:groups]) + merged
+
+
+def _one_by_one(
+    entries: Sequence[tuple[float, float, int, int]],
+) -> list[tuple[str, int, float, float]]:
+    return [(f"running-{job}", gpus, end, start) for end, start, gpus, job in entries]
 
 
 def _revisit(hint: float | None, world: World, job: int, now: float) -> float:

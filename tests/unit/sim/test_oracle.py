@@ -9,10 +9,17 @@ import statistics
 import pytest
 
 from federator.core.policy import DecisionPolicy, Strategy
-from federator.sim.cloud import run_in_cloud
-from federator.sim.engine import Simulation
-from federator.sim.oracle import MARKET_DRAWS, HindsightPlanner, OracleController, _cloud_runs
+from federator.sim.cloud import CloudRun, run_in_cloud
+from federator.sim.engine import Scenario, Simulation
+from federator.sim.oracle import (
+    MARKET_DRAWS,
+    CloudOption,
+    HindsightPlanner,
+    OracleController,
+    _cloud_runs,
+)
 from federator.sim.runs import per_job_value
+from federator.sim.traces import TraceJob
 
 from .helpers import on_demand_pool, spot_pool, tiny_scenario, tiny_trace
 
@@ -58,36 +65,31 @@ def test_the_oracle_prices_spot_by_its_mean_not_by_the_draw_the_run_will_get() -
     options = [_cloud_runs(job, scenario)[0] for job in trace]
     for job, option in zip(trace, options, strict=True):
         means = [
-            run_in_cloud(
-                option.pool,
-                job.gpus,
-                job.duration_s,
-                job.submit_s,
-                scenario.physics,
-                0,
-                random.Random(f"other:{draw}"),
-            ).end_s
-            - job.submit_s
-            - job.duration_s
+            _run(job, option, scenario, f"other:{draw}").end_s - job.submit_s - job.duration_s
             for draw in range(400)
         ]
         # Its delay is a mean of MARKET_DRAWS draws: within 4 standard errors of the difference
         # from a 400-draw mean (what tells it from the run's own draw is the cost check below).
         error = statistics.stdev(means) * math.sqrt(1 / MARKET_DRAWS + 1 / 400)
         assert abs(option.delay_s - statistics.fmean(means)) <= 4 * error
-    realised = [
-        run_in_cloud(
-            o.pool,
-            j.gpus,
-            j.duration_s,
-            j.submit_s,
-            scenario.physics,
-            0,
-            random.Random(f"{scenario.seed}:cloud:{j.job_id}:{o.pool.name}"),
-        ).cost_usd
+    realised = [  # the simulation's own draw (engine.py)
+        _run(j, o, scenario, f"{scenario.seed}:cloud:{j.job_id}:{o.pool.name}").cost_usd
         for j, o in zip(trace, options, strict=True)
     ]
     assert [o.cost_usd for o in options] != realised
+
+
+def _run(job: TraceJob, option: CloudOption, scenario: Scenario, seed: str) -> CloudRun:
+    """The job's cloud run on the option's pool with the random stream named `seed`."""
+    return run_in_cloud(
+        option.pool,
+        job.gpus,
+        job.duration_s,
+        job.submit_s,
+        scenario.physics,
+        0,
+        random.Random(seed),
+    )
 
 
 def test_an_on_demand_run_is_priced_exactly() -> None:
