@@ -654,10 +654,12 @@ class Federation:
     async def _return_on_prem(self, job: OnPremJob, why: str, report: PassReport) -> None:
         """Let Kueue run it on-prem: reactivate first, then drop the record (crash-safe order).
 
-        The event goes out before the record is dropped: Kueue may admit the Job at once, and
-        its write then makes the drop a conflict that a later pass settles on the
-        started-on-prem path, which says nothing of the return.
+        The note on the Job and the event go out before the record is dropped: Kueue may admit
+        the Job at once, and its write then makes the drop a conflict that a later pass settles
+        on the started-on-prem path, which says nothing of the return. The note stays on the
+        Job after the Events have expired.
         """
+        job = await self.onprem.note_return(job, why=why)
         await self.onprem.release_on_prem(job)
         await self.onprem.event(job, reason="ReturnedOnPrem", message=why, warning=False)
         await self._drop_record(job)

@@ -154,6 +154,11 @@ class OnPremPort(Protocol):
         """Reactivate the Workload so Kueue may admit the job on-prem again."""
         ...
 
+    async def note_return(self, job: OnPremJob, *, why: str) -> OnPremJob:
+        """Leave on the Job when and why it went back to the on-prem queue (Events expire);
+        returns it with its new resourceVersion."""
+        ...
+
     async def mirror(self, job: OnPremJob, *, remote_state: str) -> OnPremJob:
         """Show the copy's state on the on-prem Job; returns it with its new resourceVersion."""
         ...

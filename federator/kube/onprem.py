@@ -227,6 +227,16 @@ class OnPremCluster:
         )
         self.workloads.put(updated)
 
+    async def note_return(self, job: OnPremJob, *, why: str) -> OnPremJob:
+        # No precondition: the note only adds history, and it must not lose a race with Kueue.
+        stamp = convert.format_time(self.cluster.health.clock())
+        note = f"{stamp} {why}"[:1024]
+        body = {"metadata": {"annotations": {convert.ANNOTATION_RETURNED: note}}}
+        updated = await self.cluster.request(
+            "PATCH", _job_path(job), body=body, content_type=MERGE_PATCH
+        )
+        return self._updated(job, updated)
+
     async def mirror(self, job: OnPremJob, *, remote_state: str) -> OnPremJob:
         live = self.jobs.items.get(job.key)
         notes = convert.annotations_of(live) if live is not None else {}

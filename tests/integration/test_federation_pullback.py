@@ -41,6 +41,7 @@ STARTUP_S = 20.0
 BLOCKERS_S = 300.0  # a long wait behind them is what makes the job burst
 READY_DELAY = "pod-ready.stage.kwok.x-k8s.io/delay"
 READY_JITTER = "pod-ready.stage.kwok.x-k8s.io/jitter-delay"
+RETURNED = "federator.io/returned-on-prem"  # the note a return on-prem leaves on the Job
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,11 @@ async def test_a_copy_still_starting_is_pulled_back_when_on_prem_frees_up(
     assert where_it_ran(sampler, placed.uid) == {placed.cluster, "onprem"}, "copy, then on-prem"
     annotations = job["metadata"].get("annotations") or {}
     gone = {invariants.RECORD, "federator.io/placement", "federator.io/remote-state"}
-    assert not gone & set(annotations), "no placement left on the Job (the Events tell its story)"
+    assert not gone & set(annotations), "no placement left on the Job"
+    print(f"{RETURNED}: {annotations.get(RETURNED)}")
+    stamp, _, why = annotations.get(RETURNED, "").partition(" ")
+    assert why == f"pulled back from {placed.cluster}/{placed.pool}: on-prem has room", annotations
+    assert stamp.endswith("Z"), f"the note says when: {stamp!r}"
     events = await events_of(onprem, namespace, "homing")
     assert "Bursted" in events
     assert events.get("ReturnedOnPrem", "").startswith(
@@ -280,3 +285,4 @@ async def test_a_copy_younger_than_the_cooldown_stays_and_completes_in_the_cloud
     events = await events_of(onprem, namespace, "homing")
     assert "CompletedInCloud" in events
     assert "ReturnedOnPrem" not in events
+    assert RETURNED not in (job["metadata"].get("annotations") or {})

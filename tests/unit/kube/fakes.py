@@ -37,6 +37,7 @@ class FakeJob:
     active_pods: int = 0
     terminal: Terminal | None = None
     remote_state: str = ""
+    returned: str = ""  # the note of the last return on-prem
     burst_allowed: bool = True
     plain: bool = False  # a suspended Job without Kueue
 
@@ -120,6 +121,13 @@ class FakeOnPrem:
     async def release_on_prem(self, job: OnPremJob) -> None:
         self.jobs[job.key].active_workload = True
         self.writes.append(f"release {job.key}")
+
+    async def note_return(self, job: OnPremJob, *, why: str) -> OnPremJob:
+        fake = self.jobs[job.key]
+        fake.returned = why
+        fake.version += 1
+        self.writes.append(f"note {job.key} returned")
+        return replace(job, resource_version=str(fake.version))
 
     async def mirror(self, job: OnPremJob, *, remote_state: str) -> OnPremJob:
         fake = self.jobs[job.key]

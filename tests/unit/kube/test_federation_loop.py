@@ -275,6 +275,10 @@ async def test_pull_back_cancels_a_copy_that_has_not_started_when_on_prem_has_ro
     assert job.record is None
     assert job.active_workload
     assert ("team-a/j1", "ReturnedOnPrem") in onprem.events
+    assert job.returned == "pulled back from cloud-a/spot: on-prem has room", job.returned
+    assert onprem.writes.index("note team-a/j1 returned") < onprem.writes.index(
+        "release team-a/j1"
+    ), "the note is written before Kueue may admit the Job"
 
 
 async def test_a_pull_back_raced_by_kueue_still_says_the_job_came_back() -> None:
@@ -297,6 +301,7 @@ async def test_a_pull_back_raced_by_kueue_still_says_the_job_came_back() -> None
     assert any("409" in failure for failure in report.failures), "the race happened"
     assert cloud.copies == {}
     assert ("team-a/j1", "ReturnedOnPrem") in onprem.events
+    assert job.returned.startswith("pulled back from cloud-a/"), "the note does not race"
 
 
 async def test_a_plain_job_is_never_pulled_back_since_nothing_on_prem_would_run_it() -> None:
@@ -313,6 +318,7 @@ async def test_a_plain_job_is_never_pulled_back_since_nothing_on_prem_would_run_
     assert job.record is not None
     assert job.record.attempt == 1
     assert ("team-a/j1", "ReturnedOnPrem") not in onprem.events
+    assert job.returned == ""
 
 
 async def test_a_started_copy_is_not_pulled_back() -> None:
