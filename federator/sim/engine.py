@@ -60,6 +60,9 @@ class Order:
     job: int
     pool: CloudPool | None = None  # burst there now; None: leave it in the queue
     revisit_at: float | None = None  # when to ask about it again (None: never by itself)
+    # When the policy expects the job to start on-prem if it stays (None: it makes no forecast);
+    # the first one per job is kept in the outcomes, to be held against the real start.
+    expected_start: float | None = None
 
 
 class Controller(Protocol):
@@ -296,10 +299,20 @@ class Simulation:
                 continue
             if order.pool is not None:
                 self._burst(order.job, order.pool, now)
-            elif order.revisit_at is not None and math.isfinite(order.revisit_at):
+                continue
+            self._note_forecast(order, now)
+            if order.revisit_at is not None and math.isfinite(order.revisit_at):
                 at = max(order.revisit_at, now)
                 self._next_revisit[order.job] = at
                 self._push(at, _REVISIT, order.job)
+
+    def _note_forecast(self, order: Order, now: float) -> None:
+        outcomes, expected = self.outcomes, order.expected_start
+        if expected is None or not math.isfinite(expected):
+            return
+        if math.isnan(outcomes.forecast_start_s[order.job]):  # the first forecast is the one
+            outcomes.forecast_at_s[order.job] = now
+            outcomes.forecast_start_s[order.job] = expected
 
     def _burst(self, job: int, pool: CloudPool, now: float) -> None:
         world, spec = self.world, self.world.trace[job]

@@ -41,6 +41,9 @@ class JobOutcomes:
     deadline_s: Floats  # nan when the job has none
     finished_count: npt.NDArray[np.int64]  # how many times each job finished (must be 1)
     pool: npt.NDArray[np.int64]  # index of the cloud pool in the scenario; -1 on-prem
+    # The policy's first forecast of the job's on-prem start, and when it made it (nan: none).
+    forecast_at_s: Floats
+    forecast_start_s: Floats
 
     @classmethod
     def empty(cls, count: int) -> JobOutcomes:
@@ -62,6 +65,8 @@ class JobOutcomes:
             deadline_s=nans(),
             finished_count=np.zeros(count, dtype=np.int64),
             pool=np.full(count, -1, dtype=np.int64),
+            forecast_at_s=nans(),
+            forecast_start_s=nans(),
         )
 
 
@@ -127,3 +132,54 @@ def onprem_busy_gpu_seconds(outcomes: JobOutcomes, until_s: float) -> float:
     start = outcomes.start_s[onprem]
     end = np.minimum(outcomes.end_s[onprem], until_s)
     return float((np.maximum(end - start, 0.0) * outcomes.gpus[onprem]).sum())
+
+
+# Gang sizes the forecast check reports apart: a single GPU fits any gap, larger gangs need
+# room on one node (or whole nodes), which is what a pooled forecast misses.
+FORECAST_SIZES: tuple[tuple[str, int, float], ...] = (
+    ("1", 1, 1),
+    ("2-4", 2, 4),
+    ("5-8", 5, 8),
+    ("9+", 9, math.inf),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitForecast:
+    """How the policy's first on-prem wait forecast compares with the real wait, for the jobs
+    of one size that stayed on-prem after it (both waits from the moment of the forecast)."""
+
+    gpus: str
+    jobs: int
+    forecast_mean_s: float
+    real_mean_s: float
+
+    @property
+    def ratio(self) -> float:
+        """Real over forecast wait, summed over the jobs (nan when nothing was forecast)."""
+        if self.forecast_mean_s > 0:
+            return self.real_mean_s / self.forecast_mean_s
+        return math.nan if self.real_mean_s == 0 else math.inf
+
+
+def wait_forecasts(outcomes: JobOutcomes) -> tuple[WaitForecast, ...]:
+    """Per gang size, the stayed jobs' forecast and real waits; empty when none was forecast."""
+    forecast = ~np.isnan(outcomes.forecast_start_s) & ~outcomes.bursted
+    forecast &= ~np.isnan(outcomes.start_s)
+    if not forecast.any():
+        return ()
+    rows = []
+    for label, smallest, largest in FORECAST_SIZES:
+        chosen = forecast & (outcomes.gpus >= smallest) & (outcomes.gpus <= largest)
+        if not chosen.any():
+            continue
+        asked = outcomes.forecast_at_s[chosen]
+        rows.append(
+            WaitForecast(
+                gpus=label,
+                jobs=int(chosen.sum()),
+                forecast_mean_s=float((outcomes.forecast_start_s[chosen] - asked).mean()),
+                real_mean_s=float((outcomes.start_s[chosen] - asked).mean()),
+            )
+        )
+    return tuple(rows)

@@ -122,8 +122,13 @@ class CoreController:
             job = self._job_index[decision.job_key]
             if decision.kind is DecisionKind.BURST and decision.pool_name is not None:
                 orders.append(Order(job, pool=self._pools[decision.pool_name]))
-            else:
-                orders.append(Order(job, revisit_at=_revisit(decision.revisit_at, world, job, now)))
+                continue
+            revisit = _revisit(decision.revisit_at, world, job, now)
+            # Only the federator strategy is given the running jobs, so only its waits are
+            # forecasts of the start; a hold's wait is the cloud's, not the queue's.
+            forecast = needs_replay and decision.kind is DecisionKind.STAY
+            expected = now + decision.expected_wait_s if forecast else None
+            orders.append(Order(job, revisit_at=revisit, expected_start=expected))
         return orders
 
     def _offer(self, pool: CloudPool, world: World, now: float) -> Offer:

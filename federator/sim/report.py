@@ -16,7 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from federator import errors
+from federator.core.reasons import duration
 from federator.sim.engine import RunResult
+from federator.sim.metrics import FORECAST_SIZES, wait_forecasts
 
 HOUR = 3600.0
 
@@ -40,6 +42,15 @@ def to_json_rows(results: Sequence[RunResult]) -> list[dict[str, Any]]:
             "decided_jobs": result.decided_jobs,
         }
         row.update(result.summary.as_dict())
+        row["wait_forecast"] = [
+            {
+                "gpus": forecast.gpus,
+                "jobs": forecast.jobs,
+                "forecast_mean_wait_s": forecast.forecast_mean_s,
+                "real_mean_wait_s": forecast.real_mean_s,
+            }
+            for forecast in wait_forecasts(result.outcomes)
+        ]
         if result.policy == "oracle":
             row["note"] = _ORACLE_NOTE
         rows.append(row)
@@ -95,11 +106,46 @@ def results_table(results: Sequence[RunResult], title: str) -> Table:
     return table
 
 
+def forecasts_table(results: Sequence[RunResult]) -> Table | None:
+    """Per run that forecasts on-prem starts, its mean forecast and real wait by gang size."""
+    rows = [(result, wait_forecasts(result.outcomes)) for result in results]
+    rows = [(result, forecasts) for result, forecasts in rows if forecasts]
+    if not rows:
+        return None
+    table = Table(
+        title="On-prem wait: first forecast -> real wait (jobs), for the jobs that then stayed",
+        title_justify="left",
+    )
+    table.add_column("policy")
+    table.add_column("knob", justify="right")
+    for label, _, _ in FORECAST_SIZES:
+        table.add_column(f"{label} GPU" + ("" if label == "1" else "s"), justify="right")
+    for result, forecasts in rows:
+        by_size = {forecast.gpus: forecast for forecast in forecasts}
+        cells = [
+            "-"
+            if (forecast := by_size.get(label)) is None
+            else f"{duration(forecast.forecast_mean_s)} -> {duration(forecast.real_mean_s)}"
+            f" ({forecast.jobs:,})"
+            for label, _, _ in FORECAST_SIZES
+        ]
+        knob = "-" if result.knob is None else f"{result.knob:g}"
+        table.add_row(result.policy, knob, *cells)
+    return table
+
+
 def print_results(console: Console, results: Sequence[RunResult], title: str) -> None:
     console.print(results_table(results, title))
     console.print("JCT and waits in hours; knobs: " + _knob_legend(results))
     if any(result.policy == "oracle" for result in results):
         console.print(_ORACLE_NOTE)
+    forecasts = forecasts_table(results)
+    if forecasts is not None:
+        console.print(forecasts)
+        console.print(
+            "The forecast is the cost model's replay of the queue (docs/cost-model.md §1): it"
+            " does not foresee arrivals, and after now it pools GPUs across nodes."
+        )
 
 
 def _knob_legend(results: Sequence[RunResult]) -> str:

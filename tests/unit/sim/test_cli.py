@@ -46,4 +46,7 @@ def test_a_small_run_writes_json_rows_and_a_plot(tmp_path: Path) -> None:
         assert key in rows[0]
     assert rows[0]["cloud_cost_usd"] == 0
     assert rows[2]["bursted_jobs"] > 0
+    assert rows[0]["wait_forecast"] == [], "never forecasts nothing"
+    assert {size["gpus"] for size in rows[2]["wait_forecast"]} <= {"1", "2-4", "5-8", "9+"}
+    assert sum(size["jobs"] for size in rows[2]["wait_forecast"]) > 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
