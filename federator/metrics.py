@@ -29,6 +29,8 @@ from prometheus_client import (
     ProcessCollector,
 )
 
+from federator.core.models import GANG_SIZES
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
@@ -73,6 +75,26 @@ QUEUE_OLDEST_PENDING_SECONDS = Gauge(
     "federator_queue_oldest_pending_seconds",
     "Age of the oldest workload waiting in an on-prem queue (0 when the queue is empty).",
     ["queue"],
+    registry=REGISTRY,
+)
+
+# The cost model's on-prem wait forecasts against the real waits (federation/forecasts.py).
+ONPREM_WAIT_FORECASTS = Counter(
+    "federator_onprem_wait_forecasts_total",
+    "Jobs that started on-prem after a stay decision forecast their wait, by gang size.",
+    ["gpus"],
+    registry=REGISTRY,
+)
+ONPREM_WAIT_FORECAST_SECONDS = Counter(
+    "federator_onprem_wait_forecast_seconds_total",
+    "Sum of those jobs' first forecast on-prem waits, by gang size.",
+    ["gpus"],
+    registry=REGISTRY,
+)
+ONPREM_WAIT_REAL_SECONDS = Counter(
+    "federator_onprem_wait_real_seconds_total",
+    "Sum of the same jobs' real waits from their forecast to their start, by gang size.",
+    ["gpus"],
     registry=REGISTRY,
 )
 
@@ -205,6 +227,13 @@ def initialise(
         SYNC_BYTES.labels(direction=direction)
     for reason in PRICE_REJECTION_REASONS:
         PRICE_INPUTS_REJECTED.labels(reason=reason)
+    for size, _, _ in GANG_SIZES:
+        for forecast_counter in (
+            ONPREM_WAIT_FORECASTS,
+            ONPREM_WAIT_FORECAST_SECONDS,
+            ONPREM_WAIT_REAL_SECONDS,
+        ):
+            forecast_counter.labels(gpus=size)
     for cluster in cloud_clusters:
         _initialise_cloud_cluster(cluster)
 

@@ -205,7 +205,33 @@ def scrape() -> dict[str, float]:
                 values[sample.name] += sample.value
             if sample.name == "federator_decisions_total":
                 values[f"decisions_{sample.labels.get('decision')}"] += sample.value
+            if sample.name.startswith("federator_onprem_wait_"):  # per gang size
+                values[f"{sample.name}:{sample.labels.get('gpus')}"] += sample.value
     return dict(values)
+
+
+def forecast_rows(metrics: dict[str, float], simulated: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Mean first wait forecast -> real wait of the jobs that stayed and started on-prem, by
+    gang size, on the sandbox (the daemon's counters) and in the simulator (its JSON)."""
+    prefix = "federator_onprem_wait_"
+    by_size = {row["gpus"]: row for row in simulated.get("wait_forecast", [])}
+    rows = []
+    for size in ("1", "2-4", "5-8", "9+"):
+        jobs = metrics.get(f"{prefix}forecasts_total:{size}", 0.0)
+        sandbox = "—"
+        if jobs:
+            forecast = metrics.get(f"{prefix}forecast_seconds_total:{size}", 0.0) / jobs
+            real = metrics.get(f"{prefix}real_seconds_total:{size}", 0.0) / jobs
+            sandbox = f"{forecast:.0f} -> {real:.0f} ({jobs:.0f})"
+        sim = by_size.get(size)
+        simulated_cell = "—"
+        if sim is not None:
+            forecast, real = sim["forecast_mean_wait_s"], sim["real_mean_wait_s"]
+            simulated_cell = f"{forecast:.0f} -> {real:.0f} ({sim['jobs']})"
+        if jobs or sim is not None:
+            label = f"on-prem wait forecast -> real, {size} GPU{'' if size == '1' else 's'} (s)"
+            rows.append((label, sandbox, simulated_cell))
+    return rows
 
 
 def view(demo: Demo, metrics: dict[str, float]) -> Group:
@@ -297,12 +323,16 @@ def summary(demo: Demo, metrics: dict[str, float]) -> None:
         ("cloud cost (USD)", f"{metrics.get('federator_cloud_spend_usd_total', 0):.2f}",
          f"{p['cloud_cost_usd']:.2f}" if "cloud_cost_usd" in p else "—"),
     ]  # fmt: skip
-    for row in rows:
+    for row in rows + forecast_rows(metrics, p):
         table.add_row(*row)
     console.print(table)
     places = Counter(o.placement for o in outcomes)
     console.print("placements: " + ", ".join(f"{k}: {v}" for k, v in sorted(places.items())))
     console.print("Sandbox durations are compressed 60x: the cost model prices them as they are.")
+    console.print(
+        "Wait forecasts: the first 'expected wait' of each job that stayed, against its real wait"
+        " (jobs); the sandbox sees a start at the daemon's next pass."
+    )
 
 
 def main() -> int:

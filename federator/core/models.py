@@ -14,6 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# Gang sizes reported apart wherever on-prem wait forecasts are checked (the simulator's table,
+# the daemon's metrics): one GPU fits any gap; larger gangs need room on one node, or whole nodes.
+GANG_SIZES: tuple[tuple[str, int, float], ...] = (
+    ("1", 1, 1),
+    ("2-4", 2, 4),
+    ("5-8", 5, 8),
+    ("9+", 9, float("inf")),
+)
+
+
+def gang_size(gpus: int) -> str:
+    """The `GANG_SIZES` label of a job of `gpus` GPUs."""
+    return next((label for label, _, largest in GANG_SIZES if gpus <= largest), "9+")
+
 
 class CapacityType(StrEnum):
     SPOT = "spot"

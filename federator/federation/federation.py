@@ -32,6 +32,7 @@ from federator.core.models import Offer, OnPremState, PendingJob, Spend
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
 from federator.federation import planning
+from federator.federation.forecasts import WaitForecasts
 from federator.federation.planning import Step, StepKind
 from federator.federation.ports import (
     CloudPort,
@@ -131,6 +132,7 @@ class Federation:
         self._placed: dict[str, int] = {}
         self._spent: dict[str, float] = {}  # accrued spend per job key, for the spend counter
         self.last_report: PassReport | None = None  # for /debug/decisions and tests
+        self.forecasts = WaitForecasts()  # on-prem wait forecasts against real waits (metrics)
 
     @property
     def policy(self) -> DecisionPolicy:
@@ -191,6 +193,8 @@ class Federation:
         report.spend = spend = self._spend(onprem, now)
         round_ = await self._decide_round(onprem, clouds, requeued, spend, now)
         report.decisions = round_.decisions
+        self.forecasts.settle(onprem, now)
+        self.forecasts.note(round_.decisions, onprem.jobs, now)
         if writes:
             await self._act(round_, onprem, requeued, clouds, now, report)
             await self._pull_back(onprem, clouds, round_, now, report)

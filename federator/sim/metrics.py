@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 
+from federator.core.models import GANG_SIZES
+
 SLOWDOWN_FLOOR_S = 10.0
 
 Floats = npt.NDArray[np.float64]
@@ -134,16 +136,6 @@ def onprem_busy_gpu_seconds(outcomes: JobOutcomes, until_s: float) -> float:
     return float((np.maximum(end - start, 0.0) * outcomes.gpus[onprem]).sum())
 
 
-# Gang sizes the forecast check reports apart: a single GPU fits any gap, larger gangs need
-# room on one node (or whole nodes), which is what a pooled forecast misses.
-FORECAST_SIZES: tuple[tuple[str, int, float], ...] = (
-    ("1", 1, 1),
-    ("2-4", 2, 4),
-    ("5-8", 5, 8),
-    ("9+", 9, math.inf),
-)
-
-
 @dataclass(frozen=True, slots=True)
 class WaitForecast:
     """How the policy's first on-prem wait forecast compares with the real wait, for the jobs
@@ -169,7 +161,7 @@ def wait_forecasts(outcomes: JobOutcomes) -> tuple[WaitForecast, ...]:
     if not forecast.any():
         return ()
     rows = []
-    for label, smallest, largest in FORECAST_SIZES:
+    for label, smallest, largest in GANG_SIZES:
         chosen = forecast & (outcomes.gpus >= smallest) & (outcomes.gpus <= largest)
         if not chosen.any():
             continue

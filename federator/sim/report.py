@@ -16,9 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from federator import errors
+from federator.core.models import GANG_SIZES
 from federator.core.reasons import duration
 from federator.sim.engine import RunResult
-from federator.sim.metrics import FORECAST_SIZES, wait_forecasts
+from federator.sim.metrics import wait_forecasts
 
 HOUR = 3600.0
 
@@ -118,7 +119,7 @@ def forecasts_table(results: Sequence[RunResult]) -> Table | None:
     )
     table.add_column("policy")
     table.add_column("knob", justify="right")
-    for label, _, _ in FORECAST_SIZES:
+    for label, _, _ in GANG_SIZES:
         table.add_column(f"{label} GPU" + ("" if label == "1" else "s"), justify="right")
     for result, forecasts in rows:
         by_size = {forecast.gpus: forecast for forecast in forecasts}
@@ -127,7 +128,7 @@ def forecasts_table(results: Sequence[RunResult]) -> Table | None:
             if (forecast := by_size.get(label)) is None
             else f"{duration(forecast.forecast_mean_s)} -> {duration(forecast.real_mean_s)}"
             f" ({forecast.jobs:,})"
-            for label, _, _ in FORECAST_SIZES
+            for label, _, _ in GANG_SIZES
         ]
         knob = "-" if result.knob is None else f"{result.knob:g}"
         table.add_row(result.policy, knob, *cells)

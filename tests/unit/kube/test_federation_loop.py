@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 import structlog.testing
 
+from federator import metrics
 from federator.core.decisions import Decision, DecisionKind, Round
 from federator.core.models import CapacityType, Offer, OnPremState, PendingJob, Spend
 from federator.core.policy import DecisionPolicy, Strategy
@@ -486,3 +487,66 @@ async def test_a_lost_attempt_keeps_its_cost_through_requeue_and_replacement() -
     replaced = onprem.jobs["team-a/j1"].record
     assert replaced is not None
     assert (replaced.attempt, replaced.earlier_usd) == (2, pytest.approx(4.0))
+
+
+class StayThenBurst:
+    """A decide() that keeps every job with a 10-minute forecast, except those told to burst."""
+
+    def __init__(self) -> None:
+        self.burst: set[str] = set()
+
+    def __call__(
+        self,
+        jobs: Sequence[PendingJob],
+        onprem: OnPremState,
+        offers: Sequence[Offer],
+        spend: Spend,
+        policy: DecisionPolicy,
+        now: float,
+    ) -> Round:
+        def one(job: PendingJob) -> Decision:
+            if job.key in self.burst:
+                pool = offers[0]
+                return Decision(
+                    job.key, DecisionKind.BURST, pool.cluster, pool.pool, 2.0, 60, 120, {}, "go"
+                )
+            return Decision(job.key, DecisionKind.STAY, None, None, 0, 600.0, 660.0, {}, "stay")
+
+        return Round(tuple(one(job) for job in jobs), now=now)
+
+
+def _forecast_counts(gpus: str) -> tuple[float, float, float]:
+    def value(name: str) -> float:
+        return metrics.REGISTRY.get_sample_value(name, {"gpus": gpus}) or 0.0
+
+    return (
+        value("federator_onprem_wait_forecasts_total"),
+        value("federator_onprem_wait_forecast_seconds_total"),
+        value("federator_onprem_wait_real_seconds_total"),
+    )
+
+
+async def test_a_job_that_starts_on_prem_settles_its_first_wait_forecast() -> None:
+    """Only a start on-prem counts: a burst or a deletion forgets the forecast."""
+    onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
+    started, bursted, deleted = onprem.add("j1", 8), onprem.add("j2", 6), onprem.add("j3", 5)
+    decide = StayThenBurst()
+    fed = Federation(
+        onprem=onprem,
+        clouds={"cloud-a": cloud},
+        policy=DecisionPolicy(),
+        offers=Offers([offer("cloud-a")]),
+        settings=FederationSettings(interval_s=10, gc_grace_s=0),
+        decide=decide,
+    )
+    before = _forecast_counts("5-8")
+    await fed.run_once(100.0)  # three forecasts of 600 s, made at t=100
+    decide.burst.add(bursted.key)
+    await fed.run_once(200.0)  # the later forecast of a job does not replace its first
+    assert bursted.record is not None
+    started.admitted = True  # Kueue admits it
+    del onprem.jobs[deleted.key]  # its owner deletes it
+    await fed.run_once(1900.0)
+    after = _forecast_counts("5-8")
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1.0, 600.0, 1800.0]
+    assert len(fed.forecasts) == 0, "nothing is left open"
