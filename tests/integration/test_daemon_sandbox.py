@@ -93,6 +93,10 @@ def test_the_daemon_bursts_an_overflowing_queue_and_explains_every_decision(
         placed = daemon.metric("federator_placements_total", cluster="cloud-a", outcome="placed")
         placed_b = daemon.metric("federator_placements_total", cluster="cloud-b", outcome="placed")
         leader = daemon.metric("federator_is_leader")
+        forecast = {
+            name: daemon.metric(f"federator_onprem_wait_{name}_total", gpus="5-8")
+            for name in ("forecasts", "forecast_seconds", "real_seconds")
+        }
 
     # 8 jobs x 8 GPUs = 64 GPUs against 16 on-prem GPUs: the queue overflows, some must burst.
     # (How many stay depends on what else holds the shared on-prem queue at the time.)
@@ -108,6 +112,14 @@ def test_the_daemon_bursts_an_overflowing_queue_and_explains_every_decision(
     assert (burst_total or 0) >= len(bursted)
     assert (placed or 0) + (placed_b or 0) >= len(bursted)
     assert leader == 1.0
+    # A stay decision's first wait forecast is settled when the job starts on-prem; a burst
+    # forgets it. So at most the jobs that ran on-prem count (the ones Kueue admitted before
+    # any pass saw them waiting were never forecast).
+    print(f"on-prem wait forecasts, 8-GPU jobs: {forecast}")
+    assert None not in forecast.values(), "the series exist from the start"
+    assert 0 <= (forecast["forecasts"] or 0) <= len(jobs) - len(bursted)
+    assert (forecast["forecast_seconds"] or 0) >= 0
+    assert (forecast["real_seconds"] or 0) >= 0
 
     events = [
         event
