@@ -31,10 +31,15 @@ class Offers:
 
 
 class Scripted:
-    """A decide() that bursts every job it may to the cheapest offer with room; records calls."""
+    """A decide() that bursts every job it may to the cheapest offer with room; records calls.
 
-    def __init__(self, kind: DecisionKind = DecisionKind.BURST) -> None:
+    With `kind` STAY it keeps every job, forecasting a wait of `wait_s`, except the jobs whose
+    keys are in `bursting` (which may change between passes)."""
+
+    def __init__(self, kind: DecisionKind = DecisionKind.BURST, wait_s: float = 0.0) -> None:
         self.kind = kind
+        self.wait_s = wait_s
+        self.bursting: set[str] = set()
         self.calls: list[tuple[list[str], list[Offer]]] = []
 
     def __call__(
@@ -53,7 +58,7 @@ class Scripted:
                 (o for o in offers if o.free_gpus >= job.gpus),
                 key=lambda o: o.price_per_gpu_hour_usd,
             )
-            if self.kind is DecisionKind.BURST and fitting:
+            if (self.kind is DecisionKind.BURST or job.key in self.bursting) and fitting:
                 best = fitting[0]
                 decisions.append(
                     Decision(
@@ -69,8 +74,9 @@ class Scripted:
                     )
                 )
             else:
+                wait = self.wait_s
                 decisions.append(
-                    Decision(job.key, DecisionKind.STAY, None, None, 0, 0, 60, {}, "stay")
+                    Decision(job.key, DecisionKind.STAY, None, None, 0, wait, wait + 60, {}, "stay")
                 )
         return Round(tuple(decisions), now=now)
 
@@ -489,32 +495,6 @@ async def test_a_lost_attempt_keeps_its_cost_through_requeue_and_replacement() -
     assert (replaced.attempt, replaced.earlier_usd) == (2, pytest.approx(4.0))
 
 
-class StayThenBurst:
-    """A decide() that keeps every job with a 10-minute forecast, except those told to burst."""
-
-    def __init__(self) -> None:
-        self.burst: set[str] = set()
-
-    def __call__(
-        self,
-        jobs: Sequence[PendingJob],
-        onprem: OnPremState,
-        offers: Sequence[Offer],
-        spend: Spend,
-        policy: DecisionPolicy,
-        now: float,
-    ) -> Round:
-        def one(job: PendingJob) -> Decision:
-            if job.key in self.burst:
-                pool = offers[0]
-                return Decision(
-                    job.key, DecisionKind.BURST, pool.cluster, pool.pool, 2.0, 60, 120, {}, "go"
-                )
-            return Decision(job.key, DecisionKind.STAY, None, None, 0, 600.0, 660.0, {}, "stay")
-
-        return Round(tuple(one(job) for job in jobs), now=now)
-
-
 def _forecast_counts(gpus: str) -> tuple[float, float, float]:
     def value(name: str) -> float:
         return metrics.REGISTRY.get_sample_value(name, {"gpus": gpus}) or 0.0
@@ -530,18 +510,11 @@ async def test_a_job_that_starts_on_prem_settles_its_first_wait_forecast() -> No
     """Only a start on-prem counts: a burst or a deletion forgets the forecast."""
     onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
     started, bursted, deleted = onprem.add("j1", 8), onprem.add("j2", 6), onprem.add("j3", 5)
-    decide = StayThenBurst()
-    fed = Federation(
-        onprem=onprem,
-        clouds={"cloud-a": cloud},
-        policy=DecisionPolicy(),
-        offers=Offers([offer("cloud-a")]),
-        settings=FederationSettings(interval_s=10, gc_grace_s=0),
-        decide=decide,
-    )
+    decide = Scripted(DecisionKind.STAY, wait_s=600.0)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], decide)
     before = _forecast_counts("5-8")
     await fed.run_once(100.0)  # three forecasts of 600 s, made at t=100
-    decide.burst.add(bursted.key)
+    decide.bursting.add(bursted.key)
     await fed.run_once(200.0)  # the later forecast of a job does not replace its first
     assert bursted.record is not None
     started.admitted = True  # Kueue admits it
