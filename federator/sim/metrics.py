@@ -148,7 +148,7 @@ class WaitForecast:
 
     @property
     def ratio(self) -> float:
-        """Real over forecast wait, summed over the jobs (nan when nothing was forecast)."""
+        """Real over forecast wait (inf when only the real wait is above 0, nan when neither)."""
         if self.forecast_mean_s > 0:
             return self.real_mean_s / self.forecast_mean_s
         return math.nan if self.real_mean_s == 0 else math.inf
