@@ -1,8 +1,9 @@
 """Showing simulation results: a table per run, a JSON file, and cost-versus-JCT curves.
 
-The JSON rows are flat objects (one per run) so they load straight into pandas or jq; the
-keys the issue promises (`policy, knob, cloud_cost_usd, mean_jct_s, p95_jct_s, mean_wait_s,
-deadline_misses, bursted_jobs, onprem_utilization`) are always present.
+The JSON rows are flat objects (one per run; only `wait_forecast` is a list, of one object
+per gang size) so they load straight into pandas or jq; the keys the issue promises (`policy,
+knob, cloud_cost_usd, mean_jct_s, p95_jct_s, mean_wait_s, deadline_misses, bursted_jobs,
+onprem_utilization`) are always present.
 """
 
 from __future__ import annotations
