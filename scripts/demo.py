@@ -39,6 +39,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from federator.core.models import GANG_SIZES
 from federator.replay import (
     ReplayJob,
     SliceSpec,
@@ -216,7 +217,7 @@ def forecast_rows(metrics: dict[str, float], simulated: dict[str, Any]) -> list[
     prefix = "federator_onprem_wait_"
     by_size = {row["gpus"]: row for row in simulated.get("wait_forecast", [])}
     rows = []
-    for size in ("1", "2-4", "5-8", "9+"):
+    for size, _, _ in GANG_SIZES:
         jobs = metrics.get(f"{prefix}forecasts_total:{size}", 0.0)
         sandbox = "—"
         if jobs:

@@ -26,7 +26,7 @@ GANG_SIZES: tuple[tuple[str, int, float], ...] = (
 
 def gang_size(gpus: int) -> str:
     """The `GANG_SIZES` label of a job of `gpus` GPUs."""
-    return next((label for label, _, largest in GANG_SIZES if gpus <= largest), "9+")
+    return next(label for label, _, largest in GANG_SIZES if gpus <= largest)  # the last is ∞
 
 
 class CapacityType(StrEnum):
