@@ -120,7 +120,13 @@ class Kubectl:
 
 
 def to_yaml(objects: Sequence[Obj]) -> str:
-    return yaml.safe_dump_all(list(objects), sort_keys=False)
+    """Objects as a stream of JSON documents, which Go reads back with the same types.
+
+    PyYAML speaks YAML 1.1 and leaves a string like `-7348e7` unquoted; Go's
+    YAML 1.2 reader then sees a number. JSON quotes every string, is YAML to
+    kustomize, and kubectl reads one JSON object after another (no `---`).
+    """
+    return "".join(json.dumps(obj) + "\n" for obj in objects)
 
 
 def render_moved(source: Path, into: Path, *, namespace: str, suffix: str) -> list[Obj]:
@@ -134,7 +140,7 @@ def render_moved(source: Path, into: Path, *, namespace: str, suffix: str) -> li
         # kustomize refuses absolute paths: a relative one is as good
         "resources": [os.path.relpath(source, into)],
     }
-    (into / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    (into / "kustomization.yaml").write_text(to_yaml([kustomization]))
     result = subprocess.run(
         [kubectl_path(), "kustomize", str(into)], capture_output=True, text=True, check=False
     )
@@ -271,6 +277,14 @@ def cleanup() -> Iterator[Callable[[Kubectl, Sequence[Obj]], None]]:
 
 
 # ---- the manifests validate ---------------------------------------------------------------------
+
+
+def test_a_suffix_that_reads_as_a_number_in_yaml_1_2_still_renders(tmp_path: Path) -> None:
+    """A random suffix like `-7348e7` once failed CI: Go read it back as a float."""
+    objects = render_moved(DEPLOY / "base", tmp_path, namespace="fed-x", suffix="-7348e7")
+    named = [o for o in objects if o["kind"] != "Namespace"]
+    assert named
+    assert all(o["metadata"]["name"].endswith("-7348e7") for o in named)
 
 
 def test_the_example_overlay_passes_server_side_dry_run(
