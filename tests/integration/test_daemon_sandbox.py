@@ -118,8 +118,11 @@ def test_the_daemon_bursts_an_overflowing_queue_and_explains_every_decision(
     print(f"on-prem wait forecasts, 8-GPU jobs: {forecast}")
     assert None not in forecast.values(), "the series exist from the start"
     assert 0 <= (forecast["forecasts"] or 0) <= len(jobs) - len(bursted)
-    assert (forecast["forecast_seconds"] or 0) >= 0
-    assert (forecast["real_seconds"] or 0) >= 0
+    if forecast["forecasts"]:
+        # settled at a later pass than the forecast, so each real wait is at least one interval
+        assert (forecast["real_seconds"] or 0) > 0
+    else:
+        assert forecast["forecast_seconds"] == forecast["real_seconds"] == 0
 
     events = [
         event
