@@ -595,6 +595,16 @@ def _clean_labels(source: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in source.items() if not k.startswith(_STRIPPED_LABEL_PREFIXES)}
 
 
+# Job spec fields the copy does not take from the on-prem Job (`suspend` is set anew).
+_DROPPED_SPEC_FIELDS = (
+    "selector",
+    "manualSelector",
+    "managedBy",
+    "suspend",
+    "ttlSecondsAfterFinished",
+)
+
+
 def cloud_job(
     source: Obj,
     *,
@@ -612,14 +622,17 @@ def cloud_job(
 
     On-prem-only fields are dropped: the Job's uid-derived selector and labels (the cloud's Job
     controller makes its own), Kueue's labels (no Kueue manages it there), status, and
-    `managedBy`. The copy and its pods carry federator's labels, so GC and the pod watch find
-    them by label.
+    `managedBy`. So is `ttlSecondsAfterFinished`: federator's GC deletes copies, after a pass
+    has read the finished copy and written the on-prem Job's terminal state. A cloud TTL
+    controller deleting it first leaves a PLACED record with no copy, which the next pass
+    recreates: the job runs again and the on-prem Job never finishes (with a TTL of 0, forever).
+    The copy and its pods carry federator's labels, so GC and the pod watch find them by label.
     """
     src_meta = meta(source)
     uid = str(src_meta.get("uid"))
     owned = copy_labels(instance=instance, source_uid=uid, attempt=attempt)
     spec = copy.deepcopy(dict(source.get("spec") or {}))
-    for dropped in ("selector", "manualSelector", "managedBy", "suspend"):
+    for dropped in _DROPPED_SPEC_FIELDS:
         spec.pop(dropped, None)
     template = spec.setdefault("template", {})
     tmeta = template.setdefault("metadata", {})
@@ -651,9 +664,24 @@ def cloud_job(
     }
 
 
+# What federator writes on the on-prem Job about its placement. On the copy it would describe
+# the on-prem object, not the copy, and an on-prem `source` would replace the copy's own.
+_FEDERATOR_STATE_ANNOTATIONS = frozenset(
+    {
+        ANNOTATION_RECORD,
+        ANNOTATION_PLACEMENT,
+        ANNOTATION_REMOTE_STATE,
+        ANNOTATION_RETURNED,
+        ANNOTATION_SOURCE,
+    }
+)
+
+
 def _copied_annotation(name: str) -> bool:
-    """Job annotations worth keeping on the copy: the user's, not controllers' bookkeeping."""
-    return not name.startswith(("federator.io/record", "federator.io/placement", "kubectl."))
+    """Job annotations worth keeping on the copy: the user's, including their federator.io
+    inputs (runtime estimate, datasets, deadline, ...), not federator's or kubectl's bookkeeping.
+    """
+    return name not in _FEDERATOR_STATE_ANNOTATIONS and not name.startswith("kubectl.")
 
 
 def copied_config(

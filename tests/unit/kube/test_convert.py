@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from federator.core.models import DatasetNeed, RuntimeSource
@@ -230,6 +232,53 @@ def test_cloud_job_pins_the_pool_rewrites_data_and_labels_the_copy() -> None:
     assert source["spec"]["template"]["spec"]["containers"][0]["image"].startswith(
         "registry.onprem"
     )
+
+
+def cloud_copy(source: dict[str, Any]) -> dict[str, Any]:
+    return convert.cloud_job(
+        source,
+        name="train-x-1",
+        instance="fed",
+        source_cluster="onprem",
+        pool="a100-spot",
+        attempt=1,
+        suspended=False,
+    )
+
+
+def test_the_copy_has_no_ttl_so_only_federators_gc_deletes_it() -> None:
+    """A cloud TTL controller deleting a finished copy before a pass reads it would make the
+    next pass recreate the copy: the job would run again and never finish on-prem."""
+    source = o.job()
+    source["spec"]["ttlSecondsAfterFinished"] = 0
+    body = cloud_copy(source)
+    assert "ttlSecondsAfterFinished" not in body["spec"]
+    assert source["spec"]["ttlSecondsAfterFinished"] == 0, "the on-prem Job keeps its own"
+
+
+def test_the_copy_keeps_the_users_annotations_but_not_federators_bookkeeping() -> None:
+    users = {
+        "team": "vision",
+        "federator.io/runtime-estimate": "3h",
+        "federator.io/datasets": "imagenet-1k",
+        "federator.io/checkpoint-interval": "20m",
+        "federator.io/deadline": "2026-03-01T18:00:00Z",
+        "federator.io/gpu-types": "A100,H100",
+        "federator.io/trace-job": "42",  # one federator does not know (scripts/demo.py sets it)
+    }
+    federators = {
+        "federator.io/record": "{}",
+        "federator.io/placement": "cloud-b/h100-spot",
+        "federator.io/remote-state": "Running",
+        "federator.io/returned-on-prem": "2026-11-29T07:47:10Z pulled back",
+        "federator.io/source": "elsewhere/team-a/train",  # the on-prem Job was itself a copy
+        "kubectl.kubernetes.io/last-applied-configuration": "{}",
+    }
+    body = cloud_copy(o.job(annotations={**users, **federators}))
+    assert body["metadata"]["annotations"] == {
+        **users,
+        "federator.io/source": "onprem/team-a/train",
+    }
 
 
 def test_referenced_configs_finds_volumes_env_and_env_from() -> None:
