@@ -121,6 +121,8 @@ class CloudCluster:
             node_selector=placement.node_selector,
             tolerations=placement.tolerations,
         )
+        configs = self._configs_to_copy(manifest)
+        await self._refuse_configs_of_others(job.namespace, configs)
         await self._ensure_namespace(job.namespace)
         created = True
         try:
@@ -135,7 +137,7 @@ class CloudCluster:
                     self.name, 409, f"{job.namespace}/{name} exists and is not a copy of {job.key}"
                 ) from None
         self.copies.put(live)
-        await self._copy_configs(manifest, owner=live, attempt=request.attempt)
+        await self._copy_configs(manifest, configs, owner=live, attempt=request.attempt)
         return created
 
     async def resume_copy(self, copy: CopyView) -> None:
@@ -185,23 +187,41 @@ class CloudCluster:
         with contextlib.suppress(kube_errors.AlreadyExists):
             await self.cluster.request("POST", "/api/v1/namespaces", body=body, creating=True)
 
-    async def _copy_configs(
-        self, manifest: convert.Obj, *, owner: convert.Obj, attempt: int
-    ) -> None:
+    def _configs_to_copy(self, manifest: convert.Obj) -> list[tuple[str, str]]:
+        """(plural, name) of the ConfigMaps and Secrets the job reads that the policy copies."""
         pod_spec = ((manifest.get("spec") or {}).get("template") or {}).get("spec") or {}
         config_maps, secrets = convert.referenced_configs(pod_spec)
-        wanted: list[tuple[str, Sequence[str]]] = []
+        wanted: list[tuple[str, str]] = []
         if self.settings.copy_config_maps:
-            wanted.append(("configmaps", sorted(config_maps)))
+            wanted += [("configmaps", name) for name in sorted(config_maps)]
         if self.settings.copy_secrets:
-            wanted.append(("secrets", sorted(secrets)))
+            wanted += [("secrets", name) for name in sorted(secrets)]
+        return wanted
+
+    async def _refuse_configs_of_others(
+        self, namespace: str, configs: Sequence[tuple[str, str]]
+    ) -> None:
+        """Checked before the copy exists: a copy created first would start, read the cloud's
+        object of that name instead of the on-prem one, and stay a placement never confirmed."""
+        for plural, name in configs:
+            try:
+                live = await self.cluster.request("GET", _config_path(namespace, plural, name))
+            except kube_errors.NotFound:
+                continue
+            self._require_ours(live, plural, namespace, name)
+
+    async def _copy_configs(
+        self,
+        manifest: convert.Obj,
+        configs: Sequence[tuple[str, str]],
+        *,
+        owner: convert.Obj,
+        attempt: int,
+    ) -> None:
         namespace = str(convert.meta(manifest).get("namespace"))
         uid = str(convert.meta(manifest).get("uid"))
-        for plural, names in wanted:
-            for name in names:
-                await self._copy_config(
-                    plural, namespace, name, uid=uid, owner=owner, attempt=attempt
-                )
+        for plural, name in configs:
+            await self._copy_config(plural, namespace, name, uid=uid, owner=owner, attempt=attempt)
 
     async def _copy_config(
         self, plural: str, namespace: str, name: str, *, uid: str, owner: convert.Obj, attempt: int
@@ -218,11 +238,17 @@ class CloudCluster:
         try:
             await self.cluster.request("POST", path, body=body, creating=True)
         except kube_errors.AlreadyExists:
-            await self._add_owner(f"{path}/{name}", owner)
+            await self._add_owner(plural, namespace, name, owner)
 
-    async def _add_owner(self, path: str, owner: convert.Obj) -> None:
-        """A ConfigMap shared by several copies is owned by all of them (GC waits for the last)."""
+    async def _add_owner(self, plural: str, namespace: str, name: str, owner: convert.Obj) -> None:
+        """A ConfigMap shared by several copies is owned by all of them (GC waits for the last).
+
+        Only one this federator instance made: an owner on someone else's object would have the
+        cloud's garbage collector delete it with the copy (the check before creating the copy
+        cannot see an object created in between)."""
+        path = _config_path(namespace, plural, name)
         live = await self.cluster.request("GET", path)
+        self._require_ours(live, plural, namespace, name)
         owners = list(convert.meta(live).get("ownerReferences") or ())
         reference = convert.owner_reference(owner)
         if any(o.get("uid") == reference["uid"] for o in owners):
@@ -237,6 +263,29 @@ class CloudCluster:
             await self.cluster.request("PATCH", path, body=body, content_type=MERGE_PATCH)
         except kube_errors.Conflict:
             log.info("config_owner_conflict", path=path)  # next placement pass retries
+
+    def _require_ours(self, live: convert.Obj, plural: str, namespace: str, name: str) -> None:
+        """Refuse, naming it, an object of the copy's name that this instance did not create."""
+        instance = self.settings.instance
+        if convert.labels(live).get(convert.LABEL_ORIGIN) == instance:
+            return
+        kind = _KINDS[plural]
+        raise kube_errors.Refused(
+            self.name,
+            409,
+            f"{kind} {namespace}/{name} exists on cluster {self.name} and federator instance "
+            f"{instance} did not create it (no label {convert.LABEL_ORIGIN}={instance}); "
+            f"federator leaves it untouched and does not place the job there, because its copy "
+            f"would read that {kind} instead of the on-prem one: rename the {kind} on-prem or "
+            f"on {self.name}, or delete the one on {self.name}",
+        )
+
+
+_KINDS = {"configmaps": "ConfigMap", "secrets": "Secret"}
+
+
+def _config_path(namespace: str, plural: str, name: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/{plural}/{name}"
 
 
 def _job_path(namespace: str, name: str) -> str:
