@@ -30,6 +30,7 @@ part workers x part size) and uses s3transfer's executor for it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -202,7 +203,11 @@ class DatasetCopier:
     # -- planning ----------------------------------------------------------------------------
 
     def plan(self, state: SyncState | None = None) -> tuple[SyncPlan, float]:
-        """List both sides (in parallel) and plan; returns the plan and the listing time."""
+        """List both sides (in parallel) and plan; returns the plan and the listing time.
+
+        A store that keeps failing raises `errors.StoreUnavailable`, one that refuses (access
+        denied, no such bucket) `retrying.StoreRefused`, each naming the store and the call.
+        """
         state = state or SyncState.load(self.dst, self.source, self.target)
         listed_at = time.time()
         with ThreadPoolExecutor(2, thread_name_prefix="list") as pool:
@@ -235,7 +240,8 @@ class DatasetCopier:
             on_plan(plan)
         if dry_run:
             return SyncReport(plan, listed_at, dry_run=True)
-        aborted = self._abort_abandoned_uploads(plan, state)
+        with self._on_target(f"aborting abandoned uploads under {self._target_uri}"):
+            aborted = self._abort_abandoned_uploads(plan, state)
         progress = _Progress(on_bytes, on_object)
         outcomes, failures = self._copy_all(plan.copies, state, progress)
         state.forget_verified(plan.stale_verified)
@@ -244,7 +250,8 @@ class DatasetCopier:
         self._check_not_stopping(str(self.target))  # never report a cut-short run as done
         deleted = 0
         if plan.deletes and not failures:  # delete-after, and never after an error
-            deleted = self._delete(plan.deletes)
+            with self._on_target(f"deleting objects under {self._target_uri}"):
+                deleted = self._delete(plan.deletes)
         return SyncReport(
             plan=plan,
             listed_at=listed_at,
@@ -260,6 +267,16 @@ class DatasetCopier:
             seconds=time.monotonic() - started,
             throttling=self._throttling(),
         )
+
+    @property
+    def _target_uri(self) -> str:
+        return f"s3://{self.target.bucket}/{self.target.prefix}"
+
+    def _on_target(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        """S3 failures the retries did not cure, as our errors naming the target store. (Each
+        object's own failures are reported in `SyncReport.failures`; the sync state and the
+        listings translate theirs.)"""
+        return retrying.translated(self.target.endpoint.label, doing)
 
     def _throttling(self) -> tuple[LimiterStats, ...]:
         limiters = {id(x): x for x in (self.source_limiter, self.target_limiter)}.values()

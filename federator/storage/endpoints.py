@@ -64,6 +64,11 @@ class Endpoint:
     def __repr__(self) -> str:  # never print the secret
         return f"Endpoint(name={self.name!r}, url={self.url!r}, region={self.region!r})"
 
+    @property
+    def label(self) -> str:
+        """The store as errors name it: "cloud-a (https://s3.example:8333)"."""
+        return f"{self.name} ({self.url or f'AWS {self.region}'})"
+
 
 @dataclass(frozen=True, slots=True)
 class Location:

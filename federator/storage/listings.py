@@ -26,15 +26,18 @@ def list_location(
     """Every object under the location, keys relative to its prefix.
 
     With `lean`, pages are fetched and parsed by the lean path (same requests, about a third
-    of the client CPU); otherwise by boto3.
+    of the client CPU); otherwise by boto3. Each page is retried; a store that keeps failing
+    raises `StoreUnavailable`, a refusal `StoreRefused` (`retrying.translated`).
     """
     found: list[ListedObject] = []
     strip = len(location.prefix)
-    for key, size, etag, stamp in _entries(client, location, lean):
-        relative = key[strip:]
-        if relative.startswith(STATE_PREFIX) or not relative:
-            continue
-        found.append(ListedObject(key=relative, size=size, etag=etag, modified_at=stamp))
+    doing = f"listing s3://{location.bucket}/{location.prefix}"
+    with retrying.translated(location.endpoint.label, doing):
+        for key, size, etag, stamp in _entries(client, location, lean):
+            relative = key[strip:]
+            if relative.startswith(STATE_PREFIX) or not relative:
+                continue
+            found.append(ListedObject(key=relative, size=size, etag=etag, modified_at=stamp))
     return found
 
 

@@ -17,6 +17,7 @@ Local files are uploaded with s3transfer's managed transfer (multipart, bounded 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import threading
@@ -25,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, Protocol, TypeVar
 
 from boto3.s3.transfer import TransferConfig
 from s3transfer.utils import ChunksizeAdjuster
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 MiB = 1024 * 1024
 _READ = 8 * MiB
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class VersionExists(errors.UserError):
@@ -84,8 +87,34 @@ class SyncBackReport:
     failures: tuple[tuple[str, str], ...]  # ("name@version", message)
 
 
+def _on_store(
+    verb: str, *, keep: Callable[[BaseException], bool] | None = None
+) -> Callable[
+    [Callable[Concatenate[ModelRegistry, P], T]], Callable[Concatenate[ModelRegistry, P], T]
+]:
+    """S3 failures of the method that its retries did not cure, as our errors naming this
+    registry's store (`retrying.translated`); put it outside `transient_retry`. `keep`: the
+    failures the method's callers answer themselves (a conditional write's 412)."""
+
+    def wrap(
+        method: Callable[Concatenate[ModelRegistry, P], T],
+    ) -> Callable[Concatenate[ModelRegistry, P], T]:
+        @functools.wraps(method)
+        def call(self: ModelRegistry, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            with retrying.translated(self.store, f"{verb} under {self.uri}", keep=keep):
+                return method(self, *args, **kwargs)
+
+        return call
+
+    return wrap
+
+
 class ModelRegistry:
-    """One registry (on-prem registry or a cloud's staging area) at an S3 location."""
+    """One registry (on-prem registry or a cloud's staging area) at an S3 location.
+
+    A store that keeps failing raises `errors.StoreUnavailable`, one that refuses (access
+    denied, no such bucket) `retrying.StoreRefused`, each naming the store; never botocore's.
+    """
 
     def __init__(
         self,
@@ -103,6 +132,14 @@ class ModelRegistry:
         # Set when the process shuts down: a blob in flight stops at its next part and its
         # upload is aborted (blobs are content-addressed; the next round sends it again).
         self.stopping = stopping or threading.Event()
+
+    @property
+    def store(self) -> str:
+        return self.location.endpoint.label
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.location.bucket}/{self.location.prefix}"
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -230,6 +267,7 @@ class ModelRegistry:
         size = self._head(self.location.key(manifests.blob_key(entry.digest)))
         return size == entry.size
 
+    @_on_store("uploading a blob")
     def _upload_file(self, local: Path, on_bytes: Callable[[int], None] | None) -> tuple[str, int]:
         config = TransferConfig(
             multipart_threshold=self.part_size,
@@ -254,6 +292,7 @@ class ModelRegistry:
             )
         return digest, size
 
+    @_on_store("reading a blob")
     def _check_blob(self, entry: FileEntry) -> str:
         key = self.location.key(manifests.blob_key(entry.digest))
         try:
@@ -273,11 +312,11 @@ class ModelRegistry:
             return f"blob hashes to sha256:{digest.hexdigest()}"
         return ""
 
+    @_on_store("receiving a blob")
     def receive_blob(self, source: ModelRegistry, entry: FileEntry) -> int:
         """Copy one blob from `source`, hashing as it streams; returns the bytes sent."""
-        source_key = source.location.key(manifests.blob_key(entry.digest))
         key = self.location.key(manifests.blob_key(entry.digest))
-        body = source.s3.get_object(Bucket=source.location.bucket, Key=source_key)["Body"]
+        body = source._open_blob(entry)
         if entry.size <= self.part_size:
             data = body.read()
             _check_digest(entry, hashlib.sha256(data).hexdigest(), len(data))
@@ -289,6 +328,13 @@ class ModelRegistry:
                     raise
             return len(data)
         return self._receive_in_parts(entry, key, body)
+
+    @_on_store("reading a blob")
+    def _open_blob(self, entry: FileEntry) -> _Readable:
+        """The body of one of this registry's blobs, to stream into another registry."""
+        key = self.location.key(manifests.blob_key(entry.digest))
+        body = self.s3.get_object(Bucket=self.location.bucket, Key=key)["Body"]
+        return _TranslatedBody(body, self.store, f"reading blob {entry.digest} under {self.uri}")
 
     def _receive_in_parts(self, entry: FileEntry, key: str, body: _Readable) -> int:
         self._abort_leftover_uploads(key)
@@ -406,6 +452,7 @@ class ModelRegistry:
                 found.append(parsed)
         return sorted(found)
 
+    @_on_store("listing")
     @retrying.transient_retry()
     def _keys(self, prefix: str) -> list[str]:
         paginator = self.s3.get_paginator("list_objects_v2")
@@ -415,6 +462,7 @@ class ModelRegistry:
             for entry in page.get("Contents", ())
         ]
 
+    @_on_store("reading")
     @retrying.transient_retry()
     def _get(self, relative_key: str) -> tuple[bytes, str] | None:
         try:
@@ -427,6 +475,7 @@ class ModelRegistry:
             raise
         return response["Body"].read(), response["ETag"]
 
+    @_on_store("reading")
     @retrying.transient_retry()
     def _head(self, key: str) -> int | None:
         try:
@@ -436,10 +485,12 @@ class ModelRegistry:
                 return None
             raise
 
+    @_on_store("reading")
     @retrying.transient_retry()
     def _etag(self, key: str) -> str:
         return self.s3.head_object(Bucket=self.location.bucket, Key=key)["ETag"].strip('"')
 
+    @_on_store("writing", keep=retrying.is_precondition_failed)
     @retrying.transient_retry()
     def _put(
         self,
@@ -478,6 +529,19 @@ class _Readable(Protocol):
     """What a streaming body offers (botocore's StreamingBody)."""
 
     def read(self, amt: int | None = None) -> bytes: ...
+
+
+class _TranslatedBody:
+    """A blob's body being read from its (source) store, whose failures name that store."""
+
+    def __init__(self, body: _Readable, store: str, doing: str) -> None:
+        self._body = body
+        self._store = store
+        self._doing = doing
+
+    def read(self, amt: int | None = None) -> bytes:
+        with retrying.translated(self._store, self._doing):
+            return self._body.read(amt)
 
 
 class RegistryStopped(errors.FederatorError):

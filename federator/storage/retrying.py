@@ -8,17 +8,28 @@ about a minute and a half before `StoreUnavailable` is raised. A TLS certificate
 that does not verify is not transient either: it is a setting (`ca_bundle`). Throttling answers
 (`is_throttle`) are also transient; on top of the backoff, the copy engine lowers its number of
 requests in flight to that store (`storage.throttle`).
+
+S3 failures leave the storage edge as our errors, not botocore's: its entry points run their S3
+calls in `translated(store, doing)`, outside the retries, which turns what is left after them
+into `StoreUnavailable` (transient) or `StoreRefused` (an answer a person has to act on: access
+denied, no such bucket, no keys, a certificate that does not verify), naming the store, what was
+being done and the cause. Other botocore errors (a malformed request) are bugs and stay as they
+are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
     ReadTimeoutError,
 )
 from botocore.exceptions import (
@@ -130,7 +141,52 @@ def transient_retry(
     )
 
 
-def unavailable(store: str, error: BaseException) -> errors.StoreUnavailable:
+class StoreRefused(errors.UserError):
+    """A store answered with a refusal that does not pass by itself (403, no such bucket, keys it
+    does not know, no keys at all, a TLS certificate that does not verify): not retried."""
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(f"object store {store} refused: {reason}")
+        self.store = store
+        self.reason = reason
+
+
+def _cause(error: BaseException) -> str:
+    return str(error) if isinstance(error, ClientError | BotoCoreError) else repr(error)
+
+
+def unavailable(store: str, error: BaseException, *, doing: str = "") -> errors.StoreUnavailable:
     """Our error for a store that kept failing; callers `raise unavailable(...) from error`."""
-    reason = str(error) if isinstance(error, ClientError | BotoCoreError) else repr(error)
+    reason = f"{doing}: {_cause(error)}" if doing else _cause(error)
     return errors.StoreUnavailable(store, reason)
+
+
+def translate(store: str, doing: str, error: BaseException) -> BaseException:
+    """Our error for an S3 failure the retries did not cure; anything else (our own errors, a
+    bug) is returned unchanged."""
+    if isinstance(error, S3UploadFailedError) and error.__context__ is not None:
+        # boto3's managed upload raises the ClientError it got as this, kept as the context.
+        ours = translate(store, doing, error.__context__)
+        return error if ours is error.__context__ else ours
+    if is_transient(error):
+        return unavailable(store, error, doing=doing)
+    if is_certificate_failure(error) or isinstance(
+        error, ClientError | NoCredentialsError | PartialCredentialsError
+    ):
+        return StoreRefused(store, f"{doing}: {_cause(error)}")
+    return error
+
+
+@contextlib.contextmanager
+def translated(
+    store: str, doing: str, *, keep: Callable[[BaseException], bool] | None = None
+) -> Iterator[None]:
+    """Raise our error (`translate`) for an S3 failure in the block, except those `keep` says
+    the caller answers itself (e.g. `is_precondition_failed` around a conditional write)."""
+    try:
+        yield
+    except Exception as error:
+        ours = error if keep is not None and keep(error) else translate(store, doing, error)
+        if ours is error:
+            raise
+        raise ours from error

@@ -33,7 +33,7 @@ from federator.storage.endpoints import (
     normalize_prefix,
 )
 from federator.storage.registry import ModelRegistry, sync_back
-from federator.storage.retrying import is_certificate_failure
+from federator.storage.retrying import StoreRefused, is_certificate_failure
 from federator.storage.rotation import rotating_credentials
 from federator.storage.throttle import AdaptiveLimiter
 from federator.syncing.modelsync import RoundResult
@@ -170,13 +170,16 @@ class Stores:
     @contextlib.contextmanager
     def certificate_failures_explained(self) -> Iterator[None]:
         """A store whose TLS certificate does not verify becomes a `UserError` naming the
-        store and the setting that fixes it (a command then prints one line, no traceback)."""
+        store and the setting that fixes it (a command then prints one line, no traceback).
+        The copy engine and the registry raise it as `StoreRefused` (`retrying.translated`)
+        with the certificate failure as its cause; raw clients raise it as it is."""
         try:
             yield
-        except BotoSSLError as error:
-            if not is_certificate_failure(error):
+        except (BotoSSLError, StoreRefused) as error:
+            failure = error.__cause__ if isinstance(error, StoreRefused) else error
+            if not isinstance(failure, BotoSSLError) or not is_certificate_failure(failure):
                 raise
-            raise self._certificate_error(error) from None
+            raise self._certificate_error(failure) from None
 
     def _certificate_error(self, error: BotoSSLError) -> UserError:
         url = str(error.kwargs.get("endpoint_url", ""))

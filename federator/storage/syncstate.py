@@ -14,6 +14,7 @@ upload the engine created can be forgotten, only aged out by the abandoned-uploa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -47,10 +48,11 @@ def state_key(source: Location, target: Location) -> str:
 class SyncState:
     """The state object of one (source, target) pair; thread-safe, saved explicitly."""
 
-    def __init__(self, client: S3Client, bucket: str, key: str) -> None:
+    def __init__(self, client: S3Client, bucket: str, key: str, *, store: str = "") -> None:
         self._client = client
         self._bucket = bucket
         self.key = key
+        self._store = store or bucket  # as errors name it (`Endpoint.label`)
         self._lock = threading.Lock()
         self.verified: dict[str, tuple[str, str]] = {}
         self.uploads: dict[str, UploadRecord] = {}
@@ -60,8 +62,9 @@ class SyncState:
 
     @classmethod
     def load(cls, client: S3Client, source: Location, target: Location) -> SyncState:
-        state = cls(client, target.bucket, state_key(source, target))
-        raw = state._read()
+        state = cls(client, target.bucket, state_key(source, target), store=target.endpoint.label)
+        with state._translated("reading"):
+            raw = state._read()
         if raw is not None:
             state.verified = {k: (v[0], v[1]) for k, v in raw.get("verified", {}).items()}
             state.uploads = {k: UploadRecord(**v) for k, v in raw.get("uploads", {}).items()}
@@ -115,9 +118,15 @@ class SyncState:
                 },
                 separators=(",", ":"),
             ).encode()
-            self._put(body)
+            with self._translated("writing"):
+                self._put(body)
             self._dirty = False
             self._saved_at = time.monotonic()
+
+    def _translated(self, verb: str) -> contextlib.AbstractContextManager[None]:
+        """After the retries, a failure is `StoreUnavailable` or `StoreRefused` naming the store."""
+        doing = f"{verb} the sync state s3://{self._bucket}/{self.key}"
+        return retrying.translated(self._store, doing)
 
     @retrying.transient_retry()
     def _put(self, body: bytes) -> None:
