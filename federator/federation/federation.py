@@ -126,7 +126,8 @@ class Federation:
         self.blocked_until: dict[tuple[str, str], float] = {}
         self.preemptions: dict[tuple[str, str], int] = {}
         self.exposure_h: dict[tuple[str, str], float] = {}
-        self._last_pass: float | None = None
+        self._exposure_at: float | None = None  # when `exposure_h` last accrued
+        self._queues_shown: set[str] = set()  # queues whose gauges this process has set
         # uid -> attempt of the placements this process made, only to notice a record that
         # disappears without us removing it (a diagnosis aid, never a source of truth)
         self._placed: dict[str, int] = {}
@@ -201,7 +202,6 @@ class Federation:
             await self._collect(now, report)
             await self._save_book(now)
         metrics.RECONCILE_DURATION_SECONDS.observe(time.perf_counter() - started)
-        self._last_pass = now
         self.last_report = report
         return report
 
@@ -214,6 +214,9 @@ class Federation:
         except errors.FederatorError as e:
             report.failures.append(f"{job.key}: {e}")
             log.warning("job_step_failed", job=job.key, error=str(e))
+        except Exception as e:  # a bug or an untranslated library error: still only this job's
+            report.failures.append(f"{job.key}: unexpected {type(e).__name__}: {e}")
+            log.exception("job_step_crashed", job=job.key)
 
     async def _cloud_views(self, now: float) -> dict[str, CloudView]:
         views = await asyncio.gather(*(c.snapshot(now) for c in self.clouds.values()))
@@ -307,12 +310,11 @@ class Federation:
     ) -> None:
         record = job.record
         assert record is not None
-        stale: str | None = None
-        if copy is not None:
-            await self.clouds[copy.cluster].delete_copy(copy.namespace, copy.name)
-        else:
-            name = copy_name(job.name, job.uid, record.attempt)
-            stale = f"{record.cluster}/{job.namespace}/{name}"
+        # The record goes first: after a crash between the two writes, a REQUEUED record lets GC
+        # delete the copy, while a PLACED record without its copy would recreate it on the pool
+        # that just preempted it (and forget the preemption, its backoff and its cost).
+        name = copy.name if copy is not None else copy_name(job.name, job.uid, record.attempt)
+        stale = f"{record.cluster}/{job.namespace}/{name}"
         wait = planning.backoff_s(
             record.attempt,
             initial_s=self.settings.replace_backoff_s,
@@ -326,6 +328,8 @@ class Federation:
             self.blocked_until[pool] = now + self.settings.block_pool_for_s
             metrics.PREEMPTIONS.labels(cluster=record.cluster).inc()
         job = await self.onprem.write_record(job, again)
+        if copy is not None:
+            await self.clouds[copy.cluster].delete_copy(copy.namespace, copy.name)
         kind = "Preempted" if preempted else "ClusterLost"
         await self.onprem.event(
             job, reason=kind, message=f"{record.placement}: {reason}; re-placing", warning=True
@@ -343,7 +347,8 @@ class Federation:
         spend: Spend,
         now: float,
     ) -> Round:
-        waiting = [job for job in onprem.jobs if job.waiting]
+        # A job that asks for no GPU is not GPU demand; priced, it would "burst" for $0.
+        waiting = [job for job in onprem.jobs if job.waiting and job.gpus > 0]
         self._warn_about_lost_records(waiting)
         redecided = [job for job in requeued if self._may_replace(job)]
         candidates = [*waiting, *redecided]
@@ -392,6 +397,15 @@ class Federation:
     def _may_replace(self, job: OnPremJob) -> bool:
         record = job.record
         return record is not None and record.attempt <= self.settings.max_replacements
+
+    def _why_not_replaced(self, job: OnPremJob) -> str:
+        """Why a requeued job goes back on-prem without a decision ("" if it is decided)."""
+        if not self._may_replace(job):
+            return "too many re-placements"
+        if not self.settings.burst_enabled:
+            # No round decides it while bursting is off; left requeued, it would wait forever.
+            return "bursting is off (burst.policy: never)"
+        return ""
 
     async def _offers(
         self, onprem: OnPremView, clouds: Mapping[str, CloudView], now: float
@@ -453,7 +467,8 @@ class Federation:
             hour=0, minute=0, second=0, microsecond=0
         )
         day_start, month_start = midnight.timestamp(), midnight.replace(day=1).timestamp()
-        last_hour = 0.0
+        last_hour = promised_today = 0.0
+        promised: dict[str, float] = {}  # per tenant
         live: dict[str, Contribution] = {}
         jobs = gpus = 0
         cluster_jobs: dict[str, int] = {}
@@ -462,12 +477,16 @@ class Federation:
             record = job.record
             if record is None:
                 continue
-            committed = record.earlier_usd + _still_committed(record, now)
+            # Only money spent goes to the book: a job whose record goes away takes its promise
+            # with it, but not what it already cost.
             live[job.uid] = Contribution(
-                today_usd=committed + record.attempt_cost_usd(now, since=day_start),
-                month_usd=committed + record.attempt_cost_usd(now, since=month_start),
+                today_usd=_spent_since(record, now, day_start),
+                month_usd=_spent_since(record, now, month_start),
                 tenant=job.spec.tenant,
             )
+            still = _still_committed(record, now)
+            promised_today += still
+            promised[job.spec.tenant] = promised.get(job.spec.tenant, 0.0) + still
             last_hour += record.attempt_cost_usd(now, since=now - 3600.0)
             self._count_spend(
                 job.key, record.cluster, record.earlier_usd + record.attempt_cost_usd(now)
@@ -478,9 +497,11 @@ class Federation:
                 cluster_jobs[record.cluster] = cluster_jobs.get(record.cluster, 0) + 1
                 cluster_gpus[record.cluster] = cluster_gpus.get(record.cluster, 0) + record.gpus
         today, tenant = self._with_gone_jobs(live, midnight)
+        for name, usd in promised.items():
+            tenant[name] = tenant.get(name, 0.0) + usd
         return Spend(
             last_hour_usd=last_hour,
-            today_usd=today,
+            today_usd=today + promised_today,
             tenant_month_usd=tenant,
             bursted_jobs=jobs,
             bursted_gpus=gpus,
@@ -554,10 +575,9 @@ class Federation:
     ) -> None:
         jobs = {job.key: job for job in onprem.jobs}
         for job in requeued:
-            if not self._may_replace(job):
-                await self._guarded(
-                    report, job, self._return_on_prem(job, "too many re-placements", report)
-                )
+            why = self._why_not_replaced(job)
+            if why:
+                await self._guarded(report, job, self._return_on_prem(job, why, report))
         for decision in round_.decisions:
             decided = jobs.get(decision.job_key)
             if decided is None:
@@ -618,6 +638,13 @@ class Federation:
         decision: Decision | None = None,
     ) -> None:
         """Steps 2–5 of docs/design.md §4; safe to repeat after a crash."""
+        if not job.burst_allowed:
+            # The record is an annotation its owner can write; a PLACING one is carried on only
+            # for a job that may leave (the same check `_burst` makes before writing one).
+            await self._drop_record(job)
+            log.error("placement_refused_opt_out", job=job.key, placement=record.placement)
+            report.failures.append(f"{job.key}: placement dropped, the job may not leave on-prem")
+            return
         if not await self.onprem.hold_on_prem(job):
             await self._drop_record(job)
             metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="failed").inc()
@@ -727,19 +754,35 @@ class Federation:
 
     # ---- garbage collection -------------------------------------------------------------------
 
+    async def _synced_outputs(
+        self, onprem: OnPremView, clouds: Mapping[str, CloudView], report: PassReport
+    ) -> frozenset[str]:
+        """Keys of finished jobs whose outputs are home, asked only while their copy is still
+        there to hold them: a DONE record stays on the Job for as long as the Job exists, and
+        asking about all of them would list the stores for every job ever bursted, each pass."""
+        if self.data is None:
+            return frozenset()
+        held = {copy.source_uid for view in clouds.values() for copy in view.copies}
+        synced = set()
+        for job in onprem.jobs:
+            record = job.record
+            if record is None or record.phase is not Phase.DONE or job.uid not in held:
+                continue
+            try:
+                if await self.data.outputs_synced(job.key, record.cluster):
+                    synced.add(job.key)
+            except errors.FederatorError as e:  # the copy waits for a later pass; GC goes on
+                report.failures.append(f"{job.key}: outputs not synced back: {e}")
+                log.warning("outputs_not_synced", job=job.key, error=str(e))
+            except Exception as e:  # a bug or an untranslated store error: the same, loudly
+                report.failures.append(f"{job.key}: outputs not synced back: {e!r}")
+                log.exception("outputs_sync_crashed", job=job.key)
+        return frozenset(synced)
+
     async def _collect(self, now: float, report: PassReport) -> None:
         onprem = await self.onprem.snapshot(now)
         clouds = await self._cloud_views(now)
-        synced: frozenset[str] = frozenset()
-        if self.data is not None:
-            done = [j for j in onprem.jobs if j.record and j.record.phase is Phase.DONE]
-            synced = frozenset(
-                [
-                    j.key
-                    for j in done
-                    if j.record and await self.data.outputs_synced(j.key, j.record.cluster)
-                ]
-            )
+        synced = await self._synced_outputs(onprem, clouds, report)
         found = planning.garbage(
             onprem,
             clouds,
@@ -777,6 +820,16 @@ class Federation:
             metrics.QUEUE_OLDEST_PENDING_SECONDS.labels(queue=queue.queue).set(
                 queue.oldest_pending_s
             )
+        # The view lists only queues with waiting jobs: one that emptied must read 0 (an alert on
+        # its oldest pending age would never clear on the last value).
+        shown = {queue.queue for queue in onprem.queues}
+        if onprem.synced:
+            for emptied in self._queues_shown - shown:
+                for gauge in _QUEUE_GAUGES:
+                    gauge.labels(queue=emptied).set(0)
+            self._queues_shown = shown
+        else:
+            self._queues_shown |= shown
         for view in clouds.values():
             counts = dict.fromkeys(metrics.BURST_STATES, 0)
             for copy in view.copies:
@@ -788,15 +841,24 @@ class Federation:
 
     def _accrue_exposure(self, clouds: Mapping[str, CloudView], now: float) -> None:
         """Running copy-hours per pool: the exposure preemptions are counted against."""
-        if self._last_pass is None:
+        # Its own clock: a pass that stops early (cache not synced, an error) must not make the
+        # next one count the same hours again.
+        since, self._exposure_at = self._exposure_at, now
+        if since is None:
             return
-        hours = max(0.0, now - self._last_pass) / 3600.0
+        hours = max(0.0, now - since) / 3600.0
         for view in clouds.values():
             for copy in view.copies:
                 if copy.state is CopyState.RUNNING:
                     key = (view.cluster, copy.pool)
                     self.exposure_h[key] = self.exposure_h.get(key, 0.0) + hours
 
+
+_QUEUE_GAUGES = (
+    metrics.QUEUE_PENDING_WORKLOADS,
+    metrics.QUEUE_PENDING_GPUS,
+    metrics.QUEUE_OLDEST_PENDING_SECONDS,
+)
 
 _BURST_STATE = {
     CopyState.SUSPENDED: "syncing",
@@ -879,13 +941,23 @@ def _explained(round_: Round, reason: str) -> Round:
     return replace(round_, decisions=tuple(d._replace(reason=reason) for d in round_.decisions))
 
 
+def _spent_since(record: PlacementRecord, now: float, since: float) -> float:
+    """What the job's attempts cost after `since` (the start of a day or a month).
+
+    The current attempt's cost is split at `since`. Lost attempts (`earlier_usd`) are counted
+    whole, and only in a window they may have reached: they all ended before the current attempt
+    was placed, and a requeued one no later than its `not_before`. When in that window they
+    were spent is not kept; over-counting is a budget's safe side.
+    """
+    ended_by = record.not_before if record.phase is Phase.REQUEUED else record.placed_at
+    earlier = record.earlier_usd if ended_by >= since else 0.0
+    return earlier + record.attempt_cost_usd(now, since=since)
+
+
 def _still_committed(record: PlacementRecord, now: float) -> float:
     """The part of a live placement's expected cost that has not accrued yet: budgets count it
-    now (as the round ledger does within a pass), or every pass would promise it again.
-
-    With `earlier_usd` (what lost attempts cost, charged to today and this month as a whole:
-    when in the day it was spent is not kept, and over-counting is a budget's safe side), this
-    is what `_spend` adds to the accrued cost of the current attempt.
+    now (as the round ledger does within a pass), or every pass would promise it again. It is
+    never carried into the spend book: a placement that goes away spends no more.
     """
     if record.phase not in (Phase.PLACING, Phase.PLACED) or record.finished_at is not None:
         return 0.0

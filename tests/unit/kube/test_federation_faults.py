@@ -1,0 +1,231 @@
+"""The federation loop where a review found it wrong: a crash between writes, a step that raises
+something unexpected, bursting turned off under a requeued job, a forged record, and the
+bookkeeping around them (spend, exposure, queue gauges). Each test failed before its fix."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from federator import metrics
+from federator.errors import ClusterUnavailable
+from federator.federation.ports import CopyState, OnPremJob, OnPremView, QueueView
+from federator.federation.records import Phase, PlacementRecord
+from tests.unit.kube.fakes import FakeCloud, FakeOnPrem
+from tests.unit.kube.test_federation_loop import Scripted, federation, offer
+from tests.unit.kube.test_spending import MemoryStore
+
+NOW = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+
+
+class FailingHold(FakeOnPrem):
+    """Holding one job raises what no adapter translates (a bug, a raw library error)."""
+
+    async def hold_on_prem(self, job: OnPremJob) -> bool:
+        if job.name == "broken":
+            raise KeyError("status")
+        return await super().hold_on_prem(job)
+
+
+async def test_one_jobs_unexpected_error_does_not_stop_the_pass_for_the_others() -> None:
+    onprem, cloud = FailingHold(), FakeCloud("cloud-a")
+    onprem.add("broken", 8)
+    onprem.add("fine", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    report = await fed.run_once(100.0)
+    assert any("broken" in f and "KeyError" in f for f in report.failures), report.failures
+    assert [c.source_uid for c in cloud.copies.values()] == ["uid-fine"], "the other one placed"
+
+
+class RequeueWriteFails(FakeOnPrem):
+    """The write of a REQUEUED record fails `failures` times (a 409, a dead apiserver, a crash)."""
+
+    failures = 1
+
+    async def write_record(self, job: OnPremJob, record: PlacementRecord | None) -> OnPremJob:
+        if record is not None and record.phase is Phase.REQUEUED and self.failures:
+            self.failures -= 1
+            raise ClusterUnavailable("onprem", "connection refused")
+        return await super().write_record(job, record)
+
+
+async def test_a_requeue_cut_short_never_recreates_the_copy_on_the_preempted_pool() -> None:
+    onprem, cloud = RequeueWriteFails(), FakeCloud("cloud-a", pools={"spot": 32, "od": 32})
+    job = onprem.add("j1", 8)
+    offers = [offer("cloud-a", "spot", 1.0), offer("cloud-a", "od", 3.0)]
+    fed = federation(onprem, [cloud], offers, Scripted())
+    await fed.run_once(100.0)
+    cloud.set_state(job.uid, CopyState.PREEMPTED)
+    await fed.run_once(110.0)  # the requeue's record write fails
+    assert job.record is not None
+    assert job.record.phase is Phase.PLACED
+    assert len(cloud.copies) == 1, "the copy stays until a record says it is stale"
+    await fed.run_once(111.0)  # the write goes through now
+    assert job.record.phase is Phase.REQUEUED
+    assert job.record.preemptions == 1
+    assert cloud.copies == {}
+    await fed.run_once(130.0)
+    assert (job.record.pool, job.record.attempt) == ("od", 2)
+    assert len(cloud.created) == 2, "attempt 1 was never created a second time"
+
+
+async def test_a_requeued_job_goes_home_when_bursting_is_turned_off() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    fed.settings = replace(fed.settings, burst_enabled=False)  # a reload to `policy: never`
+    cloud.set_state(job.uid, CopyState.PREEMPTED)
+    await fed.run_once(110.0)
+    assert job.record is not None
+    assert job.record.phase is Phase.REQUEUED
+    await fed.run_once(130.0)  # past the backoff
+    assert job.record is None
+    assert job.active_workload, "Kueue may run it on-prem again"
+    assert "bursting is off" in job.returned
+
+
+class Outputs:
+    """A DataGate whose outputs are home for every job but `failing`, which raises."""
+
+    def __init__(self, failing: str = "") -> None:
+        self.failing = failing
+        self.asked: list[str] = []
+
+    async def ensure_replicated(self, dataset: str, cluster: str) -> bool:
+        return True
+
+    async def outputs_synced(self, job_key: str, cluster: str) -> bool:
+        self.asked.append(job_key)
+        if job_key.endswith(self.failing) and self.failing:
+            raise ConnectionError("the staging store is down")
+        return True
+
+
+async def test_outputs_are_asked_only_while_a_copy_waits_and_one_failure_blocks_no_other() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    for name in ("a", "b"):
+        onprem.add(name, 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    fed.data = data = Outputs(failing="/a")
+    await fed.run_once(100.0)
+    for job in onprem.jobs.values():
+        cloud.set_state(job.uid, CopyState.SUCCEEDED)
+    await fed.run_once(110.0)  # both finish; a's outputs cannot be checked
+    report = await fed.run_once(120.0)
+    assert any("outputs not synced back" in f for f in report.failures)
+    assert [c.source_uid for c in cloud.copies.values()] == ["uid-a"], "b was collected"
+    data.asked.clear()
+    data.failing = ""
+    await fed.run_once(130.0)
+    await fed.run_once(140.0)
+    assert cloud.copies == {}
+    assert data.asked == ["team-a/a"], "a DONE job without a copy is not asked about again"
+
+
+class Unsynced(FakeOnPrem):
+    synced = True
+
+    async def snapshot(self, now: float) -> OnPremView:
+        return replace(await super().snapshot(now), synced=self.synced)
+
+
+async def test_a_skipped_pass_does_not_count_running_hours_twice() -> None:
+    onprem, cloud = Unsynced(), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    cloud.set_state(job.uid, CopyState.RUNNING)
+    onprem.synced = False
+    await fed.run_once(1000.0)  # skipped: on-prem cache not synced
+    onprem.synced = True
+    await fed.run_once(2000.0)
+    assert fed.exposure_h[("cloud-a", "spot")] == pytest.approx(1900 / 3600)
+
+
+class WithQueues(FakeOnPrem):
+    queues: tuple[QueueView, ...] = ()
+
+    async def snapshot(self, now: float) -> OnPremView:
+        return replace(await super().snapshot(now), queues=self.queues)
+
+
+def gauge(name: str, queue: str) -> float | None:
+    return metrics.REGISTRY.get_sample_value(name, {"queue": queue})
+
+
+async def test_a_queue_that_empties_shows_zero_not_its_last_values() -> None:
+    onprem = WithQueues()
+    onprem.queues = (QueueView("q-empties", 3, 24, 900.0),)
+    fed = federation(onprem, [], [], Scripted())
+    await fed.run_once(100.0)
+    assert gauge("federator_queue_oldest_pending_seconds", "q-empties") == 900.0
+    onprem.queues = ()
+    await fed.run_once(110.0)
+    for name in (
+        "federator_queue_pending_workloads",
+        "federator_queue_pending_gpus",
+        "federator_queue_oldest_pending_seconds",
+    ):
+        assert gauge(name, "q-empties") == 0.0, name
+
+
+async def test_a_job_without_gpus_is_not_decided_or_bursted() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    onprem.add("cpu-only", 0)
+    onprem.add("gpu", 1)
+    decide = Scripted()
+    fed = federation(onprem, [cloud], [offer("cloud-a")], decide)
+    await fed.run_once(100.0)
+    assert decide.calls[0][0] == ["team-a/gpu"]
+    assert [c.source_uid for c in cloud.copies.values()] == ["uid-gpu"]
+
+
+async def test_a_hand_written_placing_record_on_an_opted_out_job_places_nothing() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8, burst_allowed=False)
+    job.record = PlacementRecord("cloud-a", "spot", 1, Phase.PLACING, placed_at=90.0, gpus=8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    report = await fed.run_once(100.0)
+    assert cloud.copies == {}
+    assert job.record is None
+    assert any("may not leave" in f for f in report.failures)
+
+
+async def test_a_lost_attempt_counts_on_its_own_day_not_on_every_later_one() -> None:
+    onprem = FakeOnPrem()
+    job = onprem.add("j1", 2)
+    last_month = NOW - 20 * 86_400  # 2026-12-26
+    job.record = PlacementRecord(
+        "cloud-a", "spot", 2, Phase.DONE, placed_at=last_month, gpus=2,
+        price_per_gpu_hour_usd=2.0, finished_at=last_month + 1800, earlier_usd=60.0,
+    )  # fmt: skip
+    fed = federation(onprem, [FakeCloud("cloud-a")], [offer("cloud-a")], Scripted())
+    report = await fed.run_once(NOW)
+    assert report.spend is not None
+    assert report.spend.today_usd == 0.0
+    assert report.spend.tenant_month_usd.get("default", 0.0) == 0.0
+    job.record = replace(job.record, placed_at=NOW - 5 * 86_400, finished_at=NOW - 5 * 86_400)
+    report = await fed.run_once(NOW + 10)
+    assert report.spend is not None
+    assert report.spend.today_usd == 0.0
+    assert report.spend.tenant_month_usd["default"] == pytest.approx(60.0), "same month"
+
+
+async def test_a_placement_that_goes_away_leaves_what_it_spent_not_what_it_promised() -> None:
+    onprem, store = FakeOnPrem(), MemoryStore()
+    job = onprem.add("j1", 2)
+    job.record = PlacementRecord(
+        "cloud-a", "spot", 1, Phase.PLACED, placed_at=NOW - 1800, gpus=2,
+        price_per_gpu_hour_usd=2.0, expected_cost_usd=10.0,
+    )  # fmt: skip
+    fed = federation(onprem, [FakeCloud("cloud-a")], [offer("cloud-a")], Scripted())
+    fed.spend_store = store
+    report = await fed.run_once(NOW)
+    assert report.spend is not None
+    assert report.spend.today_usd == pytest.approx(10.0), "the whole promise counts while it runs"
+    del onprem.jobs["team-a/j1"]
+    report = await fed.run_once(NOW + 10)
+    assert report.spend is not None
+    assert report.spend.today_usd == pytest.approx(2.0), "30 min of 2 GPUs at $2 were spent"
