@@ -107,7 +107,13 @@ def check_quote(
             f"{where}: no {capacity.value} price for {quote.instance_type} "
             f"in {quote.zone or quote.region}",
         )
-    return AcceptedPrice(quote, capacity, price / quote.gpus_per_instance, tuple(notes))
+    per_gpu = price / quote.gpus_per_instance
+    if per_gpu <= 0 and not _is_fixed(quote):  # a price so small it underflows per GPU
+        return Rejection(
+            RejectReason.NEGATIVE,
+            f"{where}: {capacity.value} price {price!r} per instance is {per_gpu!r} per GPU",
+        )
+    return AcceptedPrice(quote, capacity, per_gpu, tuple(notes))
 
 
 def compare_spot_to_on_demand(on_demand: float | None, spot: float | None) -> str:

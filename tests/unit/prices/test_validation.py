@@ -82,6 +82,13 @@ def test_zero_is_allowed_only_for_a_price_a_person_fixed() -> None:
                       Rejection)  # fmt: skip
 
 
+def test_a_price_that_underflows_per_gpu_is_refused() -> None:
+    """Found by the property below: 5e-324 per 8-GPU instance is 0.0 per GPU."""
+    tiny = check_quote(quote(on_demand=None, spot=5e-324), SPOT, 1000.0, 600.0)
+    assert isinstance(tiny, Rejection)
+    assert "per GPU" in tiny.detail
+
+
 prices = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=64))
 
 
