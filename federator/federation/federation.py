@@ -232,7 +232,7 @@ class Federation:
             case StepKind.MARK_DONE:
                 self._placed.pop(job.uid, None)
                 await self.onprem.write_record(
-                    job, replace(record, phase=Phase.DONE, finished_at=record.finished_at or now)
+                    job, record.done(finished_at=record.finished_at or now)
                 )
             case StepKind.WITHDRAW:
                 await self._withdraw(job, copy, report)
@@ -576,7 +576,12 @@ class Federation:
         jobs = {job.key: job for job in onprem.jobs}
         for job in requeued:
             why = self._why_not_replaced(job)
-            if why:
+            if why and job.workload is None:
+                if not self._may_replace(job):
+                    await self._guarded(report, job, self._give_up(job, why, now, report))
+                # else: a plain Job has no queue to go back to; it stays requeued until bursting
+                # is on again
+            elif why:
                 await self._guarded(report, job, self._return_on_prem(job, why, report))
         for decision in round_.decisions:
             decided = jobs.get(decision.job_key)
@@ -587,6 +592,10 @@ class Federation:
                     report, decided, self._burst(decided, decision, clouds, now, report)
                 )
             elif decided.record is not None and decided.record.phase is Phase.REQUEUED:
+                if decided.workload is None:
+                    # A plain Job stays requeued (its history and attempt count with it): nobody
+                    # on-prem would start it, and a dropped record would make it a new job.
+                    continue
                 await self._guarded(
                     report, decided, self._return_on_prem(decided, decision.reason, report)
                 )
@@ -696,6 +705,28 @@ class Federation:
         await self._drop_record(job)
         report.actions.append(f"return {job.key} on-prem: {why}")
         log.info("job_returned_on_prem", job=job.key, why=why)
+
+    async def _give_up(self, job: OnPremJob, why: str, now: float, report: PassReport) -> None:
+        """A plain suspended Job out of re-placements fails, as a Job whose pods failed more
+        than its backoffLimit does: it has no on-prem queue to go back to, and returned there
+        without its record it would burst again as attempt 1, for ever."""
+        record = job.record
+        assert record is not None
+        tried = ", ".join(record.history or (record.placement,))
+        message = f"federator gave up: {why} (tried {tried})"
+        terminal = Terminal(
+            succeeded=False,
+            started_at=record.placed_at,
+            finished_at=now,
+            completions=0,
+            message=message,
+        )
+        job = await self.onprem.finish(job, terminal)  # first: a crash leaves MARK_DONE to do
+        self._placed.pop(job.uid, None)
+        job = await self.onprem.write_record(job, record.done(finished_at=now))
+        await self.onprem.event(job, reason="FederatorGaveUp", message=message, warning=True)
+        report.actions.append(f"give up {job.key}: {why}")
+        log.warning("job_given_up", job=job.key, why=why, tried=tried)
 
     async def _pull_back(
         self,

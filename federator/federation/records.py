@@ -62,6 +62,14 @@ class PlacementRecord:
             history=(*self.history, self.placement),
         )
 
+    def done(self, *, finished_at: float) -> PlacementRecord:
+        """The record once the on-prem Job is terminal. A requeued record has no attempt
+        running (what its attempts cost is all in `earlier_usd`), so the attempt it closes
+        spans no time: otherwise the lost attempt would be charged a second time."""
+        if self.phase is Phase.REQUEUED:
+            return replace(self, phase=Phase.DONE, placed_at=finished_at, finished_at=finished_at)
+        return replace(self, phase=Phase.DONE, finished_at=finished_at)
+
     def attempt_cost_usd(self, now: float, *, since: float = 0.0) -> float:
         """What this attempt has cost so far, counting only time after `since` (nothing once
         it is requeued: its copy is gone, and `earlier_usd` holds what it cost)."""

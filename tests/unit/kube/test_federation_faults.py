@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from federator import metrics
+from federator.core.decisions import DecisionKind
 from federator.errors import ClusterUnavailable
 from federator.federation.ports import CopyState, OnPremJob, OnPremView, QueueView
 from federator.federation.records import Phase, PlacementRecord
@@ -229,3 +230,58 @@ async def test_a_placement_that_goes_away_leaves_what_it_spent_not_what_it_promi
     report = await fed.run_once(NOW + 10)
     assert report.spend is not None
     assert report.spend.today_usd == pytest.approx(2.0), "30 min of 2 GPUs at $2 were spent"
+
+
+async def test_a_plain_job_out_of_replacements_fails_instead_of_bursting_again_as_new() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    job = onprem.add("plain", 8, plain=True)
+    fed = federation(
+        onprem, [cloud], [offer("cloud-a")], Scripted(), max_replacements=1, block_pool_for_s=0
+    )
+    now = 100.0
+    for _ in range(2):
+        await fed.run_once(now)
+        cloud.set_state(job.uid, CopyState.PREEMPTED)
+        await fed.run_once(now + 1)
+        now += 100
+    await fed.run_once(now)
+    assert job.terminal is not None
+    assert not job.terminal.succeeded
+    assert "gave up: too many re-placements (tried cloud-a/spot, cloud-a/spot)" in (
+        job.terminal.message
+    )
+    assert job.record is not None
+    assert job.record.phase is Phase.DONE
+    assert ("team-a/plain", "FederatorGaveUp") in onprem.events
+    for _ in range(3):
+        now += 100
+        await fed.run_once(now)
+    assert len(cloud.created) == 2, "two attempts, then no new 'attempt 1'"
+
+
+async def test_a_plain_job_decided_to_stay_after_a_requeue_keeps_its_history() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    job = onprem.add("plain", 8, plain=True)
+    decide = Scripted(DecisionKind.STAY)
+    decide.bursting = {"team-a/plain"}
+    fed = federation(onprem, [cloud], [offer("cloud-a")], decide, block_pool_for_s=0)
+    await fed.run_once(100.0)
+    cloud.set_state(job.uid, CopyState.PREEMPTED)
+    await fed.run_once(110.0)
+    decide.bursting = set()
+    await fed.run_once(130.0)  # decided again: stay
+    assert job.record is not None
+    assert (job.record.phase, job.record.preemptions) == (Phase.REQUEUED, 1)
+    decide.bursting = {"team-a/plain"}
+    await fed.run_once(140.0)
+    assert (job.record.phase, job.record.attempt) == (Phase.PLACED, 2)
+
+
+async def test_a_requeued_attempt_closed_as_done_is_not_charged_twice() -> None:
+    record = PlacementRecord(
+        "cloud-a", "spot", 1, Phase.PLACED, placed_at=0.0, gpus=2, price_per_gpu_hour_usd=2.0
+    )
+    lost = record.requeue(now=3600.0, backoff_s=30.0, stale_copy=None)
+    assert lost.earlier_usd == pytest.approx(4.0)
+    closed = lost.done(finished_at=7200.0)
+    assert closed.earlier_usd + closed.attempt_cost_usd(7200.0) == pytest.approx(4.0)
