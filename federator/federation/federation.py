@@ -279,11 +279,13 @@ class Federation:
         )
         job = await self.onprem.finish(job, terminal)
         job = await self.onprem.mirror(job, remote_state=copy.state.value)
+        # The event before the preconditioned write: if that write meets a conflict, the next
+        # pass closes the record on the mark-done path, which has nothing to say.
+        reason = "CompletedInCloud" if succeeded else "FailedInCloud"
+        await self.onprem.event(job, reason=reason, message=terminal.message, warning=not succeeded)
         done = replace(record, phase=Phase.DONE, finished_at=finished_at)
         self._placed.pop(job.uid, None)
         job = await self.onprem.write_record(job, done)
-        reason = "CompletedInCloud" if succeeded else "FailedInCloud"
-        await self.onprem.event(job, reason=reason, message=terminal.message, warning=not succeeded)
         report.actions.append(f"finish {job.key}: {copy.state.value} on {record.placement}")
         log.info("job_finished_in_cloud", job=job.key, placement=record.placement, state=copy.state)
 
@@ -330,6 +332,8 @@ class Federation:
         job = await self.onprem.write_record(job, again)
         if copy is not None:
             await self.clouds[copy.cluster].delete_copy(copy.namespace, copy.name)
+        # Not the last state seen ("Running"): the copy is gone until the job is placed again.
+        job = await self.onprem.mirror(job, remote_state="Preempted" if preempted else "Lost")
         kind = "Preempted" if preempted else "ClusterLost"
         await self.onprem.event(
             job, reason=kind, message=f"{record.placement}: {reason}; re-placing", warning=True

@@ -13,6 +13,7 @@ from federator.core.decisions import DecisionKind
 from federator.errors import ClusterUnavailable
 from federator.federation.ports import CopyState, OnPremJob, OnPremView, QueueView
 from federator.federation.records import Phase, PlacementRecord
+from federator.kube.errors import Conflict
 from tests.unit.kube.fakes import FakeCloud, FakeOnPrem
 from tests.unit.kube.test_federation_loop import Scripted, federation, offer
 from tests.unit.kube.test_spending import MemoryStore
@@ -285,3 +286,44 @@ async def test_a_requeued_attempt_closed_as_done_is_not_charged_twice() -> None:
     assert lost.earlier_usd == pytest.approx(4.0)
     closed = lost.done(finished_at=7200.0)
     assert closed.earlier_usd + closed.attempt_cost_usd(7200.0) == pytest.approx(4.0)
+
+
+class DoneWriteConflicts(FakeOnPrem):
+    """The write that closes a record as DONE meets a 409 once (Kueue or the owner wrote)."""
+
+    conflicts = 1
+
+    async def write_record(self, job: OnPremJob, record: PlacementRecord | None) -> OnPremJob:
+        if record is not None and record.phase is Phase.DONE and self.conflicts:
+            self.conflicts -= 1
+            self.jobs[job.key].version += 1
+            raise Conflict("onprem", 409, "changed")
+        return await super().write_record(job, record)
+
+
+async def test_a_conflict_closing_the_record_loses_no_completed_in_cloud_event() -> None:
+    onprem, cloud = DoneWriteConflicts(), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    cloud.set_state(job.uid, CopyState.SUCCEEDED)
+    await fed.run_once(110.0)
+    await fed.run_once(120.0)  # the mark-done path closes the record
+    assert job.record is not None
+    assert job.record.phase is Phase.DONE
+    assert ("team-a/j1", "CompletedInCloud") in onprem.events
+
+
+async def test_a_requeued_job_does_not_show_its_lost_copy_as_running() -> None:
+    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    cloud.set_state(job.uid, CopyState.RUNNING)
+    await fed.run_once(110.0)
+    assert job.remote_state == "Running"
+    cloud.set_state(job.uid, CopyState.PREEMPTED)
+    await fed.run_once(120.0)
+    assert job.record is not None
+    assert job.record.phase is Phase.REQUEUED
+    assert job.remote_state == "Preempted"
