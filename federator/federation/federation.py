@@ -663,7 +663,16 @@ class Federation:
             metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="failed").inc()
             report.actions.append(f"abandon {job.key}: it started or may start on-prem")
             return
-        created = await self._create_copy(job, record, now)
+        try:
+            created = await self._create_copy(job, record, now)
+        except errors.TransientError:
+            raise  # the cluster or a store did not answer: the next pass carries on placing
+        except errors.FederatorError as e:
+            # A refusal a person must fix (a name clash on the cloud, RBAC, an invalid spec).
+            # Placing again each pass would hold the job for ever; as a lost copy it is decided
+            # again after a backoff, and out of re-placements it goes home.
+            await self._placement_refused(job, record, str(e), now, report)
+            return
         job = await self.onprem.write_record(job, replace(record, phase=Phase.PLACED))
         self._placed[job.uid] = record.attempt
         outcome = "placed" if created else "already_placed"
@@ -681,6 +690,25 @@ class Federation:
         )
         report.actions.append(f"burst {job.key} to {record.placement} attempt {record.attempt}")
         log.info("job_bursted", job=job.key, placement=record.placement, attempt=record.attempt)
+
+    async def _placement_refused(
+        self, job: OnPremJob, record: PlacementRecord, why: str, now: float, report: PassReport
+    ) -> None:
+        wait = planning.backoff_s(
+            record.attempt,
+            initial_s=self.settings.replace_backoff_s,
+            max_s=self.settings.replace_max_backoff_s,
+        )
+        # The copy may exist (refused after its creation): listed stale, GC deletes it.
+        stale = f"{record.cluster}/{job.namespace}/{copy_name(job.name, job.uid, record.attempt)}"
+        job = await self.onprem.write_record(
+            job, record.requeue(now=now, backoff_s=wait, stale_copy=stale)
+        )
+        metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="failed").inc()
+        message = f"{record.placement}: {why}; deciding again"
+        await self.onprem.event(job, reason="PlacementRefused", message=message, warning=True)
+        report.failures.append(f"{job.key}: placement on {record.placement} refused: {why}")
+        log.error("placement_refused", job=job.key, placement=record.placement, error=why)
 
     async def _create_copy(self, job: OnPremJob, record: PlacementRecord, now: float) -> bool:
         ready = await self._data_ready(job.spec, record.cluster)

@@ -11,9 +11,9 @@ import pytest
 from federator import metrics
 from federator.core.decisions import DecisionKind
 from federator.errors import ClusterUnavailable
-from federator.federation.ports import CopyState, OnPremJob, OnPremView, QueueView
+from federator.federation.ports import CopyRequest, CopyState, OnPremJob, OnPremView, QueueView
 from federator.federation.records import Phase, PlacementRecord
-from federator.kube.errors import Conflict
+from federator.kube.errors import Conflict, Refused
 from tests.unit.kube.fakes import FakeCloud, FakeOnPrem
 from tests.unit.kube.test_federation_loop import Scripted, federation, offer
 from tests.unit.kube.test_spending import MemoryStore
@@ -327,3 +327,27 @@ async def test_a_requeued_job_does_not_show_its_lost_copy_as_running() -> None:
     assert job.record is not None
     assert job.record.phase is Phase.REQUEUED
     assert job.remote_state == "Preempted"
+
+
+class RefusingCloud(FakeCloud):
+    """Creating a copy is refused: someone else's ConfigMap of the copy's name, say."""
+
+    async def create_copy(self, request: CopyRequest) -> bool:
+        raise Refused(self.name, 409, "ConfigMap team-a/settings exists and is not federator's")
+
+
+async def test_a_refused_placement_is_decided_again_and_then_goes_home_not_held_for_ever() -> None:
+    onprem, cloud = FakeOnPrem(), RefusingCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted(), max_replacements=1)
+    report = await fed.run_once(100.0)
+    assert any("refused" in f for f in report.failures), report.failures
+    assert job.record is not None
+    assert job.record.phase is Phase.REQUEUED
+    assert not job.active_workload, "held while it waits for its next decision"
+    await fed.run_once(110.0)  # past the backoff: attempt 2, refused again
+    assert job.record.attempt == 2
+    await fed.run_once(200.0)
+    assert job.record is None
+    assert job.active_workload, "out of re-placements: Kueue runs it on-prem"
+    assert onprem.events.count(("team-a/j1", "PlacementRefused")) == 2
