@@ -131,7 +131,8 @@ class Federation:
         # uid -> attempt of the placements this process made, only to notice a record that
         # disappears without us removing it (a diagnosis aid, never a source of truth)
         self._placed: dict[str, int] = {}
-        self._spent: dict[str, float] = {}  # accrued spend per job key, for the spend counter
+        # accrued spend per job uid, for the spend counter (None until the first pass seeds it)
+        self._spent: dict[str, float] | None = None
         self.last_report: PassReport | None = None  # for /debug/decisions and tests
         self.forecasts = WaitForecasts()  # on-prem wait forecasts against real waits (metrics)
 
@@ -477,6 +478,7 @@ class Federation:
         jobs = gpus = 0
         cluster_jobs: dict[str, int] = {}
         cluster_gpus: dict[str, int] = {}
+        accrued: dict[str, tuple[str, float]] = {}  # uid -> (cluster, all its attempts' cost)
         for job in onprem.jobs:
             record = job.record
             if record is None:
@@ -492,14 +494,13 @@ class Federation:
             promised_today += still
             promised[job.spec.tenant] = promised.get(job.spec.tenant, 0.0) + still
             last_hour += record.attempt_cost_usd(now, since=now - 3600.0)
-            self._count_spend(
-                job.key, record.cluster, record.earlier_usd + record.attempt_cost_usd(now)
-            )
+            accrued[job.uid] = (record.cluster, record.earlier_usd + record.attempt_cost_usd(now))
             if record.phase in (Phase.PLACING, Phase.PLACED):
                 jobs += 1
                 gpus += record.gpus
                 cluster_jobs[record.cluster] = cluster_jobs.get(record.cluster, 0) + 1
                 cluster_gpus[record.cluster] = cluster_gpus.get(record.cluster, 0) + record.gpus
+        self._count_spend(accrued)
         today, tenant = self._with_gone_jobs(live, midnight)
         for name, usd in promised.items():
             tenant[name] = tenant.get(name, 0.0) + usd
@@ -560,11 +561,24 @@ class Federation:
             return
         self._saved_book, self._book_saved_at = book, now
 
-    def _count_spend(self, key: str, cluster: str, accrued: float) -> None:
-        delta = accrued - self._spent.get(key, 0.0)
-        if delta > 0:
-            metrics.CLOUD_SPEND_USD.labels(cluster=cluster).inc(delta)
-            self._spent[key] = accrued
+    def _count_spend(self, accrued: Mapping[str, tuple[str, float]]) -> None:
+        """Add what each job accrued since the last pass to its cluster's spend counter.
+
+        Keyed by uid (a Job deleted and created again under its name is another job) and kept
+        to the jobs still there. The first pass of a process only takes note: the records hold
+        every burst's cost since it began, and counting it again after a restart would show
+        past spend as a spike of new spend. A requeue's lost attempt lands in `earlier_usd`
+        while the record still names its cluster, so each attempt is counted where it ran.
+        """
+        last = self._spent
+        if last is not None:
+            for uid, (cluster, usd) in accrued.items():
+                delta = usd - last.get(uid, 0.0)
+                if delta > 0:
+                    metrics.CLOUD_SPEND_USD.labels(cluster=cluster).inc(delta)
+        self._spent = {
+            uid: max(usd, last.get(uid, 0.0) if last else 0.0) for uid, (_, usd) in accrued.items()
+        }
 
     # ---- acting on decisions ------------------------------------------------------------------
 

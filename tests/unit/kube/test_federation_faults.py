@@ -351,3 +351,46 @@ async def test_a_refused_placement_is_decided_again_and_then_goes_home_not_held_
     assert job.record is None
     assert job.active_workload, "out of re-placements: Kueue runs it on-prem"
     assert onprem.events.count(("team-a/j1", "PlacementRefused")) == 2
+
+
+def spend_counter(cluster: str) -> float:
+    value = metrics.REGISTRY.get_sample_value(
+        "federator_cloud_spend_usd_total", {"cluster": cluster}
+    )
+    return value or 0.0
+
+
+def running(placed_at: float, cluster: str) -> PlacementRecord:
+    return PlacementRecord(
+        cluster, "spot", 1, Phase.PLACED, placed_at=placed_at, gpus=2, price_per_gpu_hour_usd=2.0
+    )
+
+
+async def test_the_spend_counter_counts_what_accrues_and_not_the_past_again_on_restart() -> None:
+    cluster = "cloud-spend-restart"
+    onprem = FakeOnPrem()
+    job = onprem.add("j1", 2)
+    job.record = running(NOW - 3600, cluster)  # $4 spent before this process started
+    fed = federation(onprem, [FakeCloud(cluster)], [], Scripted())
+    before = spend_counter(cluster)
+    await fed.run_once(NOW)
+    assert spend_counter(cluster) == before, "the first pass only takes note"
+    await fed.run_once(NOW + 900)
+    assert spend_counter(cluster) - before == pytest.approx(1.0), "15 min of 2 GPUs at $2"
+
+
+async def test_a_job_created_again_under_its_name_is_counted_as_a_new_one() -> None:
+    cluster = "cloud-spend-again"
+    onprem = FakeOnPrem()
+    fed = federation(onprem, [FakeCloud(cluster)], [], Scripted())
+    await fed.run_once(NOW)  # seeds the counter with nothing
+    before = spend_counter(cluster)
+    first = onprem.add("j1", 2)
+    first.record = replace(running(NOW, cluster), finished_at=NOW + 1800, phase=Phase.DONE)
+    await fed.run_once(NOW + 1800)
+    del onprem.jobs["team-a/j1"]
+    second = onprem.add("j1", 2)
+    second.uid = "uid-j1-again"
+    second.record = replace(running(NOW, cluster), finished_at=NOW + 1800, phase=Phase.DONE)
+    await fed.run_once(NOW + 1900)
+    assert spend_counter(cluster) - before == pytest.approx(4.0), "two jobs of $2 each"
