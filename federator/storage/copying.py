@@ -42,6 +42,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Concatenate, Literal, ParamSpec, TypeVar
 
+from botocore.exceptions import ClientError
+
 from federator.storage import retrying
 from federator.storage.endpoints import Endpoint, Location, make_client
 from federator.storage.leanpath import LeanS3
@@ -680,8 +682,15 @@ class DatasetCopier:
         )
         errors = response.get("Errors", ())
         if errors:
+            # A per-key failure inside a 200 answer, raised as the ClientError it would be on
+            # its own: the retry and `translated` then tell a passing fault from a refusal.
             first = errors[0]
-            raise RuntimeError(f"delete failed for {first.get('Key')}: {first.get('Message')}")
+            message = (
+                f"{len(errors)} of {len(keys)} keys not deleted, first {first.get('Key')}: "
+                f"{first.get('Message', '')}"
+            )
+            error = {"Code": first.get("Code", ""), "Message": message}
+            raise ClientError({"Error": error}, "DeleteObjects")
         return len(keys)
 
 

@@ -278,3 +278,34 @@ def test_publishing_to_a_bucket_that_denies_writes_is_a_refusal_naming_the_store
     assert raised.value.store == "onprem (http://10.9.8.7:8333)"
     assert "uploading a blob under s3://models/registry/" in raised.value.reason
     assert "AccessDenied" in raised.value.reason
+
+
+def deletes(answer: object) -> tuple[DatasetCopier, FakeS3]:
+    target = FakeS3(delete_objects=answer)
+    target.delete_objects = lambda **_: target._answer("delete_objects")  # type: ignore[attr-defined]
+    return copier(FakeS3(), target), target
+
+
+def per_key_failure(code: str) -> dict[str, Any]:
+    return {"Errors": [{"Key": "imagenet/a", "Code": code, "Message": "no"}]}
+
+
+def test_a_delete_the_store_refuses_per_key_is_a_refusal_naming_the_store() -> None:
+    made, target = deletes(per_key_failure("AccessDenied"))
+    with pytest.raises(retrying.StoreRefused) as raised, made._on_target("deleting objects"):
+        made._delete(("a", "b"))
+    assert "cloud-a (http://10.9.8.8:8333)" in str(raised.value)
+    assert "1 of 2 keys not deleted, first imagenet/a" in str(raised.value)
+    assert target.calls["delete_objects"] == 1
+
+
+def test_a_delete_that_fails_per_key_with_a_passing_fault_is_retried_then_unavailable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    policy = vars(DatasetCopier._delete_batch)["retry"]
+    monkeypatch.setattr(policy, "stop", stop_after_attempt(ATTEMPTS))
+    monkeypatch.setattr(policy, "wait", wait_none())
+    made, target = deletes(per_key_failure("InternalError"))
+    with pytest.raises(errors.StoreUnavailable), made._on_target("deleting objects"):
+        made._delete(("a",))
+    assert target.calls["delete_objects"] == ATTEMPTS
