@@ -689,8 +689,8 @@ class DatasetCopier:
                 f"{len(errors)} of {len(keys)} keys not deleted, first {first.get('Key')}: "
                 f"{first.get('Message', '')}"
             )
-            error = {"Code": first.get("Code", ""), "Message": message}
-            raise ClientError({"Error": error}, "DeleteObjects")
+            code = str(first.get("Code", ""))
+            raise ClientError({"Error": {"Code": code, "Message": message}}, "DeleteObjects")
         return len(keys)
 
 
