@@ -245,7 +245,9 @@ class Federation:
             case StepKind.CONTINUE_PLACING:
                 await self._place(job, record, now, report)
             case StepKind.RECREATE:
-                await self._create_copy(job, record, now)
+                await self._create_copy(
+                    job, record, await self._data_ready(job.spec, record.cluster)
+                )
                 report.actions.append(f"recreate {job.key} on {record.placement}")
             case StepKind.RESUME:
                 assert copy is not None
@@ -677,8 +679,9 @@ class Federation:
             metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="failed").inc()
             report.actions.append(f"abandon {job.key}: it started or may start on-prem")
             return
+        ready = await self._data_ready(job.spec, record.cluster)  # its errors: retried next pass
         try:
-            created = await self._create_copy(job, record, now)
+            created = await self._create_copy(job, record, ready)
         except errors.TransientError:
             raise  # the cluster or a store did not answer: the next pass carries on placing
         except errors.FederatorError as e:
@@ -724,8 +727,7 @@ class Federation:
         report.failures.append(f"{job.key}: placement on {record.placement} refused: {why}")
         log.error("placement_refused", job=job.key, placement=record.placement, error=why)
 
-    async def _create_copy(self, job: OnPremJob, record: PlacementRecord, now: float) -> bool:
-        ready = await self._data_ready(job.spec, record.cluster)
+    async def _create_copy(self, job: OnPremJob, record: PlacementRecord, ready: bool) -> bool:
         request = CopyRequest(
             source=job, pool=record.pool, attempt=record.attempt, suspended=not ready
         )
