@@ -8,6 +8,7 @@ number and the run does not start (`UserError`, exit 2).
 from __future__ import annotations
 
 import csv
+import io
 import math
 import random
 from collections.abc import Iterable, Iterator
@@ -35,14 +36,25 @@ class TraceJob:
 
 
 def read_trace(path: Path) -> tuple[TraceJob, ...]:
-    """Read and validate a trace CSV; raise one `UserError` listing every bad row."""
+    """Read and validate a trace CSV; raise one `UserError` listing every bad row.
+
+    UTF-8, with or without the byte-order mark spreadsheets write at the start.
+    """
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return parse_trace(handle, str(path))
+        data = path.read_bytes()
     except OSError as error:
         raise errors.UserError(f"{path}: cannot read the trace: {error.strerror}") from error
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise errors.UserError(f"{path}: the trace is not UTF-8 text ({error.reason})") from error
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise errors.UserError(
+            f"{path}:{line}: the trace is not UTF-8 text "
+            f"(byte 0x{data[error.start]:02x} at column {column}: {error.reason}); "
+            "save it as UTF-8"
+        ) from None
+    return parse_trace(io.StringIO(text, newline=""), str(path))
 
 
 def parse_trace(lines: Iterable[str], where: str) -> tuple[TraceJob, ...]:
@@ -102,9 +114,7 @@ def _parse_row(row: list[str], columns: dict[str, int], width: int) -> TraceJob:
         raise ValueError("job_id is empty")
     submit = _number(cell("submit_time_s"), "submit_time_s", minimum=0.0)
     gpus = _whole(cell("num_gpus"), "num_gpus")
-    duration = _number(cell("duration_s"), "duration_s", minimum=0.0)
-    if duration <= 0:
-        raise ValueError(f"duration_s must be > 0, got {cell('duration_s')!r}")
+    duration = _number(cell("duration_s"), "duration_s", minimum=0.0, above=True)
     deadline_text = cell("deadline_s")
     deadline = _number(deadline_text, "deadline_s", minimum=0.0) if deadline_text else None
     if deadline is not None and deadline < submit:
@@ -120,13 +130,15 @@ def _parse_row(row: list[str], columns: dict[str, int], width: int) -> TraceJob:
     )
 
 
-def _number(text: str, column: str, minimum: float) -> float:
+def _number(text: str, column: str, minimum: float, above: bool = False) -> float:
+    """A finite number >= `minimum` (> `minimum` if `above`)."""
     try:
         value = float(text)
     except ValueError:
         raise ValueError(f"{column} must be a number, got {text!r}") from None
-    if not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{column} must be a finite number >= {minimum:g}, got {text!r}")
+    if not math.isfinite(value) or value < minimum or (above and value == minimum):
+        rule = ">" if above else ">="
+        raise ValueError(f"{column} must be a finite number {rule} {minimum:g}, got {text!r}")
     return value
 
 

@@ -79,3 +79,23 @@ def test_synthetic_traces_are_reproducible_and_round_trip(tmp_path: Path) -> Non
     path = tmp_path / "s.csv"
     write_trace(path, first)
     assert read_trace(path) == first
+
+
+def test_a_trace_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_text("job_id,submit_time_s,num_gpus,duration_s\n1,0,1,10\n", encoding="utf-8-sig")
+    assert [job.job_id for job in read_trace(path)] == ["1"]
+
+
+def test_a_byte_that_is_not_utf8_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"job_id,submit_time_s,num_gpus,duration_s\n1,0,1,10\nj\xe9,5,1,10\n")
+    with pytest.raises(errors.UserError, match=r"latin.csv:3: the trace is not UTF-8 text"):
+        read_trace(path)
+
+
+@pytest.mark.parametrize("duration", ["-5", "0"])
+def test_a_duration_not_above_zero_is_refused_with_the_real_rule(duration: str) -> None:
+    with pytest.raises(errors.UserError) as caught:
+        parse(f"job_id,submit_time_s,num_gpus,duration_s\n1,0,1,{duration}\n")
+    assert f"t.csv:2: duration_s must be a finite number > 0, got '{duration}'" in str(caught.value)
