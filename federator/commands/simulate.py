@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,27 +115,31 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--dataset-gb",
-        type=float,
+        type=_gigabytes,
         default=0.0,
         metavar="GB",
         help="data each job must copy to the cloud before it runs (default: 0)",
     )
     parser.add_argument(
         "--output-gb",
-        type=float,
+        type=_gigabytes,
         default=0.0,
         metavar="GB",
         help="results each bursted job copies back, charged at the cluster's egress price",
     )
     parser.add_argument(
         "--decision-period",
-        type=float,
+        type=_period,
         metavar="SECONDS",
-        help="seconds between decision rounds (default: the policy's burst.decision_interval)",
+        help="seconds between decision rounds, 0 to decide at every event "
+        "(default: the policy's burst.decision_interval)",
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="write one JSON object per run")
     parser.add_argument(
-        "--plot", type=Path, metavar="OUT.png", help="draw cost-versus-mean-JCT curves (PNG)"
+        "--plot",
+        type=Path,
+        metavar="OUT.png",
+        help="draw cost-versus-mean-JCT curves (the extension picks the format: .png, .pdf, .svg)",
     )
     parser.set_defaults(run=run)
 
@@ -141,9 +147,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from federator.sim import report, setup, traces
+    from federator.sim import engine, report, runs, setup, traces
     from federator.sim.estimates import EstimateMode
 
+    # Outputs are checked before anything runs, so a long sweep's results are never lost.
+    if args.json:
+        report.check_output(args.json, "--json")
+    if args.plot:
+        report.check_plot_output(args.plot)
     options = setup.WorldOptions(
         gpus_per_node=_positive(args.gpus_per_node, "--gpus-per-node"),
         estimate=EstimateMode.parse(args.estimate),
@@ -156,20 +167,31 @@ def run(args: argparse.Namespace) -> int:
             pool: _at_zone(text)
             for pool, text in _pool_files(args.spot_prices, "--spot-prices").items()
         },
-        dataset_gb_per_job=_not_negative(args.dataset_gb, "--dataset-gb"),
-        output_gb_per_job=_not_negative(args.output_gb, "--output-gb"),
+        dataset_gb_per_job=args.dataset_gb,
+        output_gb_per_job=args.output_gb,
         decision_period_s=args.decision_period,
     )
     trace = traces.read_trace(args.trace)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=170)  # piped output: do not squeeze the table to 80 columns
     sizes = [_positive(n, "--onprem-gpus") for n in args.onprem_gpus or []] or [0]
     policies = args.policies or ["never", "always", "greedy-spot", "starburst", "federator"]
-    results = []
+    # Every world and run is checked before the first run: a later size that cannot run must
+    # not throw away the results of the earlier ones.
+    worlds = []
     for size in sizes:
         sized = dataclasses.replace(options, onprem_gpus=size or None)
         world = setup.load_world(args.config, trace, sized)
+        planned = runs.plan_runs(policies, args.sweep, world.policy)
+        for spec in planned:
+            engine.check_fits(trace, world.scenario, spec.policy)
+        worlds.append(world)
+    warning = setup.unmatched_gpu_types(trace, worlds[0].scenario.pools)
+    if warning:
+        print(f"federator: warning: {args.trace}: {warning}", file=sys.stderr)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=170)  # piped output: do not squeeze the table to 80 columns
+    results = []
+    for world in worlds:
         found = _simulate(console, args, trace, world, policies)
         title = (
             f"{args.trace.name}: {len(trace):,} jobs, on-prem {world.scenario.onprem_gpus} GPUs, "
@@ -213,10 +235,40 @@ def _positive(value: int, flag: str) -> int:
     return value
 
 
-def _not_negative(value: float, flag: str) -> float:
-    if not value >= 0:
-        raise errors.UserError(f"{flag} {value}: must be >= 0")
+# Data per job is turned into whole bytes; more than an exabyte per job is a typo.
+MAX_GB_PER_JOB = 1e9
+
+
+def _gigabytes(text: str) -> float:
+    """argparse type of --dataset-gb / --output-gb: a finite number of GB >= 0."""
+    value = _float(text)
+    if not 0 <= value <= MAX_GB_PER_JOB:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be a number of GB from 0 to {MAX_GB_PER_JOB:g}"
+        )
     return value
+
+
+# Below a millisecond the round grid stops being a grid (and overflows on a long trace).
+MIN_DECISION_PERIOD_S = 1e-3
+
+
+def _period(text: str) -> float:
+    """argparse type of --decision-period: 0 (every event) or a finite number of seconds."""
+    value = _float(text)
+    if not (value == 0 or MIN_DECISION_PERIOD_S <= value < math.inf):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be 0 (decide at every event) or a finite number of seconds "
+            f">= {MIN_DECISION_PERIOD_S:g}"
+        )
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
 def _pool_files(values: list[str], flag: str) -> dict[str, str]:

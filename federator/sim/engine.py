@@ -181,7 +181,7 @@ class Simulation:
         controller: Controller,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        _check_fits(trace, scenario, controller.name)
+        check_fits(trace, scenario, controller.name)
         self.world = World(trace, scenario)
         self.controller = controller
         self.progress = progress
@@ -400,7 +400,7 @@ def check_invariants(outcomes: JobOutcomes, max_onprem_used: int, onprem_gpus: i
         raise AssertionError("a job started before its submission or ended before its start")
 
 
-def _check_fits(trace: Sequence[TraceJob], scenario: Scenario, policy: str) -> None:
+def check_fits(trace: Sequence[TraceJob], scenario: Scenario, policy: str) -> None:
     """A job that can never run on-prem needs somewhere to go, or the run cannot finish."""
     sizes = {job.gpus for job in trace}
     never_fit = {
@@ -415,4 +415,15 @@ def _check_fits(trace: Sequence[TraceJob], scenario: Scenario, policy: str) -> N
             f"job {first.job_id} needs {first.gpus} GPUs, more than the simulated on-prem "
             f"cluster ({scenario.onprem_gpus} GPUs in nodes of {scenario.gpus_per_node}) can "
             f"ever place ({len(too_big)} such job(s)); raise --onprem-gpus or allow bursting"
+        )
+    offered = {pool.gpu_type for pool in scenario.pools}
+    stranded = [job for job in too_big if job.gpu_type and job.gpu_type not in offered]
+    if stranded:
+        first = stranded[0]
+        raise errors.UserError(
+            f"job {first.job_id} needs {first.gpus} GPUs, more than the simulated on-prem "
+            f"cluster ({scenario.onprem_gpus} GPUs in nodes of {scenario.gpus_per_node}) can "
+            f"ever place, and asks for gpu_type {first.gpu_type!r}, which no cloud pool offers "
+            f"(pools' GPU types: {', '.join(sorted(offered))}; matching is case-sensitive) "
+            f"({len(stranded)} such job(s)); raise --onprem-gpus or fix the gpu_type"
         )

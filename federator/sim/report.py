@@ -59,6 +59,55 @@ def to_json_rows(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     return rows
 
 
+def check_output(path: Path, flag: str) -> None:
+    """Refuse, before any run, an output file that could not be written after the runs.
+
+    The file is opened (or created and removed again), so a missing or read-only directory
+    and a path that is a directory are found while nothing has been computed yet.
+    """
+    if path.is_dir():
+        raise errors.UserError(f"{flag} {path}: is a directory; give the file to write")
+    if not path.parent.is_dir():
+        raise errors.UserError(f"{flag} {path}: directory {path.parent} does not exist")
+    try:
+        if path.exists():
+            with path.open("r+b"):
+                pass
+        else:
+            with path.open("xb"):
+                pass
+            path.unlink()
+    except OSError as error:
+        raise errors.UserError(
+            f"{flag} {path}: cannot write this file: {error.strerror}"
+        ) from error
+
+
+def plot_formats() -> tuple[str, ...]:
+    """The file extensions `plot_curves` can write (matplotlib's, e.g. png, pdf, svg).
+
+    Not pgf: matplotlib writes it only where a LaTeX system is installed.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return tuple(sorted(set(FigureCanvasAgg.get_supported_filetypes()) - {"pgf"}))
+
+
+def check_plot_output(path: Path) -> None:
+    """`--plot`: a writable file whose extension names a format matplotlib can write."""
+    if path.is_dir():  # matplotlib would quietly write DIR.png beside it
+        raise errors.UserError(f"--plot {path}: is a directory; give the file to write")
+    formats = plot_formats()
+    extension = path.suffix.lower().removeprefix(".")
+    if extension not in formats:
+        found = f"extension .{extension}" if extension else "no extension"
+        raise errors.UserError(
+            f"--plot {path}: {found}; the file's extension chooses the format, one of "
+            f"{', '.join('.' + name for name in formats)}"
+        )
+    check_output(path, "--plot")
+
+
 def write_json(path: Path, results: Sequence[RunResult]) -> None:
     try:
         path.write_text(json.dumps(to_json_rows(results), indent=2) + "\n", encoding="utf-8")
@@ -213,5 +262,7 @@ def plot_curves(path: Path, results: Sequence[RunResult], title: str) -> None:
         figure.savefig(path)
     except OSError as error:
         raise errors.UserError(f"--plot {path}: cannot write: {error.strerror}") from error
+    except ValueError as error:  # an unknown format (refused before the runs by check_plot_output)
+        raise errors.UserError(f"--plot {path}: cannot write: {error}") from error
     finally:
         plt.close(figure)

@@ -19,16 +19,15 @@ from federator import errors
 from federator.core.models import CapacityType
 from federator.core.policy import DecisionPolicy
 from federator.policy import FederatorConfig, load_policy, to_decision_policy
-from federator.prices import replay
 from federator.prices.pools import PoolPricing, pool_pricings
 from federator.prices.quotes import Rejection
+from federator.sim import markets
 from federator.sim.cloud import (
     AvailabilityTrace,
     CloudPool,
     JobPhysics,
     PriceHistory,
     availability_from_trace,
-    price_history_from_series,
 )
 from federator.sim.engine import Scenario
 from federator.sim.estimates import EstimateMode
@@ -69,8 +68,9 @@ def build_world(
     config: FederatorConfig, trace: Sequence[TraceJob], options: WorldOptions
 ) -> WorldSetup:
     policy = to_decision_policy(config)
-    pools = tuple(_cloud_pool(pricing, config, options) for pricing in pool_pricings(config))
-    _check_market_names(options, pools)
+    pricings = pool_pricings(config)
+    _check_market_names(options, pricings)
+    pools = tuple(_cloud_pool(pricing, config, options) for pricing in pricings)
     period = options.decision_period_s
     if period is None:
         period = config.burst.decision_interval.total_seconds()
@@ -112,7 +112,7 @@ def _cloud_pool(pricing: PoolPricing, config: FederatorConfig, options: WorldOpt
         prior = pool.preemption_rate_per_hour
         rate = config.prices.default_spot_preemption_rate_per_hour if prior is None else prior
     startup = pool.startup_latency or cluster.startup_latency
-    history = _price_history(pricing, options) if capacity is CapacityType.SPOT else None
+    history = _price_history(pricing, options, on_demand) if capacity is CapacityType.SPOT else None
     availability = _availability(pricing, options) if capacity is CapacityType.SPOT else None
     if price is None:
         if history is None:
@@ -161,37 +161,69 @@ def _availability(pricing: PoolPricing, options: WorldOptions) -> AvailabilityTr
     path = _for_pool(options.spot_traces, pricing)
     if not isinstance(path, Path):
         return None
-    return availability_from_trace(replay.load_availability_trace(path))
+    return availability_from_trace(markets.load_availability(path))
 
 
-def _price_history(pricing: PoolPricing, options: WorldOptions) -> PriceHistory | None:
+def _price_history(
+    pricing: PoolPricing, options: WorldOptions, on_demand: float | None
+) -> PriceHistory | None:
     choice = _for_pool(options.spot_prices, pricing)
     if not isinstance(choice, tuple):
         return None
     path, zone = choice
-    series = replay.load_spot_price_history([path])
-    matches = [s for (_, series_zone), s in sorted(series.items()) if series_zone == zone]
-    if not matches:
-        zones = sorted({series_zone for _, series_zone in series})
-        raise errors.UserError(f"{path}: no spot prices for zone {zone!r} (zones: {zones})")
-    instance_type = matches[0].instance_type
-    gpus = _GPUS_PER_INSTANCE.get(instance_type, pricing.pool.gpus_per_node)
-    return price_history_from_series(matches[0], gpus)
+    return markets.load_price_history(
+        path, zone, pricing.key, on_demand, pricing.pool.gpus_per_node
+    )
 
 
-# The price histories we replay are for these AWS types (../shared/data/spot/SOURCE.md).
-_GPUS_PER_INSTANCE = {"p3.2xlarge": 1, "p3.8xlarge": 4, "p3.16xlarge": 8}
-
-
-def _check_market_names(options: WorldOptions, pools: Sequence[CloudPool]) -> None:
-    names = {pool.name for pool in pools} | {"*"}
+def _check_market_names(options: WorldOptions, pricings: Sequence[PoolPricing]) -> None:
+    """Each replayed market must reach a spot pool: an on-demand pool has no spot market."""
+    capacity = {pricing.key: pricing.capacity for pricing in pricings}
+    pools = ", ".join(f"{key} ({kind.value})" for key, kind in sorted(capacity.items()))
     for flag, chosen in (
         ("--spot-trace", options.spot_traces),
         ("--spot-prices", options.spot_prices),
     ):
-        unknown = sorted(set(chosen) - names)
+        unknown = sorted(set(chosen) - set(capacity) - {"*"})
         if unknown:
             raise errors.UserError(
                 f"{flag}: no cloud pool called {', '.join(unknown)} in the policy file "
-                f"(pools: {', '.join(sorted(names - {'*'}))})"
+                f"(pools: {pools or 'none'})"
             )
+        for name in sorted(set(chosen) - {"*"}):
+            if capacity[name] is not CapacityType.SPOT:
+                raise errors.UserError(
+                    f"{flag} {name}=...: pool {name} is an {capacity[name].value} pool; a "
+                    f"replayed spot market only applies to spot pools (pools: {pools})"
+                )
+        if "*" in chosen and CapacityType.SPOT not in capacity.values():
+            raise errors.UserError(
+                f"{flag} (for every spot pool): the policy file has no spot pool to replay it for "
+                f"(pools: {pools or 'none'})"
+            )
+
+
+def unmatched_gpu_types(trace: Sequence[TraceJob], pools: Sequence[CloudPool]) -> str | None:
+    """A warning when trace jobs ask for a GPU type no cloud pool has (None: all match).
+
+    Such jobs are valid (they run on-prem, where the simulator does not model GPU types) but
+    can never burst; matching is exact, as in the daemon, so `v100` does not match `V100`.
+    """
+    offered = {pool.gpu_type for pool in pools}
+    counts: dict[str, int] = {}
+    for job in trace:
+        if job.gpu_type and job.gpu_type not in offered:
+            counts[job.gpu_type] = counts.get(job.gpu_type, 0) + 1
+    if not counts:
+        return None
+    asked = ", ".join(f"{name!r} ({jobs} job(s))" for name, jobs in sorted(counts.items()))
+    by_case = {name.casefold(): name for name in sorted(offered)}
+    hints = sorted(
+        f"{name!r} -> {by_case[name.casefold()]!r}" for name in counts if name.casefold() in by_case
+    )
+    hint = f"; GPU types match case-sensitively (did you mean {', '.join(hints)}?)" if hints else ""
+    return (
+        f"{sum(counts.values())} trace job(s) ask for a gpu_type no cloud pool offers: {asked}; "
+        f"they can only run on-prem, never burst (pools' GPU types: "
+        f"{', '.join(sorted(offered)) or 'no cloud pools'}){hint}"
+    )
