@@ -63,9 +63,14 @@ file, or a URL) on its first line to get completion and checking in your editor.
 - **Unknown keys are errors**, with a "did you mean" suggestion for a misspelt one, so a typo
   never silently turns a setting off.
 - **Durations carry their unit**: `500ms`, `90s`, `15m`, `2h30m`, `1d`. A bare number is an
-  error (seconds or minutes?).
+  error (seconds or minutes?). A duration is at most `36500d` (100 years). Intervals, periods,
+  timeouts and typical runtimes must be longer than `0s` (marked `> 0s` below); a wait, grace
+  period or cooldown of `0s` means none.
 - **Sizes carry their unit**: binary `Ki`, `Mi`, `Gi`, `Ti` (as Kubernetes writes them) or
-  decimal `KB`, `MB`, `GB`, `TB`, e.g. `64Mi`, `2TB`.
+  decimal `KB`, `MB`, `GB`, `TB`, e.g. `64Mi`, `2TB`; at most `1024Pi`. A speed or a part size
+  must be more than `0B` (marked `> 0B`).
+- **Numbers are finite**: `.inf` and `.nan` are refused (leave a limit out for "no limit"), and
+  so are `true` and `false` where a number belongs.
 - **Money** is in US dollars, in fields whose names end in `_usd`, `_usd_per_hour`, ...
 - **Names** (clusters, pools, tenants, datasets) are lowercase letters, digits and dashes, as
   Kubernetes label values; they appear in labels, metrics and decision reasons.
@@ -144,12 +149,14 @@ def render_schema() -> str:
 
 def render_doc() -> str:
     from federator.policy import json_schema
+    from federator.policy.jsonschema import field_bounds
 
     schema = json_schema()
     example = yaml.safe_load(EXAMPLE_PATH.read_text(encoding="utf-8"))
+    bounds = field_bounds()
     parts = [INTRO]
     for section in _sections(schema):
-        parts.append(_render_section(section, schema, example))
+        parts.append(_render_section(section, schema, example, bounds.get(section.name, {})))
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -187,7 +194,7 @@ def _objects_in(field: Schema, root: Schema) -> Iterator[tuple[str, Schema, str 
             yield name, target, variant, "[]" + suffix
 
 
-def _render_section(section: Section, root: Schema, example: object) -> str:
+def _render_section(section: Section, root: Schema, example: object, bounds: dict[str, str]) -> str:
     title = f"`{section.path}`" if section.path else "Top level"
     if section.variant:
         title += f" with `source: {section.variant}`"
@@ -202,13 +209,23 @@ def _render_section(section: Section, root: Schema, example: object) -> str:
         default = "required" if field in required else _default(field_schema)
         cells = [
             f"`{path}`",
-            _type_of(field_schema, root),
+            _bounded(_type_of(field_schema, root), bounds.get(field)),
             default,
             _one_line(field_schema.get("description", "")),
             _example(example, path, section.variant, field_schema, root),
         ]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _bounded(kind: str, bound: str | None) -> str:
+    """`duration` -> `duration (> 0s)` for a field whose model sets a bound the schema lacks."""
+    if bound is None:
+        return kind
+    word = next((w for w in ("duration", "size") if kind.startswith(w)), None)
+    if word is None:
+        raise ValueError(f"a bound {bound!r} on a field of type {kind!r}")
+    return f"{word} ({bound}){kind.removeprefix(word)}"
 
 
 def _one_line(text: str) -> str:

@@ -18,6 +18,7 @@ from typing import Annotated
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -34,6 +35,9 @@ class Section(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
+        # `.inf` and `.nan` are YAML numbers, but no count, price, rate or fraction of the file
+        # is infinite (a missing limit is written by leaving the field out).
+        allow_inf_nan=False,
         use_attribute_docstrings=True,
         validate_default=False,
         str_strip_whitespace=True,
@@ -62,8 +66,37 @@ S3Uri = Annotated[
 ]
 """An object store location: `s3://bucket/prefix/`."""
 
-NonNegative = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
+
+def _refuse_booleans(value: object) -> object:
+    # pydantic's lax mode reads true as 1 and false as 0; in a YAML file that is a slip (a
+    # boolean where a number belongs), never a way to write a number. Strings stay lax, because
+    # YAML 1.1 reads `1e3` as the string "1e3".
+    if isinstance(value, bool):
+        raise ValueError(
+            f"expected a number here, found {str(value).lower()} (a YAML boolean); "
+            "write the number itself"
+        )
+    return value
+
+
+NotBoolean = BeforeValidator(_refuse_booleans)
+"""Refuses `true`/`false` where a number is expected; part of every numeric type below."""
+
+# The bounds come before `NotBoolean`: pydantic applies a bound placed after a validator
+# function as a separate check, and its JSON Schema then says `ge` instead of `minimum`.
+Integer = Annotated[int, NotBoolean]
+"""A whole number; `true`/`false` are refused (pydantic would read them as 1 and 0)."""
+
+Count = Annotated[int, Field(ge=0), NotBoolean]
+"""A whole number, 0 or more (a cap of 0 allows nothing)."""
+
+PositiveCount = Annotated[int, Field(ge=1), NotBoolean]
+"""A whole number, 1 or more."""
+
+# A float field takes `3` as well as `3.5`; `.inf` and `.nan` are refused by `allow_inf_nan`.
+NonNegative = Annotated[float, Field(ge=0), NotBoolean]
+Positive = Annotated[float, Field(gt=0), NotBoolean]
+Fraction = Annotated[float, Field(ge=0, le=1), NotBoolean]
 
 
 def _resolve_path(value: Path, info: ValidationInfo) -> Path:

@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from federator.policy.base import NonNegative, Section
-from federator.policy.units import Duration, parse_duration
+from federator.policy.base import Count, NonNegative, Positive, PositiveCount, Section
+from federator.policy.units import Duration, PositiveDuration, parse_duration
 
 
 class Starburst(Section):
@@ -24,11 +24,11 @@ class Starburst(Section):
     waiting_budget: NonNegative = 0.25
     """ρ: the sum of all jobs' maximum waits is ρ x the sum of their runtimes (0.25 = 25 %)."""
 
-    runtime_weighted_mean_gpus: float = Field(default=1.0, gt=0)
+    runtime_weighted_mean_gpus: Positive = 1.0
     """Σ(GPUs x runtime) / Σ(runtime) over your workload, so β = ρ / this (3.13 on the Philly
     trace); `federator simulate` prints it for a trace."""
 
-    max_queue_length: int | None = Field(default=None, ge=1)
+    max_queue_length: PositiveCount | None = None
     """Jobs beyond this position in the queue burst at once (Starburst's fig. 7 uses 30); no
     limit when omitted."""
 
@@ -39,7 +39,7 @@ class Starburst(Section):
 class Replacement(Section):
     """What happens when a cloud copy is preempted or its cluster stops answering."""
 
-    max_replacements: int = Field(default=3, ge=0)
+    max_replacements: Count = 3
     """How many times one job may be re-placed before it goes back on-prem for good."""
 
     backoff: Duration = parse_duration("30s")
@@ -70,10 +70,10 @@ class Burst(Section):
     `never`: observe only; `always-on-demand` / `greedy-spot`: baselines that send every job
     that cannot start on-prem to the cheapest on-demand / spot pool."""
 
-    decision_interval: Duration = parse_duration("30s")
+    decision_interval: PositiveDuration = parse_duration("30s")
     """How often the pending jobs are re-evaluated."""
 
-    min_pending_gpus: int = Field(default=1, ge=0)
+    min_pending_gpus: Count = 1
     """Burst only while the jobs waiting in the watched queues (with those waiting to be
     re-placed) ask for at least this many GPUs in total; below it every job stays on-prem,
     and its decision says so."""
@@ -92,10 +92,10 @@ class Burst(Section):
     placement is this old, so a short gap in the on-prem queue does not bounce it back and
     forth."""
 
-    max_bursted_jobs: int | None = Field(default=None, ge=0)
+    max_bursted_jobs: Count | None = None
     """Most jobs running in all clouds at once; no limit when omitted."""
 
-    max_bursted_gpus: int | None = Field(default=None, ge=0)
+    max_bursted_gpus: Count | None = None
     """Most GPUs used in all clouds at once; no limit when omitted."""
 
     pull_back: bool = True

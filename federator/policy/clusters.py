@@ -15,14 +15,22 @@ from pydantic import Field, model_validator
 
 from federator.policy.base import (
     ConfigPath,
+    Count,
     LabelKey,
     Name,
     NonNegative,
+    NotBoolean,
     S3Uri,
     Section,
 )
 from federator.policy.references import Connection, CredentialsRef
-from federator.policy.units import ByteSize, Duration, parse_duration, parse_size
+from federator.policy.units import (
+    Duration,
+    PositiveByteSize,
+    PositiveDuration,
+    parse_duration,
+    parse_size,
+)
 
 POOL_LABEL = "federator.io/pool"
 
@@ -80,10 +88,10 @@ class AwsSpotPrice(Section):
     zones: tuple[str, ...] = ()
     """Availability zones to consider; every zone of the region when empty."""
 
-    refresh_interval: Duration = timedelta(minutes=5)
+    refresh_interval: PositiveDuration = timedelta(minutes=5)
     """How often to fetch new prices."""
 
-    max_age: Duration = timedelta(hours=1)
+    max_age: PositiveDuration = timedelta(hours=1)
     """A price older than this is not used for new decisions (the pool is skipped)."""
 
     placement_scores: bool = True
@@ -118,13 +126,13 @@ class Pool(Section):
     gpu_type: str = Field(min_length=1)
     """GPU model of the nodes, as in the `nvidia.com/gpu.product` label, e.g. `A100`."""
 
-    gpus_per_node: int = Field(ge=1, le=64)
+    gpus_per_node: Annotated[int, Field(ge=1, le=64), NotBoolean]
     """GPUs on each node of the pool."""
 
     capacity_type: Literal["spot", "on-demand"]
     """`spot` (cheap, may be preempted) or `on-demand` (full price, not preempted)."""
 
-    max_gpus: int = Field(ge=0)
+    max_gpus: Count
     """Most GPUs federator may use in this pool at once (its share of the pool)."""
 
     price: PriceSource
@@ -231,19 +239,19 @@ class Cluster(Section):
     """Price of moving one GB out of this cluster's store (results and checkpoints coming
     back), in US dollars."""
 
-    transfer_bandwidth_per_second: ByteSize = parse_size("100Mi")
+    transfer_bandwidth_per_second: PositiveByteSize = parse_size("100Mi")
     """Expected copy speed from the on-prem store to this cluster's store, per second."""
 
     startup_latency: Duration = parse_duration("2m")
     """Typical time from placing a job to its pods running (node provisioning, image pull)."""
 
-    max_bursted_jobs: int | None = Field(default=None, ge=0)
+    max_bursted_jobs: Count | None = None
     """Most jobs federator may run on this cluster at once; no cluster cap when omitted."""
 
-    max_bursted_gpus: int | None = Field(default=None, ge=0)
+    max_bursted_gpus: Count | None = None
     """Most GPUs federator may use on this cluster at once; no cluster cap when omitted."""
 
-    unreachable_timeout: Duration = parse_duration("5m")
+    unreachable_timeout: PositiveDuration = parse_duration("5m")
     """After the API server has not answered for this long, its jobs are re-placed elsewhere."""
 
     @model_validator(mode="after")

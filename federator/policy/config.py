@@ -11,11 +11,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from federator.policy.base import KubeName, Name, Section
+from federator.policy.base import KubeName, Name, NotBoolean, Section
 from federator.policy.bursting import Burst
 from federator.policy.clusters import Cluster
 from federator.policy.costs import Budgets, Cost, Prices
@@ -40,7 +40,7 @@ class FederatorConfig(Section):
     """federator's policy file: the clusters it connects, the queues it watches, and the
     rules, prices and budgets by which it moves jobs to the cloud."""
 
-    version: Literal[1] = 1
+    version: Annotated[Literal[1], NotBoolean] = 1
     """Version of the file format; always 1 for now."""
 
     instance: Name = "federator"
@@ -169,6 +169,10 @@ def _duplicate_names(path: PathKey, names: list[str], what: str) -> Iterator[Pro
 
 def _cloud_name_problems(config: FederatorConfig, path: PathKey, name: str) -> Iterator[Problem]:
     names = {c.name: c for c in config.clusters}
+    if len(names) < len(config.clusters):
+        # Two clusters share a name (reported at the second one). Which name the file meant is
+        # anyone's guess, most often the one a reference here is missing, so these checks wait.
+        return
     if name not in names:
         clouds = ", ".join(c.name for c in config.cloud_clusters) or "none"
         yield Problem(path, f"no cluster is named {name!r} (cloud clusters: {clouds})")
@@ -260,13 +264,16 @@ def _dataset_problems(config: FederatorConfig) -> Iterator[Problem]:
             continue  # never replicated; _residency_problems reports replicas listed anyway
         for name in dataset.replicas:
             yield from _cloud_name_problems(config, ("datasets", index, "replicas", name), name)
+        named: set[str] = set()
         for cluster in config.cloud_clusters:
             store = cluster.object_store
             if (
                 store is not None
                 and store.datasets_uri is None
-                and cluster.name not in (dataset.replicas)
+                and cluster.name not in dataset.replicas
+                and cluster.name not in named  # a duplicate cluster name is reported once
             ):
+                named.add(cluster.name)
                 yield Problem(
                     ("datasets", index, "replicas"),
                     f"no replica location for cluster {cluster.name!r}: add "

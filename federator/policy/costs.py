@@ -13,19 +13,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveFloat
+from pydantic import Field
 
-from federator.policy.base import ConfigPath, Fraction, NonNegative, Section
-from federator.policy.units import Duration, parse_duration
+from federator.policy.base import ConfigPath, Fraction, Integer, NonNegative, Positive, Section
+from federator.policy.units import Duration, PositiveDuration, parse_duration
 
 
 class PriorityMultiplier(Section):
     """A multiplier of the value of waiting for jobs at or above a priority."""
 
-    min_priority: int
+    min_priority: Integer
     """Lowest job priority (the PriorityClass value) this multiplier applies to."""
 
-    multiplier: PositiveFloat
+    multiplier: Positive
     """Factor applied to the value of waiting, e.g. 4 for urgent jobs."""
 
 
@@ -60,14 +60,14 @@ class Cost(Section):
     """Scale the value of waiting by job priority: the entry with the highest `min_priority`
     at or below a job's priority applies, so urgent jobs burst sooner."""
 
-    default_runtime: Duration = parse_duration("1h")
+    default_runtime: PositiveDuration = parse_duration("1h")
     """Runtime assumed for a job that declares none in its `federator.io/runtime-estimate`
     annotation (e.g. `"3h"`) and has no history."""
 
     runtime_uncertainty: RuntimeUncertainty = Field(default_factory=RuntimeUncertainty)
     """How far off runtime estimates typically are, by where they come from."""
 
-    default_checkpoint_interval: Duration | None = parse_duration("30m")
+    default_checkpoint_interval: PositiveDuration | None = parse_duration("30m")
     """Checkpoint interval assumed for a job without a `federator.io/checkpoint-interval`
     annotation; the work lost on a preemption is on average half of it. `null`: such jobs do
     not checkpoint, so a preemption loses all progress."""
@@ -83,7 +83,7 @@ class Cost(Section):
     """`true`: a pool's preemption rate is per node, so a job on 4 nodes is preempted 4 times
     as often; `false`: the rate is per running job."""
 
-    gpu_speed: dict[str, PositiveFloat] = Field(default_factory=dict)
+    gpu_speed: dict[str, Positive] = Field(default_factory=dict)
     """Speed of each GPU type relative to the on-prem GPU, e.g. `{H100: 2.0}` makes a job run
     twice as fast on H100; 1.0 for a type not listed."""
 
@@ -102,10 +102,10 @@ class Cost(Section):
 class Prices(Section):
     """How cloud prices and preemption estimates are kept fresh."""
 
-    refresh_interval: Duration = parse_duration("5m")
+    refresh_interval: PositiveDuration = parse_duration("5m")
     """How often price sources are re-read."""
 
-    max_price_age: Duration = parse_duration("1h")
+    max_price_age: PositiveDuration = parse_duration("1h")
     """A price older than this is not used for new decisions; its pool is skipped."""
 
     interruption_data: ConfigPath | None = None
@@ -115,7 +115,7 @@ class Prices(Section):
     default_spot_preemption_rate_per_hour: NonNegative = 0.1
     """Prior preemptions per running hour for a spot pool with no other evidence."""
 
-    prior_weight: Duration = parse_duration("24h")
+    prior_weight: PositiveDuration = parse_duration("24h")
     """How many running hours of evidence the prior is worth against observed preemptions."""
 
 

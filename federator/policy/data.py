@@ -7,12 +7,19 @@ staging area that jobs write to and federator syncs back. `sync` tunes the copy 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from federator.policy.base import Fraction, Name, S3Uri, Section
-from federator.policy.units import ByteSize, Duration, parse_duration, parse_size
+from federator.policy.base import Count, Fraction, Name, NotBoolean, S3Uri, Section
+from federator.policy.units import (
+    ByteSize,
+    Duration,
+    PositiveByteSize,
+    PositiveDuration,
+    parse_duration,
+    parse_size,
+)
 
 
 class Dataset(Section):
@@ -47,7 +54,7 @@ class Registry(Section):
     """Staging location per cloud cluster where jobs write checkpoints and models; the
     cluster's `object_store.models_uri` + `staging/` for a cluster not listed."""
 
-    checkpoint_sync_interval: Duration = parse_duration("10m")
+    checkpoint_sync_interval: PositiveDuration = parse_duration("10m")
     """How often checkpoints of running cloud jobs are synced back, so a re-placed job
     resumes from a recent one."""
 
@@ -65,17 +72,17 @@ class DeletePolicy(Section):
     """Never delete more than this fraction of a replica in one sync (guards against a
     mistakenly emptied source)."""
 
-    max_count: int = Field(default=1000, ge=0)
+    max_count: Count = 1000
     """Never delete more than this many objects in one sync."""
 
 
 class Sync(Section):
     """Settings of the S3 copy engine that replicates datasets and brings models back."""
 
-    concurrency_per_endpoint: int = Field(default=16, ge=1, le=512)
+    concurrency_per_endpoint: Annotated[int, Field(ge=1, le=512), NotBoolean] = 16
     """Parallel transfers per S3 endpoint."""
 
-    part_size: ByteSize = parse_size("64Mi")
+    part_size: PositiveByteSize = parse_size("64Mi")
     """Size of each part of a multipart upload."""
 
     multipart_threshold: ByteSize = parse_size("64Mi")
@@ -85,10 +92,10 @@ class Sync(Section):
     """`checksum`: compare every copied object's SHA-256 / ETag with its source; `size`: only
     compare sizes (faster, weaker)."""
 
-    interval: Duration = parse_duration("5m")
+    interval: PositiveDuration = parse_duration("5m")
     """How often replicas are re-synced and their lag measured."""
 
-    abandoned_upload_age: Duration = parse_duration("24h")
+    abandoned_upload_age: PositiveDuration = parse_duration("24h")
     """Incomplete multipart uploads older than this are aborted."""
 
     delete: DeletePolicy = Field(default_factory=DeletePolicy)

@@ -7,13 +7,15 @@ defaults are written back in the file's notation here.
 
 from __future__ import annotations
 
+import typing
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
 from federator.policy.config import FederatorConfig
-from federator.policy.units import ByteCount, format_duration, format_size
+from federator.policy.units import Bound, ByteCount, bound_of, format_duration, format_size
 
 SCHEMA_ID = "https://federator.io/schemas/federator.schema.json"
 
@@ -36,3 +38,29 @@ def json_schema() -> dict[str, Any]:
         **schema,
         "title": "federator policy file",
     }
+
+
+def field_bounds() -> dict[str, dict[str, str]]:
+    """The lower bound of each duration and size field that has one (`> 0s`), by model name
+    (as in the schema's `$defs`) and field name. JSON Schema cannot say "a duration longer
+    than zero", so the field reference takes these from the models."""
+    found: dict[str, dict[str, str]] = {}
+    pending: list[type[BaseModel]] = [FederatorConfig]
+    while pending:
+        model = pending.pop()
+        if model.__name__ in found:
+            continue
+        bounds = found.setdefault(model.__name__, {})
+        for name, field in model.model_fields.items():
+            text = next((m.text for m in field.metadata if isinstance(m, Bound)), None)
+            text = text or bound_of(field.annotation)
+            if text is not None:
+                bounds[name] = text
+            pending.extend(_models_in(field.annotation))
+    return {name: bounds for name, bounds in found.items() if bounds}
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]

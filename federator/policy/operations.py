@@ -7,10 +7,12 @@ where the previous leader stopped.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
-from federator.policy.base import KubeName, Section
-from federator.policy.units import Duration, parse_duration
+from federator.policy.base import KubeName, NotBoolean, Section
+from federator.policy.units import Duration, PositiveDuration, parse_duration
 
 
 class Server(Section):
@@ -20,7 +22,7 @@ class Server(Section):
     bind_address: str = "0.0.0.0"
     """Address to listen on; `127.0.0.1` to accept local connections only."""
 
-    port: int = Field(default=9090, ge=1, le=65535)
+    port: Annotated[int, Field(ge=1, le=65535), NotBoolean] = 9090
     """TCP port to listen on."""
 
 
@@ -33,13 +35,13 @@ class LeaderElection(Section):
     lease_name: KubeName = "federator"
     """Name of the Lease object (in `state_namespace`)."""
 
-    lease_duration: Duration = parse_duration("15s")
+    lease_duration: PositiveDuration = parse_duration("15s")
     """How long a lease is valid without renewal; a new leader takes over after this."""
 
-    renew_deadline: Duration = parse_duration("10s")
+    renew_deadline: PositiveDuration = parse_duration("10s")
     """The leader gives up leadership if it could not renew for this long."""
 
-    retry_period: Duration = parse_duration("2s")
+    retry_period: PositiveDuration = parse_duration("2s")
     """How often candidates try to acquire or renew the lease."""
 
     @model_validator(mode="after")
@@ -52,7 +54,7 @@ class LeaderElection(Section):
 class GarbageCollection(Section):
     """Cleanup of objects federator created in cloud clusters (found by label, never by name)."""
 
-    interval: Duration = parse_duration("1m")
+    interval: PositiveDuration = parse_duration("1m")
     """How often to look for objects to clean up."""
 
     grace_period: Duration = parse_duration("10m")

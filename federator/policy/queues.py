@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from federator.policy.base import KubeName, LabelKey, Name, NonNegative, Section
-from federator.policy.units import Duration
+from federator.policy.units import PositiveDuration
 
 BURST_LABEL = "federator.io/burst"
 
@@ -43,7 +43,7 @@ class Queue(Section):
     """What one GPU-hour of waiting costs the jobs of this queue, in US dollars; overrides
     `cost.value_of_waiting_usd_per_gpu_hour`."""
 
-    default_runtime: Duration | None = None
+    default_runtime: PositiveDuration | None = None
     """Runtime assumed for this queue's jobs that do not declare one; overrides
     `cost.default_runtime`. For a ClusterQueue it covers the jobs of every LocalQueue that
     feeds it, unless that LocalQueue is listed with its own."""

@@ -9,13 +9,21 @@ written back in the same compact form, so a dumped configuration reads like the 
 from __future__ import annotations
 
 import re
+import typing
+from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_UNITS = {
+    "ms": Fraction(1, 1000),
+    "s": Fraction(1),
+    "m": Fraction(60),
+    "h": Fraction(3600),
+    "d": Fraction(86400),
+}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
 
@@ -37,6 +45,13 @@ _SIZE_UNITS = {
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|Ki|Mi|Gi|Ti|Pi|KB|kB|MB|GB|TB|PB)$")
 SIZE_PATTERN = r"^\d+(\.\d+)?\s*(B|Ki|Mi|Gi|Ti|Pi|KB|kB|MB|GB|TB|PB)$"
 
+# Far beyond any setting that means something, and small enough that every use of a value
+# (float seconds, a timer, a sum of sizes divided by a speed) stays finite and in range.
+MAX_DURATION = timedelta(days=36500)
+MAX_DURATION_TEXT = "36500d (100 years)"
+MAX_SIZE = 1024**6
+MAX_SIZE_TEXT = "1024Pi"
+
 
 def parse_duration(value: object) -> timedelta:
     """Read `90s`, `15m`, `2h30m` or `1d`; refuse numbers without a unit."""
@@ -54,8 +69,13 @@ def parse_duration(value: object) -> timedelta:
             f"{text!r} is not a duration; use a number and a unit (ms, s, m, h, d), "
             "e.g. 90s, 15m, 2h30m"
         )
-    seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
-    return timedelta(seconds=seconds)
+    # Fraction, not float: a run of digits long enough to overflow a float is still "too long".
+    total = sum(
+        (Fraction(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text)), Fraction(0)
+    )
+    if total > MAX_DURATION.total_seconds():
+        raise ValueError(f"{text!r} is too long; a duration is at most {MAX_DURATION_TEXT}")
+    return timedelta(seconds=float(total))
 
 
 def format_duration(value: timedelta) -> str:
@@ -93,7 +113,10 @@ def parse_size(value: object) -> int:
             "(B, Ki, Mi, Gi, Ti, KB, MB, GB, TB), e.g. 64Mi or 2TB"
         )
     # Fraction, not float: a byte count above 2**53 must survive exactly.
-    return ByteCount(round(Fraction(match.group(1)) * _SIZE_UNITS[match.group(2)]))
+    count = round(Fraction(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    if count > MAX_SIZE:
+        raise ValueError(f"{text!r} is too large; a size is at most {MAX_SIZE_TEXT}")
+    return ByteCount(count)
 
 
 def format_size(value: int) -> str:
@@ -121,6 +144,46 @@ ByteSize = Annotated[
     WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN}),
 ]
 """A number of bytes written with its unit; an `int` of bytes in Python."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """The lower bound of a duration or size type, as the field reference shows it."""
+
+    text: str
+
+
+def bound_of(annotation: object) -> str | None:
+    """The `Bound` text carried by a field's type (also inside `X | None`), if any."""
+    if typing.get_origin(annotation) is Annotated:
+        for extra in getattr(annotation, "__metadata__", ()):
+            if isinstance(extra, Bound):
+                return extra.text
+    for member in typing.get_args(annotation):
+        found = bound_of(member)
+        if found is not None:
+            return found
+    return None
+
+
+def _longer_than_zero(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+def _more_than_zero(value: int) -> int:
+    if value <= 0:
+        raise ValueError("must be more than 0B")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_longer_than_zero), Bound("> 0s")]
+"""A duration that must be longer than zero: an interval, a period, a timeout, a typical
+runtime. (A wait, a grace period or a cooldown of `0s` means "none" and is a `Duration`.)"""
+
+PositiveByteSize = Annotated[ByteSize, AfterValidator(_more_than_zero), Bound("> 0B")]
+"""A size that must be more than zero bytes: a speed, a part size."""
 
 
 def seconds(value: timedelta) -> float:
