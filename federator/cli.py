@@ -5,7 +5,10 @@ which registers its arguments and sets `run(args) -> int` as the handler. Comman
 heavy imports inside `run`, so `federator --help` stays fast.
 
 Mistakes a person can fix (`errors.UserError`) are printed as one clear message and exit 2,
-never as a traceback.
+never as a traceback. Federator's other errors on purpose (`errors.FederatorError`: a store or
+a cluster that does not answer, a copy that did not verify) are printed the same way and exit
+1; a transient one adds that a retry may succeed. With `--log-level debug` (`federator run`)
+their traceback is printed too. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 
 from federator import __version__, errors
@@ -65,8 +69,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args))
     except errors.UserError as error:
-        print(f"federator: error: {error}", file=sys.stderr)
+        _report(args, error)
         return error.exit_code
+    except errors.FederatorError as error:
+        _report(args, error)
+        return 1
     except KeyboardInterrupt:
         print("federator: interrupted", file=sys.stderr)
         return 130
+
+
+def _report(args: argparse.Namespace, error: errors.FederatorError) -> None:
+    """One line on stderr (the traceback too when the command runs at debug level)."""
+    if str(getattr(args, "log_level", "")).lower() == "debug":
+        traceback.print_exception(error, file=sys.stderr)
+    hint = "; this may pass: retry later" if isinstance(error, errors.TransientError) else ""
+    print(f"federator: error: {error}{hint}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +29,12 @@ aliases such as `latest` are pointers moved with compare-and-swap.
                                              move ALIAS to VERSION if it still points at OLD
 
 --cluster CLUSTER works on that cloud cluster's staging area instead (what jobs there publish
-and `federator sync models --from CLUSTER` brings back). Checkpoints of job J are the model
-`checkpoints/J`, one version per step.
+and `federator sync models --from CLUSTER` brings back); the on-prem cluster has none. Checkpoints
+of job J are the model `checkpoints/J`, one version per step.
+
+MODEL is lowercase letters, digits, '.', '_', '-' with at most 3 '/' (e.g. team/llama-ft);
+VERSION and ALIAS are letters, digits, '.', '_', '-'; PATH is relative, inside the model.
+A mistake in the arguments exits 2; a store that does not answer (after retries) exits 1.
 
 examples:
   federator registry list
@@ -82,11 +87,63 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _registry(args: argparse.Namespace) -> ModelRegistry:
+    from federator.commands.sync import check_cloud_cluster
     from federator.policy import load_policy
     from federator.storage.stores import Stores
 
-    stores = Stores(load_policy(args.config))
+    _check_names(args)
+    config = load_policy(args.config)
+    if args.cluster is not None:
+        check_cloud_cluster(config, "--cluster", args.cluster)
+    stores = Stores(config)
     return stores.staging(args.cluster) if args.cluster else stores.registry()
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """Refuse a model name, version, alias or reference the registry's format does not allow
+    before anything is read or uploaded, naming the argument."""
+    from federator.syncing import manifests
+
+    def alias(name: str) -> str:
+        try:
+            return manifests.check_version(name)
+        except manifests.ManifestError:
+            raise manifests.ManifestError(
+                f"alias {name!r}: use letters, digits, '.', '_', '-'"
+            ) from None
+
+    def version_or_alias(ref: str) -> str:
+        return alias(ref[1:]) if ref.startswith("@") else manifests.check_version(ref)
+
+    checks: tuple[tuple[str, str, Callable[[str], str]], ...] = (
+        ("model", "MODEL", manifests.check_name),
+        ("ref", "REF", version_or_alias),
+        ("version", "VERSION", manifests.check_version),
+        ("alias", "ALIAS", alias),
+        ("expect", "--expect", manifests.check_version),
+    )
+    for attribute, argument, check in checks:
+        value = getattr(args, attribute, None)
+        if value is not None:
+            _checked(argument, check, value)
+
+
+def _checked(argument: str, check: Callable[[str], object], value: str) -> None:
+    from federator.errors import UserError
+    from federator.syncing.manifests import ManifestError
+
+    try:
+        check(value)
+    except ManifestError as error:
+        raise UserError(f"argument {argument}: {error}") from None
+
+
+def _check_file_path(path: str) -> str:
+    """A PATH inside the model, by the rule a manifest's file entries follow."""
+    from federator.syncing import manifests
+
+    manifests.check_files((manifests.FileEntry(path, "sha256:" + "0" * 64, 0),))
+    return path
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -146,6 +203,7 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_publish(args: argparse.Namespace) -> int:
     from federator.errors import UserError
 
+    _check_names(args)
     files: dict[str, Path] = {}
     for item in args.files:
         path, sep, local = item.partition("=")
@@ -153,8 +211,18 @@ def run_publish(args: argparse.Namespace) -> int:
             raise UserError(
                 f"{item!r}: write each file as PATH=FILE, e.g. model.bin=./out/model.bin"
             )
+        _checked(f"PATH=FILE {item!r}", _check_file_path, path)
+        if path in files:
+            raise UserError(f"argument PATH=FILE {item!r}: {path!r} is given twice")
+        if Path(local).is_dir():
+            raise UserError(
+                f"argument PATH=FILE {item!r}: {local} is a directory; FILE must be a regular "
+                "file (publish each file of the directory as its own PATH=FILE)"
+            )
+        if not Path(local).exists():
+            raise UserError(f"argument PATH=FILE {item!r}: {local}: no such file")
         if not Path(local).is_file():
-            raise UserError(f"{local}: no such file")
+            raise UserError(f"argument PATH=FILE {item!r}: {local} is not a regular file")
         files[path] = Path(local)
     metadata = {}
     for item in args.meta:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from federator.policy import FederatorConfig
     from federator.syncing.plans import SyncPlan, SyncReport
 
 DEFAULT_CONFIG = "config/sandbox.yaml"
@@ -30,8 +31,10 @@ before a bursted job starts and while it runs.
       area into the on-prem registry: blobs first, each verified by its SHA-256, then the
       version's manifest. Versions already on-prem are skipped, so it is safe to rerun.
 
-Stores, credentials, dataset locations and the copy settings come from the policy file
-(--config, default $FEDERATOR_CONFIG or config/sandbox.yaml).
+CLUSTER is one of the policy file's cloud clusters. Stores, credentials, dataset locations and
+the copy settings come from the policy file (--config, default $FEDERATOR_CONFIG or
+config/sandbox.yaml). A mistake in the arguments or the file exits 2; a store that does not
+answer (after retries) exits 1 with one line naming it.
 
 examples:
   federator sync dataset imagenet-mini --to cloud-a --dry-run
@@ -87,8 +90,13 @@ def run_dataset(args: argparse.Namespace) -> int:
     from federator.storage.stores import Stores
 
     config = load_policy(args.config)
-    if args.to == config.onprem_cluster.name:
-        raise UserError(f"--to {args.to}: that is the on-prem cluster; name a cloud cluster")
+    check_cloud_cluster(config, "--to", args.to)
+    if args.name not in {dataset.name for dataset in config.datasets}:
+        known = ", ".join(dataset.name for dataset in config.datasets) or "none"
+        raise UserError(
+            f"dataset {args.name!r}: the policy file {args.config} has no such dataset "
+            f"(datasets: {known})"
+        )
     stores = Stores(config)
     copier = stores.dataset_copier(args.name, args.to)
     console = Console(stderr=True)
@@ -118,6 +126,25 @@ def run_dataset(args: argparse.Namespace) -> int:
         )
     _print_report(console, report)
     return 0 if report.ok else 1
+
+
+def check_cloud_cluster(config: FederatorConfig, option: str, name: str) -> None:
+    """Refuse, as argparse would, a cluster the file does not have or one that is not a cloud
+    (the on-prem cluster has no staging area and is the source of every dataset)."""
+    from federator.errors import UserError
+
+    clouds = ", ".join(cluster.name for cluster in config.cloud_clusters) or "none"
+    roles = {cluster.name: cluster.role for cluster in config.clusters}
+    if name not in roles:
+        raise UserError(
+            f"argument {option}: no cluster is named {name!r} in the policy file; "
+            f"choose from the cloud clusters: {clouds}"
+        )
+    if roles[name] != "cloud":
+        raise UserError(
+            f"argument {option}: {name!r} is an on-prem cluster, whose datasets are the "
+            f"sources and whose models are the registry itself; name a cloud cluster: {clouds}"
+        )
 
 
 def _print_plan(console: Console, plan: SyncPlan) -> None:
@@ -165,7 +192,9 @@ def run_models(args: argparse.Namespace) -> int:
     from federator.storage.registry import sync_back
     from federator.storage.stores import Stores
 
-    stores = Stores(load_policy(args.config))
+    config = load_policy(args.config)
+    check_cloud_cluster(config, "--from", args.source)
+    stores = Stores(config)
     source, target = stores.staging(args.source), stores.registry()
     console = Console(stderr=True)
     with (
