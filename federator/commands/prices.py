@@ -49,6 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--aws-endpoint",
+        type=_endpoint_url,
         metavar="URL",
         help="send AWS calls to this endpoint instead of AWS (a local emulator, for testing)",
     )
@@ -56,6 +57,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--json", action="store_true", help="print the rows as JSON instead of a table"
     )
     parser.set_defaults(run=run)
+
+
+def _endpoint_url(text: str) -> str:
+    """An http(s) URL with a host, checked when the arguments are parsed (exit 2)."""
+    from urllib.parse import urlsplit
+
+    try:
+        url = urlsplit(text)
+        host = url.hostname
+        url.port  # noqa: B018 - raises ValueError for a port that is not a number or too big
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a URL: {error}") from None
+    if url.scheme not in ("http", "https") or not host:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:5000)"
+        )
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,6 +133,8 @@ def _as_json(book: OfferBook) -> list[dict[str, object]]:
 
 
 def _print_table(book: OfferBook, console: Console) -> None:
+    from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     table = Table(title="cloud offers (USD per GPU-hour)", title_justify="left")
@@ -143,6 +163,11 @@ def _print_table(book: OfferBook, console: Console) -> None:
             str(row.free_gpus),
             status,
         )
+    if not console.is_terminal:
+        # Piped or redirected: rich would squeeze the table to 80 columns and cut its cells.
+        wide = console.options.update_width(10_000)
+        width = Measurement.get(console, wide, table).maximum
+        console = Console(width=max(console.width, width), file=console.file)
     console.print(table)
     for row in book.rows:
         if row.refusal is not None:
