@@ -170,6 +170,13 @@ async def connect_clusters(
     return connected
 
 
+def _not_a_file(path: Path) -> str:
+    """Why `path` cannot be read as a file ("" if it can be tried); one stat, at start-up."""
+    if path.is_file():
+        return ""
+    return "is not a file" if path.exists() else "does not exist"
+
+
 async def connect_cluster(
     config: policy.FederatorConfig, name: str, onprem: clients.Cluster | None
 ) -> clients.Cluster:
@@ -177,6 +184,8 @@ async def connect_cluster(
     access = policy.cluster_access(config, name)
     where = f"clusters.{name}.connection"
     if access.kubeconfig is not None:
+        if problem := _not_a_file(Path(access.kubeconfig)):  # the client: "expected key contexts"
+            raise errors.UserError(f"{where}.kubeconfig: {access.kubeconfig} {problem}")
         return await clients.connect(access.kubeconfig, access.context or name, name=name)
     if access.in_cluster:
         with contextlib.suppress(OSError):  # unreadable: connect_in_cluster says so clearly

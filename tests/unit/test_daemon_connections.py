@@ -251,6 +251,20 @@ async def test_a_kubeconfig_secret_that_cannot_be_used_says_which_and_why(
     assert expected in message
 
 
+@pytest.mark.parametrize("made", ["missing", "directory"])
+async def test_a_kubeconfig_file_that_is_not_there_is_named_with_its_field(
+    tmp_path: Path, made: str
+) -> None:
+    path = tmp_path / "kubeconfig"
+    if made == "directory":
+        path.mkdir()
+    config = policy_with(tmp_path, {"cloud-a": {"kubeconfig": str(path)}})
+    with pytest.raises(errors.UserError) as caught:
+        await daemon.connect_cluster(config, "cloud-a", None)
+    state = "does not exist" if made == "missing" else "is not a file"
+    assert str(caught.value) == f"clusters.cloud-a.connection.kubeconfig: {path} {state}"
+
+
 async def test_the_onprem_cluster_cannot_come_from_a_secret(tmp_path: Path) -> None:
     config = policy_with(tmp_path, {"onprem": {"kubeconfig_secret": {"name": "kc"}}})
     with pytest.raises(errors.UserError, match="on-prem cluster's own connection"):
