@@ -22,6 +22,7 @@ from federator.prices import replay
 from federator.prices.replay import SpotPriceSeries
 from federator.prices.validation import check_amount, compare_spot_to_on_demand
 from federator.sim.cloud import PriceHistory, price_history_from_series
+from federator.sim.traces import read_utf8
 
 MAX_REPORTED_ERRORS = 20
 _REFUSED = "the replay refuses bad prices rather than guessing; fix or remove them"
@@ -32,20 +33,7 @@ GPUS_PER_INSTANCE = {"p3.2xlarge": 1, "p3.8xlarge": 4, "p3.16xlarge": 8}
 
 def read_json(path: Path, what: str) -> Any:
     """A JSON document from `path`, or a `UserError` naming the file and the place."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise errors.UserError(f"{path}: cannot read the {what}: {error.strerror}") from error
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        offset = error.start
-        line = data.count(b"\n", 0, offset) + 1
-        column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-        raise errors.UserError(
-            f"{path}:{line}: the {what} is not UTF-8 text "
-            f"(byte 0x{data[offset]:02x} at column {column})"
-        ) from None
+    text = read_utf8(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

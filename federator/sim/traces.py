@@ -40,21 +40,27 @@ def read_trace(path: Path) -> tuple[TraceJob, ...]:
 
     UTF-8, with or without the byte-order mark spreadsheets write at the start.
     """
+    text = read_utf8(path, "trace")
+    return parse_trace(io.StringIO(text, newline=""), str(path))
+
+
+def read_utf8(path: Path, what: str) -> str:
+    """The text of an input file, UTF-8 with or without the byte-order mark spreadsheets
+    write; a `UserError` naming the file (and the line of a byte that is not UTF-8)."""
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise errors.UserError(f"{path}: cannot read the trace: {error.strerror}") from error
+        raise errors.UserError(f"{path}: cannot read the {what}: {error.strerror}") from error
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
         raise errors.UserError(
-            f"{path}:{line}: the trace is not UTF-8 text "
+            f"{path}:{line}: the {what} is not UTF-8 text "
             f"(byte 0x{data[error.start]:02x} at column {column}: {error.reason}); "
             "save it as UTF-8"
         ) from None
-    return parse_trace(io.StringIO(text, newline=""), str(path))
 
 
 def parse_trace(lines: Iterable[str], where: str) -> tuple[TraceJob, ...]:

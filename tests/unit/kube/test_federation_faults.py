@@ -11,14 +11,29 @@ import pytest
 from federator import metrics
 from federator.core.decisions import DecisionKind
 from federator.errors import ClusterUnavailable
+from federator.federation import Federation
 from federator.federation.ports import CopyRequest, CopyState, OnPremJob, OnPremView, QueueView
 from federator.federation.records import Phase, PlacementRecord
 from federator.kube.errors import Conflict, Refused
-from tests.unit.kube.fakes import FakeCloud, FakeOnPrem
-from tests.unit.kube.test_federation_loop import Scripted, federation, offer
+from tests.unit.kube.fakes import FakeCloud, FakeJob, FakeOnPrem
+from tests.unit.kube.test_federation_loop import (
+    Scripted,
+    federation,
+    offer,
+    preempted_until_out_of_replacements,
+)
 from tests.unit.kube.test_spending import MemoryStore
 
 NOW = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+
+
+async def placed(onprem: FakeOnPrem) -> tuple[FakeJob, Federation, FakeCloud]:
+    """One 8-GPU job bursted to cloud-a's spot pool by a first pass at t=100."""
+    cloud = FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
+    await fed.run_once(100.0)
+    return job, fed, cloud
 
 
 class FailingHold(FakeOnPrem):
@@ -73,10 +88,8 @@ async def test_a_requeue_cut_short_never_recreates_the_copy_on_the_preempted_poo
 
 
 async def test_a_requeued_job_goes_home_when_bursting_is_turned_off() -> None:
-    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
-    job = onprem.add("j1", 8)
-    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
-    await fed.run_once(100.0)
+    onprem = FakeOnPrem()
+    job, fed, cloud = await placed(onprem)
     fed.settings = replace(fed.settings, burst_enabled=False)  # a reload to `policy: never`
     cloud.set_state(job.uid, CopyState.PREEMPTED)
     await fed.run_once(110.0)
@@ -134,10 +147,8 @@ class Unsynced(FakeOnPrem):
 
 
 async def test_a_skipped_pass_does_not_count_running_hours_twice() -> None:
-    onprem, cloud = Unsynced(), FakeCloud("cloud-a")
-    job = onprem.add("j1", 8)
-    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
-    await fed.run_once(100.0)
+    onprem = Unsynced()
+    job, fed, cloud = await placed(onprem)
     cloud.set_state(job.uid, CopyState.RUNNING)
     onprem.synced = False
     await fed.run_once(1000.0)  # skipped: on-prem cache not synced
@@ -239,13 +250,7 @@ async def test_a_plain_job_out_of_replacements_fails_instead_of_bursting_again_a
     fed = federation(
         onprem, [cloud], [offer("cloud-a")], Scripted(), max_replacements=1, block_pool_for_s=0
     )
-    now = 100.0
-    for _ in range(2):
-        await fed.run_once(now)
-        cloud.set_state(job.uid, CopyState.PREEMPTED)
-        await fed.run_once(now + 1)
-        now += 100
-    await fed.run_once(now)
+    now = await preempted_until_out_of_replacements(fed, cloud, job)
     assert job.terminal is not None
     assert not job.terminal.succeeded
     assert "gave up: too many re-placements (tried cloud-a/spot, cloud-a/spot)" in (
@@ -302,10 +307,8 @@ class DoneWriteConflicts(FakeOnPrem):
 
 
 async def test_a_conflict_closing_the_record_loses_no_completed_in_cloud_event() -> None:
-    onprem, cloud = DoneWriteConflicts(), FakeCloud("cloud-a")
-    job = onprem.add("j1", 8)
-    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
-    await fed.run_once(100.0)
+    onprem = DoneWriteConflicts()
+    job, fed, cloud = await placed(onprem)
     cloud.set_state(job.uid, CopyState.SUCCEEDED)
     await fed.run_once(110.0)
     await fed.run_once(120.0)  # the mark-done path closes the record
@@ -315,10 +318,8 @@ async def test_a_conflict_closing_the_record_loses_no_completed_in_cloud_event()
 
 
 async def test_a_requeued_job_does_not_show_its_lost_copy_as_running() -> None:
-    onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
-    job = onprem.add("j1", 8)
-    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted())
-    await fed.run_once(100.0)
+    onprem = FakeOnPrem()
+    job, fed, cloud = await placed(onprem)
     cloud.set_state(job.uid, CopyState.RUNNING)
     await fed.run_once(110.0)
     assert job.remote_state == "Running"

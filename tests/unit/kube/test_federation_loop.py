@@ -15,7 +15,7 @@ from federator.core.policy import DecisionPolicy, Strategy
 from federator.federation import Federation, FederationSettings
 from federator.federation.ports import CopyState, OnPremJob
 from federator.federation.records import Phase
-from tests.unit.kube.fakes import FakeCloud, FakeOnPrem
+from tests.unit.kube.fakes import FakeCloud, FakeJob, FakeOnPrem
 
 
 def offer(cluster: str, pool: str = "spot", price: float = 1.0, free: int = 32) -> Offer:
@@ -163,19 +163,28 @@ async def test_a_preempted_copy_is_replaced_on_another_pool_after_backoff() -> N
     assert not job.active_workload
 
 
+async def preempted_until_out_of_replacements(
+    fed: Federation, cloud: FakeCloud, job: FakeJob, *, times: int = 2
+) -> float:
+    """Place and preempt the job `times` times (`max_replacements=times - 1`), then run the
+    pass that finds it out of re-placements; returns that pass's time."""
+    now = 100.0
+    for _ in range(times):
+        await fed.run_once(now)
+        cloud.set_state(job.uid, CopyState.PREEMPTED)
+        await fed.run_once(now + 1)
+        now += 100
+    await fed.run_once(now)
+    return now
+
+
 async def test_too_many_preemptions_send_the_job_back_on_prem() -> None:
     onprem, cloud = FakeOnPrem(), FakeCloud("cloud-a")
     job = onprem.add("j1", 8)
     fed = federation(
         onprem, [cloud], [offer("cloud-a")], Scripted(), max_replacements=1, block_pool_for_s=0
     )
-    now = 100.0
-    for _ in range(2):
-        await fed.run_once(now)
-        cloud.set_state(job.uid, CopyState.PREEMPTED)
-        await fed.run_once(now + 1)
-        now += 100
-    await fed.run_once(now)
+    await preempted_until_out_of_replacements(fed, cloud, job)
     assert job.record is None, "record dropped"
     assert job.active_workload, "released to Kueue"
     assert cloud.copies == {}
