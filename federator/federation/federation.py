@@ -318,14 +318,7 @@ class Federation:
         # The record goes first: after a crash between the two writes, a REQUEUED record lets GC
         # delete the copy, while a PLACED record without its copy would recreate it on the pool
         # that just preempted it (and forget the preemption, its backoff and its cost).
-        name = copy.name if copy is not None else copy_name(job.name, job.uid, record.attempt)
-        stale = f"{record.cluster}/{job.namespace}/{name}"
-        wait = planning.backoff_s(
-            record.attempt,
-            initial_s=self.settings.replace_backoff_s,
-            max_s=self.settings.replace_max_backoff_s,
-        )
-        again = record.requeue(now=now, backoff_s=wait, stale_copy=stale)
+        again = self._lost_attempt(job, record, now, copy.name if copy is not None else None)
         if preempted:
             again = replace(again, preemptions=record.preemptions + 1)
             pool = (record.cluster, record.pool)
@@ -596,13 +589,13 @@ class Federation:
         jobs = {job.key: job for job in onprem.jobs}
         for job in requeued:
             why = self._why_not_replaced(job)
-            if why and job.workload is None:
-                if not self._may_replace(job):
-                    await self._guarded(report, job, self._give_up(job, why, now, report))
-                # else: a plain Job has no queue to go back to; it stays requeued until bursting
-                # is on again
-            elif why:
+            if not why:
+                continue  # decided with the waiting jobs
+            if job.workload is not None:
                 await self._guarded(report, job, self._return_on_prem(job, why, report))
+            elif not self._may_replace(job):
+                await self._guarded(report, job, self._give_up(job, why, now, report))
+            # else a plain Job while bursting is off: no queue to go back to, it stays requeued
         for decision in round_.decisions:
             decided = jobs.get(decision.job_key)
             if decided is None:
@@ -708,19 +701,25 @@ class Federation:
         report.actions.append(f"burst {job.key} to {record.placement} attempt {record.attempt}")
         log.info("job_bursted", job=job.key, placement=record.placement, attempt=record.attempt)
 
-    async def _placement_refused(
-        self, job: OnPremJob, record: PlacementRecord, why: str, now: float, report: PassReport
-    ) -> None:
+    def _lost_attempt(
+        self, job: OnPremJob, record: PlacementRecord, now: float, copy: str | None = None
+    ) -> PlacementRecord:
+        """The record once its attempt's copy is lost or refused: decided again after the
+        backoff, the copy (`copy`, else the attempt's deterministic name) listed as stale."""
+        name = copy if copy is not None else copy_name(job.name, job.uid, record.attempt)
         wait = planning.backoff_s(
             record.attempt,
             initial_s=self.settings.replace_backoff_s,
             max_s=self.settings.replace_max_backoff_s,
         )
+        stale = f"{record.cluster}/{job.namespace}/{name}"
+        return record.requeue(now=now, backoff_s=wait, stale_copy=stale)
+
+    async def _placement_refused(
+        self, job: OnPremJob, record: PlacementRecord, why: str, now: float, report: PassReport
+    ) -> None:
         # The copy may exist (refused after its creation): listed stale, GC deletes it.
-        stale = f"{record.cluster}/{job.namespace}/{copy_name(job.name, job.uid, record.attempt)}"
-        job = await self.onprem.write_record(
-            job, record.requeue(now=now, backoff_s=wait, stale_copy=stale)
-        )
+        job = await self.onprem.write_record(job, self._lost_attempt(job, record, now))
         metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="failed").inc()
         message = f"{record.placement}: {why}; deciding again"
         await self.onprem.event(job, reason="PlacementRefused", message=message, warning=True)
