@@ -219,10 +219,11 @@ class ModelRegistry:
 
     def alias(self, name: str, alias: str) -> tuple[str, str] | None:
         """(version, ETag of the pointer) of an alias, or None."""
-        raw = self._get(manifests.alias_key(name, alias))
+        key = manifests.alias_key(name, alias)
+        raw = self._get(key)
         if raw is None:
             return None
-        return str(json.loads(raw[0])["version"]), raw[1]
+        return manifests.decode_alias(raw[0], where=f"{self.location}{key}"), raw[1]
 
     def verify(self, name: str, ref: str) -> VerifyResult:
         """Read every blob of a version and check its size and SHA-256."""

@@ -23,12 +23,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from federator.storage import retrying
 from federator.storage.endpoints import Location
 from federator.storage.listings import STATE_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +70,37 @@ class SyncState:
         with state._translated("reading"):
             raw = state._read()
         if raw is not None:
-            state.verified = {k: (v[0], v[1]) for k, v in raw.get("verified", {}).items()}
-            state.uploads = {k: UploadRecord(**v) for k, v in raw.get("uploads", {}).items()}
-            state.missing_since = {k: float(v) for k, v in raw.get("missing_since", {}).items()}
+            try:
+                state._restore(json.loads(raw))
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as error:
+                # The state only saves work (resumed uploads, verified ETags, the delete
+                # hold-back's clock), so a copy that cannot read it starts over rather than
+                # stop for good: parts are re-sent, deletes wait one hold-back longer, and an
+                # upload it forgets is aged out by the abandoned-upload sweep. The next save
+                # replaces the unreadable object.
+                log.warning(
+                    "sync state unreadable, starting over",
+                    store=state._store,
+                    object=f"s3://{state._bucket}/{state.key}",
+                    error=f"{type(error).__name__}: {error}",
+                )
+                state = cls(client, target.bucket, state.key, store=target.endpoint.label)
+                state._dirty = True
         return state
+
+    def _restore(self, document: dict[str, Any]) -> None:
+        verified = {str(k): (str(v[0]), str(v[1])) for k, v in document.get("verified", {}).items()}
+        uploads = {
+            str(k): UploadRecord(
+                upload_id=str(v["upload_id"]),
+                source_etag=str(v["source_etag"]),
+                part_size=int(v["part_size"]),
+                parts=int(v["parts"]),
+            )
+            for k, v in document.get("uploads", {}).items()
+        }
+        missing = {str(k): float(v) for k, v in document.get("missing_since", {}).items()}
+        self.verified, self.uploads, self.missing_since = verified, uploads, missing
 
     def record_upload(self, key: str, record: UploadRecord) -> None:
         with self._lock:
@@ -133,12 +164,12 @@ class SyncState:
         self._client.put_object(Bucket=self._bucket, Key=self.key, Body=body)
 
     @retrying.transient_retry()
-    def _read(self) -> dict[str, Any] | None:
+    def _read(self) -> bytes | None:
         try:
             response = self._client.get_object(Bucket=self._bucket, Key=self.key)
         except Exception as error:
             if retrying.is_not_found(error):
                 return None
             raise
-        loaded: dict[str, Any] = json.loads(response["Body"].read())
-        return loaded
+        body: bytes = response["Body"].read()
+        return body

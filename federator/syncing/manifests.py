@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from federator.errors import FederatorError
+
 MEDIA_TYPE = "application/vnd.federator.model.manifest.v1+json"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}(/[a-z0-9][a-z0-9._-]{0,99}){0,3}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -28,8 +30,13 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PATH = re.compile(r"^[^/\x00][^\x00]{0,1023}$")
 
 
-class ManifestError(ValueError):
-    """A manifest, name or reference that does not follow the registry's format."""
+class ManifestError(ValueError, FederatorError):
+    """A manifest, name or reference that does not follow the registry's format.
+
+    A `FederatorError` too: a stored manifest or alias that does not decode is reported in one
+    line naming its object (exit 1), not as a crash. The CLI turns a bad name a person typed
+    into a `UserError` naming the argument.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +141,17 @@ def decode(raw: bytes, *, where: str) -> Manifest:
             created_at=str(document["createdAt"]),
             metadata={str(k): str(v) for k, v in document.get("metadata", {}).items()},
         )
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ManifestError(f"{where}: not a federator model manifest: {error}") from error
+
+
+def decode_alias(raw: bytes, *, where: str) -> str:
+    """The version an alias pointer (`{"version": ...}`) names."""
+    try:
+        document = json.loads(raw)
+        return check_version(str(document["version"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ManifestError(f"{where}: not a federator alias pointer: {error}") from error
 
 
 def _file_entry(item: Mapping[str, Any]) -> FileEntry:

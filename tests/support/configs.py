@@ -75,3 +75,13 @@ def scenario_config(
     path = tmp_path / f"{instance}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def use_own_keys(config: dict[str, Any], tmp_path: Path) -> None:
+    """Point every store's credentials at a key file in tmp_path, so a unit test that loads a
+    scenario config does not need the sandbox's keys (made by `federator sandbox up`)."""
+    keys = tmp_path / "store-keys.json"
+    keys.write_text('{"access_key_id": "id", "secret_access_key": "secret"}')
+    for cluster in config["clusters"]:
+        if cluster.get("object_store"):
+            cluster["object_store"]["credentials"] = {"file": str(keys)}

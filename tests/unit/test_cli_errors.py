@@ -267,3 +267,20 @@ def test_a_missing_file_to_publish_is_still_no_such_file(
         2,
         f"federator: error: argument PATH=FILE {item!r}: {tmp_path / 'missing'}: no such file\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "kind"), [(["show", "m", "1"], "manifest"), (["show", "m", "@prod"], "alias pointer")]
+)
+def test_an_object_of_the_registry_that_does_not_decode_is_one_line_naming_it(
+    config: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    kind: str,
+) -> None:
+    monkeypatch.setattr(registry.ModelRegistry, "_get", lambda *_: (b"{not json", '"e"'))
+    code, _, err = run(capsys, "registry", "-c", str(config), *argv)
+    assert (code, "Traceback" in err, len(err.splitlines())) == (1, False, 1)
+    assert f"models/m/{'versions/1' if kind == 'manifest' else 'aliases/prod'}.json" in err
+    assert f"not a federator model {kind}" in err or f"not a federator {kind}" in err

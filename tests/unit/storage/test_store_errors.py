@@ -18,6 +18,7 @@ import pytest
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.exceptions import SSLError as BotoSSLError
+from structlog.testing import capture_logs
 from tenacity import stop_after_attempt, wait_none
 
 from federator import errors
@@ -27,7 +28,7 @@ from federator.storage.copying import DatasetCopier, TransferSettings
 from federator.storage.endpoints import Endpoint, Location
 from federator.storage.registry import AliasConflict, ModelRegistry, sync_back
 from federator.storage.stores import Stores
-from federator.storage.syncstate import SyncState
+from federator.storage.syncstate import SyncState, UploadRecord
 from federator.syncing import manifests
 from federator.syncing.manifests import Manifest
 from tests.support import configs
@@ -176,6 +177,7 @@ def test_a_certificate_that_does_not_verify_is_still_explained_with_its_setting(
     tmp_path: Path,
 ) -> None:
     def edit(config: dict[str, Any]) -> None:
+        configs.use_own_keys(config, tmp_path)
         for cluster in config["clusters"]:
             if cluster["name"] == "cloud-a":
                 cluster["object_store"]["endpoint"] = "https://10.9.8.8:8443"
@@ -309,3 +311,75 @@ def test_a_delete_that_fails_per_key_with_a_passing_fault_is_retried_then_unavai
     with pytest.raises(errors.StoreUnavailable), made._on_target("deleting objects"):
         made._delete(("a",))
     assert target.calls["delete_objects"] == ATTEMPTS
+
+
+# -- objects of ours that do not decode ----------------------------------------------------------
+
+
+class Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self) -> bytes:
+        return self.data
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b"{not json", b"[1]", b'{"verified": 3}', b'{"uploads": {"big.bin": {"upload_id": "u"}}}'],
+)
+def test_a_sync_state_that_does_not_decode_is_started_over_and_replaced(stored: bytes) -> None:
+    # The state only saves work: a copy must not stop for good on a damaged one.
+    target = FakeS3(get_object={"Body": Body(stored), "ETag": '"e"'})
+    source, replica = Location(ONPREM, "datasets", "imagenet/"), Location(CLOUD, "replicas", "x/")
+    with capture_logs() as logs:
+        state = SyncState.load(target, source, replica)  # type: ignore[arg-type]
+    assert (state.verified, state.uploads, state.missing_since) == ({}, {}, {})
+    [warning] = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert warning["object"] == f"s3://replicas/{state.key}"
+    assert warning["store"] == "cloud-a (http://10.9.8.8:8333)"
+    state.save()
+    assert target.calls["put_object"] == 1, "the damaged object is replaced at the next save"
+
+
+def test_a_readable_sync_state_is_restored_as_saved() -> None:
+    saved = (
+        b'{"version":1,"verified":{"a":["s","t"]},"uploads":{"big.bin":{"upload_id":"u",'
+        b'"source_etag":"e","part_size":8,"parts":2}},"missing_since":{"gone":5.0}}'
+    )
+    target = FakeS3(get_object={"Body": Body(saved), "ETag": '"e"'})
+    source, replica = Location(ONPREM, "datasets", "imagenet/"), Location(CLOUD, "replicas", "x/")
+    state = SyncState.load(target, source, replica)  # type: ignore[arg-type]
+    assert state.verified == {"a": ("s", "t")}
+    assert state.uploads == {"big.bin": UploadRecord("u", "e", 8, 2)}
+    assert state.missing_since == {"gone": 5.0}
+    state.save()
+    assert target.calls["put_object"] == 0, "nothing changed, nothing written"
+
+
+@pytest.mark.parametrize(
+    ("stored", "cause"),
+    [
+        (b"{not json", "Expecting property name"),
+        (b'{"v": "3"}', "'version'"),
+        (b"[]", "list indices"),
+        (b'{"version": "../3"}', "version '../3'"),
+    ],
+)
+def test_an_alias_pointer_that_does_not_decode_is_a_federator_error_naming_it(
+    stored: bytes, cause: str
+) -> None:
+    client = FakeS3(get_object={"Body": Body(stored), "ETag": '"e"'})
+    with pytest.raises(manifests.ManifestError) as raised:
+        registry(ONPREM, client, "models").alias("llama", "prod")
+    assert isinstance(raised.value, errors.FederatorError)
+    message = str(raised.value)
+    assert message.startswith("onprem:s3://models/registry/models/llama/aliases/prod.json: ")
+    assert cause in message
+
+
+@pytest.mark.parametrize("stored", [b"[1]", b'{"mediaType": "x"}', b"\xff"])
+def test_a_manifest_that_does_not_decode_is_a_federator_error_naming_it(stored: bytes) -> None:
+    client = FakeS3(get_object={"Body": Body(stored), "ETag": '"e"'})
+    with pytest.raises(errors.FederatorError, match="not a federator model manifest"):
+        registry(ONPREM, client, "models").manifest("llama", "3")

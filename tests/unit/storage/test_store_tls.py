@@ -14,6 +14,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -115,8 +116,9 @@ def test_a_connection_refused_stays_a_fault_to_retry() -> None:
 
 
 def sandbox_policy_with(tmp_path: Path, **store: object) -> Path:
-    def edit(config: dict[str, object]) -> None:
-        for cluster in config["clusters"]:  # type: ignore[attr-defined]
+    def edit(config: dict[str, Any]) -> None:
+        configs.use_own_keys(config, tmp_path)
+        for cluster in config["clusters"]:
             if cluster["name"] == "cloud-a":
                 cluster["object_store"].update(store)
 
