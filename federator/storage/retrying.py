@@ -23,6 +23,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
+import structlog
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import (
     BotoCoreError,
@@ -39,6 +40,7 @@ from botocore.exceptions import (
     SSLError as BotoSSLError,
 )
 from tenacity import (
+    RetryCallState,
     retry,
     retry_if_exception,
     stop_after_delay,
@@ -47,6 +49,8 @@ from tenacity import (
 from urllib3 import exceptions as urllib3_errors
 
 from federator import errors
+
+log = structlog.get_logger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -138,7 +142,30 @@ def transient_retry(
         wait=wait_exponential_jitter(multiplier=0.2, max=8.0),
         stop=stop_after_delay(max_delay_s),
         reraise=True,
+        before_sleep=_said_retrying(max_delay_s),
     )
+
+
+def _said_retrying(max_delay_s: float) -> Callable[[RetryCallState], None]:
+    """Tell the log that a store call is being retried, so the minute and a half before
+    `StoreUnavailable` is not silence: at the 1st, 2nd, 4th, 8th ... retry of a call (about five
+    lines in those 90 s, however many calls are in flight)."""
+
+    def said(state: RetryCallState) -> None:
+        attempt = state.attempt_number
+        if attempt & (attempt - 1):
+            return
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.warning(
+            "object store call failed, retrying",
+            call=getattr(state.fn, "__qualname__", "?"),
+            attempt=attempt,
+            retrying_for_s=round(state.seconds_since_start or 0.0, 1),
+            gives_up_after_s=max_delay_s,
+            error=_cause(error) if error is not None else "",
+        )
+
+    return said
 
 
 class StoreRefused(errors.UserError):
