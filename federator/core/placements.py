@@ -56,8 +56,11 @@ def decide(
     behind_unpassed = onprem.queued_behind
     decided: list[Decision | None] = [None] * len(ordered)
     unanswered = len(ordered) if only is None else sum(job.key in only for job in ordered)
+    # The jobs not asked about that may be replayed without a decision. None with Starburst's
+    # queue cap: which jobs it trims depends on which were decided when it is first asked.
+    skippable = None if tracked else only
     for index, job, start in replay.starts() if unanswered else ():
-        if only is not None and not job.burst_allowed and job.key not in only:
+        if skippable is not None and not job.burst_allowed and job.key not in skippable:
             stays(job, start)
         else:
             if counts_behind:

@@ -301,6 +301,21 @@ def test_starburst_bursts_the_tail_beyond_its_queue_cap() -> None:
     assert got == ["stay", "stay", "burst", "burst"]
 
 
+def test_starburst_trims_the_same_tail_when_asked_about_one_job_as_for_the_whole_round() -> None:
+    # Found by the property test: asked about the last job only, the opted-out jobs ahead were
+    # replayed without a decision, so the cap was first read after all of them and trimmed none.
+    policy = DecisionPolicy(strategy=Strategy.STARBURST, starburst_max_queue_length=1)
+    onprem = OnPremState(total_gpus=8, free_gpus=1, running=(RunningJob("r", 7, 1.0),))
+    jobs = [
+        job(f"j{i}", gpus=1, hours=1.0, submitted_at=NOW, burst_allowed=i == 2) for i in range(3)
+    ]
+    whole = run(jobs, policy=policy, onprem=onprem, offers=(ON_DEMAND,))
+    asked = decide(jobs, onprem, (ON_DEMAND,), Spend(), policy, NOW, only={"j2"})
+    assert asked.decisions == whole.decisions[2:]
+    assert whole.decisions[2].kind == DecisionKind.BURST
+    assert "queue longer than its cap" in whole.decisions[2].reason
+
+
 def test_exact_compute_wait_coefficient() -> None:
     pairs = [(1, 100.0), (4, 300.0)]  # Σ(g·r)/Σr = 1300/400
     assert starburst.runtime_weighted_mean_gpus(pairs) == pytest.approx(3.25)
