@@ -28,10 +28,10 @@ import structlog
 
 from federator import errors, metrics
 from federator.core.decisions import Decision, DecisionKind, Round
-from federator.core.models import Offer, OnPremState, PendingJob, Spend
+from federator.core.models import DatasetNeed, Offer, OnPremState, PendingJob, Spend
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
-from federator.federation import planning
+from federator.federation import fencing, planning
 from federator.federation.forecasts import WaitForecasts
 from federator.federation.planning import Step, StepKind
 from federator.federation.ports import (
@@ -78,7 +78,9 @@ class FederationSettings:
     gc_grace_s: float = 60.0
     burst_enabled: bool = True
     min_pending_gpus: int = 0  # below this many waiting GPUs, every job stays (policy file)
-    preemption_prior_strength_h: float = 10.0
+    # How many hours of observation a pool's prior preemption rate is worth (policy file:
+    # `prices.prior_weight`, 24 h by default), as the offers builder weighs it.
+    preemption_prior_strength_h: float = 24.0
 
 
 @dataclass
@@ -109,17 +111,31 @@ class Federation:
         decide: Decide | None = None,
         may_write: Callable[[], bool] = lambda: True,
         spend_store: SpendStore | None = None,
+        size_hint: Callable[[str], int | None] = lambda dataset: None,
+        stored_preemption_exposure_h: Callable[[tuple[str, str]], float] = lambda pool: 0.0,
     ) -> None:
-        self.onprem = onprem
-        self.clouds = dict(clouds)
+        self.may_write = may_write
+        # Every write goes through the fence, checked right before it (see `fencing`).
+        fence = fencing.Fence(lambda: self.may_write())
+        self.onprem: OnPremPort = fencing.FencedOnPrem(onprem, fence)
+        self.clouds: dict[str, CloudPort] = {
+            name: fencing.FencedCloud(cloud, fence) for name, cloud in clouds.items()
+        }
         self._policy = policy
         self.offers = offers
         self.settings = settings
-        self.data = data
+        self.data: DataGate | None = None if data is None else fencing.FencedData(data, fence)
         self.sizes = sizes
+        # The policy's `datasets[].size_hint`: a dataset's size before the replicator listed it.
+        self.size_hint = size_hint
+        # Exposure hours (job- or node-hours, as the offers builder counts them) already in the
+        # offers' preemption rates: the stored evidence they were built from.
+        self.stored_preemption_exposure_h = stored_preemption_exposure_h
         self._decide = decide if decide is not None else _core_decide()
-        self.may_write = may_write
-        self.spend_store = spend_store
+        self.spend_store: SpendStore | None = (
+            None if spend_store is None else fencing.FencedSpendStore(spend_store, fence)
+        )
+        self._replication_asked: set[tuple[str, str]] = set()  # (dataset, cluster), for the log
         self._book: SpendBook | None = None  # None until loaded (or without a store)
         self._saved_book: SpendBook | None = None
         self._book_saved_at = -math.inf
@@ -181,6 +197,25 @@ class Federation:
             report.skipped = "on-prem cache not synced yet"
             return report
         await self._load_book()
+        try:
+            await self._converge_decide_act(onprem, clouds, now, report)
+        except fencing.FenceClosed as closed:
+            # Another replica may lead by now: not one more write from this pass.
+            report.skipped = f"stopped mid-pass: {closed}"
+            log.warning("federation_pass_fenced", why=str(closed))
+        metrics.RECONCILE_DURATION_SECONDS.observe(time.perf_counter() - started)
+        self.last_report = report
+        return report
+
+    async def _converge_decide_act(
+        self,
+        onprem: OnPremView,
+        clouds: Mapping[str, CloudView],
+        now: float,
+        report: PassReport,
+    ) -> None:
+        """The pass once the caches are synced; writes only while the fence is open (each
+        write checks it again, and `FenceClosed` ends the pass)."""
         writes = self.may_write()
         requeued: list[OnPremJob] = []
         timeouts = planning.Timeouts(
@@ -202,9 +237,6 @@ class Federation:
             await self._pull_back(onprem, clouds, round_, now, report)
             await self._collect(now, report)
             await self._save_book(now)
-        metrics.RECONCILE_DURATION_SECONDS.observe(time.perf_counter() - started)
-        self.last_report = report
-        return report
 
     async def _guarded(
         self, report: PassReport, job: OnPremJob, work: Coroutine[Any, Any, None]
@@ -212,6 +244,8 @@ class Federation:
         """Run one job's work; a failure is that job's, logged, and retried next pass."""
         try:
             await work
+        except fencing.FenceClosed:
+            raise  # not this job's failure: the pass ends
         except errors.FederatorError as e:
             report.failures.append(f"{job.key}: {e}")
             log.warning("job_step_failed", job=job.key, error=str(e))
@@ -356,8 +390,8 @@ class Federation:
             return Round(decisions=(), now=now)
         datasets = frozenset(d.name for job in candidates for d in job.spec.datasets)
         offers = [self._with_data(o, datasets) for o in await self._offers(onprem, clouds, now)]
-        queued = [job.spec for job in candidates if job.workload is not None]
-        plain = [job.spec for job in candidates if job.workload is None]
+        queued = [self._sized(job.spec) for job in candidates if job.workload is not None]
+        plain = [self._sized(job.spec) for job in candidates if job.workload is None]
         policy, gated = self._gate(candidates)
         first = _explained(self._decide(queued, onprem.state, offers, spend, policy, now), gated)
         if not plain:
@@ -368,6 +402,19 @@ class Federation:
         offers, spend = _after(first, offers, spend)
         second = self._decide(plain, OnPremState(0, 0), offers, spend, policy, now)
         return Round(decisions=first.decisions + _explained(second, gated).decisions, now=now)
+
+    def _sized(self, spec: PendingJob) -> PendingJob:
+        """The job with each dataset its annotation gave no size (0) at the policy's
+        `size_hint`. The cost model takes the replicator's figure for a replica it listed
+        and the job's own otherwise: at 0 bytes, a dataset nobody listed yet looked free to
+        copy, and a job that should wait for its data burst at once."""
+        if all(need.size_bytes > 0 for need in spec.datasets):
+            return spec
+        needs = tuple(
+            need if need.size_bytes > 0 else DatasetNeed(need.name, self.size_hint(need.name) or 0)
+            for need in spec.datasets
+        )
+        return replace(spec, datasets=needs)
 
     def _gate(self, candidates: Sequence[OnPremJob]) -> tuple[DecisionPolicy, str]:
         """The policy, or "never burst" (and why) while fewer GPUs wait than the minimum."""
@@ -444,16 +491,24 @@ class Federation:
         )
 
     def _with_preemption_rate(self, offer: Offer) -> Offer:
-        """The offer with its preemption rate updated by what federator saw in the pool."""
+        """The offer with its preemption rate updated by what this process saw in the pool.
+
+        The offer's rate is already the posterior of the pool's prior and its stored evidence,
+        Gamma(λ·w, w) with w = the prior's weight + the stored exposure; adding this process's
+        preemptions and exposure to that gives the posterior over all the evidence (the Gamma
+        update is sequential). Weighed as the prior alone, the stored hours would count for
+        nothing and this process's few hours would outweigh them.
+        """
         key = (offer.cluster, offer.pool)
         count = self.preemptions.get(key, 0)
         exposure = self.exposure_h.get(key, 0.0)
         if count == 0 and exposure <= 0:
             return offer
+        weight_h = self.settings.preemption_prior_strength_h + max(
+            0.0, self.stored_preemption_exposure_h(key)
+        )
         estimate = estimate_rate(
-            PreemptionPrior(
-                offer.preemption_rate_per_hour, self.settings.preemption_prior_strength_h
-            ),
+            PreemptionPrior(offer.preemption_rate_per_hour, weight_h, "prior and stored evidence"),
             (PreemptionObservation(count, exposure),),
         )
         return replace(
@@ -488,14 +543,14 @@ class Federation:
             still = _still_committed(record, now)
             promised_today += still
             promised[job.spec.tenant] = promised.get(job.spec.tenant, 0.0) + still
-            last_hour += record.attempt_cost_usd(now, since=now - 3600.0)
+            last_hour += _hourly_charge(record, now)
             accrued[job.uid] = (record.cluster, record.earlier_usd + record.attempt_cost_usd(now))
             if record.phase in (Phase.PLACING, Phase.PLACED):
                 jobs += 1
                 gpus += record.gpus
                 cluster_jobs[record.cluster] = cluster_jobs.get(record.cluster, 0) + 1
                 cluster_gpus[record.cluster] = cluster_gpus.get(record.cluster, 0) + record.gpus
-        self._count_spend(accrued)
+        self._count_spend(accrued, counting=self.may_write())
         today, tenant = self._with_gone_jobs(live, midnight)
         for name, usd in promised.items():
             tenant[name] = tenant.get(name, 0.0) + usd
@@ -556,7 +611,7 @@ class Federation:
             return
         self._saved_book, self._book_saved_at = book, now
 
-    def _count_spend(self, accrued: Mapping[str, tuple[str, float]]) -> None:
+    def _count_spend(self, accrued: Mapping[str, tuple[str, float]], *, counting: bool) -> None:
         """Add what each job accrued since the last pass to its cluster's spend counter.
 
         Keyed by uid (a Job deleted and created again under its name is another job) and kept
@@ -564,9 +619,11 @@ class Federation:
         every burst's cost since it began, and counting it again after a restart would show
         past spend as a spike of new spend. A requeue's lost attempt lands in `earlier_usd`
         while the record still names its cluster, so each attempt is counted where it ran.
+        Only the leader counts (`counting`); a follower still takes note, so that when it
+        leads it counts from there and not all the spend since it started.
         """
         last = self._spent
-        if last is not None:
+        if last is not None and counting:
             for uid, (cluster, usd) in accrued.items():
                 delta = usd - last.get(uid, 0.0)
                 if delta > 0:
@@ -596,6 +653,7 @@ class Federation:
             elif not self._may_replace(job):
                 await self._guarded(report, job, self._give_up(job, why, now, report))
             # else a plain Job while bursting is off: no queue to go back to, it stays requeued
+        asked: set[tuple[str, str]] = set()  # (dataset, cluster) replicas asked for this pass
         for decision in round_.decisions:
             decided = jobs.get(decision.job_key)
             if decided is None:
@@ -604,7 +662,12 @@ class Federation:
                 await self._guarded(
                     report, decided, self._burst(decided, decision, clouds, now, report)
                 )
-            elif decided.record is not None and decided.record.phase is Phase.REQUEUED:
+                continue
+            if _waits_for_data(decision):
+                await self._guarded(
+                    report, decided, self._replicate_for_hold(decided, decision, asked, report)
+                )
+            if decided.record is not None and decided.record.phase is Phase.REQUEUED:
                 if decided.workload is None:
                     # A plain Job stays requeued (its history and attempt count with it): nobody
                     # on-prem would start it, and a dropped record would make it a new job.
@@ -612,6 +675,33 @@ class Federation:
                 await self._guarded(
                     report, decided, self._return_on_prem(decided, decision.reason, report)
                 )
+
+    async def _replicate_for_hold(
+        self,
+        job: OnPremJob,
+        decision: Decision,
+        asked: set[tuple[str, str]],
+        report: PassReport,
+    ) -> None:
+        """Start copying the data of a job held until it is on the pool's cluster, so that a
+        later pass finds it there (or nearly) and bursts; without this nothing copied it and
+        the job was held for ever. The replicator runs one copy per replica and answers from
+        it while it runs, so asking each pass starts nothing twice; a replica it says is
+        complete is not asked about again, and each one at most once per pass."""
+        cluster = decision.cluster
+        if self.data is None or cluster is None or not job.burst_allowed:
+            return  # a job that may not leave never has its data sent out
+        for need in job.spec.datasets:
+            replica = (need.name, cluster)
+            there = self.sizes is not None and self.sizes.bytes_remaining(*replica) == 0
+            if there or replica in asked:
+                continue
+            asked.add(replica)
+            await self.data.ensure_replicated(need.name, cluster)
+            if replica not in self._replication_asked:
+                self._replication_asked.add(replica)
+                report.actions.append(f"replicate {need.name} to {cluster}: {job.key} waits")
+                log.info("replication_started", dataset=need.name, cluster=cluster, job=job.key)
 
     async def _burst(
         self,
@@ -852,6 +942,8 @@ class Federation:
             except errors.FederatorError as e:  # the copy waits for a later pass; GC goes on
                 report.failures.append(f"{job.key}: outputs not synced back: {e}")
                 log.warning("outputs_not_synced", job=job.key, error=str(e))
+            except fencing.FenceClosed:
+                raise
             except Exception as e:  # a bug or an untranslated store error: the same, loudly
                 report.failures.append(f"{job.key}: outputs not synced back: {e!r}")
                 log.exception("outputs_sync_crashed", job=job.key)
@@ -1030,6 +1122,29 @@ def _spent_since(record: PlacementRecord, now: float, since: float) -> float:
     ended_by = record.not_before if record.phase is Phase.REQUEUED else record.placed_at
     earlier = record.earlier_usd if ended_by >= since else 0.0
     return earlier + record.attempt_cost_usd(now, since=since)
+
+
+def _hourly_charge(record: PlacementRecord, now: float) -> float:
+    """What the job counts against the hourly budget: what it spent in the last hour, and a
+    live placement at least its burn rate for an hour. The round ledger charges a new burst
+    with its burn rate; a burst placed one pass ago has accrued almost nothing, and counted
+    at that, every pass would find the budget free again and burst as much once more.
+    """
+    spent = record.attempt_cost_usd(now, since=now - 3600.0)
+    if record.phase not in (Phase.PLACING, Phase.PLACED) or record.finished_at is not None:
+        return spent
+    return max(spent, record.price_per_gpu_hour_usd * record.gpus)
+
+
+def _waits_for_data(decision: Decision) -> bool:
+    """A hold for a pool until the job's data is copied there. Such a hold comes with the
+    time the copy takes (`revisit_at`); one at a budget or a cap has none, and copying data
+    for a burst the budget does not allow yet would spend on transfers for nothing."""
+    return (
+        decision.kind is DecisionKind.HOLD
+        and decision.cluster is not None
+        and decision.revisit_at is not None
+    )
 
 
 def _still_committed(record: PlacementRecord, now: float) -> float:
