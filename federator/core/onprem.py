@@ -9,8 +9,10 @@ for its runtime) or leaves. That is how decisions in one round account for each 
 that bursts frees its place for everyone simulated after it.
 
 Deliberately simple: at `now` gangs must fit on the nodes' free GPUs (`node_free_gpus`, pods
-first-fit); after that GPUs are pooled (no fragmentation is foreseen), arrivals after `now` are
-not foreseen, and jobs that cannot fit even on an empty cluster never start (`inf`). Jobs named in
+first-fit; a shape that does not fit lets a job of the same size in smaller pods go first);
+after that GPUs are pooled (no fragmentation is foreseen), arrivals after `now` are not
+foreseen, and jobs that cannot fit even on an empty cluster, or whose pod is bigger than a
+node, never start (`inf`). Jobs named in
 `queue_order` that are not pending here are unknown in size and ignored.
 Cost: O(n·s + r) heap and deque steps for n jobs of s distinct sizes and r releases.
 """
@@ -89,22 +91,28 @@ class OnPremReplay:
         self._ordered = ordered
         # Admission indices by job size, each queue in admission order (plain ints: a round
         # keeps one entry per pending job alive here, and ints cost the collector nothing).
+        self._node_size = max(1, onprem.gpus_per_node)
         self._by_size: dict[int, deque[int]] = {}
+        # Jobs with a pod bigger than a node never start, however many GPUs come free.
+        self._misfits: deque[int] = deque()
         for index, job in enumerate(ordered):
-            self._by_size.setdefault(job.gpus, deque()).append(index)
+            if job.gpus_per_pod is not None and job.gpus_per_pod > self._node_size:
+                self._misfits.append(index)
+            else:
+                self._by_size.setdefault(job.gpus, deque()).append(index)
         self._sizes = sorted(self._by_size)
-        self._left = len(ordered)
+        self._left = len(ordered) - len(self._misfits)
         self._end = len(ordered)  # past every admission index
         self._clock = now
         # Node by node free GPUs, used while the replay is still at `now` (gangs must fit on
         # nodes, not just in the pool); once it moves on, the pool view is all there is.
         self._nodes = list(onprem.node_free_gpus) or None
-        self._node_size = max(1, onprem.gpus_per_node)
-        self._unplaceable: set[int] = set()
+        # (GPUs, pod size) of jobs that fit the pool but not the nodes at `now`.
+        self._unplaceable: set[tuple[int, int]] = set()
         self._steps: Iterator[tuple[int, PendingJob, float]] | None = None
 
     def __len__(self) -> int:
-        return self._left
+        return self._left + len(self._misfits)
 
     def next_start(self) -> tuple[PendingJob, float] | None:
         """The next job to start and when; `inf` when it can never start. None when done."""
@@ -159,6 +167,9 @@ class OnPremReplay:
                 yield index, ordered[index], math.inf
                 continue
             self._release_next()
+        while self._misfits:
+            index = self._misfits.popleft()
+            yield index, ordered[index], math.inf
 
     def stays(self, job: PendingJob, start: float) -> None:
         """The job really starts at `start` and holds its GPUs for its estimated runtime."""
@@ -182,16 +193,21 @@ class OnPremReplay:
 
     def _take_fitting(self) -> int | None:
         while True:
-            found = self._take_fitting_pool()
-            if found is None or self._nodes is None:
-                return found
-            job = self._ordered[found]
-            if self._place(job, list(self._nodes)):
-                return found
-            # It fits the pool but not the nodes: put it back; its size waits for a release.
-            self._left += 1
-            self._by_size[job.gpus].appendleft(found)
-            self._unplaceable.add(job.gpus)
+            candidate = self._fitting_candidate()
+            if candidate is None:
+                return None
+            size, position, index = candidate
+            job = self._ordered[index]
+            if self._nodes is None or self._place(job, list(self._nodes)):
+                del self._by_size[size][position]
+                self._left -= 1
+                return index
+            # It fits the pool but not the nodes: its shape waits for a release, while a job
+            # of the same size in smaller pods may still fit now.
+            self._unplaceable.add(self._shape(job))
+
+    def _shape(self, job: PendingJob) -> tuple[int, int]:
+        return job.gpus, job.gpus_per_pod or min(job.gpus, self._node_size)
 
     def _place(self, job: PendingJob, nodes: list[int]) -> bool:
         """First-fit the job's pods onto `nodes` (changed in place); False if one does not fit."""
@@ -206,27 +222,35 @@ class OnPremReplay:
                 return False
         return True
 
-    def _take_fitting_pool(self) -> int | None:
-        if not self._backfill:
-            first = self._first_size()
-            if first is None or first > self._free:
-                return None
-            blocked = self._nodes is not None and first in self._unplaceable
-            return None if blocked else self._pop(first)
+    def _fitting_candidate(self) -> tuple[int, int, int] | None:
+        """(size, position in its size's queue, admission index) of the next job to try."""
         free = self._free
-        best_size = -1
-        best_index = self._end
-        by_size = self._by_size
-        unplaceable = self._unplaceable if self._nodes is not None else ()
+        if not self._backfill:  # strict FIFO: only the first job may start
+            first = self._first_size()
+            if first is None or first > free:
+                return None
+            index = self._by_size[first][0]
+            blocked = self._nodes is not None and self._shape(self._ordered[index]) in (
+                self._unplaceable
+            )
+            return None if blocked else (first, 0, index)
+        best: tuple[int, int, int] | None = None
         for size in self._sizes:
             if size > free:
                 break
-            if size in unplaceable:
-                continue
-            queue = by_size[size]
-            if queue and queue[0] < best_index:
-                best_size, best_index = size, queue[0]
-        return self._pop(best_size) if best_size >= 0 else None
+            found = self._first_placeable(self._by_size[size])
+            if found is not None and (best is None or found[1] < best[2]):
+                best = (size, *found)
+        return best
+
+    def _first_placeable(self, queue: deque[int]) -> tuple[int, int] | None:
+        """(position, admission index) of the first job in `queue` whose shape may fit."""
+        if not self._unplaceable or self._nodes is None:
+            return (0, queue[0]) if queue else None
+        for position, index in enumerate(queue):
+            if self._shape(self._ordered[index]) not in self._unplaceable:
+                return position, index
+        return None
 
     def _take_first(self) -> int:
         first = self._first_size()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -123,3 +124,39 @@ def test_at_now_gangs_must_fit_on_nodes(
     )
     assert starts(jobs, onprem) == want
     assert starts(jobs, onprem, backfill=False)[jobs[0].key] >= want[jobs[0].key]
+
+
+def test_a_gang_in_smaller_pods_starts_now_though_a_gang_of_its_size_ahead_does_not_fit() -> None:
+    # Node shapes at `now` rule out a shape, not a size: eight 1-GPU pods fit two half-free
+    # nodes where one 8-GPU pod does not (before, b was sent to wait for a release too).
+    onprem = OnPremState(
+        total_gpus=24,
+        free_gpus=8,
+        running=(RunningJob("r", 16, 1000.0),),
+        node_free_gpus=(4, 4, 0),
+    )
+    whole = replace(job("whole", 8, 50), gpus_per_pod=8)
+    split = replace(job("split", 8, 50, submitted=1.0), gpus_per_pod=1)
+    other = replace(job("other", 8, 50, submitted=2.0), gpus_per_pod=8)
+    # split starts now; when it ends (t=50) the pool view takes over: whole, then other.
+    assert starts([whole, split, other], onprem) == {"split": 0.0, "whole": 50.0, "other": 100.0}
+    strict = starts([whole, split, other], onprem, backfill=False)
+    assert strict["split"] > 0, "strict FIFO: nothing passes the job at the head"
+
+
+@pytest.mark.parametrize("nodes", [(), (8, 8)])
+def test_a_pod_bigger_than_a_node_never_starts_however_many_gpus_come_free(
+    nodes: tuple[int, ...],
+) -> None:
+    onprem = OnPremState(
+        total_gpus=16,
+        free_gpus=sum(nodes),
+        running=(RunningJob("r", 16 - sum(nodes), 600.0),) if sum(nodes) < 16 else (),
+        node_free_gpus=nodes,
+        gpus_per_node=8,
+    )
+    big = replace(job("big-pod", 16, 50), gpus_per_pod=16)
+    after = job("after", 4, 50, submitted=1.0)
+    seen = starts([big, after], onprem)
+    assert seen == {"after": 0.0 if nodes else 600.0, "big-pod": math.inf}
+    assert list(seen) == ["after", "big-pod"], "a job that never starts is decided last"
