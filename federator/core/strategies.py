@@ -5,8 +5,9 @@ now; `inf` when it never would) and returns its `Decision`, charging the round's
 bursts. `federator` weighs every option in dollars; the others are the baselines of the
 simulator, kept as simple as their definitions: `never`, `always` (cheapest on-demand as soon
 as the job cannot start), `greedy-spot` (cheapest spot likewise) and `starburst` (ATC'24
-Compute-Wait, see `starburst`). All of them respect opt-outs, tenant rules, residency, budgets
-and caps: a baseline that broke those would not be a fair comparison.
+Compute-Wait, see `starburst`). All of them respect opt-outs, tenant rules, residency, budgets,
+caps and the policy file's `burst.min_wait`: a baseline that broke those would not be a fair
+comparison.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ def choose_starburst(job: PendingJob, wait_s: float, options: RoundOptions) -> D
     if option is None:
         return _stay(job, stay, book, f"stays on-prem after its timeout: {why_not}")
     cause = "Compute-Wait timeout passed" if timed_out else "queue longer than its cap"
+    too_soon = _too_soon(job, stay, book, options, f"{cause} for {option.offer.name}")
+    if too_soon is not None:
+        return too_soon
     return _burst(job, option, index, book, options, f"bursted to {option.offer.name}: {cause}")
 
 
@@ -117,6 +121,11 @@ def _burst_when_blocked(
     option, index, why_not = options.cheapest(job, capacity)
     if option is None:
         return _stay(job, stay, book, f"stays on-prem: {why_not}")
+    too_soon = _too_soon(
+        job, stay, book, options, f"{option.offer.name} is the cheapest {capacity}"
+    )
+    if too_soon is not None:
+        return too_soon
     reason = f"bursted to {option.offer.name}: cheapest {capacity}, cannot start on-prem now"
     return _burst(job, option, index, book, options, reason)
 
@@ -150,14 +159,9 @@ def _take(
 ) -> Decision:
     """The cloud wins: burst now, or hold while the data copies, or wait out the hysteresis."""
     book = (book[0], book[1], (option,))
-    pending_since = options.now - job.submitted_at
-    minimum = options.policy.min_pending_before_burst_s
-    if pending_since < minimum:
-        reason = (
-            f"stays on-prem for now: {option.offer.name} would win, but the job has been pending "
-            f"{reasons.duration(pending_since)} of the {reasons.duration(minimum)} minimum"
-        )
-        return _stay(job, stay, book, reason, revisit_at=job.submitted_at + minimum)
+    too_soon = _too_soon(job, stay, book, options, f"{option.offer.name} would win")
+    if too_soon is not None:
+        return too_soon
     if option.held:
         versus = _versus_staying(stay)
         reason = (
@@ -176,6 +180,22 @@ def _take(
     worth = stay.delay_usd + stay.deadline_usd
     line = Reason(_bursted_line, (option.offer.name, option.cost_usd, stay.wait_s, worth))
     return _burst(job, option, index, book, options, line)
+
+
+def _too_soon(
+    job: PendingJob, stay: StayEstimate, book: Book, options: RoundOptions, would: str
+) -> Decision | None:
+    """A stay until the job has been pending `burst.min_wait`, or None once it has (every
+    strategy honours it: it is the policy file's, not federator's own)."""
+    pending_since = options.now - job.submitted_at
+    minimum = options.policy.min_pending_before_burst_s
+    if pending_since >= minimum:
+        return None
+    reason = (
+        f"stays on-prem for now: {would}, but the job has been pending "
+        f"{reasons.duration(pending_since)} of the {reasons.duration(minimum)} minimum"
+    )
+    return _stay(job, stay, book, reason, revisit_at=job.submitted_at + minimum)
 
 
 def _bursted_line(pool: str, cost_usd: float, wait_s: float, worth_usd: float) -> str:

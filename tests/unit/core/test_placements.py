@@ -414,3 +414,21 @@ def test_jobs_the_caller_left_out_count_behind() -> None:
     assert with_more.terms["stay_queue_usd"] == pytest.approx(
         passed.terms["stay_queue_usd"] * 30 / 20
     )
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+def test_no_strategy_bursts_a_job_pending_less_than_min_wait(strategy: Strategy) -> None:
+    policy = DecisionPolicy(
+        strategy=strategy,
+        value_of_time_usd_per_gpu_hour=50.0,
+        min_pending_before_burst_s=HOUR,
+        starburst_waiting_budget=0.0,
+    )
+    fresh = job("fresh", submitted_at=NOW - 5.0)
+    (decision,) = run([fresh], policy=policy).decisions
+    assert decision.kind == DecisionKind.STAY
+    if strategy is not Strategy.NEVER:
+        assert "pending 5s of the 1h00m minimum" in decision.reason
+        assert decision.revisit_at == NOW - 5.0 + HOUR
+        old = job("old", submitted_at=NOW - 2 * HOUR)
+        assert [d.kind for d in run([old], policy=policy).decisions] == [DecisionKind.BURST]
