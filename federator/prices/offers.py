@@ -179,7 +179,8 @@ class OfferBuilder:
         now: float,
     ) -> Offer:
         cluster, pool = pricing.cluster, pricing.pool
-        startup = pool.startup_latency or cluster.startup_latency
+        # `is None`, not `or`: a pool's 0s (nodes already up) is a value, not "unset".
+        startup = cluster.startup_latency if pool.startup_latency is None else pool.startup_latency
         return Offer(
             cluster=cluster.name,
             pool=pool.name,

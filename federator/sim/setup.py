@@ -111,7 +111,8 @@ def _cloud_pool(pricing: PoolPricing, config: FederatorConfig, options: WorldOpt
     if capacity is CapacityType.SPOT:
         prior = pool.preemption_rate_per_hour
         rate = config.prices.default_spot_preemption_rate_per_hour if prior is None else prior
-    startup = pool.startup_latency or cluster.startup_latency
+    # `is None`, not `or`: a pool's 0s (nodes already up) is a value, not "unset".
+    startup = cluster.startup_latency if pool.startup_latency is None else pool.startup_latency
     history = _price_history(pricing, options, on_demand) if capacity is CapacityType.SPOT else None
     availability = _availability(pricing, options) if capacity is CapacityType.SPOT else None
     if price is None:

@@ -223,3 +223,20 @@ def test_among_several_zones_the_cheapest_accepted_one_wins() -> None:
     offer = next(o for o in OfferBuilder(config, pricings).build(NOW).offers
                  if o.name == "cloud-a/a100-spot")  # fmt: skip
     assert offer.price_per_gpu_hour_usd == pytest.approx(7.0 / 8)
+
+
+def test_a_pool_startup_of_0s_is_kept_not_replaced_by_the_cluster_value(
+    advisor: SpotAdvisor,
+) -> None:
+    def edit(document: dict[str, Any]) -> None:
+        for cluster in document["clusters"]:
+            if cluster["name"] == "cloud-a":
+                cluster["pools"][0]["startup_latency"] = "0s"  # nodes already up
+                cluster["pools"][1]["startup_latency"] = "45s"
+
+    config = sandbox_config(edit)
+    book = OfferBuilder(config, pool_pricings(config), advisor=advisor).build(NOW)
+    startup = {o.name: o.startup_latency_s for o in book.offers}
+    assert startup["cloud-a/a100-spot"] == 0.0
+    assert startup["cloud-a/a100-ondemand"] == 45.0
+    assert startup["cloud-b/h100-spot"] == sandbox_config().clusters[2].startup_latency.seconds

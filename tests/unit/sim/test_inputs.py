@@ -234,3 +234,19 @@ def test_a_job_too_big_for_onprem_whose_gpu_type_no_pool_offers_is_refused(
     trace = trace_file(tmp_path, "1,0,16,600,H999", "2,10,1,60,", header=HEADER + ",gpu_type")
     assert simulate(trace, "--onprem-gpus", "8", "--policy", "greedy-spot") == 2
     assert "asks for gpu_type 'H999', which no cloud pool offers" in capsys.readouterr().err
+
+
+def test_a_pool_startup_of_0s_is_simulated_as_0s_not_the_cluster_value() -> None:
+    from federator.policy import parse_policy
+    from federator.sim import setup
+    from federator.sim.traces import TraceJob
+
+    document = POLICY.read_text().replace(
+        "gpus_per_node: 8\n", "gpus_per_node: 8\n        startup_latency: 0s\n", 1
+    )
+    config = parse_policy(document, "test.yaml", base_dir=POLICY.parent)
+    world = setup.build_world(
+        config, [TraceJob("1", 0.0, 1, 10.0)], setup.WorldOptions(onprem_gpus=8)
+    )
+    startups = sorted(pool.startup_latency_s for pool in world.scenario.pools)
+    assert startups == [0.0, 180.0]  # the one pool set to 0s, the other the cluster's 3m
