@@ -1,13 +1,15 @@
 """The one retry policy for S3 calls, and the translation of boto3 errors into ours.
 
 Transient means the same request may succeed later: the connection failed or was cut (a store
-restarting), a timeout, a 5xx, `SlowDown`, or a 409 `ConditionalRequestConflict` (S3's answer to
-two concurrent conditional writes, "retry"). Everything else (403, 404, 412 ...) is an answer
-and goes to the caller at once. Backoff is exponential with jitter and gives a restarting store
-about a minute and a half before `StoreUnavailable` is raised. A TLS certificate
-that does not verify is not transient either: it is a setting (`ca_bundle`). Throttling answers
-(`is_throttle`) are also transient; on top of the backoff, the copy engine lowers its number of
-requests in flight to that store (`storage.throttle`).
+restarting), a timeout, a 5xx other than 501, `SlowDown`, or a 409 `ConditionalRequestConflict`
+(S3's answer to two concurrent conditional writes, "retry"). Everything else (403, 404, 412 ...)
+is an answer and goes to the caller at once; so does 501 `NotImplemented`, a store saying it
+does not do what was asked (e.g. HeadObject with PartNumber), which no retry changes. Backoff
+is exponential with jitter and gives a restarting store about a minute and a half before
+`StoreUnavailable` is raised. A TLS certificate that does not verify is not transient either:
+it is a setting (`ca_bundle`). Throttling answers (`is_throttle`) are also transient; on top of
+the backoff, the copy engine lowers its number of requests in flight to that store
+(`storage.throttle`).
 
 S3 failures leave the storage edge as our errors, not botocore's: its entry points run their S3
 calls in `translated(store, doing)`, outside the retries, which turns what is left after them
@@ -80,8 +82,15 @@ def is_certificate_failure(error: BaseException) -> bool:
     return isinstance(error, BotoSSLError) and "CERTIFICATE_VERIFY_FAILED" in str(error)
 
 
+def is_not_implemented(error: BaseException) -> bool:
+    """The store does not support the request (501 NotImplemented): an answer, not a fault."""
+    return isinstance(error, ClientError) and (
+        http_status(error) == 501 or error_code(error) == "NotImplemented"
+    )
+
+
 def is_transient(error: BaseException) -> bool:
-    if is_certificate_failure(error):
+    if is_certificate_failure(error) or is_not_implemented(error):
         return False
     if isinstance(error, ClientError):
         return (

@@ -1,0 +1,227 @@
+"""Copy-engine faults found in review: sources whose parts differ in size, stores that answer
+501 to HeadObject PartNumber, parts that kept running after their object failed, keys with "."
+segments on the lean path, and per-object failures that did not name the store.
+
+The S3 stores are an in-memory fake following S3's semantics for the calls the engine makes
+(If-Match, ranges, multipart ETags); the lean-path test runs against moto's S3 server.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import itertools
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from tenacity import stop_after_attempt, wait_none
+
+from federator.storage import retrying
+from federator.storage.copying import DatasetCopier, TransferSettings
+from federator.storage.endpoints import Endpoint, Location
+from federator.storage.syncstate import SyncState
+from federator.syncing import parts as partlib
+
+MiB = 1024 * 1024
+ONPREM = Endpoint("onprem", "http://10.9.8.7:8333", "k1", "s1")
+CLOUD = Endpoint("cloud-a", "http://10.9.8.8:8333", "k2", "s2")
+
+
+def s3_error(status: int, code: str, operation: str) -> ClientError:
+    response: Any = {"Error": {"Code": code, "Message": code}}
+    response["ResponseMetadata"] = {"HTTPStatusCode": status}
+    return ClientError(response, operation)
+
+
+class Stored:
+    def __init__(self, data: bytes, etag: str, part_sizes: list[int] | None = None) -> None:
+        self.data, self.etag, self.part_sizes = data, etag, part_sizes
+
+
+class MemoryS3:
+    """One bucket namespace in memory; `calls` lists (operation, key); `honours_if_match=False`
+    plays a store that ignores If-Match on GET."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], Stored] = {}
+        self.uploads: dict[str, tuple[str, str, dict[int, tuple[bytes, str]]]] = {}
+        self.calls: list[tuple[str, object]] = []
+        self.honours_if_match = True
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def _call(self, operation: str, key: object) -> None:
+        with self._lock:
+            self.calls.append((operation, key))
+
+    def count(self, operation: str) -> int:
+        return sum(1 for op, _ in self.calls if op == operation)
+
+    def _object(self, bucket: str, key: str, operation: str) -> Stored:
+        found = self.objects.get((bucket, key))
+        if found is None:
+            raise s3_error(404, "NoSuchKey", operation)
+        return found
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes, ContentMD5: str = "", **_: Any) -> Any:
+        self._call("put_object", Key)
+        md5 = hashlib.md5(Body)
+        if ContentMD5 and base64.b64decode(ContentMD5) != md5.digest():
+            raise s3_error(400, "BadDigest", "PutObject")
+        self.objects[(Bucket, Key)] = Stored(Body, md5.hexdigest())
+        return {"ETag": f'"{md5.hexdigest()}"'}
+
+    def get_object(
+        self, Bucket: str, Key: str, IfMatch: str | None = None, Range: str = "", **_: Any
+    ) -> Any:
+        self._call("get_object", Key)
+        found = self._object(Bucket, Key, "GetObject")
+        if self.honours_if_match and IfMatch is not None and IfMatch.strip('"') != found.etag:
+            raise s3_error(412, "PreconditionFailed", "GetObject")
+        data = found.data
+        if Range:
+            first, last = Range.removeprefix("bytes=").split("-")
+            data = data[int(first) : int(last) + 1]
+        return {"Body": io.BytesIO(data), "ETag": f'"{found.etag}"'}
+
+    def head_object(
+        self, Bucket: str, Key: str, PartNumber: int | None = None, IfMatch: str | None = None
+    ) -> Any:
+        self._call("head_object", PartNumber)
+        found = self._object(Bucket, Key, "HeadObject")
+        if IfMatch is not None and IfMatch.strip('"') != found.etag:
+            raise s3_error(412, "PreconditionFailed", "HeadObject")
+        answer: dict[str, Any] = {"ETag": f'"{found.etag}"', "ContentLength": len(found.data)}
+        if PartNumber is not None and found.part_sizes:
+            answer["ContentLength"] = found.part_sizes[PartNumber - 1]
+            answer["PartsCount"] = len(found.part_sizes)
+        return answer
+
+    def list_objects_v2(self, Bucket: str, Prefix: str = "", **_: Any) -> Any:
+        keys = sorted(k for b, k in self.objects if b == Bucket and k.startswith(Prefix))
+        contents = [
+            {
+                "Key": k,
+                "Size": len(self.objects[(Bucket, k)].data),
+                "ETag": f'"{self.objects[(Bucket, k)].etag}"',
+                "LastModified": datetime.now(UTC),
+            }
+            for k in keys
+        ]
+        return {"Contents": contents, "IsTruncated": False}
+
+    def get_paginator(self, operation: str) -> Any:
+        class Pages:
+            def paginate(self, **_: Any) -> Iterator[Any]:
+                yield {"Uploads": []}
+
+        assert operation == "list_multipart_uploads"
+        return Pages()
+
+    def create_multipart_upload(self, Bucket: str, Key: str, **_: Any) -> Any:
+        self._call("create_multipart_upload", Key)
+        upload_id = f"up{next(self._ids)}"
+        self.uploads[upload_id] = (Bucket, Key, {})
+        return {"UploadId": upload_id}
+
+    def upload_part(
+        self, Bucket: str, Key: str, UploadId: str, PartNumber: int, Body: bytes, **_: Any
+    ) -> Any:
+        self._call("upload_part", PartNumber)
+        if UploadId not in self.uploads:
+            raise s3_error(404, "NoSuchUpload", "UploadPart")
+        md5 = hashlib.md5(Body).hexdigest()
+        self.uploads[UploadId][2][PartNumber] = (Body, md5)
+        return {"ETag": f'"{md5}"'}
+
+    def list_parts(self, UploadId: str, **_: Any) -> Any:
+        parts = self.uploads[UploadId][2]
+        listed = [
+            {"PartNumber": n, "ETag": f'"{m}"', "Size": len(d)} for n, (d, m) in parts.items()
+        ]
+        return {"Parts": listed, "IsTruncated": False}
+
+    def complete_multipart_upload(
+        self, Bucket: str, Key: str, UploadId: str, MultipartUpload: Any, **_: Any
+    ) -> Any:
+        self._call("complete_multipart_upload", Key)
+        stored = self.uploads.pop(UploadId)[2]
+        chosen = [stored[p["PartNumber"]] for p in MultipartUpload["Parts"]]
+        etag = partlib.multipart_etag([bytes.fromhex(md5) for _, md5 in chosen])
+        data = b"".join(d for d, _ in chosen)
+        self.objects[(Bucket, Key)] = Stored(data, etag, [len(d) for d, _ in chosen])
+        return {"ETag": f'"{etag}"'}
+
+    def abort_multipart_upload(self, UploadId: str, **_: Any) -> Any:
+        self._call("abort_multipart_upload", UploadId)
+        self.uploads.pop(UploadId, None)
+        return {}
+
+    def put_in_parts(self, bucket: str, key: str, chunks: list[bytes]) -> str:
+        upload_id = self.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        for number, chunk in enumerate(chunks, start=1):
+            self.upload_part(bucket, key, upload_id, number, chunk)
+        numbers = [{"PartNumber": n} for n in range(1, len(chunks) + 1)]
+        answer = self.complete_multipart_upload(bucket, key, upload_id, {"Parts": numbers})
+        return str(answer["ETag"]).strip('"')
+
+
+def copier(source: MemoryS3, target: MemoryS3, **settings: Any) -> DatasetCopier:
+    return DatasetCopier(
+        Location(ONPREM, "datasets", "data/"),
+        Location(CLOUD, "replicas", "data/"),
+        settings=TransferSettings(lean_requests=False, **settings),
+        source_client=source,  # type: ignore[arg-type]
+        target_client=target,  # type: ignore[arg-type]
+    )
+
+
+def recorded_state(copy: DatasetCopier) -> SyncState:
+    return SyncState.load(copy.dst, copy.source, copy.target)
+
+
+def chunks_of(*sizes_mib: int) -> list[bytes]:
+    return [bytes([n]) * size * MiB for n, size in enumerate(sizes_mib, start=1)]
+
+
+# -- 2. 501 NotImplemented to HeadObject PartNumber ----------------------------------------------
+
+
+def test_501_not_implemented_is_an_answer_not_a_transient_fault() -> None:
+    assert not retrying.is_transient(s3_error(501, "NotImplemented", "HeadObject"))
+    assert not retrying.is_transient(s3_error(400, "NotImplemented", "HeadObject"))
+    assert retrying.is_transient(s3_error(502, "BadGateway", "HeadObject"))
+
+
+def test_a_store_answering_501_to_part_number_is_copied_with_the_engines_own_layout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Were 501 retried, these three quick attempts would end in failure instead of 90 s.
+    policy = vars(DatasetCopier._first_part_size)["retry"]
+    monkeypatch.setattr(policy, "stop", stop_after_attempt(3))
+    monkeypatch.setattr(policy, "wait", wait_none())
+    source, target = MemoryS3(), MemoryS3()
+    chunks = chunks_of(5, 1)
+    etag = source.put_in_parts("datasets", "data/big.bin", chunks)
+    original_head = source.head_object
+
+    def without_part_numbers(**request: Any) -> Any:
+        if request.get("PartNumber") is not None:
+            source.calls.append(("head_part", None))
+            raise s3_error(501, "NotImplemented", "HeadObject")
+        return original_head(**request)
+
+    source.head_object = without_part_numbers  # type: ignore[method-assign]
+    copy = copier(source, target)  # its own layout: one 6 MiB part of 16 MiB
+
+    report = copy.run()
+
+    assert report.failures == ()
+    assert source.count("head_part") == 1
+    assert target.objects[("replicas", "data/big.bin")].data == b"".join(chunks)
+    assert recorded_state(copy).verified["big.bin"][0] == etag
