@@ -15,8 +15,8 @@ and botocore's model-driven XML parsing is most of its CPU.
 Payloads are sent UNSIGNED-PAYLOAD with a Content-MD5 header, so the store still rejects
 bytes that differ from what we read. Errors become botocore `ClientError`s with the HTTP status
 and S3 error code, so `retrying` treats them exactly like boto3's. Only path-style endpoints
-with explicit keys and plain keys use this path (`LeanS3.usable_for`); anything else goes
-through boto3.
+with explicit keys (`LeanS3.usable_for`) and plain keys (`LeanS3.plain`: no escaping, no "." or
+".." segment) use this path; anything else goes through boto3.
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ from botocore.exceptions import SSLError as BotoSSLError
 from federator.storage.endpoints import Endpoint
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9._~/=-]+$")
+# urllib3 removes "." and ".." path segments before sending (RFC 3986 dot-segment removal), so
+# the request would go to another key than the one signed. Empty segments ("a//b") are sent as
+# they are.
+_DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$)")
 _UNSIGNED = Config(s3={"payload_signing_enabled": False})
 _ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>")
 _ERROR_MESSAGE = re.compile(rb"<Message>([^<]*)</Message>")
@@ -82,8 +86,9 @@ class LeanS3:
 
     @staticmethod
     def plain(*keys: str) -> bool:
-        """Keys that need no escaping beyond what this module does."""
-        return all(_PLAIN_KEY.match(key) for key in keys)
+        """Keys that need no escaping beyond what this module does and that urllib3 sends as
+        they are (no "." or ".." segment)."""
+        return all(_PLAIN_KEY.match(key) and not _DOT_SEGMENT.search(key) for key in keys)
 
     def get(self, bucket: str, key: str, *, if_match: str, byte_range: str | None) -> bytes:
         headers = {"If-Match": if_match}

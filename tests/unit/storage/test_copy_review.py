@@ -12,6 +12,8 @@ import base64
 import hashlib
 import io
 import itertools
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +25,8 @@ from tenacity import stop_after_attempt, wait_none
 
 from federator.storage import retrying
 from federator.storage.copying import DatasetCopier, TransferSettings
-from federator.storage.endpoints import Endpoint, Location
+from federator.storage.endpoints import Endpoint, Location, make_client
+from federator.storage.leanpath import LeanS3
 from federator.storage.syncstate import SyncState
 from federator.syncing import parts as partlib
 
@@ -225,3 +228,73 @@ def test_a_store_answering_501_to_part_number_is_copied_with_the_engines_own_lay
     assert source.count("head_part") == 1
     assert target.objects[("replicas", "data/big.bin")].data == b"".join(chunks)
     assert recorded_state(copy).verified["big.bin"][0] == etag
+
+
+# -- 4. "." and ".." key segments on the lean path -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "plain"),
+    [
+        ("data/./a.bin", False),
+        ("data/../a.bin", False),
+        ("./a.bin", False),
+        ("data/.", False),
+        ("data/..", False),
+        ("..", False),
+        ("data//a.bin", True),  # urllib3 sends empty segments as they are
+        ("data/a/", True),
+        ("data/.hidden/a..b/...", True),
+    ],
+)
+def test_keys_with_dot_segments_do_not_take_the_lean_path(key: str, plain: bool) -> None:
+    assert LeanS3.plain("bucket", key) is plain
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def test_keys_with_dot_and_empty_segments_are_copied_to_the_same_key_with_lean_requests(
+    moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, os.environ.get(name, "testing"))
+    onprem = Endpoint("onprem", moto_url, "testing", "testing", connect_timeout_s=2)
+    cloud = Endpoint("cloud-a", moto_url, "other", "testing", connect_timeout_s=2)
+    s3 = make_client(onprem)
+    s3.create_bucket(Bucket="dots-src")
+    s3.create_bucket(Bucket="dots-dst")
+    keys = ["data/run1/./metrics.json", "data/run1/../x.json", "data/run2//y.json"]
+    for key in keys:
+        s3.put_object(Bucket="dots-src", Key=key, Body=key.encode())
+    copy = DatasetCopier(
+        Location(onprem, "dots-src", "data/"),
+        Location(cloud, "dots-dst", "data/"),
+        settings=TransferSettings(lean_requests=True),
+    )
+    assert copy.lean_src is not None, "the lean path is on for these endpoints"
+
+    report = copy.run()
+
+    assert report.failures == ()
+    assert report.copied == 3
+    listed = s3.list_objects_v2(Bucket="dots-dst", Prefix="data/").get("Contents", [])
+    assert sorted(o["Key"] for o in listed) == sorted(keys)
+    for key in keys:
+        assert s3.get_object(Bucket="dots-dst", Key=key)["Body"].read() == key.encode()
