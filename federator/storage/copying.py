@@ -90,6 +90,10 @@ class VerificationFailed(Exception):
     """The target holds other bytes than the source, after a copy that reported success."""
 
 
+class _ObjectFailed(Exception):
+    """A part not started because another part of its object failed (nobody reads it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CopyOutcome:
     key: str
@@ -401,23 +405,19 @@ class DatasetCopier:
         upload_id, done = self._resume_or_create(key, etag, layout, state)
         resumed = len(done)
         todo = [part for part in layout if part.number not in done]
-        futures: dict[Future[bytes], partlib.Part] = {
-            pool.submit(self._copy_part, key, etag, upload_id, part, progress): part
-            for part in todo
-        }
         try:
-            for future in as_completed(futures):
-                done[futures[future].number] = future.result()
+            self._copy_parts(key, etag, upload_id, todo, done, progress, pool)
         except SourceChanged:
-            for future in futures:
-                future.cancel()
             self._abort_upload(key, upload_id, state)
             raise
         md5s = [done[part.number] for part in layout]
         composed = partlib.multipart_etag(md5s)
-        if exact and composed != etag:
+        if exact and composed != etag and self._source_etag_now(key) != etag:
             self._abort_upload(key, upload_id, state)
             raise SourceChanged(f"{key}: parts compose to {composed}, the source is {etag}")
+        # Parts composing to another ETag from an unchanged source (every part was read with
+        # If-Match) mean the source's parts differ in size (`partlib.matching_layout`): the
+        # copy is then one of our own layout, verified part by part, and its pair is recorded.
         written = self._complete(key, upload_id, md5s)
         state.forget_upload(key)
         if written != composed:
@@ -425,6 +425,38 @@ class DatasetCopier:
         pair = None if written == etag else (etag, written)
         sent = sum(part.size for part in todo)
         return CopyOutcome(key, sent, resumed_parts=resumed, verified_pair=pair)
+
+    def _copy_parts(
+        self,
+        key: str,
+        etag: str,
+        upload_id: str,
+        todo: list[partlib.Part],
+        done: dict[int, bytes],
+        progress: _Progress,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        """Copy the parts in the shared pool, filling `done` with their MD5s. The first failure
+        stops the object: its queued parts are cancelled, and any a worker picks up meanwhile
+        see `failed` and do not start (the pool serves every object, so they would otherwise
+        hold part workers for an object already lost)."""
+        failed = threading.Event()
+        futures: dict[Future[bytes], partlib.Part] = {
+            pool.submit(self._copy_part, key, etag, upload_id, part, progress, failed): part
+            for part in todo
+        }
+        try:
+            for future in as_completed(futures):
+                done[futures[future].number] = future.result()
+        except BaseException:
+            failed.set()
+            for future in futures:
+                future.cancel()
+            raise
+
+    def _source_etag_now(self, key: str) -> str | None:
+        current = self._head_source(key)
+        return None if current is None else current[1]
 
     def _resume_or_create(
         self, key: str, etag: str, layout: tuple[partlib.Part, ...], state: SyncState
@@ -452,9 +484,17 @@ class DatasetCopier:
         return upload_id, {}
 
     def _copy_part(
-        self, key: str, etag: str, upload_id: str, part: partlib.Part, progress: _Progress
+        self,
+        key: str,
+        etag: str,
+        upload_id: str,
+        part: partlib.Part,
+        progress: _Progress,
+        failed: threading.Event,
     ) -> bytes:
         self._check_not_stopping(f"{key} part {part.number}")
+        if failed.is_set():
+            raise _ObjectFailed(f"{key} part {part.number}: not started, another part failed")
         body = self._read(key, etag, byte_range=part.byte_range)
         if len(body) != part.size:
             raise SourceChanged(f"{key}: part {part.number} read {len(body)} of {part.size} bytes")
@@ -550,6 +590,8 @@ class DatasetCopier:
                 raise SourceChanged(f"{key}: source is no longer ETag {etag}") from error
             if retrying.is_transient(error):
                 raise
+            # Any other answer, 501 NotImplemented first: the store will not say its part
+            # size, and the engine copies with its own layout.
             return None
         return response["ContentLength"] if response.get("PartsCount") else None
 

@@ -66,7 +66,12 @@ def fit_part_size(size: int, wanted: int) -> int:
 
 
 def matching_layout(size: int, etag: str, first_part_size: int | None) -> tuple[Part, ...] | None:
-    """The source's own layout when its ETag and first part size pin it down, else None."""
+    """The source's own layout, assuming every part but the last has part 1's size (what S3
+    clients do), when its ETag's part count agrees; else None.
+
+    The count agreeing does not prove it: parts of 6, 5 and 5 MiB give the same count as 6, 6
+    and 4. Such a guess composes to another ETag than the source's; the engine then keeps the
+    copy as one of its own layout and records the verified pair (it does not re-read)."""
     count = parts_in_etag(etag)
     if count is None or not first_part_size:
         return None

@@ -15,6 +15,7 @@ import itertools
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -192,6 +193,52 @@ def chunks_of(*sizes_mib: int) -> list[bytes]:
     return [bytes([n]) * size * MiB for n, size in enumerate(sizes_mib, start=1)]
 
 
+# -- 1. a multipart source whose parts differ in size --------------------------------------------
+
+
+def test_a_source_whose_parts_differ_in_size_is_copied_once_and_its_pair_recorded() -> None:
+    source, target = MemoryS3(), MemoryS3()
+    chunks = chunks_of(6, 5, 5)  # part 1's size predicts 6, 6, 4: same count, other ETag
+    etag = source.put_in_parts("datasets", "data/uneven.bin", chunks)
+    copy = copier(source, target)
+
+    report = copy.run()
+
+    assert report.failures == ()
+    assert (report.copied, report.recopied_after_change) == (1, 0)
+    assert target.objects[("replicas", "data/uneven.bin")].data == b"".join(chunks)
+    assert source.count("get_object") == 3, "each part read once: no recopy of a 'changed' source"
+    written = target.objects[("replicas", "data/uneven.bin")].etag
+    assert recorded_state(copy).verified == {"uneven.bin": (etag, written)}
+    plan, _ = copy.plan()
+    assert plan.copies == (), "the recorded pair makes the next run skip the object"
+
+
+def test_parts_that_do_not_compose_still_mean_a_changed_source_when_the_source_changed() -> None:
+    """A store that ignores If-Match on GET: the overwrite shows only in the composed ETag, and
+    the HEAD that tells it from a wrong layout guess sees the new version, which is copied."""
+    source, target = MemoryS3(), MemoryS3()
+    source.honours_if_match = False
+    source.put_in_parts("datasets", "data/x.bin", chunks_of(5, 5, 1))
+    newer = [bytes([9]) * 5 * MiB, bytes([8]) * 5 * MiB, bytes([7]) * MiB]
+    reads = itertools.count(1)
+    original_get = source.get_object
+
+    def overwritten_after_the_first_read(**request: Any) -> Any:
+        answer = original_get(**request)
+        if next(reads) == 1:
+            source.put_in_parts("datasets", "data/x.bin", newer)
+        return answer
+
+    source.get_object = overwritten_after_the_first_read  # type: ignore[method-assign]
+
+    report = copier(source, target, part_concurrency=1).run()  # parts read one by one
+
+    assert report.failures == ()
+    assert report.recopied_after_change == 1
+    assert target.objects[("replicas", "data/x.bin")].data == b"".join(newer)
+
+
 # -- 2. 501 NotImplemented to HeadObject PartNumber ----------------------------------------------
 
 
@@ -228,6 +275,35 @@ def test_a_store_answering_501_to_part_number_is_copied_with_the_engines_own_lay
     assert source.count("head_part") == 1
     assert target.objects[("replicas", "data/big.bin")].data == b"".join(chunks)
     assert recorded_state(copy).verified["big.bin"][0] == etag
+
+
+# -- 3. a failed part stops its object's other parts ---------------------------------------------
+
+
+def test_a_part_that_fails_stops_the_objects_other_parts() -> None:
+    source, target = MemoryS3(), MemoryS3()
+    source.put_object(Bucket="datasets", Key="data/big.bin", Body=b"q" * 40 * 5 * MiB)
+    original_upload = target.upload_part
+
+    def part_one_refused(**request: Any) -> Any:
+        if request["PartNumber"] == 1:
+            raise s3_error(403, "AccessDenied", "UploadPart")
+        time.sleep(0.02)
+        return original_upload(**request)
+
+    target.upload_part = part_one_refused  # type: ignore[method-assign]
+    copy = copier(
+        source, target, part_size=5 * MiB, multipart_threshold=5 * MiB, part_concurrency=2
+    )
+
+    report = copy.run()
+
+    ((key, why),) = report.failures
+    assert key == "big.bin"
+    assert "AccessDenied" in why, why
+    # Before: all 39 other parts were read and uploaded for an object already lost.
+    assert target.count("upload_part") <= 3, target.count("upload_part")
+    assert source.count("get_object") <= 4, source.count("get_object")
 
 
 # -- 4. "." and ".." key segments on the lean path -----------------------------------------------
