@@ -143,6 +143,32 @@ def _in_slot(
     return wrap
 
 
+def _naming_store(
+    side: Literal["source", "target"],
+) -> Callable[
+    [Callable[Concatenate[DatasetCopier, P], T]], Callable[Concatenate[DatasetCopier, P], T]
+]:
+    """An S3 failure the retries did not cure, as our error naming the store that failed
+    (`retrying.translated`), so each object's line in `SyncReport.failures` says which store
+    refused or was down. Outside the retry, which must see botocore's errors to judge them."""
+
+    def wrap(
+        method: Callable[Concatenate[DatasetCopier, P], T],
+    ) -> Callable[Concatenate[DatasetCopier, P], T]:
+        @functools.wraps(method)
+        def call(self: DatasetCopier, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            where = self.source if side == "source" else self.target
+            doing = (
+                f"{'reading' if side == 'source' else 'writing'} s3://{where.bucket}/{where.prefix}"
+            )
+            with retrying.translated(where.endpoint.label, doing):
+                return method(self, *args, **kwargs)
+
+        return call
+
+    return wrap
+
+
 class DatasetCopier:
     """Copies one source location to one target location; reusable for repeated runs."""
 
@@ -507,6 +533,7 @@ class DatasetCopier:
 
     # -- S3 calls (each retried on transient errors) -------------------------------------------
 
+    @_naming_store("source")
     @retrying.transient_retry()
     @_in_slot("source")
     def _read(self, key: str, etag: str, *, byte_range: str | None) -> bytes:
@@ -533,6 +560,7 @@ class DatasetCopier:
                 raise SourceChanged(f"{key}: source is no longer ETag {etag}") from error
             raise
 
+    @_naming_store("target")
     @retrying.transient_retry()
     @_in_slot("target")
     def _put(self, key: str, body: bytes, md5: bytes) -> str:
@@ -547,6 +575,7 @@ class DatasetCopier:
         )
         return response["ETag"].strip('"')
 
+    @_naming_store("target")
     @retrying.transient_retry()
     @_in_slot("target")
     def _copy_object(self, key: str, etag: str) -> str:
@@ -563,6 +592,7 @@ class DatasetCopier:
             raise
         return response["CopyObjectResult"].get("ETag", "").strip('"')
 
+    @_naming_store("source")
     @retrying.transient_retry()
     @_in_slot("source")
     def _head_source(self, key: str) -> tuple[int, str] | None:
@@ -574,6 +604,7 @@ class DatasetCopier:
             raise
         return response["ContentLength"], response["ETag"].strip('"')
 
+    @_naming_store("source")
     @retrying.transient_retry()
     @_in_slot("source")
     def _first_part_size(self, key: str, etag: str) -> int | None:
@@ -595,6 +626,7 @@ class DatasetCopier:
             return None
         return response["ContentLength"] if response.get("PartsCount") else None
 
+    @_naming_store("target")
     @retrying.transient_retry()
     @_in_slot("target")
     def _create_upload(self, key: str) -> str:
@@ -603,6 +635,7 @@ class DatasetCopier:
         )
         return response["UploadId"]
 
+    @_naming_store("target")
     @retrying.transient_retry()
     @_in_slot("target")
     def _upload_part(self, key: str, upload_id: str, number: int, body: bytes, md5: bytes) -> str:
@@ -621,6 +654,7 @@ class DatasetCopier:
         )
         return response["ETag"].strip('"')
 
+    @_naming_store("target")
     @retrying.transient_retry()
     @_in_slot("target")
     def _complete(self, key: str, upload_id: str, md5s: list[bytes]) -> str:
@@ -635,6 +669,7 @@ class DatasetCopier:
         )
         return response.get("ETag", "").strip('"')
 
+    @_naming_store("target")
     @retrying.transient_retry()
     @_in_slot("target")
     def _list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]] | None:
@@ -658,6 +693,7 @@ class DatasetCopier:
                 return found
             marker = response.get("NextPartNumberMarker", 0)
 
+    @_naming_store("target")
     def _abort_upload(self, key: str, upload_id: str, state: SyncState | None) -> None:
         self._abort(self.target.key(key), upload_id)
         if state is not None:

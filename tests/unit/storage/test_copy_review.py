@@ -374,3 +374,41 @@ def test_keys_with_dot_and_empty_segments_are_copied_to_the_same_key_with_lean_r
     assert sorted(o["Key"] for o in listed) == sorted(keys)
     for key in keys:
         assert s3.get_object(Bucket="dots-dst", Key=key)["Body"].read() == key.encode()
+
+
+# -- 5. each object's failure names the store -----------------------------------------------------
+
+
+def test_a_source_that_refuses_is_named_in_the_objects_failure() -> None:
+    source, target = MemoryS3(), MemoryS3()
+    source.put_object(Bucket="datasets", Key="data/a.bin", Body=b"a")
+
+    def refused(**_: Any) -> Any:
+        raise s3_error(403, "AccessDenied", "GetObject")
+
+    source.get_object = refused  # type: ignore[method-assign]
+
+    ((key, why),) = copier(source, target).run().failures
+
+    assert key == "a.bin"
+    assert "onprem" in why, why
+    assert "AccessDenied" in why, why
+
+
+def test_a_target_that_refuses_is_named_in_the_objects_failure() -> None:
+    source, target = MemoryS3(), MemoryS3()
+    source.put_object(Bucket="datasets", Key="data/a.bin", Body=b"a")
+    original_put = target.put_object
+
+    def refused(**request: Any) -> Any:
+        if request["Key"] == "data/a.bin":
+            raise s3_error(403, "AccessDenied", "PutObject")
+        return original_put(**request)  # the sync state
+
+    target.put_object = refused  # type: ignore[method-assign]
+
+    ((key, why),) = copier(source, target).run().failures
+
+    assert key == "a.bin"
+    assert "cloud-a" in why, why
+    assert "AccessDenied" in why, why
