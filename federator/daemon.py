@@ -70,7 +70,6 @@ from federator.syncing.replication import Replicator
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_GRACE_S = 20.0
-PRICE_REFRESH_S = 60.0
 EVIDENCE_SAVE_S = 60.0
 
 
@@ -344,6 +343,7 @@ def federation_settings(config: policy.FederatorConfig) -> FederationSettings:
         min_pending_gpus=config.burst.min_pending_gpus,
         gc_grace_s=config.garbage_collection.grace_period.total_seconds(),
         burst_enabled=config.burst.policy != "never",
+        preemption_prior_strength_h=config.prices.prior_weight.total_seconds() / 3600.0,
     )
 
 
@@ -386,14 +386,14 @@ class DataGate:
         return not report.failures
 
 
-async def assemble(holder: PolicyHolder, *, dry_run: bool) -> Parts:
+async def assemble(holder: PolicyHolder, *, dry_run: bool, once: bool = False) -> Parts:
     """Every edge and loop; the clients are closed again if anything after them fails."""
     watchers: dict[str, rotation.CredentialWatcher] = {}
     connected = await connect_clusters(holder.config, watchers)
     try:
         onprem = connected[holder.config.onprem_cluster.name]
         secrets = await read_store_secrets(holder.config, onprem)
-        parts = _assemble(holder, connected, secrets, dry_run=dry_run)
+        parts = _assemble(holder, connected, secrets, dry_run=dry_run, once=once)
         parts.watchers = watchers
         return parts
     except BaseException:
@@ -438,16 +438,14 @@ def _assemble(
     secrets: store_secrets.StoreSecrets,
     *,
     dry_run: bool,
+    once: bool = False,
 ) -> Parts:
     config = holder.config
     onprem = onprem_observer(config, connected[config.onprem_cluster.name], lambda: holder.config)
     clouds = cloud_observers(config, connected, onprem)
     stores = Stores(config, read_secret=secrets)
     replicator = Replicator(stores.dataset_copier)
-    election = config.leader_election
-    fence = leadership.Fence(
-        election.renew_deadline.total_seconds(), always_open=not election.enabled and not dry_run
-    )
+    fence = write_fence(config, dry_run=dry_run, once=once)
     # Read at every scrape, so the gauge drops the moment the fence closes (not a pass later).
     metrics.IS_LEADER.set_function(fence.allows_writes)
     may_write: Callable[[], bool] = (lambda: False) if dry_run else fence.allows_writes
@@ -468,6 +466,8 @@ def _assemble(
         data=gate,
         sizes=replicator,
         may_write=may_write,
+        size_hint=lambda name: _size_hint(holder, name),
+        stored_preemption_exposure_h=lambda pool: _stored_exposure_h(parts, pool),
         spend_store=ConfigMapSpendStore(
             connected[config.onprem_cluster.name],
             namespace=config.state_namespace,
@@ -492,11 +492,48 @@ def _assemble(
     return parts
 
 
+def write_fence(config: policy.FederatorConfig, *, dry_run: bool, once: bool) -> leadership.Fence:
+    """Shut for a dry run; open for good without an election (`--once` runs none: the caller
+    owns exclusivity, e.g. a CronJob with concurrencyPolicy Forbid, so however long the caches
+    take to sync its pass may write); else opened and closed by the campaign's renewals."""
+    election = config.leader_election
+    return leadership.Fence(
+        election.renew_deadline.total_seconds(),
+        always_open=not dry_run and (once or not election.enabled),
+    )
+
+
+def runs_election(config: policy.FederatorConfig, *, dry_run: bool) -> bool:
+    """Whether the serving daemon campaigns for the lease (a dry run writes nothing: it does
+    not, and must not wait to learn who leads to be Ready)."""
+    return config.leader_election.enabled and not dry_run
+
+
+def _size_hint(holder: PolicyHolder, dataset: str) -> int | None:
+    """The policy's `datasets[].size_hint`: what a dataset weighs before it was listed."""
+    try:
+        hint = holder.config.dataset(dataset).size_hint
+    except KeyError:
+        return None
+    return None if hint is None else int(hint)
+
+
+def _stored_exposure_h(parts: Parts, pool: tuple[str, str]) -> float:
+    """The hours of exposure the offer's preemption rate already holds from saved evidence
+    (exact while the offer builder applies no half-life to it; it applies none)."""
+    totals = parts.evidence_at_start.totals("/".join(pool))
+    if totals is None:
+        return 0.0
+    per_node = parts.holder.decision_policy.preemption_rate_per_node
+    return totals.node_hours if per_node else totals.job_hours
+
+
 def record_decisions(parts: Parts, report: PassReport) -> None:
     """Feed /debug/decisions and the decision counters; one canonical log line per decision."""
     acted = parts.writes_allowed()
     for decision in report.decisions:
-        metrics.DECISIONS.labels(decision=str(decision.kind)).inc()
+        if acted:  # every replica decides; one (the leader) counts, or dashboards sum twice
+            metrics.DECISIONS.labels(decision=str(decision.kind)).inc()
         parts.decisions.record(web.DecisionRecord.of(decision, decided_at=report.now, acted=acted))
         log.info(
             "decision",
@@ -527,16 +564,23 @@ def decision_deduplicator() -> events.Deduplicator:
 async def tell_decisions(parts: Parts, report: PassReport) -> None:
     """Only a pass whose actions were carried out posts Events (an Event is a write)."""
     if parts.writes_allowed():
-        await post_decision_events(parts.onprem, parts.decision_events, report)
+        await post_decision_events(
+            parts.onprem, parts.decision_events, report, may_write=parts.writes_allowed
+        )
 
 
 async def post_decision_events(
-    onprem: OnPremPort, told: events.Deduplicator, report: PassReport
+    onprem: OnPremPort,
+    told: events.Deduplicator,
+    report: PassReport,
+    *,
+    may_write: Callable[[], bool] = lambda: True,
 ) -> int:
     """Post each stay or hold decision on its on-prem Job, when it is news (see `events`).
 
-    A failed post is forgotten by the deduplicator, so the next pass tries again. Returns how
-    many Events were posted.
+    A failed post, or one the write fence stopped (asked right before each post: the fence
+    can close while they run), is forgotten by the deduplicator, so a later pass tries again.
+    Returns how many Events were posted.
     """
     news: list[tuple[str, events.EventText]] = []
     if not report.skipped:  # a pass that decided: the jobs it did not decide are gone
@@ -556,6 +600,9 @@ async def post_decision_events(
             told.forget(key)
             return False
         async with gate:
+            if not may_write():
+                told.forget(key)
+                return False
             try:
                 await onprem.event(
                     job, reason=text.reason, message=text.message, warning=text.warning
@@ -615,7 +662,8 @@ async def federate(parts: Parts, stop: asyncio.Event) -> None:
 
 
 async def refresh_prices(parts: Parts, stop: asyncio.Event) -> None:
-    while await _sleep(PRICE_REFRESH_S, stop):
+    # Read each time round, so a reloaded `prices.refresh_interval` applies at the next tick.
+    while await _sleep(parts.holder.config.prices.refresh_interval.total_seconds(), stop):
         await refresh_all(parts.offers.pricings, time.time())
 
 
@@ -732,15 +780,28 @@ async def run(
     logs.register_secrets(_secrets_of(holder))
     metrics.initialise(cloud_clusters=[c.name for c in config.cloud_clusters])
     warn_about_insecure_stores(config)
-    parts = await assemble(holder, dry_run=dry_run)
+    parts = await assemble(holder, dry_run=dry_run, once=once)
     try:
-        with contextlib.suppress(Exception):
-            parts.evidence_at_start = await parts.evidence_store.load()
+        parts.evidence_at_start = await load_evidence(parts)
         if once:
             return await _run_once(parts)
         return await _serve(parts, dry_run=dry_run)
     finally:
         await parts.close()
+
+
+async def load_evidence(parts: Parts) -> PreemptionLedger:
+    """The saved preemption evidence; without it the priors alone are used, loudly (the
+    error may say how to repair the ConfigMap)."""
+    try:
+        return await parts.evidence_store.load()
+    except Exception:
+        log.warning(
+            "preemption_evidence_not_loaded",
+            hint="spot pools start from their prior rates until evidence is saved again",
+            exc_info=True,
+        )
+        return parts.evidence_at_start
 
 
 def warn_about_insecure_stores(config: policy.FederatorConfig) -> None:
@@ -800,7 +861,6 @@ def _kubeconfig_text_secrets(text: str) -> list[str]:
 
 async def _run_once(parts: Parts) -> int:
     """One full pass (for cron and tests): wait for the caches, then observe, decide, act."""
-    parts.fence.mark_renewed()  # --once runs without an election: the caller owns exclusivity
     async with _observing(parts):
         await _wait_synced(parts)
         report = await parts.federation.run_once(time.time())
@@ -856,7 +916,8 @@ async def _serve(parts: Parts, *, dry_run: bool) -> int:
         retry_period_s=election.retry_period.total_seconds(),
     )
     onprem_api = parts.clusters[config.onprem_cluster.name].api
-    status = lambda: readiness(parts, election.enabled)  # noqa: E731 - a one-line callback
+    elects = runs_election(config, dry_run=dry_run)
+    status = lambda: readiness(parts, elects)  # noqa: E731 - a one-line callback
     server = config.server
     async with web.serving(server.bind_address, server.port, status, parts.decisions) as bound:
         log.info("serving", address=f"http://{bound[0]}:{bound[1]}", dry_run=dry_run)
@@ -869,7 +930,7 @@ async def _serve(parts: Parts, *, dry_run: bool) -> int:
             ]
             if config.registry is not None and not dry_run:
                 tasks.append(asyncio.create_task(sync_models_back(parts, stop), name="models"))
-            if election.enabled and not dry_run:
+            if elects:
                 tasks.append(asyncio.create_task(
                     leadership.campaign(onprem_api, settings, fence=parts.fence,
                                         lead=_lead_until(stop), stop=stop),
@@ -883,7 +944,7 @@ async def _serve(parts: Parts, *, dry_run: bool) -> int:
             for task in late:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if election.enabled and not dry_run:
+            if elects:
                 await leadership.release(onprem_api, settings)
     return 0
 

@@ -102,8 +102,9 @@ class Cost(Section):
 class Prices(Section):
     """How cloud prices and preemption estimates are kept fresh."""
 
-    refresh_interval: PositiveDuration = parse_duration("5m")
-    """How often price sources are re-read."""
+    refresh_interval: PositiveDuration = parse_duration("1m")
+    """How often the daemon asks the price sources for news. A live source refetches only
+    when its pool's `price.refresh_interval` is due, so this is the finest grain of those."""
 
     max_price_age: PositiveDuration = parse_duration("1h")
     """A price older than this is not used for new decisions; its pool is skipped."""

@@ -208,3 +208,18 @@ async def test_memory_follows_the_queue_a_job_decided_again_later_is_news() -> N
     assert await tell(5.0, "team-a/a") == 0  # b started on-prem: not decided, forgotten
     assert await tell(10.0, skipped="on-prem cache not synced yet") == 0
     assert await tell(15.0, "team-a/a", "team-a/b") == 1  # only b is news again
+
+
+async def test_no_event_is_posted_once_the_write_fence_closed_and_those_stopped_are_posted_later() -> (
+    None
+):
+    onprem = onprem_with("a", "b", "c")
+    told = daemon.decision_deduplicator()
+    report = PassReport(
+        now=0.0, decisions=tuple(decision(k) for k in ("team-a/a", "team-a/b", "team-a/c"))
+    )
+    asked = iter([True, False, False])  # the fence closes after the first post
+    posted = await daemon.post_decision_events(onprem, told, report, may_write=lambda: next(asked))
+    assert (posted, len(onprem.events)) == (1, 1)
+    later = PassReport(now=5.0, decisions=report.decisions)
+    assert await daemon.post_decision_events(onprem, told, later) == 2, "the two stopped are news"
