@@ -20,6 +20,7 @@ from federator.policy.bursting import Burst
 from federator.policy.clusters import Cluster
 from federator.policy.costs import Budgets, Cost, Prices
 from federator.policy.data import Dataset, Registry, Sync
+from federator.policy.errors import format_path
 from federator.policy.operations import GarbageCollection, LeaderElection, Server
 from federator.policy.queues import BurstRule, Queue
 from federator.policy.tenancy import ResidencyRule, Tenant
@@ -314,6 +315,110 @@ def _registry_problems(config: FederatorConfig) -> Iterator[Problem]:
         yield from _cloud_name_problems(config, ("registry", "staging", name), name)
 
 
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A location federator writes to, and a sync may delete from: everything under its prefix
+    counts as its own, so no other one may lie inside it."""
+
+    store: str  # the endpoint URL; "AWS" for AWS's (bucket names are global there)
+    bucket: str
+    prefix: str  # "" or ending in "/"
+    path: PathKey  # the field that sets it (or would, for a derived location)
+    what: str  # "the replica of dataset 'text' on cloud-a"
+    derived_from: str = ""  # the setting a location not written out comes from
+
+    @property
+    def described(self) -> str:
+        where = self.derived_from or format_path(self.path)
+        return f"{self.what}, s3://{self.bucket}/{self.prefix} ({where})"
+
+    def relation_to(self, other: _Written) -> str | None:
+        """How this location and `other` overlap ("contains", ...), or None if they do not."""
+        if (self.store, self.bucket) != (other.store, other.bucket):
+            return None
+        if self.prefix == other.prefix:
+            return "is the same location as"
+        if other.prefix.startswith(self.prefix):
+            return "contains"
+        return "lies inside" if self.prefix.startswith(other.prefix) else None
+
+
+def _written(store: str | None, uri: str, path: PathKey, what: str, derived: str) -> _Written:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
+    endpoint = (store or "AWS").rstrip("/").lower()
+    return _Written(endpoint, bucket, f"{prefix}/" if prefix else "", path, what, derived)
+
+
+def _written_locations(config: FederatorConfig) -> Iterator[_Written]:
+    """Every dataset replica, staging area and the registry, placed as `policy.locations`
+    places them (a location left to a cluster's `datasets_uri` or `models_uri` is derived
+    the same way)."""
+    resident = resident_datasets(config)
+    named: set[str] = set()
+    for index, dataset in enumerate(config.datasets):
+        if dataset.name in resident or dataset.name in named:
+            continue  # never replicated, or a duplicate name (reported on its own)
+        named.add(dataset.name)
+        for number, cluster in enumerate(config.clusters):
+            store = cluster.object_store
+            if cluster.role != "cloud" or store is None:
+                continue
+            path: PathKey = ("datasets", index, "replicas", cluster.name)
+            what = f"the replica of dataset {dataset.name!r} on {cluster.name}"
+            if cluster.name in dataset.replicas:
+                yield _written(store.endpoint, dataset.replicas[cluster.name], path, what, "")
+            elif store.datasets_uri is not None:
+                uri = f"{store.datasets_uri.rstrip('/')}/{dataset.name}/"
+                derived = f"clusters[{number}].object_store.datasets_uri + the dataset's name"
+                yield _written(store.endpoint, uri, path, what, derived)
+    yield from _registry_locations(config)
+
+
+def _registry_locations(config: FederatorConfig) -> Iterator[_Written]:
+    registry = config.registry
+    if registry is None:
+        return
+    for number, cluster in enumerate(config.clusters):
+        store = cluster.object_store
+        if store is None:
+            continue
+        if cluster.role == "onprem":
+            if cluster is config.onprem_cluster:
+                what = "the model registry"
+                yield _written(store.endpoint, registry.uri, ("registry", "uri"), what, "")
+            continue
+        path: PathKey = ("registry", "staging", cluster.name)
+        what = f"the model staging area of {cluster.name}"
+        if cluster.name in registry.staging:
+            yield _written(store.endpoint, registry.staging[cluster.name], path, what, "")
+        elif store.models_uri is not None:
+            uri = f"{store.models_uri.rstrip('/')}/staging/"
+            derived = f"clusters[{number}].object_store.models_uri + staging/"
+            yield _written(store.endpoint, uri, path, what, derived)
+
+
+def _overlapping_location_problems(config: FederatorConfig) -> Iterator[Problem]:
+    """A sync treats everything under its location as its own and deletes what its source
+    lacks, so two written locations that are equal or nest on one bucket would delete each
+    other's objects. Each overlap is reported once, where the later location is set."""
+    if len({c.name for c in config.clusters}) < len(config.clusters):
+        return  # which cluster a location belongs to is unclear; the duplicate is reported
+    earlier: list[_Written] = []
+    for location in _written_locations(config):
+        for other in earlier:
+            relation = location.relation_to(other)
+            if relation is not None:
+                yield Problem(
+                    location.path,
+                    f"{location.described} {relation} {other.described} on the same store "
+                    "and bucket; a sync of one would delete the other's objects: give each "
+                    "a prefix outside the other's",
+                )
+                break
+        earlier.append(location)
+
+
 _CHECKS: tuple[tuple[Callable[[FederatorConfig], Iterator[Problem]], frozenset[str]], ...] = (
     (_cluster_problems, frozenset({"clusters"})),
     (_queue_problems, frozenset({"clusters", "queues", "burst_rules"})),
@@ -321,4 +426,8 @@ _CHECKS: tuple[tuple[Callable[[FederatorConfig], Iterator[Problem]], frozenset[s
     (_dataset_problems, frozenset({"clusters", "datasets", "residency"})),
     (_residency_problems, frozenset({"datasets", "residency"})),
     (_registry_problems, frozenset({"clusters", "registry"})),
+    (
+        _overlapping_location_problems,
+        frozenset({"clusters", "datasets", "residency", "registry"}),
+    ),
 )
