@@ -256,11 +256,16 @@ class ModelRegistry:
             else:
                 self._put(key, body, if_match=current[1])
         except Exception as error:
-            if retrying.is_precondition_failed(error):
-                raise AliasConflict(
-                    f"alias {name}@{alias} was moved by someone else meanwhile; re-read it"
-                ) from error
-            raise
+            if not retrying.is_precondition_failed(error):
+                raise
+            # A retried write whose first attempt landed (its reply was lost) gets 412 too:
+            # the pointer then already says what we asked, and that is a success.
+            now = self.alias(name, alias)
+            if now is not None and now[0] == version:
+                return
+            raise AliasConflict(
+                f"alias {name}@{alias} was moved by someone else meanwhile; re-read it"
+            ) from error
 
     # -- blobs -------------------------------------------------------------------------------
 

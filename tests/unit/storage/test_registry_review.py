@@ -1,0 +1,165 @@
+"""Registry and replication faults a review found: each test fails on the code before its fix.
+
+- an alias move whose reply was lost, retried into a 412, is a success, not a conflict;
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+from tenacity import wait_none
+
+from federator.storage.endpoints import Endpoint, Location
+from federator.storage.registry import AliasConflict, ModelRegistry
+from federator.syncing import manifests
+from federator.syncing.manifests import Manifest
+
+MiB = 1024 * 1024
+ONPREM = Endpoint("onprem", "http://10.9.8.7:8333", "id", "secret")
+CLOUD = Endpoint("cloud-a", "http://10.9.8.8:8333", "id", "secret")
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retried registry write retries at once."""
+    monkeypatch.setattr(vars(ModelRegistry._put)["retry"], "wait", wait_none())
+
+
+def s3_error(status: int, code: str, operation: str) -> ClientError:
+    response: Any = {
+        "Error": {"Code": code, "Message": code},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, operation)
+
+
+class MemoryS3:
+    """One bucket's objects in memory, with the conditional writes and multipart calls the
+    registry makes; `lose_reply_of_put` drops the answer of that many writes it applied."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}  # key -> (bytes, ETag)
+        self.uploads: dict[str, dict[int, bytes]] = {}
+        self.part_counts: dict[str, int] = {}
+        self.ids = itertools.count(1)
+        self.lose_reply_of_put = 0
+
+    def put_object(
+        self, *, Key: str, Body: bytes, IfNoneMatch: str | None = None, **kw: Any
+    ) -> Any:
+        current = self.objects.get(Key)
+        if IfNoneMatch == "*" and current is not None:
+            raise s3_error(412, "PreconditionFailed", "PutObject")
+        if "IfMatch" in kw and (current is None or f'"{current[1]}"' != kw["IfMatch"]):
+            raise s3_error(412, "PreconditionFailed", "PutObject")
+        etag = hashlib.md5(Body, usedforsecurity=False).hexdigest()
+        self.objects[Key] = (Body, etag)
+        if self.lose_reply_of_put:
+            self.lose_reply_of_put -= 1
+            raise ReadTimeoutError(endpoint_url=f"{ONPREM.url}/models/{Key}")
+        return {"ETag": f'"{etag}"'}
+
+    def get_object(self, *, Key: str, **_: Any) -> Any:
+        if Key not in self.objects:
+            raise s3_error(404, "NoSuchKey", "GetObject")
+        data, etag = self.objects[Key]
+        return {"Body": io.BytesIO(data), "ETag": f'"{etag}"'}
+
+    def head_object(self, *, Key: str, **_: Any) -> Any:
+        if Key not in self.objects:
+            raise s3_error(404, "NotFound", "HeadObject")
+        data, etag = self.objects[Key]
+        return {"ContentLength": len(data), "ETag": f'"{etag}"'}
+
+    def get_paginator(self, _operation: str) -> Any:
+        keys = self.objects
+
+        class Pages:
+            def paginate(self, *, Prefix: str, **_: Any) -> Iterator[Any]:
+                yield {"Contents": [{"Key": k} for k in sorted(keys) if k.startswith(Prefix)]}
+
+        return Pages()
+
+    def list_multipart_uploads(self, **_: Any) -> Any:
+        return {"Uploads": []}
+
+    def create_multipart_upload(self, **_: Any) -> Any:
+        upload_id = f"u{next(self.ids)}"
+        self.uploads[upload_id] = {}
+        return {"UploadId": upload_id}
+
+    def upload_part(self, *, UploadId: str, PartNumber: int, Body: bytes, **_: Any) -> Any:
+        self.uploads[UploadId][PartNumber] = Body
+        return {"ETag": f'"{hashlib.md5(Body, usedforsecurity=False).hexdigest()}"'}
+
+    def complete_multipart_upload(self, *, Key: str, UploadId: str, **_: Any) -> Any:
+        parts = self.uploads.pop(UploadId)
+        data = b"".join(parts[n] for n in sorted(parts))
+        self.objects[Key] = (data, f"{hashlib.md5(data, usedforsecurity=False).hexdigest()}-x")
+        self.part_counts[Key] = len(parts)
+        return {}
+
+    def abort_multipart_upload(self, *, UploadId: str, **_: Any) -> Any:
+        self.uploads.pop(UploadId, None)
+        return {}
+
+
+def registry(endpoint: Endpoint, client: MemoryS3, *, part_size: int = 5 * MiB) -> ModelRegistry:
+    location = Location(endpoint, "models", "registry/")
+    return ModelRegistry(location, client, part_size=part_size)  # type: ignore[arg-type]
+
+
+def published(client: MemoryS3, name: str, *versions: str) -> None:
+    for version in versions:
+        manifest = Manifest(name, version, (), "2024-01-01T00:00:00+00:00", {})
+        key = "registry/" + manifests.manifest_key(name, version)
+        client.put_object(Key=key, Body=manifests.encode(manifest))
+
+
+# -- aliases ---------------------------------------------------------------------------------
+
+
+def test_an_alias_move_whose_reply_was_lost_is_done_not_a_conflict() -> None:
+    client = MemoryS3()
+    published(client, "llama", "1", "2")
+    models = registry(ONPREM, client)
+    models.move_alias("llama", "prod", "1", expected=None)
+    client.lose_reply_of_put = 1  # the store applies the move; its answer times out
+    models.move_alias("llama", "prod", "2", expected="1")  # the retry meets 412
+    assert models.alias("llama", "prod") is not None
+    assert models.alias("llama", "prod")[0] == "2"  # type: ignore[index]
+
+
+def test_an_alias_created_with_a_lost_reply_is_done_too() -> None:
+    client = MemoryS3()
+    published(client, "llama", "1")
+    client.lose_reply_of_put = 1
+    registry(ONPREM, client).move_alias("llama", "prod", "1", expected=None)
+    assert json.loads(client.objects["registry/models/llama/aliases/prod.json"][0]) == {
+        "version": "1"
+    }
+
+
+def test_an_alias_someone_else_moved_between_read_and_write_is_still_a_conflict() -> None:
+    client = MemoryS3()
+    published(client, "llama", "1", "2", "3")
+    models = registry(ONPREM, client)
+    models.move_alias("llama", "prod", "1", expected=None)
+    write = client.put_object
+
+    def someone_moves_it_first(**kwargs: Any) -> Any:
+        client.put_object = write  # type: ignore[method-assign]
+        write(Key=kwargs["Key"], Body=b'{"version": "3"}')
+        return write(**kwargs)
+
+    client.put_object = someone_moves_it_first  # type: ignore[method-assign]
+    with pytest.raises(AliasConflict):
+        models.move_alias("llama", "prod", "2", expected="1")
+    assert models.alias("llama", "prod")[0] == "3"  # type: ignore[index]
