@@ -333,7 +333,10 @@ class ModelRegistry:
                 if not retrying.is_precondition_failed(error):
                     raise
             return len(data)
-        return self._receive_in_parts(entry, key, body)
+        # Parts grow with the blob: S3 takes at most 10,000 parts per upload, and a blob cut
+        # there would fail its digest check every round as if it were corrupt.
+        part_size = partlib.fit_part_size(entry.size, self.part_size)
+        return self._receive_in_parts(entry, key, body, part_size)
 
     @_on_store("reading a blob")
     def _open_blob(self, entry: FileEntry) -> _Readable:
@@ -342,7 +345,7 @@ class ModelRegistry:
         body = self.s3.get_object(Bucket=self.location.bucket, Key=key)["Body"]
         return _TranslatedBody(body, self.store, f"reading blob {entry.digest} under {self.uri}")
 
-    def _receive_in_parts(self, entry: FileEntry, key: str, body: _Readable) -> int:
+    def _receive_in_parts(self, entry: FileEntry, key: str, body: _Readable, part_size: int) -> int:
         self._abort_leftover_uploads(key)
         upload_id = self.s3.create_multipart_upload(Bucket=self.location.bucket, Key=key)[
             "UploadId"
@@ -355,7 +358,7 @@ class ModelRegistry:
                 for number in range(1, partlib.MAX_PARTS + 1):
                     if self.stopping.is_set():
                         raise RegistryStopped(f"{key}: stopped at part {number} (shutting down)")
-                    chunk = _read_exactly(body, self.part_size)
+                    chunk = _read_exactly(body, part_size)
                     if not chunk and number > 1:
                         break
                     digest.update(chunk)

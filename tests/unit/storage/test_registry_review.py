@@ -1,6 +1,7 @@
 """Registry and replication faults a review found: each test fails on the code before its fix.
 
 - an alias move whose reply was lost, retried into a 412, is a success, not a conflict;
+- a blob larger than 10,000 registry parts is sent in bigger parts, not cut and called corrupt;
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from tenacity import wait_none
 from federator.storage.endpoints import Endpoint, Location
 from federator.storage.registry import AliasConflict, ModelRegistry
 from federator.syncing import manifests
-from federator.syncing.manifests import Manifest
+from federator.syncing import parts as partlib
+from federator.syncing.manifests import FileEntry, Manifest
 
 MiB = 1024 * 1024
 ONPREM = Endpoint("onprem", "http://10.9.8.7:8333", "id", "secret")
@@ -163,3 +165,22 @@ def test_an_alias_someone_else_moved_between_read_and_write_is_still_a_conflict(
     with pytest.raises(AliasConflict):
         models.move_alias("llama", "prod", "2", expected="1")
     assert models.alias("llama", "prod")[0] == "3"  # type: ignore[index]
+
+
+# -- blobs larger than 10,000 parts ------------------------------------------------------------
+
+
+def test_a_blob_over_the_part_limit_is_sent_in_bigger_parts_and_arrives_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(partlib, "MAX_PARTS", 4)  # S3's 10,000, scaled down
+    data = bytes(range(256)) * (25 * MiB // 256)  # 5 parts of the 5 MiB part size
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    staging_client, onprem_client = MemoryS3(), MemoryS3()
+    staging_client.objects["registry/" + manifests.blob_key(digest)] = (data, "e")
+    staging, onprem = registry(CLOUD, staging_client), registry(ONPREM, onprem_client)
+    sent = onprem.receive_blob(staging, FileEntry("weights.bin", digest, len(data)))
+    key = "registry/" + manifests.blob_key(digest)
+    assert sent == len(data)
+    assert onprem_client.objects[key][0] == data
+    assert onprem_client.part_counts[key] == 3  # 10 MiB parts: at most MAX_PARTS
