@@ -8,13 +8,14 @@ Layout under the registry prefix (OCI-style, anchors-sync-reliability A5):
   atomically and never overwritten;
 - `models/<name>/aliases/<alias>.json`: a small pointer (`{"version": ...}`) moved with
   compare-and-swap on its ETag;
-- checkpoints are versions of the model `checkpoints/<job>`, with zero-padded step numbers as
-  versions so the newest sorts last.
+- checkpoints are versions of the model `checkpoints/<namespace>/<job name>`, with
+  zero-padded step numbers as versions so the newest sorts last.
 This module is pure: names, keys and the manifest's JSON form.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -25,6 +26,9 @@ from federator.errors import FederatorError
 
 MEDIA_TYPE = "application/vnd.federator.model.manifest.v1+json"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}(/[a-z0-9][a-z0-9._-]{0,99}){0,3}$")
+_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")  # one '/'-separated part of a name
+_SEGMENT_LENGTH = 100
+_TAG_LENGTH = 10  # hex digits of SHA-256 that tell apart parts cut to the same prefix
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PATH = re.compile(r"^[^/\x00][^\x00]{0,1023}$")
@@ -79,8 +83,24 @@ def check_version(version: str) -> str:
 
 
 def checkpoint_model(job: str) -> str:
-    """The model name under which a job's checkpoints are kept."""
-    return check_name("checkpoints/" + re.sub(r"[^a-z0-9._-]+", "-", job.lower()).strip("-."))
+    """The model name under which a job's checkpoints are kept: `checkpoints/<namespace>/<name>`
+    for the job key `namespace/name` (`checkpoints/<name>` for a key without a namespace).
+
+    The namespace stays its own segment, so `team-a/train` and `team/a-train` never share
+    checkpoints. Kubernetes names up to 100 characters are kept as they are; a longer part, or
+    one with characters a model name does not allow, is cut and ends in a hash of the whole
+    part, so it still fits and still names one job.
+    """
+    return check_name("/".join(["checkpoints", *map(_checkpoint_segment, job.split("/", 1))]))
+
+
+def _checkpoint_segment(part: str) -> str:
+    if _SEGMENT.match(part):
+        return part
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", part.lower()).lstrip("-._")
+    tag = hashlib.sha256(part.encode()).hexdigest()[:_TAG_LENGTH]
+    room = _SEGMENT_LENGTH - _TAG_LENGTH - 1
+    return f"{cleaned[:room]}-{tag}" if cleaned else tag
 
 
 def checkpoint_version(step: int) -> str:

@@ -2,6 +2,7 @@
 
 - an alias move whose reply was lost, retried into a 412, is a success, not a conflict;
 - a blob larger than 10,000 registry parts is sent in bigger parts, not cut and called corrupt;
+- checkpoints keep the job's namespace as its own segment, and long job names still fit;
 """
 
 from __future__ import annotations
@@ -184,3 +185,39 @@ def test_a_blob_over_the_part_limit_is_sent_in_bigger_parts_and_arrives_whole(
     assert sent == len(data)
     assert onprem_client.objects[key][0] == data
     assert onprem_client.part_counts[key] == 3  # 10 MiB parts: at most MAX_PARTS
+
+
+# -- checkpoint model names -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("team-a/train", "team/a-train"),
+        ("ml/train-v1", "ml/train.v1"),
+        ("ns/" + "a" * 120 + "x", "ns/" + "a" * 120 + "y"),  # same after the cut
+    ],
+)
+def test_two_jobs_never_share_a_checkpoint_model(one: str, other: str) -> None:
+    assert manifests.checkpoint_model(one) != manifests.checkpoint_model(other)
+
+
+def test_a_checkpoint_model_keeps_the_namespace_as_its_own_segment() -> None:
+    assert manifests.checkpoint_model("team-a/train") == "checkpoints/team-a/train"
+    assert manifests.checkpoint_model("job-1") == "checkpoints/job-1"  # no namespace
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        "research-computer-vision-team-production/resnet50-imagenet-finetune-lr-sweep-0001-cos",
+        "research-computer-vision-team-production/" + "r" * 61,  # 40 + 61 characters
+        "ns/" + "job.with.dots-" * 18,  # a 252-character Kubernetes name
+        "ns/Upper_Case and spaces",
+    ],
+)
+def test_a_checkpoint_model_of_a_long_or_unusual_job_key_is_a_valid_model_name(job: str) -> None:
+    name = manifests.checkpoint_model(job)
+    assert manifests.check_name(name) == name
+    assert name.startswith("checkpoints/" + job.split("/")[0].lower()[:89])
+    assert manifests.checkpoint_model(job) == name  # the same job, the same model, every time
