@@ -65,6 +65,7 @@ class SyncPlan:
     delete_note: str  # one human line about deletes ("" when there is nothing to say)
     stale_verified: tuple[str, ...] = ()  # verified pairs that no longer describe the source
     missing_since: Mapping[str, float] = field(default_factory=dict)  # target-only keys: since
+    missing_since_changed: bool = False  # differs from the map the plan was given: save it
 
     @property
     def bytes_to_copy(self) -> int:
@@ -78,6 +79,13 @@ class SyncPlan:
     @property
     def in_sync(self) -> bool:
         return not self.copies and not self.deletes
+
+    @property
+    def needs_run(self) -> bool:
+        """True when only a run makes the target right: objects to copy, deletes due, or a
+        hold-back clock to save (only a run saves the sync state, and a clock never saved
+        would start again at every plan, so nothing would ever be old enough to delete)."""
+        return bool(self.copies or self.deletes or self.missing_since_changed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +160,14 @@ def plan_sync(
     copies.sort(key=lambda c: c.key)
     stale = _stale_verified(verified or {}, source_etags)
     return SyncPlan(
-        tuple(copies), skipped, allowed, tuple(sorted(held + waiting)), note, stale, since
+        tuple(copies),
+        skipped,
+        allowed,
+        tuple(sorted(held + waiting)),
+        note,
+        stale,
+        since,
+        missing_since_changed=since != dict(missing_since or {}),
     )
 
 

@@ -4,8 +4,10 @@ The federation loop asks `ensure_replicated(dataset, cluster)` for every dataset
 placed (or is about to place) in the cloud. The answer says whether the replica is complete
 (the job may start), or how many bytes are still to copy (the job stays suspended, and the cost
 model prices the wait). The first call that finds work starts one background copy for that
-(dataset, cluster); later calls report its progress. Copies are blocking boto3 work and run in
-threads through `asyncio.to_thread`, never on the event loop.
+(dataset, cluster); later calls report its progress. Work is also deletes that are due and a
+delete hold-back clock to save (only a run does either); such a run holds no job back. Copies
+are blocking boto3 work and run in threads through `asyncio.to_thread`, never on the event
+loop.
 
 It also measures each replica's lag (RPO): the age of the oldest source change not yet at the
 cloud, or, for a replica found complete, the time since that was checked. `publish_metrics`
@@ -128,10 +130,11 @@ class Replicator:
             return known
         engine = self._engine(key)
         plan, listed_at = await asyncio.to_thread(engine.plan)
-        if not plan.copies:
-            return self._remember(_status(key, plan, listed_at, ReplicaState.REPLICATED))
-        self._start_copy(key, engine, plan, listed_at)
-        return self._remember(_status(key, plan, listed_at, ReplicaState.COPYING))
+        # A run also applies the deletes due and saves the hold-back clock; only a run does
+        # either, so one starts for them too, while a replica with nothing to copy is ready.
+        if plan.needs_run:
+            self._start_copy(key, engine, plan, listed_at)
+        return self._remember(_status(key, plan, listed_at, _state_of(plan)))
 
     async def sync_now(self, dataset: str, cluster: str) -> ReplicationStatus:
         """Copy until the replica is complete (or the copy fails), then report."""
@@ -211,12 +214,15 @@ class Replicator:
             first_key, first_error = report.failures[0]
             error = f"{len(report.failures)} object(s) failed, first {first_key}: {first_error}"
         progress = self._progress(key, copy)
-        self._remember(replace(progress, state=ReplicaState.FAILED, message=error))
+        # A run that had nothing to copy (deletes, the hold-back clock) leaves every source
+        # object in place: the replica stays ready, the failure is told, the next check retries.
+        state = ReplicaState.FAILED if copy.plan.copies else ReplicaState.REPLICATED
+        self._remember(replace(progress, state=state, message=error))
 
     def _progress(self, key: tuple[str, str], copy: _Copy) -> ReplicationStatus:
         with copy.lock:
             sent, done = copy.sent, copy.objects_done
-        base = _status(key, copy.plan, copy.listed_at, ReplicaState.COPYING)
+        base = _status(key, copy.plan, copy.listed_at, _state_of(copy.plan))
         return replace(
             base,
             bytes_remaining=max(0, copy.plan.bytes_to_copy - sent),
@@ -226,6 +232,11 @@ class Replicator:
     def _remember(self, status: ReplicationStatus) -> ReplicationStatus:
         self._status[(status.dataset, status.cluster)] = status
         return status
+
+
+def _state_of(plan: SyncPlan) -> ReplicaState:
+    """A replica is behind while it lacks source objects; deletes or a clock do not gate jobs."""
+    return ReplicaState.COPYING if plan.copies else ReplicaState.REPLICATED
 
 
 def _status(

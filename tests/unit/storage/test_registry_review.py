@@ -3,6 +3,7 @@
 - an alias move whose reply was lost, retried into a 412, is a success, not a conflict;
 - a blob larger than 10,000 registry parts is sent in bigger parts, not cut and called corrupt;
 - checkpoints keep the job's namespace as its own segment, and long job names still fit;
+- the daemon's replicator applies the deletes due and saves the hold-back clock.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import io
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +24,8 @@ from federator.storage.registry import AliasConflict, ModelRegistry
 from federator.syncing import manifests
 from federator.syncing import parts as partlib
 from federator.syncing.manifests import FileEntry, Manifest
+from federator.syncing.plans import DeletePolicy, ListedObject, SyncPlan, SyncReport, plan_sync
+from federator.syncing.replication import ReplicaState, Replicator
 
 MiB = 1024 * 1024
 ONPREM = Endpoint("onprem", "http://10.9.8.7:8333", "id", "secret")
@@ -221,3 +224,97 @@ def test_a_checkpoint_model_of_a_long_or_unusual_job_key_is_a_valid_model_name(j
     assert manifests.check_name(name) == name
     assert name.startswith("checkpoints/" + job.split("/")[0].lower()[:89])
     assert manifests.checkpoint_model(job) == name  # the same job, the same model, every time
+
+
+# -- the replicator applies deletes ------------------------------------------------------------
+
+
+class DeletingEngine:
+    """A copy engine over in-memory listings that behaves as `DatasetCopier` does: `plan`
+    reads the saved hold-back clock and saves nothing; `run` saves it, then deletes."""
+
+    def __init__(self, policy: DeletePolicy, clock: Callable[[], float]) -> None:
+        self.source = {k: ListedObject(k, 1, f"e-{k}", 0.0) for k in ("a", "b", "c", "d")}
+        self.target = dict(self.source)
+        self.saved_missing_since: dict[str, float] = {}
+        self.policy = policy
+        self.clock = clock
+        self.runs = 0
+
+    def plan(self) -> tuple[SyncPlan, float]:
+        now = self.clock()
+        plan = plan_sync(
+            self.source.values(),
+            self.target.values(),
+            deletes=self.policy,
+            missing_since=self.saved_missing_since,
+            now=now,
+        )
+        return plan, now
+
+    def run(self, **_: Any) -> SyncReport:
+        self.runs += 1
+        plan, listed_at = self.plan()
+        self.target.update({item.key: self.source[item.key] for item in plan.copies})
+        self.saved_missing_since = dict(plan.missing_since)
+        for key in plan.deletes:
+            del self.target[key]
+        return SyncReport(plan, listed_at, dry_run=False, deleted=len(plan.deletes))
+
+    def stop(self) -> None:
+        pass
+
+
+async def test_the_replicator_deletes_what_the_source_lost_once_the_hold_back_passed() -> None:
+    now = [1000.0]
+    engine = DeletingEngine(
+        DeletePolicy(enabled=True, max_fraction=1.0, hold_back_s=3600.0), lambda: now[0]
+    )
+    replicator = Replicator(lambda d, c: engine, recheck_after_s=0.0, clock=lambda: now[0])
+    del engine.source["d"]
+    first = await replicator.sync_now("ds", "cloud-a")
+    assert first.ready  # every source object is there: the job need not wait for a delete
+    assert engine.saved_missing_since == {"d": 1000.0}  # the clock starts, and is kept
+    now[0] += 1800.0
+    await replicator.sync_now("ds", "cloud-a")
+    assert "d" in engine.target  # held back
+    now[0] += 1800.0
+    done = await replicator.sync_now("ds", "cloud-a")
+    assert done.ready
+    assert sorted(engine.target) == ["a", "b", "c"]
+
+
+async def test_the_replicator_keeps_the_delete_cap() -> None:
+    now = [1000.0]
+    engine = DeletingEngine(DeletePolicy(enabled=True, max_fraction=0.25), lambda: now[0])
+    replicator = Replicator(lambda d, c: engine, recheck_after_s=0.0, clock=lambda: now[0])
+    for key in ("b", "c", "d"):
+        del engine.source[key]  # 3 of 4: over the cap of 25 %
+    for _ in range(3):
+        status = await replicator.sync_now("ds", "cloud-a")
+        now[0] += 60.0
+    assert status.ready
+    assert sorted(engine.target) == ["a", "b", "c", "d"]
+    assert engine.runs == 1  # the first saw the clock start; nothing changed after it
+
+
+async def test_a_replica_in_sync_starts_no_run() -> None:
+    engine = DeletingEngine(DeletePolicy(enabled=True), lambda: 1000.0)
+    replicator = Replicator(lambda d, c: engine, recheck_after_s=0.0, clock=lambda: 1000.0)
+    for _ in range(3):
+        assert (await replicator.sync_now("ds", "cloud-a")).state is ReplicaState.REPLICATED
+    assert engine.runs == 0
+
+
+async def test_a_failed_delete_leaves_the_replica_ready_and_says_why() -> None:
+    engine = DeletingEngine(DeletePolicy(enabled=True, max_fraction=1.0), lambda: 1000.0)
+    replicator = Replicator(lambda d, c: engine, recheck_after_s=0.0, clock=lambda: 1000.0)
+    del engine.source["d"]
+
+    def denied(**_: Any) -> SyncReport:
+        raise PermissionError("DeleteObjects: AccessDenied")
+
+    engine.run = denied  # type: ignore[method-assign]
+    status = await replicator.sync_now("ds", "cloud-a")
+    assert status.ready
+    assert "AccessDenied" in status.message
