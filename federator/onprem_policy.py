@@ -1,10 +1,12 @@
-"""The on-prem adapter with the policy file's per-queue runtime defaults applied.
+"""The on-prem adapter with the policy file's per-queue settings applied.
 
 The on-prem adapter (`federator.kube.onprem`) assumes one runtime for every job that declares
 none. The policy file can set one per queue (`queues[].default_runtime`, a LocalQueue's own,
-else its ClusterQueue's, else `cost.default_runtime`). This subclass applies it to each
-snapshot, where the policy in force is known (it follows reloads): to the waiting jobs' runtime
-estimate, and to the remaining time of the running ones, which sets how long others wait.
+else its ClusterQueue's, else `cost.default_runtime`), and a value of waiting per queue
+(`queues[].value_of_waiting_usd_per_gpu_hour`, resolved the same way). This subclass applies
+them to each snapshot, where the policy in force is known (it follows reloads): to the waiting
+jobs' runtime estimate and value of waiting, and to the remaining time of the running ones,
+which sets how long others wait.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from federator.core.models import OnPremState, RunningJob, RuntimeSource
 from federator.federation.ports import OnPremJob, OnPremView
 from federator.kube import clients, convert
 from federator.kube.onprem import OnPremCluster
-from federator.policy.eligibility import JobFacts, default_runtime
+from federator.policy.eligibility import JobFacts, default_runtime, value_of_waiting
 
 LocalQueueTargets = Mapping[tuple[str, str], str]  # (namespace, LocalQueue) -> ClusterQueue
 
@@ -40,10 +42,10 @@ class PolicyOnPremCluster(OnPremCluster):
         config = self._config_of()
         self.default_runtime_s = config.cost.default_runtime.total_seconds()  # reloads apply
         view = await super().snapshot(now)
-        if not any(queue.default_runtime is not None for queue in config.queues):
-            return view
         targets = self._local_queue_targets()
-        jobs = tuple(waiting_with_queue_runtime(job, config, targets) for job in view.jobs)
+        jobs = tuple(waiting_with_queue_settings(job, config, targets) for job in view.jobs)
+        if not any(queue.default_runtime is not None for queue in config.queues):
+            return dataclasses.replace(view, jobs=jobs)
         state = self._running_with_queue_runtimes(view.state, config, targets, now)
         return dataclasses.replace(view, jobs=jobs, state=state)
 
@@ -76,18 +78,20 @@ class PolicyOnPremCluster(OnPremCluster):
         return dataclasses.replace(state, running=tuple(running))
 
 
-def waiting_with_queue_runtime(
+def waiting_with_queue_settings(
     job: OnPremJob, config: policy.FederatorConfig, targets: LocalQueueTargets
 ) -> OnPremJob:
-    """The job with its queue's default runtime, when it declares none."""
+    """The job with its queue's value of waiting, and its default runtime when it declares
+    none. The value is resolved here, not looked up by the LocalQueue's name in the core: two
+    namespaces may each have a LocalQueue `training`, and a ClusterQueue's value belongs to
+    every LocalQueue that points at it."""
     spec = job.spec
-    if spec.runtime_source is not RuntimeSource.DEFAULT:
-        return job
     local_queue = spec.queue if job.workload is not None else None
-    runtime_s = _queue_default_s(config, spec.namespace, local_queue, targets)
-    if runtime_s == spec.runtime_estimate_s:
-        return job
-    return dataclasses.replace(job, spec=dataclasses.replace(spec, runtime_estimate_s=runtime_s))
+    facts = _facts(spec.namespace, local_queue, targets)
+    changes: dict[str, Any] = {"value_usd_per_gpu_hour": value_of_waiting(config, facts)}
+    if spec.runtime_source is RuntimeSource.DEFAULT:
+        changes["runtime_estimate_s"] = default_runtime(config, facts).total_seconds()
+    return dataclasses.replace(job, spec=dataclasses.replace(spec, **changes))
 
 
 def _remaining_by_queue(
@@ -112,9 +116,12 @@ def _queue_default_s(
     local_queue: str | None,
     targets: LocalQueueTargets,
 ) -> float:
+    return default_runtime(config, _facts(namespace, local_queue, targets)).total_seconds()
+
+
+def _facts(namespace: str, local_queue: str | None, targets: LocalQueueTargets) -> JobFacts:
     cluster_queue = targets.get((namespace, local_queue)) if local_queue else None
-    facts = JobFacts(namespace=namespace, queue=local_queue, cluster_queue=cluster_queue)
-    return default_runtime(config, facts).total_seconds()
+    return JobFacts(namespace=namespace, queue=local_queue, cluster_queue=cluster_queue)
 
 
 def _reserved_at(workload: convert.Obj) -> float | None:

@@ -132,7 +132,7 @@ class RoundOptions:
             tuple[str, frozenset[str], int | None, CapacityType], tuple[int, ...]
         ] = {}
         self._allowed: dict[_Shape, tuple[int, ...]] = {}
-        self._values: dict[tuple[int, str, int], float] = {}
+        self._values: dict[tuple[int, str, int, float | None], float] = {}
         self._queue: Sequence[PendingJob] = ()
         self._decided: set[str] = set()
         self._trimmed: frozenset[str] | None = None
@@ -149,12 +149,16 @@ class RoundOptions:
         self._min_startup_h = min((o.startup_latency_s for o in self.offers), default=0.0) / HOUR_S
 
     def value_per_hour(self, job: PendingJob) -> float:
-        """The job's value of time in $ per hour of delay (cached per gpus, queue, priority)."""
-        key = (job.gpus, job.queue, job.priority)
+        """The job's value of time in $ per hour of delay (cached per gpus, queue, priority and
+        the queue's own value)."""
+        key = (job.gpus, job.queue, job.priority, job.value_usd_per_gpu_hour)
         value = self._values.get(key)
         if value is None:
             value = self.policy.value_of_time_usd_per_hour(
-                gpus=job.gpus, queue=job.queue, priority=job.priority
+                gpus=job.gpus,
+                queue=job.queue,
+                priority=job.priority,
+                per_gpu_usd=job.value_usd_per_gpu_hour,
             )
             self._values[key] = value
         return value

@@ -71,6 +71,9 @@ class PendingJob:
     burst_allowed: bool = True  # False for opt-outs (label federator.io/burst: "never")
     gpus_per_pod: int | None = None  # gang placement on nodes; None: one node if possible
     output_bytes: int = 0  # results copied back out of a cloud, priced at the offer's egress
+    # The value of waiting of the job's own queue, when the caller resolved it (the daemon does:
+    # a LocalQueue, its ClusterQueue or its namespace); None: looked up by `queue` name.
+    value_usd_per_gpu_hour: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

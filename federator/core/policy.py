@@ -162,11 +162,16 @@ class DecisionPolicy:
     def speed_of(self, gpu_type: str) -> float:
         return self.gpu_speed.get(gpu_type, 1.0)
 
-    def value_of_time_usd_per_hour(self, *, gpus: int, queue: str, priority: int) -> float:
-        """Dollars one hour of delay of this job is worth."""
-        per_gpu = self.queue_value_of_time_usd_per_gpu_hour.get(
-            queue, self.value_of_time_usd_per_gpu_hour
-        )
+    def value_of_time_usd_per_hour(
+        self, *, gpus: int, queue: str, priority: int, per_gpu_usd: float | None = None
+    ) -> float:
+        """Dollars one hour of delay of this job is worth; `per_gpu_usd`: its queue's own value
+        per GPU-hour, when known, instead of looking `queue` up by name."""
+        per_gpu = per_gpu_usd
+        if per_gpu is None:
+            per_gpu = self.queue_value_of_time_usd_per_gpu_hour.get(
+                queue, self.value_of_time_usd_per_gpu_hour
+            )
         return (per_gpu * gpus + self.value_of_time_usd_per_job_hour) * self._multiplier(priority)
 
     def _multiplier(self, priority: int) -> float:

@@ -46,7 +46,7 @@ def may_burst(config: FederatorConfig, job: JobFacts) -> Eligibility:
         if _matches(rule, job):
             why = f"burst_rules[{index}]" + (f" ({rule.reason})" if rule.reason else "")
             return Eligibility(rule.burst == "allow", f"{why} {rule.burst}s it")
-    queue = _queue_of(config, job)
+    queue = queue_of(config, job)
     if queue is None:
         return Eligibility(False, f"no watched queue covers namespace {job.namespace!r}")
     if queue.burst == "never":
@@ -65,10 +65,19 @@ def may_burst(config: FederatorConfig, job: JobFacts) -> Eligibility:
 def default_runtime(config: FederatorConfig, job: JobFacts) -> timedelta:
     """The runtime assumed for a job that declares none: its watched queue's
     `default_runtime` when set, else `cost.default_runtime`."""
-    queue = _queue_of(config, job)
+    queue = queue_of(config, job)
     if queue is not None and queue.default_runtime is not None:
         return queue.default_runtime
     return config.cost.default_runtime
+
+
+def value_of_waiting(config: FederatorConfig, job: JobFacts) -> float:
+    """The job's value of waiting per GPU-hour: its watched queue's own when set (a LocalQueue,
+    its ClusterQueue, or its namespace), else `cost.value_of_waiting_usd_per_gpu_hour`."""
+    queue = queue_of(config, job)
+    if queue is not None and queue.value_of_waiting_usd_per_gpu_hour is not None:
+        return queue.value_of_waiting_usd_per_gpu_hour
+    return config.cost.value_of_waiting_usd_per_gpu_hour
 
 
 def _matches(rule: BurstRule, job: JobFacts) -> bool:
@@ -82,7 +91,7 @@ def _matches(rule: BurstRule, job: JobFacts) -> bool:
     )
 
 
-def _queue_of(config: FederatorConfig, job: JobFacts) -> Queue | None:
+def queue_of(config: FederatorConfig, job: JobFacts) -> Queue | None:
     """The most specific watched queue of the job: its LocalQueue, its ClusterQueue, or its
     namespace (for plain suspended Jobs)."""
     for queue in config.queues:

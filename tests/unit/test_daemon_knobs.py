@@ -399,3 +399,51 @@ async def test_burst_rules_see_the_cluster_queue_and_priority_class_of_a_job(
         "routine": True,  # through ClusterQueue research, watched
         "urgent-one": False,  # burst_rules[0] denies priority class urgent
     }
+
+
+# ---- queues[].value_of_waiting_usd_per_gpu_hour ------------------------------------------------
+
+
+async def test_each_waiting_job_gets_the_value_of_waiting_of_its_own_queue(tmp_path: Path) -> None:
+    """Resolved like the default runtime (LocalQueue, its ClusterQueue, the namespace of a
+    plain Job), never by a LocalQueue's name alone: team-b has a LocalQueue called team-a too."""
+
+    def edit(raw: dict[str, Any]) -> None:
+        raw["cost"]["value_of_waiting_usd_per_gpu_hour"] = 2.0
+        raw["queues"] = [
+            {"kind": "ClusterQueue", "name": "research", "value_of_waiting_usd_per_gpu_hour": 30},
+            {"kind": "LocalQueue", "namespace": "team-a", "name": "team-a",
+             "value_of_waiting_usd_per_gpu_hour": 10},
+            {"kind": "LocalQueue", "namespace": "team-b", "name": "team-a"},
+            {"kind": "Namespace", "name": "legacy", "value_of_waiting_usd_per_gpu_hour": 20},
+        ]  # fmt: skip
+
+    config = load(tmp_path, edit)
+    observer = daemon.onprem_observer(config, clients.Cluster("onprem", api=None))  # type: ignore[arg-type]
+    label = "kueue.x-k8s.io/queue-name"
+    queued = [
+        objects.job("own", uid="u-1", labels={label: "team-a"}),
+        objects.job("same-name", namespace="team-b", uid="u-2", labels={label: "team-a"}),
+        objects.job("via-cq", namespace="team-c", uid="u-3", labels={label: "q"}),
+    ]
+    for job in queued:
+        observer.jobs.items[object_key(job)] = job
+        workload = objects.workload(job)
+        observer.workloads.items[object_key(workload)] = workload
+    plain = objects.job(
+        "plain", namespace="legacy", uid="u-4", labels={"federator.io/burst": "allow"}
+    )
+    del plain["metadata"]["labels"][label]  # a plain suspended Job: no LocalQueue
+    observer.jobs.items[object_key(plain)] = plain
+    target = local_queue("team-c", "q", "research")
+    observer.local_queues.items[object_key(target)] = target
+
+    view = await observer.snapshot(objects.T0_S + 60)
+    decision_policy = policy.to_decision_policy(config)
+    values = {
+        job.name: decision_policy.value_of_time_usd_per_hour(
+            gpus=1, queue=job.spec.queue, priority=0, per_gpu_usd=job.spec.value_usd_per_gpu_hour
+        )
+        for job in view.jobs
+    }
+    assert values == {"own": 10.0, "same-name": 2.0, "via-cq": 30.0, "plain": 20.0}
