@@ -97,7 +97,8 @@ Jobs describe themselves to federator with labels and annotations on the Job:
 `federator.io/burst: "never"` (never leaves on-prem) or `"allow"` (opt in from an `opt-in`
 queue), `federator.io/runtime-estimate: "3h"`, `federator.io/checkpoint-interval: "20m"`,
 `federator.io/deadline: "2026-03-01T18:00:00Z"`, `federator.io/datasets: "imagenet-1k"`,
-`federator.io/gpu-types: "A100,H100"`.
+`federator.io/gpu-types: "A100,H100"`, `federator.io/output-size: "40Gi"` (what comes back from
+a cloud, priced at its `egress_usd_per_gb`).
 
 A minimal file: one on-prem cluster, one cloud with one spot pool, one watched queue (every
 other section takes its defaults):

@@ -41,6 +41,9 @@ ANNOTATION_DATASETS = "federator.io/datasets"
 ANNOTATION_CHECKPOINT = "federator.io/checkpoint-interval"
 ANNOTATION_DEADLINE = "federator.io/deadline"
 ANNOTATION_GPU_TYPES = "federator.io/gpu-types"
+# What the job writes that comes back from a cloud (checkpoints, the model), e.g. "40Gi": the
+# bytes the cost model prices at the cloud's egress.
+ANNOTATION_OUTPUT_SIZE = "federator.io/output-size"
 
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 CAPACITY_TYPE_LABEL = "node.kubernetes.io/capacity-type"
@@ -304,6 +307,7 @@ def pending_job(
         deadline_at=_deadline(notes.get(ANNOTATION_DEADLINE)),
         burst_allowed=burst_allowed(job, resident_namespaces=resident_namespaces),
         gpus_per_pod=pod_gpus(template.get("spec") or {}) or None,
+        output_bytes=quantity_count(notes.get(ANNOTATION_OUTPUT_SIZE, "")),
     )
 
 

@@ -39,6 +39,15 @@ def test_pending_job_reads_gpus_priority_and_annotations() -> None:
     assert pending.burst_allowed
 
 
+@pytest.mark.parametrize(("text", "size"), [("40Gi", 40 * 1024**3), ("", 0), ("lots", 0)])
+def test_the_output_size_annotation_is_the_bytes_priced_at_the_clouds_egress(
+    text: str, size: int
+) -> None:
+    job = o.job(annotations={"federator.io/output-size": text})
+    pending = convert.pending_job(job, workload=None, default_runtime_s=60)
+    assert pending.output_bytes == size
+
+
 def test_pending_job_without_estimate_uses_the_default() -> None:
     pending = convert.pending_job(o.job(), workload=None, default_runtime_s=1234)
     assert pending.runtime_estimate_s == 1234
