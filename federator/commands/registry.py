@@ -30,7 +30,7 @@ aliases such as `latest` are pointers moved with compare-and-swap.
 
 --cluster CLUSTER works on that cloud cluster's staging area instead (what jobs there publish
 and `federator sync models --from CLUSTER` brings back); the on-prem cluster has none. Checkpoints
-of job J are the model `checkpoints/J`, one version per step.
+of Job NAME in NAMESPACE are the model `checkpoints/NAMESPACE/NAME`, one version per step.
 
 MODEL is lowercase letters, digits, '.', '_', '-' with at most 3 '/' (e.g. team/llama-ft);
 VERSION and ALIAS are letters, digits, '.', '_', '-'; PATH is relative, inside the model.

@@ -251,7 +251,7 @@ def test_an_alias_moved_meanwhile_is_still_a_conflict_not_a_refusal() -> None:
         def read(self) -> bytes:
             return self.data
 
-    reads = iter([manifest, b'{"version": "2"}'])
+    reads = iter([manifest, b'{"version": "2"}', b'{"version": "4"}'])
 
     class Registry(FakeS3):
         def get_object(self, **_: object) -> Any:
