@@ -43,10 +43,18 @@ class Cap:
     def remaining_usd(self) -> float:
         return max(0.0, self.limit_usd - self.spent_usd)
 
+    @property
+    def used_fraction_or_none(self) -> float | None:
+        """For JSON (logs): a $0 cap with spend is infinitely used, and JSON has no Infinity."""
+        fraction = self.used_fraction
+        return round(fraction, 3) if math.isfinite(fraction) else None
+
     def describe(self, warn_at: float) -> str:
+        fraction = self.used_fraction
+        used = f"{fraction:.0%}" if math.isfinite(fraction) else "a $0 cap"
         return (
             f"cloud spend in scope {self.scope} is ${self.spent_usd:,.2f} of its "
-            f"${self.limit_usd:,.2f} cap ({self.used_fraction:.0%}, warning at {warn_at:.0%}); "
+            f"${self.limit_usd:,.2f} cap ({used}, warning at {warn_at:.0%}); "
             "bursts stop when a burst would pass the cap"
         )
 
@@ -59,12 +67,22 @@ def caps_of(config: policy.FederatorConfig, spend: Spend) -> list[Cap]:
         caps.append(Cap("hour", budgets.usd_per_hour, spend.last_hour_usd))
     if budgets.usd_per_day is not None:
         caps.append(Cap("day", budgets.usd_per_day, spend.today_usd))
-    limits = {t.name: t.budget_usd_per_month for t in config.tenants}
-    for tenant in sorted(set(limits) | set(spend.tenant_month_usd)):
-        limit = limits.get(tenant) or budgets.default_tenant_usd_per_month
+    own_limits = {t.name: t.budget_usd_per_month for t in config.tenants}
+    for tenant in sorted(set(own_limits) | set(spend.tenant_month_usd)):
+        # A tenant's own cap wins even when it is $0 (no cloud at all), as in the cost model;
+        # only a tenant that sets none gets the default.
+        limit = own_limits.get(tenant)
+        if limit is None:
+            limit = budgets.default_tenant_usd_per_month
         if limit is not None:
             caps.append(Cap(f"tenant:{tenant}", limit, spend.tenant_month_usd.get(tenant, 0.0)))
     return caps
+
+
+def scopes_of(config: policy.FederatorConfig) -> list[str]:
+    """The scope of every cap the policy file sets before any spend is seen: the label values
+    of the budget metrics to create at start (`metrics.initialise(budget_scopes=...)`)."""
+    return [cap.scope for cap in caps_of(config, Spend())]
 
 
 class BudgetWarnings:
@@ -77,19 +95,23 @@ class BudgetWarnings:
         """Publish every cap's metrics; return the caps that crossed `warn_at` just now."""
         crossed: list[Cap] = []
         for cap in caps:
+            # `metrics.initialise` creates the counter of every configured cap at start; a cap
+            # that appears later (a reload, a tenant's first spend) gets it here, at 0 unless
+            # this very pass crosses its line.
+            warnings = metrics.BUDGET_WARNINGS.labels(scope=cap.scope)
             metrics.BUDGET_REMAINING_USD.labels(scope=cap.scope).set(cap.remaining_usd)
             metrics.BUDGET_USED_FRACTION.labels(scope=cap.scope).set(cap.used_fraction)
             if cap.used_fraction >= warn_at:
                 if cap.scope not in self._warned:
                     self._warned.add(cap.scope)
                     crossed.append(cap)
-                    metrics.BUDGET_WARNINGS.labels(scope=cap.scope).inc()
+                    warnings.inc()
                     log.warning(
                         "budget_warning",
                         scope=cap.scope,
                         spent_usd=round(cap.spent_usd, 2),
                         limit_usd=cap.limit_usd,
-                        used_fraction=round(cap.used_fraction, 3),
+                        used_fraction=cap.used_fraction_or_none,
                         warn_at_fraction=warn_at,
                     )
             elif cap.used_fraction < warn_at * REARM_FACTOR:

@@ -213,13 +213,19 @@ CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS = Gauge(
 def initialise(
     *,
     cloud_clusters: Iterable[str] = (),
+    budget_scopes: Iterable[str] = (),
 ) -> None:
     """Create the known counter series at 0, so dashboards and rate() see them from the start.
 
-    Call it once at start (and again after a config reload that adds names). Only series where
-    0 is true before the first event are created: the counters. Gauges describe observed state
-    (cluster up, budget left, queue depth, bursted jobs, sync lag) and stay absent until someone
-    observes it; a 0 there before the first observation would be a false claim.
+    `budget_scopes` are the configured caps (`budgets.scopes_of(config)`: hour, day,
+    tenant:<name>); without a 0 before it, `increase(federator_budget_warnings_total[1h])`
+    misses the first warning of a scope. Creating a series twice is harmless.
+
+    Call it once at start and again after every config reload (a reload may add names). Only
+    series where 0 is true before the first event are created: the counters. Gauges describe
+    observed state (cluster up, budget left, queue depth, bursted jobs, sync lag) and stay
+    absent until someone observes it; a 0 there before the first observation would be a false
+    claim.
     """
     for decision in DECISION_KINDS:
         DECISIONS.labels(decision=decision)
@@ -236,6 +242,8 @@ def initialise(
             forecast_counter.labels(gpus=size)
     for cluster in cloud_clusters:
         _initialise_cloud_cluster(cluster)
+    for scope in budget_scopes:
+        BUDGET_WARNINGS.labels(scope=scope)
 
 
 def _initialise_cloud_cluster(cluster: str) -> None:
