@@ -119,7 +119,8 @@ def make_app(
     *,
     registry: CollectorRegistry = metrics.REGISTRY,
 ) -> web.Application:
-    """The aiohttp application; GET routes only (aiohttp answers 405 to anything else)."""
+    """The aiohttp application; GET routes only. aiohttp answers a HEAD like the GET (headers,
+    no body), which uptime checks expect, and 405 to any other method."""
     app = web.Application()
     app[STATUS_KEY] = status
     app[DECISIONS_KEY] = decisions
@@ -152,11 +153,21 @@ async def _debug_decisions(request: web.Request) -> web.Response:
     return web.json_response({"count": len(records), "decisions": records})
 
 
+MAX_LIMIT_DIGITS = 100
+"""More digits than any useful `limit` (it is clamped to the capacity anyway); int() refuses
+strings over 4300 digits, so longer ones are refused before reading them."""
+
+
 def _parse_limit(raw: str | None, *, maximum: int) -> int:
     if raw is None:
         return maximum
-    if not raw.isdigit() or int(raw) < 1:
-        raise web.HTTPBadRequest(text=f"limit must be a positive integer, got {raw[:40]!r}")
+    # isdigit() alone also takes '²' or Arabic-Indic digits, which int() then refuses or reads.
+    plain_digits = raw.isascii() and raw.isdigit() and len(raw) <= MAX_LIMIT_DIGITS
+    if not plain_digits or int(raw) < 1:
+        raise web.HTTPBadRequest(
+            text=f"limit must be a positive integer of at most {MAX_LIMIT_DIGITS} digits, "
+            f"got {raw[:40]!r}"
+        )
     return min(int(raw), maximum)
 
 

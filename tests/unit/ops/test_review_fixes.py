@@ -1,16 +1,20 @@
-"""Fixes from the daemon review: budget metrics and log lines."""
+"""Fixes from the daemon review: budget metrics and log lines, and the debug endpoint."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 import structlog.testing
 import yaml
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
 
-from federator import budgets, metrics, policy
+from federator import budgets, metrics, policy, web
 from federator.core.models import Spend
 from tests.support.configs import sandbox_config
 
@@ -85,3 +89,48 @@ def test_the_budget_warning_for_a_zero_cap_is_valid_json() -> None:
     assert line["used_fraction"] is None
     json.dumps(line, allow_nan=False)
     assert "inf" not in cap.describe(0.8)
+
+
+# ---- 7-8. the debug endpoint ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[TestClient[aiohttp.web.Request, aiohttp.web.Application]]:
+    ready = web.Readiness(config_loaded=True, onprem_reachable=True, leadership_known=True)
+    app = web.make_app(lambda: ready, web.DecisionLog(3), registry=CollectorRegistry())
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    "limit",
+    ["%C2%B2", "%D9%A3", "1" * 5000, "9" * 101],
+    ids=["superscript-two", "arabic-indic-three", "5000-digits", "101-digits"],
+)
+async def test_a_limit_int_cannot_read_is_a_400_not_a_500(
+    http: TestClient[Any, Any], limit: str
+) -> None:
+    """Before: '²' passed isdigit() and int() raised; 5000 digits passed and int() refused."""
+    response = await http.get(f"/debug/decisions?limit={limit}")
+    assert response.status == 400
+    assert "limit must be a positive integer" in await response.text()
+
+
+async def test_a_large_but_plain_limit_is_still_clamped_to_what_is_kept(
+    http: TestClient[Any, Any],
+) -> None:
+    response = await http.get(f"/debug/decisions?limit={'9' * 20}")
+    assert response.status == 200
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/healthz", "/readyz", "/debug/decisions"])
+async def test_head_is_answered_like_get_as_the_operations_doc_says(
+    http: TestClient[Any, Any], path: str
+) -> None:
+    """Monitoring checks send HEAD; the doc said every method but GET got 405."""
+    response = await http.head(path)
+    assert response.status == 200
+    assert await response.read() == b""
+    doc = (REPO / "docs" / "operations.md").read_text()
+    endpoints = doc.split("## HTTP endpoints", 1)[1].split("\n## ", 1)[0]
+    assert "a `HEAD` is answered like\nthe `GET`" in endpoints
