@@ -7,20 +7,28 @@ already in flight could still land afterwards. So every write path asks `Fence.a
 first, and the fence closes by itself when the last successful renewal is older than
 `renew_deadline` — measured on this process's monotonic clock, so it needs no API call to close.
 
-Safety margin: another replica can take the lease only `lease_duration` after it last saw the
-lease change, and `lease_duration > renew_deadline + request timeout`, so our last write has
-finished (or failed) before anyone else may start writing.
+Safety margin: a renewal counts from when its request *started* (the apiserver commits it
+later, never earlier), and another replica can take the lease only `lease_duration` after it
+saw that commit. The policy requires `lease_duration > renew_deadline + retry_period` (the
+request timeout here), so our last write has finished (or failed) before anyone else may start.
+
+The apiserver being down is normal weather, not a crash: a refused connection or a request
+that times out is a failed call to the library (it retries after `retry_period` and, while
+leading, keeps the lease until `renew_deadline`), never an exception that ends the round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import structlog
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
@@ -28,6 +36,12 @@ from kubernetes_asyncio.leaderelection import electionconfig, leaderelection
 from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
 log = structlog.get_logger(__name__)
+
+RELEASE_TIMEOUT_S = 3.0
+"""Releasing the lease is a courtesy to the follower; shutdown must finish within 25 s."""
+
+# What "the apiserver did not answer" looks like: refused, reset, DNS, TLS, or too slow.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 class NotLeader(Exception):
@@ -64,12 +78,21 @@ class Fence:
     def is_leader(self) -> bool:
         return self._always_open or self._leading
 
-    def mark_renewed(self) -> None:
+    def now(self) -> float:
+        """The fence's clock; pass its reading to `mark_renewed` for a request that started now."""
+        return self._clock()
+
+    def mark_renewed(self, started_at: float | None = None) -> None:
+        """A renewal succeeded; it counts from `started_at`, when its request was sent.
+
+        Not from when the answer came: the apiserver committed it somewhere in between, and
+        other replicas count the lease from that commit, so the earlier time is the safe one.
+        """
         if not self.allows_writes():
             log.info("leading", fence="open")
         self._known = True
         self._leading = True
-        self._last_renewal = self._clock()
+        self._last_renewal = self._clock() if started_at is None else started_at
         self._reported_closed = False
 
     def mark_lost(self) -> None:
@@ -113,14 +136,21 @@ class _FencedLeaseLock(LeaseLock):
         self._timeout = request_timeout_s
 
     async def get(self, name: str, namespace: str) -> Any:
+        """The library's get, but every failure comes back as the failed-read value it expects:
+        `(False, ApiException)` whose body is JSON with a `code` (it asserts there is a body
+        and parses it), instead of an exception that would end the election round."""
         try:
             async with asyncio.timeout(self._timeout):
                 found, record = await super().get(name, namespace)
-        except TimeoutError as error:
-            return False, ApiException(status=0, reason=f"timeout: {error}")
-        if found or (isinstance(record, ApiException) and record.status == 404):
+        except TRANSPORT_ERRORS as error:
+            log.warning("leader_lease_not_read", error=described(error))
+            return False, failed_read(0, f"no answer from the apiserver: {described(error)}")
+        if found:
             self._fence.mark_observed()
-        return found, record
+            return found, record
+        if isinstance(record, ApiException) and record.status == 404:
+            self._fence.mark_observed()
+        return False, _readable(record)
 
     async def create(self, name: str, namespace: str, election_record: Any) -> bool:
         return await self._timed(self._create(name, namespace, election_record))
@@ -149,14 +179,45 @@ class _FencedLeaseLock(LeaseLock):
         return await self._timed(super().update(name, namespace, updated_record))
 
     async def _timed(self, call: Awaitable[bool]) -> bool:
+        """Run a lease write within the request timeout; a success opens the fence, counted
+        from when the request started; no answer at all is a failed write, not an error."""
+        started_at = self._fence.now()
         try:
             async with asyncio.timeout(self._timeout):
                 ok = await call
-        except TimeoutError:
+        except TRANSPORT_ERRORS as error:
+            log.warning("leader_lease_not_written", error=described(error))
             ok = False
         if ok:
-            self._fence.mark_renewed()
+            self._fence.mark_renewed(started_at)
         return ok
+
+
+def described(error: BaseException) -> str:
+    """`TimeoutError` has no text of its own; its type is the message."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def failed_read(status: int, reason: str) -> ApiException:
+    """A failed lease read in the shape the library parses: a body with the status `code`."""
+    error = ApiException(status=status, reason=reason)
+    error.body = json.dumps({"code": status, "reason": reason}).encode()
+    return error
+
+
+def _readable(record: Any) -> ApiException:
+    """The library's own failed read, made parseable even when the answer was not a Kubernetes
+    Status (e.g. an HTML 502 from a proxy, or no body at all)."""
+    if not isinstance(record, ApiException):
+        return failed_read(0, f"unexpected lease read result: {type(record).__name__}")
+    try:
+        code = json.loads(record.body or b"")["code"]
+    except (TypeError, ValueError, KeyError):
+        code = None
+    if isinstance(code, int):
+        return record
+    return failed_read(record.status or 0, str(record.reason))
 
 
 async def campaign(
@@ -183,8 +244,7 @@ async def campaign(
 
         config = electionconfig.Config(
             lock,
-            # Whole seconds: the library writes str(lease_duration) and parses it back with int().
-            lease_duration=max(1, round(settings.lease_duration_s)),
+            lease_duration=whole_lease_seconds(settings.lease_duration_s),
             renew_deadline=settings.renew_deadline_s,
             retry_period=settings.retry_period_s,
             onstarted_leading=lead,
@@ -199,6 +259,10 @@ async def campaign(
             with contextlib.suppress(asyncio.CancelledError):
                 await task_outcome(task)
         fence.mark_lost()
+        # A round ends by losing the lease or by an error; either way the next try waits a
+        # retry period, so an unexpected failure cannot become a busy loop of tracebacks.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.retry_period_s)
 
 
 async def task_outcome(task: asyncio.Future[Any]) -> None:
@@ -211,20 +275,39 @@ async def task_outcome(task: asyncio.Future[Any]) -> None:
         log.exception("leader_election_round_failed")
 
 
-async def release(api: client.ApiClient, settings: ElectionSettings) -> bool:
+def whole_lease_seconds(lease_duration_s: float) -> int:
+    """The lease duration as the library writes it (str, parsed back with int()): rounded up,
+    since rounding down could eat the margin over `renew_deadline + retry_period`."""
+    return max(1, math.ceil(lease_duration_s))
+
+
+async def release(
+    api: client.ApiClient, settings: ElectionSettings, *, timeout_s: float = RELEASE_TIMEOUT_S
+) -> bool:
     """Give the lease up on a clean shutdown so a follower need not wait for it to expire.
 
     Clearing the holder only works if we still hold it; the replace carries the
     resourceVersion we read, so it cannot clobber a lease another replica took meanwhile.
+    Best effort within `timeout_s`: if it fails, the lease simply expires.
     """
-    leases = client.CoordinationV1Api(api)
     try:
-        lease = await leases.read_namespaced_lease(settings.lease_name, settings.namespace)
-        if lease.spec.holder_identity != settings.identity:
-            return False
-        lease.spec.holder_identity = ""
-        lease.spec.lease_duration_seconds = 1
-        await leases.replace_namespaced_lease(settings.lease_name, settings.namespace, lease)
-    except ApiException:
+        async with asyncio.timeout(timeout_s):
+            return await _clear_holder(client.CoordinationV1Api(api), settings)
+    except Exception as error:  # noqa: BLE001 - any failure means "not released", never a crash
+        log.warning(
+            "leader_lease_not_released",
+            lease=f"{settings.namespace}/{settings.lease_name}",
+            error=described(error),
+            hint="the lease expires by itself after lease_duration",
+        )
         return False
+
+
+async def _clear_holder(leases: client.CoordinationV1Api, settings: ElectionSettings) -> bool:
+    lease = await leases.read_namespaced_lease(settings.lease_name, settings.namespace)
+    if lease.spec.holder_identity != settings.identity:
+        return False
+    lease.spec.holder_identity = ""
+    lease.spec.lease_duration_seconds = 1
+    await leases.replace_namespaced_lease(settings.lease_name, settings.namespace, lease)
     return True

@@ -1,9 +1,15 @@
-"""Fixes from the daemon review: budget metrics and log lines, and the debug endpoint."""
+"""Fixes from the daemon review: the election loop against an apiserver that is down or slow,
+releasing the lease at shutdown, budget metrics and log lines, and the debug endpoint."""
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
+import socket
+import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +18,252 @@ import pytest
 import structlog.testing
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
+from kubernetes_asyncio.leaderelection.leaderelectionrecord import LeaderElectionRecord
 from prometheus_client import CollectorRegistry
 
-from federator import budgets, metrics, policy, web
+from federator import budgets, leadership, metrics, policy, web
 from federator.core.models import Spend
 from tests.support.configs import sandbox_config
 
 REPO = Path(__file__).resolve().parents[3]
+
+# ---- 1. the election loop against an apiserver that is down or slow --------------------------
+
+
+# The fastest timings the policy (and the Kubernetes client) accept, with their margins:
+# retry period >= 1 s, renew deadline > 1.2 x retry period, lease > renew deadline + retry.
+FAST = leadership.ElectionSettings(
+    namespace="federator",
+    identity="me",
+    lease_duration_s=4.5,
+    renew_deadline_s=3.0,
+    retry_period_s=1.0,
+)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def api_at(port: int) -> client.ApiClient:
+    return client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{port}"))
+
+
+class FakeLeases:
+    """An in-memory Lease API; `slow_reads` makes that many next GETs hang for `delay_s`.
+    Its bound methods replace CoordinationV1Api's, so they get no API instance as `self`."""
+
+    def __init__(self) -> None:
+        self.lease: Any = None
+        self.slow_reads = 0
+        self.delay_s = 0.0
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        api = client.CoordinationV1Api
+        monkeypatch.setattr(api, "read_namespaced_lease", self._read, raising=True)
+        monkeypatch.setattr(api, "create_namespaced_lease", self._create, raising=True)
+        monkeypatch.setattr(api, "replace_namespaced_lease", self._replace, raising=True)
+
+    async def _read(self, name: str, namespace: str, **_: Any) -> Any:
+        if self.slow_reads:
+            self.slow_reads -= 1
+            await asyncio.sleep(self.delay_s)
+        if self.lease is None:
+            error = ApiException(status=404, reason="Not Found")
+            error.body = json.dumps({"code": 404})
+            raise error
+        return copy.deepcopy(self.lease)
+
+    async def _create(self, namespace: str, body: Any, **_: Any) -> Any:
+        self.lease = _parsed_times(body)
+        return body
+
+    async def _replace(self, name: str, namespace: str, body: Any, **_: Any) -> Any:
+        self.lease = _parsed_times(body)
+        return body
+
+
+def _parsed_times(body: Any) -> Any:
+    """The apiserver answers with datetimes where the library sent ISO strings."""
+    stored = copy.deepcopy(body)
+    for name in ("acquire_time", "renew_time"):
+        value = getattr(stored.spec, name)
+        if isinstance(value, str):
+            setattr(stored.spec, name, datetime.fromisoformat(value.rstrip("Z")))
+    return stored
+
+
+async def campaign_for(
+    seconds: float, api: client.ApiClient, fence: leadership.Fence, during: Any = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Run a campaign for `seconds`; return its log lines and how often `lead()` started."""
+    stop = asyncio.Event()
+    starts = 0
+
+    async def lead() -> None:
+        nonlocal starts
+        starts += 1
+        await stop.wait()
+
+    with structlog.testing.capture_logs() as logged:
+        task = asyncio.create_task(
+            leadership.campaign(api, FAST, fence=fence, lead=lead, stop=stop)
+        )
+        if during is not None:
+            await during()
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    return logged, starts
+
+
+async def test_a_refused_apiserver_is_retried_every_retry_period_not_in_a_busy_loop() -> None:
+    """Before: a refused connection escaped the lock's get, ended the round and the campaign
+    restarted at once (~400 rounds/s, a traceback each)."""
+    api = api_at(closed_port())
+    try:
+        logged, starts = await campaign_for(2.5, api, leadership.Fence(FAST.renew_deadline_s))
+    finally:
+        await api.close()
+    events = [line["event"] for line in logged]
+    assert "leader_election_round_failed" not in events
+    assert starts == 0
+    # 2.5 s at a 1 s retry period: reads at 0, 1 and 2 s, each refused at once.
+    assert 2 <= events.count("leader_lease_not_read") <= 4
+
+
+async def test_one_slow_lease_read_does_not_end_leadership(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: a GET slower than the request timeout became ApiException(status=0) without a
+    body, the library's assert failed, and the leader dropped the lease and re-ran `lead()`."""
+    leases = FakeLeases()
+    leases.install(monkeypatch)
+    fence = leadership.Fence(FAST.renew_deadline_s)
+
+    async def one_slow_read_once_leading() -> None:
+        await asyncio.sleep(0.2)
+        assert fence.allows_writes()
+        leases.slow_reads, leases.delay_s = 1, 1.5  # slower than the 1 s request timeout
+
+    api = client.ApiClient()
+    try:
+        logged, starts = await campaign_for(3.0, api, fence, one_slow_read_once_leading)
+    finally:
+        await api.close()
+    events = [line["event"] for line in logged]
+    assert leases.slow_reads == 0
+    assert "leader_election_round_failed" not in events
+    assert "leader_lease_not_read" in events
+    assert events.count("leadership_lost") <= 1  # only the one at stop
+    assert starts == 1
+
+
+async def test_a_failed_read_always_has_the_body_the_library_parses() -> None:
+    """A proxy's HTML 502, an empty body or a transport error: all `{"code": ...}` JSON."""
+    html = ApiException(status=502, reason="Bad Gateway")
+    html.body = "<html>bad gateway</html>"
+    empty = ApiException(status=500, reason="Internal")
+    for record in (html, empty, None):
+        readable = leadership._readable(record)
+        assert isinstance(json.loads(readable.body)["code"], int)
+    status = ApiException(status=403, reason="Forbidden")
+    status.body = json.dumps({"code": 403})
+    assert leadership._readable(status) is status
+
+
+async def test_a_lease_write_that_cannot_connect_is_a_failed_write_not_an_error() -> None:
+    api = api_at(closed_port())
+    fence = leadership.Fence(FAST.renew_deadline_s)
+    lock = leadership._FencedLeaseLock(
+        fence, 0.5, name="federator", namespace="federator", identity="me", api_client=api
+    )
+    record = LeaderElectionRecord("me", "3", "2020-01-01 00:00:00.000000", "2020-01-01 00:00:00.0")
+    try:
+        assert await lock.create("federator", "federator", record) is False
+    finally:
+        await api.close()
+    assert not fence.allows_writes()
+
+
+# ---- 2. releasing the lease at shutdown -------------------------------------------------------
+
+
+async def test_release_gives_up_in_time_against_a_silent_apiserver() -> None:
+    """Before: no timeout (> 40 s against a server that accepts and never answers)."""
+
+    async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    api = api_at(server.sockets[0].getsockname()[1])
+    started = time.monotonic()
+    try:
+        with structlog.testing.capture_logs() as logged:
+            released = await asyncio.wait_for(leadership.release(api, FAST, timeout_s=0.3), 10)
+    finally:
+        await api.close()
+        server.close()
+    assert released is False
+    assert time.monotonic() - started < 2.0
+    assert [line["event"] for line in logged] == ["leader_lease_not_released"]
+    assert leadership.RELEASE_TIMEOUT_S <= 5.0  # within the 25 s shutdown with the 20 s grace
+
+
+async def test_release_against_a_refused_connection_returns_false() -> None:
+    """Before: ClientConnectorError escaped release() and ended the shutdown with a traceback."""
+    api = api_at(closed_port())
+    try:
+        assert await leadership.release(api, FAST) is False
+    finally:
+        await api.close()
+
+
+# ---- 3. the fence counts from when the renewal request started --------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_fence_counts_a_renewal_from_its_request_not_from_its_answer() -> None:
+    """Before: a renewal answered 1.9 s late kept the fence open 1.9 s past renew_deadline
+    after the apiserver committed it."""
+    clock = FakeClock()
+    fence = leadership.Fence(10.0, clock=clock)
+    api = client.ApiClient()
+    lock = leadership._FencedLeaseLock(
+        fence, 2.0, name="f", namespace="f", identity="me", api_client=api
+    )
+
+    async def committed_then_answered_late() -> bool:
+        clock.now += 1.9
+        return True
+
+    started = clock.now
+    try:
+        assert await lock._timed(committed_then_answered_late())
+    finally:
+        await api.close()
+    clock.now = started + 9.9
+    assert fence.allows_writes()
+    clock.now = started + 10.0
+    assert not fence.allows_writes()
+
+
+@pytest.mark.parametrize("lease_s", [12.01, 12.4, 12.5, 13.0])
+def test_the_lease_written_is_never_shorter_than_the_validated_one(lease_s: float) -> None:
+    """The library writes whole seconds; rounding 12.4 s down to 12 s would leave no margin
+    over renew_deadline 10 s + retry_period 2 s."""
+    assert leadership.whole_lease_seconds(lease_s) >= lease_s
+
 
 # ---- 4-6. budget metrics and log lines ---------------------------------------------------------
 
