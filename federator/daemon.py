@@ -748,6 +748,15 @@ def apply_reloaded(parts: Parts) -> None:
     clusters and watched namespaces, the stores, the price sources, and how cloud copies are
     built (pool selectors, copied ConfigMaps and Secrets)."""
     parts.federation.settings = federation_settings(parts.holder.config)
+    initialise_metrics(parts.holder.config)  # a reload may add caps and tenants
+
+
+def initialise_metrics(config: policy.FederatorConfig) -> None:
+    """Every counter series the policy file implies, at 0 (see `metrics.initialise`)."""
+    metrics.initialise(
+        cloud_clusters=[c.name for c in config.cloud_clusters],
+        budget_scopes=budgets.scopes_of(config),
+    )
 
 
 async def _sleep(seconds: float, stop: asyncio.Event) -> bool:
@@ -778,7 +787,7 @@ async def run(
     holder = PolicyHolder(config_path)
     config = holder.config
     logs.register_secrets(_secrets_of(holder))
-    metrics.initialise(cloud_clusters=[c.name for c in config.cloud_clusters])
+    initialise_metrics(config)
     warn_about_insecure_stores(config)
     parts = await assemble(holder, dry_run=dry_run, once=once)
     try:

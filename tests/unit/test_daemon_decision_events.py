@@ -210,9 +210,7 @@ async def test_memory_follows_the_queue_a_job_decided_again_later_is_news() -> N
     assert await tell(15.0, "team-a/a", "team-a/b") == 1  # only b is news again
 
 
-async def test_no_event_is_posted_once_the_write_fence_closed_and_those_stopped_are_posted_later() -> (
-    None
-):
+async def test_no_event_is_posted_once_the_write_fence_closed_the_rest_are_posted_later() -> None:
     onprem = onprem_with("a", "b", "c")
     told = daemon.decision_deduplicator()
     report = PassReport(

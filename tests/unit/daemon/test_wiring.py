@@ -147,3 +147,19 @@ async def test_evidence_that_cannot_be_loaded_is_said_and_the_priors_are_used() 
     assert ledger == PreemptionLedger()
     [warning] = [entry for entry in logs if entry["event"] == "preemption_evidence_not_loaded"]
     assert warning["log_level"] == "warning"
+
+
+def test_the_budget_warning_counter_of_every_configured_cap_starts_at_0(tmp_path: Path) -> None:
+    raw = sandbox_config()
+    raw["budgets"] = {"usd_per_day": 500, "usd_per_hour": 50}
+    raw["tenants"][0]["budget_usd_per_month"] = 1000
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    settings = policy.load_policy(path)
+    daemon.initialise_metrics(settings)
+    tenant = raw["tenants"][0]["name"]
+    for scope in ("hour", "day", f"tenant:{tenant}"):
+        value = metrics.REGISTRY.get_sample_value(
+            "federator_budget_warnings_total", {"scope": scope}
+        )
+        assert value is not None, scope
