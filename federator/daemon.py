@@ -804,11 +804,13 @@ async def load_evidence(parts: Parts) -> PreemptionLedger:
     error may say how to repair the ConfigMap)."""
     try:
         return await parts.evidence_store.load()
-    except Exception:
+    except Exception as error:  # noqa: BLE001 - any failure means "start from the priors"
+        # The error in one line, not a traceback: the usual cause is an on-prem cluster that
+        # does not answer, which the cluster's own log line already explains.
         log.warning(
             "preemption_evidence_not_loaded",
+            error=f"{type(error).__name__}: {error}",
             hint="spot pools start from their prior rates until evidence is saved again",
-            exc_info=True,
         )
         return parts.evidence_at_start
 

@@ -147,6 +147,8 @@ async def test_evidence_that_cannot_be_loaded_is_said_and_the_priors_are_used() 
     assert ledger == PreemptionLedger()
     [warning] = [entry for entry in logs if entry["event"] == "preemption_evidence_not_loaded"]
     assert warning["log_level"] == "warning"
+    assert warning["error"] == "RuntimeError: ConfigMap federator/preemptions is corrupt: delete it"
+    assert "exc_info" not in warning, "one line, not a traceback: the cause is usually logged"
 
 
 def test_the_budget_warning_counter_of_every_configured_cap_starts_at_0(tmp_path: Path) -> None:
