@@ -364,15 +364,31 @@ def _written_locations(config: FederatorConfig) -> Iterator[_Written]:
             store = cluster.object_store
             if cluster.role != "cloud" or store is None:
                 continue
-            path: PathKey = ("datasets", index, "replicas", cluster.name)
-            what = f"the replica of dataset {dataset.name!r} on {cluster.name}"
-            if cluster.name in dataset.replicas:
-                yield _written(store.endpoint, dataset.replicas[cluster.name], path, what, "")
-            elif store.datasets_uri is not None:
-                uri = f"{store.datasets_uri.rstrip('/')}/{dataset.name}/"
-                derived = f"clusters[{number}].object_store.datasets_uri + the dataset's name"
-                yield _written(store.endpoint, uri, path, what, derived)
+            derived = f"clusters[{number}].object_store.datasets_uri + the dataset's name"
+            yield from _set_or_derived(
+                store.endpoint,
+                dataset.replicas.get(cluster.name),
+                (store.datasets_uri, f"{dataset.name}/", derived),
+                ("datasets", index, "replicas", cluster.name),
+                f"the replica of dataset {dataset.name!r} on {cluster.name}",
+            )
     yield from _registry_locations(config)
+
+
+def _set_or_derived(
+    store: str | None,
+    written: str | None,
+    base: tuple[str | None, str, str],
+    path: PathKey,
+    what: str,
+) -> Iterator[_Written]:
+    """A location as the file sets it, else as derived from a store's base URI (`base`: the
+    URI, the tail added to it, and how to say so), else none."""
+    uri, tail, derived = base
+    if written is not None:
+        yield _written(store, written, path, what, "")
+    elif uri is not None:
+        yield _written(store, f"{uri.rstrip('/')}/{tail}", path, what, derived)
 
 
 def _registry_locations(config: FederatorConfig) -> Iterator[_Written]:
@@ -388,14 +404,17 @@ def _registry_locations(config: FederatorConfig) -> Iterator[_Written]:
                 what = "the model registry"
                 yield _written(store.endpoint, registry.uri, ("registry", "uri"), what, "")
             continue
-        path: PathKey = ("registry", "staging", cluster.name)
-        what = f"the model staging area of {cluster.name}"
-        if cluster.name in registry.staging:
-            yield _written(store.endpoint, registry.staging[cluster.name], path, what, "")
-        elif store.models_uri is not None:
-            uri = f"{store.models_uri.rstrip('/')}/staging/"
-            derived = f"clusters[{number}].object_store.models_uri + staging/"
-            yield _written(store.endpoint, uri, path, what, derived)
+        yield from _set_or_derived(
+            store.endpoint,
+            registry.staging.get(cluster.name),
+            (
+                store.models_uri,
+                "staging/",
+                f"clusters[{number}].object_store.models_uri + staging/",
+            ),
+            ("registry", "staging", cluster.name),
+            f"the model staging area of {cluster.name}",
+        )
 
 
 def _overlapping_location_problems(config: FederatorConfig) -> Iterator[Problem]:

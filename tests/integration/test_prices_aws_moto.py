@@ -10,12 +10,10 @@ tests/unit/prices/test_aws.py.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
 from tenacity import wait_none
 
 from federator.core.models import CapacityType
@@ -23,26 +21,17 @@ from federator.prices.aws import AwsSettings, AwsSpotSource
 from federator.prices.catalog import CatalogPriceSource, load_catalog
 from federator.prices.quotes import PriceQuote, PriceRef, Rejection, RejectReason
 from federator.prices.validation import AcceptedPrice, check_quote
+from tests.support.configs import free_port
+from tests.support.motoserver import moto_server
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 NOW = 1_800_000_000.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import hashlib
 import io
 import itertools
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from federator.storage.endpoints import Endpoint, Location, make_client
 from federator.storage.leanpath import LeanS3
 from federator.storage.syncstate import SyncState
 from federator.syncing import parts as partlib
+from tests.support.motoserver import moto_server
 
 MiB = 1024 * 1024
 ONPREM = Endpoint("onprem", "http://10.9.8.7:8333", "k1", "s1")
@@ -327,23 +327,10 @@ def test_keys_with_dot_segments_do_not_take_the_lean_path(key: str, plain: bool)
     assert LeanS3.plain("bucket", key) is plain
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 def test_keys_with_dot_and_empty_segments_are_copied_to_the_same_key_with_lean_requests(
