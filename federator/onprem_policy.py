@@ -43,7 +43,10 @@ class PolicyOnPremCluster(OnPremCluster):
         self.default_runtime_s = config.cost.default_runtime.total_seconds()  # reloads apply
         view = await super().snapshot(now)
         targets = self._local_queue_targets()
-        jobs = tuple(waiting_with_queue_settings(job, config, targets) for job in view.jobs)
+        resolved: dict[tuple[str, str | None], tuple[float, float]] = {}  # once per queue
+        jobs = tuple(
+            waiting_with_queue_settings(job, config, targets, resolved) for job in view.jobs
+        )
         if not any(queue.default_runtime is not None for queue in config.queues):
             return dataclasses.replace(view, jobs=jobs)
         state = self._running_with_queue_runtimes(view.state, config, targets, now)
@@ -79,7 +82,10 @@ class PolicyOnPremCluster(OnPremCluster):
 
 
 def waiting_with_queue_settings(
-    job: OnPremJob, config: policy.FederatorConfig, targets: LocalQueueTargets
+    job: OnPremJob,
+    config: policy.FederatorConfig,
+    targets: LocalQueueTargets,
+    resolved: dict[tuple[str, str | None], tuple[float, float]] | None = None,
 ) -> OnPremJob:
     """The job with its queue's value of waiting, and its default runtime when it declares
     none. The value is resolved here, not looked up by the LocalQueue's name in the core: two
@@ -87,10 +93,17 @@ def waiting_with_queue_settings(
     every LocalQueue that points at it."""
     spec = job.spec
     local_queue = spec.queue if job.workload is not None else None
-    facts = _facts(spec.namespace, local_queue, targets)
-    changes: dict[str, Any] = {"value_usd_per_gpu_hour": value_of_waiting(config, facts)}
+    key = (spec.namespace, local_queue)
+    settings = None if resolved is None else resolved.get(key)
+    if settings is None:  # (value of waiting, default runtime) of the job's queue
+        facts = _facts(spec.namespace, local_queue, targets)
+        settings = (value_of_waiting(config, facts), default_runtime(config, facts).total_seconds())
+        if resolved is not None:
+            resolved[key] = settings
+    value, runtime_s = settings
+    changes: dict[str, Any] = {"value_usd_per_gpu_hour": value}
     if spec.runtime_source is RuntimeSource.DEFAULT:
-        changes["runtime_estimate_s"] = default_runtime(config, facts).total_seconds()
+        changes["runtime_estimate_s"] = runtime_s
     return dataclasses.replace(job, spec=dataclasses.replace(spec, **changes))
 
 
