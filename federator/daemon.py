@@ -2,8 +2,9 @@
 
 `run()` builds every edge from the policy file (a Kubernetes client per cluster, the S3
 stores, the price sources), hands them to the loops (observe on-prem, observe each cloud,
-federate = decide + act + mirror + GC, price refresh, dataset replication metrics, preemption
-evidence persistence, config reload) and runs them in one TaskGroup until SIGTERM/SIGINT.
+federate = decide + act + mirror + GC, price refresh, dataset re-sync every `sync.interval`,
+preemption evidence persistence, config reload) and runs them in one TaskGroup until
+SIGTERM/SIGINT.
 After each federation pass it explains itself: one log line and a /debug/decisions record per
 decision, stay and hold decisions as Events on their jobs (once per piece of news, see
 `federator.events`), and budget metrics and warnings (`federator.budgets`).
@@ -731,6 +732,101 @@ async def sync_models_back(parts: Parts, stop: asyncio.Event) -> None:
             log.warning("model_sync_back_failed", exc_info=True)
 
 
+async def resync_replicas(parts: Parts, stop: asyncio.Event) -> None:
+    """Every `sync.interval`, the leader re-syncs each dataset replica that exists.
+
+    Without it a replica is synced only when a job bursts to its cloud, so between bursts it
+    falls behind its source unseen and `federator_sync_lag_seconds` of a complete replica climbs
+    for ever. A replica this process has not touched is found in the cloud's store (a restart
+    forgets what memory knew); a dataset never sent to a cloud is not copied there ahead of a
+    job. A failure is logged and the pair is tried again at the next interval.
+    """
+    while await _sleep(parts.holder.config.sync.interval.total_seconds(), stop):
+        if not parts.writes_allowed():
+            continue
+        pairs = replica_pairs(parts.holder.config, parts.stores.config)
+        exists = functools.partial(replica_exists, parts.stores)
+        await resync_known_replicas(
+            parts.replicator, pairs, exists=exists, may_write=parts.writes_allowed
+        )
+        parts.replicator.publish_metrics()
+
+
+def replica_pairs(*configs: policy.FederatorConfig) -> list[tuple[str, str]]:
+    """(dataset, cloud cluster) pairs with a replica location in every config given (the policy
+    in force, and the one the stores were built from: a reload does not rebuild them); a
+    dataset kept on-prem by a residency rule has none."""
+    found: list[set[tuple[str, str]]] = []
+    for config in configs:
+        pairs = set()
+        for dataset in config.datasets:
+            for cluster in config.cloud_clusters:
+                with contextlib.suppress(errors.UserError):
+                    policy.dataset_uri(config, dataset.name, cluster.name)
+                    pairs.add((dataset.name, cluster.name))
+        found.append(pairs)
+    return sorted(set.intersection(*found)) if found else []
+
+
+def replica_exists(stores: Stores, dataset: str, cluster: str) -> bool:
+    """Whether the replica location holds any object (one small listing): a replica exists."""
+    uri = policy.dataset_uri(stores.config, dataset, cluster)
+    target = stores.location(cluster, uri, where=f"datasets.{dataset}.replicas.{cluster}")
+    listed = stores.client(cluster).list_objects_v2(
+        Bucket=target.bucket, Prefix=target.prefix, MaxKeys=1
+    )
+    return bool(listed.get("KeyCount") or listed.get("Contents"))
+
+
+async def resync_known_replicas(
+    replicator: Replicator,
+    pairs: Iterable[tuple[str, str]],
+    *,
+    exists: Callable[[str, str], bool],
+    may_write: Callable[[], bool],
+) -> list[tuple[str, str]]:
+    """One round: each pair the replicator has checked, or whose replica exists in the store,
+    is checked again and, if behind, copied in the background; the round then waits for the
+    copies it found, so a failed one is logged (the next round starts it again). The fence is
+    asked before each pair: it can close mid-round. Returns the pairs checked."""
+    checked: list[tuple[str, str]] = []
+    behind: list[tuple[str, str]] = []
+    known = replicator.lags()
+    for pair in pairs:
+        if not may_write():
+            break
+        try:
+            if pair not in known and not await asyncio.to_thread(exists, *pair):
+                continue  # never sent to this cloud: no job needs it there yet
+            status = await replicator.ensure_replicated(*pair)
+        except Exception as error:  # noqa: BLE001 - one replica's trouble must not stop the rest
+            _resync_failed(pair, f"{type(error).__name__}: {error}")
+            continue
+        checked.append(pair)
+        if not status.ready:
+            behind.append(pair)
+    finals = await asyncio.gather(
+        *(replicator.sync_now(*pair) for pair in behind), return_exceptions=True
+    )
+    for pair, final in zip(behind, finals, strict=True):
+        if isinstance(final, BaseException):
+            _resync_failed(pair, f"{type(final).__name__}: {final}")
+        elif not final.ready:
+            _resync_failed(pair, final.message or str(final.state))
+    return checked
+
+
+def _resync_failed(pair: tuple[str, str], error: str) -> None:
+    dataset, cluster = pair
+    log.warning(
+        "replica_resync_failed",
+        dataset=dataset,
+        cluster=cluster,
+        error=error,
+        hint="tried again at the next sync.interval",
+    )
+
+
 async def watch_config(parts: Parts, stop: asyncio.Event, hup: asyncio.Event) -> None:
     """Reload on SIGHUP or when the file changes (a ConfigMap update replaces the file)."""
     while not stop.is_set():
@@ -941,6 +1037,8 @@ async def _serve(parts: Parts, *, dry_run: bool) -> int:
             ]
             if config.registry is not None and not dry_run:
                 tasks.append(asyncio.create_task(sync_models_back(parts, stop), name="models"))
+            if config.datasets and not dry_run:
+                tasks.append(asyncio.create_task(resync_replicas(parts, stop), name="replicas"))
             if elects:
                 tasks.append(asyncio.create_task(
                     leadership.campaign(onprem_api, settings, fence=parts.fence,
