@@ -82,6 +82,8 @@ class PolicyHolder:
         self.config = policy.load_policy(path)
         self.decision_policy = policy.to_decision_policy(self.config)
         self._mtime = _mtime(path)
+        # The start-up load is the first success: "when the policy in force was loaded".
+        metrics.CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS.set(time.time())
 
     def changed_on_disk(self) -> bool:
         return _mtime(self.path) != self._mtime

@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from federator import metrics
+import pytest
+
+from federator import daemon, metrics
 from federator.daemon import PolicyHolder
 
 SANDBOX_CONFIG = Path(__file__).resolve().parents[3] / "config" / "sandbox.yaml"
@@ -84,3 +86,16 @@ def test_jobs_are_keyed_by_tenant_name_and_gated_by_the_policy_files_rules(
     assert _may_burst(config, facts)
     opted_out = BurstFacts("team-a", "team-a", {"federator.io/burst": "never"}, {})
     assert not _may_burst(config, opted_out)
+
+
+def last_success() -> float:
+    return metrics.CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS._value.get()
+
+
+def test_the_start_up_load_sets_the_last_success_timestamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metrics.CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS.set(0)
+    monkeypatch.setattr(daemon.time, "time", lambda: 1_700_000_000.0)
+    PolicyHolder(copy_config(tmp_path))
+    assert last_success() == 1_700_000_000.0  # was 0 until the first reload
