@@ -61,6 +61,7 @@ from federator.kube import clients, rotation
 from federator.kube.cloud import CloudCluster, CloudSettings, PoolPlacement
 from federator.kube.onprem import BurstFacts, OnPremCluster
 from federator.kube.spend_store import ConfigMapSpendStore
+from federator.prices import metrics as price_metrics
 from federator.prices.live import offer_builder, refresh_all
 from federator.prices.offers import OfferBuilder
 from federator.prices.preemption import PreemptionLedger
@@ -855,6 +856,7 @@ def initialise_metrics(config: policy.FederatorConfig) -> None:
         cloud_clusters=[c.name for c in config.cloud_clusters],
         budget_scopes=budgets.scopes_of(config),
     )
+    price_metrics.initialise(price_metrics.live_sources(config))
 
 
 async def _sleep(seconds: float, stop: asyncio.Event) -> bool:

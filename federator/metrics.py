@@ -54,8 +54,18 @@ BURST_STATES = ("syncing", "pending", "running", "succeeded", "failed", "preempt
 SYNC_DIRECTIONS = ("to_cloud", "from_cloud")
 """`federator_sync_bytes_total{direction}`: datasets go out, checkpoints and models come back."""
 
-PRICE_REJECTION_REASONS = ("negative", "not_finite", "spot_above_on_demand", "malformed", "stale")
-"""`federator_price_inputs_rejected_total{reason}`: why a price quote was not believed."""
+PRICE_REJECTION_REASONS = (
+    "negative",
+    "not_finite",
+    "spot_above_on_demand",
+    "malformed",
+    "stale",
+    "unknown_instance_type",
+    "no_zone_data",
+    "no_spot_offering",
+)
+"""`federator_price_inputs_rejected_total{reason}`: why a price quote was not believed; the
+values of `federator.prices.quotes.RejectReason`, every one (a test keeps them equal)."""
 
 # ---- the on-prem queue -------------------------------------------------------------------------
 

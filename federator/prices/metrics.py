@@ -8,9 +8,16 @@ price age use `federator.metrics.PRICE_INPUTS_REJECTED` / `PRICE_AGE_SECONDS` di
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter
 
 from federator.metrics import REGISTRY
+from federator.policy import FederatorConfig
+from federator.policy.clusters import AwsSpotPrice
+
+REFRESH_OUTCOMES = ("ok", "failed")
+"""`federator_price_refreshes_total{outcome}`: whether a live source's refresh got prices."""
 
 PRICE_REFRESHES = Counter(
     "federator_price_refreshes_total",
@@ -24,3 +31,18 @@ PRICE_API_THROTTLED = Counter(
     ["source"],
     registry=REGISTRY,
 )
+
+
+def live_sources(config: FederatorConfig) -> list[str]:
+    """The live price sources the policy's pools use: `aws` for `source: aws-spot-api`."""
+    pools = [pool for cluster in config.clusters for pool in cluster.pools]
+    return ["aws"] if any(isinstance(pool.price, AwsSpotPrice) for pool in pools) else []
+
+
+def initialise(sources: Iterable[str]) -> None:
+    """Every series of the given sources at 0, so `increase()` sees a source's first failure
+    (see `federator.metrics.initialise`; call it at start and after every reload)."""
+    for source in sources:
+        for outcome in REFRESH_OUTCOMES:
+            PRICE_REFRESHES.labels(source=source, outcome=outcome)
+        PRICE_API_THROTTLED.labels(source=source)
