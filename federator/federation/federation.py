@@ -230,7 +230,7 @@ class Federation:
         report.spend = spend = self._spend(onprem, now)
         round_ = await self._decide_round(onprem, clouds, requeued, spend, now)
         report.decisions = round_.decisions
-        self.forecasts.settle(onprem, now)
+        self.forecasts.settle(onprem, now, counting=self.may_write())  # the leader counts
         self.forecasts.note(round_.decisions, onprem.jobs, now)
         if writes:
             await self._act(round_, onprem, requeued, clouds, now, report)

@@ -9,7 +9,8 @@ forecast and, when the job starts on-prem, adds both waits to counters per gang 
 rate of `federator_onprem_wait_real_seconds_total` over the rate of
 `federator_onprem_wait_forecast_seconds_total` is how much longer jobs of that size waited.
 Kept in memory: a restart forgets the forecasts still open (and restarts the counters). A
-start is seen at the first pass after it, so a real wait is late by at most one interval.
+start is seen at the first pass after it, so a real wait is late by at most one interval. Only
+the leader's passes count, so a sum over the replicas counts each start once.
 """
 
 from __future__ import annotations
@@ -50,8 +51,13 @@ class WaitForecasts:
             if math.isfinite(decision.expected_wait_s):
                 self._open[job.uid] = _Forecast(now, decision.expected_wait_s, gang_size(job.gpus))
 
-    def settle(self, onprem: OnPremView, now: float) -> None:
-        """Count the jobs that started on-prem since their forecast; forget the others."""
+    def settle(self, onprem: OnPremView, now: float, *, counting: bool = True) -> None:
+        """Count the jobs that started on-prem since their forecast; forget the others.
+
+        Only the leader counts (`counting`), as with decisions and spend: every replica
+        forecasts, and counting on each would double the sums across replicas. A follower
+        still settles, so that when it leads it counts only the starts from then on.
+        """
         known = {job.uid: job for job in onprem.jobs}
         for uid in list(self._open):
             job = known.get(uid)
@@ -61,7 +67,7 @@ class WaitForecasts:
             # Out of the view (which holds the waiting jobs and those with a record) but still
             # on-prem: it started here. With a record it went to the cloud (its wait is not the
             # queue's any more); gone from the cluster, it was deleted.
-            if job is None and uid in onprem.source_uids:
+            if counting and job is None and uid in onprem.source_uids:
                 size = forecast.size
                 metrics.ONPREM_WAIT_FORECASTS.labels(gpus=size).inc()
                 metrics.ONPREM_WAIT_FORECAST_SECONDS.labels(gpus=size).inc(forecast.wait_s)

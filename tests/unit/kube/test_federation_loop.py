@@ -532,3 +532,17 @@ async def test_a_job_that_starts_on_prem_settles_its_first_wait_forecast() -> No
     after = _forecast_counts("5-8")
     assert [b - a for a, b in zip(before, after, strict=True)] == [1.0, 600.0, 1800.0]
     assert len(fed.forecasts) == 0, "nothing is left open"
+
+
+async def test_a_follower_counts_no_wait_forecast() -> None:
+    """Every replica forecasts; only the leader counts, or a sum over replicas doubles."""
+    onprem = FakeOnPrem(free_gpus=0)
+    started = onprem.add("j1", 8)
+    fed = federation(onprem, [], [], Scripted(DecisionKind.STAY, wait_s=600.0))
+    fed.may_write = lambda: False  # a follower
+    before = _forecast_counts("5-8")
+    await fed.run_once(100.0)
+    started.admitted = True
+    await fed.run_once(400.0)
+    assert _forecast_counts("5-8") == before
+    assert len(fed.forecasts) == 0, "settled all the same"
