@@ -7,14 +7,21 @@ heavy imports inside `run`, so `federator --help` stays fast.
 Mistakes a person can fix (`errors.UserError`) are printed as one clear message and exit 2,
 never as a traceback. Federator's other errors on purpose (`errors.FederatorError`: a store or
 a cluster that does not answer, a copy that did not verify) are printed the same way and exit
-1; a transient one adds that a retry may succeed. With `--log-level debug` (`federator run`)
-their traceback is printed too. Any other exception is a bug and keeps its traceback.
+1; a transient one (`errors.TransientError`, e.g. an on-prem cluster whose caches did not
+sync) adds that a retry may succeed. With `--log-level debug` (`federator run`) their
+traceback is printed too. Any other exception is a bug and keeps its traceback.
+
+A reader that stops reading (`federator prices ... | head -1`) ends the command quietly with
+exit 141 (128 + SIGPIPE), as other command-line tools end on SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -67,7 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(handler(args))
+        code = int(handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except errors.UserError as error:
         _report(args, error)
         return error.exit_code
@@ -85,3 +96,15 @@ def _report(args: argparse.Namespace, error: errors.FederatorError) -> None:
         traceback.print_exception(error, file=sys.stderr)
     hint = "; this may pass: retry later" if isinstance(error, errors.TransientError) else ""
     print(f"federator: error: {error}{hint}", file=sys.stderr)
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away: stop without a traceback, like a tool SIGPIPE ends.
+
+    What is still buffered cannot be written; stdout is pointed at /dev/null so that the flush
+    at interpreter exit does not fail a second time (the recipe of Python's signal docs).
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 128 + signal.SIGPIPE

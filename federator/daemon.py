@@ -982,13 +982,17 @@ async def _run_once(parts: Parts) -> int:
 
 
 async def _wait_synced(parts: Parts, timeout_s: float = 60.0) -> None:
+    """Wait for the on-prem caches. A cluster that does not answer in time is a transient
+    condition, not a mistake in the command: the CLI exits 1 with its retry hint (a CronJob's
+    next run may well succeed); a kubeconfig that cannot be used failed earlier, at connect."""
     deadline = time.monotonic() + timeout_s
     while not parts.onprem.synced:
         if time.monotonic() > deadline:
-            health = parts.onprem.cluster.health
-            why = f": {health.last_error}" if health.last_error else ""
-            raise errors.UserError(
-                f"the on-prem cluster's caches did not sync within {timeout_s:.0f} s{why}"
+            cluster = parts.onprem.cluster
+            why = f": {cluster.health.last_error}" if cluster.health.last_error else ""
+            raise errors.ClusterUnavailable(
+                cluster.name,
+                f"the on-prem cluster's caches did not sync within {timeout_s:.0f} s{why}",
             )
         await asyncio.sleep(0.2)
 
