@@ -434,9 +434,8 @@ def test_onprem_identity_can_do_what_federator_does(
 
     for resource in ("jobs", "workloads.kueue.x-k8s.io", "localqueues.kueue.x-k8s.io"):
         fed.ok("get", resource, "--all-namespaces", "--watch=false")
-    for resource in ("nodes", "clusterqueues.kueue.x-k8s.io"):
-        fed.ok("get", resource)
-    watched = ("jobs", "workloads.kueue.x-k8s.io", "localqueues.kueue.x-k8s.io", "nodes")
+    fed.ok("get", "clusterqueues.kueue.x-k8s.io")
+    watched = ("jobs", "workloads.kueue.x-k8s.io", "localqueues.kueue.x-k8s.io")
     assert all(fed.can("watch", resource, "--all-namespaces") for resource in watched)
     record = {"metadata": {"annotations": {"federator.io/record": "{}"}}}
     fed.ok("-n", team, "patch", "job", "train", "--type=merge", "-p", json.dumps(record))
@@ -467,7 +466,7 @@ def test_onprem_identity_can_do_what_federator_does(
 def test_onprem_identity_is_refused_everything_else(
     sandbox: SandboxEnv, namespace_factory: Callable[..., str], onprem_identity: Installed
 ) -> None:
-    """Creating or deleting jobs, reading other secrets, touching queues or nodes: 403."""
+    """Creating or deleting jobs, reading other secrets, touching queues, reading nodes: 403."""
     admin, fed, own = (
         admin_for(sandbox, "onprem"),
         onprem_identity.federator,
@@ -487,6 +486,7 @@ def test_onprem_identity_is_refused_everything_else(
         "patch", "clusterqueue", "onprem", "--type=merge", "-p", '{"spec":{"cohort":"x"}}'
     )
     fed.forbidden("label", "node", "--all", "hijacked=1")
+    fed.forbidden("get", "nodes")  # no on-prem code reads Nodes: the quota is Kueue's
     fed.forbidden("create", "-f", "-", stdin=json.dumps(a_lease("federator", team)))
     fed.ok("create", "-f", "-", stdin=json.dumps(a_lease("other", own)))  # create cannot be named
     fed.forbidden("-n", own, "annotate", "lease", "other", "renewed=1")

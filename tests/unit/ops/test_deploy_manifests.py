@@ -147,6 +147,12 @@ def test_onprem_identity_never_creates_or_deletes_jobs(example: list[Obj]) -> No
     assert not grants(example, "jobs", "delete")
 
 
+def test_onprem_identity_cannot_read_nodes(example: list[Obj]) -> None:
+    """No on-prem code reads Nodes (its reflectors: jobs, workloads, cluster and local
+    queues), so the on-prem identity gets no access to them; cloud identities read them."""
+    assert not [r for _, r in rules(example) if "nodes" in r["resources"]]
+
+
 def test_secrets_are_readable_only_by_name_and_only_in_its_own_namespace(
     example: list[Obj],
 ) -> None:
