@@ -86,7 +86,8 @@ class AvailabilityTrace:
         return self._next_change[needed]
 
     def needed_instances(self, nodes: int) -> int:
-        return max(1, min(nodes, max(self.alive)))
+        """A job holds one instance per node; more than the trace ever has is never available."""
+        return max(1, nodes)
 
     def next_available(self, t: float, nodes: int) -> float:
         """The first time >= t at which `nodes` instances can be launched."""
@@ -97,7 +98,8 @@ class AvailabilityTrace:
         return self._next_mark(ups, index, t)
 
     def next_preemption(self, t: float, nodes: int) -> float:
-        """The first time > t at which availability drops below what the job holds."""
+        """The first time > t at which availability drops below what the job holds (from its
+        launch: an instance lost while starting up is lost too)."""
         downs, _ = self._marks(self.needed_instances(nodes))
         return self._next_mark(downs, int(t // self.tick_s), t)
 
@@ -152,6 +154,14 @@ class CloudPool:
     def name(self) -> str:
         return f"{self.cluster}/{self.pool}"
 
+    @property
+    def largest_launch_gpus(self) -> int:
+        """The most GPUs one job can ever hold here: the pool's cap and, under a replayed
+        availability trace, the most instances the trace ever has alive."""
+        if self.availability is None:
+            return self.max_gpus
+        return min(self.max_gpus, max(self.availability.alive) * self.gpus_per_node)
+
     def price_at(self, t: float) -> float:
         return self.price_history.price_at(t) if self.price_history else self.price_per_gpu_hour_usd
 
@@ -171,7 +181,9 @@ class CloudRun:
     compute_usd: float
     data_usd: float
     gpu_seconds: float  # billed GPU-seconds (startups and lost work included)
-    lost_gpu_seconds: float  # work redone after preemptions
+    # Work redone after preemptions: the GPU-seconds of computation since the last completed
+    # checkpoint (not the startup or checkpoint writes of the preempted launch, billed anyway).
+    lost_gpu_seconds: float
     preemptions: int
 
     @property
@@ -210,21 +222,24 @@ def run_in_cloud(
         data_bytes / 1e9 * pool.ingress_usd_per_gb + output_bytes / 1e9 * pool.egress_usd_per_gb
     )
     nodes = max(1, math.ceil(gpus / pool.gpus_per_node))
+    if gpus > pool.largest_launch_gpus:
+        raise ValueError(f"{pool.name} can never launch {gpus} GPUs (see largest_launch_gpus)")
     t, remaining, ready_delay = burst_at, work_s, max(pool.startup_latency_s, transfer)
     first_start = math.nan
     compute_usd = billed = lost = 0.0
     preemptions = 0
     while True:
-        risky = pool.capacity_type is CapacityType.SPOT and preemptions < pool.max_restarts
+        risky = _preemptible(pool) and preemptions < pool.max_restarts
         if risky and pool.availability is not None:
             t = pool.availability.next_available(t, nodes)
         launch, t = t, t + ready_delay
-        first_start = t if math.isnan(first_start) else first_start
-        preempt_at = _next_preemption(pool, t, nodes, rng) if risky else math.inf
+        preempt_at = _next_preemption(pool, launch, t, nodes, rng) if risky else math.inf
         wall = _wall_time(remaining, physics)
         end = min(t + wall, preempt_at)
         compute_usd += _charge(pool, gpus, launch, end, risky)
         billed += gpus * (end - launch)
+        if preempt_at > t and math.isnan(first_start):
+            first_start = t  # the job ran (a launch lost while starting up never did)
         if end >= t + wall:
             return CloudRun(
                 pool=pool.name,
@@ -236,12 +251,19 @@ def run_in_cloud(
                 lost_gpu_seconds=lost,
                 preemptions=preemptions,
             )
-        kept = _work_kept(end - t, physics)
+        ran = max(0.0, end - t)
+        kept = _work_kept(ran, physics)
         remaining -= kept
-        lost += gpus * (end - launch - kept)
+        lost += gpus * (_work_done(ran, physics) - kept)
         preemptions += 1
         t = end
         ready_delay = pool.startup_latency_s + physics.restart_overhead_s
+
+
+def _preemptible(pool: CloudPool) -> bool:
+    """Spot pools are; an on-demand pool only when the policy file gives it a preemption rate
+    (as the daemon's prior then expects preemptions there too)."""
+    return pool.capacity_type is CapacityType.SPOT or pool.preemption_rate_per_hour > 0
 
 
 def _wall_time(work_s: float, physics: JobPhysics) -> float:
@@ -259,12 +281,25 @@ def _work_kept(ran_s: float, physics: JobPhysics) -> float:
     return math.floor(ran_s / (interval + physics.checkpoint_write_s)) * interval
 
 
-def _next_preemption(pool: CloudPool, t: float, nodes: int, rng: random.Random) -> float:
+def _work_done(ran_s: float, physics: JobPhysics) -> float:
+    """Work computed in `ran_s` seconds of running (checkpoint writes are not work)."""
+    interval = physics.checkpoint_interval_s
+    if not interval:
+        return ran_s
+    cycles, into_cycle = divmod(ran_s, interval + physics.checkpoint_write_s)
+    return cycles * interval + min(into_cycle, interval)
+
+
+def _next_preemption(
+    pool: CloudPool, launch: float, running_from: float, nodes: int, rng: random.Random
+) -> float:
+    """A replayed trace preempts from the launch on (instances can vanish while starting up);
+    a preemption rate is a hazard of running, drawn from when the job runs."""
     if pool.availability is not None:
-        return pool.availability.next_preemption(t, nodes)
+        return pool.availability.next_preemption(launch, nodes)
     if pool.preemption_rate_per_hour <= 0:
         return math.inf
-    return t + rng.expovariate(pool.preemption_rate_per_hour / HOUR)
+    return running_from + rng.expovariate(pool.preemption_rate_per_hour / HOUR)
 
 
 def _charge(pool: CloudPool, gpus: int, start: float, end: float, risky: bool) -> float:

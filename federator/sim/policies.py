@@ -238,8 +238,11 @@ def _room_and_rate(pool: CloudPool, world: World, now: float) -> tuple[int, floa
     rate = pool.preemption_rate_per_hour
     if pool.availability is not None:
         rate = pool.availability.preemptions_per_hour()
+        # What the replayed trace can provision: never more than its most instances (a bigger
+        # job would wait forever), nothing while none is alive (a launch would fail).
+        free = min(free, pool.largest_launch_gpus)
         if pool.availability.next_available(now, 1) > now:
-            free = 0  # no capacity right now: a launch would fail
+            free = 0
     return free, rate
 
 
