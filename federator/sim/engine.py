@@ -28,7 +28,7 @@ from federator import errors
 from federator.core.models import DatasetNeed, PendingJob
 from federator.sim.cloud import CloudPool, CloudRun, JobPhysics, run_in_cloud
 from federator.sim.estimates import EstimateMode, RuntimeEstimator
-from federator.sim.metrics import JobOutcomes, Summary, onprem_busy_gpu_seconds, summarize
+from federator.sim.metrics import JobOutcomes, Summary, summarize
 from federator.sim.onprem import BestEffortFifo, GpuNodes, Placement
 from federator.sim.traces import TraceJob
 
@@ -368,8 +368,6 @@ class Simulation:
             billed, float(self.outcomes.cost_usd.sum()), rel_tol=1e-9, abs_tol=1e-6
         ):
             raise AssertionError(f"pools billed ${billed:.6f}, jobs were charged a different sum")
-        horizon = float(self.outcomes.submit_s.max())
-        busy = onprem_busy_gpu_seconds(self.outcomes, horizon)
         controller = self.controller
         return RunResult(
             policy=controller.name,
@@ -379,7 +377,7 @@ class Simulation:
             estimate=self.world.scenario.estimate.label(),
             seed=self.world.scenario.seed,
             outcomes=self.outcomes,
-            summary=summarize(self.outcomes, self.world.scenario.onprem_gpus, busy),
+            summary=summarize(self.outcomes, self.world.scenario.onprem_gpus),
             decision_rounds=self.decision_rounds,
             decided_jobs=self.decided_jobs,
             max_onprem_gpus_used=self._max_onprem_used,

@@ -4,8 +4,10 @@ Definitions (every table, JSON file and plot uses these):
 * JCT = completion - submission; wait = first moment the job runs - submission (in the cloud
   that is after data transfer and startup latency, so a burst is never "free" in wait).
 * slowdown = JCT / max(run time, 10 s) (bounded, so 1-second jobs do not dominate the mean).
-* on-prem utilization = busy on-prem GPU-seconds inside [0, last submission] divided by
-  GPUs x that span: the part of the trace where the workload is fully present.
+* on-prem utilization = busy on-prem GPU-seconds inside [first submission, last submission]
+  divided by GPUs x that window: the part of the trace where the workload arrives (the trace
+  clock's origin does not matter). When every job arrives at once that window is empty, and
+  the makespan [first submission, last completion] is used instead.
 * cloud cost = sum of every bursted job's compute and data charges; the run checks it equals
   the per-job sum.
 """
@@ -98,20 +100,18 @@ class Summary:
         return asdict(self)
 
 
-def summarize(outcomes: JobOutcomes, onprem_gpus: int, onprem_busy_gpu_s: float) -> Summary:
+def summarize(outcomes: JobOutcomes, onprem_gpus: int) -> Summary:
     """Reduce per-job outcomes to the summary figures (all jobs count)."""
     jct = outcomes.end_s - outcomes.submit_s
     wait = outcomes.start_s - outcomes.submit_s
     slowdown = jct / np.maximum(outcomes.duration_s, SLOWDOWN_FLOOR_S)
-    span = float(outcomes.submit_s.max()) if len(outcomes.submit_s) else 0.0
     has_deadline = ~np.isnan(outcomes.deadline_s)
     missed = has_deadline & (outcomes.end_s > np.where(has_deadline, outcomes.deadline_s, 0.0))
-    capacity = onprem_gpus * span
     return Summary(
         jobs=len(jct),
         cloud_cost_usd=float(outcomes.cost_usd.sum()),
         cloud_data_usd=float(outcomes.data_usd.sum()),
-        onprem_utilization=onprem_busy_gpu_s / capacity if capacity > 0 else 0.0,
+        onprem_utilization=onprem_utilization(outcomes, onprem_gpus),
         mean_jct_s=float(jct.mean()),
         p50_jct_s=float(np.percentile(jct, 50)),
         p95_jct_s=float(np.percentile(jct, 95)),
@@ -128,10 +128,23 @@ def summarize(outcomes: JobOutcomes, onprem_gpus: int, onprem_busy_gpu_s: float)
     )
 
 
-def onprem_busy_gpu_seconds(outcomes: JobOutcomes, until_s: float) -> float:
-    """GPU-seconds on-prem jobs ran inside [0, until_s]."""
+def onprem_utilization(outcomes: JobOutcomes, onprem_gpus: int) -> float:
+    """Busy on-prem GPU-seconds over GPUs x the utilization window (module docstring)."""
+    if not len(outcomes.submit_s) or onprem_gpus <= 0:
+        return 0.0
+    first, last = float(outcomes.submit_s.min()), float(outcomes.submit_s.max())
+    if last <= first:  # every job arrived at once: no arrival window, use the makespan
+        last = float(outcomes.end_s.max())
+    if last <= first:
+        return 0.0
+    busy = onprem_busy_gpu_seconds(outcomes, first, last)
+    return busy / (onprem_gpus * (last - first))
+
+
+def onprem_busy_gpu_seconds(outcomes: JobOutcomes, from_s: float, until_s: float) -> float:
+    """GPU-seconds on-prem jobs ran inside [from_s, until_s]."""
     onprem = ~outcomes.bursted
-    start = outcomes.start_s[onprem]
+    start = np.maximum(outcomes.start_s[onprem], from_s)
     end = np.minimum(outcomes.end_s[onprem], until_s)
     return float((np.maximum(end - start, 0.0) * outcomes.gpus[onprem]).sum())
 
