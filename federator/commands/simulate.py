@@ -184,9 +184,12 @@ def run(args: argparse.Namespace) -> int:
         for spec in planned:
             engine.check_fits(trace, world.scenario, spec.policy)
         worlds.append(world)
-    warning = setup.unmatched_gpu_types(trace, worlds[0].scenario.pools)
-    if warning:
-        print(f"federator: warning: {args.trace}: {warning}", file=sys.stderr)
+    for warning in (
+        setup.unmatched_gpu_types(trace, worlds[0].scenario.pools),
+        setup.refused_queues(trace, worlds[0].scenario),
+    ):
+        if warning:
+            print(f"federator: warning: {args.trace}: {warning}", file=sys.stderr)
     console = Console()
     if not console.is_terminal:
         console = Console(width=170)  # piped output: do not squeeze the table to 80 columns

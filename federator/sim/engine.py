@@ -20,12 +20,13 @@ import bisect
 import heapq
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from federator import errors
-from federator.core.models import DatasetNeed, PendingJob
+from federator.core.models import CapacityType, DatasetNeed, PendingJob
+from federator.core.policy import Caps
 from federator.sim.cloud import CloudPool, CloudRun, JobPhysics, run_in_cloud
 from federator.sim.estimates import EstimateMode, RuntimeEstimator
 from federator.sim.metrics import JobOutcomes, Summary, summarize
@@ -51,6 +52,17 @@ class Scenario:
     dataset_bytes_per_job: int = 0  # traces carry no data sizes; 0 unless configured
     output_bytes_per_job: int = 0  # results each bursted job copies back (egress)
     decision_period_s: float = 30.0
+    # The policy file's caps on what runs in the clouds at once (the decision policy's own,
+    # copied here by `setup`): the world needs them to tell a job that waits for room from
+    # one that waits for a price, and a job that can never run from one that can.
+    caps: Caps = field(default_factory=Caps)
+    # Trace queues whose jobs may not burst, each with the policy file's reason (its queue's
+    # `burst` mode or a `burst_rules` entry, as `federator.policy.may_burst` reads them).
+    burst_refused: Mapping[str, str] = field(default_factory=dict)
+
+    def may_burst(self, job: TraceJob) -> bool:
+        """Whether the policy file lets this job leave on-prem at all (its queue's rules)."""
+        return job.queue not in self.burst_refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +123,7 @@ class World:
         self.running_by_end: list[tuple[float, float, int, int]] = []  # (end, start, gpus, job)
         self.running_version = 0
         self.pool_used_gpus: dict[str, int] = {pool.name: 0 for pool in scenario.pools}
+        self.pool_jobs: dict[str, int] = {pool.name: 0 for pool in scenario.pools}
         self.cloud_running: dict[int, tuple[CloudPool, int]] = {}
         self.cloud_usd_by_day: dict[int, float] = {}
         self.cloud_usd_by_pool: dict[str, float] = {pool.name: 0.0 for pool in scenario.pools}
@@ -147,6 +160,7 @@ class World:
             deadline_at=spec.deadline_s,
             output_bytes=self.scenario.output_bytes_per_job,
             gpu_types=frozenset({spec.gpu_type}) if spec.gpu_type else frozenset(),
+            burst_allowed=self.scenario.may_burst(spec),
         )
 
     def start_running(self, job: int, now: float) -> None:
@@ -163,6 +177,39 @@ class World:
             raise AssertionError(f"running job {job} is missing from the end-time index")
         del self.running_by_end[index]
         self.running_version += 1
+
+    def cluster_usage(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(running cloud jobs, their GPUs) per cloud cluster, as the daemon counts them."""
+        jobs: dict[str, int] = {}
+        gpus: dict[str, int] = {}
+        for pool in self.scenario.pools:
+            jobs[pool.cluster] = jobs.get(pool.cluster, 0) + self.pool_jobs[pool.name]
+            gpus[pool.cluster] = gpus.get(pool.cluster, 0) + self.pool_used_gpus[pool.name]
+        return jobs, gpus
+
+    def cloud_room_gpus(self, now: float) -> dict[str, int]:
+        """Per pool, the most GPUs one more job could launch there now under the pool's cap,
+        its replayed availability and the policy's caps (room only; prices and budgets aside)."""
+        caps = self.scenario.caps
+        cluster_jobs, cluster_gpus = self.cluster_usage()
+        total_jobs, total_gpus = len(self.cloud_running), sum(self.pool_used_gpus.values())
+        rooms: dict[str, int] = {}
+        for pool in self.scenario.pools:
+            used = self.pool_used_gpus[pool.name]
+            limits = [pool.max_gpus - used, pool.largest_launch_gpus]
+            limits += _cap_room(
+                caps.max_bursted_jobs, caps.max_bursted_gpus, total_jobs, total_gpus
+            )
+            limits += _cap_room(
+                caps.cluster_max_bursted_jobs.get(pool.cluster),
+                caps.cluster_max_bursted_gpus.get(pool.cluster),
+                cluster_jobs[pool.cluster],
+                cluster_gpus[pool.cluster],
+            )
+            if pool.availability is not None and pool.availability.next_available(now, 1) > now:
+                limits.append(0)
+            rooms[pool.name] = max(0, min(limits))
+        return rooms
 
     def burn_usd_per_hour(self, now: float) -> float:
         """What the running cloud jobs cost per hour at current prices."""
@@ -192,6 +239,9 @@ class Simulation:
         self._round_times: set[float] = set()
         self._due: set[int] = set()
         self._next_revisit: dict[int, float] = {}
+        # Queued jobs that stayed while no cloud pool had room for them: asked again as soon as
+        # cloud room frees (the daemon asks every pass), not at their doubling revisit.
+        self._short_of_room: set[int] = set()
         self._max_onprem_used = 0
         self.decision_rounds = 0
         self.decided_jobs = 0
@@ -284,6 +334,14 @@ class Simulation:
         else:
             pool, gpus = world.cloud_running.pop(job)
             world.pool_used_gpus[pool.name] -= gpus
+            world.pool_jobs[pool.name] -= 1
+            self._wake_short_of_room(now)
+
+    def _wake_short_of_room(self, now: float) -> None:
+        for job in self._short_of_room:
+            if job in self.world.queue:
+                self._make_due(job, now)
+        self._short_of_room.clear()
 
     # --- decisions -----------------------------------------------------------------------
 
@@ -294,17 +352,50 @@ class Simulation:
             return
         self.decision_rounds += 1
         self.decided_jobs += len(due)
+        stayed: list[Order] = []
         for order in self.controller.decide(self.world, now, due):
             if order.job not in self.world.queue:
                 continue
             if order.pool is not None:
                 self._burst(order.job, order.pool, now)
-                continue
+            else:
+                stayed.append(order)
+        # After the round's bursts: what room is left is what the jobs that stayed saw.
+        rooms = self.world.cloud_room_gpus(now) if stayed and self.world.scenario.pools else {}
+        for order in stayed:
             self._note_forecast(order, now)
-            if order.revisit_at is not None and math.isfinite(order.revisit_at):
-                at = max(order.revisit_at, now)
+            revisit = order.revisit_at
+            if rooms and self._lacks_room(order.job, rooms):
+                self._short_of_room.add(order.job)
+                returns = self._availability_returns(order.job, now)
+                revisit = returns if revisit is None else min(revisit, returns)
+            if revisit is not None and math.isfinite(revisit):
+                at = max(revisit, now)
                 self._next_revisit[order.job] = at
                 self._push(at, _REVISIT, order.job)
+
+    def _lacks_room(self, job: int, rooms: Mapping[str, int]) -> bool:
+        """No pool the job may use has room for it now (so freed room, not time, changes it)."""
+        spec = self.world.trace[job]
+        if not self.world.scenario.may_burst(spec):
+            return False
+        return all(
+            rooms[pool.name] < spec.gpus
+            for pool in self.world.scenario.pools
+            if not spec.gpu_type or pool.gpu_type == spec.gpu_type
+        )
+
+    def _availability_returns(self, job: int, now: float) -> float:
+        """When a replayed availability trace next lets one of the job's pools launch it."""
+        spec, returns = self.world.trace[job], math.inf
+        for pool in self.world.scenario.pools:
+            if pool.availability is None or pool.largest_launch_gpus < spec.gpus:
+                continue
+            if spec.gpu_type and pool.gpu_type != spec.gpu_type:
+                continue
+            nodes = math.ceil(spec.gpus / pool.gpus_per_node)
+            returns = min(returns, pool.availability.next_available(now + 1e-9, nodes))
+        return returns
 
     def _note_forecast(self, order: Order, now: float) -> None:
         outcomes, expected = self.outcomes, order.expected_start
@@ -318,6 +409,8 @@ class Simulation:
         world, spec = self.world, self.world.trace[job]
         if world.pool_used_gpus[pool.name] + spec.gpus > pool.max_gpus:
             raise AssertionError(f"controller over-filled {pool.name}")
+        if spec.gpus > pool.largest_launch_gpus:
+            raise AssertionError(f"controller bursted {spec.job_id} to {pool.name}, too small ever")
         world.queue.remove(job)
         self._next_revisit.pop(job, None)
         rng = random.Random(f"{world.scenario.seed}:cloud:{spec.job_id}:{pool.name}")
@@ -334,6 +427,7 @@ class Simulation:
         self._record_cloud(job, run, now)
         self.outcomes.pool[job] = world.scenario.pools.index(pool)
         world.pool_used_gpus[pool.name] += spec.gpus
+        world.pool_jobs[pool.name] += 1
         world.cloud_running[job] = (pool, spec.gpus)
         self._push(run.end_s, _DONE, job)
 
@@ -398,8 +492,28 @@ def check_invariants(outcomes: JobOutcomes, max_onprem_used: int, onprem_gpus: i
         raise AssertionError("a job started before its submission or ended before its start")
 
 
+def _cap_room(jobs_cap: int | None, gpus_cap: int | None, jobs: int, gpus: int) -> list[int]:
+    """The GPUs one more job may take under a (jobs, GPUs) cap pair already holding jobs/GPUs."""
+    room = []
+    if jobs_cap is not None and jobs + 1 > jobs_cap:
+        room.append(0)
+    if gpus_cap is not None:
+        room.append(gpus_cap - gpus)
+    return room
+
+
+# The pools a baseline strategy bursts to (the core's `cheapest(job, capacity)`); the others
+# may use every pool.
+_BASELINE_CAPACITY = {
+    "always": CapacityType.ON_DEMAND,
+    "starburst": CapacityType.ON_DEMAND,
+    "greedy-spot": CapacityType.SPOT,
+}
+
+
 def check_fits(trace: Sequence[TraceJob], scenario: Scenario, policy: str) -> None:
-    """A job that can never run on-prem needs somewhere to go, or the run cannot finish."""
+    """Every job must be able to run somewhere, or the run can never finish: on-prem, or in a
+    cloud pool the policy bursts to that takes its GPU type and size under every cap."""
     sizes = {job.gpus for job in trace}
     never_fit = {
         size
@@ -407,21 +521,75 @@ def check_fits(trace: Sequence[TraceJob], scenario: Scenario, policy: str) -> No
         if GpuNodes(scenario.onprem_gpus, scenario.gpus_per_node).place(size) is None
     }
     too_big = [job for job in trace if job.gpus in never_fit]
-    if too_big and (policy == "never" or not scenario.pools):
+    if not too_big:
+        return
+    onprem = (
+        f"more than the simulated on-prem cluster ({scenario.onprem_gpus} GPUs in nodes of "
+        f"{scenario.gpus_per_node}) can ever place"
+    )
+    if policy == "never" or not scenario.pools:
         first = too_big[0]
         raise errors.UserError(
-            f"job {first.job_id} needs {first.gpus} GPUs, more than the simulated on-prem "
-            f"cluster ({scenario.onprem_gpus} GPUs in nodes of {scenario.gpus_per_node}) can "
-            f"ever place ({len(too_big)} such job(s)); raise --onprem-gpus or allow bursting"
+            f"job {first.job_id} needs {first.gpus} GPUs, {onprem} ({len(too_big)} such "
+            f"job(s)); raise --onprem-gpus or allow bursting"
         )
-    offered = {pool.gpu_type for pool in scenario.pools}
-    stranded = [job for job in too_big if job.gpu_type and job.gpu_type not in offered]
+    stranded = [(job, why) for job in too_big if (why := _why_no_pool(job, scenario, policy))]
     if stranded:
-        first = stranded[0]
+        first, why = stranded[0]
         raise errors.UserError(
-            f"job {first.job_id} needs {first.gpus} GPUs, more than the simulated on-prem "
-            f"cluster ({scenario.onprem_gpus} GPUs in nodes of {scenario.gpus_per_node}) can "
-            f"ever place, and asks for gpu_type {first.gpu_type!r}, which no cloud pool offers "
-            f"(pools' GPU types: {', '.join(sorted(offered))}; matching is case-sensitive) "
-            f"({len(stranded)} such job(s)); raise --onprem-gpus or fix the gpu_type"
+            f"job {first.job_id} needs {first.gpus} GPUs, {onprem}, and {why} "
+            f"({len(stranded)} such job(s)); it could never run: raise --onprem-gpus, or "
+            f"change the trace or the policy file"
         )
+
+
+def _why_no_pool(job: TraceJob, scenario: Scenario, policy: str) -> str | None:
+    """Why no cloud pool can ever take this job under this policy, or None if one can."""
+    if not scenario.may_burst(job):
+        return f"its queue {job.queue!r} may not burst ({scenario.burst_refused[job.queue]})"
+    offered = {pool.gpu_type for pool in scenario.pools}
+    if job.gpu_type and job.gpu_type not in offered:
+        return (
+            f"asks for gpu_type {job.gpu_type!r}, which no cloud pool offers (pools' GPU "
+            f"types: {', '.join(sorted(offered))}; matching is case-sensitive)"
+        )
+    capacity = _BASELINE_CAPACITY.get(policy)
+    pools = [
+        pool
+        for pool in scenario.pools
+        if (not job.gpu_type or pool.gpu_type == job.gpu_type)
+        and (capacity is None or pool.capacity_type is capacity)
+    ]
+    if not pools:
+        return f"the {policy} policy bursts only to {capacity} pools, and none offers its GPU type"
+    limits = [_pool_limit(pool, scenario.caps) for pool in pools]
+    if any(room >= job.gpus for room, _ in limits):
+        return None
+    return "no cloud pool can ever take it: " + "; ".join(
+        f"{pool.name} {why}" for pool, (_, why) in zip(pools, limits, strict=True)
+    )
+
+
+def _pool_limit(pool: CloudPool, caps: Caps) -> tuple[int, str]:
+    """The most GPUs one job can ever get in this pool, and what sets that limit."""
+    limits = [(pool.max_gpus, f"has max_gpus {pool.max_gpus}")]
+    if pool.availability is not None:
+        most = max(pool.availability.alive)
+        limits.append(
+            (pool.largest_launch_gpus, f"never has more than {most} instance(s) of "
+             f"{pool.gpus_per_node} GPUs in its --spot-trace")
+        )  # fmt: skip
+    cluster_jobs = caps.cluster_max_bursted_jobs.get(pool.cluster)
+    if cluster_jobs is not None and cluster_jobs < 1:
+        limits.append((0, f"is in cluster {pool.cluster} with max_bursted_jobs {cluster_jobs}"))
+    cluster_gpus = caps.cluster_max_bursted_gpus.get(pool.cluster)
+    if cluster_gpus is not None:
+        limits.append(
+            (cluster_gpus, f"is in cluster {pool.cluster} with max_bursted_gpus {cluster_gpus}")
+        )
+    if caps.max_bursted_jobs is not None and caps.max_bursted_jobs < 1:
+        limits.append((0, f"is under burst.max_bursted_jobs {caps.max_bursted_jobs}"))
+    if caps.max_bursted_gpus is not None:
+        gpus = caps.max_bursted_gpus
+        limits.append((gpus, f"is under burst.max_bursted_gpus {gpus}"))
+    return min(limits, key=lambda limit: limit[0])

@@ -247,19 +247,16 @@ def _room_and_rate(pool: CloudPool, world: World, now: float) -> tuple[int, floa
 
 
 def _spend(world: World, now: float) -> Spend:
-    jobs = len(world.cloud_running)
-    gpus = sum(world.pool_used_gpus.values())
-    by_cluster_gpus: dict[str, int] = {}
-    for pool in world.scenario.pools:
-        by_cluster_gpus[pool.cluster] = (
-            by_cluster_gpus.get(pool.cluster, 0) + world.pool_used_gpus[pool.name]
-        )
+    """The cloud jobs running now, in total and per cluster (the daemon counts its placed
+    jobs the same way), so caps hold across rounds, not only within one."""
+    cluster_jobs, cluster_gpus = world.cluster_usage()
     return Spend(
         last_hour_usd=world.burn_usd_per_hour(now),
         today_usd=world.cloud_usd_by_day.get(int(now // 86400), 0.0),
-        bursted_jobs=jobs,
-        bursted_gpus=gpus,
-        cluster_bursted_gpus=by_cluster_gpus,
+        bursted_jobs=len(world.cloud_running),
+        bursted_gpus=sum(world.pool_used_gpus.values()),
+        cluster_bursted_jobs=cluster_jobs,
+        cluster_bursted_gpus=cluster_gpus,
     )
 
 

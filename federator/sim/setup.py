@@ -19,6 +19,7 @@ from federator import errors
 from federator.core.models import CapacityType
 from federator.core.policy import DecisionPolicy
 from federator.policy import FederatorConfig, load_policy, to_decision_policy
+from federator.policy.eligibility import JobFacts, may_burst
 from federator.prices.pools import PoolPricing, pool_pricings
 from federator.prices.quotes import Rejection
 from federator.sim import markets
@@ -88,8 +89,45 @@ def build_world(
         dataset_bytes_per_job=int(options.dataset_gb_per_job * 1e9),
         output_bytes_per_job=int(options.output_gb_per_job * 1e9),
         decision_period_s=period,
+        caps=policy.caps,
+        burst_refused=burst_refusals(config, trace),
     )
     return WorldSetup(scenario=scenario, policy=policy)
+
+
+def burst_refusals(config: FederatorConfig, trace: Sequence[TraceJob]) -> dict[str, str]:
+    """The trace queues whose jobs may not burst, each with the daemon's reason
+    (`federator.policy.may_burst`: burst rules, then the queue's `burst` mode, then tenant)."""
+    refused = {}
+    for name in sorted({job.queue for job in trace}):
+        verdict = may_burst(config, trace_job_facts(config, name))
+        if not verdict.allowed:
+            refused[name] = verdict.reason
+    return refused
+
+
+def trace_job_facts(config: FederatorConfig, queue: str) -> JobFacts:
+    """What the daemon would know about a job of this trace queue.
+
+    A trace has no namespaces, labels or priority classes, only a queue name. The simulated
+    on-prem cluster is one ClusterQueue: the policy file's first. A trace queue named like a
+    watched LocalQueue is that LocalQueue (in its namespace); named like a watched Namespace,
+    a plain Job of that namespace; named like a ClusterQueue, that ClusterQueue; any other
+    name (`default` when the trace has no queue column) is a LocalQueue of that name feeding
+    the simulated ClusterQueue. The namespace is the queue's name unless a LocalQueue says
+    otherwise. So opt-in queues never burst (no job carries the opt-in label).
+    """
+    cluster_queues = [q.name for q in config.queues if q.kind == "ClusterQueue"]
+    simulated = cluster_queues[0] if cluster_queues else None
+    for watched in config.queues:
+        if watched.name != queue:
+            continue
+        if watched.kind == "LocalQueue" and watched.namespace is not None:
+            return JobFacts(namespace=watched.namespace, queue=queue, cluster_queue=simulated)
+        if watched.kind == "Namespace":
+            return JobFacts(namespace=queue)
+        return JobFacts(namespace=queue, cluster_queue=queue)
+    return JobFacts(namespace=queue, queue=queue, cluster_queue=simulated)
 
 
 def default_onprem_gpus(trace: Sequence[TraceJob], gpus_per_node: int) -> int:
@@ -107,10 +145,12 @@ def _cloud_pool(pricing: PoolPricing, config: FederatorConfig, options: WorldOpt
     capacity = pricing.capacity
     price, on_demand = _list_prices(pricing)
     pool, cluster = pricing.pool, pricing.cluster
-    rate = 0.0
-    if capacity is CapacityType.SPOT:
-        prior = pool.preemption_rate_per_hour
-        rate = config.prices.default_spot_preemption_rate_per_hour if prior is None else prior
+    # As the daemon's prior (`federator.prices.offers`): the pool's own rate, on-demand
+    # pools included; else 0 on-demand and the default for spot.
+    rate = pool.preemption_rate_per_hour
+    if rate is None:
+        spot = capacity is CapacityType.SPOT
+        rate = config.prices.default_spot_preemption_rate_per_hour if spot else 0.0
     # `is None`, not `or`: a pool's 0s (nodes already up) is a value, not "unset".
     startup = cluster.startup_latency if pool.startup_latency is None else pool.startup_latency
     history = _price_history(pricing, options, on_demand) if capacity is CapacityType.SPOT else None
@@ -135,10 +175,16 @@ def _cloud_pool(pricing: PoolPricing, config: FederatorConfig, options: WorldOpt
         startup_latency_s=startup.total_seconds(),
         gpus_per_node=pool.gpus_per_node,
         egress_usd_per_gb=cluster.egress_usd_per_gb,
+        # Data in leaves the on-prem cluster: its egress price, as the daemon's offers say.
+        ingress_usd_per_gb=_onprem_egress_usd_per_gb(config),
         transfer_bytes_per_s=float(cluster.transfer_bandwidth_per_second),
         price_history=history,
         availability=availability,
     )
+
+
+def _onprem_egress_usd_per_gb(config: FederatorConfig) -> float:
+    return next((c.egress_usd_per_gb for c in config.clusters if c.role == "onprem"), 0.0)
 
 
 def _list_prices(pricing: PoolPricing) -> tuple[float | None, float | None]:
@@ -228,3 +274,19 @@ def unmatched_gpu_types(trace: Sequence[TraceJob], pools: Sequence[CloudPool]) -
         f"they can only run on-prem, never burst (pools' GPU types: "
         f"{', '.join(sorted(offered)) or 'no cloud pools'}){hint}"
     )
+
+
+def refused_queues(trace: Sequence[TraceJob], scenario: Scenario) -> str | None:
+    """A note when the policy file keeps some trace queues on-prem (None: every job may burst),
+    so a run where nothing bursts is not a surprise."""
+    counts: dict[str, int] = {}
+    for job in trace:
+        if not scenario.may_burst(job):
+            counts[job.queue] = counts.get(job.queue, 0) + 1
+    if not counts:
+        return None
+    listed = "; ".join(
+        f"queue {name!r} ({jobs} job(s)): {scenario.burst_refused[name]}"
+        for name, jobs in sorted(counts.items())
+    )
+    return f"{sum(counts.values())} trace job(s) may never burst, by the policy file: {listed}"
