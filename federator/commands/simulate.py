@@ -32,8 +32,11 @@ runtime estimates (--estimate), never the true run time, except the oracle.
 
 Policies: never (on-prem only), always (cheapest on-demand as soon as a job cannot start),
 greedy-spot (cheapest spot likewise), starburst (ATC'24 Compute-Wait, knob: waiting budget),
-federator (the cost model, knob: value of waiting in $ per GPU-hour), oracle (clairvoyant
-hindsight search: a heuristic reference, NOT a lower bound).
+federator (the cost model, knob: value of waiting in $ per job-hour), oracle (clairvoyant
+hindsight search: a heuristic reference, NOT a lower bound). --sweep runs each knob over its
+grid; without it a run uses the policy file's values exactly as written (its value of waiting
+per GPU-hour included). A queue's `burst: never`/`opt-in` and `burst_rules` apply by the
+trace's queue column (the trace has no labels: opt-in queues never burst).
 
 Trace CSV columns: job_id,submit_time_s,num_gpus,duration_s and optionally queue,
 deadline_s, gpu_type. A broken trace is reported row by row and nothing runs.

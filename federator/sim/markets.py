@@ -3,10 +3,10 @@
 A replayed market is as much a source of truth as the trace: a price of -5 or NaN would turn
 every figure into nonsense, and a skipped record would keep the previous price in force for
 longer than the market did, i.e. a guess. So reading is all-or-nothing, like the trace's:
-every bad record is reported with its file and record number (counted from 1, in file order)
-and nothing runs (`UserError`, exit 2). Prices are checked with the rules live prices pass
-(`federator.prices.validation`): finite and above zero, and in a spot pool not above the
-pool's on-demand price.
+the bad records are counted, the first `MAX_REPORTED_ERRORS` reported with their file and
+record number (counted from 1, in file order), and nothing runs (`UserError`, exit 2).
+Prices are checked with the rules live prices pass (`federator.prices.validation`): finite
+and above zero, and in a spot pool not above the pool's on-demand price.
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def results_table(results: Sequence[RunResult], title: str) -> Table:
         table.add_row(
             result.policy,
             "-" if result.knob is None else f"{result.knob:g}",
-            f"{s.cloud_cost_usd:,.0f}",
+            _amount(s.cloud_cost_usd),
             f"{s.onprem_utilization:.1%}",
             _hours(s.mean_jct_s),
             _hours(s.p50_jct_s),
@@ -151,10 +151,15 @@ def results_table(results: Sequence[RunResult], title: str) -> Table:
             f"{s.mean_slowdown:.2f}",
             f"{s.deadline_misses}/{s.deadline_jobs}" if s.deadline_jobs else "-",
             f"{s.bursted_jobs:,}",
-            f"{s.cloud_gpu_hours:,.0f}",
+            _amount(s.cloud_gpu_hours),
             f"{s.preemptions:,}",
         )
     return table
+
+
+def _amount(value: float) -> str:
+    """Whole units from 100 on; below, cents (a $0.40 run must not read as free)."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
 
 
 def forecasts_table(results: Sequence[RunResult]) -> Table | None:

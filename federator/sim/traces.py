@@ -1,8 +1,9 @@
 """Job traces: reading a trace CSV strictly, and generating synthetic traces for scale tests.
 
 A trace is the simulator's only source of truth about jobs. A broken row silently skipped would
-change every figure, so reading is all-or-nothing: every bad row is reported with its line
-number and the run does not start (`UserError`, exit 2).
+change every figure, so reading is all-or-nothing: the bad rows are counted, the first
+`MAX_REPORTED_ERRORS` reported with their line numbers, and the run does not start
+(`UserError`, exit 2).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class TraceJob:
 
 
 def read_trace(path: Path) -> tuple[TraceJob, ...]:
-    """Read and validate a trace CSV; raise one `UserError` listing every bad row.
+    """Read and validate a trace CSV; raise one `UserError` counting the bad rows (the first
+    `MAX_REPORTED_ERRORS` listed).
 
     UTF-8, with or without the byte-order mark spreadsheets write at the start.
     """
