@@ -230,11 +230,14 @@ class RoundOptions:
         class_floor = self._class_floor(job, runtime_h, value_per_hour)
         if class_floor > bar_usd:
             return _new_search(Search, (None, -1, None, None, class_floor))
-        capped = ledger.global_cap_blocker(job)
-        if capped is not None:
-            return self._all_capped(job, value_per_hour, capped)
         bounds = self._bounds_in_order(job, runtime_h, value_per_hour)
-        return self._price_in_order(job, bounds, value_per_hour, bar_usd)
+        found = self._price_in_order(job, bounds, value_per_hour, bar_usd)
+        capped = ledger.global_cap_blocker(job)
+        if capped is None or found.best is None:
+            return found
+        # A global cap rules every pool out alike, so the option it blocks is the one that
+        # would have won without it: the search's best (docs/cost-model.md §5.2).
+        return _new_search(Search, (None, -1, found.best, capped, found.lower_bound_usd))
 
     def _class_floor(self, job: PendingJob, runtime_h: float, value_per_hour: float) -> float:
         """No option of any class can cost less than this (bare compute, best-case delay)."""
@@ -405,7 +408,7 @@ class RoundOptions:
             if (over_money or over_burn) and blocked is not None:
                 continue  # ruled out by a budget, and a blocked option is already known
             option = self._cheaper_variant(job, index, value_per_hour)
-            reason = ledger.blocker(job, index, option.cost_usd)
+            reason = ledger.blocker(job, index, option.cost_usd, global_caps=False)
             if reason is None:
                 if best is None or option.total_usd < best.total_usd:
                     best, best_index = option, index
@@ -413,14 +416,6 @@ class RoundOptions:
             elif blocked is None or option.total_usd < blocked.total_usd:
                 blocked, blocked_by = option, reason
         return _new_search(Search, (best, best_index, blocked, blocked_by, lower))
-
-    def _all_capped(self, job: PendingJob, value_per_hour: float, capped: str) -> Search:
-        """A global cap rules every offer out: report the cheapest that fits as the blocked one."""
-        for index in self.allowed(job):
-            if job.gpus <= self.ledger.free[index]:
-                option = self._cheaper_variant(job, index, value_per_hour)
-                return Search(None, -1, option, capped, option.total_usd)
-        return Search(None, -1, None, None, math.inf)
 
     def _allowed_by_class(self, job: PendingJob) -> tuple[tuple[int, ...], ...]:
         shape = (job.tenant, job.gpu_types, job.gpus_per_pod)

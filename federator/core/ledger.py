@@ -37,14 +37,19 @@ class RoundLedger:
         self._cluster_jobs = dict(spend.cluster_bursted_jobs)
         self._cluster_gpus = dict(spend.cluster_bursted_gpus)
 
-    def blocker(self, job: PendingJob, index: int, cost_usd: float) -> str | None:
-        """None when the burst fits every budget and cap, else the first one it would break."""
+    def blocker(
+        self, job: PendingJob, index: int, cost_usd: float, *, global_caps: bool = True
+    ) -> str | None:
+        """None when the burst fits every budget and cap, else the first one it would break.
+
+        `global_caps=False` leaves out the caps on all clouds together, which rule out every
+        pool alike: a search asks `global_cap_blocker` once per job, not once per option."""
         offer = self._offers[index]
         if job.gpus > self.free[index]:
             return f"{offer.name} has {self.free[index]} free GPUs"
         return (
             self._budget_blocker(job, offer, cost_usd)
-            or self.global_cap_blocker(job)
+            or (self.global_cap_blocker(job) if global_caps else None)
             or self._cluster_cap_blocker(job, offer)
         )
 
@@ -97,7 +102,12 @@ class RoundLedger:
         hourly = budgets.max_usd_per_hour
         burn = offer.price_per_gpu_hour_usd * job.gpus
         if hourly is not None and self._hour_usd + burn > hourly + _SLACK:
-            return f"hourly budget {usd(hourly)}"
+            # What is compared is a burn rate, not the job's whole cost (the line before this
+            # says "at $160" for the job's expected bill): say so.
+            return (
+                f"hourly budget {usd(hourly)} (its {usd(burn)}/h on top of "
+                f"{usd(self._hour_usd)} in the last hour)"
+            )
         daily = budgets.max_usd_per_day
         if daily is not None and self._day_usd + cost_usd > daily + _SLACK:
             return f"daily budget {usd(daily)}"

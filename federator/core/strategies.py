@@ -65,7 +65,8 @@ def choose_federator(job: PendingJob, wait_s: float, options: RoundOptions) -> D
         return _take(job, stay, best, found.best_index, book, options)
     if found.blocked is not None and found.blocked.total_usd <= bar:
         return _at_cap(job, stay, found.blocked, book, options, str(found.blocked_by))
-    return _stay(job, stay, book, _why_staying(job, stay, total, found))
+    margin = (policy.burst_margin_fraction, policy.burst_margin_usd, bar)
+    return _why_staying(job, stay, book, found, margin)
 
 
 def choose_never(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
@@ -163,7 +164,7 @@ def _take(
     if too_soon is not None:
         return too_soon
     if option.held:
-        versus = _versus_staying(stay)
+        versus = _versus_line(*_worth_figures(stay))
         reason = (
             f"held for {option.offer.name}: copying {reasons.size(option.transfer_bytes)} first "
             f"({reasons.duration(option.transfer_s)}), {reasons.usd(option.cost_usd)} expected "
@@ -177,8 +178,7 @@ def _take(
             reason,
             revisit_at=options.now + option.transfer_s,
         )
-    worth = stay.delay_usd + stay.deadline_usd
-    line = Reason(_bursted_line, (option.offer.name, option.cost_usd, stay.wait_s, worth))
+    line = Reason(_bursted_line, (option.offer.name, option.cost_usd, *_worth_figures(stay)))
     return _burst(job, option, index, book, options, line)
 
 
@@ -198,13 +198,37 @@ def _too_soon(
     return _stay(job, stay, book, reason, revisit_at=job.submitted_at + minimum)
 
 
-def _bursted_line(pool: str, cost_usd: float, wait_s: float, worth_usd: float) -> str:
-    # The same words as _versus_staying, from plain numbers (the line is written when read).
+def _bursted_line(pool: str, cost_usd: float, *worth: float) -> str:
+    return f"bursted to {pool}: {reasons.usd(cost_usd)} expected vs {_versus_line(*worth)}"
+
+
+# What staying costs, said one way in every line: the wait is worth its delay and deadline risk
+# (`stay_delay_usd` + `stay_deadline_usd`); on-prem compute and the delay of the jobs queued
+# behind are named apart, and only when the policy prices them (both are 0 by default).
+_WorthFigures = tuple[float, float, float, float]
+
+
+def _worth_figures(stay: StayEstimate) -> _WorthFigures:
+    """Plain numbers for `_versus_line` and `_worth`: a Reason keeps no estimate alive."""
+    return (stay.wait_s, stay.delay_usd + stay.deadline_usd, stay.compute_usd, stay.queue_usd)
+
+
+def _versus_line(wait_s: float, wait_usd: float, compute_usd: float, queue_usd: float) -> str:
     if math.isinf(wait_s):
-        versus = "never starting on-prem (too big for the free cluster)"
-    else:
-        versus = f"{reasons.duration(wait_s)} expected on-prem wait worth {reasons.usd(worth_usd)}"
-    return f"bursted to {pool}: {reasons.usd(cost_usd)} expected vs {versus}"
+        return "never starting on-prem (too big for the free cluster)"
+    worth = _worth(wait_usd, compute_usd, queue_usd)
+    return f"{reasons.duration(wait_s)} expected on-prem wait {worth}"
+
+
+def _worth(wait_usd: float, compute_usd: float, queue_usd: float) -> str:
+    """ "worth $9.60", with " + $40 on-prem compute" and " + $3.00 for the jobs queued behind"
+    when those are priced: together, staying's whole total."""
+    text = f"worth {reasons.usd(wait_usd)}"
+    if compute_usd:
+        text += f" + {reasons.usd(compute_usd)} on-prem compute"
+    if queue_usd:
+        text += f" + {reasons.usd(queue_usd)} for the jobs queued behind"
+    return text
 
 
 def _at_cap(
@@ -218,44 +242,81 @@ def _at_cap(
     book = (book[0], book[1], (option,))
     would = f"{option.offer.name} at {reasons.usd(option.cost_usd)} would exceed {blocked_by}"
     if options.policy.budgets.at_cap is AtCap.HOLD:
+        # A hold says the job is going to that pool once the cap clears; a job pending for less
+        # than `burst.min_wait` is not going anywhere yet, whatever the cap (as for a burst).
+        too_soon = _too_soon(job, stay, book, options, f"it would be held ({would})")
+        if too_soon is not None:
+            return too_soon
         return _cloud_decision(job, option, book, DecisionKind.HOLD, f"held: {would}")
     return _stay(job, stay, book, f"stays on-prem: {would}")
 
 
-def _versus_staying(stay: StayEstimate) -> str:
-    if math.isinf(stay.wait_s):
-        return "never starting on-prem (too big for the free cluster)"
-    return (
-        f"{reasons.duration(stay.wait_s)} expected on-prem wait worth "
-        f"{reasons.usd(stay.delay_usd + stay.deadline_usd)}"
-    )
-
-
 def _why_staying(
-    job: PendingJob, stay: StayEstimate, total_usd: float, found: Search
-) -> str | Reason:
-    wait = stay.wait_s
-    if wait <= 0:
-        return "starts on-prem now"
-    best = found.best
-    if best is None and math.isinf(found.lower_bound_usd):
-        return f"stays on-prem: no cloud pool fits {job.gpus} GPUs"
+    job: PendingJob,
+    stay: StayEstimate,
+    book: Book,
+    found: Search,
+    margin: tuple[float, float, float],
+) -> Decision:
+    """A stay because no option clears the bar (`margin`: the policy's margin fraction and
+    dollars, and the bar): the reason names the best option priced, or the one a budget or
+    cap rules out, and that option's terms go into the breakdown."""
+    if stay.wait_s <= 0:
+        return _stay(job, stay, book, "starts on-prem now")
+    option = found.best or found.blocked
+    if option is None and math.isinf(found.lower_bound_usd):
+        return _stay(job, stay, book, f"stays on-prem: no cloud pool fits {job.gpus} GPUs")
+    if option is None:
+        cloud: tuple[str | None, float] = (None, found.lower_bound_usd)
+        blocked: tuple[str | None, float] = (None, 0.0)
+    else:
+        book = (book[0], book[1], (option,))
+        cloud = (option.offer.name, option.total_usd)
+        blocked = (None, 0.0) if found.best else (found.blocked_by, option.cost_usd)
     # Plain numbers and names only: the line keeps no estimate alive until it is read.
-    if best is None:
-        return Reason(_staying_line, (wait, total_usd, None, found.lower_bound_usd))
-    return Reason(_staying_line, (wait, total_usd, best.offer.name, best.total_usd))
+    figures = (*_worth_figures(stay), stay.total_usd, *cloud, *margin, *blocked)
+    return _stay(job, stay, book, Reason(_staying_line, figures))
 
 
-def _staying_line(wait_s: float, stay_usd: float, best: str | None, cloud_usd: float) -> str:
+def _staying_line(
+    wait_s: float,
+    wait_usd: float,
+    compute_usd: float,
+    queue_usd: float,
+    stay_usd: float,
+    pool: str | None,
+    cloud_usd: float,
+    margin_fraction: float,
+    margin_usd: float,
+    bar_usd: float,
+    blocked_by: str | None,
+    blocked_cost_usd: float,
+) -> str:
     cloud = (
-        f"{best} at {reasons.usd(cloud_usd)}"
-        if best is not None
+        f"{pool} at {reasons.usd(cloud_usd)}"
+        if pool is not None
         else f"any cloud pool (at least {reasons.usd(cloud_usd)})"
     )
-    return (
-        f"stays on-prem: {reasons.duration(wait_s)} expected wait worth "
-        f"{reasons.usd(stay_usd)} beats {cloud}"
-    )
+    worth = f"{reasons.duration(wait_s)} expected wait {_worth(wait_usd, compute_usd, queue_usd)}"
+    if cloud_usd >= stay_usd:  # a tie stays too
+        line = f"stays on-prem: {worth} beats {cloud}"
+    else:  # the cloud is cheaper, but not by the margin
+        margin = _margin(margin_fraction, margin_usd)
+        line = (
+            f"stays on-prem: {cloud} does not clear the {margin} margin against {worth} "
+            f"(bar {reasons.usd(bar_usd)})"
+        )
+    if blocked_by is not None:
+        line += f"; its {reasons.usd(blocked_cost_usd)} would also exceed {blocked_by}"
+    return line
+
+
+def _margin(fraction: float, usd: float) -> str:
+    """The burst margin as the policy sets it: "10%", "$5.00" or "10% + $5.00"."""
+    parts = [f"{fraction * 100:g}%"] if fraction else []
+    if usd or not parts:
+        parts.append(reasons.usd(usd))
+    return " + ".join(parts)
 
 
 def _stay(
