@@ -204,7 +204,8 @@ class RoundOptions:
         for need in job.datasets:
             for pattern in self.policy.resident_datasets:
                 if fnmatchcase(need.name, pattern):
-                    return f"dataset {need.name} must stay on-prem"
+                    why = self.policy.residency_reasons.get(pattern)
+                    return f"dataset {need.name} must stay on-prem" + (f" ({why})" if why else "")
         return None
 
     def allowed(self, job: PendingJob) -> tuple[int, ...]:

@@ -139,6 +139,9 @@ class DecisionPolicy:
     tenants: Mapping[str, TenantRule] = field(default_factory=dict)
     # fnmatch patterns of dataset names that must never leave on-prem (data residency).
     resident_datasets: tuple[str, ...] = ()
+    # Why a pattern of `resident_datasets` is there ("patient data, GDPR"), for the reason of
+    # a job it keeps on-prem; patterns without an entry are shown bare.
+    residency_reasons: Mapping[str, str] = field(default_factory=dict)
 
     # --- the Starburst baseline -------------------------------------------------------------
     # Waiting budget ρ: total timeouts = ρ × total runtime (starburst-baseline.md §2).

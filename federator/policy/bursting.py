@@ -9,11 +9,18 @@ ATC'24), the baseline federator is measured against.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from federator.policy.base import Count, NonNegative, Positive, PositiveCount, Section
+from federator.policy.base import (
+    Count,
+    NonNegative,
+    NotBoolean,
+    Positive,
+    PositiveCount,
+    Section,
+)
 from federator.policy.units import Duration, PositiveDuration, parse_duration
 
 
@@ -81,8 +88,10 @@ class Burst(Section):
     min_wait: Duration = parse_duration("2m")
     """A job must have waited at least this long on-prem before it may burst."""
 
-    margin_fraction: NonNegative = 0.1
-    """The best cloud option must be cheaper than staying by this fraction (0.1 = 10 %)."""
+    margin_fraction: Annotated[float, Field(ge=0, lt=1), NotBoolean] = 0.1
+    """The best cloud option must be cheaper than staying by this fraction (0.1 = 10 %); below
+    1, as at 1 or more only a free cloud option could be that much cheaper, which would turn
+    bursting off without saying so (`policy: never` says it)."""
 
     margin_usd: NonNegative = 0.0
     """...and by at least this many US dollars."""

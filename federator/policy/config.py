@@ -250,6 +250,37 @@ def _tenant_problems(config: FederatorConfig) -> Iterator[Problem]:
                 )
 
 
+def _gpu_speed_problems(config: FederatorConfig) -> Iterator[Problem]:
+    """A speed applies to the pools whose `gpu_type` is the key exactly (case too, as the
+    decision core looks it up), so a key no pool has is a typo that would leave every pool
+    at speed 1.0 without a word."""
+    offered = sorted({pool.gpu_type for c in config.cloud_clusters for pool in c.pools})
+    for key in config.cost.gpu_speed:
+        if key in offered:
+            continue
+        same_letters = [gpu_type for gpu_type in offered if gpu_type.lower() == key.lower()]
+        close = same_letters or difflib.get_close_matches(key, offered, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        yield Problem(
+            ("cost", "gpu_speed", key),
+            f"no cloud pool has gpu_type {key!r} (pools' GPU types: "
+            f"{', '.join(offered) or 'none'}; case matters){hint}",
+        )
+
+
+def _priority_problems(config: FederatorConfig) -> Iterator[Problem]:
+    """Two multipliers for one priority: only the first would ever apply."""
+    first: dict[int, int] = {}
+    for index, entry in enumerate(config.cost.priority_multipliers):
+        earlier = first.setdefault(entry.min_priority, index)
+        if earlier != index:
+            yield Problem(
+                ("cost", "priority_multipliers", index, "min_priority"),
+                f"priority_multipliers[{earlier}] already has min_priority "
+                f"{entry.min_priority}; give each priority one multiplier",
+            )
+
+
 def _dataset_problems(config: FederatorConfig) -> Iterator[Problem]:
     yield from _duplicate_names(("datasets",), [d.name for d in config.datasets], "dataset")
     if config.datasets and config.onprem_clusters:
@@ -442,6 +473,8 @@ _CHECKS: tuple[tuple[Callable[[FederatorConfig], Iterator[Problem]], frozenset[s
     (_cluster_problems, frozenset({"clusters"})),
     (_queue_problems, frozenset({"clusters", "queues", "burst_rules"})),
     (_tenant_problems, frozenset({"clusters", "tenants"})),
+    (_gpu_speed_problems, frozenset({"clusters", "cost"})),
+    (_priority_problems, frozenset({"cost"})),
     (_dataset_problems, frozenset({"clusters", "datasets", "residency"})),
     (_residency_problems, frozenset({"datasets", "residency"})),
     (_registry_problems, frozenset({"clusters", "registry"})),

@@ -23,7 +23,9 @@ class PriorityMultiplier(Section):
     """A multiplier of the value of waiting for jobs at or above a priority."""
 
     min_priority: Integer
-    """Lowest job priority (the PriorityClass value) this multiplier applies to."""
+    """Lowest priority this multiplier applies to: a Kueue Workload's priority (its
+    WorkloadPriorityClass or PriorityClass value); plain Jobs count as priority 0. One entry
+    per value."""
 
     multiplier: Positive
     """Factor applied to the value of waiting, e.g. 4 for urgent jobs."""
@@ -57,8 +59,9 @@ class Cost(Section):
     """What one hour of waiting costs per job whatever its size, added to the per-GPU value."""
 
     priority_multipliers: tuple[PriorityMultiplier, ...] = ()
-    """Scale the value of waiting by job priority: the entry with the highest `min_priority`
-    at or below a job's priority applies, so urgent jobs burst sooner."""
+    """Scale the value of waiting by the priority of a job's Kueue Workload (plain Jobs count
+    as priority 0): the entry with the highest `min_priority` at or below it applies, so
+    urgent jobs burst sooner."""
 
     default_runtime: PositiveDuration = parse_duration("1h")
     """Runtime assumed for a job that declares none in its `federator.io/runtime-estimate`
@@ -85,7 +88,8 @@ class Cost(Section):
 
     gpu_speed: dict[str, Positive] = Field(default_factory=dict)
     """Speed of each GPU type relative to the on-prem GPU, e.g. `{H100: 2.0}` makes a job run
-    twice as fast on H100; 1.0 for a type not listed."""
+    twice as fast on H100; 1.0 for a type not listed. Each key must be the `gpu_type` of a
+    cloud pool, written the same way (case matters)."""
 
     bill_startup: bool = True
     """Count the startup latency as billed time (cloud instances boot on the meter)."""

@@ -62,6 +62,7 @@ def to_decision_policy(config: FederatorConfig) -> core.DecisionPolicy:
         caps=_caps(config),
         tenants={tenant.name: _tenant_rule(tenant) for tenant in config.tenants},
         resident_datasets=tuple(sorted(resident_datasets(config))),
+        residency_reasons={rule.dataset: rule.reason for rule in config.residency if rule.reason},
         starburst_waiting_budget=starburst.waiting_budget,
         starburst_runtime_weighted_mean_gpus=starburst.runtime_weighted_mean_gpus,
         starburst_max_queue_length=starburst.max_queue_length,

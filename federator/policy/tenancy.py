@@ -40,4 +40,5 @@ class ResidencyRule(Section):
     """Name of the dataset (from `datasets`)."""
 
     reason: str = ""
-    """Why the rule exists (e.g. "patient data, GDPR"); shown when a job is kept on-prem."""
+    """Why the rule exists (e.g. "patient data, GDPR"); shown in the reason of every job the
+    rule keeps on-prem ("dataset patient-ct must stay on-prem (patient data, GDPR)")."""
