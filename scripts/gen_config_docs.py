@@ -289,7 +289,12 @@ _PATTERN_NAMES = (
 def _scalar(field: Schema) -> str:
     kind = str(field.get("type", "any"))
     bounds = []
-    for key, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤")):
+    for key, sign in (
+        ("minimum", "≥"),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "≤"),
+        ("exclusiveMaximum", "<"),
+    ):
         if key in field:
             bounds.append(f"{sign} {field[key]}")
     if kind == "string" and "pattern" in field:

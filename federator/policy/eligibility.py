@@ -45,7 +45,8 @@ def may_burst(config: FederatorConfig, job: JobFacts) -> Eligibility:
     for index, rule in enumerate(config.burst_rules):
         if _matches(rule, job):
             why = f"burst_rules[{index}]" + (f" ({rule.reason})" if rule.reason else "")
-            return Eligibility(rule.burst == "allow", f"{why} {rule.burst}s it")
+            verb = "allows" if rule.burst == "allow" else "denies"
+            return Eligibility(rule.burst == "allow", f"{why} {verb} it")
     queue = queue_of(config, job)
     if queue is None:
         return Eligibility(False, f"no watched queue covers namespace {job.namespace!r}")

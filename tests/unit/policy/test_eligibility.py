@@ -28,6 +28,12 @@ CASES = [
         "a deny rule by namespace and label",
         JobFacts("vision", queue="training", labels={"app.kubernetes.io/part-of": "evaluation"}),
         False,
+        ") denies it",
+    ),
+    (
+        "a deny rule names itself",
+        JobFacts("vision", queue="training", labels={"app.kubernetes.io/part-of": "evaluation"}),
+        False,
         "burst_rules[0] (evaluation jobs read",
     ),
     ("an opt-in queue without the label", JobFacts("nlp", queue="training"), False, "is opt-in"),
@@ -53,6 +59,17 @@ CASES = [
         ),
         True,
         "burst_rules[1]",
+    ),
+    (
+        "an allow rule says it allows",
+        JobFacts(
+            "nlp",
+            queue="training",
+            priority_class="urgent",
+            annotations={"example.com/cloud-ok": "true"},
+        ),
+        True,
+        ") allows it",
     ),
     (
         "a namespace queue that never bursts",
