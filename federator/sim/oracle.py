@@ -11,36 +11,58 @@ uses (`MARKET_DRAWS`). The issue's oracle "knows durations and future arrivals";
 runs a random draw will preempt is knowledge no policy can act on, so the oracle does not
 have it either (it did before d5f8610; docs/simulator.md has what that changed).
 
-The search is a continuation in the value of waiting v (the same DecisionPolicy figure the
-`federator` strategy uses, so both curves share a knob):
-1. Each job's best cloud option is priced from its cloud run on every pool (cost, and the
-   delay startup and rework add; a spot run with a preemption rate as the mean of
-   `MARKET_DRAWS` runs); the best by cost + value of that delay is kept.
-2. Starting from "burst nothing" at v/256, v doubles step by step (factor 2, last step = v).
+It obeys the rules every other policy obeys, as the decision core applies them
+(`federator.core.choices`): a job goes only to a pool of a GPU type it accepts, never when its
+queue, its tenant or its data keep it on-prem (`PendingJob.burst_allowed` and the tenant and
+residency rules), and never past a pool's free GPUs, a budget or a cap on bursted jobs or GPUs.
+
+The search is a continuation in the value of waiting (the same DecisionPolicy figures the
+`federator` strategy uses, so both curves share a knob). `policy_at(k)` is the run's decision
+policy at knob k; only its value of time changes with k (a sweep's $ per job-hour, or a scale
+on the policy file's own values, 1 = as written):
+1. Each job's best cloud option is priced from its cloud run on every pool the rules let it
+   use (cost, and the delay startup and rework add; a spot run with a preemption rate as the
+   mean of `MARKET_DRAWS` runs); the best by cost + value of that delay is kept. Pools and
+   budgets the job could not use even alone in the clouds are left out.
+2. Starting from "burst nothing" at k/256, k doubles step by step (factor 2, last step = k).
    At each step the current plan is simulated and every job that stayed reads its real
    on-prem wait; the plan then also bursts, at submission, every job whose wait priced at the
-   step's v is worth more than its cloud option: v x (wait - cloud delay) > cloud cost.
+   step's value of time is worth more than its cloud option: value x (wait - cloud delay) >
+   cloud cost. A job that can never start on-prem (bigger than the cluster) is in every plan,
+   at its best option, from the first step.
 3. Plans only grow along the path, so small steps keep the overshoot of deciding many jobs on
    one simulation small; plans along the path are cached, so a sweep over v costs about one
    simulation per grid point. A job's options are priced only once it has waited longer than
    the quickest pool's startup (no option can shorten a shorter wait), and then kept.
+4. A planned burst that a pool's free GPUs, a budget or a cap holds back when the job is due
+   is tried again for as long as it would still pay, by the wait the plan's simulation showed
+   (a job that cannot start on-prem: until it goes): when cloud room frees (the engine asks
+   again about jobs that stayed for want of room) and after as long again as it has waited,
+   as the other policies' revisits go (`MIN_RETRY_S` at least; budgets free up with time).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from federator.core.models import CapacityType
+from federator import errors
+from federator.core.choices import RoundOptions
+from federator.core.models import CapacityType, PendingJob, Spend
 from federator.core.policy import DecisionPolicy
 from federator.sim.cloud import CloudPool, run_in_cloud
 from federator.sim.engine import Order, Scenario, Simulation, World
+from federator.sim.onprem import GpuNodes
+from federator.sim.policies import pool_offer
 from federator.sim.traces import TraceJob
 
-_STEPS = 8  # the path starts at v / 2**8
+_STEPS = 8  # the path starts at k / 2**8
 MARKET_DRAWS = 4  # spot runs priced as the mean of this many draws (see the module docstring)
 HOUR = 3600.0
+# A held-back planned burst is tried again no sooner than this (nor than the decision period).
+MIN_RETRY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,20 +72,135 @@ class CloudOption:
     delay_s: float  # cloud completion - submission - run time: startup, rework, transfer
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedBurst:
+    """A job the plan bursts, where, and when it would start on-prem instead."""
+
+    option: CloudOption
+    # Its on-prem start in the simulation that planned it (inf: it can never start on-prem).
+    onprem_start_s: float
+
+    def pays_until_s(self, value_per_hour: float) -> float:
+        """The last time a burst still beats that start, at this value of waiting (a job that
+        can never start on-prem: always)."""
+        if self.onprem_start_s == math.inf:
+            return math.inf
+        if value_per_hour <= 0:
+            return -math.inf
+        spare_s = self.onprem_start_s - self.option.delay_s
+        return spare_s - self.option.cost_usd * HOUR / value_per_hour
+
+
+Plan = dict[int, PlannedBurst]
+
+
+class BurstRules:
+    """The rules a burst must obey, as the decision core applies them to every policy.
+
+    `pools_for` answers once per job which pools it could ever use (GPU type, burst rules,
+    tenant, a pool's and the caps' size, budgets against the job alone); `BurstRound` answers
+    in a round whether a planned burst fits what is left now.
+    """
+
+    def __init__(
+        self, trace: Sequence[TraceJob], scenario: Scenario, policy: DecisionPolicy
+    ) -> None:
+        self.policy = policy
+        self.scenario = scenario
+        # A world no simulation runs in: it only builds each job as the core sees it
+        # (`World.pending_job`), with whatever the engine derives from the scenario.
+        self._jobs = World(trace, scenario)
+        empty = [
+            replace(pool_offer(pool, self._jobs, 0.0), free_gpus=pool.largest_launch_gpus)
+            for pool in scenario.pools
+        ]
+        self._alone = RoundOptions(empty, Spend(), policy, 0.0)
+        self._index = {offer.name: index for index, offer in enumerate(self._alone.offers)}
+
+    def pending(self, job: int) -> PendingJob:
+        jobs = self._jobs
+        if math.isnan(jobs.estimates[job]):
+            jobs.estimate_at_submission(job)
+        return jobs.pending_job(job)
+
+    def pools_for(self, job: int) -> list[CloudPool]:
+        """The pools the job may ever burst to, in the scenario's order (budgets aside)."""
+        pending = self.pending(job)
+        if self._alone.burst_blocker(pending) is not None:
+            return []
+        allowed = set(self._alone.allowed(pending))
+        return [
+            pool
+            for pool in self.scenario.pools
+            if self._index[pool.name] in allowed and pending.gpus <= pool.largest_launch_gpus
+        ]
+
+    def fits_alone(self, job: int, option: CloudOption) -> bool:
+        """Whether the option fits every budget and cap with nothing else in the clouds."""
+        index = self._index[option.pool.name]
+        return self._alone.ledger.blocker(self.pending(job), index, option.cost_usd) is None
+
+
+class BurstRound:
+    """One round's room: the pools' free GPUs, the budgets and caps left (the core's ledger)."""
+
+    def __init__(self, world: World, policy: DecisionPolicy, now: float) -> None:
+        offers = [pool_offer(pool, world, now) for pool in world.scenario.pools]
+        self._options = RoundOptions(offers, _spend(world, now), policy, now)
+        self._index = {offer.name: index for index, offer in enumerate(self._options.offers)}
+
+    def take(self, job: PendingJob, option: CloudOption) -> bool:
+        """Book the burst and say True when it fits now; False (nothing booked) otherwise."""
+        options = self._options
+        index = self._index[option.pool.name]
+        if options.burst_blocker(job) is not None or index not in options.allowed(job):
+            return False
+        if options.ledger.blocker(job, index, option.cost_usd) is not None:
+            return False
+        options.ledger.charge(job, index, option.cost_usd)
+        return True
+
+
 class PlannedBursts:
-    """Bursts exactly the planned jobs as soon as they are due; leaves every other job alone."""
+    """Bursts exactly the planned jobs as soon as they are due and fit the pools, budgets and
+    caps, in queue order; leaves every other job alone.
+
+    A planned job held back is asked again while its burst still pays (`PlannedBurst`); once
+    it no longer does, it stays, also when the engine asks about it because room freed.
+    """
 
     knob: float | None = None
 
-    def __init__(self, name: str, plan: dict[int, CloudPool]) -> None:
+    def __init__(self, name: str, plan: Plan, policy: DecisionPolicy) -> None:
         self.name = name
         self.plan = plan
+        self.policy = policy
+        self._held: set[int] = set()
 
     def prepare(self, world: World) -> None:
         return None
 
     def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
-        return play(self.plan, world, due)
+        room: BurstRound | None = None  # built only in rounds with a planned job
+        orders = []
+        for job in due:
+            planned = self.plan.get(job)
+            if planned is None or (job in self._held and now > self._pays_until(world, job)):
+                orders.append(Order(job))
+                continue
+            room = room or BurstRound(world, self.policy, now)
+            if room.take(world.pending_job(job), planned.option):
+                orders.append(Order(job, pool=planned.option.pool))
+                continue
+            self._held.add(job)
+            retry_at = _retry_at(world, job, now)
+            pays = retry_at <= self._pays_until(world, job)
+            orders.append(Order(job, revisit_at=retry_at if pays else None))
+        return orders
+
+    def _pays_until(self, world: World, job: int) -> float:
+        value = _value_per_hour(world.pending_job(job), self.policy)
+        return self.plan[job].pays_until_s(value)
 
 
 class HindsightPlanner:
@@ -78,15 +215,18 @@ class HindsightPlanner:
         self.trace = trace
         self.scenario = scenario
         self.policy_at = policy_at
+        # Budgets, caps and burst rules do not depend on the value of time.
+        self.rules = BurstRules(trace, scenario, policy_at(1.0))
         self.simulations = 0
-        self._path: list[tuple[float, dict[int, CloudPool]]] = []
+        self._path: list[tuple[float, Plan]] = []
         # Each job's cloud options, independent of v, priced the first time a job waited long
         # enough for one to pay (a spot option is a mean of MARKET_DRAWS runs).
         self._runs: list[list[CloudOption] | None] = [None] * len(trace)
         # No option adds less delay than the quickest pool's startup.
         self._least_delay_s = min((pool.startup_latency_s for pool in scenario.pools), default=0.0)
+        self._stranded = _never_start_on_prem(trace, scenario)
 
-    def plan_for(self, value: float) -> dict[int, CloudPool]:
+    def plan_for(self, value: float) -> Plan:
         for known, plan in self._path:
             if known == value:
                 return plan
@@ -99,39 +239,67 @@ class HindsightPlanner:
                 return plan
             step *= 2
 
-    def _closest_below(self, value: float) -> tuple[float, dict[int, CloudPool]]:
+    def _closest_below(self, value: float) -> tuple[float, Plan]:
         below = [(known, plan) for known, plan in self._path if known < value]
         if not below or max(below, key=lambda item: item[0])[0] < value / 2**_STEPS:
             return 0.0, {}
         return max(below, key=lambda item: item[0])
 
-    def _extend(self, plan: dict[int, CloudPool], value: float) -> dict[int, CloudPool]:
+    def _extend(self, plan: Plan, value: float) -> Plan:
         policy = self.policy_at(value)
-        result = Simulation(self.trace, self.scenario, PlannedBursts("oracle-search", plan)).run()
+        grown = self._with_stranded(plan, policy)
+        planned = PlannedBursts("oracle-search", grown, policy)
+        result = Simulation(self.trace, self.scenario, planned).run()
         self.simulations += 1
+        grown = dict(grown)
         # Plain lists: reading 21,000 numpy scalars one by one costs more than converting once.
         waits = (result.outcomes.start_s - result.outcomes.submit_s).tolist()
         bursted = result.outcomes.bursted.tolist()
-        values: dict[tuple[int, str], float] = {}  # a job's value depends on (gpus, queue) only
-        grown = dict(plan)
+        values: dict[tuple[int, str, int, float | None], float] = {}  # by what a value depends on
         least_delay = self._least_delay_s
         for job, spec in enumerate(self.trace):
             if waits[job] <= least_delay or job in grown or bursted[job]:
                 continue  # a wait no cloud option can shorten
-            job_value = values.get((spec.gpus, spec.queue))
+            pending = self.rules.pending(job)
+            key = (pending.gpus, pending.queue, pending.priority, pending.value_usd_per_gpu_hour)
+            job_value = values.get(key)
             if job_value is None:
-                job_value = values[spec.gpus, spec.queue] = _value_per_hour(spec, policy)
-            runs = self._runs[job]
-            if runs is None:
-                runs = self._runs[job] = _cloud_runs(spec, self.scenario)
-            option = _best(runs, job_value)
+                job_value = values[key] = _value_per_hour(pending, policy)
+            option = _best(self._options(job), job_value)
             if option is None:
                 continue
             if job_value * (waits[job] - option.delay_s) / HOUR > option.cost_usd:
-                grown[job] = option.pool
+                grown[job] = PlannedBurst(option, spec.submit_s + waits[job])
         self._path.append((value, grown))
         self._path.sort(key=lambda item: item[0])
         return grown
+
+    def _with_stranded(self, plan: Plan, policy: DecisionPolicy) -> Plan:
+        """The plan with every job that can never start on-prem, at its best option."""
+        missing = [job for job in self._stranded if job not in plan]
+        if not missing:
+            return plan
+        grown = dict(plan)
+        for job in missing:
+            value = _value_per_hour(self.rules.pending(job), policy)
+            option = _best(self._options(job), value)
+            if option is None:
+                spec = self.trace[job]
+                raise errors.UserError(
+                    f"oracle: job {spec.job_id} needs {spec.gpus} GPUs, more than the simulated "
+                    f"on-prem cluster can ever place, and no cloud pool is open to it under the "
+                    f"policy file's rules (GPU type, burst rules, pool max_gpus, caps, budgets)"
+                )
+            grown[job] = PlannedBurst(option, math.inf)
+        return grown
+
+    def _options(self, job: int) -> list[CloudOption]:
+        runs = self._runs[job]
+        if runs is None:
+            spec, rules = self.trace[job], self.rules
+            priced = _cloud_runs(spec, self.scenario, rules.pools_for(job))
+            runs = self._runs[job] = [option for option in priced if rules.fits_alone(job, option)]
+        return runs
 
 
 class OracleController:
@@ -139,45 +307,74 @@ class OracleController:
 
     name = "oracle"
 
-    def __init__(self, planner: HindsightPlanner, *, knob: float, knob_name: str) -> None:
+    def __init__(
+        self,
+        planner: HindsightPlanner,
+        *,
+        at: float,
+        knob: float | None,
+        knob_name: str,
+    ) -> None:
         self.planner = planner
-        self.knob: float | None = knob
+        self.at = at  # the planner's knob: a sweep's value, or 1 for the policy file's values
+        self.knob = knob
         self.knob_name = knob_name
-        self._plan: dict[int, CloudPool] = {}
+        self._player = PlannedBursts(self.name, {}, planner.policy_at(at))
 
     def prepare(self, world: World) -> None:
-        self._plan = self.planner.plan_for(self.knob or 0.0)
+        self._player = PlannedBursts(self.name, self.planner.plan_for(self.at), self._player.policy)
 
     def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
-        return play(self._plan, world, due)
+        return self._player.decide(world, now, due)
 
 
-def play(plan: dict[int, CloudPool], world: World, due: Sequence[int]) -> list[Order]:
-    """Burst the planned due jobs that still fit their pool's cap; the others stay."""
-    used = dict(world.pool_used_gpus)
-    orders = []
-    for job in due:
-        pool = plan.get(job)
-        gpus = world.trace[job].gpus
-        if pool is not None and used[pool.name] + gpus <= pool.max_gpus:
-            used[pool.name] += gpus
-            orders.append(Order(job, pool=pool))
-        else:
-            orders.append(Order(job))
-    return orders
+def _retry_at(world: World, job: int, now: float) -> float:
+    """When to try a held-back burst again: after as long again as the job has waited."""
+    waited = now - world.trace[job].submit_s
+    return now + max(world.scenario.decision_period_s, MIN_RETRY_S, waited)
 
 
-def _value_per_hour(job: TraceJob, policy: DecisionPolicy) -> float:
-    return policy.value_of_time_usd_per_hour(gpus=job.gpus, queue=job.queue, priority=0)
+def _spend(world: World, now: float) -> Spend:
+    """What runs in the clouds now, as the core's budgets and caps count it (the same figures
+    `policies` gives the core for the other policies)."""
+    cluster_jobs, cluster_gpus = world.cluster_usage()
+    return Spend(
+        last_hour_usd=world.burn_usd_per_hour(now),
+        today_usd=world.cloud_usd_by_day.get(int(now // 86400), 0.0),
+        bursted_jobs=len(world.cloud_running),
+        bursted_gpus=sum(world.pool_used_gpus.values()),
+        cluster_bursted_jobs=cluster_jobs,
+        cluster_bursted_gpus=cluster_gpus,
+    )
 
 
-def _cloud_runs(job: TraceJob, scenario: Scenario) -> list[CloudOption]:
-    """The job's cloud run on every pool it fits, if it burst at submission: the real one where
+def _value_per_hour(job: PendingJob, policy: DecisionPolicy) -> float:
+    return policy.value_of_time_usd_per_hour(
+        gpus=job.gpus,
+        queue=job.queue,
+        priority=job.priority,
+        per_gpu_usd=job.value_usd_per_gpu_hour,
+    )
+
+
+def _never_start_on_prem(trace: Sequence[TraceJob], scenario: Scenario) -> list[int]:
+    """The jobs no on-prem placement can ever hold (bigger than the cluster's nodes allow)."""
+    fits: dict[int, bool] = {}
+    stranded = []
+    for job, spec in enumerate(trace):
+        if spec.gpus not in fits:  # `place` takes the GPUs: an empty cluster for each size
+            empty = GpuNodes(scenario.onprem_gpus, scenario.gpus_per_node)
+            fits[spec.gpus] = empty.place(spec.gpus) is not None
+        if not fits[spec.gpus]:
+            stranded.append(job)
+    return stranded
+
+
+def _cloud_runs(job: TraceJob, scenario: Scenario, pools: Sequence[CloudPool]) -> list[CloudOption]:
+    """The job's cloud run on each of `pools`, if it burst at submission: the real one where
     nothing is random, the mean over `MARKET_DRAWS` unused draws where preemptions are."""
     found = []
-    for pool in scenario.pools:
-        if job.gpus > pool.max_gpus:
-            continue
+    for pool in pools:
         draws = MARKET_DRAWS if _random_preemptions(pool) else 1
         cost = delay = 0.0
         for draw in range(draws):

@@ -136,7 +136,7 @@ def controller_for(
                 trace, scenario, lambda value: per_job_value(federator, value)
             )
         knob = spec.knob if spec.knob is not None else 1.0
-        return OracleController(planners[key], knob=knob, knob_name=KNOB_NAMES["oracle"])
+        return OracleController(planners[key], at=knob, knob=knob, knob_name=KNOB_NAMES["oracle"])
     return CoreController(spec.policy, policy, knob=spec.knob, knob_name=knob_name)
 
 
