@@ -9,9 +9,10 @@ Each policy has one main knob, the one a person would turn to trade cloud dollar
 | federator | value of waiting, $ per job-hour | what one hour of a job's waiting is worth |
 | oracle | value of waiting, $ per job-hour | the same price of time, decided in hindsight |
 
-The sweeps price waiting per job-hour (and set the per-GPU-hour value to 0) because the curves
-are drawn against the *mean* JCT, where every job counts once whatever its size. Without
-`--sweep`, federator runs with the policy file's values exactly as written.
+The sweeps price waiting per job-hour (and set every per-GPU-hour value, the queues' own
+included, to 0, and drop priority multipliers) because the curves are drawn against the *mean*
+JCT, where every job counts once whatever its size. Without `--sweep`, federator and the oracle
+run with the policy file's values exactly as written, and report no knob.
 
 Sweep grids are geometric and wide on purpose (they span "almost never bursts" to "bursts
 nearly everything" on any cluster); they are not fitted to a trace.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 from federator import errors
 from federator.core import starburst
@@ -78,11 +80,10 @@ def plan_runs(policies: Sequence[str], sweep: bool, base: DecisionPolicy) -> lis
 
 
 def configured_knob(policy: str, base: DecisionPolicy) -> float | None:
-    """The knob as the policy file sets it (None: federator/oracle use the file's values)."""
+    """The knob as the policy file sets it (None: federator and the oracle run with the file's
+    values of waiting as written, which no single knob describes)."""
     if policy == "starburst":
         return base.starburst_waiting_budget
-    if policy == "oracle":
-        return base.value_of_time_usd_per_job_hour or base.value_of_time_usd_per_gpu_hour
     return None
 
 
@@ -109,12 +110,34 @@ def decision_policy(
 
 
 def per_job_value(policy: DecisionPolicy, usd_per_job_hour: float) -> DecisionPolicy:
+    """Every job's hour of waiting worth `usd_per_job_hour`, whatever its size, queue or
+    priority: no per-GPU-hour value is left (a queue's own would outweigh the knob) and no
+    priority multiplier (every simulated job has priority 0, so one would only rescale it)."""
     return replace(
-        policy, value_of_time_usd_per_gpu_hour=0.0, value_of_time_usd_per_job_hour=usd_per_job_hour
+        policy,
+        value_of_time_usd_per_gpu_hour=0.0,
+        value_of_time_usd_per_job_hour=usd_per_job_hour,
+        queue_value_of_time_usd_per_gpu_hour={},
+        priority_value_multipliers=(),
     )
 
 
-Planners = dict[tuple[int, int], HindsightPlanner]
+def scaled_values(policy: DecisionPolicy, factor: float) -> DecisionPolicy:
+    """The policy with every value of waiting times `factor` (1: as written): the oracle's
+    path towards the policy file's own values."""
+    return replace(
+        policy,
+        value_of_time_usd_per_gpu_hour=policy.value_of_time_usd_per_gpu_hour * factor,
+        value_of_time_usd_per_job_hour=policy.value_of_time_usd_per_job_hour * factor,
+        queue_value_of_time_usd_per_gpu_hour={
+            queue: value * factor
+            for queue, value in policy.queue_value_of_time_usd_per_gpu_hour.items()
+        },
+    )
+
+
+# One planner per (trace, scenario, swept or as written): it caches its path of plans.
+Planners = dict[tuple[int, int, bool], HindsightPlanner]
 
 
 def controller_for(
@@ -128,16 +151,32 @@ def controller_for(
     policy = decision_policy(spec, base, trace)
     knob_name = KNOB_NAMES.get(spec.policy, "") if spec.knob is not None else ""
     if spec.policy == "oracle":
-        planners = {} if planners is None else planners
-        key = (id(trace), id(scenario))
-        if key not in planners:
-            federator = replace(base, strategy=Strategy.FEDERATOR)
-            planners[key] = HindsightPlanner(
-                trace, scenario, lambda value: per_job_value(federator, value)
-            )
-        knob = spec.knob if spec.knob is not None else 1.0
-        return OracleController(planners[key], at=knob, knob=knob, knob_name=KNOB_NAMES["oracle"])
+        return _oracle(spec, base, trace, scenario, {} if planners is None else planners)
     return CoreController(spec.policy, policy, knob=spec.knob, knob_name=knob_name)
+
+
+def _oracle(
+    spec: RunSpec,
+    base: DecisionPolicy,
+    trace: Sequence[TraceJob],
+    scenario: Scenario,
+    planners: Planners,
+) -> OracleController:
+    """A swept oracle plans at the knob's $ per job-hour; one without a knob plans with the
+    policy file's values as written (scale 1 on its path)."""
+    swept = spec.knob is not None
+    key = (id(trace), id(scenario), swept)
+    if key not in planners:
+        federator = replace(base, strategy=Strategy.FEDERATOR)
+        if swept:
+            planners[key] = HindsightPlanner(trace, scenario, partial(per_job_value, federator))
+        else:
+            planners[key] = HindsightPlanner(trace, scenario, partial(scaled_values, federator))
+    if spec.knob is None:
+        return OracleController(planners[key], at=1.0, knob=None, knob_name="")
+    return OracleController(
+        planners[key], at=spec.knob, knob=spec.knob, knob_name=KNOB_NAMES["oracle"]
+    )
 
 
 def run_all(
