@@ -37,6 +37,11 @@ _DONE = 0  # a running job finished (on-prem or cloud)
 _REVISIT = 1  # a queued job's revisit time came
 _ROUND = 2  # a decision round is due
 _PROGRESS_STEP = 500  # arrivals per progress report
+# A job still queued this long after the trace's last submission, with nothing running on-prem
+# or in the cloud, can never run: every budget window, cap and replayed input has long since
+# reset or ended, so nothing it waits for will change. (Its revisits double, so without this
+# the run would spin until the clock overflowed.)
+_GIVE_UP_AFTER_S = 400 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +378,25 @@ class Simulation:
                 at = max(revisit, now)
                 self._next_revisit[order.job] = at
                 self._push(at, _REVISIT, order.job)
+        if stayed:
+            self._give_up_if_stuck([order.job for order in stayed], now)
+
+    def _give_up_if_stuck(self, stayed: Sequence[int], now: float) -> None:
+        """A clear error for jobs that can never run (see _GIVE_UP_AFTER_S)."""
+        world = self.world
+        if world.running or world.cloud_running:
+            return
+        if now - world.trace[-1].submit_s < _GIVE_UP_AFTER_S:
+            return
+        names = ", ".join(world.trace[job].job_id for job in stayed[:5])
+        more = f" and {len(stayed) - 5} more" if len(stayed) > 5 else ""
+        raise errors.UserError(
+            f"job(s) {names}{more} can never run: they do not fit the simulated on-prem "
+            f"cluster and the {self.controller.name} policy refuses every cloud option, "
+            f"{(now - world.trace[-1].submit_s) / 86_400:.0f} simulated days after the last "
+            f"submission with nothing else running (is a budget or cap below what one such job "
+            f"needs?)"
+        )
 
     def _lacks_room(self, job: int, rooms: Mapping[str, int]) -> bool:
         """No pool the job may use has room for it now (so freed room, not time, changes it)."""

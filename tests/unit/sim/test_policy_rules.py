@@ -12,7 +12,7 @@ import pytest
 
 from federator import cli, errors
 from federator.core.models import CapacityType
-from federator.core.policy import Caps, DecisionPolicy, Strategy
+from federator.core.policy import Budgets, Caps, DecisionPolicy, Strategy
 from federator.policy import parse_policy
 from federator.sim import setup
 from federator.sim.cloud import AvailabilityTrace
@@ -246,6 +246,23 @@ def test_a_job_that_fits_no_pool_is_refused_before_the_run(
     message = str(refused.value)
     assert "job big needs 16 GPUs" in message
     assert why in message
+
+
+@pytest.mark.parametrize("strategy", [Strategy.ALWAYS, Strategy.FEDERATOR])
+def test_a_job_whose_every_cloud_option_a_budget_refuses_for_ever_is_a_user_error(
+    strategy: Strategy,
+) -> None:
+    """The 16-GPU job costs about $5 on the only pool that fits it, over a $1 daily budget: no
+    day ever lets it out, and it never fits on-prem (its revisits used to double until the
+    clock overflowed: OverflowError)."""
+    policy = DecisionPolicy(
+        strategy=strategy,
+        value_of_time_usd_per_gpu_hour=100.0,
+        budgets=Budgets(max_usd_per_day=1.0),
+    )
+    simulation = Simulation(BIG, tiny_scenario(on_demand_pool()), CoreController("x", policy))
+    with pytest.raises(errors.UserError, match=r"job\(s\) big can never run"):
+        simulation.run()
 
 
 def test_a_job_too_big_for_every_replayed_spot_instance_is_refused() -> None:
