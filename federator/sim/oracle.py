@@ -33,7 +33,8 @@ on the policy file's own values, 1 = as written):
 3. Plans only grow along the path, so small steps keep the overshoot of deciding many jobs on
    one simulation small; plans along the path are cached, so a sweep over v costs about one
    simulation per grid point. A job's options are priced only once it has waited longer than
-   the quickest pool's startup (no option can shorten a shorter wait), and then kept.
+   the quickest pool's startup and `burst.min_wait` (no option can shorten a shorter wait),
+   and then kept. Like every policy, it bursts no job pending less than `burst.min_wait`.
 4. A planned burst that a pool's free GPUs, a budget or a cap holds back when the job is due
    is tried again for as long as it would still pay, by the wait the plan's simulation showed
    (a job that cannot start on-prem: until it goes): when cloud room frees (the engine asks
@@ -188,6 +189,10 @@ class PlannedBursts:
             if planned is None or (job in self._held and now > self._pays_until(world, job)):
                 orders.append(Order(job))
                 continue
+            earliest = world.trace[job].submit_s + self.policy.min_pending_before_burst_s
+            if now < earliest:  # `burst.min_wait`, which every policy keeps
+                orders.append(Order(job, revisit_at=earliest))
+                continue
             room = room or BurstRound(world, self.policy, now)
             if room.take(world.pending_job(job), planned.option):
                 orders.append(Order(job, pool=planned.option.pool))
@@ -222,8 +227,10 @@ class HindsightPlanner:
         # Each job's cloud options, independent of v, priced the first time a job waited long
         # enough for one to pay (a spot option is a mean of MARKET_DRAWS runs).
         self._runs: list[list[CloudOption] | None] = [None] * len(trace)
-        # No option adds less delay than the quickest pool's startup.
-        self._least_delay_s = min((pool.startup_latency_s for pool in scenario.pools), default=0.0)
+        # No option adds less delay than the quickest pool's startup after `burst.min_wait`.
+        self._min_wait_s = max(0.0, self.rules.policy.min_pending_before_burst_s)
+        quickest = min((pool.startup_latency_s for pool in scenario.pools), default=0.0)
+        self._least_delay_s = self._min_wait_s + quickest
         self._stranded = _never_start_on_prem(trace, scenario)
 
     def plan_for(self, value: float) -> Plan:
@@ -297,7 +304,8 @@ class HindsightPlanner:
         runs = self._runs[job]
         if runs is None:
             spec, rules = self.trace[job], self.rules
-            priced = _cloud_runs(spec, self.scenario, rules.pools_for(job))
+            burst_at = spec.submit_s + self._min_wait_s
+            priced = _cloud_runs(spec, self.scenario, rules.pools_for(job), burst_at)
             runs = self._runs[job] = [option for option in priced if rules.fits_alone(job, option)]
         return runs
 
@@ -370,9 +378,12 @@ def _never_start_on_prem(trace: Sequence[TraceJob], scenario: Scenario) -> list[
     return stranded
 
 
-def _cloud_runs(job: TraceJob, scenario: Scenario, pools: Sequence[CloudPool]) -> list[CloudOption]:
-    """The job's cloud run on each of `pools`, if it burst at submission: the real one where
-    nothing is random, the mean over `MARKET_DRAWS` unused draws where preemptions are."""
+def _cloud_runs(
+    job: TraceJob, scenario: Scenario, pools: Sequence[CloudPool], burst_at: float
+) -> list[CloudOption]:
+    """The job's cloud run on each of `pools`, if it burst at `burst_at` (its submission, or
+    once `burst.min_wait` is over): the real one where nothing is random, the mean over
+    `MARKET_DRAWS` unused draws where preemptions are."""
     found = []
     for pool in pools:
         draws = MARKET_DRAWS if _random_preemptions(pool) else 1
@@ -384,7 +395,7 @@ def _cloud_runs(job: TraceJob, scenario: Scenario, pools: Sequence[CloudPool]) -
                 pool,
                 job.gpus,
                 job.duration_s,
-                job.submit_s,
+                burst_at,
                 scenario.physics,
                 scenario.dataset_bytes_per_job,
                 rng,

@@ -62,7 +62,7 @@ def test_the_oracle_prices_spot_by_its_mean_not_by_the_draw_the_run_will_get() -
     rate = 1.0  # per hour: a 1-hour job is preempted about once on average
     scenario = tiny_scenario(spot_pool(rate=rate))
     trace = tiny_trace()
-    options = [_cloud_runs(job, scenario, scenario.pools)[0] for job in trace]
+    options = [_cloud_runs(job, scenario, scenario.pools, job.submit_s)[0] for job in trace]
     for job, option in zip(trace, options, strict=True):
         means = [
             _run(job, option, scenario, f"other:{draw}").end_s - job.submit_s - job.duration_s
@@ -95,5 +95,5 @@ def _run(job: TraceJob, option: CloudOption, scenario: Scenario, seed: str) -> C
 def test_an_on_demand_run_is_priced_exactly() -> None:
     scenario = tiny_scenario(on_demand_pool())
     job = tiny_trace()[0]
-    (option,) = _cloud_runs(job, scenario, scenario.pools)
+    (option,) = _cloud_runs(job, scenario, scenario.pools, job.submit_s)
     assert option.delay_s == 60.0  # the startup, nothing random

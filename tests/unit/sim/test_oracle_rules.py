@@ -143,3 +143,11 @@ def test_a_big_job_worth_nothing_waiting_still_goes_when_a_cap_frees() -> None:
     policy = replace(BASE, caps=Caps(max_bursted_gpus=16))
     result = _oracle(trace, tiny_scenario(on_demand_pool()), 0.0, policy)
     assert result.outcomes.bursted.tolist() == [True, True]
+
+
+def test_the_oracle_keeps_burst_min_wait() -> None:
+    """No burst before a job has been pending 300 s: j1 goes at 400 s, j2 at 500 s."""
+    policy = replace(BASE, min_pending_before_burst_s=300.0)
+    result = _oracle(tiny_trace(), tiny_scenario(on_demand_pool()), 1000.0, policy)
+    assert result.outcomes.bursted.tolist() == [False, True, True]
+    assert result.outcomes.end_s.tolist()[1:] == [400.0 + 60.0 + 1800.0, 500.0 + 60.0 + 600.0]
