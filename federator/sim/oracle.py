@@ -176,7 +176,8 @@ class PlannedBursts:
         self.name = name
         self.plan = plan
         self.policy = policy
-        self._held: set[int] = set()
+        # Planned jobs held back once, and until when each still pays (worked out once).
+        self._held: dict[int, float] = {}
 
     def prepare(self, world: World) -> None:
         return None
@@ -186,7 +187,7 @@ class PlannedBursts:
         orders = []
         for job in due:
             planned = self.plan.get(job)
-            if planned is None or (job in self._held and now > self._pays_until(world, job)):
+            if planned is None or now > self._held.get(job, math.inf):
                 orders.append(Order(job))
                 continue
             earliest = world.trace[job].submit_s + self.policy.min_pending_before_burst_s
@@ -197,15 +198,13 @@ class PlannedBursts:
             if room.take(world.pending_job(job), planned.option):
                 orders.append(Order(job, pool=planned.option.pool))
                 continue
-            self._held.add(job)
+            pays_until = self._held.get(job)
+            if pays_until is None:
+                value = _value_per_hour(world.pending_job(job), self.policy)
+                pays_until = self._held[job] = planned.pays_until_s(value)
             retry_at = _retry_at(world, job, now)
-            pays = retry_at <= self._pays_until(world, job)
-            orders.append(Order(job, revisit_at=retry_at if pays else None))
+            orders.append(Order(job, revisit_at=retry_at if retry_at <= pays_until else None))
         return orders
-
-    def _pays_until(self, world: World, job: int) -> float:
-        value = _value_per_hour(world.pending_job(job), self.policy)
-        return self.plan[job].pays_until_s(value)
 
 
 class HindsightPlanner:
