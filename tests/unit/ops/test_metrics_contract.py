@@ -6,6 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Metric
 
 from federator import metrics
+from federator.core.models import GANG_SIZES
 
 # Exactly as issue 8 lists them; a rename breaks every dashboard, so this table must not move.
 REQUIRED = {
@@ -85,20 +86,41 @@ def test_every_metric_is_documented_and_prefixed() -> None:
 
 
 def test_initialise_creates_counters_at_zero_but_not_state_gauges() -> None:
-    """Counters exist at 0 for every known label value; observed-state gauges stay absent."""
+    """Counters exist at 0 for every known label value; observed-state gauges stay absent.
+
+    The registry is the process's, where other tests count decisions and bytes: the series
+    with fixed label values are removed first, so `initialise` has to create them, and at 0
+    (checking only that they exist let a counter created at 5 pass)."""
     registry = metrics.REGISTRY
-    metrics.initialise(cloud_clusters=["cloud-zz"])
-    for decision in metrics.DECISION_KINDS:
-        assert (
-            registry.get_sample_value("federator_decisions_total", {"decision": decision})
-            is not None
-        )
+    fixed = {
+        "federator_decisions_total": (metrics.DECISIONS, "decision", metrics.DECISION_KINDS),
+        "federator_sync_bytes_total": (metrics.SYNC_BYTES, "direction", metrics.SYNC_DIRECTIONS),
+        "federator_price_inputs_rejected_total": (
+            metrics.PRICE_INPUTS_REJECTED,
+            "reason",
+            metrics.PRICE_REJECTION_REASONS,
+        ),
+    }
+    sizes = [size for size, _, _ in GANG_SIZES]
+    for name, family in (
+        ("federator_onprem_wait_forecasts_total", metrics.ONPREM_WAIT_FORECASTS),
+        ("federator_onprem_wait_forecast_seconds_total", metrics.ONPREM_WAIT_FORECAST_SECONDS),
+        ("federator_onprem_wait_real_seconds_total", metrics.ONPREM_WAIT_REAL_SECONDS),
+    ):
+        fixed[name] = (family, "gpus", sizes)
+    for family, _, _ in fixed.values():
+        family.clear()
+    metrics.initialise(cloud_clusters=["cloud-zz"], budget_scopes=["tenant:contract-zz"])
+    for name, (_, label, values) in fixed.items():
+        for value in values:
+            assert registry.get_sample_value(name, {label: value}) == 0, (name, value)
     for outcome in metrics.PLACEMENT_OUTCOMES:
         labels = {"cluster": "cloud-zz", "outcome": outcome}
-        assert registry.get_sample_value("federator_placements_total", labels) is not None
-    assert (
-        registry.get_sample_value("federator_cloud_spend_usd_total", {"cluster": "cloud-zz"}) == 0
-    )
+        assert registry.get_sample_value("federator_placements_total", labels) == 0, outcome
+    for name in ("federator_cloud_spend_usd_total", "federator_preemptions_total"):
+        assert registry.get_sample_value(name, {"cluster": "cloud-zz"}) == 0, name
+    scope = {"scope": "tenant:contract-zz"}
+    assert registry.get_sample_value("federator_budget_warnings_total", scope) == 0
     assert registry.get_sample_value("federator_cluster_up", {"cluster": "cloud-zz"}) is None
 
 
