@@ -7,7 +7,9 @@ running at each instant; the `check_*` functions are asserted at the end.
 The checker reads the clusters with the sandbox's own small REST client, never through
 federator's adapters, so a bug in `federator.kube` cannot hide itself from the checks.
 
-* never two running copies of one job at a sampled instant (on-prem pods count as a copy);
+* never two running copies of one job at a sampled instant (on-prem pods count as a copy),
+  seen by samples that could read every cluster at least once (a checker that never saw a
+  cluster proved nothing about it; one the cluster refuses, HTTP 401/403, fails at once);
 * every submitted job ends in exactly one terminal state (Complete xor Failed, on-prem);
 * no orphan: after GC, no object labelled `federator.io/origin=<instance>` is left whose job
   is finished or gone;
@@ -30,6 +32,11 @@ ORIGIN = "federator.io/origin"
 SOURCE_UID = "federator.io/source-uid"
 RECORD = "federator.io/record"
 TRANSPORT = (KubeError, OSError, asyncio.TimeoutError)
+REFUSED = (401, 403)  # the checker's own credentials: no scenario makes these come and go
+
+
+class CheckerRefused(AssertionError):
+    """A cluster refused the checker's credentials: every sample of it would be blind."""
 
 
 @dataclass
@@ -47,19 +54,36 @@ class Sampler:
     namespaces: frozenset[str]
     interval_s: float = 1.0
     samples: list[Sample] = field(default_factory=list)
+    refused: CheckerRefused | None = None  # why `run` stopped sampling, if it did
 
     async def run(self) -> None:
+        """Sample until cancelled; a refusal stops it and is reported by the checks (raising
+        here would surface only where the task is awaited, in a test's cleanup)."""
         loop = asyncio.get_running_loop()
         while True:
-            self.samples.append(await self.sample(loop.time()))
+            try:
+                self.samples.append(await self.sample(loop.time()))
+            except CheckerRefused as refusal:
+                self.refused = refusal
+                return
             await asyncio.sleep(self.interval_s)
 
     async def sample(self, at: float) -> Sample:
+        """Who runs what at `at`. A site that does not answer (down, partitioned, too slow, an
+        error status) is recorded as unreachable; one that refuses the checker raises."""
         running: dict[str, list[str]] = {}
         unreachable: list[str] = []
         for site, api in self.apis.items():
             try:
                 jobs = await _jobs(api, self.namespaces, timeout_s=3.0)
+            except KubeError as error:
+                if error.status in REFUSED:
+                    raise CheckerRefused(
+                        f"the invariant checker cannot read {site}: HTTP {error.status} for "
+                        f"its own credentials ({error}); no sample of {site} would be valid"
+                    ) from error
+                unreachable.append(site)
+                continue
             except TRANSPORT:
                 unreachable.append(site)
                 continue
@@ -75,6 +99,10 @@ class Sampler:
                 if uid:
                     running.setdefault(uid, []).append(where)
         return Sample(at, running, tuple(unreachable))
+
+    def blind_samples(self) -> int:
+        """How many samples missed at least one site."""
+        return sum(1 for s in self.samples if s.unreachable)
 
     def double_runs(self) -> list[tuple[float, str, list[str]]]:
         return [
@@ -122,9 +150,19 @@ def record_of(job: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def check_never_two_running(sampler: Sampler) -> None:
+    """No sampled instant had two running copies of a job, and the sampling could see: it was
+    not refused, and at least one sample read every site. Partitions and cluster kills make
+    some samples blind; the ones before and after the fault see everything."""
+    if sampler.refused is not None:
+        raise sampler.refused
     doubles = sampler.double_runs()
     assert not doubles, f"jobs with two running copies at a sampled instant: {doubles[:5]}"
     assert sampler.samples, "the sampler took no sample"
+    sites = ", ".join(sampler.apis)
+    assert any(not s.unreachable for s in sampler.samples), (
+        f"no sample of {len(sampler.samples)} could read every site ({sites}): the check "
+        f"proved nothing; unreachable in the first: {sampler.samples[0].unreachable}"
+    )
 
 
 def check_one_terminal_state(onprem_jobs: Iterable[Mapping[str, Any]]) -> None:
