@@ -4,14 +4,16 @@ releasing the lease at shutdown, budget metrics and log lines, and the debug end
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
+import selectors
 import socket
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -20,6 +22,7 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
+from kubernetes_asyncio.leaderelection import leaderelection
 from kubernetes_asyncio.leaderelection.leaderelectionrecord import LeaderElectionRecord
 from prometheus_client import CollectorRegistry
 
@@ -53,14 +56,68 @@ def api_at(port: int) -> client.ApiClient:
     return client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{port}"))
 
 
+class SimulatedClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """Answers at once; when nothing is ready, moves the clock to the loop's next timer."""
+
+    def __init__(self, clock: SimulatedClock) -> None:
+        super().__init__()
+        self._clock = clock
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        ready = super().select(0)
+        if ready or timeout == 0:
+            return ready
+        if timeout is None:
+            raise RuntimeError("every task waits and no timer is set: the test would hang")
+        self._clock.now += timeout
+        return ready
+
+
+class SimulatedTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop on simulated time: whenever every task waits, its clock jumps to the next
+    timer. Retry periods, request timeouts and sleeps of seconds take no real time, and what
+    happened when is exact, whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self.clock = SimulatedClock()
+        super().__init__(_JumpingSelector(self.clock))
+
+    def time(self) -> float:
+        return self.clock.now
+
+
+T = TypeVar("T")
+
+
+def in_simulated_time(monkeypatch: pytest.MonkeyPatch, main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on a SimulatedTimeLoop; the election library's deadline clock (time.time in
+    its module) follows the same simulated clock."""
+    loop = SimulatedTimeLoop()
+    wall = SimpleNamespace(time=lambda: 1_700_000_000.0 + loop.time())
+    monkeypatch.setattr(leaderelection, "time", wall)
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        loop.close()
+
+
 class FakeLeases:
-    """An in-memory Lease API; `slow_reads` makes that many next GETs hang for `delay_s`.
-    Its bound methods replace CoordinationV1Api's, so they get no API instance as `self`."""
+    """An in-memory Lease API; `slow_reads` makes that many next GETs hang for `delay_s`,
+    `refused` makes every GET fail as a refused connection. Its bound methods replace
+    CoordinationV1Api's, so they get no API instance as `self`."""
 
     def __init__(self) -> None:
         self.lease: Any = None
         self.slow_reads = 0
         self.delay_s = 0.0
+        self.refused = False
+        self.reads: list[float] = []  # when each GET came, on the loop's clock
+        self.stop: asyncio.Event | None = None  # set after 50 reads: a busy loop must end
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         api = client.CoordinationV1Api
@@ -69,6 +126,12 @@ class FakeLeases:
         monkeypatch.setattr(api, "replace_namespaced_lease", self._replace, raising=True)
 
     async def _read(self, name: str, namespace: str, **_: Any) -> Any:
+        self.reads.append(asyncio.get_running_loop().time())
+        if len(self.reads) >= 50 and self.stop is not None:
+            self.stop.set()
+        await asyncio.sleep(0)  # a real request yields to the loop at least once
+        if self.refused:
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 443)")
         if self.slow_reads:
             self.slow_reads -= 1
             await asyncio.sleep(self.delay_s)
@@ -98,66 +161,82 @@ def _parsed_times(body: Any) -> Any:
 
 
 async def campaign_for(
-    seconds: float, api: client.ApiClient, fence: leadership.Fence, during: Any = None
+    seconds: float, leases: FakeLeases, fence: leadership.Fence | None = None, during: Any = None
 ) -> tuple[list[dict[str, Any]], int]:
-    """Run a campaign for `seconds`; return its log lines and how often `lead()` started."""
+    """Run a campaign against `leases` for `seconds` of the loop's clock; return its log lines
+    and how often `lead()` started."""
     stop = asyncio.Event()
+    leases.stop = stop
     starts = 0
+    fence = fence or leadership.Fence(FAST.renew_deadline_s, clock=asyncio.get_running_loop().time)
+    api = client.ApiClient()
 
     async def lead() -> None:
         nonlocal starts
         starts += 1
         await stop.wait()
 
-    with structlog.testing.capture_logs() as logged:
-        task = asyncio.create_task(
-            leadership.campaign(api, FAST, fence=fence, lead=lead, stop=stop)
-        )
-        if during is not None:
-            await during()
-        await asyncio.sleep(seconds)
-        stop.set()
-        await asyncio.wait_for(task, 5)
+    try:
+        with structlog.testing.capture_logs() as logged:
+            task = asyncio.create_task(
+                leadership.campaign(api, FAST, fence=fence, lead=lead, stop=stop)
+            )
+            if during is not None:
+                await during()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
+            stop.set()
+            await asyncio.wait_for(task, 5)
+    finally:
+        await api.close()
     return logged, starts
 
 
-async def test_a_refused_apiserver_is_retried_every_retry_period_not_in_a_busy_loop() -> None:
+def test_a_refused_apiserver_is_retried_every_retry_period_not_in_a_busy_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Before: a refused connection escaped the lock's get, ended the round and the campaign
     restarted at once (~400 rounds/s, a traceback each)."""
-    api = api_at(closed_port())
-    try:
-        logged, starts = await campaign_for(2.5, api, leadership.Fence(FAST.renew_deadline_s))
-    finally:
-        await api.close()
+    leases = FakeLeases()
+    leases.install(monkeypatch)
+    leases.refused = True
+    logged, starts = in_simulated_time(monkeypatch, campaign_for(2.5, leases))
     events = [line["event"] for line in logged]
     assert "leader_election_round_failed" not in events
     assert starts == 0
-    # 2.5 s at a 1 s retry period: reads at 0, 1 and 2 s, each refused at once.
-    assert 2 <= events.count("leader_lease_not_read") <= 4
+    # 2.5 s at a 1 s retry period: one read at 0, 1 and 2 s, each refused at once.
+    assert leases.reads == [0.0, 1.0, 2.0]
+    assert events.count("leader_lease_not_read") == 3
 
 
-async def test_one_slow_lease_read_does_not_end_leadership(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_slow_lease_read_does_not_end_leadership(monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: a GET slower than the request timeout became ApiException(status=0) without a
     body, the library's assert failed, and the leader dropped the lease and re-ran `lead()`."""
     leases = FakeLeases()
     leases.install(monkeypatch)
-    fence = leadership.Fence(FAST.renew_deadline_s)
+    opened: list[bool] = []
 
-    async def one_slow_read_once_leading() -> None:
-        await asyncio.sleep(0.2)
-        assert fence.allows_writes()
-        leases.slow_reads, leases.delay_s = 1, 1.5  # slower than the 1 s request timeout
+    async def scenario() -> tuple[list[dict[str, Any]], int]:
+        fence = leadership.Fence(FAST.renew_deadline_s, clock=asyncio.get_running_loop().time)
 
-    api = client.ApiClient()
-    try:
-        logged, starts = await campaign_for(3.0, api, fence, one_slow_read_once_leading)
-    finally:
-        await api.close()
+        async def one_slow_read_once_leading() -> None:
+            await asyncio.sleep(0.5)
+            opened.append(fence.allows_writes())
+            leases.slow_reads, leases.delay_s = 1, 1.5  # slower than the 1 s request timeout
+
+        found = await campaign_for(6.0, leases, fence, one_slow_read_once_leading)
+        opened.append(fence.allows_writes())  # after the stop: closed
+        return found
+
+    logged, starts = in_simulated_time(monkeypatch, scenario())
     events = [line["event"] for line in logged]
+    assert opened == [True, False]
     assert leases.slow_reads == 0
     assert "leader_election_round_failed" not in events
-    assert "leader_lease_not_read" in events
-    assert events.count("leadership_lost") <= 1  # only the one at stop
+    # Renewals read at 0, 1 (too slow: given up at 2), then 3, 4, 5 and 6 s.
+    assert events.count("leader_lease_not_read") == 1
+    assert [round(t, 6) for t in leases.reads] == [0.0, 0.0, 1.0, 3.0, 4.0, 5.0, 6.0]
+    assert events.count("leadership_lost") == 1  # only the one at stop
     assert starts == 1
 
 
@@ -191,24 +270,30 @@ async def test_a_lease_write_that_cannot_connect_is_a_failed_write_not_an_error(
 # ---- 2. releasing the lease at shutdown -------------------------------------------------------
 
 
-async def test_release_gives_up_in_time_against_a_silent_apiserver() -> None:
+@pytest.mark.parametrize("timeout_s", [0.3, None], ids=["given", "default"])
+def test_release_gives_up_at_its_timeout_against_a_silent_apiserver(
+    monkeypatch: pytest.MonkeyPatch, timeout_s: float | None
+) -> None:
     """Before: no timeout (> 40 s against a server that accepts and never answers)."""
+    leases = FakeLeases()
+    leases.install(monkeypatch)
+    leases.slow_reads, leases.delay_s = 1, 60.0  # answers after a minute
 
-    async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(30)
-        writer.close()
+    async def release() -> tuple[bool, float]:
+        api = client.ApiClient()
+        try:
+            if timeout_s is None:
+                released = await leadership.release(api, FAST)
+            else:
+                released = await leadership.release(api, FAST, timeout_s=timeout_s)
+        finally:
+            await api.close()
+        return released, asyncio.get_running_loop().time()
 
-    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    api = api_at(server.sockets[0].getsockname()[1])
-    started = time.monotonic()
-    try:
-        with structlog.testing.capture_logs() as logged:
-            released = await asyncio.wait_for(leadership.release(api, FAST, timeout_s=0.3), 10)
-    finally:
-        await api.close()
-        server.close()
+    with structlog.testing.capture_logs() as logged:
+        released, gave_up_at = in_simulated_time(monkeypatch, release())
     assert released is False
-    assert time.monotonic() - started < 2.0
+    assert gave_up_at == pytest.approx(timeout_s or leadership.RELEASE_TIMEOUT_S)
     assert [line["event"] for line in logged] == ["leader_lease_not_released"]
     assert leadership.RELEASE_TIMEOUT_S <= 5.0  # within the 25 s shutdown with the 20 s grace
 
