@@ -83,6 +83,17 @@ class RoundLedger:
         self._cluster_jobs[offer.cluster] = self._cluster_jobs.get(offer.cluster, 0) + 1
         self._cluster_gpus[offer.cluster] = self._cluster_gpus.get(offer.cluster, 0) + job.gpus
 
+    def exhausted(self) -> bool:
+        """No job of any size can burst anywhere for the rest of the round: the caps on all
+        clouds together are reached, or no pool has a free GPU (budgets aside: a cheaper job
+        may still fit one)."""
+        caps = self._policy.caps
+        if caps.max_bursted_jobs is not None and self._jobs >= caps.max_bursted_jobs:
+            return True
+        if caps.max_bursted_gpus is not None and self._gpus >= caps.max_bursted_gpus:
+            return True
+        return self.most_free <= 0
+
     def global_cap_blocker(self, job: PendingJob) -> str | None:
         caps = self._policy.caps
         if caps.max_bursted_jobs is not None and self._jobs + 1 > caps.max_bursted_jobs:

@@ -17,8 +17,8 @@ from federator.core.choices import RoundOptions
 from federator.core.decisions import Decision, DecisionKind, Round
 from federator.core.models import Offer, OnPremState, PendingJob, Spend
 from federator.core.onprem import OnPremReplay, admission_positions
-from federator.core.policy import DecisionPolicy
-from federator.core.strategies import STRATEGIES
+from federator.core.policy import AtCap, DecisionPolicy
+from federator.core.strategies import STRATEGIES, stay_while_clouds_full
 
 __all__ = ["Decision", "DecisionKind", "Round", "decide"]
 
@@ -34,6 +34,7 @@ def decide(
     now: float,
     *,
     only: Collection[str] | None = None,
+    plain_stays_when_full: bool = False,
 ) -> Round:
     """Decide every pending job; decisions come back in the order the jobs were given.
 
@@ -42,6 +43,13 @@ def decide(
     false: every strategy leaves it in the queue) is then only replayed, not priced, and the
     round ends once every job asked about is decided (a decision never changes after it is
     made). The simulator passes the queue ahead of the jobs it asks about this way.
+
+    `plain_stays_when_full`: once no job can burst anywhere (`RoundLedger.exhausted`: the caps on
+    all clouds together are reached or no pool has a free GPU) and the policy's `at_cap` is
+    `stay`, every later job gets `stay_while_clouds_full`: the stay at its replayed wait that any
+    strategy would decide then, without pricing pools that cannot take it. Only its reason and
+    breakdown are plainer (the full decision names the pool a cap blocks), so the simulator,
+    which reads kinds, waits and pools, asks for it; the daemon does not (its users read them).
     """
     choose = STRATEGIES[policy.strategy]
     options = RoundOptions(offers, spend, policy, now)
@@ -59,13 +67,18 @@ def decide(
     # The jobs not asked about that may be replayed without a decision. None with Starburst's
     # queue cap: which jobs it trims depends on which were decided when it is first asked.
     skippable = None if tracked else only
+    ledger = options.ledger
+    cheap_when_full = plain_stays_when_full and policy.budgets.at_cap is AtCap.STAY
     for index, job, start in replay.starts() if unanswered else ():
         if skippable is not None and not job.burst_allowed and job.key not in skippable:
             stays(job, start)
         else:
             if counts_behind:
                 options.jobs_behind = len(replay) + behind_unpassed
-            decision = choose(job, start - now, options)
+            if cheap_when_full and ledger.exhausted():
+                decision = stay_while_clouds_full(job, start - now, options)
+            else:
+                decision = choose(job, start - now, options)
             if decision.kind is not _BURST:
                 stays(job, start)
             decided[index] = decision

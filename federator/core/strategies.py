@@ -105,6 +105,16 @@ def choose_starburst(job: PendingJob, wait_s: float, options: RoundOptions) -> D
     return _burst(job, option, index, book, options, f"bursted to {option.offer.name}: {cause}")
 
 
+def stay_while_clouds_full(job: PendingJob, wait_s: float, options: RoundOptions) -> Decision:
+    """What every strategy decides once no job can burst anywhere this round and a cap means
+    stay (`decide(plain_stays_when_full=True)`): the stay at the replayed wait, no pool priced."""
+    stay = _plain_stay(job, wait_s, options)
+    if wait_s <= 0:
+        return _stay(job, stay, _plain_book(stay), "starts on-prem now")
+    reason = "stays on-prem: no cloud can take a job this round (caps reached or no free GPUs)"
+    return _stay(job, stay, _plain_book(stay), reason)
+
+
 def _waiting_line(left_s: float) -> str:
     return f"stays on-prem: Compute-Wait timeout in {reasons.duration(left_s)}"
 

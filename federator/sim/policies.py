@@ -48,6 +48,7 @@ class Decide(Protocol):
         now: float,
         *,
         only: Collection[str] | None = None,
+        plain_stays_when_full: bool = False,
     ) -> Round: ...
 
 
@@ -115,7 +116,14 @@ class CoreController:
         )
         offers = tuple(self._offer(pool, world, now) for pool in world.scenario.pools)
         result = self._decide(
-            pending, onprem, offers, _spend(world, now), self.policy, now, only=asked
+            pending,
+            onprem,
+            offers,
+            _spend(world, now),
+            self.policy,
+            now,
+            only=asked,
+            plain_stays_when_full=True,
         )
         orders: list[Order] = []
         for decision in result.decisions:
