@@ -93,7 +93,9 @@ class Sync(Section):
     compare sizes (faster, weaker)."""
 
     interval: PositiveDuration = parse_duration("5m")
-    """How often replicas are re-synced and their lag measured."""
+    """How often the leader re-syncs every dataset replica that exists in a cloud store (a
+    dataset never sent to a cloud is not copied there ahead of a job), and so measures its
+    lag."""
 
     abandoned_upload_age: PositiveDuration = parse_duration("24h")
     """Incomplete multipart uploads older than this are aborted."""
