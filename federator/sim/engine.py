@@ -80,6 +80,10 @@ class Order:
     # When the policy expects the job to start on-prem if it stays (None: it makes no forecast);
     # the first one per job is kept in the outcomes, to be held against the real start.
     expected_start: float | None = None
+    # Whether freed cloud room may change the answer, so a job that stayed for want of room is
+    # asked again when a cloud job finishes. False: the controller knows its answer stays the
+    # same whatever room frees (the oracle's unplanned jobs), and each such ask is wasted work.
+    wake_on_room: bool = True
 
 
 class Controller(Protocol):
@@ -192,10 +196,11 @@ class World:
             gpus[pool.cluster] = gpus.get(pool.cluster, 0) + self.pool_used_gpus[pool.name]
         return jobs, gpus
 
-    def cloud_room_gpus(self, now: float) -> dict[str, int]:
+    def cloud_room_gpus(self, now: float, caps: Caps | None = None) -> dict[str, int]:
         """Per pool, the most GPUs one more job could launch there now under the pool's cap,
-        its replayed availability and the policy's caps (room only; prices and budgets aside)."""
-        caps = self.scenario.caps
+        its replayed availability and the policy's caps (room only; prices and budgets aside).
+        `caps`: these instead of the scenario's copy of the policy's."""
+        caps = self.scenario.caps if caps is None else caps
         cluster_jobs, cluster_gpus = self.cluster_usage()
         total_jobs, total_gpus = len(self.cloud_running), sum(self.pool_used_gpus.values())
         rooms: dict[str, int] = {}
@@ -244,6 +249,10 @@ class Simulation:
         self._round_times: set[float] = set()
         self._due: set[int] = set()
         self._next_revisit: dict[int, float] = {}
+        # Per queued job, the time of the heap entry that will bring its `_next_revisit` (at or
+        # before it): a job asked again and again at a full cloud moves its revisit later each
+        # time, and one entry, pushed on again when it comes early, does for all of them.
+        self._revisit_entry: dict[int, float] = {}
         # Queued jobs that stayed while no cloud pool had room for them: asked again as soon as
         # cloud room frees (the daemon asks every pass), not at their doubling revisit.
         self._short_of_room: set[int] = set()
@@ -293,12 +302,30 @@ class Simulation:
             if kind == _DONE:
                 self._finish(job, now)
             elif kind == _REVISIT:
-                if job in self.world.queue and self._next_revisit.get(job) == now:
-                    self._make_due(job, now)
+                self._revisit_came(job, now)
             else:
                 self._round_times.discard(now)
                 round_due = True
         return round_due
+
+    def _revisit_came(self, job: int, now: float) -> None:
+        if self._revisit_entry.get(job) == now:
+            del self._revisit_entry[job]
+        if job not in self.world.queue:
+            return
+        wanted = self._next_revisit.get(job)
+        if wanted == now:
+            self._make_due(job, now)
+        elif wanted is not None and wanted > now and job not in self._revisit_entry:
+            self._revisit_entry[job] = wanted  # moved later since this entry was pushed
+            self._push(wanted, _REVISIT, job)
+
+    def _revisit_at(self, job: int, at: float) -> None:
+        self._next_revisit[job] = at
+        entry = self._revisit_entry.get(job)
+        if entry is None or at < entry:
+            self._revisit_entry[job] = at
+            self._push(at, _REVISIT, job)
 
     def _make_due(self, job: int, now: float) -> None:
         self._due.add(job)
@@ -343,10 +370,12 @@ class Simulation:
             self._wake_short_of_room(now)
 
     def _wake_short_of_room(self, now: float) -> None:
-        for job in self._short_of_room:
-            if job in self.world.queue:
-                self._make_due(job, now)
+        queue = self.world.queue
+        woken = [job for job in self._short_of_room if job in queue]
         self._short_of_room.clear()
+        if woken:  # one `_make_due` for all: they share its round
+            self._due.update(woken[1:])
+            self._make_due(woken[0], now)
 
     # --- decisions -----------------------------------------------------------------------
 
@@ -366,18 +395,24 @@ class Simulation:
             else:
                 stayed.append(order)
         # After the round's bursts: what room is left is what the jobs that stayed saw.
-        rooms = self.world.cloud_room_gpus(now) if stayed and self.world.scenario.pools else {}
-        for order in stayed:
-            self._note_forecast(order, now)
+        wakeable = any(order.wake_on_room for order in stayed)
+        rooms = self.world.cloud_room_gpus(now) if wakeable and self.world.scenario.pools else {}
+        shapes: dict[tuple[int, str, str], float | None] = {}
+        short_of_room = self._short_of_room
+        for order in stayed:  # at a full cloud, a round can hold the whole queue: kept lean
+            job = order.job
+            if order.expected_start is not None:
+                self._note_forecast(order, now)
             revisit = order.revisit_at
-            if rooms and self._lacks_room(order.job, rooms):
-                self._short_of_room.add(order.job)
-                returns = self._availability_returns(order.job, now)
-                revisit = returns if revisit is None else min(revisit, returns)
-            if revisit is not None and math.isfinite(revisit):
-                at = max(revisit, now)
-                self._next_revisit[order.job] = at
-                self._push(at, _REVISIT, order.job)
+            if not order.wake_on_room:
+                short_of_room.discard(job)
+            elif rooms:
+                returns = self._room_returns(job, rooms, now, shapes)
+                if returns is not None:  # short of room: woken when room frees
+                    short_of_room.add(job)
+                    revisit = returns if revisit is None else min(revisit, returns)
+            if revisit is not None and revisit < math.inf:
+                self._revisit_at(job, revisit if revisit > now else now)
         if stayed:
             self._give_up_if_stuck([order.job for order in stayed], now)
 
@@ -397,6 +432,23 @@ class Simulation:
             f"submission with nothing else running (is a budget or cap below what one such job "
             f"needs?)"
         )
+
+    def _room_returns(
+        self,
+        job: int,
+        rooms: Mapping[str, int],
+        now: float,
+        shapes: dict[tuple[int, str, str], float | None],
+    ) -> float | None:
+        """None when a pool the job may use has room for it; else when a replayed trace next
+        lets one launch it (inf: not by itself). Jobs of one size, GPU type and queue get the
+        same answer in a round, so `shapes` keeps it: at a full cloud the whole queue asks."""
+        spec = self.world.trace[job]
+        shape = (spec.gpus, spec.gpu_type, spec.queue)
+        if shape not in shapes:
+            lacks = self._lacks_room(job, rooms)
+            shapes[shape] = self._availability_returns(job, now) if lacks else None
+        return shapes[shape]
 
     def _lacks_room(self, job: int, rooms: Mapping[str, int]) -> bool:
         """No pool the job may use has room for it now (so freed room, not time, changes it)."""

@@ -153,6 +153,8 @@ class BurstRound:
     def take(self, job: PendingJob, option: CloudOption) -> bool:
         """Book the burst and say True when it fits now; False (nothing booked) otherwise."""
         options = self._options
+        if options.ledger.exhausted():  # no job of any size fits anywhere: nothing to check
+            return False
         index = self._index[option.pool.name]
         if options.burst_blocker(job) is not None or index not in options.allowed(job):
             return False
@@ -167,7 +169,8 @@ class PlannedBursts:
     caps, in queue order; leaves every other job alone.
 
     A planned job held back is asked again while its burst still pays (`PlannedBurst`); once
-    it no longer does, it stays, also when the engine asks about it because room freed.
+    it no longer does, it stays, and like every job the plan leaves alone it tells the engine
+    not to ask again when room frees (`Order.wake_on_room`).
     """
 
     knob: float | None = None
@@ -184,25 +187,40 @@ class PlannedBursts:
 
     def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
         room: BurstRound | None = None  # built only in rounds with a planned job
+        # Per pool, the most GPUs one more job could launch there under its max_gpus, its
+        # replayed instances and the caps, as the world stands before this round's bursts: a
+        # planned job bigger than that cannot go, whatever the round's ledger would add (at a
+        # full cloud each cloud finish wakes every held job, and most need only this answer).
+        launchable: dict[str, int] | None = None
+        least_retry_s = max(world.scenario.decision_period_s, MIN_RETRY_S)
+        min_wait_s = self.policy.min_pending_before_burst_s
         orders = []
+        plan, held, trace = self.plan, self._held, world.trace
         for job in due:
-            planned = self.plan.get(job)
-            if planned is None or now > self._held.get(job, math.inf):
-                orders.append(Order(job))
+            planned = plan.get(job)
+            if planned is None or now > held.get(job, math.inf):
+                # Left alone for the rest of the run (the plan is fixed, a burst that stopped
+                # paying never pays again): freed cloud room cannot change that.
+                orders.append(Order(job, wake_on_room=False))
                 continue
-            earliest = world.trace[job].submit_s + self.policy.min_pending_before_burst_s
+            spec = trace[job]
+            earliest = spec.submit_s + min_wait_s
             if now < earliest:  # `burst.min_wait`, which every policy keeps
                 orders.append(Order(job, revisit_at=earliest))
                 continue
-            room = room or BurstRound(world, self.policy, now)
-            if room.take(world.pending_job(job), planned.option):
-                orders.append(Order(job, pool=planned.option.pool))
-                continue
-            pays_until = self._held.get(job)
+            if launchable is None:
+                launchable = world.cloud_room_gpus(now, self.policy.caps)
+            if spec.gpus <= launchable[planned.option.pool.name]:
+                room = room or BurstRound(world, self.policy, now)
+                if room.take(world.pending_job(job), planned.option):
+                    orders.append(Order(job, pool=planned.option.pool))
+                    continue
+            pays_until = held.get(job)
             if pays_until is None:
                 value = _value_per_hour(world.pending_job(job), self.policy)
-                pays_until = self._held[job] = planned.pays_until_s(value)
-            retry_at = _retry_at(world, job, now)
+                pays_until = held[job] = planned.pays_until_s(value)
+            # After as long again as the job has waited (at least MIN_RETRY_S and a period).
+            retry_at = now + max(least_retry_s, now - spec.submit_s)
             orders.append(Order(job, revisit_at=retry_at if retry_at <= pays_until else None))
         return orders
 
@@ -333,12 +351,6 @@ class OracleController:
 
     def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
         return self._player.decide(world, now, due)
-
-
-def _retry_at(world: World, job: int, now: float) -> float:
-    """When to try a held-back burst again: after as long again as the job has waited."""
-    waited = now - world.trace[job].submit_s
-    return now + max(world.scenario.decision_period_s, MIN_RETRY_S, waited)
 
 
 def _spend(world: World, now: float) -> Spend:
