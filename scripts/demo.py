@@ -306,6 +306,8 @@ def simulate(jobs: list[ReplayJob]) -> dict[str, Any] | None:
 
 
 def summary(demo: Demo, metrics: dict[str, float]) -> None:
+    if not console.is_terminal:  # a redirected Live view ends without its newline
+        console.print()
     console.rule("[bold]4/4  what happened, and what the simulator predicted")
     outcomes = [o for o in demo.outcomes.values() if o.finished_at]
     jcts = [o.finished_at - o.submitted_at for o in outcomes if o.finished_at]
