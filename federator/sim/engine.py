@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from federator import errors
-from federator.core.models import CapacityType, DatasetNeed, PendingJob
+from federator.core.models import CapacityType, DatasetNeed, PendingJob, Spend
 from federator.core.policy import Caps
 from federator.sim.cloud import CloudPool, CloudRun, JobPhysics, run_in_cloud
 from federator.sim.estimates import EstimateMode, RuntimeEstimator
@@ -220,6 +220,19 @@ class World:
                 limits.append(0)
             rooms[pool.name] = max(0, min(limits))
         return rooms
+
+    def spend(self, now: float) -> Spend:
+        """What runs in the clouds now, as the core's budgets and caps count it: in total and per
+        cluster (the daemon counts its placed jobs the same way), so caps hold across rounds."""
+        cluster_jobs, cluster_gpus = self.cluster_usage()
+        return Spend(
+            last_hour_usd=self.burn_usd_per_hour(now),
+            today_usd=self.cloud_usd_by_day.get(int(now // 86400), 0.0),
+            bursted_jobs=len(self.cloud_running),
+            bursted_gpus=sum(self.pool_used_gpus.values()),
+            cluster_bursted_jobs=cluster_jobs,
+            cluster_bursted_gpus=cluster_gpus,
+        )
 
     def burn_usd_per_hour(self, now: float) -> float:
         """What the running cloud jobs cost per hour at current prices."""

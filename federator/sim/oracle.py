@@ -147,7 +147,7 @@ class BurstRound:
 
     def __init__(self, world: World, policy: DecisionPolicy, now: float) -> None:
         offers = [pool_offer(pool, world, now) for pool in world.scenario.pools]
-        self._options = RoundOptions(offers, _spend(world, now), policy, now)
+        self._options = RoundOptions(offers, world.spend(now), policy, now)
         self._index = {offer.name: index for index, offer in enumerate(self._options.offers)}
 
     def take(self, job: PendingJob, option: CloudOption) -> bool:
@@ -351,20 +351,6 @@ class OracleController:
 
     def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
         return self._player.decide(world, now, due)
-
-
-def _spend(world: World, now: float) -> Spend:
-    """What runs in the clouds now, as the core's budgets and caps count it (the same figures
-    `policies` gives the core for the other policies)."""
-    cluster_jobs, cluster_gpus = world.cluster_usage()
-    return Spend(
-        last_hour_usd=world.burn_usd_per_hour(now),
-        today_usd=world.cloud_usd_by_day.get(int(now // 86400), 0.0),
-        bursted_jobs=len(world.cloud_running),
-        bursted_gpus=sum(world.pool_used_gpus.values()),
-        cluster_bursted_jobs=cluster_jobs,
-        cluster_bursted_gpus=cluster_gpus,
-    )
 
 
 def _value_per_hour(job: PendingJob, policy: DecisionPolicy) -> float:

@@ -119,7 +119,7 @@ class CoreController:
             pending,
             onprem,
             offers,
-            _spend(world, now),
+            world.spend(now),
             self.policy,
             now,
             only=asked,
@@ -252,20 +252,6 @@ def _room_and_rate(pool: CloudPool, world: World, now: float) -> tuple[int, floa
         if pool.availability.next_available(now, 1) > now:
             free = 0
     return free, rate
-
-
-def _spend(world: World, now: float) -> Spend:
-    """The cloud jobs running now, in total and per cluster (the daemon counts its placed
-    jobs the same way), so caps hold across rounds, not only within one."""
-    cluster_jobs, cluster_gpus = world.cluster_usage()
-    return Spend(
-        last_hour_usd=world.burn_usd_per_hour(now),
-        today_usd=world.cloud_usd_by_day.get(int(now // 86400), 0.0),
-        bursted_jobs=len(world.cloud_running),
-        bursted_gpus=sum(world.pool_used_gpus.values()),
-        cluster_bursted_jobs=cluster_jobs,
-        cluster_bursted_gpus=cluster_gpus,
-    )
 
 
 def with_strategy(policy: DecisionPolicy, strategy: Strategy) -> DecisionPolicy:
