@@ -30,6 +30,7 @@ from prometheus_client import (
 )
 
 from federator.core.models import GANG_SIZES
+from federator.prices.quotes import RejectReason
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
@@ -54,18 +55,9 @@ BURST_STATES = ("syncing", "pending", "running", "succeeded", "failed", "preempt
 SYNC_DIRECTIONS = ("to_cloud", "from_cloud")
 """`federator_sync_bytes_total{direction}`: datasets go out, checkpoints and models come back."""
 
-PRICE_REJECTION_REASONS = (
-    "negative",
-    "not_finite",
-    "spot_above_on_demand",
-    "malformed",
-    "stale",
-    "unknown_instance_type",
-    "no_zone_data",
-    "no_spot_offering",
-)
-"""`federator_price_inputs_rejected_total{reason}`: why a price quote was not believed; the
-values of `federator.prices.quotes.RejectReason`, every one (a test keeps them equal)."""
+PRICE_REJECTION_REASONS = tuple(reason.value for reason in RejectReason)
+"""`federator_price_inputs_rejected_total{reason}`: why a price quote was not believed; every
+value of `federator.prices.quotes.RejectReason`, derived so that a new reason cannot be missed."""
 
 # ---- the on-prem queue -------------------------------------------------------------------------
 

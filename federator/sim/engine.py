@@ -69,6 +69,10 @@ class Scenario:
         """Whether the policy file lets this job leave on-prem at all (its queue's rules)."""
         return job.queue not in self.burst_refused
 
+    def pools_of_its_type(self, job: TraceJob) -> list[CloudPool]:
+        """The pools whose GPU type the job accepts (any, when it names none)."""
+        return [pool for pool in self.pools if not job.gpu_type or pool.gpu_type == job.gpu_type]
+
 
 @dataclass(frozen=True, slots=True)
 class Order:
@@ -427,16 +431,16 @@ class Simulation:
             if revisit is not None and revisit < math.inf:
                 self._revisit_at(job, revisit if revisit > now else now)
         if stayed:
-            self._give_up_if_stuck([order.job for order in stayed], now)
+            self._give_up_if_stuck(stayed, now)
 
-    def _give_up_if_stuck(self, stayed: Sequence[int], now: float) -> None:
+    def _give_up_if_stuck(self, stayed: Sequence[Order], now: float) -> None:
         """A clear error for jobs that can never run (see _GIVE_UP_AFTER_S)."""
         world = self.world
         if world.running or world.cloud_running:
             return
         if now - world.trace[-1].submit_s < _GIVE_UP_AFTER_S:
             return
-        names = ", ".join(world.trace[job].job_id for job in stayed[:5])
+        names = ", ".join(world.trace[order.job].job_id for order in stayed[:5])
         more = f" and {len(stayed) - 5} more" if len(stayed) > 5 else ""
         raise errors.UserError(
             f"job(s) {names}{more} can never run: they do not fit the simulated on-prem "
@@ -468,19 +472,14 @@ class Simulation:
         spec = self.world.trace[job]
         if not self.world.scenario.may_burst(spec):
             return False
-        return all(
-            rooms[pool.name] < spec.gpus
-            for pool in self.world.scenario.pools
-            if not spec.gpu_type or pool.gpu_type == spec.gpu_type
-        )
+        pools = self.world.scenario.pools_of_its_type(spec)
+        return all(rooms[pool.name] < spec.gpus for pool in pools)
 
     def _availability_returns(self, job: int, now: float) -> float:
         """When a replayed availability trace next lets one of the job's pools launch it."""
         spec, returns = self.world.trace[job], math.inf
-        for pool in self.world.scenario.pools:
+        for pool in self.world.scenario.pools_of_its_type(spec):
             if pool.availability is None or pool.largest_launch_gpus < spec.gpus:
-                continue
-            if spec.gpu_type and pool.gpu_type != spec.gpu_type:
                 continue
             nodes = math.ceil(spec.gpus / pool.gpus_per_node)
             returns = min(returns, pool.availability.next_available(now + 1e-9, nodes))
@@ -600,16 +599,20 @@ _BASELINE_CAPACITY = {
 }
 
 
+def never_fit_on_prem(trace: Sequence[TraceJob], scenario: Scenario) -> list[int]:
+    """The jobs no on-prem placement can ever hold, even on an empty cluster."""
+    never_fit = {
+        size
+        for size in {job.gpus for job in trace}
+        if GpuNodes(scenario.onprem_gpus, scenario.gpus_per_node).place(size) is None
+    }
+    return [index for index, job in enumerate(trace) if job.gpus in never_fit]
+
+
 def check_fits(trace: Sequence[TraceJob], scenario: Scenario, policy: str) -> None:
     """Every job must be able to run somewhere, or the run can never finish: on-prem, or in a
     cloud pool the policy bursts to that takes its GPU type and size under every cap."""
-    sizes = {job.gpus for job in trace}
-    never_fit = {
-        size
-        for size in sizes
-        if GpuNodes(scenario.onprem_gpus, scenario.gpus_per_node).place(size) is None
-    }
-    too_big = [job for job in trace if job.gpus in never_fit]
+    too_big = [trace[job] for job in never_fit_on_prem(trace, scenario)]
     if not too_big:
         return
     onprem = (
@@ -645,9 +648,8 @@ def _why_no_pool(job: TraceJob, scenario: Scenario, policy: str) -> str | None:
     capacity = _BASELINE_CAPACITY.get(policy)
     pools = [
         pool
-        for pool in scenario.pools
-        if (not job.gpu_type or pool.gpu_type == job.gpu_type)
-        and (capacity is None or pool.capacity_type is capacity)
+        for pool in scenario.pools_of_its_type(job)
+        if capacity is None or pool.capacity_type is capacity
     ]
     if not pools:
         return f"the {policy} policy bursts only to {capacity} pools, and none offers its GPU type"

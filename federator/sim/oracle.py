@@ -54,8 +54,7 @@ from federator.core.choices import RoundOptions
 from federator.core.models import CapacityType, PendingJob, Spend
 from federator.core.policy import DecisionPolicy
 from federator.sim.cloud import CloudPool, run_in_cloud
-from federator.sim.engine import Order, Scenario, Simulation, World
-from federator.sim.onprem import GpuNodes
+from federator.sim.engine import Order, Scenario, Simulation, World, never_fit_on_prem
 from federator.sim.policies import pool_offer
 from federator.sim.traces import TraceJob
 
@@ -179,6 +178,7 @@ class PlannedBursts:
         self.name = name
         self.plan = plan
         self.policy = policy
+        self._values = _values_of_time(policy)
         # Planned jobs held back once, and until when each still pays (worked out once).
         self._held: dict[int, float] = {}
 
@@ -217,7 +217,7 @@ class PlannedBursts:
                     continue
             pays_until = held.get(job)
             if pays_until is None:
-                value = _value_per_hour(world.pending_job(job), self.policy)
+                value = self._values.value_per_hour(world.pending_job(job))
                 pays_until = held[job] = planned.pays_until_s(value)
             # After as long again as the job has waited (at least MIN_RETRY_S and a period).
             retry_at = now + max(least_retry_s, now - spec.submit_s)
@@ -248,7 +248,7 @@ class HindsightPlanner:
         self._min_wait_s = max(0.0, self.rules.policy.min_pending_before_burst_s)
         quickest = min((pool.startup_latency_s for pool in scenario.pools), default=0.0)
         self._least_delay_s = self._min_wait_s + quickest
-        self._stranded = _never_start_on_prem(trace, scenario)
+        self._stranded = never_fit_on_prem(trace, scenario)
 
     def plan_for(self, value: float) -> Plan:
         for known, plan in self._path:
@@ -279,16 +279,12 @@ class HindsightPlanner:
         # Plain lists: reading 21,000 numpy scalars one by one costs more than converting once.
         waits = (result.outcomes.start_s - result.outcomes.submit_s).tolist()
         bursted = result.outcomes.bursted.tolist()
-        values: dict[tuple[int, str, int, float | None], float] = {}  # by what a value depends on
+        values = _values_of_time(policy)
         least_delay = self._least_delay_s
         for job, spec in enumerate(self.trace):
             if waits[job] <= least_delay or job in grown or bursted[job]:
                 continue  # a wait no cloud option can shorten
-            pending = self.rules.pending(job)
-            key = (pending.gpus, pending.queue, pending.priority, pending.value_usd_per_gpu_hour)
-            job_value = values.get(key)
-            if job_value is None:
-                job_value = values[key] = _value_per_hour(pending, policy)
+            job_value = values.value_per_hour(self.rules.pending(job))
             option = _best(self._options(job), job_value)
             if option is None:
                 continue
@@ -304,8 +300,9 @@ class HindsightPlanner:
         if not missing:
             return plan
         grown = dict(plan)
+        values = _values_of_time(policy)
         for job in missing:
-            value = _value_per_hour(self.rules.pending(job), policy)
+            value = values.value_per_hour(self.rules.pending(job))
             option = _best(self._options(job), value)
             if option is None:
                 spec = self.trace[job]
@@ -353,26 +350,10 @@ class OracleController:
         return self._player.decide(world, now, due)
 
 
-def _value_per_hour(job: PendingJob, policy: DecisionPolicy) -> float:
-    return policy.value_of_time_usd_per_hour(
-        gpus=job.gpus,
-        queue=job.queue,
-        priority=job.priority,
-        per_gpu_usd=job.value_usd_per_gpu_hour,
-    )
-
-
-def _never_start_on_prem(trace: Sequence[TraceJob], scenario: Scenario) -> list[int]:
-    """The jobs no on-prem placement can ever hold (bigger than the cluster's nodes allow)."""
-    fits: dict[int, bool] = {}
-    stranded = []
-    for job, spec in enumerate(trace):
-        if spec.gpus not in fits:  # `place` takes the GPUs: an empty cluster for each size
-            empty = GpuNodes(scenario.onprem_gpus, scenario.gpus_per_node)
-            fits[spec.gpus] = empty.place(spec.gpus) is not None
-        if not fits[spec.gpus]:
-            stranded.append(job)
-    return stranded
+def _values_of_time(policy: DecisionPolicy) -> RoundOptions:
+    """The core's own values of time under `policy` (`RoundOptions.value_per_hour`, cached per
+    kind of job); no offers, as only the values are read."""
+    return RoundOptions((), Spend(), policy, 0.0)
 
 
 def _cloud_runs(
