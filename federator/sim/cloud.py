@@ -149,10 +149,11 @@ class CloudPool:
     price_history: PriceHistory | None = None
     availability: AvailabilityTrace | None = None
     max_restarts: int = 20
+    # "cluster/pool", set once: the simulator reads it millions of times per oracle run.
+    name: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def name(self) -> str:
-        return f"{self.cluster}/{self.pool}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", f"{self.cluster}/{self.pool}")
 
     @property
     def largest_launch_gpus(self) -> int:
@@ -207,13 +208,15 @@ def run_in_cloud(
     burst_at: float,
     physics: JobPhysics,
     data_bytes: int,
-    rng: random.Random,
+    rng: random.Random | None,
     output_bytes: int = 0,
 ) -> CloudRun:
     """Play one job's cloud life: launch, data copy, preemptions, rework, completion.
 
     The GPUs are launched at once and billed from launch; the data copy runs meanwhile, so the
     job starts after max(startup, transfer) (what the decision core assumes for "burst now").
+    `rng`: the job's random stream, read only where `draws_at_random(pool)` (None elsewhere:
+    seeding one costs more than the rest of a short run).
     """
     transfer = data_bytes / pool.transfer_bytes_per_s if data_bytes else 0.0
     # Data in is charged at the pool's ingress price, results out at its cluster's egress
@@ -260,6 +263,12 @@ def run_in_cloud(
         ready_delay = pool.startup_latency_s + physics.restart_overhead_s
 
 
+def draws_at_random(pool: CloudPool) -> bool:
+    """Whether a run on the pool reads its random stream: preemptions drawn from a rate (a
+    replayed availability trace, or no rate, decides everything without one)."""
+    return pool.availability is None and pool.preemption_rate_per_hour > 0 and pool.max_restarts > 0
+
+
 def _preemptible(pool: CloudPool) -> bool:
     """Spot pools are; an on-demand pool only when the policy file gives it a preemption rate
     (as the daemon's prior then expects preemptions there too)."""
@@ -291,7 +300,7 @@ def _work_done(ran_s: float, physics: JobPhysics) -> float:
 
 
 def _next_preemption(
-    pool: CloudPool, launch: float, running_from: float, nodes: int, rng: random.Random
+    pool: CloudPool, launch: float, running_from: float, nodes: int, rng: random.Random | None
 ) -> float:
     """A replayed trace preempts from the launch on (instances can vanish while starting up);
     a preemption rate is a hazard of running, drawn from when the job runs."""
@@ -299,6 +308,8 @@ def _next_preemption(
         return pool.availability.next_preemption(launch, nodes)
     if pool.preemption_rate_per_hour <= 0:
         return math.inf
+    if rng is None:
+        raise ValueError(f"{pool.name} draws preemptions at random: its run needs a random stream")
     return running_from + rng.expovariate(pool.preemption_rate_per_hour / HOUR)
 
 

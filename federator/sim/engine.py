@@ -22,12 +22,13 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 from federator import errors
 from federator.core.models import CapacityType, DatasetNeed, PendingJob, Spend
 from federator.core.policy import Caps
-from federator.sim.cloud import CloudPool, CloudRun, JobPhysics, run_in_cloud
+from federator.sim.cloud import CloudPool, CloudRun, JobPhysics, draws_at_random, run_in_cloud
 from federator.sim.estimates import EstimateMode, RuntimeEstimator
 from federator.sim.metrics import JobOutcomes, Summary, summarize
 from federator.sim.onprem import BestEffortFifo, GpuNodes, Placement
@@ -74,7 +75,9 @@ class Scenario:
         return [pool for pool in self.pools if not job.gpu_type or pool.gpu_type == job.gpu_type]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, read-only by convention: an oracle run builds over a million, and a frozen
+# dataclass's __init__ costs three times as much.
+@dataclass(slots=True)
 class Order:
     """What a controller wants done with one queued job."""
 
@@ -140,6 +143,12 @@ class World:
         self.cloud_running: dict[int, tuple[CloudPool, int]] = {}
         self.cloud_usd_by_day: dict[int, float] = {}
         self.cloud_usd_by_pool: dict[str, float] = {pool.name: 0.0 for pool in scenario.pools}
+        # (caps, (now, GPUs and jobs per pool), rooms): the last `cloud_room_gpus` answer.
+        self._last_rooms: tuple[Caps | None, tuple[object, ...], Mapping[str, int]] = (
+            None,
+            (),
+            {},
+        )
 
     def pending_job(self, job: int) -> PendingJob:
         """The job as the decision core sees it; built when first asked for (a run that never
@@ -200,30 +209,50 @@ class World:
             gpus[pool.cluster] = gpus.get(pool.cluster, 0) + self.pool_used_gpus[pool.name]
         return jobs, gpus
 
-    def cloud_room_gpus(self, now: float, caps: Caps | None = None) -> dict[str, int]:
+    def cloud_room_gpus(self, now: float, caps: Caps | None = None) -> Mapping[str, int]:
         """Per pool, the most GPUs one more job could launch there now under the pool's cap,
         its replayed availability and the policy's caps (room only; prices and budgets aside).
         `caps`: these instead of the scenario's copy of the policy's."""
         caps = self.scenario.caps if caps is None else caps
+        # Asked before and after each decision round, mostly about an unchanged cloud: the last
+        # answer is kept with what it was worked out from.
+        state = (now, tuple(self.pool_used_gpus.values()), tuple(self.pool_jobs.values()))
+        last_caps, last_state, last_rooms = self._last_rooms
+        if state == last_state and (caps is last_caps or caps == last_caps):
+            return last_rooms
+        rooms = self._rooms_under(caps, now)
+        self._last_rooms = (caps, state, rooms)
+        return rooms
+
+    def _rooms_under(self, caps: Caps, now: float) -> Mapping[str, int]:
         cluster_jobs, cluster_gpus = self.cluster_usage()
-        total_jobs, total_gpus = len(self.cloud_running), sum(self.pool_used_gpus.values())
+        in_total = _cap_room(
+            caps.max_bursted_jobs,
+            caps.max_bursted_gpus,
+            len(self.cloud_running),
+            sum(self.pool_used_gpus.values()),
+        )
+        in_cluster = {
+            cluster: _cap_room(
+                caps.cluster_max_bursted_jobs.get(cluster),
+                caps.cluster_max_bursted_gpus.get(cluster),
+                jobs,
+                cluster_gpus[cluster],
+            )
+            for cluster, jobs in cluster_jobs.items()
+        }
         rooms: dict[str, int] = {}
         for pool in self.scenario.pools:
-            used = self.pool_used_gpus[pool.name]
-            limits = [pool.max_gpus - used, pool.largest_launch_gpus]
-            limits += _cap_room(
-                caps.max_bursted_jobs, caps.max_bursted_gpus, total_jobs, total_gpus
-            )
-            limits += _cap_room(
-                caps.cluster_max_bursted_jobs.get(pool.cluster),
-                caps.cluster_max_bursted_gpus.get(pool.cluster),
-                cluster_jobs[pool.cluster],
-                cluster_gpus[pool.cluster],
+            room = min(
+                pool.max_gpus - self.pool_used_gpus[pool.name],
+                pool.largest_launch_gpus,
+                in_total,
+                in_cluster[pool.cluster],
             )
             if pool.availability is not None and pool.availability.next_available(now, 1) > now:
-                limits.append(0)
-            rooms[pool.name] = max(0, min(limits))
-        return rooms
+                room = 0
+            rooms[pool.name] = max(0, int(room))
+        return MappingProxyType(rooms)
 
     def spend(self, now: float) -> Spend:
         """What runs in the clouds now, as the core's budgets and caps count it: in total and per
@@ -273,7 +302,10 @@ class Simulation:
         # Queued jobs that stayed while no cloud pool had room for them: asked again as soon as
         # cloud room frees (the daemon asks every pass), not at their doubling revisit.
         self._short_of_room: set[int] = set()
+        # Each job's (GPUs, GPU type, queue): what freed cloud room means to it (`_room_returns`).
+        self._shapes = [(spec.gpus, spec.gpu_type, spec.queue) for spec in trace]
         self._max_onprem_used = 0
+        self._admission_may_change = False  # see `_admit`
         self.decision_rounds = 0
         self.decided_jobs = 0
 
@@ -359,10 +391,17 @@ class Simulation:
     def _submit(self, job: int) -> None:
         self.world.estimate_at_submission(job)
         self.world.queue.push(job, job, self.world.trace[job].gpus)
+        self._admission_may_change = True
 
     def _admit(self, now: float) -> None:
+        # A scan admits until nothing queued fits; only an arrival or GPUs given back can change
+        # that (a burst only takes a job out of the queue), so other events skip the scan.
+        if not self._admission_may_change:
+            return
+        self._admission_may_change = False
         world = self.world
-        for job, placement in world.queue.admit(world.nodes):
+        admitted = world.queue.admit(world.nodes) if world.nodes.free_gpus else ()
+        for job, placement in admitted:  # a full cluster (the common case) admits nothing
             self.placements[job] = placement
             spec = world.trace[job]
             self.outcomes.start_s[job] = now
@@ -380,6 +419,7 @@ class Simulation:
         if job in self.placements:
             world.nodes.release(self.placements.pop(job))
             world.stop_running(job)
+            self._admission_may_change = True
         else:
             pool, gpus = world.cloud_running.pop(job)
             world.pool_used_gpus[pool.name] -= gpus
@@ -397,7 +437,8 @@ class Simulation:
     # --- decisions -----------------------------------------------------------------------
 
     def _decision_round(self, now: float) -> None:
-        due = sorted(job for job in self._due if job in self.world.queue)
+        queue = self.world.queue
+        due = sorted(filter(queue.__contains__, self._due))
         self._due.clear()
         if not due:
             return
@@ -405,7 +446,7 @@ class Simulation:
         self.decided_jobs += len(due)
         stayed: list[Order] = []
         for order in self.controller.decide(self.world, now, due):
-            if order.job not in self.world.queue:
+            if order.job not in queue:
                 continue
             if order.pool is not None:
                 self._burst(order.job, order.pool, now)
@@ -414,8 +455,8 @@ class Simulation:
         # After the round's bursts: what room is left is what the jobs that stayed saw.
         wakeable = any(order.wake_on_room for order in stayed)
         rooms = self.world.cloud_room_gpus(now) if wakeable and self.world.scenario.pools else {}
-        shapes: dict[tuple[int, str, str], float | None] = {}
-        short_of_room = self._short_of_room
+        shapes: dict[tuple[int, str, str], float | None] = {}  # see `_room_returns`
+        short_of_room, shape_of = self._short_of_room, self._shapes
         for order in stayed:  # at a full cloud, a round can hold the whole queue: kept lean
             job = order.job
             if order.expected_start is not None:
@@ -424,7 +465,11 @@ class Simulation:
             if not order.wake_on_room:
                 short_of_room.discard(job)
             elif rooms:
-                returns = self._room_returns(job, rooms, now, shapes)
+                shape = shape_of[job]
+                if shape in shapes:
+                    returns = shapes[shape]
+                else:
+                    returns = shapes[shape] = self._room_returns(job, rooms, now)
                 if returns is not None:  # short of room: woken when room frees
                     short_of_room.add(job)
                     revisit = returns if revisit is None else min(revisit, returns)
@@ -450,22 +495,14 @@ class Simulation:
             f"needs?)"
         )
 
-    def _room_returns(
-        self,
-        job: int,
-        rooms: Mapping[str, int],
-        now: float,
-        shapes: dict[tuple[int, str, str], float | None],
-    ) -> float | None:
+    def _room_returns(self, job: int, rooms: Mapping[str, int], now: float) -> float | None:
         """None when a pool the job may use has room for it; else when a replayed trace next
         lets one launch it (inf: not by itself). Jobs of one size, GPU type and queue get the
-        same answer in a round, so `shapes` keeps it: at a full cloud the whole queue asks."""
-        spec = self.world.trace[job]
-        shape = (spec.gpus, spec.gpu_type, spec.queue)
-        if shape not in shapes:
-            lacks = self._lacks_room(job, rooms)
-            shapes[shape] = self._availability_returns(job, now) if lacks else None
-        return shapes[shape]
+        same answer in a round (`_decision_round` keeps it: at a full cloud the whole queue
+        asks)."""
+        if self._lacks_room(job, rooms):
+            return self._availability_returns(job, now)
+        return None
 
     def _lacks_room(self, job: int, rooms: Mapping[str, int]) -> bool:
         """No pool the job may use has room for it now (so freed room, not time, changes it)."""
@@ -501,7 +538,9 @@ class Simulation:
             raise AssertionError(f"controller bursted {spec.job_id} to {pool.name}, too small ever")
         world.queue.remove(job)
         self._next_revisit.pop(job, None)
-        rng = random.Random(f"{world.scenario.seed}:cloud:{spec.job_id}:{pool.name}")
+        rng = None
+        if draws_at_random(pool):
+            rng = random.Random(f"{world.scenario.seed}:cloud:{spec.job_id}:{pool.name}")
         run = run_in_cloud(
             pool,
             spec.gpus,
@@ -580,14 +619,12 @@ def check_invariants(outcomes: JobOutcomes, max_onprem_used: int, onprem_gpus: i
         raise AssertionError("a job started before its submission or ended before its start")
 
 
-def _cap_room(jobs_cap: int | None, gpus_cap: int | None, jobs: int, gpus: int) -> list[int]:
-    """The GPUs one more job may take under a (jobs, GPUs) cap pair already holding jobs/GPUs."""
-    room = []
+def _cap_room(jobs_cap: int | None, gpus_cap: int | None, jobs: int, gpus: int) -> float:
+    """The GPUs one more job may take under a (jobs, GPUs) cap pair already holding jobs/GPUs
+    (inf: no cap)."""
     if jobs_cap is not None and jobs + 1 > jobs_cap:
-        room.append(0)
-    if gpus_cap is not None:
-        room.append(gpus_cap - gpus)
-    return room
+        return 0
+    return math.inf if gpus_cap is None else gpus_cap - gpus
 
 
 # The pools a baseline strategy bursts to (the core's `cheapest(job, capacity)`); the others

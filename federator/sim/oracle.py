@@ -46,14 +46,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from federator import errors
 from federator.core.choices import RoundOptions
 from federator.core.models import CapacityType, PendingJob, Spend
 from federator.core.policy import DecisionPolicy
-from federator.sim.cloud import CloudPool, run_in_cloud
+from federator.sim.cloud import CloudPool, draws_at_random, run_in_cloud
 from federator.sim.engine import Order, Scenario, Simulation, World, never_fit_on_prem
 from federator.sim.policies import pool_offer
 from federator.sim.traces import TraceJob
@@ -148,11 +148,13 @@ class BurstRound:
         offers = [pool_offer(pool, world, now) for pool in world.scenario.pools]
         self._options = RoundOptions(offers, world.spend(now), policy, now)
         self._index = {offer.name: index for index, offer in enumerate(self._options.offers)}
+        # No job of any size fits anywhere for the rest of the round (changes only by a booking).
+        self.full = self._options.ledger.exhausted()
 
     def take(self, job: PendingJob, option: CloudOption) -> bool:
         """Book the burst and say True when it fits now; False (nothing booked) otherwise."""
         options = self._options
-        if options.ledger.exhausted():  # no job of any size fits anywhere: nothing to check
+        if self.full:  # nothing to check
             return False
         index = self._index[option.pool.name]
         if options.burst_blocker(job) is not None or index not in options.allowed(job):
@@ -160,6 +162,7 @@ class BurstRound:
         if options.ledger.blocker(job, index, option.cost_usd) is not None:
             return False
         options.ledger.charge(job, index, option.cost_usd)
+        self.full = options.ledger.exhausted()
         return True
 
 
@@ -191,14 +194,15 @@ class PlannedBursts:
         # replayed instances and the caps, as the world stands before this round's bursts: a
         # planned job bigger than that cannot go, whatever the round's ledger would add (at a
         # full cloud each cloud finish wakes every held job, and most need only this answer).
-        launchable: dict[str, int] | None = None
+        launchable: Mapping[str, int] | None = None
         least_retry_s = max(world.scenario.decision_period_s, MIN_RETRY_S)
         min_wait_s = self.policy.min_pending_before_burst_s
         orders = []
         plan, held, trace = self.plan, self._held, world.trace
         for job in due:
             planned = plan.get(job)
-            if planned is None or now > held.get(job, math.inf):
+            pays_until = held.get(job, math.inf)
+            if planned is None or now > pays_until:
                 # Left alone for the rest of the run (the plan is fixed, a burst that stopped
                 # paying never pays again): freed cloud room cannot change that.
                 orders.append(Order(job, wake_on_room=False))
@@ -210,13 +214,13 @@ class PlannedBursts:
                 continue
             if launchable is None:
                 launchable = world.cloud_room_gpus(now, self.policy.caps)
-            if spec.gpus <= launchable[planned.option.pool.name]:
+            option = planned.option
+            if spec.gpus <= launchable[option.pool.name]:
                 room = room or BurstRound(world, self.policy, now)
-                if room.take(world.pending_job(job), planned.option):
-                    orders.append(Order(job, pool=planned.option.pool))
+                if not room.full and room.take(world.pending_job(job), option):
+                    orders.append(Order(job, pool=option.pool))
                     continue
-            pays_until = held.get(job)
-            if pays_until is None:
+            if job not in held:
                 value = self._values.value_per_hour(world.pending_job(job))
                 pays_until = held[job] = planned.pays_until_s(value)
             # After as long again as the job has waited (at least MIN_RETRY_S and a period).
@@ -367,8 +371,11 @@ def _cloud_runs(
         draws = MARKET_DRAWS if _random_preemptions(pool) else 1
         cost = delay = 0.0
         for draw in range(draws):
-            # Not the simulation's own stream ("{seed}:cloud:{job}:{pool}", engine.py).
-            rng = random.Random(f"{scenario.seed}:oracle-market:{draw}:{job.job_id}:{pool.name}")
+            rng = None
+            if draws_at_random(pool):
+                # Not the simulation's own stream ("{seed}:cloud:{job}:{pool}", engine.py).
+                seed = f"{scenario.seed}:oracle-market:{draw}:{job.job_id}:{pool.name}"
+                rng = random.Random(seed)
             run = run_in_cloud(
                 pool,
                 job.gpus,
@@ -388,12 +395,7 @@ def _cloud_runs(
 def _random_preemptions(pool: CloudPool) -> bool:
     """Whether a run on the pool depends on random preemption draws (spot with a rate, not a
     replayed availability trace)."""
-    return (
-        pool.capacity_type is CapacityType.SPOT
-        and pool.availability is None
-        and pool.preemption_rate_per_hour > 0
-        and pool.max_restarts > 0
-    )
+    return pool.capacity_type is CapacityType.SPOT and draws_at_random(pool)
 
 
 def _best(options: list[CloudOption], value: float) -> CloudOption | None:
