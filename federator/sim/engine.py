@@ -94,7 +94,13 @@ class Order:
 
 
 class Controller(Protocol):
-    """Decides about queued jobs; the decision core's adapter and the oracle implement it."""
+    """Decides about queued jobs; the decision core's adapter and the oracle implement it.
+
+    `decide` answers each due job at most once. It may leave out a job that freed cloud room
+    woke (`World.woken_by_room`): that job stays as it was before the wake, waiting for room
+    with the revisit it had, and is not counted as decided. (At a full cloud each cloud finish
+    wakes every job short of room; the oracle leaves out the planned bursts it cannot place.)
+    """
 
     name: str
     knob: float | None
@@ -143,6 +149,8 @@ class World:
         self.cloud_running: dict[int, tuple[CloudPool, int]] = {}
         self.cloud_usd_by_day: dict[int, float] = {}
         self.cloud_usd_by_pool: dict[str, float] = {pool.name: 0.0 for pool in scenario.pools}
+        # The due jobs of the current round that freed cloud room woke (see `Controller`).
+        self.woken_by_room: set[int] = set()
         # (caps, (now, GPUs and jobs per pool), rooms): the last `cloud_room_gpus` answer.
         self._last_rooms: tuple[Caps | None, tuple[object, ...], Mapping[str, int]] = (
             None,
@@ -430,6 +438,7 @@ class Simulation:
         queue = self.world.queue
         woken = [job for job in self._short_of_room if job in queue]
         self._short_of_room.clear()
+        self.world.woken_by_room.update(woken)
         if woken:  # one `_make_due` for all: they share its round
             self._due.update(woken[1:])
             self._make_due(woken[0], now)
@@ -441,11 +450,15 @@ class Simulation:
         due = sorted(filter(queue.__contains__, self._due))
         self._due.clear()
         if not due:
+            self.world.woken_by_room.clear()
             return
         self.decision_rounds += 1
-        self.decided_jobs += len(due)
+        orders = self.controller.decide(self.world, now, due)
+        left_out = self._keep_left_out(due, orders) if len(orders) < len(due) else 0
+        self.world.woken_by_room.clear()
+        self.decided_jobs += len(due) - left_out
         stayed: list[Order] = []
-        for order in self.controller.decide(self.world, now, due):
+        for order in orders:
             if order.job not in queue:
                 continue
             if order.pool is not None:
@@ -477,6 +490,16 @@ class Simulation:
                 self._revisit_at(job, revisit if revisit > now else now)
         if stayed:
             self._give_up_if_stuck(stayed, now)
+
+    def _keep_left_out(self, due: Sequence[int], orders: Sequence[Order]) -> int:
+        """Due jobs `decide` left out wait for room again, as before their wake (their revisits
+        stand); only jobs freed room woke may be left out. Returns how many were."""
+        answered = {order.job for order in orders}
+        left_out = [job for job in due if job not in answered]
+        if not self.world.woken_by_room.issuperset(left_out):
+            raise AssertionError(f"{self.controller.name} left out a job freed room did not wake")
+        self._short_of_room.update(left_out)
+        return len(left_out)
 
     def _give_up_if_stuck(self, stayed: Sequence[Order], now: float) -> None:
         """A clear error for jobs that can never run (see _GIVE_UP_AFTER_S)."""
