@@ -319,17 +319,17 @@ class Simulation:
 
     def run(self) -> RunResult:
         self.controller.prepare(self.world)
-        trace, arrivals = self.world.trace, 0
+        trace, arrivals, heap, queue = self.world.trace, 0, self._heap, self.world.queue
+        # Submission times, then inf once all have arrived (the loop runs ~50,000 times).
+        submits = [spec.submit_s for spec in trace] + [math.inf]
+        every_event = self.world.scenario.decision_period_s <= 0
         unreported = 0  # arrivals not yet told to `progress` (a bar needs no per-event update)
         self._record_submissions()
-        while arrivals < len(trace) or self._heap:
-            now = min(
-                trace[arrivals].submit_s if arrivals < len(trace) else math.inf,
-                self._heap[0][0] if self._heap else math.inf,
-            )
+        while arrivals < len(trace) or heap:
+            now = min(submits[arrivals], heap[0][0] if heap else math.inf)
             round_due = self._pop_events(now)
             first = arrivals
-            while arrivals < len(trace) and trace[arrivals].submit_s <= now:
+            while submits[arrivals] <= now:
                 self._submit(arrivals)
                 arrivals += 1
             unreported += arrivals - first
@@ -338,9 +338,9 @@ class Simulation:
                 unreported = 0
             self._admit(now)
             for job in range(first, arrivals):
-                if job in self.world.queue:
+                if job in queue:
                     self._make_due(job, now)
-            if round_due or (self.world.scenario.decision_period_s <= 0 and self._due):
+            if round_due or (every_event and self._due):
                 self._decision_round(now)
         if self.progress is not None and unreported:
             self.progress(unreported)
@@ -435,8 +435,7 @@ class Simulation:
             self._wake_short_of_room(now)
 
     def _wake_short_of_room(self, now: float) -> None:
-        queue = self.world.queue
-        woken = [job for job in self._short_of_room if job in queue]
+        woken = list(filter(self.world.queue.__contains__, self._short_of_room))
         self._short_of_room.clear()
         self.world.woken_by_room.update(woken)
         if woken:  # one `_make_due` for all: they share its round

@@ -42,10 +42,10 @@ on the policy file's own values, 1 = as written):
    as the other policies' revisits go (`MIN_RETRY_S` at least; budgets free up with time).
    When cloud room frees, the held planned bursts are asked in queue order, and those that
    still cannot go (the room is gone or too small for them, or a budget) are left out
-   (`World.woken_by_room`): they keep their place, waiting for room, and their timed retry. Only a timed retry that
-   comes moves the next one later. (Before, each one was answered and its retry moved to
-   after as long again as it had waited at every cloud finish: at a full cloud each finish
-   woke ~90 held jobs for one freed slot, most of the run's work.)
+   (`World.woken_by_room`): they keep their place, waiting for room, and their timed retry;
+   only a timed retry that comes moves the next one later. (Before, each one was answered
+   and its retry moved to after as long again as it had waited at every cloud finish: at a
+   full cloud each finish woke ~90 held jobs for one freed slot, most of the run's work.)
 """
 
 from __future__ import annotations
