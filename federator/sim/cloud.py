@@ -151,17 +151,17 @@ class CloudPool:
     max_restarts: int = 20
     # "cluster/pool", set once: the simulator reads it millions of times per oracle run.
     name: str = field(init=False, repr=False, compare=False)
+    # The most GPUs one job can ever hold here: the pool's cap and, under a replayed
+    # availability trace, the most instances the trace ever has alive (set once, like `name`:
+    # read at every room check, and a trace can be long).
+    largest_launch_gpus: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", f"{self.cluster}/{self.pool}")
-
-    @property
-    def largest_launch_gpus(self) -> int:
-        """The most GPUs one job can ever hold here: the pool's cap and, under a replayed
-        availability trace, the most instances the trace ever has alive."""
-        if self.availability is None:
-            return self.max_gpus
-        return min(self.max_gpus, max(self.availability.alive) * self.gpus_per_node)
+        largest = self.max_gpus
+        if self.availability is not None:
+            largest = min(largest, max(self.availability.alive) * self.gpus_per_node)
+        object.__setattr__(self, "largest_launch_gpus", largest)
 
     def price_at(self, t: float) -> float:
         return self.price_history.price_at(t) if self.price_history else self.price_per_gpu_hour_usd

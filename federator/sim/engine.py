@@ -151,6 +151,8 @@ class World:
         self.cloud_usd_by_pool: dict[str, float] = {pool.name: 0.0 for pool in scenario.pools}
         # The due jobs of the current round that freed cloud room woke (see `Controller`).
         self.woken_by_room: set[int] = set()
+        # Whether a pool replays an availability trace (else cloud room does not change by time).
+        self.replays_availability = any(pool.availability is not None for pool in scenario.pools)
         # (caps, (now, GPUs and jobs per pool), rooms): the last `cloud_room_gpus` answer.
         self._last_rooms: tuple[Caps | None, tuple[object, ...], Mapping[str, int]] = (
             None,
@@ -224,7 +226,8 @@ class World:
         caps = self.scenario.caps if caps is None else caps
         # Asked before and after each decision round, mostly about an unchanged cloud: the last
         # answer is kept with what it was worked out from.
-        state = (now, tuple(self.pool_used_gpus.values()), tuple(self.pool_jobs.values()))
+        when = now if self.replays_availability else None  # room changes by time only then
+        state = (when, tuple(self.pool_used_gpus.values()), tuple(self.pool_jobs.values()))
         last_caps, last_state, last_rooms = self._last_rooms
         if state == last_state and (caps is last_caps or caps == last_caps):
             return last_rooms
@@ -537,6 +540,8 @@ class Simulation:
     def _availability_returns(self, job: int, now: float) -> float:
         """When a replayed availability trace next lets one of the job's pools launch it."""
         spec, returns = self.world.trace[job], math.inf
+        if not self.world.replays_availability:
+            return returns
         for pool in self.world.scenario.pools_of_its_type(spec):
             if pool.availability is None or pool.largest_launch_gpus < spec.gpus:
                 continue
