@@ -33,8 +33,10 @@ on the policy file's own values, 1 = as written):
 3. Plans only grow along the path, so small steps keep the overshoot of deciding many jobs on
    one simulation small; plans along the path are cached, so a sweep over v costs about one
    simulation per grid point. A job's options are priced only once it has waited longer than
-   the quickest pool's startup and `burst.min_wait` (no option can shorten a shorter wait),
-   and then kept. Like every policy, it bursts no job pending less than `burst.min_wait`.
+   the quickest pool's startup and `burst.min_wait` (no option can shorten a shorter wait)
+   and its wait, priced, is worth more than its GPU-hours at the lowest price any pool asks
+   (no option costs less), and then kept. Like every policy, it bursts no job pending less
+   than `burst.min_wait`.
 4. A planned burst that a pool's free GPUs, a budget or a cap holds back when the job is due
    is tried again for as long as it would still pay, by the wait the plan's simulation showed
    (a job that cannot start on-prem: until it goes): when cloud room frees (the engine asks
@@ -268,6 +270,8 @@ class HindsightPlanner:
         self._min_wait_s = max(0.0, self.rules.policy.min_pending_before_burst_s)
         quickest = min((pool.startup_latency_s for pool in scenario.pools), default=0.0)
         self._least_delay_s = self._min_wait_s + quickest
+        # Nor costs less than its GPU-hours of work at the lowest price any pool ever asks.
+        self._least_usd_per_gpu_hour = _least_price(scenario.pools)
         self._stranded = never_fit_on_prem(trace, scenario)
 
     def plan_for(self, value: float) -> Plan:
@@ -300,11 +304,14 @@ class HindsightPlanner:
         waits = (result.outcomes.start_s - result.outcomes.submit_s).tolist()
         bursted = result.outcomes.bursted.tolist()
         values = _values_of_time(policy)
-        least_delay = self._least_delay_s
+        least_delay, least_price = self._least_delay_s, self._least_usd_per_gpu_hour
         for job, spec in enumerate(self.trace):
             if waits[job] <= least_delay or job in grown or bursted[job]:
                 continue  # a wait no cloud option can shorten
             job_value = values.value_per_hour(self.rules.pending(job))
+            lowest_cost = spec.gpus * spec.duration_s * least_price  # x 1 h, like the wait
+            if job_value >= 0 and job_value * (waits[job] - least_delay) < lowest_cost:
+                continue  # worth less than any option can cost: no need to price them (yet)
             option = _best(self._options(job), job_value)
             if option is None:
                 continue
@@ -406,6 +413,23 @@ def _cloud_runs(
             delay += run.end_s - job.submit_s - job.duration_s
         found.append(CloudOption(pool, cost / draws, delay / draws))
     return found
+
+
+def _least_price(pools: Sequence[CloudPool]) -> float:
+    """Just under the lowest USD per GPU-hour any of the pools ever bills (list, on-demand
+    fallback or a replayed history): a run of g GPUs and w seconds of work costs at least
+    g x w x this / 1 h (it is billed for its work at least; data is charged on top). -inf when
+    a negative price or data charge would break that bound."""
+    prices: list[float] = []
+    for pool in pools:
+        if min(pool.ingress_usd_per_gb, pool.egress_usd_per_gb) < 0:
+            return -math.inf
+        prices += [pool.price_per_gpu_hour_usd, pool.on_demand_price_per_gpu_hour_usd]
+        if pool.price_history is not None:
+            prices += pool.price_history.usd_per_gpu_hour
+    least = min(prices, default=0.0)
+    # 0.1% under: the bound must stay below every run's float-summed cost.
+    return 0.999 * least if least >= 0 else -math.inf
 
 
 def _random_preemptions(pool: CloudPool) -> bool:
