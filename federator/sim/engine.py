@@ -411,8 +411,7 @@ class Simulation:
             return
         self._admission_may_change = False
         world = self.world
-        admitted = world.queue.admit(world.nodes) if world.nodes.free_gpus else ()
-        for job, placement in admitted:  # a full cluster (the common case) admits nothing
+        for job, placement in world.queue.admit(world.nodes):
             self.placements[job] = placement
             spec = world.trace[job]
             self.outcomes.start_s[job] = now

@@ -45,9 +45,8 @@ on the policy file's own values, 1 = as written):
    When cloud room frees, the held planned bursts are asked in queue order, and those that
    still cannot go (the room is gone or too small for them, or a budget) are left out
    (`World.woken_by_room`): they keep their place, waiting for room, and their timed retry;
-   only a timed retry that comes moves the next one later. (Before, each one was answered
-   and its retry moved to after as long again as it had waited at every cloud finish: at a
-   full cloud each finish woke ~90 held jobs for one freed slot, most of the run's work.)
+   only a timed retry that comes moves the next one later. (At a full cloud each finish
+   wakes every held job for one freed slot; answering them all was most of the run's work.)
 """
 
 from __future__ import annotations
@@ -228,7 +227,7 @@ class PlannedBursts:
             option = planned.option
             if spec.gpus <= launchable[option.pool.name]:
                 room = room or BurstRound(world, self.policy, now)
-                if not room.full and room.take(world.pending_job(job), option):
+                if room.take(world.pending_job(job), option):
                     orders.append(Order(job, pool=option.pool))
                     continue
             if job not in held:

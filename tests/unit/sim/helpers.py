@@ -6,11 +6,21 @@ from pathlib import Path
 
 from federator.core.models import CapacityType
 from federator.sim.cloud import CloudPool, JobPhysics
-from federator.sim.engine import Scenario
+from federator.sim.engine import Scenario, World
 from federator.sim.traces import TraceJob
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 TRACE_A = SHARED_DATA / "traces" / "trace_a_philly.csv"
+
+
+class ScriptedController:
+    """The `Controller` parts a hand-written test controller shares; subclasses write `decide`."""
+
+    name = "scripted"
+    knob: float | None = None
+
+    def prepare(self, world: World) -> None:
+        return None
 
 
 def on_demand_pool(price: float = 2.0, startup_s: float = 60.0) -> CloudPool:

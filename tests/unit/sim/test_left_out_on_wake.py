@@ -14,7 +14,7 @@ from federator.sim.engine import Order, Simulation, World
 from federator.sim.oracle import CloudOption, PlannedBurst, PlannedBursts
 from federator.sim.traces import TraceJob
 
-from .helpers import on_demand_pool, tiny_scenario
+from .helpers import ScriptedController, on_demand_pool, tiny_scenario
 
 # "a" fills the one on-prem node for 10 h; the pool takes one 8-GPU job at a time: "b" bursts at
 # once (ends at 100 + 2000 s), "c" and "d" stay short of room until then; "d" then takes the
@@ -28,19 +28,13 @@ TRACE = (
 POOL = dataclasses.replace(on_demand_pool(startup_s=100.0), max_gpus=8)
 
 
-class LeavesOutC:
+class LeavesOutC(ScriptedController):
     """Bursts b at once and d when woken; leaves c out whenever freed room woke it, and bursts
     it at its own revisit (10,000 s). `too_early`: leaves c out at 0 s as well (not woken)."""
-
-    name = "scripted"
-    knob: float | None = None
 
     def __init__(self, too_early: bool = False) -> None:
         self.too_early = too_early
         self.asked_about_c: list[tuple[float, bool]] = []  # (when, left out)
-
-    def prepare(self, world: World) -> None:
-        return None
 
     def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
         orders = []

@@ -14,7 +14,7 @@ from federator.sim.engine import Order, Simulation, World
 from federator.sim.oracle import CloudOption, PlannedBurst, PlannedBursts
 from federator.sim.traces import TraceJob
 
-from .helpers import on_demand_pool, tiny_scenario
+from .helpers import ScriptedController, on_demand_pool, tiny_scenario
 
 # "a" fills the one on-prem node for 10 h; the pool takes one 8-GPU job at a time, so "b"
 # bursts at once and "c" stays short of room until b ends (startup 100 s + 2000 s = 2100 s).
@@ -26,18 +26,12 @@ TRACE = (
 POOL = dataclasses.replace(on_demand_pool(startup_s=100.0), max_gpus=8)
 
 
-class BurstsBThenAsksC:
+class BurstsBThenAsksC(ScriptedController):
     """Bursts b; leaves c in the queue until 10,000 s (its own revisit), then bursts it."""
-
-    name = "scripted"
-    knob: float | None = None
 
     def __init__(self, wake_on_room: bool) -> None:
         self.wake_on_room = wake_on_room
         self.asked_about_c: list[float] = []
-
-    def prepare(self, world: World) -> None:
-        return None
 
     def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
         orders = []
@@ -94,17 +88,11 @@ def test_the_oracle_asks_not_to_be_woken_about_jobs_it_leaves_alone_for_good() -
     assert math.isfinite(later[1].revisit_at or math.inf)
 
 
-class AsksCLaterEachTime:
+class AsksCLaterEachTime(ScriptedController):
     """Bursts b; the first three times c is asked, leaves it queued until `10 x now + 5,000 s`."""
-
-    name = "scripted"
-    knob: float | None = None
 
     def __init__(self) -> None:
         self.asked_about_c: list[float] = []
-
-    def prepare(self, world: World) -> None:
-        return None
 
     def decide(self, world: World, now: float, due: Sequence[int]) -> list[Order]:
         orders = []
