@@ -504,6 +504,35 @@ async def test_a_lost_attempt_keeps_its_cost_through_requeue_and_replacement() -
     assert (replaced.attempt, replaced.earlier_usd) == (2, pytest.approx(4.0))
 
 
+async def test_the_hourly_budget_counts_an_attempt_lost_within_the_hour() -> None:
+    """A copy preempted after 45 minutes spent $3 of the last hour (2 GPUs at $2/GPU-h); the
+    hourly budget must still see it while the job waits for its backoff and once it runs
+    again, or a preemption would free hourly budget it did spend. An hour after the
+    re-placement the lost attempt no longer counts."""
+    from federator.federation.records import PlacementRecord
+
+    placed = 1_000_000.0
+    first = PlacementRecord(
+        "cloud-a", "spot", 1, Phase.PLACED, placed_at=placed, gpus=2,
+        price_per_gpu_hour_usd=2.0, expected_cost_usd=8.0,
+    )  # fmt: skip
+    requeued = first.requeue(now=placed + 2700, backoff_s=60, stale_copy=None)
+    onprem = FakeOnPrem()
+    job = onprem.add("j1", 2)
+    fed = federation(onprem, [FakeCloud("cloud-a")], [offer("cloud-a")], Scripted())
+    job.record = requeued
+    waiting = fed._spend(await onprem.snapshot(placed + 2730), placed + 2730)
+    assert waiting.last_hour_usd == pytest.approx(3.0)
+
+    again = replace(requeued, phase=Phase.PLACED, placed_at=placed + 2760, attempt=2)
+    job.record = again
+    running = fed._spend(await onprem.snapshot(placed + 2800), placed + 2800)
+    assert running.last_hour_usd == pytest.approx(3.0 + 4.0)  # lost + an hour at its burn rate
+
+    later = placed + 2760 + 3601
+    assert fed._spend(await onprem.snapshot(later), later).last_hour_usd == pytest.approx(4.0)
+
+
 def _forecast_counts(gpus: str) -> tuple[float, float, float]:
     def value(name: str) -> float:
         return metrics.REGISTRY.get_sample_value(name, {"gpus": gpus}) or 0.0
