@@ -99,6 +99,44 @@ Positive = Annotated[float, Field(gt=0), NotBoolean]
 Fraction = Annotated[float, Field(ge=0, le=1), NotBoolean]
 
 
+_MEANT_TRUE = frozenset({"true", "yes", "on", "y", "1"})
+_MEANT_FALSE = frozenset({"false", "no", "off", "n", "0"})
+
+
+def _refuse_non_booleans(value: object) -> object:
+    # pydantic's lax mode reads 0/1 and "yes"/"1"/"off" as booleans; in a YAML file a number or
+    # a quoted word where a switch belongs is a slip (YAML has true and false), and reading it
+    # as a boolean can silently turn a safety off (`verify_tls: 0`).
+    if isinstance(value, bool):
+        return value
+    found, meant = _found_and_meant(value)
+    raise ValueError(f"expected true or false here, found {found}; write {meant}")
+
+
+def _found_and_meant(value: object) -> tuple[str, str]:
+    """How to name a value found where a switch belongs, and the boolean to write instead."""
+    if isinstance(value, int | float):
+        meant = "false" if value == 0 else "true" if value == 1 else "true or false"
+        return f"{value!r} (a number)", meant
+    if isinstance(value, str):
+        word = value.strip().lower()
+        meant = "true" if word in _MEANT_TRUE else "false" if word in _MEANT_FALSE else ""
+        return f"{value!r} (a string)", f"{meant}, unquoted" if meant else "true or false"
+    if value is None:
+        return "nothing (an empty value)", "true or false"
+    if isinstance(value, list | dict):
+        return ("a list" if isinstance(value, list) else "a mapping"), "true or false"
+    return f"{value} (a {type(value).__name__})", "true or false"  # a YAML date, say
+
+
+OnlyBoolean = BeforeValidator(_refuse_non_booleans)
+"""Refuses anything but `true`/`false` (a YAML boolean) where a switch is expected."""
+
+Switch = Annotated[bool, OnlyBoolean]
+"""An on/off setting: `true` or `false`; numbers and strings are refused (pydantic would read
+`0` as false and `"yes"` as true)."""
+
+
 def _resolve_path(value: Path, info: ValidationInfo) -> Path:
     value = value.expanduser()
     base = (info.context or {}).get(BASE_DIR_CONTEXT)

@@ -20,6 +20,7 @@ from federator.policy.base import (
     Positive,
     PositiveCount,
     Section,
+    Switch,
 )
 from federator.policy.units import Duration, PositiveDuration, parse_duration
 
@@ -107,14 +108,14 @@ class Burst(Section):
     max_bursted_gpus: Count | None = None
     """Most GPUs used in all clouds at once; no limit when omitted."""
 
-    pull_back: bool = True
+    pull_back: Switch = True
     """When on-prem GPUs free up, cancel cloud copies that have not started yet and run the
     jobs on-prem instead."""
 
-    copy_config_maps: bool = True
+    copy_config_maps: Switch = True
     """Copy the ConfigMaps a job's pods reference to the cloud cluster."""
 
-    copy_secrets: bool = False
+    copy_secrets: Switch = False
     """Copy the Secrets a job's pods reference to the cloud cluster (off: secrets stay put)."""
 
     replacement: Replacement = Field(default_factory=Replacement)

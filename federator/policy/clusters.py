@@ -22,6 +22,7 @@ from federator.policy.base import (
     NotBoolean,
     S3Uri,
     Section,
+    Switch,
 )
 from federator.policy.references import Connection, CredentialsRef
 from federator.policy.units import (
@@ -94,7 +95,7 @@ class AwsSpotPrice(Section):
     max_age: PositiveDuration = timedelta(hours=1)
     """A price older than this is not used for new decisions (the pool is skipped)."""
 
-    placement_scores: bool = True
+    placement_scores: Switch = True
     """Also fetch spot placement scores (capacity signal, 1-10) for this instance type."""
 
 
@@ -186,7 +187,7 @@ class ObjectStore(Section):
     """`path` (`endpoint/bucket/key`, needed by most on-prem stores), `virtual`
     (`bucket.endpoint/key`) or `auto` (let boto3 choose)."""
 
-    verify_tls: bool = True
+    verify_tls: Switch = True
     """Verify the endpoint's TLS certificate; turn off only for a self-signed test store."""
 
     ca_bundle: ConfigPath | None = Field(default=None, examples=["/etc/federator/store-ca.pem"])

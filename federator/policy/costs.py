@@ -15,7 +15,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from federator.policy.base import ConfigPath, Fraction, Integer, NonNegative, Positive, Section
+from federator.policy.base import (
+    ConfigPath,
+    Fraction,
+    Integer,
+    NonNegative,
+    Positive,
+    Section,
+    Switch,
+)
 from federator.policy.units import Duration, PositiveDuration, parse_duration
 
 
@@ -82,7 +90,7 @@ class Cost(Section):
     """Time to resume after a preemption on top of the pool's startup latency (restore from the
     checkpoint, warm-up)."""
 
-    preemption_rate_per_node: bool = False
+    preemption_rate_per_node: Switch = False
     """`true`: a pool's preemption rate is per node, so a job on 4 nodes is preempted 4 times
     as often; `false`: the rate is per running job."""
 
@@ -91,10 +99,10 @@ class Cost(Section):
     twice as fast on H100; 1.0 for a type not listed. Each key must be the `gpu_type` of a
     cloud pool, written the same way (case matters)."""
 
-    bill_startup: bool = True
+    bill_startup: Switch = True
     """Count the startup latency as billed time (cloud instances boot on the meter)."""
 
-    onprem_backfill: bool = True
+    onprem_backfill: Switch = True
     """Model the on-prem queue as letting later jobs that fit start first (Kueue
     `BestEffortFIFO`); `false` for `StrictFIFO`."""
 

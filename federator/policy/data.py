@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from federator.policy.base import Count, Fraction, Name, NotBoolean, S3Uri, Section
+from federator.policy.base import Count, Fraction, Name, NotBoolean, S3Uri, Section, Switch
 from federator.policy.units import (
     ByteSize,
     Duration,
@@ -38,7 +38,7 @@ class Dataset(Section):
     """Replica location per cloud cluster; `<cluster object_store.datasets_uri><name>/` for a
     cluster not listed."""
 
-    sync_before_start: bool = True
+    sync_before_start: Switch = True
     """`true`: a job placed in the cloud starts only once this dataset's replica there is
     complete; `false`: it starts at once while the copy runs beside it (for jobs that stream
     their data). The cost model counts the copy's time and transfer cost either way."""
@@ -62,7 +62,7 @@ class Registry(Section):
 class DeletePolicy(Section):
     """Whether objects deleted at the source are deleted from replicas, and how carefully."""
 
-    enabled: bool = False
+    enabled: Switch = False
     """Delete replica objects whose source is gone (off: replicas only grow)."""
 
     hold_back: Duration = parse_duration("1h")

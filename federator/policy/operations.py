@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from federator.policy.base import KubeName, NotBoolean, Section
+from federator.policy.base import KubeName, NotBoolean, Section, Switch
 from federator.policy.units import Duration, PositiveDuration, parse_duration
 
 
@@ -34,7 +34,7 @@ RETRY_JITTER = 1.2  # kubernetes_asyncio.leaderelection.electionconfig.Config.ji
 class LeaderElection(Section):
     """A Kubernetes Lease on the on-prem cluster makes exactly one replica act at a time."""
 
-    enabled: bool = True
+    enabled: Switch = True
     """Turn off only when exactly one replica can ever run."""
 
     lease_name: KubeName = "federator"

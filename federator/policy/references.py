@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from federator.policy.base import ConfigPath, EnvVarName, KubeName, Section
+from federator.policy.base import ConfigPath, EnvVarName, KubeName, Section, Switch
 
 
 class EnvCredentials(Section):
@@ -61,7 +61,7 @@ class CredentialsRef(Section):
     kubernetes_secret: SecretCredentials | None = None
     """Read the keys from a Kubernetes Secret."""
 
-    default_chain: bool = False
+    default_chain: Switch = False
     """Use boto3's standard provider chain (environment, shared files, IAM role / IRSA)."""
 
     @model_validator(mode="after")
@@ -123,7 +123,7 @@ class Connection(Section):
     kubeconfig_secret: KubeconfigSecret | None = None
     """Read the kubeconfig from a Kubernetes Secret (recommended in production)."""
 
-    in_cluster: bool = False
+    in_cluster: Switch = False
     """Use the service account of the pod federator runs in (for the cluster it runs on)."""
 
     @model_validator(mode="after")
