@@ -26,6 +26,8 @@ _DURATION_UNITS = {
 }
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
+# Every part zero (`0s`, `0h0m`, `0.0s`): what a positive duration's schema refuses with `not`.
+ZERO_DURATION_PATTERN = r"^(0+(\.0+)?(ms|s|m|h|d))+$"
 
 # Binary (Ki, Mi, ...) as Kubernetes writes them, decimal (KB/kB, MB, ...) as disks are sold.
 _SIZE_UNITS = {
@@ -44,6 +46,7 @@ _SIZE_UNITS = {
 }
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|Ki|Mi|Gi|Ti|Pi|KB|kB|MB|GB|TB|PB)$")
 SIZE_PATTERN = r"^\d+(\.\d+)?\s*(B|Ki|Mi|Gi|Ti|Pi|KB|kB|MB|GB|TB|PB)$"
+ZERO_SIZE_PATTERN = r"^0+(\.0+)?\s*(B|Ki|Mi|Gi|Ti|Pi|KB|kB|MB|GB|TB|PB)$"
 
 # Far beyond any setting that means something, and small enough that every use of a value
 # (float seconds, a timer, a sum of sizes divided by a speed) stays finite and in range.
@@ -178,11 +181,27 @@ def _more_than_zero(value: int) -> int:
     return value
 
 
-PositiveDuration = Annotated[Duration, AfterValidator(_longer_than_zero), Bound("> 0s")]
+# The schema keeps the plain pattern (the field reference reads the kind of a value from it)
+# and refuses the zero forms with `not`, so an editor flags `0s` where the model would.
+PositiveDuration = Annotated[
+    Duration,
+    AfterValidator(_longer_than_zero),
+    WithJsonSchema(
+        {"type": "string", "pattern": DURATION_PATTERN, "not": {"pattern": ZERO_DURATION_PATTERN}}
+    ),
+    Bound("> 0s"),
+]
 """A duration that must be longer than zero: an interval, a period, a timeout, a typical
 runtime. (A wait, a grace period or a cooldown of `0s` means "none" and is a `Duration`.)"""
 
-PositiveByteSize = Annotated[ByteSize, AfterValidator(_more_than_zero), Bound("> 0B")]
+PositiveByteSize = Annotated[
+    ByteSize,
+    AfterValidator(_more_than_zero),
+    WithJsonSchema(
+        {"type": "string", "pattern": SIZE_PATTERN, "not": {"pattern": ZERO_SIZE_PATTERN}}
+    ),
+    Bound("> 0B"),
+]
 """A size that must be more than zero bytes: a speed, a part size."""
 
 
