@@ -18,6 +18,7 @@ turns it into `federator_sync_lag_seconds{dataset,cluster}`; copied bytes are co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -110,6 +111,7 @@ class Replicator:
     ) -> None:
         self._copiers = copiers
         self._engines: dict[tuple[str, str], CopyEngine] = {}
+        self._outdated: set[tuple[str, str]] = set()  # engines built for old locations
         self._recheck_after_s = recheck_after_s
         self._clock = clock
         self._copies: dict[tuple[str, str], _Copy] = {}
@@ -164,6 +166,26 @@ class Replicator:
         for (dataset, cluster), lag in self.lags().items():
             metrics.SYNC_LAG_SECONDS.labels(dataset=dataset, cluster=cluster).set(lag)
 
+    def forget(self, dataset: str, cluster: str) -> None:
+        """The replica's definition changed (a policy reload moved it, or removed it): what
+        was learnt of it is dropped and its next check lists it again with an engine built
+        anew. A copy running now finishes with the engine it started with (`aclose` still
+        stops it); its result is dropped as it ends."""
+        key = (dataset, cluster)
+        self._outdated.add(key)
+        running = self._copies.get(key)
+        if running is not None and running.task is not None:
+            # Done callbacks run in the order they were added (even on a task done already
+            # whose `_finish` has not run yet): this one after `_finish`.
+            running.task.add_done_callback(lambda _: self._drop_status(key))
+        else:
+            self._drop_status(key)
+
+    def _drop_status(self, key: tuple[str, str]) -> None:
+        self._status.pop(key, None)
+        with contextlib.suppress(KeyError):  # its lag is unknown now, not the old value
+            metrics.SYNC_LAG_SECONDS.remove(*key)
+
     async def aclose(self) -> None:
         """Stop running copies and wait for them: each finishes only its requests in flight
         (threads cannot be interrupted mid-request) and leaves its open multipart uploads
@@ -178,8 +200,11 @@ class Replicator:
     # -- internals ---------------------------------------------------------------------------
 
     def _engine(self, key: tuple[str, str]) -> CopyEngine:
-        if key not in self._engines:
+        # Called only while no copy of `key` runs, so an outdated engine is never replaced
+        # under its own copy (which `aclose` must still be able to stop).
+        if key not in self._engines or key in self._outdated:
             self._engines[key] = self._copiers(*key)
+            self._outdated.discard(key)
         return self._engines[key]
 
     def _start_copy(
