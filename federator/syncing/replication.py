@@ -9,6 +9,11 @@ delete hold-back clock to save (only a run does either); such a run holds no job
 are blocking boto3 work and run in threads through `asyncio.to_thread`, never on the event
 loop.
 
+A copy or a listing that fails backs the replica off: until its `retry_at` (30 s after the
+first failure, doubled per failure in a row, at most 10 min) every call answers the failed
+status without listing, so a store that is down or refuses us is not sent a full listing of
+the dataset on every decision pass for as long as the fault lasts. A success resets it.
+
 It also measures each replica's lag (RPO): the age of the oldest source change not yet at the
 cloud, or, for a replica found complete, the time since that was checked. `publish_metrics`
 turns it into `federator_sync_lag_seconds{dataset,cluster}`; copied bytes are counted in
@@ -23,10 +28,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
+import structlog
+from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
+
 from federator import metrics
+from federator.errors import FederatorError
 from federator.syncing.plans import SyncPlan, SyncReport
 
 
@@ -49,11 +59,21 @@ class CopyEngine(Protocol):
 
 CopierFactory = Callable[[str, str], CopyEngine]  # (dataset, cluster) -> engine
 
+RetryWait = Callable[[RetryCallState], float]  # a tenacity wait strategy
+
+# The wait after a failed copy or listing: 30 s doubled per failure in a row, at most 10 min
+# (the figures of a failed placement's re-placement, `bursting.replacement`), plus up to 10 s
+# of jitter so that the replicas of one store that failed together are not all listed again
+# in the same decision pass. Fixed here: no policy key sets it.
+RETRY_WAIT: RetryWait = wait_exponential(multiplier=30, max=600) + wait_random(0, 10)
+
+log = structlog.get_logger(__name__)
+
 
 class ReplicaState(StrEnum):
     REPLICATED = "replicated"  # every source object is at the cloud, verified
     COPYING = "copying"  # a copy is running; see bytes_remaining
-    FAILED = "failed"  # the last copy failed; the next call starts another
+    FAILED = "failed"  # the last copy or listing failed; a call after retry_at tries again
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +86,7 @@ class ReplicationStatus:
     checked_at: float  # epoch seconds of the listing this status rests on
     oldest_pending_at: float | None  # when the oldest change not yet copied happened
     message: str = ""
+    retry_at: float | None = None  # after a failure: epoch seconds before which nothing is tried
 
     @property
     def ready(self) -> bool:
@@ -99,6 +120,14 @@ class _Copy:
             self.objects_done += 1
 
 
+@dataclass(frozen=True, slots=True)
+class _Backoff:
+    """A replica whose last copy or listing failed: the answer until `status.retry_at`."""
+
+    failures: int  # in a row, since the last success
+    status: ReplicationStatus
+
+
 class Replicator:
     """Dataset replicas to cloud clusters: check, copy in the background, report."""
 
@@ -108,38 +137,58 @@ class Replicator:
         *,
         recheck_after_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        retry_wait: RetryWait = RETRY_WAIT,
     ) -> None:
         self._copiers = copiers
         self._engines: dict[tuple[str, str], CopyEngine] = {}
         self._outdated: set[tuple[str, str]] = set()  # engines built for old locations
         self._recheck_after_s = recheck_after_s
         self._clock = clock
+        self._retry_wait = retry_wait
         self._copies: dict[tuple[str, str], _Copy] = {}
-        self._status: dict[tuple[str, str], ReplicationStatus] = {}
+        self._status: dict[tuple[str, str], ReplicationStatus] = {}  # as of the last listing
+        self._backoffs: dict[tuple[str, str], _Backoff] = {}
 
     async def ensure_replicated(self, dataset: str, cluster: str) -> ReplicationStatus:
         """Where the replica stands; starts a background copy when it is behind.
 
-        A replica found complete is trusted for `recheck_after_s` before it is listed again.
+        A replica found complete is trusted for `recheck_after_s` before it is listed again;
+        one whose copy or listing failed answers that failure until its `retry_at`.
         """
         key = (dataset, cluster)
         running = self._copies.get(key)
         if running is not None:
             return self._progress(key, running)
+        backoff = self._backoffs.get(key)
+        if backoff is not None and self._clock() < (backoff.status.retry_at or 0.0):
+            return backoff.status
         known = self._status.get(key)
         fresh = known is not None and self._clock() - known.checked_at < self._recheck_after_s
         if known is not None and known.ready and fresh:
             return known
         engine = self._engine(key)
-        plan, listed_at = await asyncio.to_thread(engine.plan)
+        try:
+            plan, listed_at = await asyncio.to_thread(engine.plan)
+        except Exception as error:  # noqa: BLE001 - a store down or refusing us: a failed status
+            return self._failed(key, _described(error), self._listing_failed(key))
         # A run also applies the deletes due and saves the hold-back clock; only a run does
         # either, so one starts for them too, while a replica with nothing to copy is ready.
         if plan.needs_run:
             self._start_copy(key, engine, plan, listed_at)
+        else:
+            self._backoffs.pop(key, None)  # found complete: a success
         return self._remember(_status(key, plan, listed_at, _state_of(plan)))
 
     async def sync_now(self, dataset: str, cluster: str) -> ReplicationStatus:
-        """Copy until the replica is complete (or the copy fails), then report."""
+        """Copy until the replica is complete (or the copy fails), then report.
+
+        It honours the backoff of a failed replica, as `ensure_replicated` does. Its caller is
+        the daemon's re-sync loop (the `federator sync` CLI copies without a Replicator), which
+        asks `ensure_replicated` for the same replica just before: a failure that call met
+        would otherwise be retried at once, a second full listing for the same fault. The
+        loop's `sync.interval` may also be short (30 s in config/sandbox.yaml). A replica in
+        backoff is still tried at least every 10 min, and by the first call after `retry_at`.
+        """
         key = (dataset, cluster)
         status = await self.ensure_replicated(dataset, cluster)
         running = self._copies.get(key)
@@ -223,6 +272,7 @@ class Replicator:
 
     def _finish(self, key: tuple[str, str], task: asyncio.Task[SyncReport]) -> None:
         copy = self._copies.pop(key)
+        progress = self._progress(key, copy)
         if task.cancelled():
             error = "the copy was cancelled"
         elif task.exception() is not None:
@@ -235,14 +285,59 @@ class Replicator:
                 self._remember(
                     replace(done, bytes_remaining=0, objects_remaining=0, oldest_pending_at=None)
                 )
+                self._backoffs.pop(key, None)
                 return
             first_key, first_error = report.failures[0]
             error = f"{len(report.failures)} object(s) failed, first {first_key}: {first_error}"
-        progress = self._progress(key, copy)
         # A run that had nothing to copy (deletes, the hold-back clock) leaves every source
-        # object in place: the replica stays ready, the failure is told, the next check retries.
+        # object in place: the replica stays ready, the failure is told, a later check retries.
         state = ReplicaState.FAILED if copy.plan.copies else ReplicaState.REPLICATED
-        self._remember(replace(progress, state=state, message=error))
+        self._remember(self._failed(key, error, replace(progress, state=state)))
+
+    def _listing_failed(self, key: tuple[str, str]) -> ReplicationStatus:
+        """The status of a replica whose listing failed: what the last listing found, if any
+        did, but FAILED; never a ready replica on a listing that did not answer. Its figures
+        are not remembered as a listing's: `bytes_remaining` stays None for a replica never
+        listed, since 0 would tell the federation loop that it is there."""
+        known = self._status.get(key)
+        if known is not None:
+            return replace(known, state=ReplicaState.FAILED)
+        return ReplicationStatus(
+            dataset=key[0],
+            cluster=key[1],
+            state=ReplicaState.FAILED,
+            bytes_remaining=0,
+            objects_remaining=0,
+            checked_at=self._clock(),
+            oldest_pending_at=None,
+        )
+
+    def _failed(
+        self, key: tuple[str, str], error: str, status: ReplicationStatus
+    ) -> ReplicationStatus:
+        """Back the replica off: the next try waits longer after each failure in a row.
+
+        Logged here, once per failure: the federation loop sees only whether a job's data is
+        ready, and the backoff answers later calls without meeting the fault again."""
+        failures = self._backoffs[key].failures + 1 if key in self._backoffs else 1
+        wait_s = backoff_s(self._retry_wait, failures)
+        retry_at = self._clock() + wait_s
+        in_a_row = f"{failures} failure{'s' if failures > 1 else ''} in a row"
+        failed = replace(
+            status,
+            message=f"{error} ({in_a_row}; next try after {_utc_time(retry_at)} UTC)",
+            retry_at=retry_at,
+        )
+        self._backoffs[key] = _Backoff(failures, failed)
+        log.warning(
+            "replica_copy_failed",
+            dataset=key[0],
+            cluster=key[1],
+            error=error,
+            failures=failures,
+            retry_in_s=round(wait_s),
+        )
+        return failed
 
     def _progress(self, key: tuple[str, str], copy: _Copy) -> ReplicationStatus:
         with copy.lock:
@@ -257,6 +352,27 @@ class Replicator:
     def _remember(self, status: ReplicationStatus) -> ReplicationStatus:
         self._status[(status.dataset, status.cluster)] = status
         return status
+
+
+def backoff_s(wait: RetryWait, failures: int) -> float:
+    """The wait after `failures` failures in a row, asked of a tenacity wait strategy.
+
+    tenacity's strategies read the state of a retry loop; here there is none (the tries are
+    calls far apart, answered from memory in between), so a state is made up for them."""
+    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = failures
+    return float(wait(state))
+
+
+def _described(error: BaseException) -> str:
+    """Our store errors name the store and the call; anything else gets its type too."""
+    if isinstance(error, FederatorError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def _utc_time(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%H:%M:%S")
 
 
 def _state_of(plan: SyncPlan) -> ReplicaState:

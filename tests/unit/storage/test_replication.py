@@ -10,17 +10,25 @@ from federator.syncing.replication import ReplicaState, Replicator
 
 
 class FakeEngine:
-    """A copy engine whose source has two 100-byte objects; `run` waits for `release`."""
+    """A copy engine whose source has two 100-byte objects; `run` waits for `release`.
+
+    `plans` counts listings (each `plan`, and the one every `run` starts with); a `refusal`
+    is raised by every listing, as a store that is down or refuses us does."""
 
     def __init__(self, *, fail: bool = False) -> None:
         self.source = [ListedObject("a", 100, "e1", 50.0), ListedObject("b", 100, "e2", 70.0)]
         self.target: list[ListedObject] = []
         self.release = threading.Event()
         self.fail = fail
+        self.refusal: Exception | None = None
         self.runs = 0
+        self.plans = 0
         self.stopped = False
 
     def plan(self) -> tuple[SyncPlan, float]:
+        self.plans += 1
+        if self.refusal is not None:
+            raise self.refusal
         return plan_sync(self.source, self.target), 100.0
 
     def stop(self) -> None:
@@ -80,15 +88,17 @@ async def test_a_complete_replica_is_ready_without_copying_and_its_lag_is_since_
     assert replicator.lags() == {("ds", "cloud-b"): 10.0}
 
 
-async def test_a_failed_copy_is_reported_and_the_next_call_tries_again() -> None:
+async def test_a_failed_copy_is_reported_and_a_call_after_the_backoff_tries_again() -> None:
     engine = FakeEngine(fail=True)
     engine.release.set()
-    replicator = Replicator(lambda d, c: engine)
+    now = [1000.0]
+    replicator = Replicator(lambda d, c: engine, clock=lambda: now[0])
     failed = await replicator.sync_now("ds", "cloud-a")
     assert failed.state is ReplicaState.FAILED
     assert "boom" in failed.message
     assert failed.bytes_remaining == 100
     engine.fail = False
+    now[0] += 60.0  # past the first backoff (30 s and at most 10 s of jitter)
     assert (await replicator.sync_now("ds", "cloud-a")).ready
     assert engine.runs == 2
 
