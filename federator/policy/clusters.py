@@ -175,7 +175,9 @@ class ObjectStore(Section):
 
     endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/.*)?$")
     """URL of the S3 API, e.g. `https://s3.us-east-1.amazonaws.com` or an on-prem MinIO /
-    SeaweedFS URL; AWS's endpoint for `region` when omitted."""
+    SeaweedFS URL; AWS's endpoint for `region` when omitted. Two clusters whose endpoints
+    differ only in a trailing slash, the case of the host or the default port (`:443`,
+    `:80`) share one store, and their locations on it must not overlap."""
 
     region: str = "us-east-1"
     """Region to sign requests for."""

@@ -347,23 +347,25 @@ def _registry_problems(config: FederatorConfig) -> Iterator[Problem]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Written:
-    """A location federator writes to, and a sync may delete from: everything under its prefix
-    counts as its own, so no other one may lie inside it."""
+class _Location:
+    """A prefix of one bucket on one store: one federator writes to (a replica, a staging area,
+    the registry), where a sync counts everything under it as its own, or a dataset's source,
+    which a sync reads in full. No written location may overlap another one or a source."""
 
-    store: str  # the endpoint URL; "AWS" for AWS's (bucket names are global there)
+    store: str  # the store, as `_store_of` names it
     bucket: str
     prefix: str  # "" or ending in "/"
     path: PathKey  # the field that sets it (or would, for a derived location)
     what: str  # "the replica of dataset 'text' on cloud-a"
     derived_from: str = ""  # the setting a location not written out comes from
+    is_source: bool = False
 
     @property
     def described(self) -> str:
         where = self.derived_from or format_path(self.path)
         return f"{self.what}, s3://{self.bucket}/{self.prefix} ({where})"
 
-    def relation_to(self, other: _Written) -> str | None:
+    def relation_to(self, other: _Location) -> str | None:
         """How this location and `other` overlap ("contains", ...), or None if they do not."""
         if (self.store, self.bucket) != (other.store, other.bucket):
             return None
@@ -373,15 +375,71 @@ class _Written:
             return "contains"
         return "lies inside" if self.prefix.startswith(other.prefix) else None
 
+    def harm_of(self, relation: str, other: _Location) -> str:
+        """What goes wrong when this written location overlaps `other`, and what to do."""
+        if not other.is_source:
+            return (
+                "a sync of one would delete the other's objects: give each a prefix outside "
+                "the other's"
+            )
+        if relation == "contains":
+            return (
+                "a sync counts everything under it as its own, so its deletes would remove the "
+                "source's objects: give it a prefix outside the source"
+            )
+        return (
+            "what federator writes there becomes part of the source, so each sync would copy "
+            "its own output again: give it a prefix outside the source"
+        )
 
-def _written(store: str | None, uri: str, path: PathKey, what: str, derived: str) -> _Written:
+
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+def _store_of(endpoint: str | None) -> str:
+    """One name for one store however its endpoint is written: a trailing slash, the case of
+    the scheme and host and the scheme's default port make no difference. Names are not
+    resolved (localhost and 127.0.0.1 stay two stores): a policy check does no I/O."""
+    if endpoint is None:
+        return "AWS"  # AWS's endpoint for the region; bucket names are global there
+    # Split by hand: the field's pattern lets through hosts urlsplit raises on (`[::1`).
+    scheme, _, rest = endpoint.partition("://")
+    host, slash, path = rest.partition("/")
+    scheme, host = scheme.lower(), host.lower().removesuffix(":")
+    default_port = _DEFAULT_PORTS.get(scheme)
+    if default_port is not None:
+        host = host.removesuffix(default_port)
+    return f"{scheme}://{host}{slash}{path}".rstrip("/")
+
+
+def _location(
+    store: str | None, uri: str, path: PathKey, what: str, derived: str, *, is_source: bool = False
+) -> _Location:
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     prefix = prefix.strip("/")
-    endpoint = (store or "AWS").rstrip("/").lower()
-    return _Written(endpoint, bucket, f"{prefix}/" if prefix else "", path, what, derived)
+    place = f"{prefix}/" if prefix else ""
+    return _Location(_store_of(store), bucket, place, path, what, derived, is_source)
 
 
-def _written_locations(config: FederatorConfig) -> Iterator[_Written]:
+def _source_locations(config: FederatorConfig) -> list[_Location]:
+    """Every dataset's source, on the on-prem store (resident ones too: on-prem jobs read them)."""
+    if not config.onprem_clusters or config.onprem_cluster.object_store is None:
+        return []  # reported by _cluster_problems / _dataset_problems
+    endpoint = config.onprem_cluster.object_store.endpoint
+    return [
+        _location(
+            endpoint,
+            dataset.source,
+            ("datasets", index, "source"),
+            f"the source of dataset {dataset.name!r}",
+            "",
+            is_source=True,
+        )
+        for index, dataset in enumerate(config.datasets)
+    ]
+
+
+def _written_locations(config: FederatorConfig) -> Iterator[_Location]:
     """Every dataset replica, staging area and the registry, placed as `policy.locations`
     places them (a location left to a cluster's `datasets_uri` or `models_uri` is derived
     the same way)."""
@@ -412,17 +470,17 @@ def _set_or_derived(
     base: tuple[str | None, str, str],
     path: PathKey,
     what: str,
-) -> Iterator[_Written]:
+) -> Iterator[_Location]:
     """A location as the file sets it, else as derived from a store's base URI (`base`: the
     URI, the tail added to it, and how to say so), else none."""
     uri, tail, derived = base
     if written is not None:
-        yield _written(store, written, path, what, "")
+        yield _location(store, written, path, what, "")
     elif uri is not None:
-        yield _written(store, f"{uri.rstrip('/')}/{tail}", path, what, derived)
+        yield _location(store, f"{uri.rstrip('/')}/{tail}", path, what, derived)
 
 
-def _registry_locations(config: FederatorConfig) -> Iterator[_Written]:
+def _registry_locations(config: FederatorConfig) -> Iterator[_Location]:
     registry = config.registry
     if registry is None:
         return
@@ -433,7 +491,7 @@ def _registry_locations(config: FederatorConfig) -> Iterator[_Written]:
         if cluster.role == "onprem":
             if cluster is config.onprem_cluster:
                 what = "the model registry"
-                yield _written(store.endpoint, registry.uri, ("registry", "uri"), what, "")
+                yield _location(store.endpoint, registry.uri, ("registry", "uri"), what, "")
             continue
         yield from _set_or_derived(
             store.endpoint,
@@ -451,19 +509,21 @@ def _registry_locations(config: FederatorConfig) -> Iterator[_Written]:
 def _overlapping_location_problems(config: FederatorConfig) -> Iterator[Problem]:
     """A sync treats everything under its location as its own and deletes what its source
     lacks, so two written locations that are equal or nest on one bucket would delete each
-    other's objects. Each overlap is reported once, where the later location is set."""
+    other's objects; and one that overlaps a dataset's source (when a cloud's store is the
+    on-prem store) would copy its own output again or delete source objects. Each overlap is
+    reported once, where the written location (the later one of two) is set."""
     if len({c.name for c in config.clusters}) < len(config.clusters):
         return  # which cluster a location belongs to is unclear; the duplicate is reported
-    earlier: list[_Written] = []
+    sources = _source_locations(config)
+    earlier: list[_Location] = []
     for location in _written_locations(config):
-        for other in earlier:
+        for other in (*sources, *earlier):
             relation = location.relation_to(other)
             if relation is not None:
                 yield Problem(
                     location.path,
                     f"{location.described} {relation} {other.described} on the same store "
-                    "and bucket; a sync of one would delete the other's objects: give each "
-                    "a prefix outside the other's",
+                    f"and bucket; {location.harm_of(relation, other)}",
                 )
                 break
         earlier.append(location)

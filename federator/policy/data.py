@@ -29,7 +29,10 @@ class Dataset(Section):
     """Unique name jobs use to declare that they read it, e.g. `imagenet-mini`."""
 
     source: S3Uri
-    """Location on the on-prem store, e.g. `s3://onprem-datasets/imagenet-mini/`."""
+    """Location on the on-prem store, e.g. `s3://onprem-datasets/imagenet-mini/`. The registry,
+    and a replica or staging area on the same store (a cloud's store can be the on-prem one),
+    may not lie inside it, hold it or equal it: a sync would copy its own output again, or
+    delete source objects."""
 
     size_hint: ByteSize | None = None
     """Approximate size, used for cost estimates before the first listing, e.g. `150Gi`."""
