@@ -232,6 +232,7 @@ class Replicator:
 
     def _drop_status(self, key: tuple[str, str]) -> None:
         self._status.pop(key, None)
+        self._backoffs.pop(key, None)  # the failure was the old definition's
         with contextlib.suppress(KeyError):  # its lag is unknown now, not the old value
             metrics.SYNC_LAG_SECONDS.remove(*key)
 

@@ -130,3 +130,23 @@ def test_the_default_backoff_is_30_s_doubling_to_10_min_with_a_little_jitter() -
     for failures, (low, high) in {1: (30, 40), 2: (60, 70), 5: (480, 490), 9: (600, 610)}.items():
         for _ in range(20):
             assert low <= replication.backoff_s(wait, failures) <= high
+
+
+async def test_a_replica_forgotten_after_a_reload_is_not_held_back_by_its_old_failure() -> None:
+    engines: list[FakeEngine] = []
+
+    def copier(dataset: str, cluster: str) -> FakeEngine:
+        engine = FakeEngine(fail=not engines)  # the first, for the old location, fails
+        engine.release.set()
+        engines.append(engine)
+        return engine
+
+    now = [1000.0]
+    replicator = Replicator(copier, clock=lambda: now[0], retry_wait=DOUBLING)
+    assert (await replicator.sync_now("ds", "cloud-a")).state is ReplicaState.FAILED
+    replicator.forget("ds", "cloud-a")  # a reload moved the replica: the failure was the old one's
+    now[0] += 5.0
+    status = await replicator.ensure_replicated("ds", "cloud-a")
+    assert len(engines) == 2
+    assert engines[1].plans == 1, "the new location was held back by the old one's backoff"
+    assert status.state is ReplicaState.COPYING
