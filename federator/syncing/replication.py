@@ -148,6 +148,7 @@ class Replicator:
         self._copies: dict[tuple[str, str], _Copy] = {}
         self._status: dict[tuple[str, str], ReplicationStatus] = {}  # as of the last listing
         self._backoffs: dict[tuple[str, str], _Backoff] = {}
+        self._closing = False  # copies ending now were stopped for a shutdown
 
     async def ensure_replicated(self, dataset: str, cluster: str) -> ReplicationStatus:
         """Where the replica stands; starts a background copy when it is behind.
@@ -241,6 +242,7 @@ class Replicator:
         (threads cannot be interrupted mid-request) and leaves its open multipart uploads
         recorded for the next start to resume, so a shutdown is not held up by a whole copy
         (SIGTERM must end the daemon within 25 s)."""
+        self._closing = True
         for engine in self._engines.values():
             engine.stop()
         tasks = [c.task for c in self._copies.values() if c.task is not None]
@@ -293,6 +295,9 @@ class Replicator:
         # A run that had nothing to copy (deletes, the hold-back clock) leaves every source
         # object in place: the replica stays ready, the failure is told, a later check retries.
         state = ReplicaState.FAILED if copy.plan.copies else ReplicaState.REPLICATED
+        if self._closing:  # stopped by `aclose`: no fault to log or back off from
+            self._remember(replace(progress, state=state, message=error))
+            return
         self._remember(self._failed(key, error, replace(progress, state=state)))
 
     def _listing_failed(self, key: tuple[str, str]) -> ReplicationStatus:

@@ -5,11 +5,14 @@ failure (a store down, a bucket answering 403), for as long as the fault lasted.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from tenacity import wait_exponential
 
 from federator import errors
 from federator.syncing import replication
+from federator.syncing.plans import SyncReport
 from federator.syncing.replication import ReplicaState, Replicator
 from tests.unit.storage.test_replication import FakeEngine
 
@@ -150,3 +153,23 @@ async def test_a_replica_forgotten_after_a_reload_is_not_held_back_by_its_old_fa
     assert len(engines) == 2
     assert engines[1].plans == 1, "the new location was held back by the old one's backoff"
     assert status.state is ReplicaState.COPYING
+
+
+class StoppingEngine(FakeEngine):
+    """Stopped mid-copy, it raises as `DatasetCopier` does (`Stopped`)."""
+
+    def run(self, **kwargs: Any) -> SyncReport:
+        report = super().run(**kwargs)
+        if self.stopped:
+            raise RuntimeError("ds: the copy was stopped (shutting down); the next run resumes")
+        return report
+
+
+async def test_a_copy_stopped_for_a_shutdown_is_not_logged_as_a_failure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    engine = StoppingEngine()
+    replicator = Replicator(lambda d, c: engine, retry_wait=DOUBLING)
+    await replicator.ensure_replicated("ds", "cloud-a")
+    await replicator.aclose()
+    assert "replica_copy_failed" not in capsys.readouterr().out  # a shutdown, not a fault
