@@ -170,8 +170,8 @@ class Replicator:
         engine = self._engine(key)
         try:
             plan, listed_at = await asyncio.to_thread(engine.plan)
-        except Exception as error:  # noqa: BLE001 - a store down or refusing us: a failed status
-            return self._failed(key, _described(error), self._listing_failed(key))
+        except FederatorError as error:  # a store down or refusing us (anything else: a bug)
+            return self._failed(key, str(error), self._listing_failed(key))
         # A run also applies the deletes due and saves the hold-back clock; only a run does
         # either, so one starts for them too, while a replica with nothing to copy is ready.
         if plan.needs_run:
@@ -368,13 +368,6 @@ def backoff_s(wait: RetryWait, failures: int) -> float:
     state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = failures
     return float(wait(state))
-
-
-def _described(error: BaseException) -> str:
-    """Our store errors name the store and the call; anything else gets its type too."""
-    if isinstance(error, FederatorError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
 
 
 def _utc_time(epoch_s: float) -> str:

@@ -98,6 +98,8 @@ async def test_a_listing_that_fails_is_a_failed_status_that_backs_off_too() -> N
     now[0] = failed.retry_at
     assert (await replicator.ensure_replicated("ds", "cloud-a")).state is ReplicaState.COPYING
     assert engine.plans == 2
+    engine.release.set()
+    assert (await replicator.sync_now("ds", "cloud-a")).ready
 
 
 async def test_sync_now_honours_the_backoff() -> None:
@@ -173,3 +175,11 @@ async def test_a_copy_stopped_for_a_shutdown_is_not_logged_as_a_failure(
     await replicator.ensure_replicated("ds", "cloud-a")
     await replicator.aclose()
     assert "replica_copy_failed" not in capsys.readouterr().out  # a shutdown, not a fault
+
+
+async def test_a_bug_in_the_listing_is_raised_not_taken_for_a_store_fault() -> None:
+    engine = FakeEngine()
+    engine.refusal = KeyError("Contents")  # not a store's answer: federator's own mistake
+    replicator = Replicator(lambda d, c: engine, retry_wait=DOUBLING)
+    with pytest.raises(KeyError):
+        await replicator.ensure_replicated("ds", "cloud-a")
