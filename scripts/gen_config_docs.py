@@ -71,6 +71,8 @@ file, or a URL) on its first line to get completion and checking in your editor.
   must be more than `0B` (marked `> 0B`).
 - **Numbers are finite**: `.inf` and `.nan` are refused (leave a limit out for "no limit"), and
   so are `true` and `false` where a number belongs.
+- **Switches are `true` or `false`**: a number (`0`, `1`) or a string (`"yes"`, `"true"`)
+  where a boolean belongs is an error, so `verify_tls: 0` cannot silently turn TLS checking off.
 - **Money** is in US dollars, in fields whose names end in `_usd`, `_usd_per_hour`, ...
 - **Names** (clusters, pools, tenants, datasets) are lowercase letters, digits and dashes, as
   Kubernetes label values; they appear in labels, metrics and decision reasons.
@@ -83,7 +85,8 @@ file, or a URL) on its first line to get completion and checking in your editor.
   key, a private key or a password is rejected with a message saying how to reference it.
 - **Cross-references are checked**: at least one on-prem cluster, no two clusters, pools,
   tenants or datasets with one name, tenants and replicas naming existing cloud clusters,
-  residency rules naming existing datasets.
+  residency rules naming existing datasets, and no replica, staging area or registry
+  overlapping another one or a dataset's source on one store.
 
 Whether a job may leave on-prem at all is decided before any price is looked at, in this
 order: a job labelled `federator.io/burst: "never"` stays; otherwise the first entry of
