@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import math
 import signal
@@ -66,7 +67,7 @@ from federator.prices.live import offer_builder, refresh_all
 from federator.prices.offers import OfferBuilder
 from federator.prices.preemption import PreemptionLedger
 from federator.prices.preemption_store import ConfigMapPreemptionStore
-from federator.storage.stores import Stores
+from federator.storage.stores import ReplicaDefinition, Stores, replica_definition
 from federator.syncing.replication import Replicator
 
 log = structlog.get_logger(__name__)
@@ -302,7 +303,7 @@ def cloud_observers(
         settings = CloudSettings(
             instance=config.instance,
             source_cluster=onprem_name,
-            rewrites=_location_rewrites(config, onprem_name, cluster.name),
+            rewrites=_location_rewrites(config, onprem_name, cluster.name, staging_from=config),
             pools={pool.name: PoolPlacement(node_selector=pool.selector) for pool in cluster.pools},
             copy_config_maps=config.burst.copy_config_maps,
             copy_secrets=config.burst.copy_secrets,
@@ -314,9 +315,15 @@ def cloud_observers(
 
 
 def _location_rewrites(
-    config: policy.FederatorConfig, onprem: str, cloud: str
+    config: policy.FederatorConfig,
+    onprem: str,
+    cloud: str,
+    *,
+    staging_from: policy.FederatorConfig,
 ) -> tuple[tuple[str, str], ...]:
-    """Dataset and registry URIs as the job knows them on-prem, and as the cloud's replica."""
+    """Dataset and registry URIs as the job knows them on-prem, and as the cloud's replica:
+    the datasets of `config`, the staging area of `staging_from` (the policy the stores were
+    built from: the model registry and its staging areas stay as they were at start)."""
     pairs: list[tuple[str, str]] = []
     for dataset in config.datasets:
         with contextlib.suppress(Exception):  # a dataset with no replica on this cloud
@@ -324,9 +331,11 @@ def _location_rewrites(
                 (policy.dataset_uri(config, dataset.name, onprem),
                  policy.dataset_uri(config, dataset.name, cloud))
             )  # fmt: skip
-    if config.registry is not None:
+    if staging_from.registry is not None:
         with contextlib.suppress(Exception):
-            pairs.append((policy.staging_uri(config, onprem), policy.staging_uri(config, cloud)))
+            pairs.append(
+                (policy.staging_uri(staging_from, onprem), policy.staging_uri(staging_from, cloud))
+            )
     return tuple(pairs)
 
 
@@ -447,7 +456,11 @@ def _assemble(
     config = holder.config
     onprem = onprem_observer(config, connected[config.onprem_cluster.name], lambda: holder.config)
     clouds = cloud_observers(config, connected, onprem)
-    stores = Stores(config, read_secret=secrets)
+    # The stores are reached as the start-time policy says (the clusters and their connections
+    # are fixed at start), but dataset locations and sync settings are read from the policy in
+    # force, so a reload that adds or moves a dataset needs no restart. The policy reaches them
+    # from here, the one place that holds it, rather than the stores knowing the holder.
+    stores = Stores(config, read_secret=secrets, policy_in_force=lambda: holder.config)
     replicator = Replicator(stores.dataset_copier)
     fence = write_fence(config, dry_run=dry_run, once=once)
     # Read at every scrape, so the gauge drops the moment the fence closes (not a pass later).
@@ -747,7 +760,7 @@ async def resync_replicas(parts: Parts, stop: asyncio.Event) -> None:
     while await _sleep(parts.holder.config.sync.interval.total_seconds(), stop):
         if not parts.writes_allowed():
             continue
-        pairs = replica_pairs(parts.holder.config, parts.stores.config)
+        pairs = replica_pairs(parts.holder.config)
         exists = functools.partial(replica_exists, parts.stores)
         await resync_known_replicas(
             parts.replicator, pairs, exists=exists, may_write=parts.writes_allowed
@@ -756,8 +769,8 @@ async def resync_replicas(parts: Parts, stop: asyncio.Event) -> None:
 
 
 def replica_pairs(*configs: policy.FederatorConfig) -> list[tuple[str, str]]:
-    """(dataset, cloud cluster) pairs with a replica location in every config given (the policy
-    in force, and the one the stores were built from: a reload does not rebuild them); a
+    """(dataset, cloud cluster) pairs with a replica location in every config given (the
+    re-sync loop gives the policy in force, so a dataset added by a reload is covered); a
     dataset kept on-prem by a residency rule has none."""
     found: list[set[tuple[str, str]]] = []
     for config in configs:
@@ -772,7 +785,8 @@ def replica_pairs(*configs: policy.FederatorConfig) -> list[tuple[str, str]]:
 
 
 def replica_exists(stores: Stores, dataset: str, cluster: str) -> bool:
-    """Whether the replica location holds any object (one small listing): a replica exists."""
+    """Whether the replica location holds any object (one small listing): a replica exists.
+    The location is the one the policy in force gives (`Stores.config`)."""
     uri = policy.dataset_uri(stores.config, dataset, cluster)
     target = stores.location(cluster, uri, where=f"datasets.{dataset}.replicas.{cluster}")
     listed = stores.client(cluster).list_objects_v2(
@@ -837,17 +851,61 @@ async def watch_config(parts: Parts, stop: asyncio.Event, hup: asyncio.Event) ->
             await asyncio.wait_for(hup.wait(), timeout=2.0)
         if hup.is_set() or parts.holder.changed_on_disk():
             hup.clear()
+            before = parts.holder.config
             if parts.holder.reload():
                 apply_reloaded(parts)
+                follow_reloaded_datasets(parts, before)
 
 
 def apply_reloaded(parts: Parts) -> None:
     """The loop's knobs follow a reloaded policy too (the decision policy, tenants, burst
-    rules and default runtimes are read per pass). Fixed at start, applied by a restart: the
-    clusters and watched namespaces, the stores, the price sources, and how cloud copies are
-    built (pool selectors, copied ConfigMaps and Secrets)."""
+    rules and default runtimes are read per pass), and so do the datasets: their locations,
+    `sync_before_start` and the `sync` section's transfer and delete settings (see
+    `follow_reloaded_datasets`). Fixed at start, applied by a restart: the clusters and
+    watched namespaces, the object stores and how they are reached (endpoints, credentials,
+    request limits), the model registry and its staging areas, the price sources, and how
+    cloud copies are built (pool selectors, copied ConfigMaps and Secrets)."""
     parts.federation.settings = federation_settings(parts.holder.config)
     initialise_metrics(parts.holder.config)  # a reload may add caps and tenants
+
+
+def follow_reloaded_datasets(parts: Parts, before: policy.FederatorConfig) -> None:
+    """Datasets follow the reloaded policy: the stores read their locations from it when a copy
+    engine is built, and the re-sync loop its dataset list; here the replicator forgets every
+    replica whose definition changed (moved, re-settled or removed; a copy running now
+    finishes to its old location, and the next check lists the new one with a new engine),
+    and the clouds' copies rewrite the new locations into the jobs they create. A removed
+    dataset's replica is left in its store as it is: nothing deletes it."""
+    after, start = parts.holder.config, parts.stores.built_from
+    pairs = set(replica_pairs(before)) | set(replica_pairs(after))
+    changed = [
+        pair
+        for pair in sorted(pairs)
+        if _replica_definition(before, *pair) != _replica_definition(after, *pair)
+    ]
+    for dataset, cluster in changed:
+        parts.replicator.forget(dataset, cluster)
+    if changed:
+        log.info(
+            "replicas_redefined",
+            replicas=[f"{dataset}->{cluster}" for dataset, cluster in changed],
+            hint="each is checked again at its next use, as the reloaded policy defines it",
+        )
+    onprem = start.onprem_cluster.name
+    for name, cloud in parts.clouds.items():
+        rewrites = _location_rewrites(after, onprem, name, staging_from=start)
+        cloud.settings = dataclasses.replace(cloud.settings, rewrites=rewrites)
+
+
+def _replica_definition(
+    config: policy.FederatorConfig, dataset: str, cluster: str
+) -> ReplicaDefinition | None:
+    """What `dataset`'s copy engine to `cluster` is built from under `config`; None if the
+    dataset has no replica there."""
+    try:
+        return replica_definition(config, dataset, cluster)
+    except errors.UserError:
+        return None
 
 
 def initialise_metrics(config: policy.FederatorConfig) -> None:
@@ -1045,7 +1103,7 @@ async def _serve(parts: Parts, *, dry_run: bool) -> int:
             ]
             if config.registry is not None and not dry_run:
                 tasks.append(asyncio.create_task(sync_models_back(parts, stop), name="models"))
-            if config.datasets and not dry_run:
+            if not dry_run:  # even with no dataset yet: a reload may add the first one
                 tasks.append(asyncio.create_task(resync_replicas(parts, stop), name="replicas"))
             if elects:
                 tasks.append(asyncio.create_task(

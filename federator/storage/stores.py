@@ -7,13 +7,19 @@ Credentials are resolved when a store is first needed and then re-read every few
 (`storage.rotation`): a rotated key file, a Secret mounted as one, or a Secret the daemon
 reads through the on-prem client (`federator.store_secrets`) is used by the very clients,
 copiers and registries already built, without a restart.
+
+The set of stores and how they are reached are fixed when `Stores` is built; where each dataset
+lives, and the `sync` section's transfer and delete settings, are read from the policy in force
+each time a copier is built (`policy_in_force`), so a reload that adds or moves a dataset is
+followed by the next copier (`replica_definition` says what a copier is built from).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,6 +97,29 @@ def delete_policy(config: FederatorConfig) -> DeletePolicy:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaDefinition:
+    """What the copy engine of one dataset to one cluster is built from: equal definitions
+    build equal engines, so an engine built for another definition is out of date."""
+
+    source_uri: str
+    target_uri: str
+    settings: TransferSettings
+    deletes: DeletePolicy
+
+
+def replica_definition(config: FederatorConfig, dataset: str, cluster: str) -> ReplicaDefinition:
+    """`dataset`'s copy to `cluster` as `config` defines it; a `UserError` if it has no replica
+    there (an unknown dataset or cluster, or a residency rule)."""
+    onprem = config.onprem_cluster.name
+    return ReplicaDefinition(
+        source_uri=locations.dataset_uri(config, dataset, onprem),
+        target_uri=locations.dataset_uri(config, dataset, cluster),
+        settings=transfer_settings(config),
+        deletes=delete_policy(config),
+    )
+
+
 class Stores:
     """Endpoints and clients of every cluster's store, built lazily from one policy."""
 
@@ -99,14 +128,24 @@ class Stores:
         config: FederatorConfig,
         *,
         read_secret: policy_credentials.SecretReader | None = None,
+        policy_in_force: Callable[[], FederatorConfig] | None = None,
     ) -> None:
-        self.config = config
+        # `config` fixes the stores for the life of this object: which there are, how they are
+        # reached (endpoints, credentials, request limits) and the model registry;
+        # `policy_in_force()` (by default `config`) says where datasets are and how to copy them.
+        self.built_from = config
+        self._policy_in_force = policy_in_force or (lambda: config)
         self._read_secret = read_secret
         self._lock = threading.Lock()
         self._endpoints: dict[str, Endpoint] = {}
         self._clients: dict[str, S3Client] = {}
         self._limiters: dict[str, AdaptiveLimiter] = {}
         self._stopping = threading.Event()  # shared by every registry built here
+
+    @property
+    def config(self) -> FederatorConfig:
+        """The policy in force: where datasets are, and the `sync` section to copy them with."""
+        return self._policy_in_force()
 
     def endpoint(self, cluster: str) -> Endpoint:
         with self._lock:
@@ -123,7 +162,7 @@ class Stores:
 
     def limiter(self, cluster: str) -> AdaptiveLimiter:
         """The store's adaptive bound on requests in flight, shared by every copier using it."""
-        settings = transfer_settings(self.config)
+        settings = transfer_settings(self.built_from)
         with self._lock:
             if cluster not in self._limiters:
                 self._limiters[cluster] = AdaptiveLimiter.with_ceiling(
@@ -132,8 +171,14 @@ class Stores:
             return self._limiters[cluster]
 
     def _build_endpoint(self, cluster: str) -> Endpoint:
+        known_at_start = any(c.name == cluster for c in self.built_from.clusters)
+        if not known_at_start and any(c.name == cluster for c in self.config.clusters):
+            raise UserError(
+                f"clusters.{cluster}: added by a reload; its object store is used after a "
+                "restart (the stores are set up at start)"
+            )
         access = policy_credentials.store_access(
-            self.config, cluster, read_secret=self._read_secret
+            self.built_from, cluster, read_secret=self._read_secret
         )
         keys = access.credentials
         style = access.addressing_style
@@ -153,14 +198,14 @@ class Stores:
             verify_tls=access.verify_tls,
             ca_bundle=_readable_ca_bundle(access.ca_bundle, cluster),
             # Connections for every object worker plus every part worker, plus listings.
-            max_connections=self.config.sync.concurrency_per_endpoint * 2 + 4,
+            max_connections=self.built_from.sync.concurrency_per_endpoint * 2 + 4,
         )
 
     def _keys(self, cluster: str) -> policy_credentials.S3Credentials:
         """The store's keys as its source says now (re-read for rotation); the new values are
         masked in logs like those read at start."""
         keys = policy_credentials.store_access(
-            self.config, cluster, read_secret=self._read_secret
+            self.built_from, cluster, read_secret=self._read_secret
         ).credentials
         if keys is None:
             raise UserError(f"clusters.{cluster}.object_store.credentials: no keys any more")
@@ -201,20 +246,22 @@ class Stores:
 
     @property
     def onprem(self) -> str:
-        return self.config.onprem_cluster.name
+        return self.built_from.onprem_cluster.name
 
     def cloud_clusters(self) -> list[str]:
-        return [c.name for c in self.config.clusters if c.role == "cloud" and c.object_store]
+        return [c.name for c in self.built_from.clusters if c.role == "cloud" and c.object_store]
 
     def dataset_copier(self, dataset: str, cluster: str) -> DatasetCopier:
-        """The engine that replicates `dataset` from the on-prem store to `cluster`'s store."""
-        source_uri = locations.dataset_uri(self.config, dataset, self.onprem)
-        target_uri = locations.dataset_uri(self.config, dataset, cluster)
+        """The engine that replicates `dataset` from the on-prem store to `cluster`'s store,
+        as the policy in force defines it."""
+        defined = replica_definition(self.config, dataset, cluster)
         return DatasetCopier(
-            self.location(self.onprem, source_uri, where=f"datasets.{dataset}.source"),
-            self.location(cluster, target_uri, where=f"datasets.{dataset}.replicas.{cluster}"),
-            settings=transfer_settings(self.config),
-            deletes=delete_policy(self.config),
+            self.location(self.onprem, defined.source_uri, where=f"datasets.{dataset}.source"),
+            self.location(
+                cluster, defined.target_uri, where=f"datasets.{dataset}.replicas.{cluster}"
+            ),
+            settings=defined.settings,
+            deletes=defined.deletes,
             source_client=self.client(self.onprem),
             target_client=self.client(cluster),
             source_limiter=self.limiter(self.onprem),
@@ -223,16 +270,17 @@ class Stores:
 
     def registry(self) -> ModelRegistry:
         """The on-prem model registry."""
-        if self.config.registry is None:
+        registry = self.built_from.registry
+        if registry is None:
             raise UserError("the policy file has no `registry` section")
-        location = self.location(self.onprem, self.config.registry.uri, where="registry.uri")
+        location = self.location(self.onprem, registry.uri, where="registry.uri")
         return ModelRegistry(
             location, self.client(self.onprem), stopping=self._stopping, **self._registry_tuning()
         )
 
     def staging(self, cluster: str) -> ModelRegistry:
         """The staging registry of cloud `cluster`, which jobs there publish to."""
-        uri = locations.staging_uri(self.config, cluster)
+        uri = locations.staging_uri(self.built_from, cluster)
         location = self.location(cluster, uri, where=f"registry.staging.{cluster}")
         return ModelRegistry(
             location, self.client(cluster), stopping=self._stopping, **self._registry_tuning()
@@ -258,5 +306,5 @@ class Stores:
         return latest.version
 
     def _registry_tuning(self) -> dict[str, int]:
-        settings = transfer_settings(self.config)
+        settings = transfer_settings(self.built_from)
         return {"part_size": settings.part_size, "part_concurrency": settings.part_concurrency}
