@@ -65,9 +65,12 @@ def stores(monkeypatch: pytest.MonkeyPatch) -> Stores:
 class Daemon:
     """The assembled parts of a daemon started with the sandbox policy, and its policy file."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.raw = configs.sandbox_config()
-        configs.use_own_keys(self.raw, tmp_path)
+    def __init__(self, tmp_path: Path, raw: dict[str, Any] | None = None) -> None:
+        """`raw`: the policy as a dict; by default the sandbox's with keys of the test's own."""
+        if raw is None:
+            raw = configs.sandbox_config()
+            configs.use_own_keys(raw, tmp_path)
+        self.raw = raw
         self.path = tmp_path / "policy.yaml"
         self.path.write_text(yaml.safe_dump(self.raw))
         self.holder = daemon.PolicyHolder(self.path)
