@@ -9,6 +9,11 @@ delete hold-back clock to save (only a run does either); such a run holds no job
 are blocking boto3 work and run in threads through `asyncio.to_thread`, never on the event
 loop.
 
+A check waits for the listing of both sides at most `CHECK_WAIT_S` (5 s): a store that does not
+answer would otherwise hold the federation's decision pass, which asks in line, for the store
+client's whole retry budget. A listing still out then is answered as CHECKING (not ready, bytes
+unknown) and goes on in the background; a later call picks up its result.
+
 A copy or a listing that fails backs the replica off: until its `retry_at` (30 s after the
 first failure, doubled per failure in a row, at most 10 min) every call answers the failed
 status without listing, so a store that is down or refuses us is not sent a full listing of
@@ -67,6 +72,14 @@ RetryWait = Callable[[RetryCallState], float]  # a tenacity wait strategy
 # in the same decision pass. Fixed here: no policy key sets it.
 RETRY_WAIT: RetryWait = wait_exponential(multiplier=30, max=600) + wait_random(0, 10)
 
+# How long a check waits for its listing before answering CHECKING. The federation asks in its
+# decision pass, one replica after another, so every second waited here delays every other
+# job's decision; a store that does not answer is retried for 90 s (`storage.retrying`). A
+# healthy listing of a few thousand objects answers well within 5 s (one request per 1,000
+# keys, both sides in parallel); a larger one (100,000 objects: about 20 s) answers to a later
+# call. Fixed here: no policy key sets it.
+CHECK_WAIT_S = 5.0
+
 log = structlog.get_logger(__name__)
 
 
@@ -74,6 +87,7 @@ class ReplicaState(StrEnum):
     REPLICATED = "replicated"  # every source object is at the cloud, verified
     COPYING = "copying"  # a copy is running; see bytes_remaining
     FAILED = "failed"  # the last copy or listing failed; a call after retry_at tries again
+    CHECKING = "checking"  # a listing outlasted CHECK_WAIT_S; a later call picks up its answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +95,8 @@ class ReplicationStatus:
     dataset: str
     cluster: str
     state: ReplicaState
-    bytes_remaining: int
-    objects_remaining: int
+    bytes_remaining: int | None  # None: unknown (never listed, or CHECKING); never read it as 0
+    objects_remaining: int | None
     checked_at: float  # epoch seconds of the listing this status rests on
     oldest_pending_at: float | None  # when the oldest change not yet copied happened
     message: str = ""
@@ -120,6 +134,17 @@ class _Copy:
             self.objects_done += 1
 
 
+@dataclass
+class _Check:
+    """One listing of a replica's two sides, awaited by the call that started it for at most
+    `check_wait_s`, then left to finish in the background."""
+
+    engine: CopyEngine
+    task: asyncio.Task[tuple[SyncPlan, float]]
+    started_at: float
+    overdue: bool = False  # answered CHECKING: no longer awaited by the call that started it
+
+
 @dataclass(frozen=True, slots=True)
 class _Backoff:
     """A replica whose last copy or listing failed: the answer until `status.retry_at`."""
@@ -138,6 +163,7 @@ class Replicator:
         recheck_after_s: float = 60.0,
         clock: Callable[[], float] = time.time,
         retry_wait: RetryWait = RETRY_WAIT,
+        check_wait_s: float = CHECK_WAIT_S,
     ) -> None:
         self._copiers = copiers
         self._engines: dict[tuple[str, str], CopyEngine] = {}
@@ -145,6 +171,8 @@ class Replicator:
         self._recheck_after_s = recheck_after_s
         self._clock = clock
         self._retry_wait = retry_wait
+        self._check_wait_s = check_wait_s
+        self._checks: dict[tuple[str, str], _Check] = {}  # one listing at a time per replica
         self._copies: dict[tuple[str, str], _Copy] = {}
         self._status: dict[tuple[str, str], ReplicationStatus] = {}  # as of the last listing
         self._backoffs: dict[tuple[str, str], _Backoff] = {}
@@ -154,44 +182,35 @@ class Replicator:
         """Where the replica stands; starts a background copy when it is behind.
 
         A replica found complete is trusted for `recheck_after_s` before it is listed again;
-        one whose copy or listing failed answers that failure until its `retry_at`.
+        one whose copy or listing failed answers that failure until its `retry_at`. The call
+        that starts a listing waits for it at most `check_wait_s`; a listing still out then,
+        and at any later call until it answers, is a CHECKING status (not ready).
         """
         key = (dataset, cluster)
-        running = self._copies.get(key)
-        if running is not None:
-            return self._progress(key, running)
-        backoff = self._backoffs.get(key)
-        if backoff is not None and self._clock() < (backoff.status.retry_at or 0.0):
-            return backoff.status
-        known = self._status.get(key)
-        fresh = known is not None and self._clock() - known.checked_at < self._recheck_after_s
-        if known is not None and known.ready and fresh:
-            return known
-        engine = self._engine(key)
-        try:
-            plan, listed_at = await asyncio.to_thread(engine.plan)
-        except FederatorError as error:  # a store down or refusing us (anything else: a bug)
-            return self._failed(key, str(error), self._listing_failed(key))
-        # A run also applies the deletes due and saves the hold-back clock; only a run does
-        # either, so one starts for them too, while a replica with nothing to copy is ready.
-        if plan.needs_run:
-            self._start_copy(key, engine, plan, listed_at)
-        else:
-            self._backoffs.pop(key, None)  # found complete: a success
-        return self._remember(_status(key, plan, listed_at, _state_of(plan)))
+        check = self._checks.get(key)
+        if check is not None:  # started by an earlier call: answered at once, never waited for
+            return await self._outcome(key, check, wait_s=0.0)
+        remembered = self._remembered(key)
+        if remembered is not None:
+            return remembered
+        return await self._outcome(key, self._start_check(key), wait_s=self._check_wait_s)
 
     async def sync_now(self, dataset: str, cluster: str) -> ReplicationStatus:
         """Copy until the replica is complete (or the copy fails), then report.
 
-        It honours the backoff of a failed replica, as `ensure_replicated` does. Its caller is
-        the daemon's re-sync loop (the `federator sync` CLI copies without a Replicator), which
-        asks `ensure_replicated` for the same replica just before: a failure that call met
-        would otherwise be retried at once, a second full listing for the same fault. The
-        loop's `sync.interval` may also be short (30 s in config/sandbox.yaml). A replica in
-        backoff is still tried at least every 10 min, and by the first call after `retry_at`.
+        It waits for a listing that outlasted `ensure_replicated`'s wait, however long it
+        takes, and honours the backoff of a failed replica, as `ensure_replicated` does. Its
+        caller is the daemon's re-sync loop (the `federator sync` CLI copies without a
+        Replicator), which asks `ensure_replicated` for the same replica just before: a failure
+        that call met would otherwise be retried at once, a second full listing for the same
+        fault. The loop's `sync.interval` may also be short (30 s in config/sandbox.yaml). A
+        replica in backoff is still tried at least every 10 min, and by the first call after
+        `retry_at`.
         """
         key = (dataset, cluster)
         status = await self.ensure_replicated(dataset, cluster)
+        while (check := self._checks.get(key)) is not None and not self._closing:
+            status = await self._outcome(key, check, wait_s=None)
         running = self._copies.get(key)
         if running is not None and running.task is not None:
             await asyncio.wait({running.task})
@@ -199,8 +218,13 @@ class Replicator:
         return status
 
     def bytes_remaining(self, dataset: str, cluster: str) -> int | None:
-        """Bytes still to copy for the cost model; None before the replica was first checked."""
+        """Bytes still to copy for the cost model; None before the replica was first listed,
+        and while a listing that outlasted its wait is out (CHECKING: the replica may have
+        changed since the last listing, or its store may be down)."""
         key = (dataset, cluster)
+        check = self._checks.get(key)
+        if check is not None and check.overdue:
+            return None
         running = self._copies.get(key)
         if running is not None:
             return self._progress(key, running).bytes_remaining
@@ -220,9 +244,13 @@ class Replicator:
         """The replica's definition changed (a policy reload moved it, or removed it): what
         was learnt of it is dropped and its next check lists it again with an engine built
         anew. A copy running now finishes with the engine it started with (`aclose` still
-        stops it); its result is dropped as it ends."""
+        stops it); its result is dropped as it ends. A listing out now is dropped at once (its
+        thread ends in the background)."""
         key = (dataset, cluster)
         self._outdated.add(key)
+        check = self._checks.pop(key, None)
+        if check is not None:  # listing the old location: its answer is not the new one's
+            check.task.cancel()
         running = self._copies.get(key)
         if running is not None and running.task is not None:
             # Done callbacks run in the order they were added (even on a task done already
@@ -241,19 +269,107 @@ class Replicator:
         """Stop running copies and wait for them: each finishes only its requests in flight
         (threads cannot be interrupted mid-request) and leaves its open multipart uploads
         recorded for the next start to resume, so a shutdown is not held up by a whole copy
-        (SIGTERM must end the daemon within 25 s)."""
+        (SIGTERM must end the daemon within 25 s). Listings still out are dropped, not waited
+        for: one meeting a store that does not answer is retried for up to 90 s, and nothing
+        is decided from its answer any more."""
         self._closing = True
         for engine in self._engines.values():
             engine.stop()
+        checks = [c.task for c in self._checks.values()]
+        self._checks.clear()
+        for check in checks:
+            check.cancel()
         tasks = [c.task for c in self._copies.values() if c.task is not None]
-        if tasks:
-            await asyncio.wait(tasks)
+        if tasks or checks:
+            await asyncio.wait([*tasks, *checks])
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _remembered(self, key: tuple[str, str]) -> ReplicationStatus | None:
+        """The answer that needs no listing: a copy's progress, a backoff, a fresh complete
+        replica; None when the replica must be listed."""
+        running = self._copies.get(key)
+        if running is not None:
+            return self._progress(key, running)
+        backoff = self._backoffs.get(key)
+        if backoff is not None and self._clock() < (backoff.status.retry_at or 0.0):
+            return backoff.status
+        known = self._status.get(key)
+        fresh = known is not None and self._clock() - known.checked_at < self._recheck_after_s
+        if known is not None and known.ready and fresh:
+            return known
+        return None
+
+    def _start_check(self, key: tuple[str, str]) -> _Check:
+        engine = self._engine(key)
+        task = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(engine.plan), name=f"sync-check:{key[0]}->{key[1]}"
+        )
+        # A listing that fails while nobody waits is picked up by a later call, or dropped;
+        # asyncio must not log it as an exception never retrieved.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        check = _Check(engine, task, started_at=self._clock())
+        self._checks[key] = check
+        return check
+
+    async def _outcome(
+        self, key: tuple[str, str], check: _Check, *, wait_s: float | None
+    ) -> ReplicationStatus:
+        """The check's answer, waiting for it at most `wait_s` (None: until it answers); a
+        CHECKING status if it has not answered by then."""
+        if wait_s is None or wait_s > 0:
+            await asyncio.wait({check.task}, timeout=wait_s)
+        if self._checks.get(key) is not check:
+            # Another caller picked the answer up meanwhile, or `forget`/`aclose` dropped it.
+            if self._closing:
+                return self._checking(key, check)
+            return await self.ensure_replicated(*key)
+        if not check.task.done():
+            return self._checking(key, check)
+        del self._checks[key]
+        return self._settle(key, check.engine, check.task)
+
+    def _settle(
+        self,
+        key: tuple[str, str],
+        engine: CopyEngine,
+        listing: asyncio.Task[tuple[SyncPlan, float]],
+    ) -> ReplicationStatus:
+        """The status a listing's answer gives; starts the copy it calls for."""
+        try:
+            plan, listed_at = listing.result()
+        except FederatorError as error:  # a store down or refusing us (anything else: a bug)
+            return self._failed(key, str(error), self._listing_failed(key))
+        # A run also applies the deletes due and saves the hold-back clock; only a run does
+        # either, so one starts for them too, while a replica with nothing to copy is ready.
+        if plan.needs_run:
+            self._start_copy(key, engine, plan, listed_at)
+        else:
+            self._backoffs.pop(key, None)  # found complete: a success
+        return self._remember(_status(key, plan, listed_at, _state_of(plan)))
+
+    def _checking(self, key: tuple[str, str], check: _Check) -> ReplicationStatus:
+        """A listing still out: not ready, and how much is left is unknown (never 0, which
+        would tell the federation the replica is there). Not remembered as a listing's."""
+        check.overdue = True
+        known = self._status.get(key)
+        return ReplicationStatus(
+            dataset=key[0],
+            cluster=key[1],
+            state=ReplicaState.CHECKING,
+            bytes_remaining=None,
+            objects_remaining=None,
+            checked_at=known.checked_at if known is not None else check.started_at,
+            oldest_pending_at=known.oldest_pending_at if known is not None else None,
+            message=(
+                f"listing the dataset and its replica since {_utc_time(check.started_at)} UTC "
+                "(the store answers slowly or not at all); a later check picks up the answer"
+            ),
+        )
+
     def _engine(self, key: tuple[str, str]) -> CopyEngine:
-        # Called only while no copy of `key` runs, so an outdated engine is never replaced
-        # under its own copy (which `aclose` must still be able to stop).
+        # Called only while no copy or listing of `key` runs, so an outdated engine is never
+        # replaced under its own copy (which `aclose` must still be able to stop).
         if key not in self._engines or key in self._outdated:
             self._engines[key] = self._copiers(*key)
             self._outdated.discard(key)
@@ -304,7 +420,8 @@ class Replicator:
         """The status of a replica whose listing failed: what the last listing found, if any
         did, but FAILED; never a ready replica on a listing that did not answer. Its figures
         are not remembered as a listing's: `bytes_remaining` stays None for a replica never
-        listed, since 0 would tell the federation loop that it is there."""
+        listed (here too, not only in `bytes_remaining()`), since 0 would tell the federation
+        loop that it is there."""
         known = self._status.get(key)
         if known is not None:
             return replace(known, state=ReplicaState.FAILED)
@@ -312,8 +429,8 @@ class Replicator:
             dataset=key[0],
             cluster=key[1],
             state=ReplicaState.FAILED,
-            bytes_remaining=0,
-            objects_remaining=0,
+            bytes_remaining=None,
+            objects_remaining=None,
             checked_at=self._clock(),
             oldest_pending_at=None,
         )
