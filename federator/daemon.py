@@ -57,7 +57,7 @@ from federator import (
 from federator.core.decisions import Decision
 from federator.core.models import Offer
 from federator.federation.federation import Federation, FederationSettings, PassReport
-from federator.federation.ports import CloudView, OnPremPort
+from federator.federation.ports import CloudView, DataReadiness, OnPremPort
 from federator.kube import clients, rotation
 from federator.kube.cloud import CloudCluster, CloudSettings, PoolPlacement
 from federator.kube.onprem import BurstFacts, OnPremCluster
@@ -68,7 +68,7 @@ from federator.prices.offers import OfferBuilder
 from federator.prices.preemption import PreemptionLedger
 from federator.prices.preemption_store import ConfigMapPreemptionStore
 from federator.storage.stores import ReplicaDefinition, Stores, replica_definition
-from federator.syncing.replication import Replicator
+from federator.syncing.replication import ReplicaState, Replicator
 
 log = structlog.get_logger(__name__)
 
@@ -373,11 +373,17 @@ class DataGate:
         self._stores = stores
         self._holder = holder
 
-    async def ensure_replicated(self, dataset: str, cluster: str) -> bool:
-        """Start (or check) the copy; True once the job may start: the replica is complete,
-        or the dataset has `sync_before_start: false` (the copy then runs beside the job)."""
+    async def ensure_replicated(self, dataset: str, cluster: str) -> DataReadiness:
+        """Start (or check) the copy. The job may start once the replica is complete, or
+        at once when the dataset has `sync_before_start: false` (the copy then runs beside the
+        job); while the replica's last copy or listing failed, its status message is the
+        problem (it says when the replica is tried again)."""
         status = await self._replicator.ensure_replicated(dataset, cluster)
-        return status.ready or not self._waits_for(dataset)
+        failed = status.state is ReplicaState.FAILED
+        return DataReadiness(
+            may_start=status.ready or not self._waits_for(dataset),
+            problem=(status.message or "the last copy failed") if failed else "",
+        )
 
     def _waits_for(self, dataset: str) -> bool:
         try:

@@ -41,6 +41,7 @@ from federator.federation.ports import (
     CopyState,
     CopyView,
     DataGate,
+    DataReadiness,
     DataSizes,
     OffersProvider,
     OnPremJob,
@@ -136,6 +137,9 @@ class Federation:
             None if spend_store is None else fencing.FencedSpendStore(spend_store, fence)
         )
         self._replication_asked: set[tuple[str, str]] = set()  # (dataset, cluster), for the log
+        # (job uid, dataset, cluster) -> the replica's failure last told on the job, so that a
+        # failure is told once, not every pass (see `_tell_data_problem`)
+        self._data_problems_told: dict[tuple[str, str, str], str] = {}
         self._book: SpendBook | None = None  # None until loaded (or without a store)
         self._saved_book: SpendBook | None = None
         self._book_saved_at = -math.inf
@@ -217,6 +221,7 @@ class Federation:
         """The pass once the caches are synced; writes only while the fence is open (each
         write checks it again, and `FenceClosed` ends the pass)."""
         writes = self.may_write()
+        self._forget_gone_jobs(onprem)
         requeued: list[OnPremJob] = []
         timeouts = planning.Timeouts(
             self.settings.lost_cluster_timeout_s, self.settings.default_lost_cluster_timeout_s
@@ -280,12 +285,12 @@ class Federation:
                 await self._place(job, record, now, report)
             case StepKind.RECREATE:
                 await self._create_copy(
-                    job, record, await self._data_ready(job.spec, record.cluster)
+                    job, record, await self._data_ready(job, record.cluster, report)
                 )
                 report.actions.append(f"recreate {job.key} on {record.placement}")
             case StepKind.RESUME:
                 assert copy is not None
-                if await self._data_ready(job.spec, record.cluster):
+                if await self._data_ready(job, record.cluster, report):
                     await self.clouds[record.cluster].resume_copy(copy)
                     report.actions.append(f"resume {job.key}: its data is on {record.cluster}")
                 await self.onprem.mirror(job, remote_state=copy.state.value)
@@ -653,7 +658,8 @@ class Federation:
             elif not self._may_replace(job):
                 await self._guarded(report, job, self._give_up(job, why, now, report))
             # else a plain Job while bursting is off: no queue to go back to, it stays requeued
-        asked: set[tuple[str, str]] = set()  # (dataset, cluster) replicas asked for this pass
+        # The replicas asked for this pass and their answers (None: the ask raised)
+        asked: dict[tuple[str, str], DataReadiness | None] = {}
         for decision in round_.decisions:
             decided = jobs.get(decision.job_key)
             if decided is None:
@@ -680,28 +686,32 @@ class Federation:
         self,
         job: OnPremJob,
         decision: Decision,
-        asked: set[tuple[str, str]],
+        asked: dict[tuple[str, str], DataReadiness | None],
         report: PassReport,
     ) -> None:
         """Start copying the data of a job held until it is on the pool's cluster, so that a
         later pass finds it there (or nearly) and bursts; without this nothing copied it and
         the job was held for ever. The replicator runs one copy per replica and answers from
         it while it runs, so asking each pass starts nothing twice; a replica it says is
-        complete is not asked about again, and each one at most once per pass."""
+        complete is not asked about again, and each one at most once per pass (every job held
+        for it is told the answer's failure, if any)."""
         cluster = decision.cluster
         if self.data is None or cluster is None or not job.burst_allowed:
             return  # a job that may not leave never has its data sent out
         for need in job.spec.datasets:
             replica = (need.name, cluster)
-            there = self.sizes is not None and self.sizes.bytes_remaining(*replica) == 0
-            if there or replica in asked:
+            if self.sizes is not None and self.sizes.bytes_remaining(*replica) == 0:
                 continue
-            asked.add(replica)
-            await self.data.ensure_replicated(need.name, cluster)
-            if replica not in self._replication_asked:
-                self._replication_asked.add(replica)
-                report.actions.append(f"replicate {need.name} to {cluster}: {job.key} waits")
-                log.info("replication_started", dataset=need.name, cluster=cluster, job=job.key)
+            if replica not in asked:
+                asked[replica] = None  # if the ask raises, the next job does not ask again
+                asked[replica] = await self.data.ensure_replicated(need.name, cluster)
+                if replica not in self._replication_asked:
+                    self._replication_asked.add(replica)
+                    report.actions.append(f"replicate {need.name} to {cluster}: {job.key} waits")
+                    log.info("replication_started", dataset=need.name, cluster=cluster, job=job.key)
+            answer = asked[replica]
+            if answer is not None:
+                await self._tell_data_problem(job, need.name, cluster, answer, report)
 
     async def _burst(
         self,
@@ -762,7 +772,7 @@ class Federation:
             metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="failed").inc()
             report.actions.append(f"abandon {job.key}: it started or may start on-prem")
             return
-        ready = await self._data_ready(job.spec, record.cluster)  # its errors: retried next pass
+        ready = await self._data_ready(job, record.cluster, report)  # errors: retried next pass
         try:
             created = await self._create_copy(job, record, ready)
         except errors.TransientError:
@@ -822,11 +832,56 @@ class Federation:
         )
         return await self.clouds[record.cluster].create_copy(request)
 
-    async def _data_ready(self, spec: PendingJob, cluster: str) -> bool:
+    async def _data_ready(self, job: OnPremJob, cluster: str, report: PassReport) -> bool:
+        """Whether the job's copy on `cluster` may start; a replica whose copy failed is told
+        on the job (`_tell_data_problem`)."""
         if self.data is None:
             return True
-        ready = [await self.data.ensure_replicated(d.name, cluster) for d in spec.datasets]
-        return all(ready)
+        ready = True
+        for need in job.spec.datasets:
+            answer = await self.data.ensure_replicated(need.name, cluster)
+            await self._tell_data_problem(job, need.name, cluster, answer, report)
+            ready = ready and answer.may_start
+        return ready
+
+    async def _tell_data_problem(
+        self, job: OnPremJob, dataset: str, cluster: str, answer: DataReadiness, report: PassReport
+    ) -> None:
+        """A job whose replica's last copy or listing failed learns why, where its owner looks:
+        a Warning Event `DataCopyFailed` on the on-prem Job, once per failure (the problem's
+        text is new with each one: it counts them and says when the next try is), and a line
+        in every pass's failures while it lasts.
+
+        What was told is kept in memory, not on the Job: the replicator's backoff is in memory
+        too, so after a restart the first check is a new try, and its failure is news anyway.
+        The on-prem adapter names an Event after its content, so the same text posted again is
+        the same Event. A post that fails is not noted, and is tried again next pass; it does
+        not stop the placement that asked."""
+        told = (job.uid, dataset, cluster)
+        if not answer.problem:
+            self._data_problems_told.pop(told, None)  # a later failure is news again
+            return
+        waits = "the job waits for it" if not answer.may_start else "the job does not wait for it"
+        message = f"the copy of dataset {dataset} to {cluster} failed: {answer.problem}; {waits}"
+        report.failures.append(f"{job.key}: {message}")
+        if self._data_problems_told.get(told) == answer.problem:
+            return
+        try:
+            await self.onprem.event(job, reason="DataCopyFailed", message=message, warning=True)
+        except errors.FederatorError as e:
+            log.warning("data_copy_failure_not_told", job=job.key, error=str(e))
+            return
+        self._data_problems_told[told] = answer.problem
+        log.info("data_copy_failure_told", job=job.key, dataset=dataset, cluster=cluster)
+
+    def _forget_gone_jobs(self, onprem: OnPremView) -> None:
+        """What was told to jobs no longer waiting nor placed is dropped (bounded memory)."""
+        present = {job.uid for job in onprem.jobs}
+        self._data_problems_told = {
+            told: problem
+            for told, problem in self._data_problems_told.items()
+            if told[0] in present
+        }
 
     async def _return_on_prem(self, job: OnPremJob, why: str, report: PassReport) -> None:
         """Let Kueue run it on-prem: reactivate first, then drop the record (crash-safe order).

@@ -21,6 +21,7 @@ from federator.federation.ports import (
     CopyRequest,
     CopyView,
     DataGate,
+    DataReadiness,
     OnPremJob,
     OnPremPort,
     OnPremView,
@@ -120,7 +121,7 @@ class FencedData:
         self._inner = inner
         self._fence = fence
 
-    async def ensure_replicated(self, dataset: str, cluster: str) -> bool:
+    async def ensure_replicated(self, dataset: str, cluster: str) -> DataReadiness:
         self._fence.require(f"replicating {dataset} to {cluster}")
         return await self._inner.ensure_replicated(dataset, cluster)
 

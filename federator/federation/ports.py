@@ -206,16 +206,34 @@ class OffersProvider(Protocol):
     async def __call__(self) -> Sequence[Offer]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class DataReadiness:
+    """The data gate's answer for one replica: may the job start, and if the replica's last
+    copy or listing failed, why.
+
+    `problem` is the replica's own account of its failure, ending with when it is tried again
+    (e.g. `... AccessDenied (2 failures in a row; next try after 16:02:30 UTC)`); a new failure
+    gives a new text, so the loop tells a job each one once. "" while nothing failed (a copy
+    running, or a replica complete). A job may start beside a failed copy when its dataset
+    does not wait for it (`sync_before_start: false`).
+    """
+
+    may_start: bool
+    problem: str = ""
+
+
 class DataGate(Protocol):
     """The sync engineer's API, seen from here: is a job's data where its copy runs?
 
     The daemon adapts `federator.syncing.replication.Replicator` to it: `ensure_replicated`
-    starts a background copy when the replica is behind and says whether it is complete;
-    `outputs_synced` says whether a finished job's outputs came back (GC waits for it).
+    starts a background copy when the replica is behind and says whether the job may start,
+    and why not when the replica's last try failed; `outputs_synced` says whether a finished
+    job's outputs came back (GC waits for it).
     """
 
-    async def ensure_replicated(self, dataset: str, cluster: str) -> bool:
-        """Start (if needed) replicating `dataset` to `cluster`; True once it is there."""
+    async def ensure_replicated(self, dataset: str, cluster: str) -> DataReadiness:
+        """Start (if needed) replicating `dataset` to `cluster`; `may_start` once it is there
+        (or need not be), `problem` while its last try failed."""
         ...
 
     async def outputs_synced(self, job_key: str, cluster: str) -> bool: ...

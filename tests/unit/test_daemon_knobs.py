@@ -19,6 +19,7 @@ from federator.core.policy import DecisionPolicy, Strategy
 from federator.federation import Federation
 from federator.kube import clients
 from federator.kube.watching import object_key
+from federator.syncing.replication import ReplicaState
 from tests.support.configs import sandbox_config
 from tests.unit.kube import objects
 from tests.unit.kube.fakes import FakeCloud, FakeOnPrem
@@ -211,6 +212,8 @@ async def test_the_pass_reports_its_spend_for_the_budget_watch(tmp_path: Path) -
 @dataclass
 class Status:
     ready: bool
+    state: ReplicaState = ReplicaState.COPYING
+    message: str = ""
 
 
 class Replicator:
@@ -232,9 +235,9 @@ async def test_only_datasets_with_sync_before_start_hold_the_job(tmp_path: Path)
 
     replicator = Replicator()
     gate = daemon.DataGate(replicator, None, Holder(load(tmp_path, edit)))  # type: ignore[arg-type]
-    assert not await gate.ensure_replicated("imagenet-mini", "cloud-a")  # default: wait
-    assert await gate.ensure_replicated("wikitext", "cloud-a")  # starts beside its copy
-    assert not await gate.ensure_replicated("unknown", "cloud-a")  # not in the policy: wait
+    assert not (await gate.ensure_replicated("imagenet-mini", "cloud-a")).may_start  # wait
+    assert (await gate.ensure_replicated("wikitext", "cloud-a")).may_start  # beside its copy
+    assert not (await gate.ensure_replicated("unknown", "cloud-a")).may_start  # unknown: wait
     assert replicator.started == [
         ("imagenet-mini", "cloud-a"), ("wikitext", "cloud-a"), ("unknown", "cloud-a"),
     ]  # fmt: skip  # the copy is started either way

@@ -103,7 +103,7 @@ class Daemon:
         """The federation's data gate: may a job needing `dataset` start on `cluster`?"""
         data = self.parts.federation.data
         assert data is not None
-        return await data.ensure_replicated(dataset, cluster)
+        return (await data.ensure_replicated(dataset, cluster)).may_start
 
 
 def add_speech(raw: dict[str, Any]) -> None:

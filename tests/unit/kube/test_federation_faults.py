@@ -12,7 +12,14 @@ from federator import metrics
 from federator.core.decisions import DecisionKind
 from federator.errors import ClusterUnavailable
 from federator.federation import Federation
-from federator.federation.ports import CopyRequest, CopyState, OnPremJob, OnPremView, QueueView
+from federator.federation.ports import (
+    CopyRequest,
+    CopyState,
+    DataReadiness,
+    OnPremJob,
+    OnPremView,
+    QueueView,
+)
 from federator.federation.records import Phase, PlacementRecord
 from federator.kube.errors import Conflict, Refused
 from tests.unit.kube.fakes import FakeCloud, FakeJob, FakeOnPrem
@@ -108,8 +115,8 @@ class Outputs:
         self.failing = failing
         self.asked: list[str] = []
 
-    async def ensure_replicated(self, dataset: str, cluster: str) -> bool:
-        return True
+    async def ensure_replicated(self, dataset: str, cluster: str) -> DataReadiness:
+        return DataReadiness(may_start=True)
 
     async def outputs_synced(self, job_key: str, cluster: str) -> bool:
         self.asked.append(job_key)

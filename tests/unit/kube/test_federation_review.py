@@ -21,7 +21,7 @@ from federator.core.models import (
 from federator.core.policy import Budgets, DecisionPolicy, Strategy
 from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
 from federator.federation import Federation, FederationSettings
-from federator.federation.ports import CopyRequest, CopyState, OnPremJob, OnPremView
+from federator.federation.ports import CopyRequest, CopyState, DataReadiness, OnPremJob, OnPremView
 from federator.federation.records import Phase
 from federator.leadership import Fence
 from tests.unit.kube.fakes import FakeCloud, FakeOnPrem
@@ -54,12 +54,14 @@ class Replicas:
         self.asked: list[tuple[str, str]] = []
         self.complete: set[tuple[str, str]] = set()
         self.failing = failing
+        self.problems: dict[tuple[str, str], str] = {}  # the replica's last try failed: why
 
-    async def ensure_replicated(self, dataset: str, cluster: str) -> bool:
+    async def ensure_replicated(self, dataset: str, cluster: str) -> DataReadiness:
         self.asked.append((dataset, cluster))
         if dataset in self.failing:
             raise RuntimeError(f"store of {dataset} down")
-        return (dataset, cluster) in self.complete
+        replica = (dataset, cluster)
+        return DataReadiness(replica in self.complete, self.problems.get(replica, ""))
 
     async def outputs_synced(self, job_key: str, cluster: str) -> bool:
         return True
