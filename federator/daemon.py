@@ -761,7 +761,8 @@ async def resync_replicas(parts: Parts, stop: asyncio.Event) -> None:
     falls behind its source unseen and `federator_sync_lag_seconds` of a complete replica climbs
     for ever. A replica this process has not touched is found in the cloud's store (a restart
     forgets what memory knew); a dataset never sent to a cloud is not copied there ahead of a
-    job. A failure is logged and the pair is tried again at the next interval.
+    job. A failure is logged; a failed copy or listing is tried again at the first interval
+    after the replica's backoff, anything else at the next interval.
     """
     while await _sleep(parts.holder.config.sync.interval.total_seconds(), stop):
         if not parts.writes_allowed():
@@ -810,8 +811,9 @@ async def resync_known_replicas(
 ) -> list[tuple[str, str]]:
     """One round: each pair the replicator has checked, or whose replica exists in the store,
     is checked again and, if behind, copied in the background; the round then waits for the
-    copies it found, so a failed one is logged (the next round starts it again). The fence is
-    asked before each pair: it can close mid-round. Returns the pairs checked."""
+    copies it found, so a failed one is logged (the first round after its backoff starts it
+    again). The fence is asked before each pair: it can close mid-round. Returns the pairs
+    checked."""
     checked: list[tuple[str, str]] = []
     behind: list[tuple[str, str]] = []
     known = replicator.lags()
@@ -835,18 +837,24 @@ async def resync_known_replicas(
         if isinstance(final, BaseException):
             _resync_failed(pair, f"{type(final).__name__}: {final}")
         elif not final.ready:
-            _resync_failed(pair, final.message or str(final.state))
+            _resync_failed(pair, final.message or str(final.state), backed_off=True)
     return checked
 
 
-def _resync_failed(pair: tuple[str, str], error: str) -> None:
+def _resync_failed(pair: tuple[str, str], error: str, *, backed_off: bool = False) -> None:
+    """Log one replica's failed round. A failed copy or listing is backed off by the
+    replicator (its message says until when); an exception raised here (e.g. the store not
+    answering `replica_exists`) is not, and is met again at the next interval."""
     dataset, cluster = pair
     log.warning(
         "replica_resync_failed",
         dataset=dataset,
         cluster=cluster,
         error=error,
-        hint="tried again at the next sync.interval",
+        hint="tried again at the first sync.interval after the replica's backoff (the error "
+        "says when)"
+        if backed_off
+        else "tried again at the next sync.interval",
     )
 
 

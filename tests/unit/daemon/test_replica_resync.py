@@ -130,6 +130,8 @@ async def test_a_failed_copy_is_logged(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "replica_resync_failed" in out
     assert "boom" in out
+    assert "next try after" in out, "the error says when the replica is tried again"
+    assert "first sync.interval after the replica's backoff" in out  # was: "the next"
 
 
 async def test_the_loop_resyncs_every_sync_interval_and_publishes_the_lag(
