@@ -762,12 +762,14 @@ async def resync_replicas(parts: Parts, stop: asyncio.Event) -> None:
     for ever. A replica this process has not touched is found in the cloud's store (a restart
     forgets what memory knew); a dataset never sent to a cloud is not copied there ahead of a
     job. A failure is logged; a failed copy or listing is tried again at the first interval
-    after the replica's backoff, anything else at the next interval.
+    after the replica's backoff, anything else at the next interval. A cloud cluster whose
+    store the running stores do not have (added by a reload) is left out until a restart:
+    `follow_reloaded_datasets` says so once per reload.
     """
     while await _sleep(parts.holder.config.sync.interval.total_seconds(), stop):
         if not parts.writes_allowed():
             continue
-        pairs = replica_pairs(parts.holder.config)
+        pairs = replica_pairs_with_stores(parts.holder.config, parts.stores)
         exists = functools.partial(replica_exists, parts.stores)
         await resync_known_replicas(
             parts.replicator, pairs, exists=exists, may_write=parts.writes_allowed
@@ -789,6 +791,27 @@ def replica_pairs(*configs: policy.FederatorConfig) -> list[tuple[str, str]]:
                     pairs.add((dataset.name, cluster.name))
         found.append(pairs)
     return sorted(set.intersection(*found)) if found else []
+
+
+def replica_pairs_with_stores(
+    config: policy.FederatorConfig, stores: Stores
+) -> list[tuple[str, str]]:
+    """The replica pairs of `config` whose cloud's store the running stores have. A cloud
+    cluster added by a reload has none until a restart (`Stores` refuses it); asked anyway, its
+    every dataset failed `replica_resync_failed` at every interval."""
+    with_store = set(stores.cloud_clusters())
+    return [pair for pair in replica_pairs(config) if pair[1] in with_store]
+
+
+def clouds_without_store(config: policy.FederatorConfig, stores: Stores) -> list[str]:
+    """Cloud clusters of `config` with an object store that the running stores do not have:
+    added (or given their store) by a reload, used after a restart."""
+    with_store = set(stores.cloud_clusters())
+    return [
+        cluster.name
+        for cluster in config.cloud_clusters
+        if cluster.object_store is not None and cluster.name not in with_store
+    ]
 
 
 def replica_exists(stores: Stores, dataset: str, cluster: str) -> bool:
@@ -889,7 +912,9 @@ def follow_reloaded_datasets(parts: Parts, before: policy.FederatorConfig) -> No
     replica whose definition changed (moved, re-settled or removed; a copy running now
     finishes to its old location, and the next check lists the new one with a new engine),
     and the clouds' copies rewrite the new locations into the jobs they create. A removed
-    dataset's replica is left in its store as it is: nothing deletes it."""
+    dataset's replica is left in its store as it is: nothing deletes it. A cloud cluster whose
+    store is not running (added by a reload) is named in one warning per reload: the re-sync
+    loop leaves it out until a restart."""
     after, start = parts.holder.config, parts.stores.built_from
     pairs = set(replica_pairs(before)) | set(replica_pairs(after))
     changed = [
@@ -909,6 +934,13 @@ def follow_reloaded_datasets(parts: Parts, before: policy.FederatorConfig) -> No
     for name, cloud in parts.clouds.items():
         rewrites = _location_rewrites(after, onprem, name, staging_from=start)
         cloud.settings = dataclasses.replace(cloud.settings, rewrites=rewrites)
+    if waiting := clouds_without_store(after, parts.stores):
+        log.warning(
+            "cloud_store_needs_restart",
+            clusters=waiting,
+            hint="added by a reload: object stores are set up at start, so the replicas on "
+            "these clusters are neither copied nor re-synced until federator is restarted",
+        )
 
 
 def _replica_definition(

@@ -220,6 +220,30 @@ async def test_a_cloud_added_by_a_reload_is_said_to_need_a_restart_for_its_store
     assert await running.gate("wikitext", "cloud-b")  # the others are as before
 
 
+async def test_the_resync_loop_leaves_out_a_cloud_added_by_a_reload_and_says_so_once(
+    tmp_path: Path,
+    stores: Stores,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    running = Daemon(tmp_path)
+    await running.reload(add_cloud_c)
+    rounds = iter([True, True, True, False])
+
+    async def three_rounds(seconds: float, stop: asyncio.Event) -> bool:
+        return next(rounds)
+
+    monkeypatch.setattr(daemon, "_sleep", three_rounds)
+    await daemon.resync_replicas(running.parts, asyncio.Event())
+    out = capsys.readouterr().out
+    assert "replica_resync_failed" not in out, "was: 2 datasets x 3 rounds on cloud-c"
+    (warning,) = [line for line in out.splitlines() if "cloud_store_needs_restart" in line]
+    assert "cloud-c" in warning
+    assert "restart" in warning
+    targets = {target.split(":")[0] for target, *_ in stores.planned}
+    assert targets == {"cloud-a", "cloud-b"}, "the clouds with stores are re-synced as before"
+
+
 async def test_a_daemon_started_without_datasets_runs_the_resync_loop_for_a_reload_to_fill(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

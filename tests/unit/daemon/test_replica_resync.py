@@ -151,7 +151,7 @@ async def test_the_loop_resyncs_every_sync_interval_and_publishes_the_lag(
     replicator = Replicator(Engines(), clock=lambda: 160.0)
     parts: Any = SimpleNamespace(
         holder=SimpleNamespace(config=config),
-        stores=SimpleNamespace(config=config),
+        stores=SimpleNamespace(config=config, cloud_clusters=lambda: ["cloud-a", "cloud-b"]),
         replicator=replicator,
         writes_allowed=lambda: True,
     )
