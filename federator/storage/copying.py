@@ -207,6 +207,8 @@ class DatasetCopier:
             else AdaptiveLimiter.with_ceiling(target.endpoint.name, ceiling)
         )
         self._stopping = threading.Event()
+        self._planned_lock = threading.Lock()
+        self._last_planned: tuple[SyncPlan, SyncState] | None = None  # see `run(planned=...)`
         self._lean_src = _LeanPath(source.endpoint, pool, self.settings.lean_requests)
         self._lean_dst = _LeanPath(target.endpoint, pool, self.settings.lean_requests)
 
@@ -239,8 +241,15 @@ class DatasetCopier:
 
         A store that keeps failing raises `errors.StoreUnavailable`, one that refuses (access
         denied, no such bucket) `retrying.StoreRefused`, each naming the store and the call.
+        The copier keeps the sync state this last plan was made from, for `run(planned=...)`.
         """
         state = state or SyncState.load(self.dst, self.source, self.target)
+        plan, listed_at = self._plan(state)
+        with self._planned_lock:
+            self._last_planned = (plan, state)
+        return plan, listed_at
+
+    def _plan(self, state: SyncState) -> tuple[SyncPlan, float]:
         listed_at = time.time()
         with ThreadPoolExecutor(2, thread_name_prefix="list") as pool:
             source_listing = pool.submit(list_location, self.src, self.source, lean=self.lean_src)
@@ -255,19 +264,44 @@ class DatasetCopier:
             )
         return plan, listed_at
 
+    def _state_planned_with(self, planned: tuple[SyncPlan, float] | None) -> SyncState | None:
+        """The sync state `planned` was made from, if it is this copier's last plan; None
+        otherwise. Either way that plan is used up: a run changes the target and the state."""
+        with self._planned_lock:
+            last, self._last_planned = self._last_planned, None
+        if planned is None or last is None or last[0] is not planned[0]:
+            return None
+        return last[1]
+
     # -- running -----------------------------------------------------------------------------
 
     def run(
         self,
         *,
         dry_run: bool = False,
+        planned: tuple[SyncPlan, float] | None = None,
         on_plan: Callable[[SyncPlan], None] | None = None,
         on_bytes: Callable[[int], None] | None = None,
         on_object: Callable[[str], None] | None = None,
     ) -> SyncReport:
+        """Copy what a plan says, then save the sync state and apply the deletes due.
+
+        Without `planned` the run lists both sides and plans first (`federator sync`). With
+        it, the answer of this copier's last `plan()`, made moments ago (the daemon's check
+        just before), the run copies from that plan and the sync state it was made from: no
+        second listing of the whole dataset, and the state saved is the one the plan read
+        (its verified pairs, and the delete hold-back clock the plan advanced from it). A plan
+        that is not the copier's last (another copier's, or one a run used already) is not
+        trusted: the run lists again. The caller judges freshness: a plan is what both sides
+        held when it was made, and a stale one copies and deletes by an old listing.
+        """
         started = time.monotonic()
-        state = SyncState.load(self.dst, self.source, self.target)
-        plan, listed_at = self.plan(state)
+        state = self._state_planned_with(planned)
+        if planned is not None and state is not None:
+            plan, listed_at = planned
+        else:
+            state = SyncState.load(self.dst, self.source, self.target)
+            plan, listed_at = self._plan(state)
         if on_plan is not None:
             on_plan(plan)
         if dry_run:

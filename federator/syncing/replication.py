@@ -4,7 +4,8 @@ The federation loop asks `ensure_replicated(dataset, cluster)` for every dataset
 placed (or is about to place) in the cloud. The answer says whether the replica is complete
 (the job may start), or how many bytes are still to copy (the job stays suspended, and the cost
 model prices the wait). The first call that finds work starts one background copy for that
-(dataset, cluster); later calls report its progress. Work is also deletes that are due and a
+(dataset, cluster), from the plan that call's listing just made (the run does not list the
+dataset again); later calls report its progress. Work is also deletes that are due and a
 delete hold-back clock to save (only a run does either); such a run holds no job back. Copies
 are blocking boto3 work and run in threads through `asyncio.to_thread`, never on the event
 loop.
@@ -54,6 +55,7 @@ class CopyEngine(Protocol):
         self,
         *,
         dry_run: bool = False,
+        planned: tuple[SyncPlan, float] | None = None,  # its last `plan()`: not listed again
         on_plan: Callable[[SyncPlan], None] | None = None,
         on_bytes: Callable[[int], None] | None = None,
         on_object: Callable[[str], None] | None = None,
@@ -317,6 +319,9 @@ class Replicator:
     ) -> ReplicationStatus:
         """The check's answer, waiting for it at most `wait_s` (None: until it answers); a
         CHECKING status if it has not answered by then."""
+        # An answer that comes while this call waits was made moments ago: the copy it calls
+        # for may run from it. One that came earlier may be old; that copy lists again.
+        fresh = not check.task.done()
         if wait_s is None or wait_s > 0:
             await asyncio.wait({check.task}, timeout=wait_s)
         if self._checks.get(key) is not check:
@@ -327,15 +332,18 @@ class Replicator:
         if not check.task.done():
             return self._checking(key, check)
         del self._checks[key]
-        return self._settle(key, check.engine, check.task)
+        return self._settle(key, check.engine, check.task, fresh=fresh)
 
     def _settle(
         self,
         key: tuple[str, str],
         engine: CopyEngine,
         listing: asyncio.Task[tuple[SyncPlan, float]],
+        *,
+        fresh: bool,
     ) -> ReplicationStatus:
-        """The status a listing's answer gives; starts the copy it calls for."""
+        """The status a listing's answer gives; starts the copy it calls for, from the
+        listing's own plan when it is `fresh` (else the copy lists again)."""
         try:
             plan, listed_at = listing.result()
         except FederatorError as error:  # a store down or refusing us (anything else: a bug)
@@ -343,7 +351,7 @@ class Replicator:
         # A run also applies the deletes due and saves the hold-back clock; only a run does
         # either, so one starts for them too, while a replica with nothing to copy is ready.
         if plan.needs_run:
-            self._start_copy(key, engine, plan, listed_at)
+            self._start_copy(key, engine, plan, listed_at, reuse_plan=fresh)
         else:
             self._backoffs.pop(key, None)  # found complete: a success
         return self._remember(_status(key, plan, listed_at, _state_of(plan)))
@@ -376,13 +384,22 @@ class Replicator:
         return self._engines[key]
 
     def _start_copy(
-        self, key: tuple[str, str], engine: CopyEngine, plan: SyncPlan, listed_at: float
+        self,
+        key: tuple[str, str],
+        engine: CopyEngine,
+        plan: SyncPlan,
+        listed_at: float,
+        *,
+        reuse_plan: bool,
     ) -> None:
         copy = _Copy(plan, listed_at)
         self._copies[key] = copy
+        # The check's plan saves the run a second full listing of both sides (seconds of
+        # requests for 100,000 objects); an older one would copy and delete by a stale listing.
+        planned = (plan, listed_at) if reuse_plan else None
 
         def work() -> SyncReport:
-            return engine.run(on_bytes=copy.add_bytes, on_object=copy.add_object)
+            return engine.run(planned=planned, on_bytes=copy.add_bytes, on_object=copy.add_object)
 
         copy.task = asyncio.get_running_loop().create_task(
             asyncio.to_thread(work), name=f"sync:{key[0]}->{key[1]}"

@@ -35,12 +35,13 @@ class Engine:
         self,
         *,
         dry_run: bool = False,
+        planned: tuple[SyncPlan, float] | None = None,
         on_plan: Callable[[SyncPlan], None] | None = None,
         on_bytes: Callable[[int], None] | None = None,
         on_object: Callable[[str], None] | None = None,
     ) -> SyncReport:
         self.runs += 1
-        plan, listed_at = self.plan()
+        plan, listed_at = planned or self.plan()
         self.release.wait(5)
         self.copied = list(self.source)
         return SyncReport(plan, listed_at, dry_run=False, copied=1, bytes_copied=100)

@@ -12,8 +12,8 @@ from federator.syncing.replication import ReplicaState, Replicator
 class FakeEngine:
     """A copy engine whose source has two 100-byte objects; `run` waits for `release`.
 
-    `plans` counts listings (each `plan`, and the one every `run` starts with); a `refusal`
-    is raised by every listing, as a store that is down or refuses us does."""
+    `plans` counts listings (each `plan`, and the one a `run` given no plan starts with); a
+    `refusal` is raised by every listing, as a store that is down or refuses us does."""
 
     def __init__(self, *, fail: bool = False) -> None:
         self.source = [ListedObject("a", 100, "e1", 50.0), ListedObject("b", 100, "e2", 70.0)]
@@ -39,12 +39,13 @@ class FakeEngine:
         self,
         *,
         dry_run: bool = False,
+        planned: tuple[SyncPlan, float] | None = None,
         on_plan: Callable[[SyncPlan], None] | None = None,
         on_bytes: Callable[[int], None] | None = None,
         on_object: Callable[[str], None] | None = None,
     ) -> SyncReport:
         self.runs += 1
-        plan, listed_at = self.plan()
+        plan, listed_at = planned or self.plan()
         assert on_bytes is not None
         assert on_object is not None
         on_bytes(100)
