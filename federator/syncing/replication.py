@@ -78,8 +78,9 @@ RETRY_WAIT: RetryWait = wait_exponential(multiplier=30, max=600) + wait_random(0
 # decision pass, one replica after another, so every second waited here delays every other
 # job's decision; a store that does not answer is retried for 90 s (`storage.retrying`). A
 # healthy listing of a few thousand objects answers well within 5 s (one request per 1,000
-# keys, both sides in parallel); a larger one (100,000 objects: about 20 s) answers to a later
-# call. Fixed here: no policy key sets it.
+# keys, both sides in parallel); a larger one answers to a later call (a no-op re-sync of
+# 100,000 objects, listings only, took 24-34 s: docs/benchmarks.md, Sync (c)). Fixed here: no
+# policy key sets it.
 CHECK_WAIT_S = 5.0
 
 log = structlog.get_logger(__name__)
