@@ -209,6 +209,9 @@ class PlannedBursts:
         orders = []
         plan, held, retry_at_of, trace = self.plan, self._held, self._retry_at, world.trace
         woken = world.woken_by_room
+        # False once the round's ledger is exhausted: no job of any size can go for the rest of
+        # it (only a booking changes that), so the room is not asked again.
+        round_open = True
         for job in due:
             planned = plan.get(job)
             pays_until = held.get(job, math.inf)
@@ -217,19 +220,27 @@ class PlannedBursts:
                 # paying never pays again): freed cloud room cannot change that.
                 orders.append(Order(job, wake_on_room=False))
                 continue
+            if not round_open and job in woken and now < retry_at_of.get(job, -math.inf):
+                # Held (only held jobs have a retry, and they were past `burst.min_wait` then),
+                # woken before its retry, and the round can take nothing more: left out as
+                # below, without the checks between (at a full cloud, most of a wake's jobs).
+                continue
             spec = trace[job]
             earliest = spec.submit_s + min_wait_s
             if now < earliest:  # `burst.min_wait`, which every policy keeps
                 orders.append(Order(job, revisit_at=earliest))
                 continue
-            if launchable is None:
-                launchable = world.cloud_room_gpus(now, self.policy.caps)
-            option = planned.option
-            if spec.gpus <= launchable[option.pool.name]:
-                room = room or BurstRound(world, self.policy, now)
-                if room.take(world.pending_job(job), option):
-                    orders.append(Order(job, pool=option.pool))
-                    continue
+            if round_open:
+                if launchable is None:
+                    launchable = world.cloud_room_gpus(now, self.policy.caps)
+                option = planned.option
+                if spec.gpus <= launchable[option.pool.name]:
+                    room = room or BurstRound(world, self.policy, now)
+                    took = room.take(world.pending_job(job), option)
+                    round_open = not room.full
+                    if took:
+                        orders.append(Order(job, pool=option.pool))
+                        continue
             if job not in held:
                 value = self._values.value_per_hour(world.pending_job(job))
                 pays_until = held[job] = planned.pays_until_s(value)

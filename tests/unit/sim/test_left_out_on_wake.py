@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from federator.core.models import PendingJob
 from federator.core.policy import DecisionPolicy
 from federator.sim.engine import Order, Simulation, World
 from federator.sim.oracle import CloudOption, PlannedBurst, PlannedBursts
@@ -92,3 +93,29 @@ def test_the_oracle_leaves_out_a_woken_planned_burst_it_cannot_place_until_its_r
 
     world.pool_used_gpus[POOL.name] = 0  # room for it: it goes, woken or not
     assert [order.pool for order in player.decide(world, 90.0, [2])] == [POOL]
+
+
+def test_once_the_round_is_full_the_oracle_leaves_out_woken_held_jobs_without_asking() -> None:
+    world = World(TRACE, tiny_scenario(POOL))
+    for job in range(len(TRACE)):
+        world.estimate_at_submission(job)
+    world.pool_used_gpus[POOL.name] = 8  # full: b, c and d are all held back
+    option = CloudOption(POOL, cost_usd=1.0, delay_s=100.0)
+    plan = {job: PlannedBurst(option, 36_000.0) for job in (1, 2, 3)}
+    player = PlannedBursts("oracle", plan, DecisionPolicy(value_of_time_usd_per_gpu_hour=2.0))
+    assert [order.pool for order in player.decide(world, 0.0, [1, 2, 3])] == [None] * 3
+
+    world.pool_used_gpus[POOL.name] = 0  # room for one 8-GPU job frees and wakes all three
+    world.woken_by_room = {1, 2, 3}
+    asked: list[int] = []
+    pending_job = world.pending_job
+
+    def recording(job: int) -> PendingJob:
+        asked.append(job)
+        return pending_job(job)
+
+    world.pending_job = recording  # type: ignore[method-assign]
+    orders = player.decide(world, 30.0, [1, 2, 3])
+    assert [(order.job, order.pool) for order in orders] == [(1, POOL)]  # c and d left out
+    # The round was full once b took the room: c and d were not priced against its ledger.
+    assert asked == [1]
