@@ -126,6 +126,8 @@ class _Copy:
         self.objects_done = 0
         self.lock = threading.Lock()
         self.task: asyncio.Task[SyncReport] | None = None
+        self.outcome: ReplicationStatus | None = None  # the status it ended with
+        self.forgotten = False  # a reload changed the replica's definition while it ran
 
     def add_bytes(self, count: int) -> None:
         with self.lock:
@@ -208,7 +210,8 @@ class Replicator:
         that call met would otherwise be retried at once, a second full listing for the same
         fault. The loop's `sync.interval` may also be short (30 s in config/sandbox.yaml). A
         replica in backoff is still tried at least every 10 min, and by the first call after
-        `retry_at`.
+        `retry_at`. A copy it waits for answers with its own outcome, also when a reload
+        (`forget`) changed the replica meanwhile; the message then says it was the old location.
         """
         key = (dataset, cluster)
         status = await self.ensure_replicated(dataset, cluster)
@@ -217,7 +220,9 @@ class Replicator:
         running = self._copies.get(key)
         if running is not None and running.task is not None:
             await asyncio.wait({running.task})
-            return self._status[key]
+            # Its own outcome, not the replica's status now: a reload (`forget`) may have
+            # dropped that meanwhile, and the copy's result is what this call waited for.
+            return _outcome_of(running)
         return status
 
     def bytes_remaining(self, dataset: str, cluster: str) -> int | None:
@@ -256,6 +261,7 @@ class Replicator:
             check.task.cancel()
         running = self._copies.get(key)
         if running is not None and running.task is not None:
+            running.forgotten = True
             # Done callbacks run in the order they were added (even on a task done already
             # whose `_finish` has not run yet): this one after `_finish`.
             running.task.add_done_callback(lambda _: self._drop_status(key))
@@ -409,6 +415,12 @@ class Replicator:
 
     def _finish(self, key: tuple[str, str], task: asyncio.Task[SyncReport]) -> None:
         copy = self._copies.pop(key)
+        copy.outcome = self._remember(self._ended(key, copy, task))
+
+    def _ended(
+        self, key: tuple[str, str], copy: _Copy, task: asyncio.Task[SyncReport]
+    ) -> ReplicationStatus:
+        """The status a copy ended with; a failure is backed off (`_failed`)."""
         progress = self._progress(key, copy)
         if task.cancelled():
             error = "the copy was cancelled"
@@ -419,20 +431,16 @@ class Replicator:
             if report.ok:
                 # The copy made the target equal to the listing it planned from.
                 done = _status(key, report.plan, report.listed_at, ReplicaState.REPLICATED)
-                self._remember(
-                    replace(done, bytes_remaining=0, objects_remaining=0, oldest_pending_at=None)
-                )
                 self._backoffs.pop(key, None)
-                return
+                return replace(done, bytes_remaining=0, objects_remaining=0, oldest_pending_at=None)
             first_key, first_error = report.failures[0]
             error = f"{len(report.failures)} object(s) failed, first {first_key}: {first_error}"
         # A run that had nothing to copy (deletes, the hold-back clock) leaves every source
         # object in place: the replica stays ready, the failure is told, a later check retries.
         state = ReplicaState.FAILED if copy.plan.copies else ReplicaState.REPLICATED
         if self._closing:  # stopped by `aclose`: no fault to log or back off from
-            self._remember(replace(progress, state=state, message=error))
-            return
-        self._remember(self._failed(key, error, replace(progress, state=state)))
+            return replace(progress, state=state, message=error)
+        return self._failed(key, error, replace(progress, state=state))
 
     def _listing_failed(self, key: tuple[str, str]) -> ReplicationStatus:
         """The status of a replica whose listing failed: what the last listing found, if any
@@ -503,6 +511,20 @@ def backoff_s(wait: RetryWait, failures: int) -> float:
     state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = failures
     return float(wait(state))
+
+
+def _outcome_of(copy: _Copy) -> ReplicationStatus:
+    """What a copy that has ended achieved, for the caller that waited for it; if a reload
+    changed the replica's definition meanwhile, the status says that it was the old one's."""
+    assert copy.outcome is not None, "set by `_finish`, the task's first done callback"
+    if not copy.forgotten:
+        return copy.outcome
+    note = (
+        "copied to the replica's location before a policy reload changed it; "
+        "the new location is checked at its next use"
+    )
+    message = f"{copy.outcome.message}; {note}" if copy.outcome.message else note
+    return replace(copy.outcome, message=message)
 
 
 def _utc_time(epoch_s: float) -> str:
