@@ -12,8 +12,9 @@ loop.
 
 A check waits for the listing of both sides at most `CHECK_WAIT_S` (5 s): a store that does not
 answer would otherwise hold the federation's decision pass, which asks in line, for the store
-client's whole retry budget. A listing still out then is answered as CHECKING (not ready, bytes
-unknown) and goes on in the background; a later call picks up its result.
+client's whole retry budget. A listing still out then goes on in the background, and a later
+call picks up its result; meanwhile a replica last answered READY (a complete one being
+rechecked) keeps that answer, and any other is CHECKING (not ready, bytes unknown).
 
 A copy or a listing that fails backs the replica off: until its `retry_at` (30 s after the
 first failure, doubled per failure in a row, at most 10 min) every call answers the failed
@@ -188,8 +189,9 @@ class Replicator:
 
         A replica found complete is trusted for `recheck_after_s` before it is listed again;
         one whose copy or listing failed answers that failure until its `retry_at`. The call
-        that starts a listing waits for it at most `check_wait_s`; a listing still out then,
-        and at any later call until it answers, is a CHECKING status (not ready).
+        that starts a listing waits for it at most `check_wait_s`; while a listing is out
+        after that, a replica last answered READY keeps that status, any other is CHECKING
+        (not ready).
         """
         key = (dataset, cluster)
         check = self._checks.get(key)
@@ -364,8 +366,15 @@ class Replicator:
         return self._remember(_status(key, plan, listed_at, _state_of(plan)))
 
     def _checking(self, key: tuple[str, str], check: _Check) -> ReplicationStatus:
-        """A listing still out: not ready, and how much is left is unknown (never 0, which
-        would tell the federation the replica is there). Not remembered as a listing's."""
+        """A listing still out. A replica whose last answer was READY keeps it (its lag
+        growing) until the recheck answers: a complete replica is listed again every
+        `recheck_after_s`, and a large one lists for longer than a check waits (100,000
+        objects: 24-34 s), so its jobs were held for a pass every minute. Any other is not
+        ready, and how much is left is unknown (never 0, which would tell the federation the
+        replica is there). Not remembered as a listing's."""
+        last = self._last_answer(key)
+        if last is not None and last.ready:
+            return last
         check.overdue = True
         known = self._status.get(key)
         return ReplicationStatus(
@@ -381,6 +390,12 @@ class Replicator:
                 "(the store answers slowly or not at all); a later check picks up the answer"
             ),
         )
+
+    def _last_answer(self, key: tuple[str, str]) -> ReplicationStatus | None:
+        """What the replica was last answered as, from its last listing or copy: a failure
+        (backed off) over the listing before it."""
+        backoff = self._backoffs.get(key)
+        return backoff.status if backoff is not None else self._status.get(key)
 
     def _engine(self, key: tuple[str, str]) -> CopyEngine:
         # Called only while no copy or listing of `key` runs, so an outdated engine is never
