@@ -317,12 +317,13 @@ class Simulation:
         self._shapes = [(spec.gpus, spec.gpu_type, spec.queue) for spec in trace]
         self._max_onprem_used = 0
         self._admission_may_change = False  # see `_admit`
+        self._queued = self.world.queue.jobs  # live: membership and set operations in C
         self.decision_rounds = 0
         self.decided_jobs = 0
 
     def run(self) -> RunResult:
         self.controller.prepare(self.world)
-        trace, arrivals, heap, queue = self.world.trace, 0, self._heap, self.world.queue
+        trace, arrivals, heap, queued = self.world.trace, 0, self._heap, self._queued
         # Submission times, then inf once all have arrived (the loop runs ~50,000 times).
         submits = [spec.submit_s for spec in trace] + [math.inf]
         every_event = self.world.scenario.decision_period_s <= 0
@@ -341,7 +342,7 @@ class Simulation:
                 unreported = 0
             self._admit(now)
             for job in range(first, arrivals):
-                if job in queue:
+                if job in queued:
                     self._make_due(job, now)
             if round_due or (every_event and self._due):
                 self._decision_round(now)
@@ -371,7 +372,7 @@ class Simulation:
     def _revisit_came(self, job: int, now: float) -> None:
         if self._revisit_entry.get(job) == now:
             del self._revisit_entry[job]
-        if job not in self.world.queue:
+        if job not in self._queued:
             return
         wanted = self._next_revisit.get(job)
         if wanted == now:
@@ -389,6 +390,10 @@ class Simulation:
 
     def _make_due(self, job: int, now: float) -> None:
         self._due.add(job)
+        self._round_for(now)
+
+    def _round_for(self, now: float) -> None:
+        """Schedule the decision round that takes the jobs due at `now` (the next on the grid)."""
         period = self.world.scenario.decision_period_s
         if period <= 0:
             return
@@ -437,30 +442,31 @@ class Simulation:
             self._wake_short_of_room(now)
 
     def _wake_short_of_room(self, now: float) -> None:
-        woken = list(filter(self.world.queue.__contains__, self._short_of_room))
+        woken = self._short_of_room & self._queued
         self._short_of_room.clear()
         self.world.woken_by_room.update(woken)
-        if woken:  # one `_make_due` for all: they share its round
-            self._due.update(woken[1:])
-            self._make_due(woken[0], now)
+        if woken:  # they share one round
+            self._due.update(woken)
+            self._round_for(now)
 
     # --- decisions -----------------------------------------------------------------------
 
     def _decision_round(self, now: float) -> None:
-        queue = self.world.queue
-        due = sorted(filter(queue.__contains__, self._due))
+        queued = self._queued
+        due_jobs = self._due & queued
         self._due.clear()
-        if not due:
+        if not due_jobs:
             self.world.woken_by_room.clear()
             return
         self.decision_rounds += 1
+        due = sorted(due_jobs)  # queue order: jobs are numbered in submission order
         orders = self.controller.decide(self.world, now, due)
-        left_out = self._keep_left_out(due, orders) if len(orders) < len(due) else 0
+        left_out = self._keep_left_out(due_jobs, orders) if len(orders) < len(due) else 0
         self.world.woken_by_room.clear()
         self.decided_jobs += len(due) - left_out
         stayed: list[Order] = []
         for order in orders:
-            if order.job not in queue:
+            if order.job not in queued:
                 continue
             if order.pool is not None:
                 self._burst(order.job, order.pool, now)
@@ -492,11 +498,10 @@ class Simulation:
         if stayed:
             self._give_up_if_stuck(stayed, now)
 
-    def _keep_left_out(self, due: Sequence[int], orders: Sequence[Order]) -> int:
+    def _keep_left_out(self, due: set[int], orders: Sequence[Order]) -> int:
         """Due jobs `decide` left out wait for room again, as before their wake (their revisits
         stand); only jobs freed room woke may be left out. Returns how many were."""
-        answered = {order.job for order in orders}
-        left_out = [job for job in due if job not in answered]
+        left_out = due.difference([order.job for order in orders])
         if not self.world.woken_by_room.issuperset(left_out):
             raise AssertionError(f"{self.controller.name} left out a job freed room did not wake")
         self._short_of_room.update(left_out)

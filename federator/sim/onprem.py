@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from bisect import insort
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, KeysView
 from dataclasses import dataclass
 
 Placement = tuple[tuple[int, int], ...]  # (node index, GPUs taken on it)
@@ -130,6 +130,13 @@ class BestEffortFifo:
 
     def __contains__(self, job: int) -> bool:
         return job in self._entries
+
+    @property
+    def jobs(self) -> KeysView[int]:
+        """The queued jobs, as a live set-like view: it follows every push, admission and
+        removal, and set operations with it (`due & queue.jobs`) run without a Python call per
+        job (the engine filters whole rounds of due jobs with it)."""
+        return self._entries.keys()
 
     def push(self, order: int, job: int, gpus: int) -> None:
         """Queue a job; `order` must grow with every push (submission order)."""

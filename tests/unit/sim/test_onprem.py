@@ -60,3 +60,17 @@ def test_count_after_counts_the_live_jobs_behind_an_order() -> None:
     assert queue.count_after(2) == 2  # 3 and 5
     assert queue.count_after(5) == 0
     assert queue.count_after(-1) == 5
+
+
+def test_the_queued_jobs_view_follows_the_queue() -> None:
+    nodes = GpuNodes(8, 8)
+    queue = BestEffortFifo()
+    jobs = queue.jobs
+    for job in range(3):
+        queue.push(job, job, 4)
+    assert {0, 1, 5} & jobs == {0, 1}
+    queue.remove(1)
+    assert [job for job, _ in queue.admit(nodes)] == [0, 2]
+    assert set(jobs) == set()
+    queue.push(3, 3, 1)
+    assert {2, 3} & jobs == {3}
