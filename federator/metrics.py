@@ -181,6 +181,14 @@ SYNC_LAG_SECONDS = Gauge(
     registry=REGISTRY,
 )
 
+SYNC_FAILURES = Counter(
+    "federator_sync_failures_total",
+    "Failed tries to replicate a dataset to a cloud cluster (a copy or listing that failed and "
+    "was backed off), by dataset and cluster.",
+    ["dataset", "cluster"],
+    registry=REGISTRY,
+)
+
 # ---- process health -----------------------------------------------------------------------------
 
 CLUSTER_UP = Gauge(
@@ -216,12 +224,16 @@ def initialise(
     *,
     cloud_clusters: Iterable[str] = (),
     budget_scopes: Iterable[str] = (),
+    replica_pairs: Iterable[tuple[str, str]] = (),
 ) -> None:
     """Create the known counter series at 0, so dashboards and rate() see them from the start.
 
     `budget_scopes` are the configured caps (`budgets.scopes_of(config)`: hour, day,
     tenant:<name>); without a 0 before it, `increase(federator_budget_warnings_total[1h])`
-    misses the first warning of a scope. Creating a series twice is harmless.
+    misses the first warning of a scope. `replica_pairs` are the (dataset, cloud cluster)
+    pairs the policy gives a replica (`daemon.replica_pairs`): their failed-try counter
+    starts at 0, so `increase()` sees a replica's first failure. Creating a series twice is
+    harmless.
 
     Call it once at start and again after every config reload (a reload may add names). Only
     series where 0 is true before the first event are created: the counters. Gauges describe
@@ -246,6 +258,8 @@ def initialise(
         _initialise_cloud_cluster(cluster)
     for scope in budget_scopes:
         BUDGET_WARNINGS.labels(scope=scope)
+    for dataset, cluster in replica_pairs:
+        SYNC_FAILURES.labels(dataset=dataset, cluster=cluster)
 
 
 def _initialise_cloud_cluster(cluster: str) -> None:

@@ -24,7 +24,8 @@ the dataset on every decision pass for as long as the fault lasts. A success res
 It also measures each replica's lag (RPO): the age of the oldest source change not yet at the
 cloud, or, for a replica found complete, the time since that was checked. `publish_metrics`
 turns it into `federator_sync_lag_seconds{dataset,cluster}`; copied bytes are counted in
-`federator_sync_bytes_total{direction="to_cloud"}` as they are sent.
+`federator_sync_bytes_total{direction="to_cloud"}` as they are sent, and failed tries (each
+one backed off) in `federator_sync_failures_total{dataset,cluster}`.
 """
 
 from __future__ import annotations
@@ -481,8 +482,9 @@ class Replicator:
     ) -> ReplicationStatus:
         """Back the replica off: the next try waits longer after each failure in a row.
 
-        Logged here, once per failure: the federation loop sees only whether a job's data is
-        ready, and the backoff answers later calls without meeting the fault again."""
+        Logged and counted (`federator_sync_failures_total`) here, once per failure: the
+        federation loop sees only whether a job's data is ready, and the backoff answers later
+        calls without meeting the fault again."""
         failures = self._backoffs[key].failures + 1 if key in self._backoffs else 1
         wait_s = backoff_s(self._retry_wait, failures)
         retry_at = self._clock() + wait_s
@@ -493,6 +495,7 @@ class Replicator:
             retry_at=retry_at,
         )
         self._backoffs[key] = _Backoff(failures, failed)
+        metrics.SYNC_FAILURES.labels(dataset=key[0], cluster=key[1]).inc()
         log.warning(
             "replica_copy_failed",
             dataset=key[0],
