@@ -11,8 +11,9 @@ order; one that does not fit is set aside and the next is tried, so small jobs b
 a blocked head (no reservation is made for the head, as in Kueue). Because fitting is monotone
 in the job's size (if g GPUs do not fit, no job of g' >= g GPUs fits either while the scan only
 takes GPUs away), the queue is kept as one FIFO per size and a scan stops looking at a size as
-soon as one job of it failed. This makes a scan cost O(jobs admitted x sizes) instead of
-O(queue length), which is what keeps a 200,000-job trace fast.
+soon as one job of it failed, or as soon as it is above the GPUs left free (never tried). This
+makes a scan cost O(jobs admitted x sizes) instead of O(queue length), which is what keeps a
+200,000-job trace fast.
 """
 
 from __future__ import annotations
@@ -156,7 +157,9 @@ class BestEffortFifo:
         """Yield (job, placement) for every job admitted now, in BestEffortFIFO order."""
         if not nodes.free_gpus:
             return  # a full cluster: the common case in an overflow
-        blocked_from = nodes.total_gpus + 1  # sizes >= this failed in this scan
+        # Sizes >= blocked_from cannot be placed for the rest of the scan (which only takes
+        # GPUs away): those that failed in it, and those above the free GPUs, never tried.
+        blocked_from = nodes.free_gpus + 1
         while True:
             entry = self._next_candidate(blocked_from)
             if entry is None:
@@ -168,6 +171,7 @@ class BestEffortFifo:
             self._by_size[entry.gpus].popleft()
             del self._entries[entry.job]
             yield entry.job, placement
+            blocked_from = min(blocked_from, nodes.free_gpus + 1)
 
     def prefix(self, through: int, limit: int) -> list[int]:
         """Queued jobs in FIFO order up to and including order `through`, at most `limit`."""

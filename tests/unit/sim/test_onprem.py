@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from federator.sim.onprem import BestEffortFifo, GpuNodes
+from federator.sim.onprem import BestEffortFifo, GpuNodes, Placement
 
 
 def test_a_job_larger_than_a_node_takes_whole_nodes_plus_a_remainder() -> None:
@@ -60,6 +60,31 @@ def test_count_after_counts_the_live_jobs_behind_an_order() -> None:
     assert queue.count_after(2) == 2  # 3 and 5
     assert queue.count_after(5) == 0
     assert queue.count_after(-1) == 5
+
+
+class CountingNodes(GpuNodes):
+    """Nodes that record each gang size a scan tries to place."""
+
+    def __init__(self, total_gpus: int, gpus_per_node: int) -> None:
+        super().__init__(total_gpus, gpus_per_node)
+        self.tried: list[int] = []
+
+    def place(self, gpus: int) -> Placement | None:
+        self.tried.append(gpus)
+        return super().place(gpus)
+
+
+def test_a_scan_never_tries_a_job_bigger_than_the_free_gpus() -> None:
+    nodes = CountingNodes(8, 8)
+    nodes.place(6)
+    nodes.tried.clear()
+    queue = BestEffortFifo()
+    for job, gpus in enumerate([4, 1, 2, 1, 1]):
+        queue.push(job, job, gpus)
+    assert [job for job, _ in queue.admit(nodes)] == [1, 3]  # the same jobs as trying them all
+    # 4 is above the 2 free GPUs, 2 above the 1 left after job 1, 1 above none after job 3:
+    # only the two jobs admitted were tried (each failed try used to cost a full candidate scan).
+    assert nodes.tried == [1, 1]
 
 
 def test_the_queued_jobs_view_follows_the_queue() -> None:
