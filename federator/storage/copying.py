@@ -225,7 +225,8 @@ class DatasetCopier:
 
         No further object or part is started; requests already in flight finish (a thread
         cannot be interrupted mid-request, and a part is at most `part_size`), so the run ends
-        within one part's transfer time. An open multipart upload stays open and recorded in
+        within one part's transfer time. A listing (`plan`, or a run's own) fetches no
+        further page and retries no failed one. An open multipart upload stays open and recorded in
         the sync state: the next run resumes it from its parts instead of starting over.
         """
         self._stopping.set()
@@ -252,8 +253,14 @@ class DatasetCopier:
     def _plan(self, state: SyncState) -> tuple[SyncPlan, float]:
         listed_at = time.time()
         with ThreadPoolExecutor(2, thread_name_prefix="list") as pool:
-            source_listing = pool.submit(list_location, self.src, self.source, lean=self.lean_src)
-            target_listing = pool.submit(list_location, self.dst, self.target, lean=self.lean_dst)
+            # A stop (shutdown) ends the listings at their next page or retry: a store that
+            # is down would otherwise be retried for 90 s in threads the exit waits for.
+            source_listing = pool.submit(
+                list_location, self.src, self.source, lean=self.lean_src, stopping=self._stopping
+            )
+            target_listing = pool.submit(
+                list_location, self.dst, self.target, lean=self.lean_dst, stopping=self._stopping
+            )
             plan = plan_sync(
                 source_listing.result(),
                 target_listing.result(),

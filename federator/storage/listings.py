@@ -5,6 +5,7 @@ Keys under `.federator/` hold the engine's own sync state and are never listed a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -21,19 +22,25 @@ STATE_PREFIX = ".federator/"
 
 
 def list_location(
-    client: S3Client, location: Location, *, lean: LeanS3 | None = None
+    client: S3Client,
+    location: Location,
+    *,
+    lean: LeanS3 | None = None,
+    stopping: threading.Event | None = None,
 ) -> list[ListedObject]:
     """Every object under the location, keys relative to its prefix.
 
     With `lean`, pages are fetched and parsed by the lean path (same requests, about a third
     of the client CPU); otherwise by boto3. Each page is retried; a store that keeps failing
-    raises `StoreUnavailable`, a refusal `StoreRefused` (`retrying.translated`).
+    raises `StoreUnavailable`, a refusal `StoreRefused` (`retrying.translated`). Once
+    `stopping` is set (a shutdown), no page is fetched or retried any more: the listing
+    raises `retrying.RetriesStopped` instead of retrying a store that is down for 90 s.
     """
     found: list[ListedObject] = []
     strip = len(location.prefix)
     doing = f"listing s3://{location.bucket}/{location.prefix}"
     with retrying.translated(location.endpoint.label, doing):
-        for key, size, etag, stamp in _entries(client, location, lean):
+        for key, size, etag, stamp in _entries(client, location, lean, stopping):
             relative = key[strip:]
             if relative.startswith(STATE_PREFIX) or not relative:
                 continue
@@ -42,18 +49,20 @@ def list_location(
 
 
 def _entries(
-    client: S3Client, location: Location, lean: LeanS3 | None
+    client: S3Client, location: Location, lean: LeanS3 | None, stopping: threading.Event | None
 ) -> Iterator[tuple[str, int, str, float]]:
+    lean_page = retrying.stoppable(_lean_page, stopping)
+    boto_page = retrying.stoppable(_page, stopping)
     token: str | None = None
     while True:
         if lean is not None:
-            page = _lean_page(lean, location.bucket, location.prefix, token)
+            page = lean_page(lean, location.bucket, location.prefix, token)
             yield from page.entries
             token = page.next_token
             if token is None:
                 return
             continue
-        response = _page(client, location.bucket, location.prefix, token)
+        response = boto_page(client, location.bucket, location.prefix, token)
         for entry in response.get("Contents", ()):
             yield (
                 entry["Key"],

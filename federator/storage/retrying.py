@@ -22,8 +22,9 @@ are.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import structlog
 from boto3.exceptions import S3UploadFailedError
@@ -153,6 +154,39 @@ def transient_retry(
         reraise=True,
         before_sleep=_said_retrying(max_delay_s),
     )
+
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+class _Retried(Protocol[P, R_co]):
+    """A function decorated by tenacity: `retry_with` is set on it, not in its type."""
+
+    def retry_with(self, **changes: Any) -> Callable[P, R_co]: ...
+
+
+class RetriesStopped(errors.FederatorError):
+    """A store call not tried (again) because the process is shutting down (`stoppable`)."""
+
+
+def stoppable(call: Callable[P, T], stopping: threading.Event | None) -> Callable[P, T]:
+    """`call`, a function decorated with `transient_retry`, whose retries end once `stopping`
+    is set: the wait between two tries is cut short and no further try is made, the call
+    raising `RetriesStopped`. A store that is down is otherwise retried for its whole budget
+    (90 s) in a thread that cannot be interrupted, and the process waits for its threads at
+    exit, past the 25 s a SIGTERM has (docs/reliability.md). Its stop and wait stay the
+    decorator's. Without `stopping`, `call` as it is."""
+    if stopping is None:
+        return call
+
+    def refuse_when_stopping(state: RetryCallState) -> None:
+        if stopping.is_set():
+            name = getattr(state.fn, "__qualname__", "a store call")
+            raise RetriesStopped(f"{name}: not tried (again): the process is shutting down")
+
+    # The decorator's policy, copied with a stop check before each try and a sleep that the
+    # stop cuts short.
+    return cast("_Retried[P, T]", call).retry_with(sleep=stopping.wait, before=refuse_when_stopping)
 
 
 def _said_retrying(max_delay_s: float) -> Callable[[RetryCallState], None]:

@@ -255,13 +255,15 @@ class Replicator:
         """The replica's definition changed (a policy reload moved it, or removed it): what
         was learnt of it is dropped and its next check lists it again with an engine built
         anew. A copy running now finishes with the engine it started with (`aclose` still
-        stops it); its result is dropped as it ends. A listing out now is dropped at once (its
-        thread ends in the background)."""
+        stops it); its result is dropped as it ends. A listing out now is dropped at once and
+        its engine stopped, so its thread fetches no further page and retries no failed one
+        (no copy runs on that engine: a check and a copy of one replica never overlap)."""
         key = (dataset, cluster)
         self._outdated.add(key)
         check = self._checks.pop(key, None)
         if check is not None:  # listing the old location: its answer is not the new one's
             check.task.cancel()
+            check.engine.stop()  # outdated: the next check builds a new one
         running = self._copies.get(key)
         if running is not None and running.task is not None:
             running.forgotten = True
@@ -282,8 +284,9 @@ class Replicator:
         (threads cannot be interrupted mid-request) and leaves its open multipart uploads
         recorded for the next start to resume, so a shutdown is not held up by a whole copy
         (SIGTERM must end the daemon within 25 s). Listings still out are dropped, not waited
-        for: one meeting a store that does not answer is retried for up to 90 s, and nothing
-        is decided from its answer any more."""
+        for: nothing is decided from their answer any more. Stopping their engines ends their
+        threads too, at the next page or retry, instead of after a store's whole retry budget
+        (90 s), which the process would wait for at exit."""
         self._closing = True
         for engine in self._engines.values():
             engine.stop()
