@@ -58,6 +58,7 @@ from dataclasses import dataclass, replace
 
 from federator import errors
 from federator.core.choices import RoundOptions
+from federator.core.ledger import RoundLedger
 from federator.core.models import CapacityType, PendingJob, Spend
 from federator.core.policy import DecisionPolicy
 from federator.sim.cloud import CloudPool, draws_at_random, run_in_cloud
@@ -148,28 +149,48 @@ class BurstRules:
         return self._alone.ledger.blocker(self.pending(job), index, option.cost_usd) is None
 
 
-class BurstRound:
-    """One round's room: the pools' free GPUs, the budgets and caps left (the core's ledger)."""
+class PoolRules:
+    """Whether a job may use a pool at all, as the decision core rules it (its queue's and
+    tenant's burst rules, its data, its GPU type and pod size): the same in every round, as
+    it reads no price, room or spend."""
 
-    def __init__(self, world: World, policy: DecisionPolicy, now: float) -> None:
+    def __init__(self, world: World, policy: DecisionPolicy) -> None:
+        offers = [pool_offer(pool, world, 0.0) for pool in world.scenario.pools]
+        self._options = RoundOptions(offers, Spend(), policy, 0.0)
+
+    def allows(self, job: PendingJob, pool: str) -> bool:
+        options = self._options
+        if options.burst_blocker(job) is not None:
+            return False
+        return any(options.offers[index].name == pool for index in options.allowed(job))
+
+
+class BurstRound:
+    """One round's room: the pools' free GPUs, the budgets and caps left (the core's ledger).
+
+    Only the ledger is built each round (the rules are `PoolRules`, built once): a round with
+    a planned burst comes after most cloud finishes, and building the core's whole RoundOptions
+    was about half its cost. The ledger answers alike whatever the order of its offers."""
+
+    def __init__(self, world: World, policy: DecisionPolicy, now: float, rules: PoolRules) -> None:
         offers = [pool_offer(pool, world, now) for pool in world.scenario.pools]
-        self._options = RoundOptions(offers, world.spend(now), policy, now)
-        self._index = {offer.name: index for index, offer in enumerate(self._options.offers)}
+        self._ledger = RoundLedger(offers, world.spend(now), policy)
+        self._index = {offer.name: index for index, offer in enumerate(offers)}
+        self._rules = rules
         # No job of any size fits anywhere for the rest of the round (changes only by a booking).
-        self.full = self._options.ledger.exhausted()
+        self.full = self._ledger.exhausted()
 
     def take(self, job: PendingJob, option: CloudOption) -> bool:
         """Book the burst and say True when it fits now; False (nothing booked) otherwise."""
-        options = self._options
         if self.full:  # nothing to check
             return False
-        index = self._index[option.pool.name]
-        if options.burst_blocker(job) is not None or index not in options.allowed(job):
+        if not self._rules.allows(job, option.pool.name):
             return False
-        if options.ledger.blocker(job, index, option.cost_usd) is not None:
+        ledger, index = self._ledger, self._index[option.pool.name]
+        if ledger.blocker(job, index, option.cost_usd) is not None:
             return False
-        options.ledger.charge(job, index, option.cost_usd)
-        self.full = options.ledger.exhausted()
+        ledger.charge(job, index, option.cost_usd)
+        self.full = ledger.exhausted()
         return True
 
 
@@ -193,6 +214,7 @@ class PlannedBursts:
         self._held: dict[int, float] = {}
         # Each held job's timed retry (inf: none, it is asked again only when room frees).
         self._retry_at: dict[int, float] = {}
+        self._rules: PoolRules | None = None  # built in the first round with a planned burst
 
     def prepare(self, world: World) -> None:
         return None
@@ -235,7 +257,9 @@ class PlannedBursts:
                     launchable = world.cloud_room_gpus(now, self.policy.caps)
                 option = planned.option
                 if spec.gpus <= launchable[option.pool.name]:
-                    room = room or BurstRound(world, self.policy, now)
+                    if self._rules is None:
+                        self._rules = PoolRules(world, self.policy)
+                    room = room or BurstRound(world, self.policy, now, self._rules)
                     took = room.take(world.pending_job(job), option)
                     round_open = not room.full
                     if took:
