@@ -190,9 +190,9 @@ class Replicator:
 
         A replica found complete is trusted for `recheck_after_s` before it is listed again;
         one whose copy or listing failed answers that failure until its `retry_at`. The call
-        that starts a listing waits for it at most `check_wait_s`; while a listing is out
-        after that, a replica last answered READY keeps that status, any other is CHECKING
-        (not ready).
+        that starts a listing waits for it at most `check_wait_s` (a recheck of a replica last
+        answered READY: not at all); while a listing is out after that, a replica last
+        answered READY keeps that status, any other is CHECKING (not ready).
         """
         key = (dataset, cluster)
         check = self._checks.get(key)
@@ -201,7 +201,7 @@ class Replicator:
         remembered = self._remembered(key)
         if remembered is not None:
             return remembered
-        return await self._outcome(key, self._start_check(key), wait_s=self._check_wait_s)
+        return await self._outcome(key, self._start_check(key), wait_s=self._wait_for(key))
 
     async def sync_now(self, dataset: str, cluster: str) -> ReplicationStatus:
         """Copy until the replica is complete (or the copy fails), then report.
@@ -394,6 +394,14 @@ class Replicator:
                 "(the store answers slowly or not at all); a later check picks up the answer"
             ),
         )
+
+    def _wait_for(self, key: tuple[str, str]) -> float:
+        """How long the call that starts a listing waits for it: not at all for a recheck of a
+        replica last answered READY, which keeps that answer until the recheck answers (see
+        `_checking`); waiting would hold the decision pass up to `check_wait_s` per complete
+        replica every `recheck_after_s`, for an answer it does not need."""
+        last = self._last_answer(key)
+        return 0.0 if last is not None and last.ready else self._check_wait_s
 
     def _last_answer(self, key: tuple[str, str]) -> ReplicationStatus | None:
         """What the replica was last answered as, from its last listing or copy: a failure

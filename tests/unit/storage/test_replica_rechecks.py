@@ -38,9 +38,33 @@ async def test_a_complete_replica_stays_ready_while_its_recheck_is_out() -> None
         assert rechecked.ready, f"held for a recheck: {rechecked.state} {rechecked.message}"
         now[0] = 230.0
         assert (await replicator.ensure_replicated("ds", "cloud-a")).ready
-        assert store.plans == 2, "one recheck, not one per call"
+        await listing_started(store, plans=2)  # one recheck, not one per call
         assert replicator.bytes_remaining("ds", "cloud-a") == 0
         assert replicator.lags() == {("ds", "cloud-a"): 130.0}, "the lag grows meanwhile"
+    finally:
+        store.answer.set()
+
+
+async def test_the_call_that_starts_a_recheck_of_a_complete_replica_does_not_wait_for_it() -> None:
+    """The decision pass asks it: waiting up to `check_wait_s` for an answer it does not need
+    (the replica answers READY until the recheck answers) would hold every other job."""
+    now = [130.0]
+    store = SilentStore()
+    store.target = list(store.source)
+    store.answer.set()
+    replicator = Replicator(lambda d, c: store, clock=lambda: now[0], check_wait_s=60.0)
+    assert (await replicator.ensure_replicated("ds", "cloud-a")).ready
+    store.answer.clear()
+    now[0] = 200.0
+    try:
+        call = asyncio.ensure_future(replicator.ensure_replicated("ds", "cloud-a"))
+        for _ in range(20):  # a few turns of the event loop, no wall clock
+            if call.done():
+                break
+            await asyncio.sleep(0)
+        assert call.done(), "the call waited for the recheck's listing"
+        assert call.result().ready
+        await listing_started(store, plans=2)
     finally:
         store.answer.set()
 
@@ -83,7 +107,8 @@ async def test_a_replica_whose_last_answer_was_a_failure_is_checking_while_it_is
     try:
         store.refusal = StoreRefused("cloud-a (http://s3)", "AccessDenied")
         store.answer.set()  # the recheck answers at once, with a refusal
-        assert (await replicator.ensure_replicated("ds", "cloud-a")).state is ReplicaState.FAILED
+        assert (await replicator.ensure_replicated("ds", "cloud-a")).ready  # not waited for
+        assert (await answered_unlike_before(replicator, store)).state is ReplicaState.FAILED
         store.refusal = None
         store.answer.clear()
         now[0] = 1000.0  # past the backoff: the next try's listing is out
@@ -103,3 +128,13 @@ async def answered_unlike_before(replicator: Replicator, store: SilentStore) -> 
             return status
         await asyncio.sleep(0.01)
     raise AssertionError("the recheck's answer was never picked up")
+
+
+async def listing_started(store: SilentStore, *, plans: int) -> None:
+    """Wait until the store's listing thread has started `plans` listings in all (the call
+    that starts one no longer waits for it), and check no more were started."""
+    for _ in range(500):  # a safety net, not a measure: threads start in microseconds
+        if store.plans >= plans:
+            break
+        await asyncio.sleep(0.002)
+    assert store.plans == plans
