@@ -959,6 +959,7 @@ def initialise_metrics(config: policy.FederatorConfig) -> None:
     metrics.initialise(
         cloud_clusters=[c.name for c in config.cloud_clusters],
         budget_scopes=budgets.scopes_of(config),
+        replica_pairs=replica_pairs(config),
     )
     price_metrics.initialise(price_metrics.live_sources(config))
 

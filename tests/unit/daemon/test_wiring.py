@@ -165,3 +165,20 @@ def test_the_budget_warning_counter_of_every_configured_cap_starts_at_0(tmp_path
             "federator_budget_warnings_total", {"scope": scope}
         )
         assert value is not None, scope
+
+
+def test_the_failed_sync_counter_of_every_replica_the_policy_gives_starts_at_0(
+    tmp_path: Path,
+) -> None:
+    """So that `increase(federator_sync_failures_total[1h])` sees a replica's first failure."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(sandbox_config()))
+    settings = policy.load_policy(path)
+    daemon.initialise_metrics(settings)
+    pairs = daemon.replica_pairs(settings)
+    assert pairs, "the sandbox policy gives replicas"
+    for dataset, cluster in pairs:
+        value = metrics.REGISTRY.get_sample_value(
+            "federator_sync_failures_total", {"dataset": dataset, "cluster": cluster}
+        )
+        assert value == 0.0, (dataset, cluster)
