@@ -63,7 +63,7 @@ from federator.core.models import CapacityType, PendingJob, Spend
 from federator.core.policy import DecisionPolicy
 from federator.sim.cloud import CloudPool, draws_at_random, run_in_cloud
 from federator.sim.engine import Order, Scenario, Simulation, World, never_fit_on_prem
-from federator.sim.policies import pool_offer
+from federator.sim.policies import PoolOffers, pool_offer
 from federator.sim.traces import TraceJob
 
 _STEPS = 8  # the path starts at k / 2**8
@@ -172,8 +172,10 @@ class BurstRound:
     a planned burst comes after most cloud finishes, and building the core's whole RoundOptions
     was about half its cost. The ledger answers alike whatever the order of its offers."""
 
-    def __init__(self, world: World, policy: DecisionPolicy, now: float, rules: PoolRules) -> None:
-        offers = [pool_offer(pool, world, now) for pool in world.scenario.pools]
+    def __init__(
+        self, world: World, policy: DecisionPolicy, now: float, rules: PoolRules, pools: PoolOffers
+    ) -> None:
+        offers = [pools.offer(pool, world, now) for pool in world.scenario.pools]
         self._ledger = RoundLedger(offers, world.spend(now), policy)
         self._index = {offer.name: index for index, offer in enumerate(offers)}
         self._rules = rules
@@ -215,6 +217,7 @@ class PlannedBursts:
         # Each held job's timed retry (inf: none, it is asked again only when room frees).
         self._retry_at: dict[int, float] = {}
         self._rules: PoolRules | None = None  # built in the first round with a planned burst
+        self._pools = PoolOffers()  # what each round's ledger is told about the pools
 
     def prepare(self, world: World) -> None:
         return None
@@ -259,7 +262,7 @@ class PlannedBursts:
                 if spec.gpus <= launchable[option.pool.name]:
                     if self._rules is None:
                         self._rules = PoolRules(world, self.policy)
-                    room = room or BurstRound(world, self.policy, now, self._rules)
+                    room = room or BurstRound(world, self.policy, now, self._rules, self._pools)
                     took = room.take(world.pending_job(job), option)
                     round_open = not room.full
                     if took:

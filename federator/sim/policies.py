@@ -87,7 +87,7 @@ class CoreController:
         self._context_jobs: dict[int, PendingJob] = {}
         self._groups: list[tuple[str, int, float, float]] = []
         self._groups_version = -1
-        self._offers: dict[str, tuple[tuple[int, float, float], Offer]] = {}
+        self._offers = PoolOffers()
 
     def prepare(self, world: World) -> None:
         self._pools = {pool.name: pool for pool in world.scenario.pools}
@@ -114,7 +114,7 @@ class CoreController:
             node_free_gpus=tuple(world.nodes.free),
             queued_behind=self._queued_behind(world, due),
         )
-        offers = tuple(self._offer(pool, world, now) for pool in world.scenario.pools)
+        offers = tuple(self._offers.offer(pool, world, now) for pool in world.scenario.pools)
         result = self._decide(
             pending,
             onprem,
@@ -138,16 +138,6 @@ class CoreController:
             expected = now + decision.expected_wait_s if forecast else None
             orders.append(Order(job, revisit_at=revisit, expected_start=expected))
         return orders
-
-    def _offer(self, pool: CloudPool, world: World, now: float) -> Offer:
-        """`pool_offer`, reused while the pool's room, risk and price stay the same."""
-        key = (*_room_and_rate(pool, world, now), pool.price_at(now))
-        cached = self._offers.get(pool.name)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        offer = pool_offer(pool, world, now)
-        self._offers[pool.name] = (key, offer)
-        return offer
 
     def _context(self, world: World, job: int) -> PendingJob:
         """A queued job that is not up for a decision this round: it only holds its place."""
@@ -218,6 +208,23 @@ def _revisit(hint: float | None, world: World, job: int, now: float) -> float:
     waited = now - world.trace[job].submit_s
     at = now + max(world.scenario.decision_period_s, waited, 1.0)
     return math.ceil(at / REVISIT_GRID_S) * REVISIT_GRID_S
+
+
+class PoolOffers:
+    """`pool_offer` per pool, reused while the pool's room, risk and price stay the same: an
+    offer reads nothing else, and is immutable, so a reused one is what a new one would be."""
+
+    def __init__(self) -> None:
+        self._offers: dict[str, tuple[tuple[int, float, float], Offer]] = {}
+
+    def offer(self, pool: CloudPool, world: World, now: float) -> Offer:
+        key = (*_room_and_rate(pool, world, now), pool.price_at(now))
+        cached = self._offers.get(pool.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        offer = pool_offer(pool, world, now)
+        self._offers[pool.name] = (key, offer)
+        return offer
 
 
 def pool_offer(pool: CloudPool, world: World, now: float) -> Offer:

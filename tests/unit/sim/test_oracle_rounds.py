@@ -4,11 +4,14 @@ the rules of which pools a job may use (round-independent) are built once, not e
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, cast
 
 import pytest
 
+from federator.core.models import Offer
 from federator.core.policy import DecisionPolicy
-from federator.sim import oracle
+from federator.sim import oracle, policies
+from federator.sim.cloud import CloudPool
 from federator.sim.engine import World
 from federator.sim.oracle import CloudOption, PlannedBurst, PlannedBursts
 from federator.sim.traces import TraceJob
@@ -52,3 +55,31 @@ def test_a_planned_burst_the_rules_forbid_never_goes() -> None:
     world, player = planned_world()
     orders = player.decide(world, 0.0, [2])
     assert [(order.job, order.pool) for order in orders] == [(2, None)]  # room, but not its type
+
+
+def test_a_round_reuses_the_offer_of_a_pool_that_did_not_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world, player = planned_world()
+    built: list[float] = []
+    for module in (oracle, policies):
+        real = module.pool_offer
+
+        def counting(pool: CloudPool, world: World, now: float, real: Any = real) -> Offer:
+            built.append(now)
+            return cast(Offer, real(pool, world, now))
+
+        monkeypatch.setattr(module, "pool_offer", counting)
+    assert [order.pool for order in player.decide(world, 0.0, [0])] == [POOL]
+    # Later, the pool as it was (this world does not book the bursts a player orders).
+    assert [order.pool for order in player.decide(world, 30.0, [1])] == [POOL]
+    assert built == [0.0, 0.0]  # the rules' offer, and the first round's: reused at 30 s
+
+
+def test_pool_offers_are_rebuilt_when_the_room_changes() -> None:
+    world, _ = planned_world()
+    offers = policies.PoolOffers()
+    first = offers.offer(POOL, world, 0.0)
+    assert offers.offer(POOL, world, 30.0) is first
+    world.pool_used_gpus[POOL.name] = 2
+    assert offers.offer(POOL, world, 60.0).free_gpus == 6
