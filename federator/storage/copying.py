@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Concatenate, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 from botocore.exceptions import ClientError
 
@@ -143,6 +143,29 @@ def _in_slot(
     return wrap
 
 
+def _until_stopped(
+    method: Callable[Concatenate[DatasetCopier, P], T],
+) -> Callable[Concatenate[DatasetCopier, P], T]:
+    """A retried S3 call (`transient_retry`) whose retries end once the copier is stopped
+    (`retrying.stoppable`): a store that is down is otherwise retried for 90 s per request in
+    threads the exit waits for, past SIGTERM's 25 s. A request already sent still gets its
+    answer; the call then raises `retrying.RetriesStopped`, which leaves what it was doing
+    undone and recorded as before (an open upload stays in the sync state, resumed next run).
+    The copier builds each stoppable call once, not per request."""
+
+    @functools.wraps(method)
+    def call(self: DatasetCopier, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        stoppable = cast(
+            "Callable[Concatenate[DatasetCopier, P], T] | None", self._stoppable_calls.get(method)
+        )
+        if stoppable is None:
+            stoppable = retrying.stoppable(method, self._stopping)
+            self._stoppable_calls[method] = stoppable
+        return stoppable(self, *args, **kwargs)
+
+    return call
+
+
 def _naming_store(
     side: Literal["source", "target"],
 ) -> Callable[
@@ -207,6 +230,7 @@ class DatasetCopier:
             else AdaptiveLimiter.with_ceiling(target.endpoint.name, ceiling)
         )
         self._stopping = threading.Event()
+        self._stoppable_calls: dict[Callable[..., object], Callable[..., object]] = {}
         self._planned_lock = threading.Lock()
         self._last_planned: tuple[SyncPlan, SyncState] | None = None  # see `run(planned=...)`
         self._lean_src = _LeanPath(source.endpoint, pool, self.settings.lean_requests)
@@ -225,9 +249,11 @@ class DatasetCopier:
 
         No further object or part is started; requests already in flight finish (a thread
         cannot be interrupted mid-request, and a part is at most `part_size`), so the run ends
-        within one part's transfer time. A listing (`plan`, or a run's own) fetches no
-        further page and retries no failed one. An open multipart upload stays open and recorded in
-        the sync state: the next run resumes it from its parts instead of starting over.
+        within one part's transfer time. No store request is tried again after a failure, nor
+        sent at all once stopped (`_until_stopped`): listings, the sync state's GET, each
+        object's HEADs, reads, writes, completes, aborts, deletes; only a save of the sync state
+        still makes its one try. An open multipart upload stays open and recorded in the sync
+        state: the next run resumes it from its parts instead of starting over.
         """
         self._stopping.set()
 
@@ -244,7 +270,7 @@ class DatasetCopier:
         denied, no such bucket) `retrying.StoreRefused`, each naming the store and the call.
         The copier keeps the sync state this last plan was made from, for `run(planned=...)`.
         """
-        state = state or SyncState.load(self.dst, self.source, self.target)
+        state = state or SyncState.load(self.dst, self.source, self.target, stopping=self._stopping)
         plan, listed_at = self._plan(state)
         with self._planned_lock:
             self._last_planned = (plan, state)
@@ -307,7 +333,7 @@ class DatasetCopier:
         if planned is not None and state is not None:
             plan, listed_at = planned
         else:
-            state = SyncState.load(self.dst, self.source, self.target)
+            state = SyncState.load(self.dst, self.source, self.target, stopping=self._stopping)
             plan, listed_at = self._plan(state)
         if on_plan is not None:
             on_plan(plan)
@@ -575,6 +601,7 @@ class DatasetCopier:
     # -- S3 calls (each retried on transient errors) -------------------------------------------
 
     @_naming_store("source")
+    @_until_stopped
     @retrying.transient_retry()
     @_in_slot("source")
     def _read(self, key: str, etag: str, *, byte_range: str | None) -> bytes:
@@ -602,6 +629,7 @@ class DatasetCopier:
             raise
 
     @_naming_store("target")
+    @_until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _put(self, key: str, body: bytes, md5: bytes) -> str:
@@ -617,6 +645,7 @@ class DatasetCopier:
         return response["ETag"].strip('"')
 
     @_naming_store("target")
+    @_until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _copy_object(self, key: str, etag: str) -> str:
@@ -634,6 +663,7 @@ class DatasetCopier:
         return response["CopyObjectResult"].get("ETag", "").strip('"')
 
     @_naming_store("source")
+    @_until_stopped
     @retrying.transient_retry()
     @_in_slot("source")
     def _head_source(self, key: str) -> tuple[int, str] | None:
@@ -646,6 +676,7 @@ class DatasetCopier:
         return response["ContentLength"], response["ETag"].strip('"')
 
     @_naming_store("source")
+    @_until_stopped
     @retrying.transient_retry()
     @_in_slot("source")
     def _first_part_size(self, key: str, etag: str) -> int | None:
@@ -668,6 +699,7 @@ class DatasetCopier:
         return response["ContentLength"] if response.get("PartsCount") else None
 
     @_naming_store("target")
+    @_until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _create_upload(self, key: str) -> str:
@@ -677,6 +709,7 @@ class DatasetCopier:
         return response["UploadId"]
 
     @_naming_store("target")
+    @_until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _upload_part(self, key: str, upload_id: str, number: int, body: bytes, md5: bytes) -> str:
@@ -696,6 +729,7 @@ class DatasetCopier:
         return response["ETag"].strip('"')
 
     @_naming_store("target")
+    @_until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _complete(self, key: str, upload_id: str, md5s: list[bytes]) -> str:
@@ -711,6 +745,7 @@ class DatasetCopier:
         return response.get("ETag", "").strip('"')
 
     @_naming_store("target")
+    @_until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]] | None:
@@ -740,6 +775,7 @@ class DatasetCopier:
         if state is not None:
             state.forget_upload(key)
 
+    @_until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _abort(self, full_key: str, upload_id: str) -> None:
@@ -776,6 +812,7 @@ class DatasetCopier:
             state.forget_upload(key)
         return aborted
 
+    @_until_stopped
     @retrying.transient_retry()
     def _open_uploads(self) -> list[tuple[str, str, datetime]]:
         found: list[tuple[str, str, datetime]] = []
@@ -792,6 +829,7 @@ class DatasetCopier:
             deleted += self._delete_batch(batch)
         return deleted
 
+    @_until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _delete_batch(self, keys: tuple[str, ...]) -> int:

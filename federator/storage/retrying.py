@@ -169,18 +169,25 @@ class RetriesStopped(errors.FederatorError):
     """A store call not tried (again) because the process is shutting down (`stoppable`)."""
 
 
-def stoppable(call: Callable[P, T], stopping: threading.Event | None) -> Callable[P, T]:
+def stoppable(
+    call: Callable[P, T], stopping: threading.Event | None, *, first_try_kept: bool = False
+) -> Callable[P, T]:
     """`call`, a function decorated with `transient_retry`, whose retries end once `stopping`
     is set: the wait between two tries is cut short and no further try is made, the call
     raising `RetriesStopped`. A store that is down is otherwise retried for its whole budget
     (90 s) in a thread that cannot be interrupted, and the process waits for its threads at
     exit, past the 25 s a SIGTERM has (docs/reliability.md). Its stop and wait stay the
-    decorator's. Without `stopping`, `call` as it is."""
+    decorator's. Without `stopping`, `call` as it is.
+
+    With `first_try_kept`, a call made after the stop still makes its first try and only its
+    retries are refused: for a write that records work already done (the sync state a stopped
+    copy saves, its open uploads), which the next start should find; one try costs at most the
+    client's timeouts, not the retry budget."""
     if stopping is None:
         return call
 
     def refuse_when_stopping(state: RetryCallState) -> None:
-        if stopping.is_set():
+        if stopping.is_set() and (state.attempt_number > 1 or not first_try_kept):
             name = getattr(state.fn, "__qualname__", "a store call")
             raise RetriesStopped(f"{name}: not tried (again): the process is shutting down")
 

@@ -50,13 +50,26 @@ def state_key(source: Location, target: Location) -> str:
 
 
 class SyncState:
-    """The state object of one (source, target) pair; thread-safe, saved explicitly."""
+    """The state object of one (source, target) pair; thread-safe, saved explicitly.
 
-    def __init__(self, client: S3Client, bucket: str, key: str, *, store: str = "") -> None:
+    Once `stopping` (the copier's stop flag) is set, its GET and PUT are retried no more
+    (`retrying.stoppable`): a read is not even tried, a save still makes its one try, so that
+    a stopped copy keeps what it recorded (its open uploads, the pairs it verified)."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        *,
+        store: str = "",
+        stopping: threading.Event | None = None,
+    ) -> None:
         self._client = client
         self._bucket = bucket
         self.key = key
         self._store = store or bucket  # as errors name it (`Endpoint.label`)
+        self._stopping = stopping
         self._lock = threading.Lock()
         self.verified: dict[str, tuple[str, str]] = {}
         self.uploads: dict[str, UploadRecord] = {}
@@ -65,10 +78,18 @@ class SyncState:
         self._saved_at = time.monotonic()
 
     @classmethod
-    def load(cls, client: S3Client, source: Location, target: Location) -> SyncState:
-        state = cls(client, target.bucket, state_key(source, target), store=target.endpoint.label)
+    def load(
+        cls,
+        client: S3Client,
+        source: Location,
+        target: Location,
+        *,
+        stopping: threading.Event | None = None,
+    ) -> SyncState:
+        key, store = state_key(source, target), target.endpoint.label
+        state = cls(client, target.bucket, key, store=store, stopping=stopping)
         with state._translated("reading"):
-            raw = state._read()
+            raw = retrying.stoppable(SyncState._read, stopping)(state)
         if raw is not None:
             try:
                 state._restore(json.loads(raw))
@@ -84,7 +105,7 @@ class SyncState:
                     object=f"s3://{state._bucket}/{state.key}",
                     error=f"{type(error).__name__}: {error}",
                 )
-                state = cls(client, target.bucket, state.key, store=target.endpoint.label)
+                state = cls(client, target.bucket, key, store=store, stopping=stopping)
                 state._dirty = True
         return state
 
@@ -149,8 +170,9 @@ class SyncState:
                 },
                 separators=(",", ":"),
             ).encode()
+            put = retrying.stoppable(SyncState._put, self._stopping, first_try_kept=True)
             with self._translated("writing"):
-                self._put(body)
+                put(self, body)
             self._dirty = False
             self._saved_at = time.monotonic()
 
