@@ -833,12 +833,13 @@ async def resync_known_replicas(
     may_write: Callable[[], bool],
 ) -> list[tuple[str, str]]:
     """One round: each pair the replicator has checked, or whose replica exists in the store,
-    is checked again and, if behind, copied in the background; the round then waits for the
-    copies it found, so a failed one is logged (the first round after its backoff starts it
-    again). The fence is asked before each pair: it can close mid-round. Returns the pairs
-    checked."""
+    is checked again and, if behind, copied in the background; the round then waits for every
+    pair checked to settle (`sync_now`: its listing and the copy it starts), so a failed one is
+    logged (the first round after its backoff starts it again). Every pair, not only those not
+    ready: a replica last found complete answers `ready` while its recheck is still listing,
+    and that recheck may find it behind. The fence is asked before each pair: it can close
+    mid-round. Returns the pairs checked."""
     checked: list[tuple[str, str]] = []
-    behind: list[tuple[str, str]] = []
     known = replicator.lags()
     for pair in pairs:
         if not may_write():
@@ -846,17 +847,15 @@ async def resync_known_replicas(
         try:
             if pair not in known and not await asyncio.to_thread(exists, *pair):
                 continue  # never sent to this cloud: no job needs it there yet
-            status = await replicator.ensure_replicated(*pair)
+            await replicator.ensure_replicated(*pair)  # starts its listing or copy
         except Exception as error:  # noqa: BLE001 - one replica's trouble must not stop the rest
             _resync_failed(pair, f"{type(error).__name__}: {error}")
             continue
         checked.append(pair)
-        if not status.ready:
-            behind.append(pair)
     finals = await asyncio.gather(
-        *(replicator.sync_now(*pair) for pair in behind), return_exceptions=True
+        *(replicator.sync_now(*pair) for pair in checked), return_exceptions=True
     )
-    for pair, final in zip(behind, finals, strict=True):
+    for pair, final in zip(checked, finals, strict=True):
         if isinstance(final, BaseException):
             _resync_failed(pair, f"{type(final).__name__}: {final}")
         elif not final.ready:

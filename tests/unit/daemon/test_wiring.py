@@ -170,13 +170,17 @@ def test_the_budget_warning_counter_of_every_configured_cap_starts_at_0(tmp_path
 def test_the_failed_sync_counter_of_every_replica_the_policy_gives_starts_at_0(
     tmp_path: Path,
 ) -> None:
-    """So that `increase(federator_sync_failures_total[1h])` sees a replica's first failure."""
+    """So that `increase(federator_sync_failures_total[1h])` sees a replica's first failure.
+    The dataset gets a name of its own: the metrics registry is shared by every test of the
+    process, and other tests count failures of the sandbox's datasets."""
+    raw = sandbox_config()
+    raw["datasets"][0]["name"] = "wiring-only-set"
     path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(sandbox_config()))
+    path.write_text(yaml.safe_dump(raw))
     settings = policy.load_policy(path)
     daemon.initialise_metrics(settings)
-    pairs = daemon.replica_pairs(settings)
-    assert pairs, "the sandbox policy gives replicas"
+    pairs = [pair for pair in daemon.replica_pairs(settings) if pair[0] == "wiring-only-set"]
+    assert pairs, "the policy gives the dataset replicas"
     for dataset, cluster in pairs:
         value = metrics.REGISTRY.get_sample_value(
             "federator_sync_failures_total", {"dataset": dataset, "cluster": cluster}
