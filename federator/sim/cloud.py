@@ -149,6 +149,7 @@ class CloudPool:
     price_history: PriceHistory | None = None
     availability: AvailabilityTrace | None = None
     max_restarts: int = 20
+    region: str = ""  # as the daemon's offers say it: for tenants' `allowed_regions`
     # "cluster/pool", set once: the simulator reads it millions of times per oracle run.
     name: str = field(init=False, repr=False, compare=False)
     # The most GPUs one job can ever hold here: the pool's cap and, under a replayed

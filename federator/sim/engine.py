@@ -22,6 +22,7 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Protocol
 
@@ -43,6 +44,8 @@ _PROGRESS_STEP = 500  # arrivals per progress report
 # reset or ended, so nothing it waits for will change. (Its revisits double, so without this
 # the run would spin until the clock overflowed.)
 _GIVE_UP_AFTER_S = 400 * 86_400.0
+_NO_SPEND: Mapping[str, float] = MappingProxyType({})
+_DEFAULT_TENANT = "default"  # `PendingJob.tenant`'s, for a queue no tenant was worked out for
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +68,16 @@ class Scenario:
     # Trace queues whose jobs may not burst, each with the policy file's reason (its queue's
     # `burst` mode or a `burst_rules` entry, as `federator.policy.may_burst` reads them).
     burst_refused: Mapping[str, str] = field(default_factory=dict)
+    # The tenant of each trace queue's jobs, as the daemon names it (`setup.trace_tenants`); a
+    # queue not listed keeps the core's default tenant.
+    tenants: Mapping[str, str] = field(default_factory=dict)
 
     def may_burst(self, job: TraceJob) -> bool:
         """Whether the policy file lets this job leave on-prem at all (its queue's rules)."""
         return job.queue not in self.burst_refused
+
+    def tenant_of(self, job: TraceJob) -> str:
+        return self.tenants.get(job.queue, _DEFAULT_TENANT)
 
     def pools_of_its_type(self, job: TraceJob) -> list[CloudPool]:
         """The pools whose GPU type the job accepts (any, when it names none)."""
@@ -148,6 +157,8 @@ class World:
         self.pool_jobs: dict[str, int] = {pool.name: 0 for pool in scenario.pools}
         self.cloud_running: dict[int, tuple[CloudPool, int]] = {}
         self.cloud_usd_by_day: dict[int, float] = {}
+        # Calendar month (`calendar_month`) -> tenant -> cloud spend booked in it.
+        self.cloud_usd_by_tenant_month: dict[int, dict[str, float]] = {}
         self.cloud_usd_by_pool: dict[str, float] = {pool.name: 0.0 for pool in scenario.pools}
         # The due jobs of the current round that freed cloud room woke (see `Controller`).
         self.woken_by_room: set[int] = set()
@@ -186,6 +197,7 @@ class World:
             submitted_at=spec.submit_s,
             runtime_estimate_s=self.estimates[job],
             queue=spec.queue,
+            tenant=self.scenario.tenant_of(spec),
             runtime_source=self.scenario.estimate.source,
             datasets=datasets,
             checkpoint_interval_s=self.scenario.physics.checkpoint_interval_s,
@@ -272,11 +284,27 @@ class World:
         return Spend(
             last_hour_usd=self.burn_usd_per_hour(now),
             today_usd=self.cloud_usd_by_day.get(int(now // 86400), 0.0),
+            tenant_month_usd=self.tenant_month_usd(now),
             bursted_jobs=len(self.cloud_running),
             bursted_gpus=sum(self.pool_used_gpus.values()),
             cluster_bursted_jobs=cluster_jobs,
             cluster_bursted_gpus=cluster_gpus,
         )
+
+    def tenant_month_usd(self, now: float) -> Mapping[str, float]:
+        """Each tenant's cloud spend in the calendar month of `now` (a copy: a Spend is what
+        was spent when it was made)."""
+        month = self.cloud_usd_by_tenant_month.get(calendar_month(now))
+        return dict(month) if month else _NO_SPEND
+
+    def book_cloud_cost(self, job: int, cost_usd: float, now: float) -> None:
+        """Count a burst's whole cost in the day and, for its tenant, the calendar month it
+        bursts in, as the daemon's budgets count a new burst (docs/cost-model.md §2)."""
+        day = int(now // 86400)
+        self.cloud_usd_by_day[day] = self.cloud_usd_by_day.get(day, 0.0) + cost_usd
+        tenant = self.scenario.tenant_of(self.trace[job])
+        month = self.cloud_usd_by_tenant_month.setdefault(calendar_month(now), {})
+        month[tenant] = month.get(tenant, 0.0) + cost_usd
 
     def burn_usd_per_hour(self, now: float) -> float:
         """What the running cloud jobs cost per hour at current prices."""
@@ -600,8 +628,7 @@ class Simulation:
         outcomes.preemptions[job] = run.preemptions
         pool_bills = self.world.cloud_usd_by_pool
         pool_bills[run.pool] = pool_bills.get(run.pool, 0.0) + run.cost_usd
-        day = int(now // 86400)
-        self.world.cloud_usd_by_day[day] = self.world.cloud_usd_by_day.get(day, 0.0) + run.cost_usd
+        self.world.book_cloud_cost(job, run.cost_usd, now)
 
     # --- results -------------------------------------------------------------------------
 
@@ -635,6 +662,16 @@ class Simulation:
             max_onprem_gpus_used=self._max_onprem_used,
             cloud_usd_by_pool=dict(self.world.cloud_usd_by_pool),
         )
+
+
+def calendar_month(now: float) -> int:
+    """The UTC calendar month (months since January 1970) of a time on the trace clock.
+
+    The trace clock is read as seconds since 1970-01-01 00:00 UTC, the convention the day
+    budget's `now // 86400` already follows: time 0 starts a day and a month, and months have
+    their calendar lengths, as the daemon's tenant budgets count them."""
+    moment = datetime.fromtimestamp(now, UTC)
+    return (moment.year - 1970) * 12 + moment.month - 1
 
 
 def check_invariants(outcomes: JobOutcomes, max_onprem_used: int, onprem_gpus: int) -> None:

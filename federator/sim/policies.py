@@ -239,6 +239,7 @@ def pool_offer(pool: CloudPool, world: World, now: float) -> Offer:
         free_gpus=free,
         preemption_rate_per_hour=rate,
         startup_latency_s=pool.startup_latency_s,
+        region=pool.region,
         gpus_per_node=pool.gpus_per_node,
         egress_usd_per_gb=pool.egress_usd_per_gb,
         ingress_usd_per_gb=pool.ingress_usd_per_gb,

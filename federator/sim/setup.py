@@ -91,6 +91,7 @@ def build_world(
         decision_period_s=period,
         caps=policy.caps,
         burst_refused=burst_refusals(config, trace),
+        tenants=trace_tenants(config, trace),
     )
     return WorldSetup(scenario=scenario, policy=policy)
 
@@ -104,6 +105,18 @@ def burst_refusals(config: FederatorConfig, trace: Sequence[TraceJob]) -> dict[s
         if not verdict.allowed:
             refused[name] = verdict.reason
     return refused
+
+
+def trace_tenants(config: FederatorConfig, trace: Sequence[TraceJob]) -> dict[str, str]:
+    """The tenant of each trace queue's jobs, as the daemon names it: the tenant listing the
+    namespace the queue maps to (`trace_job_facts`), else the namespace itself (budgets and
+    tenant rules are keyed by tenant name; a namespace no tenant lists is its own)."""
+    tenants = {}
+    for name in sorted({job.queue for job in trace}):
+        namespace = trace_job_facts(config, name).namespace
+        tenant = config.tenant_of_namespace(namespace)
+        tenants[name] = tenant.name if tenant is not None else namespace
+    return tenants
 
 
 def trace_job_facts(config: FederatorConfig, queue: str) -> JobFacts:
@@ -180,7 +193,18 @@ def _cloud_pool(pricing: PoolPricing, config: FederatorConfig, options: WorldOpt
         transfer_bytes_per_s=float(cluster.transfer_bandwidth_per_second),
         price_history=history,
         availability=availability,
+        region=_offer_region(pricing),
     )
+
+
+def _offer_region(pricing: PoolPricing) -> str:
+    """The region the daemon's offers give this pool (`federator.prices.offers`): its price
+    quote's, else its cluster's. A pool with no offline quote (live AWS prices, replayed
+    here) is priced in its price reference's region, which a live quote would carry."""
+    quote = pricing.source.quote(pricing.refs[0], 0.0) if pricing.refs else None
+    if quote is None or isinstance(quote, Rejection):
+        return pricing.region or pricing.cluster.region
+    return quote.region or pricing.cluster.region
 
 
 def _onprem_egress_usd_per_gb(config: FederatorConfig) -> float:
