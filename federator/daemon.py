@@ -67,6 +67,7 @@ from federator.prices.live import offer_builder, refresh_all
 from federator.prices.offers import OfferBuilder
 from federator.prices.preemption import PreemptionLedger
 from federator.prices.preemption_store import ConfigMapPreemptionStore
+from federator.storage.retrying import RetriesStopped
 from federator.storage.stores import ReplicaDefinition, Stores, replica_definition
 from federator.syncing.replication import ReplicaState, Replicator
 
@@ -750,6 +751,8 @@ async def sync_models_back(parts: Parts, stop: asyncio.Event) -> None:
             continue
         try:
             await modelsync.sync_models_once(parts.stores, clouds)
+        except RetriesStopped:  # a shutdown cut the round short: expected, not a fault
+            log.info("model_sync_back_stopped", hint="the next start finishes the round")
         except Exception:
             log.warning("model_sync_back_failed", exc_info=True)
 

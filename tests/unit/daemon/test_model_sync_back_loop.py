@@ -1,0 +1,53 @@
+"""The leader's model sync-back loop: a round a shutdown cuts short is not logged as a fault."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import structlog.testing
+
+from federator import daemon
+from federator.storage.retrying import RetriesStopped
+from federator.syncing import modelsync
+
+
+def parts() -> Any:
+    registry = SimpleNamespace(checkpoint_sync_interval=timedelta(0))
+    return SimpleNamespace(
+        holder=SimpleNamespace(config=SimpleNamespace(registry=registry)),
+        stores=SimpleNamespace(cloud_clusters=lambda: ["cloud-a"]),
+        fence=SimpleNamespace(allows_writes=lambda: True),
+    )
+
+
+async def one_round_raising(error: Exception, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    stop = asyncio.Event()
+
+    async def sync_once(*_: object) -> None:
+        stop.set()
+        raise error
+
+    monkeypatch.setattr(modelsync, "sync_models_once", sync_once)
+    with structlog.testing.capture_logs() as logged:
+        await daemon.sync_models_back(parts(), stop)
+    return [entry for entry in logged if entry["event"].startswith("model_sync_back")]
+
+
+async def test_a_round_stopped_by_a_shutdown_is_noted_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    logged = await one_round_raising(RetriesStopped("stopping"), monkeypatch)
+    assert [(e["event"], e["log_level"]) for e in logged] == [("model_sync_back_stopped", "info")]
+    assert "exc_info" not in logged[0]
+
+
+async def test_any_other_failure_is_still_a_warning_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    logged = await one_round_raising(RuntimeError("store on fire"), monkeypatch)
+    assert [(e["event"], e["log_level"]) for e in logged] == [("model_sync_back_failed", "warning")]
+    assert logged[0]["exc_info"] is True
