@@ -28,7 +28,7 @@ from typing import Protocol
 
 from federator import errors
 from federator.core.models import CapacityType, DatasetNeed, PendingJob, Spend
-from federator.core.policy import Caps
+from federator.core.policy import Caps, TenantRule
 from federator.sim.cloud import CloudPool, CloudRun, JobPhysics, draws_at_random, run_in_cloud
 from federator.sim.estimates import EstimateMode, RuntimeEstimator
 from federator.sim.metrics import JobOutcomes, Summary, summarize
@@ -71,6 +71,9 @@ class Scenario:
     # The tenant of each trace queue's jobs, as the daemon names it (`setup.trace_tenants`); a
     # queue not listed keeps the core's default tenant.
     tenants: Mapping[str, str] = field(default_factory=dict)
+    # Where each tenant's jobs may go (the decision policy's rules, copied here by `setup`): the
+    # pre-run checks need them to tell which pools a job's tenant can ever use.
+    tenant_rules: Mapping[str, TenantRule] = field(default_factory=dict)
 
     def may_burst(self, job: TraceJob) -> bool:
         """Whether the policy file lets this job leave on-prem at all (its queue's rules)."""
@@ -78,6 +81,41 @@ class Scenario:
 
     def tenant_of(self, job: TraceJob) -> str:
         return self.tenants.get(job.queue, _DEFAULT_TENANT)
+
+    def tenant_allows(self, job: TraceJob, pool: CloudPool) -> bool:
+        """Whether the job's tenant may use this pool: its allowed clusters and regions, as the
+        core reads them (an empty set: no restriction)."""
+        rule = self.tenant_rules.get(self.tenant_of(job))
+        if rule is None:
+            return True
+        if rule.allowed_clusters and pool.cluster not in rule.allowed_clusters:
+            return False
+        return not (rule.allowed_regions and pool.region not in rule.allowed_regions)
+
+    def tenant_scope(self, job: TraceJob) -> str | None:
+        """Where the job's tenant may burst, as a person reads it ("tenant t may use only
+        cloud-a in region us-east-1"); None when its tenant restricts neither."""
+        tenant = self.tenant_of(job)
+        rule = self.tenant_rules.get(tenant)
+        if rule is None or not (rule.allowed_clusters or rule.allowed_regions):
+            return None
+        where = ", ".join(sorted(rule.allowed_clusters))
+        if rule.allowed_regions:
+            regions = sorted(rule.allowed_regions)
+            listed = f"region{'s' if len(regions) > 1 else ''} {', '.join(regions)}"
+            where = f"{where} in {listed}" if where else listed
+        return f"tenant {tenant} may use only {where}"
+
+    def why_tenant_has_no_pool(self, job: TraceJob) -> str | None:
+        """Why the job's tenant can burst to no pool at all (its allowed clusters and regions
+        hold none of the pools), or None if one is allowed."""
+        scope = self.tenant_scope(job)
+        if scope is None or not self.pools:  # no pools: no tenant's rule is why nothing bursts
+            return None
+        if any(self.tenant_allows(job, pool) for pool in self.pools):
+            return None
+        where = sorted({f"{pool.cluster} ({pool.region or 'no region'})" for pool in self.pools})
+        return f"{scope}, where no cloud pool is (the pools are in {', '.join(where)})"
 
     def pools_of_its_type(self, job: TraceJob) -> list[CloudPool]:
         """The pools whose GPU type the job accepts (any, when it names none)."""
@@ -750,19 +788,42 @@ def _why_no_pool(job: TraceJob, scenario: Scenario, policy: str) -> str | None:
             f"asks for gpu_type {job.gpu_type!r}, which no cloud pool offers (pools' GPU "
             f"types: {', '.join(sorted(offered))}; matching is case-sensitive)"
         )
+    allowed, why = _pools_its_tenant_allows(job, scenario)
+    if why is not None:
+        return why
+    scope = scenario.tenant_scope(job)
     capacity = _BASELINE_CAPACITY.get(policy)
-    pools = [
-        pool
-        for pool in scenario.pools_of_its_type(job)
-        if capacity is None or pool.capacity_type is capacity
-    ]
+    pools = [pool for pool in allowed if capacity is None or pool.capacity_type is capacity]
     if not pools:
-        return f"the {policy} policy bursts only to {capacity} pools, and none offers its GPU type"
+        where = f" ({scope})" if scope else ""
+        return (
+            f"the {policy} policy bursts only to {capacity} pools, and none{where} offers its "
+            f"GPU type"
+        )
     limits = [_pool_limit(pool, scenario.caps) for pool in pools]
     if any(room >= job.gpus for room, _ in limits):
         return None
-    return "no cloud pool can ever take it: " + "; ".join(
-        f"{pool.name} {why}" for pool, (_, why) in zip(pools, limits, strict=True)
+    each = "; ".join(f"{pool.name} {why}" for pool, (_, why) in zip(pools, limits, strict=True))
+    if scope is None:
+        return "no cloud pool can ever take it: " + each
+    most = max(room for room, _ in limits)
+    return f"{scope}, whose pools have at most {most} GPUs per job: {each}"
+
+
+def _pools_its_tenant_allows(
+    job: TraceJob, scenario: Scenario
+) -> tuple[list[CloudPool], str | None]:
+    """The pools of the job's GPU type its tenant may use, or why there are none."""
+    if (nowhere := scenario.why_tenant_has_no_pool(job)) is not None:
+        return [], nowhere
+    mine = [pool for pool in scenario.pools if scenario.tenant_allows(job, pool)]
+    allowed = [pool for pool in mine if not job.gpu_type or pool.gpu_type == job.gpu_type]
+    if allowed:
+        return allowed, None
+    types = ", ".join(sorted({pool.gpu_type for pool in mine}))
+    return [], (
+        f"{scenario.tenant_scope(job)}, whose pools do not offer gpu_type {job.gpu_type!r} "
+        f"(their GPU types: {types})"
     )
 
 

@@ -92,6 +92,7 @@ def build_world(
         caps=policy.caps,
         burst_refused=burst_refusals(config, trace),
         tenants=trace_tenants(config, trace),
+        tenant_rules=policy.tenants,
     )
     return WorldSetup(scenario=scenario, policy=policy)
 
@@ -302,15 +303,19 @@ def unmatched_gpu_types(trace: Sequence[TraceJob], pools: Sequence[CloudPool]) -
 
 def refused_queues(trace: Sequence[TraceJob], scenario: Scenario) -> str | None:
     """A note when the policy file keeps some trace queues on-prem (None: every job may burst),
-    so a run where nothing bursts is not a surprise."""
+    so a run where nothing bursts is not a surprise: queues that may not burst, and queues
+    whose tenant may use only clusters or regions where no cloud pool is."""
     counts: dict[str, int] = {}
+    reasons: dict[str, str] = {}
     for job in trace:
-        if not scenario.may_burst(job):
+        if job.queue not in reasons:
+            why = scenario.burst_refused.get(job.queue) or scenario.why_tenant_has_no_pool(job)
+            reasons[job.queue] = why or ""
+        if reasons[job.queue]:
             counts[job.queue] = counts.get(job.queue, 0) + 1
     if not counts:
         return None
     listed = "; ".join(
-        f"queue {name!r} ({jobs} job(s)): {scenario.burst_refused[name]}"
-        for name, jobs in sorted(counts.items())
+        f"queue {name!r} ({jobs} job(s)): {reasons[name]}" for name, jobs in sorted(counts.items())
     )
     return f"{sum(counts.values())} trace job(s) may never burst, by the policy file: {listed}"
