@@ -381,6 +381,16 @@ class Simulation:
         self._short_of_room: set[int] = set()
         # Each job's (GPUs, GPU type, queue): what freed cloud room means to it (`_room_returns`).
         self._shapes = [(spec.gpus, spec.gpu_type, spec.queue) for spec in trace]
+        # Per job, the pools whose room matters to it (`_pools_for_room`) and, when that is not
+        # every pool, their names: a job short of room is woken only by room freed in one of
+        # those (`_wake_short_of_room`); None for the jobs any freed room may help.
+        self._room_pools = _pools_for_room(trace, scenario)
+        everywhere = len(scenario.pools)
+        self._room_pool_names: list[frozenset[str] | None] = [
+            None if len(pools) == everywhere else frozenset(pool.name for pool in pools)
+            for pools in self._room_pools
+        ]
+        self._some_jobs_use_some_pools = any(names is not None for names in self._room_pool_names)
         self._max_onprem_used = 0
         self._admission_may_change = False  # see `_admit`
         self._queued = self.world.queue.jobs  # live: membership and set operations in C
@@ -503,13 +513,42 @@ class Simulation:
             self._admission_may_change = True
         else:
             pool, gpus = world.cloud_running.pop(job)
+            rooms_before = self._rooms_if_some_jobs_use_some_pools(now)
             world.pool_used_gpus[pool.name] -= gpus
             world.pool_jobs[pool.name] -= 1
-            self._wake_short_of_room(now)
+            self._wake_short_of_room(now, self._freed_pools(pool, rooms_before, now))
 
-    def _wake_short_of_room(self, now: float) -> None:
+    def _rooms_if_some_jobs_use_some_pools(self, now: float) -> Mapping[str, int] | None:
+        """The room before a cloud finish, when some job short of room may use only some pools
+        (so which pools the finish frees room in decides whether it is woken)."""
+        if not self._some_jobs_use_some_pools or not self._short_of_room:
+            return None
+        return self.world.cloud_room_gpus(now)
+
+    def _freed_pools(
+        self, pool: CloudPool, rooms_before: Mapping[str, int] | None, now: float
+    ) -> frozenset[str]:
+        """The pools a cloud finish in `pool` frees room in: its own, and any whose room a cap
+        the finish was counted under (all clouds', its cluster's) now lets grow."""
+        if rooms_before is None:
+            return frozenset((pool.name,))
+        rooms = self.world.cloud_room_gpus(now)
+        grown = {name for name, room in rooms.items() if room > rooms_before[name]}
+        return frozenset(grown | {pool.name})
+
+    def _wake_short_of_room(self, now: float, freed: frozenset[str]) -> None:
+        """Ask again the jobs short of room that may use a pool `freed` has room in again; the
+        others keep waiting for room (and their timed retry)."""
         woken = self._short_of_room & self._queued
+        still_short: set[int] = set()
+        if self._some_jobs_use_some_pools:
+            names = self._room_pool_names
+            still_short = {
+                job for job in woken if (mine := names[job]) is not None and mine.isdisjoint(freed)
+            }
+            woken -= still_short
         self._short_of_room.clear()
+        self._short_of_room.update(still_short)
         self.world.woken_by_room.update(woken)
         if woken:  # they share one round
             self._due.update(woken)
@@ -604,15 +643,14 @@ class Simulation:
         spec = self.world.trace[job]
         if not self.world.scenario.may_burst(spec):
             return False
-        pools = self.world.scenario.pools_of_its_type(spec)
-        return all(rooms[pool.name] < spec.gpus for pool in pools)
+        return all(rooms[pool.name] < spec.gpus for pool in self._room_pools[job])
 
     def _availability_returns(self, job: int, now: float) -> float:
         """When a replayed availability trace next lets one of the job's pools launch it."""
         spec, returns = self.world.trace[job], math.inf
         if not self.world.replays_availability:
             return returns
-        for pool in self.world.scenario.pools_of_its_type(spec):
+        for pool in self._room_pools[job]:
             if pool.availability is None or pool.largest_launch_gpus < spec.gpus:
                 continue
             nodes = math.ceil(spec.gpus / pool.gpus_per_node)
@@ -710,6 +748,24 @@ def calendar_month(now: float) -> int:
     their calendar lengths, as the daemon's tenant budgets count them."""
     moment = datetime.fromtimestamp(now, UTC)
     return (moment.year - 1970) * 12 + moment.month - 1
+
+
+def _pools_for_room(trace: Sequence[TraceJob], scenario: Scenario) -> list[tuple[CloudPool, ...]]:
+    """Per job, the pools whose room matters to it: those of its GPU type its tenant may use
+    (clusters and regions), as the pre-run check counts them. Jobs of one GPU type and queue
+    (so one tenant) share the answer."""
+    by_kind: dict[tuple[str, str], tuple[CloudPool, ...]] = {}
+    pools: list[tuple[CloudPool, ...]] = []
+    for spec in trace:
+        kind = (spec.gpu_type, spec.queue)
+        if kind not in by_kind:
+            by_kind[kind] = tuple(
+                pool
+                for pool in scenario.pools_of_its_type(spec)
+                if scenario.tenant_allows(spec, pool)
+            )
+        pools.append(by_kind[kind])
+    return pools
 
 
 def check_invariants(outcomes: JobOutcomes, max_onprem_used: int, onprem_gpus: int) -> None:
