@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Concatenate, Literal, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Concatenate, Literal, ParamSpec, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -143,29 +143,6 @@ def _in_slot(
     return wrap
 
 
-def _until_stopped(
-    method: Callable[Concatenate[DatasetCopier, P], T],
-) -> Callable[Concatenate[DatasetCopier, P], T]:
-    """A retried S3 call (`transient_retry`) whose retries end once the copier is stopped
-    (`retrying.stoppable`): a store that is down is otherwise retried for 90 s per request in
-    threads the exit waits for, past SIGTERM's 25 s. A request already sent still gets its
-    answer; the call then raises `retrying.RetriesStopped`, which leaves what it was doing
-    undone and recorded as before (an open upload stays in the sync state, resumed next run).
-    The copier builds each stoppable call once, not per request."""
-
-    @functools.wraps(method)
-    def call(self: DatasetCopier, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        stoppable = cast(
-            "Callable[Concatenate[DatasetCopier, P], T] | None", self._stoppable_calls.get(method)
-        )
-        if stoppable is None:
-            stoppable = retrying.stoppable(method, self._stopping)
-            self._stoppable_calls[method] = stoppable
-        return stoppable(self, *args, **kwargs)
-
-    return call
-
-
 def _naming_store(
     side: Literal["source", "target"],
 ) -> Callable[
@@ -250,12 +227,18 @@ class DatasetCopier:
         No further object or part is started; requests already in flight finish (a thread
         cannot be interrupted mid-request, and a part is at most `part_size`), so the run ends
         within one part's transfer time. No store request is tried again after a failure, nor
-        sent at all once stopped (`_until_stopped`): listings, the sync state's GET, each
+        sent at all once stopped (`retrying.until_stopped`): listings, the sync state's GET, each
         object's HEADs, reads, writes, completes, aborts, deletes; only a save of the sync state
         still makes its one try. An open multipart upload stays open and recorded in the sync
         state: the next run resumes it from its parts instead of starting over.
         """
         self._stopping.set()
+
+    def retries_stop_on(self) -> threading.Event:
+        """What ends this copier's store retries (`retrying.until_stopped`): its stop. A call it
+        cuts short raises `retrying.RetriesStopped`, which leaves what it was doing undone and
+        recorded as before (an open upload stays in the sync state, resumed next run)."""
+        return self._stopping
 
     def _check_not_stopping(self, key: str) -> None:
         if self._stopping.is_set():
@@ -601,7 +584,7 @@ class DatasetCopier:
     # -- S3 calls (each retried on transient errors) -------------------------------------------
 
     @_naming_store("source")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     @_in_slot("source")
     def _read(self, key: str, etag: str, *, byte_range: str | None) -> bytes:
@@ -629,7 +612,7 @@ class DatasetCopier:
             raise
 
     @_naming_store("target")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _put(self, key: str, body: bytes, md5: bytes) -> str:
@@ -645,7 +628,7 @@ class DatasetCopier:
         return response["ETag"].strip('"')
 
     @_naming_store("target")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _copy_object(self, key: str, etag: str) -> str:
@@ -663,7 +646,7 @@ class DatasetCopier:
         return response["CopyObjectResult"].get("ETag", "").strip('"')
 
     @_naming_store("source")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     @_in_slot("source")
     def _head_source(self, key: str) -> tuple[int, str] | None:
@@ -676,7 +659,7 @@ class DatasetCopier:
         return response["ContentLength"], response["ETag"].strip('"')
 
     @_naming_store("source")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     @_in_slot("source")
     def _first_part_size(self, key: str, etag: str) -> int | None:
@@ -699,7 +682,7 @@ class DatasetCopier:
         return response["ContentLength"] if response.get("PartsCount") else None
 
     @_naming_store("target")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _create_upload(self, key: str) -> str:
@@ -709,7 +692,7 @@ class DatasetCopier:
         return response["UploadId"]
 
     @_naming_store("target")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _upload_part(self, key: str, upload_id: str, number: int, body: bytes, md5: bytes) -> str:
@@ -729,7 +712,7 @@ class DatasetCopier:
         return response["ETag"].strip('"')
 
     @_naming_store("target")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _complete(self, key: str, upload_id: str, md5s: list[bytes]) -> str:
@@ -745,7 +728,7 @@ class DatasetCopier:
         return response.get("ETag", "").strip('"')
 
     @_naming_store("target")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]] | None:
@@ -775,7 +758,7 @@ class DatasetCopier:
         if state is not None:
             state.forget_upload(key)
 
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _abort(self, full_key: str, upload_id: str) -> None:
@@ -812,7 +795,7 @@ class DatasetCopier:
             state.forget_upload(key)
         return aborted
 
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     def _open_uploads(self) -> list[tuple[str, str, datetime]]:
         found: list[tuple[str, str, datetime]] = []
@@ -829,7 +812,7 @@ class DatasetCopier:
             deleted += self._delete_batch(batch)
         return deleted
 
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     @_in_slot("target")
     def _delete_batch(self, keys: tuple[str, ...]) -> int:

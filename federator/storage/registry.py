@@ -12,7 +12,8 @@ Format in `syncing.manifests`. The rules that make it safe without a database:
 - Sync back (cloud staging -> on-prem) copies only versions missing at the target, blobs first,
   and is idempotent: a version already there with the same manifest counts as done.
 - A shutdown (`stopping`) ends every retry and sends no further retried request
-  (`_until_stopped`); the error goes through the steps above, so it never skips to a manifest.
+  (`retrying.until_stopped`); the error goes through the steps above, so it never skips to a
+  manifest.
 Local files are uploaded with s3transfer's managed transfer (multipart, bounded threads).
 """
 
@@ -28,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, Protocol, TypeVar
 
 from boto3.s3.transfer import TransferConfig
 from s3transfer.utils import ChunksizeAdjuster
@@ -111,30 +112,6 @@ def _on_store(
     return wrap
 
 
-def _until_stopped(
-    method: Callable[Concatenate[ModelRegistry, P], T],
-) -> Callable[Concatenate[ModelRegistry, P], T]:
-    """A retried S3 call (`transient_retry`) whose retries end once the registry's `stopping`
-    is set (`retrying.stoppable`): a store that is down is otherwise retried for 90 s per
-    request in threads the exit waits for, past SIGTERM's 25 s. A request already sent still
-    gets its answer; then, or for a call made after the stop, `retrying.RetriesStopped`. Its
-    callers let it through, so a version whose blobs did not all arrive gets no manifest (the
-    next round copies it) and a write already sent is never undone. Put it between `_on_store`
-    and `transient_retry`; the stoppable call is built once per registry and call."""
-
-    @functools.wraps(method)
-    def call(self: ModelRegistry, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        stoppable = cast(
-            "Callable[Concatenate[ModelRegistry, P], T] | None", self._stoppable_calls.get(method)
-        )
-        if stoppable is None:
-            stoppable = retrying.stoppable(method, self.stopping)
-            self._stoppable_calls[method] = stoppable
-        return stoppable(self, *args, **kwargs)
-
-    return call
-
-
 class ModelRegistry:
     """One registry (on-prem registry or a cloud's staging area) at an S3 location.
 
@@ -159,9 +136,16 @@ class ModelRegistry:
         self.part_concurrency = part_concurrency
         # Set when the process shuts down: a blob in flight stops at its next part and its
         # upload is aborted (blobs are content-addressed; the next round sends it again), and
-        # no store request is retried or sent any more (`_until_stopped`).
+        # no store request is retried or sent any more (`retries_stop_on`).
         self.stopping = stopping or threading.Event()
         self._stoppable_calls: dict[Callable[..., object], Callable[..., object]] = {}
+
+    def retries_stop_on(self) -> threading.Event:
+        """What ends this registry's store retries (`retrying.until_stopped`): `stopping`. The
+        callers let `retrying.RetriesStopped` through, so a version whose blobs did not all
+        arrive gets no manifest (the next round copies it) and a write already sent is never
+        undone."""
+        return self.stopping
 
     @property
     def store(self) -> str:
@@ -413,7 +397,7 @@ class ModelRegistry:
         )
         return size
 
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     def _abort_leftover_uploads(self, key: str) -> None:
         """Abort every upload already open for this blob key before sending it again.
@@ -435,7 +419,7 @@ class ModelRegistry:
                 if not retrying.is_not_found(error):
                     raise
 
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     def _upload_part(self, key: str, upload_id: str, number: int, chunk: bytes) -> str:
         md5 = hashlib.md5(chunk, usedforsecurity=False).digest()
@@ -494,7 +478,7 @@ class ModelRegistry:
         return sorted(found)
 
     @_on_store("listing")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     def _keys(self, prefix: str) -> list[str]:
         paginator = self.s3.get_paginator("list_objects_v2")
@@ -505,7 +489,7 @@ class ModelRegistry:
         ]
 
     @_on_store("reading")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     def _get(self, relative_key: str) -> tuple[bytes, str] | None:
         try:
@@ -519,7 +503,7 @@ class ModelRegistry:
         return response["Body"].read(), response["ETag"]
 
     @_on_store("reading")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     def _head(self, key: str) -> int | None:
         try:
@@ -530,13 +514,13 @@ class ModelRegistry:
             raise
 
     @_on_store("reading")
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     def _etag(self, key: str) -> str:
         return self.s3.head_object(Bucket=self.location.bucket, Key=key)["ETag"].strip('"')
 
     @_on_store("writing", keep=retrying.is_precondition_failed)
-    @_until_stopped
+    @retrying.until_stopped
     @retrying.transient_retry()
     def _put(
         self,
