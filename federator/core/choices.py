@@ -494,10 +494,7 @@ class RoundOptions:
             return False
         if gpus_per_pod is not None and gpus_per_pod > offer.gpus_per_node:
             return False
-        rule = self.policy.tenant_rule(tenant)
-        if rule.allowed_clusters and offer.cluster not in rule.allowed_clusters:
-            return False
-        return not (rule.allowed_regions and offer.region not in rule.allowed_regions)
+        return self.policy.tenant_rule(tenant).allows(offer.cluster, offer.region)
 
     def _cheaper_variant(self, job: PendingJob, index: int, value_per_hour: float) -> CloudEstimate:
         offer, free = self.offers[index], self.ledger.free[index]

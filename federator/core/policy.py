@@ -67,6 +67,12 @@ class TenantRule:
     allowed_regions: frozenset[str] = frozenset()
     burst_allowed: bool = True  # False: this tenant never bursts (a whole-tenant opt-out)
 
+    def allows(self, cluster: str, region: str) -> bool:
+        """Whether the tenant's jobs may run on a pool of `cluster` in `region`."""
+        if self.allowed_clusters and cluster not in self.allowed_clusters:
+            return False
+        return not (self.allowed_regions and region not in self.allowed_regions)
+
 
 @dataclass(frozen=True, slots=True)
 class DecisionPolicy:

@@ -86,11 +86,7 @@ class Scenario:
         """Whether the job's tenant may use this pool: its allowed clusters and regions, as the
         core reads them (an empty set: no restriction)."""
         rule = self.tenant_rules.get(self.tenant_of(job))
-        if rule is None:
-            return True
-        if rule.allowed_clusters and pool.cluster not in rule.allowed_clusters:
-            return False
-        return not (rule.allowed_regions and pool.region not in rule.allowed_regions)
+        return rule is None or rule.allows(pool.cluster, pool.region)
 
     def tenant_scope(self, job: TraceJob) -> str | None:
         """Where the job's tenant may burst, as a person reads it ("tenant t may use only
