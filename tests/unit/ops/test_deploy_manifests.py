@@ -213,6 +213,7 @@ def test_the_dashboard_covers_queue_bursts_spend_sync_and_health() -> None:
         "federator_bursted_jobs",
         "federator_cloud_spend_usd_total",
         "federator_sync_lag_seconds",
+        "federator_sync_failures_total",  # a replica that keeps failing holds its jobs
         "federator_cluster_up",
     ):
         assert metric in text
