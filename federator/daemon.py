@@ -835,15 +835,16 @@ async def resync_known_replicas(
     exists: Callable[[str, str], bool],
     may_write: Callable[[], bool],
 ) -> list[tuple[str, str]]:
-    """One round: each pair the replicator has checked, or whose replica exists in the store,
-    is checked again and, if behind, copied in the background; the round then waits for every
-    pair checked to settle (`sync_now`: its listing and the copy it starts), so a failed one is
-    logged (the first round after its backoff starts it again). Every pair, not only those not
-    ready: a replica last found complete answers `ready` while its recheck is still listing,
-    and that recheck may find it behind. The fence is asked before each pair: it can close
+    """One round: each pair the replicator has in use (checked, or checked before a reload
+    moved it: `Replicator.in_use`), or whose replica exists in the store, is checked again
+    and, if behind, copied in the background; the round then waits for every pair checked to
+    settle (`sync_now`: its listing and the copy it starts), so a failed one is logged (the
+    first round after its backoff starts it again). Every pair, not only those not ready: a
+    replica last found complete answers `ready` while its recheck is still listing, and that
+    recheck may find it behind. The fence is asked before each pair: it can close
     mid-round. Returns the pairs checked."""
     checked: list[tuple[str, str]] = []
-    known = replicator.lags()
+    known = replicator.in_use()
     for pair in pairs:
         if not may_write():
             break

@@ -183,6 +183,8 @@ class Replicator:
         self._copies: dict[tuple[str, str], _Copy] = {}
         self._status: dict[tuple[str, str], ReplicationStatus] = {}  # as of the last listing
         self._backoffs: dict[tuple[str, str], _Backoff] = {}
+        # Replicas in use that a reload moved: not checked at their new location yet.
+        self._moved: set[tuple[str, str]] = set()
         self._closing = False  # copies ending now were stopped for a shutdown
 
     async def ensure_replicated(self, dataset: str, cluster: str) -> ReplicationStatus:
@@ -195,6 +197,7 @@ class Replicator:
         answered READY keeps that status, any other is CHECKING (not ready).
         """
         key = (dataset, cluster)
+        self._moved.discard(key)
         check = self._checks.get(key)
         if check is not None:  # started by an earlier call: answered at once, never waited for
             return await self._outcome(key, check, wait_s=0.0)
@@ -247,6 +250,12 @@ class Replicator:
         now = self._clock()
         return {key: status.lag_s(now) for key, status in self._status.items()}
 
+    def in_use(self) -> set[tuple[str, str]]:
+        """Replicas this process has checked, and those it had checked before a reload moved
+        them: the re-sync loop fills a moved replica's new location ahead of the next job, as
+        it kept the old one fresh (a replica never checked is found by its objects instead)."""
+        return set(self._status) | set(self._checks) | set(self._copies) | self._moved
+
     def publish_metrics(self) -> None:
         for (dataset, cluster), lag in self.lags().items():
             metrics.SYNC_LAG_SECONDS.labels(dataset=dataset, cluster=cluster).set(lag)
@@ -259,6 +268,10 @@ class Replicator:
         its engine stopped, so its thread fetches no further page and retries no failed one
         (no copy runs on that engine: a check and a copy of one replica never overlap)."""
         key = (dataset, cluster)
+        if key in self.in_use():
+            # Filled at its new location by the next re-sync round (a replica the reload removed
+            # instead is never asked for again, so its key here is inert).
+            self._moved.add(key)
         self._outdated.add(key)
         check = self._checks.pop(key, None)
         if check is not None:  # listing the old location: its answer is not the new one's

@@ -31,6 +31,12 @@ def complete_engine() -> FakeEngine:
     return engine
 
 
+def released_empty_engine() -> FakeEngine:
+    engine = FakeEngine()  # nothing at the target; its copy runs through at once
+    engine.release.set()
+    return engine
+
+
 class Engines:
     """A copy engine per (dataset, cluster), made on first use, like `Stores.dataset_copier`."""
 
@@ -83,6 +89,36 @@ async def test_a_replica_behind_its_source_is_copied_and_ends_complete() -> None
     assert checked == [("ds", "cloud-a")]  # known from memory: the store is not asked
     assert engine.runs == 1
     assert replicator.bytes_remaining("ds", "cloud-a") == 0
+
+
+async def test_a_replica_in_use_that_a_reload_moved_is_filled_at_its_new_location() -> None:
+    """The new location is empty (nothing there for `exists` to find), but the replica was in
+    use: the next round copies it there rather than leaving it for the next job to wait on."""
+    engines = Engines(make=released_empty_engine)
+    replicator = Replicator(engines, clock=lambda: 100.0, recheck_after_s=0.0)
+    pair = ("ds", "cloud-a")
+    engines.made[pair] = complete_engine()  # the old location: complete, checked by a job
+    await replicator.ensure_replicated(*pair)
+    replicator.forget(*pair)  # a reload moved the replica
+    del engines.made[pair]  # the next engine is built for the new, empty location
+    checked = await daemon.resync_known_replicas(
+        replicator, [pair], exists=lambda *_: False, may_write=lambda: True
+    )
+    assert checked == [pair]
+    new = engines.made[pair]
+    assert new.runs == 1, "the new location was copied to"
+    assert replicator.bytes_remaining(*pair) == 0
+
+
+async def test_a_replica_removed_by_a_reload_is_not_filled_again() -> None:
+    engines = Engines()
+    replicator = Replicator(engines, clock=lambda: 100.0)
+    await replicator.ensure_replicated("ds", "cloud-a")
+    replicator.forget("ds", "cloud-a")  # the reload removed it: the loop's pairs no longer list it
+    checked = await daemon.resync_known_replicas(
+        replicator, [("other", "cloud-a")], exists=lambda *_: False, may_write=lambda: True
+    )
+    assert checked == []
 
 
 async def test_a_follower_resyncs_nothing() -> None:
