@@ -11,9 +11,15 @@ Format in `syncing.manifests`. The rules that make it safe without a database:
   (or `If-None-Match: *` when creating), so a concurrent move is detected, never lost.
 - Sync back (cloud staging -> on-prem) copies only versions missing at the target, blobs first,
   and is idempotent: a version already there with the same manifest counts as done.
+- A blob copy's multipart requests (create, parts, complete and abort) are retried on transient
+  failures like the registry's other requests (`retrying.transient_retry`; botocore's own
+  retries are off): a 503 or a connection reset costs a retry, not the blob, whose copy would
+  start over at its first part in the next round. A complete whose retry finds no upload (the
+  first try landed, its answer lost) counts as done once the blob is in place at its size.
 - A shutdown (`stopping`) ends every retry and sends no further retried request
-  (`retrying.until_stopped`); the error goes through the steps above, so it never skips to a
-  manifest.
+  (`retrying.until_stopped`), except the first try of the writes that settle a blob's upload
+  (completing it once all its parts arrived, aborting it when cut short); the error goes through
+  the steps above, so it never skips to a manifest.
 Local files are uploaded with s3transfer's managed transfer (multipart, bounded threads).
 """
 
@@ -31,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, Protocol, TypeVar
 
+import structlog
 from boto3.s3.transfer import TransferConfig
 from s3transfer.utils import ChunksizeAdjuster
 
@@ -44,6 +51,8 @@ from federator.syncing.manifests import FileEntry, Manifest
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+log = structlog.get_logger(__name__)
 
 MiB = 1024 * 1024
 _READ = 8 * MiB
@@ -110,6 +119,23 @@ def _on_store(
         return call
 
     return wrap
+
+
+def _first_try_kept(
+    method: Callable[Concatenate[ModelRegistry, P], T],
+) -> Callable[Concatenate[ModelRegistry, P], T]:
+    """`retrying.until_stopped` for a write that settles a blob's upload (its complete, its
+    abort): after the stop its retries are refused but its first try is still made
+    (`retrying.stoppable(first_try_kept=True)`), so a blob whose parts all arrived is in place
+    for the next round and one cut short leaves no upload open. Built per call (about 8 µs,
+    once per blob)."""
+
+    @functools.wraps(method)
+    def call(self: ModelRegistry, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        settle = retrying.stoppable(method, self.stopping, first_try_kept=True)
+        return settle(self, *args, **kwargs)
+
+    return call
 
 
 class ModelRegistry:
@@ -360,32 +386,78 @@ class ModelRegistry:
         return _TranslatedBody(body, self.store, f"reading blob {entry.digest} under {self.uri}")
 
     def _receive_in_parts(self, entry: FileEntry, key: str, body: _Readable, part_size: int) -> int:
-        self._abort_leftover_uploads(key)
-        upload_id = self.s3.create_multipart_upload(Bucket=self.location.bucket, Key=key)[
-            "UploadId"
-        ]
+        upload_id = self._create_upload(key)
+        try:
+            # After the create, so that an upload a retried create opened (its first answer
+            # lost) goes too, not only those a crash left.
+            self._abort_leftover_uploads(key, keep=upload_id)
+            etags = self._send_parts(entry, key, upload_id, body, part_size)
+            self._complete(entry, key, upload_id, etags)
+        except BaseException:
+            self._abort_cut_short(key, upload_id)
+            raise
+        return entry.size
+
+    def _send_parts(
+        self, entry: FileEntry, key: str, upload_id: str, body: _Readable, part_size: int
+    ) -> list[str]:
+        """Send the blob's parts, hashing them as they stream; their ETags, once the bytes read
+        hash to the blob's name."""
         digest = hashlib.sha256()
         size = 0
         futures: list[Future[str]] = []
+        with ThreadPoolExecutor(self.part_concurrency) as pool:
+            for number in range(1, partlib.MAX_PARTS + 1):
+                if self.stopping.is_set():
+                    raise RegistryStopped(f"{key}: stopped at part {number} (shutting down)")
+                chunk = _read_exactly(body, part_size)
+                if not chunk and number > 1:
+                    break
+                digest.update(chunk)
+                size += len(chunk)
+                futures.append(pool.submit(self._upload_part, key, upload_id, number, chunk))
+                # Bound memory: never more parts buffered than workers plus one.
+                while sum(not f.done() for f in futures) > self.part_concurrency:
+                    futures[[f.done() for f in futures].index(False)].result()
+            etags = [f.result() for f in futures]
+        _check_digest(entry, digest.hexdigest(), size)
+        return etags
+
+    def _complete(self, entry: FileEntry, key: str, upload_id: str, etags: list[str]) -> None:
         try:
-            with ThreadPoolExecutor(self.part_concurrency) as pool:
-                for number in range(1, partlib.MAX_PARTS + 1):
-                    if self.stopping.is_set():
-                        raise RegistryStopped(f"{key}: stopped at part {number} (shutting down)")
-                    chunk = _read_exactly(body, part_size)
-                    if not chunk and number > 1:
-                        break
-                    digest.update(chunk)
-                    size += len(chunk)
-                    futures.append(pool.submit(self._upload_part, key, upload_id, number, chunk))
-                    # Bound memory: never more parts buffered than workers plus one.
-                    while sum(not f.done() for f in futures) > self.part_concurrency:
-                        futures[[f.done() for f in futures].index(False)].result()
-                etags = [f.result() for f in futures]
-            _check_digest(entry, digest.hexdigest(), size)
-        except BaseException:
-            self.s3.abort_multipart_upload(Bucket=self.location.bucket, Key=key, UploadId=upload_id)
-            raise
+            self._complete_upload(key, upload_id, etags)
+        except Exception as error:
+            # A retry whose first try completed the upload (its answer lost) finds no upload
+            # any more: the blob is then in place, its bytes checked before that first try.
+            # So is a blob another copier completed after aborting ours as a leftover.
+            if not retrying.is_not_found(error) or self._head(key) != entry.size:
+                raise
+            log.info("registry_blob_found_completed", store=self.store, key=key)
+
+    def _abort_cut_short(self, key: str, upload_id: str) -> None:
+        """Abort an upload whose blob failed, without hiding why it failed (the caller raises
+        that): an abort that fails too leaves the upload to the next `_abort_leftover_uploads`
+        of the key."""
+        try:
+            self._abort_upload(key, upload_id)
+        except Exception as error:  # noqa: BLE001
+            log.warning(
+                "registry_upload_left_open",
+                store=self.store,
+                key=key,
+                upload_id=upload_id,
+                error=f"{type(error).__name__}: {error}",
+            )
+
+    @retrying.until_stopped
+    @retrying.transient_retry()
+    def _create_upload(self, key: str) -> str:
+        response = self.s3.create_multipart_upload(Bucket=self.location.bucket, Key=key)
+        return response["UploadId"]
+
+    @_first_try_kept
+    @retrying.transient_retry()
+    def _complete_upload(self, key: str, upload_id: str, etags: list[str]) -> None:
         completed: list[CompletedPartTypeDef] = [
             {"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)
         ]
@@ -395,12 +467,20 @@ class ModelRegistry:
             UploadId=upload_id,
             MultipartUpload={"Parts": completed},
         )
-        return size
+
+    @_first_try_kept
+    @retrying.transient_retry()
+    def _abort_upload(self, key: str, upload_id: str) -> None:
+        try:
+            self.s3.abort_multipart_upload(Bucket=self.location.bucket, Key=key, UploadId=upload_id)
+        except Exception as error:
+            if not retrying.is_not_found(error):  # NoSuchUpload: aborted (or completed) already
+                raise
 
     @retrying.until_stopped
     @retrying.transient_retry()
-    def _abort_leftover_uploads(self, key: str) -> None:
-        """Abort every upload already open for this blob key before sending it again.
+    def _abort_leftover_uploads(self, key: str, *, keep: str = "") -> None:
+        """Abort every upload open for this blob key but `keep` (the one about to be sent).
 
         Blob keys are content-addressed, so an open upload for this key is a copy of these very
         bytes that a crash (kill -9) cut short; nothing records registry uploads, so without this
@@ -409,7 +489,7 @@ class ModelRegistry:
         """
         listed = self.s3.list_multipart_uploads(Bucket=self.location.bucket, Prefix=key)
         for upload in listed.get("Uploads", ()):
-            if upload.get("Key") != key:
+            if upload.get("Key") != key or upload.get("UploadId") == keep:
                 continue
             try:
                 self.s3.abort_multipart_upload(

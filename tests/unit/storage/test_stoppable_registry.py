@@ -3,8 +3,10 @@
 A request against a store that is down is retried for 90 s (`transient_retry`) in a thread that
 cannot be interrupted, and the process waits for its threads at exit, past the 25 s a SIGTERM
 has (docs/reliability.md). Once the registry's `stopping` event is set (`Stores.stop_transfers`),
-its listings, GETs, HEADs, PUTs (blobs, manifests, aliases), part uploads and the leftover-upload
-abort are tried no more: the call raises `retrying.RetriesStopped`. The registry's guarantees
+its listings, GETs, HEADs, PUTs (blobs, manifests, aliases), multipart creates,
+part uploads and the leftover-upload abort are tried no more: the call raises
+`retrying.RetriesStopped`. The writes that settle a blob's upload (its complete, its abort when
+cut short) still make their first try after the stop, never a retry. The registry's guarantees
 hold: no manifest is written for a version whose blobs did not all arrive, a blob cut short
 leaves no upload open, and a manifest whose write was already sent is not undone.
 
@@ -95,6 +97,14 @@ CALLS: dict[str, Callable[[ModelRegistry], object]] = {
     "_put": lambda r: r._put("registry/models/llama/versions/1.json", b"{}", if_none_match=True),
     "_upload_part": lambda r: r._upload_part("registry/blobs/sha256/ab", "u1", 1, b"x"),
     "_abort_leftover_uploads": lambda r: r._abort_leftover_uploads("registry/blobs/sha256/ab"),
+    "_create_upload": lambda r: r._create_upload("registry/blobs/sha256/ab"),
+    "_complete_upload": lambda r: r._complete_upload("registry/blobs/sha256/ab", "u1", ['"e"']),
+    "_abort_upload": lambda r: r._abort_upload("registry/blobs/sha256/ab", "u1"),
+}
+# The writes that settle a blob's upload: made once even after the stop, never retried then.
+SETTLING = {
+    "_complete_upload": "complete_multipart_upload",
+    "_abort_upload": "abort_multipart_upload",
 }
 
 
@@ -120,6 +130,16 @@ def test_a_call_made_after_the_stop_is_not_sent_at_all() -> None:
     with pytest.raises(retrying.RetriesStopped):
         registry(store, stopping).versions("llama")
     assert not store.calls
+
+
+@pytest.mark.parametrize("name", sorted(SETTLING))
+def test_a_write_settling_an_upload_still_makes_its_first_try_after_the_stop(name: str) -> None:
+    stopping = threading.Event()
+    store = DownStore(stopping)
+    stopping.set()
+    with pytest.raises(retrying.RetriesStopped):
+        CALLS[name](registry(store, stopping))
+    assert store.calls == Counter({SETTLING[name]: 1})
 
 
 def test_a_sync_back_to_a_registry_that_is_down_ends_when_it_is_stopped() -> None:
