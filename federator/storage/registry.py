@@ -11,11 +11,13 @@ Format in `syncing.manifests`. The rules that make it safe without a database:
   (or `If-None-Match: *` when creating), so a concurrent move is detected, never lost.
 - Sync back (cloud staging -> on-prem) copies only versions missing at the target, blobs first,
   and is idempotent: a version already there with the same manifest counts as done.
-- A blob copy's multipart requests (create, parts, complete and abort) are retried on transient
-  failures like the registry's other requests (`retrying.transient_retry`; botocore's own
-  retries are off): a 503 or a connection reset costs a retry, not the blob, whose copy would
-  start over at its first part in the next round. A complete whose retry finds no upload (the
-  first try landed, its answer lost) counts as done once the blob is in place at its size.
+- A blob copy's requests (the source's GET, the multipart create, parts, complete and abort)
+  are retried on transient failures like the registry's other requests
+  (`retrying.transient_retry`; botocore's own retries are off): a 503 or a connection reset
+  costs a retry, not the blob, whose copy would start over at its first part in the next round.
+  A blob's read that breaks mid-stream goes on from the bytes already read (a Range GET), the
+  SHA-256 carried on over the stream. A complete whose retry finds no upload (the first try
+  landed, its answer lost) counts as done once the blob is in place at its size.
 - A shutdown (`stopping`) ends every retry and sends no further retried request
   (`retrying.until_stopped`), except the first try of the writes that settle a blob's upload
   (completing it once all its parts arrived, aborting it when cut short); the error goes through
@@ -28,6 +30,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import io
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, Concatenate, ParamSpec, Protocol, TypeVar
 
 import structlog
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import IncompleteReadError
 from s3transfer.utils import ChunksizeAdjuster
 
 from federator import errors
@@ -56,6 +60,9 @@ log = structlog.get_logger(__name__)
 
 MiB = 1024 * 1024
 _READ = 8 * MiB
+# A blob's read that breaks this many times in a row without a byte read in between fails: the
+# store answers the GET but not with the bytes, which no further Range GET is likely to change.
+_BREAKS_WITHOUT_PROGRESS = 3
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -382,8 +389,30 @@ class ModelRegistry:
     def _open_blob(self, entry: FileEntry) -> _Readable:
         """The body of one of this registry's blobs, to stream into another registry."""
         key = self.location.key(manifests.blob_key(entry.digest))
-        body = self.s3.get_object(Bucket=self.location.bucket, Key=key)["Body"]
-        return _TranslatedBody(body, self.store, f"reading blob {entry.digest} under {self.uri}")
+        return _ResumingBody(
+            functools.partial(self._blob_from, key),
+            entry.size,
+            self.store,
+            f"reading blob {entry.digest} under {self.uri}",
+        )
+
+    @retrying.until_stopped
+    @retrying.transient_retry()
+    def _blob_from(self, key: str, offset: int) -> _Readable:
+        """The body of a blob from byte `offset` on: past 0, a Range GET resuming a broken read."""
+        if not offset:
+            return self.s3.get_object(Bucket=self.location.bucket, Key=key)["Body"]
+        response = self.s3.get_object(
+            Bucket=self.location.bucket, Key=key, Range=f"bytes={offset}-"
+        )
+        # A store that ignores Range answers 200 with the whole blob: its bytes must not be taken
+        # for the rest of it.
+        if not response.get("ContentRange", "").startswith(f"bytes {offset}-"):
+            raise BlobMismatch(
+                f"{key}: asked for bytes {offset}- to resume a broken read, got "
+                f"{response.get('ContentRange') or 'the whole blob'}"
+            )
+        return response["Body"]
 
     def _receive_in_parts(self, entry: FileEntry, key: str, body: _Readable, part_size: int) -> int:
         upload_id = self._create_upload(key)
@@ -641,17 +670,58 @@ class _Readable(Protocol):
     def read(self, amt: int | None = None) -> bytes: ...
 
 
-class _TranslatedBody:
-    """A blob's body being read from its (source) store, whose failures name that store."""
+class _ResumingBody:
+    """A blob's body being read from its (source) store, whose failures name that store.
 
-    def __init__(self, body: _Readable, store: str, doing: str) -> None:
-        self._body = body
+    A read that breaks mid-stream (a connection reset or a timeout while the bytes come, a
+    body shorter than its length) goes on from the bytes already returned, with a new GET of
+    the rest (`open_from(offset)`, retried like every request): the caller, hashing what it
+    reads, gets the blob's bytes once each and in order, as if nothing broke.
+    """
+
+    def __init__(
+        self, open_from: Callable[[int], _Readable], size: int, store: str, doing: str
+    ) -> None:
+        self._open_from = open_from
+        self._size = size
         self._store = store
         self._doing = doing
+        self._offset = 0  # bytes returned so far
+        self._breaks = 0  # breaks in a row with no byte returned in between
+        self._body = open_from(0)
 
     def read(self, amt: int | None = None) -> bytes:
         with retrying.translated(self._store, self._doing):
-            return self._body.read(amt)
+            while True:
+                try:
+                    chunk = self._body.read(amt)
+                except Exception as error:
+                    if not _stream_broke(error) or self._breaks >= _BREAKS_WITHOUT_PROGRESS:
+                        raise
+                    self._resume(error)
+                    continue
+                self._offset += len(chunk)
+                self._breaks = 0 if chunk else self._breaks
+                return chunk
+
+    def _resume(self, error: BaseException) -> None:
+        self._breaks += 1
+        log.info(
+            "registry_blob_read_resumed",
+            store=self._store,
+            doing=self._doing,
+            offset=self._offset,
+            error=f"{type(error).__name__}: {error}",
+        )
+        # Nothing left to read: a Range GET past the end would be refused (416).
+        left = self._offset < self._size
+        self._body = self._open_from(self._offset) if left else io.BytesIO(b"")
+
+
+def _stream_broke(error: BaseException) -> bool:
+    """A read of a body failed in a way a new GET of the rest may not: the connection, not the
+    store's answer. botocore raises IncompleteReadError for a body cut short without an error."""
+    return retrying.is_transient(error) or isinstance(error, IncompleteReadError)
 
 
 class RegistryStopped(errors.FederatorError):

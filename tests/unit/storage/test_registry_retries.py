@@ -4,8 +4,9 @@ botocore's own retries are off (`endpoints`), so a request the registry sends on
 503, throttle or connection reset; for a blob copy that failed the whole blob, whose next round
 sent every part again (a multi-GB model uploaded twice). Each test below injects one fault at
 the client (the Nth call of an operation raises a 503 or a connection error, before the store
-applies it or after, its answer lost) into: the multipart create, the complete, and the abort
-on the error path.
+applies it or after, its answer lost) into: the multipart create, the complete, the abort on
+the error path, the source blob's GET, and a read of its body that breaks mid-stream (resumed
+with a Range GET from the bytes already read).
 
 No test sleeps: every retried call here makes at most five tries without waiting.
 """
@@ -23,12 +24,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import (
     EndpointConnectionError,
+    IncompleteReadError,
     ReadTimeoutError,
     ResponseStreamingError,
 )
 from tenacity import stop_after_attempt, wait_none
 from urllib3.exceptions import ProtocolError
 
+from federator import errors
 from federator.storage.endpoints import Location
 from federator.storage.registry import BlobMismatch, ModelRegistry
 from federator.storage.retrying import StoreRefused
@@ -306,4 +309,68 @@ def test_an_abort_that_finds_no_upload_counts_as_aborted() -> None:
     with pytest.raises(BlobMismatch):
         registry(onprem).receive_blob(registry(staging, CLOUD), entry)
     assert onprem.calls["abort_multipart_upload"] == 2
+    assert onprem.uploads == {}
+
+
+# -- the source blob's GET and its body ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [WHOLE, PARTS])
+@pytest.mark.parametrize("error", [unavailable("GetObject"), reset()])
+def test_a_source_blob_whose_get_fails_once_is_opened_again(
+    size: int, error: BaseException
+) -> None:
+    staging = FaultyS3()
+    staging.fail("get_object", 1, error)
+    copy(size, staging, FaultyS3())
+    assert staging.calls["get_object"] == 2
+
+
+@pytest.mark.parametrize(
+    ("size", "cut_at"),
+    [(WHOLE, 400), (PARTS, 3 * MiB + 17), (PARTS, 5 * MiB), (PARTS, 5 * MiB + 1)],
+)
+@pytest.mark.parametrize("error", [stream_broken(), ReadTimeoutError(endpoint_url=CLOUD.url)])
+def test_a_read_that_breaks_mid_stream_goes_on_from_the_bytes_already_read(
+    size: int, cut_at: int, error: BaseException
+) -> None:
+    staging = FaultyS3()
+    staging.cut(1, cut_at, error)
+    onprem = FaultyS3()
+    copy(size, staging, onprem)  # arrives whole: the SHA-256 over the stream matched its name
+    # A blob sent whole is read in one go, whose bytes the break loses: read again from 0.
+    offset = 0 if size == WHOLE else cut_at
+    assert staging.ranges == ([f"bytes={offset}-"] if offset else [])
+    assert staging.calls["get_object"] == 2
+    assert onprem.parts_sent == (2 if size == PARTS else 0), "each part sent once"
+
+
+def test_a_body_shorter_than_its_length_is_read_on_from_where_it_stopped() -> None:
+    staging = FaultyS3()
+    staging.cut(1, 2 * MiB, IncompleteReadError(actual_bytes=2 * MiB, expected_bytes=PARTS))
+    copy(PARTS, staging, FaultyS3())
+    assert staging.ranges == [f"bytes={2 * MiB}-"]
+
+
+def test_a_read_that_breaks_at_every_resume_without_a_byte_gives_up() -> None:
+    staging = FaultyS3()
+    staging.cut(1, MiB, stream_broken())
+    for nth in range(2, 10):
+        staging.cut(nth, 0, stream_broken())
+    data, entry = blob(PARTS)
+    staging.objects["registry/" + manifests.blob_key(entry.digest)] = (data, "e")
+    with pytest.raises(errors.StoreUnavailable, match="reading from response stream"):
+        registry(FaultyS3()).receive_blob(registry(staging, CLOUD), entry)
+    assert staging.calls["get_object"] == 4  # the first GET and three resumes
+
+
+def test_a_store_that_ignores_the_range_is_not_taken_for_the_rest_of_the_blob() -> None:
+    staging = FaultyS3()
+    staging.honours_range = False
+    staging.cut(1, 3 * MiB, stream_broken())
+    data, entry = blob(PARTS)
+    staging.objects["registry/" + manifests.blob_key(entry.digest)] = (data, "e")
+    onprem = FaultyS3()
+    with pytest.raises(BlobMismatch, match=f"asked for bytes {3 * MiB}- .* got the whole blob"):
+        registry(onprem).receive_blob(registry(staging, CLOUD), entry)
     assert onprem.uploads == {}

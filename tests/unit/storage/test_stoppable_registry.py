@@ -3,7 +3,7 @@
 A request against a store that is down is retried for 90 s (`transient_retry`) in a thread that
 cannot be interrupted, and the process waits for its threads at exit, past the 25 s a SIGTERM
 has (docs/reliability.md). Once the registry's `stopping` event is set (`Stores.stop_transfers`),
-its listings, GETs, HEADs, PUTs (blobs, manifests, aliases), multipart creates,
+its listings, GETs (a blob's too), HEADs, PUTs (blobs, manifests, aliases), multipart creates,
 part uploads and the leftover-upload abort are tried no more: the call raises
 `retrying.RetriesStopped`. The writes that settle a blob's upload (its complete, its abort when
 cut short) still make their first try after the stop, never a retry. The registry's guarantees
@@ -100,6 +100,7 @@ CALLS: dict[str, Callable[[ModelRegistry], object]] = {
     "_create_upload": lambda r: r._create_upload("registry/blobs/sha256/ab"),
     "_complete_upload": lambda r: r._complete_upload("registry/blobs/sha256/ab", "u1", ['"e"']),
     "_abort_upload": lambda r: r._abort_upload("registry/blobs/sha256/ab", "u1"),
+    "_blob_from": lambda r: r._blob_from("registry/blobs/sha256/ab", 0),
 }
 # The writes that settle a blob's upload: made once even after the stop, never retried then.
 SETTLING = {
