@@ -6,6 +6,11 @@ import argparse
 import asyncio
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 DESCRIPTION = """\
 Connect to the live clusters, observe the on-prem queue and the cloud pools once, and print
@@ -49,16 +54,29 @@ def run(args: argparse.Namespace) -> int:
             _duration(d.expected_wait_s),
             d.reason,
         )
-    console = Console()
+    console = _wide_enough(Console(), table)
     console.print(table)
     if report.skipped:
         console.print(f"[yellow]note:[/] {report.skipped}")
     return 0
 
 
+def _wide_enough(console: Console, table: Table) -> Console:
+    """Piped or redirected, rich would squeeze the table to 80 columns and fold job names and
+    reasons mid-word; give it the width it needs instead (as `federator prices` does)."""
+    from rich.measure import Measurement
+
+    if console.is_terminal:
+        return console
+    width = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    return type(console)(width=max(console.width, width), file=console.file)
+
+
 def _duration(seconds: float) -> str:
+    """The wait as the reason column says it (28s, 12m, 6h10m): the sandbox's waits are
+    seconds, which whole minutes showed as 0m."""
+    from federator.core import reasons
+
     if not math.isfinite(seconds):
         return "never (no room on-prem)"
-    minutes, _ = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+    return reasons.duration(seconds)
