@@ -104,6 +104,8 @@ class SyncBackReport:
     blobs_present: int
     bytes_copied: int
     failures: tuple[tuple[str, str], ...]  # ("name@version", message)
+    # Versions to copy that a shutdown kept the round from reaching: the next round copies them.
+    left_for_next_round: int = 0
 
 
 def _on_store(
@@ -774,18 +776,15 @@ def sync_back(
 ) -> SyncBackReport:
     """Copy every version `source` has and `target` lacks (optionally only some models)."""
     have = set(target._all_versions())
+    wanted = [(n, v) for n, v in source._all_versions() if only is None or only(n)]
+    missing = [nv for nv in wanted if nv not in have]
     copied: list[str] = []
     failures: list[tuple[str, str]] = []
-    present = blobs = bytes_sent = 0
-    blobs_present = 0
-    for name, version in source._all_versions():
+    blobs = bytes_sent = blobs_present = left = 0
+    for index, (name, version) in enumerate(missing):
         if target.stopping.is_set():
-            break  # shutting down: what is left waits for the next process's round
-        if only is not None and not only(name):
-            continue
-        if (name, version) in have:
-            present += 1
-            continue
+            left = len(missing) - index  # shutting down: the next process's round copies them
+            break
         try:
             manifest = source.manifest(name, version)
             blobs_present += sum(1 for f in manifest.files if target.has_blob(f))
@@ -797,4 +796,7 @@ def sync_back(
         copied.append(f"{name}@{version}")
         blobs += count
         bytes_sent += sent
-    return SyncBackReport(tuple(copied), present, blobs, blobs_present, bytes_sent, tuple(failures))
+    present = len(wanted) - len(missing)
+    return SyncBackReport(
+        tuple(copied), present, blobs, blobs_present, bytes_sent, tuple(failures), left
+    )

@@ -6,7 +6,8 @@ sent every part again (a multi-GB model uploaded twice). Each test below injects
 the client (the Nth call of an operation raises a 503 or a connection error, before the store
 applies it or after, its answer lost) into: the multipart create, the complete, the abort on
 the error path, the source blob's GET, and a read of its body that breaks mid-stream (resumed
-with a Range GET from the bytes already read).
+with a Range GET from the bytes already read). Then the sync-back report says how many versions
+a shutdown left for the next round.
 
 No test sleeps: every retried call here makes at most five tries without waiting.
 """
@@ -33,7 +34,7 @@ from urllib3.exceptions import ProtocolError
 
 from federator import errors
 from federator.storage.endpoints import Location
-from federator.storage.registry import BlobMismatch, ModelRegistry
+from federator.storage.registry import BlobMismatch, ModelRegistry, sync_back
 from federator.storage.retrying import StoreRefused
 from federator.syncing import manifests
 from federator.syncing.manifests import FileEntry, Manifest
@@ -374,3 +375,44 @@ def test_a_store_that_ignores_the_range_is_not_taken_for_the_rest_of_the_blob() 
     with pytest.raises(BlobMismatch, match=f"asked for bytes {3 * MiB}- .* got the whole blob"):
         registry(onprem).receive_blob(registry(staging, CLOUD), entry)
     assert onprem.uploads == {}
+
+
+# -- what a shutdown leaves for the next round ---------------------------------------------------
+
+
+class StopsAtFirstManifest(FaultyS3):
+    """An on-prem store during whose first manifest write the process is told to stop."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        super().__init__()
+        self.stopping = stopping
+
+    def put_object(self, *, Key: str, Body: bytes, **kw: Any) -> Any:
+        if "/versions/" in Key:
+            self.stopping.set()
+        return super().put_object(Key=Key, Body=Body, **kw)
+
+
+def test_sync_back_says_how_many_versions_a_stop_left_for_the_next_round() -> None:
+    staging = FaultyS3()
+    for number in range(1, 5):
+        data, entry = blob(WHOLE, seed=number)
+        staging.objects["registry/" + manifests.blob_key(entry.digest)] = (data, "e")
+        for name in ("bert", "gpt"):
+            manifest = Manifest(name, str(number), (entry,), "2026-11-30", {})
+            key = "registry/" + manifests.manifest_key(name, str(number))
+            staging.objects[key] = (manifests.encode(manifest), "m")
+    stopping = threading.Event()
+    onprem = StopsAtFirstManifest(stopping)
+    report = sync_back(
+        registry(staging, CLOUD, stopping),
+        registry(onprem, ONPREM, stopping),
+        only=lambda name: name == "bert",
+    )
+    assert report.versions_copied == ("bert@1",)
+    assert report.left_for_next_round == 3  # bert 2, 3 and 4; gpt is not asked for
+    assert report.failures == ()
+    stopping.clear()  # the next round copies them
+    again = sync_back(registry(staging, CLOUD), registry(onprem), only=lambda n: n == "bert")
+    assert again.versions_copied == ("bert@2", "bert@3", "bert@4")
+    assert (again.versions_present, again.left_for_next_round) == (1, 0)
