@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ listing its files by SHA-256, and the files are stored once, by content. A versi
 published atomically (its manifest is written last, only if absent) and never changes;
 aliases such as `latest` are pointers moved with compare-and-swap.
 
-  federator registry list [MODEL]            models, or the versions and aliases of MODEL
+  federator registry list [MODEL]            models, or the versions of MODEL
   federator registry show MODEL REF          the files and metadata of a version (REF is a
                                              version or @alias)
   federator registry verify MODEL REF        read every file back and check size and SHA-256
@@ -153,19 +154,35 @@ def run_list(args: argparse.Namespace) -> int:
     registry = _registry(args)
     console = Console()
     if args.model is None:
-        for name in registry.models():
-            console.print(name)
+        names = registry.models()
+        for name in names:
+            console.print(name, highlight=False)
+        if not names:  # on stderr: stdout stays one model name a line, for scripts
+            print(f"no models in {registry.location} yet", file=sys.stderr)
         return 0
-    table = Table(
-        "version", "files", "size", "created", title=f"{args.model} ({registry.location})"
-    )
-    for version in registry.versions(args.model):
+    versions = registry.versions(args.model)
+    if not versions:
+        raise _no_such_model(args.model, registry)
+    # The location on its own line: as the table's title rich folded it mid-word.
+    console.print(f"{args.model} ({registry.location})", highlight=False)
+    table = Table("version", "files", "size", "created")
+    for version in versions:
         manifest = registry.manifest(args.model, version)
         table.add_row(
             version, str(len(manifest.files)), f"{manifest.size:,} B", manifest.created_at
         )
     console.print(table)
     return 0
+
+
+def _no_such_model(model: str, registry: ModelRegistry) -> Exception:
+    """A model with no version is one the registry does not have: say so, as `show` does,
+    and name the models it has (a typo is the usual cause)."""
+    from federator.errors import UserError
+
+    names = registry.models()
+    known = f"models: {', '.join(names)}" if names else "it has no models yet"
+    return UserError(f"{registry.location}: no model {model!r} ({known})")
 
 
 def run_show(args: argparse.Namespace) -> int:
