@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +10,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from federator.storage.registry import ModelRegistry
-
-DEFAULT_CONFIG = "config/sandbox.yaml"
 
 DESCRIPTION = """\
 The model registry lives on the on-prem object store: each model version is a manifest
@@ -52,39 +49,57 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "-c",
-        "--config",
-        default=os.environ.get("FEDERATOR_CONFIG", DEFAULT_CONFIG),
-        help="the policy file (default: $FEDERATOR_CONFIG or %(default)s)",
-    )
-    parser.add_argument(
-        "--cluster", metavar="CLUSTER", help="use CLUSTER's staging area, not the registry"
-    )
+    _add_where(parser, here=True)
     actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="models, or the versions of one model")
-    listing.add_argument("model", nargs="?", metavar="MODEL")
+    listing.add_argument("model", nargs="?", metavar="MODEL", help=f"{MODEL}; omit for all")
     listing.set_defaults(run=run_list)
     show = actions.add_parser("show", help="the manifest of a version")
-    show.add_argument("model", metavar="MODEL")
+    show.add_argument("model", metavar="MODEL", help=MODEL)
     show.add_argument("ref", metavar="REF", help="a version, or @alias")
     show.set_defaults(run=run_show)
     verify = actions.add_parser("verify", help="check every file of a version")
-    verify.add_argument("model", metavar="MODEL")
+    verify.add_argument("model", metavar="MODEL", help=MODEL)
     verify.add_argument("ref", metavar="REF", help="a version, or @alias")
     verify.set_defaults(run=run_verify)
     publish = actions.add_parser("publish", help="upload files and publish a version")
-    publish.add_argument("model", metavar="MODEL")
-    publish.add_argument("version", metavar="VERSION")
-    publish.add_argument("files", nargs="+", metavar="PATH=FILE")
-    publish.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE")
+    publish.add_argument("model", metavar="MODEL", help=MODEL)
+    publish.add_argument("version", metavar="VERSION", help="the new version, e.g. 3")
+    publish.add_argument(
+        "files", nargs="+", metavar="PATH=FILE", help="FILE on this machine, stored as PATH"
+    )
+    publish.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="metadata for the manifest (repeatable)",
+    )
     publish.set_defaults(run=run_publish)
     alias = actions.add_parser("alias", help="move an alias with compare-and-swap")
-    alias.add_argument("model", metavar="MODEL")
-    alias.add_argument("alias", metavar="ALIAS")
-    alias.add_argument("version", metavar="VERSION")
+    alias.add_argument("model", metavar="MODEL", help=MODEL)
+    alias.add_argument("alias", metavar="ALIAS", help="e.g. latest")
+    alias.add_argument("version", metavar="VERSION", help="the version ALIAS is to point at")
     alias.add_argument("--expect", metavar="OLD", help="the version ALIAS points at now")
     alias.set_defaults(run=run_alias)
+    for action in (listing, show, verify, publish, alias):
+        _add_where(action, here=False)
+
+
+MODEL = "the model's name, e.g. team/llama-ft"
+
+
+def _add_where(parser: argparse.ArgumentParser, *, here: bool) -> None:
+    """--config and --cluster, before or after the action (see sync.add_config_argument)."""
+    from federator.commands.sync import add_config_argument
+
+    add_config_argument(parser, here=here)
+    parser.add_argument(
+        "--cluster",
+        metavar="CLUSTER",
+        default=None if here else argparse.SUPPRESS,
+        help="use CLUSTER's staging area, not the registry",
+    )
 
 
 def _registry(args: argparse.Namespace) -> ModelRegistry:

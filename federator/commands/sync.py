@@ -50,18 +50,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "-c",
-        "--config",
-        default=os.environ.get("FEDERATOR_CONFIG", DEFAULT_CONFIG),
-        help="the policy file (default: $FEDERATOR_CONFIG or %(default)s)",
-    )
+    add_config_argument(parser)
     what = parser.add_subparsers(title="what to sync", metavar="WHAT", required=True)
     dataset = what.add_parser(
         "dataset",
         help="replicate one dataset to a cloud cluster's store",
         description="Replicate dataset NAME from the on-prem store to CLUSTER's store.",
     )
+    add_config_argument(dataset, here=False)
     dataset.add_argument("name", metavar="NAME", help="the dataset's name in the policy file")
     dataset.add_argument("--to", required=True, metavar="CLUSTER", help="the cloud cluster")
     dataset.add_argument("--dry-run", action="store_true", help="print the plan, copy nothing")
@@ -71,8 +67,28 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="copy a cloud's staged model versions and checkpoints into the on-prem registry",
         description="Copy CLUSTER's staged model versions and checkpoints to the registry.",
     )
-    models.add_argument("--from", dest="source", required=True, metavar="CLUSTER")
+    add_config_argument(models, here=False)
+    models.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="CLUSTER",
+        help="the cloud cluster whose staging area to copy from",
+    )
     models.set_defaults(run=run_models)
+
+
+def add_config_argument(parser: argparse.ArgumentParser, *, here: bool = True) -> None:
+    """-c/--config on the command (`here`) and again on each of its actions, so that it may
+    come before or after the action, as `federator plan --config FILE` puts it. An action's
+    copy sets nothing unless given, so it never hides the one given before the action."""
+    default = os.environ.get("FEDERATOR_CONFIG", DEFAULT_CONFIG)
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=default if here else argparse.SUPPRESS,
+        help=f"the policy file (default: $FEDERATOR_CONFIG or {DEFAULT_CONFIG})",
+    )
 
 
 def run_dataset(args: argparse.Namespace) -> int:
