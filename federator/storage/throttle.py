@@ -16,7 +16,10 @@ bounds in-flight requests over both paths; it reuses botocore's list of throttli
 (`retrying.is_throttle`).
 
 Threads that find no free slot wait on a condition; slots are never held while a retry sleeps
-(the retry decorator wraps the slot, not the other way round).
+(the retry decorator wraps the slot, not the other way round). A call given its retries' stop
+event (`slot(stopping)`) that is still waiting for a slot when the process is told to stop gives
+up without sending, raising `retrying.RetriesStopped` as its stopped retries would: a shutdown
+does not wait behind a queue of requests none of which it wants sent.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ from federator.syncing.throttling import (
 )
 
 log = structlog.get_logger(__name__)
+
+# How often a call waiting for a slot looks at its stop event: an Event cannot wake the
+# limiter's condition, and a shutdown (25 s after SIGTERM) can spare this much.
+_STOP_CHECK_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +81,13 @@ class AdaptiveLimiter:
             return self._state.limit
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold one of the endpoint's slots for one request; learn from how it ended."""
-        epoch = self._acquire()
+    def slot(self, stopping: threading.Event | None = None) -> Iterator[None]:
+        """Hold one of the endpoint's slots for one request; learn from how it ended.
+
+        `stopping`: the event that ends the caller's retries (`retrying.until_stopped`). Once it
+        is set, a call that has no slot yet gives up without sending (`RetriesStopped`), even
+        one already waiting for a slot; a request already sent keeps its slot until answered."""
+        epoch = self._acquire(stopping)
         try:
             yield
         except BaseException as error:
@@ -97,13 +108,21 @@ class AdaptiveLimiter:
                 len(self.changes) - decreases,
             )
 
-    def _acquire(self) -> int:
+    def _acquire(self, stopping: threading.Event | None) -> int:
         with self._cond:
-            while self._in_flight >= self._state.limit:
-                self._cond.wait()
+            while not self._stopped(stopping) and self._in_flight >= self._state.limit:
+                self._cond.wait(None if stopping is None else _STOP_CHECK_S)
+            if self._stopped(stopping):
+                raise retrying.RetriesStopped(
+                    f"a request to {self.endpoint}: not sent: the process is shutting down"
+                )
             self._in_flight += 1
             self._peak = max(self._peak, self._in_flight)
             return self._state.epoch
+
+    @staticmethod
+    def _stopped(stopping: threading.Event | None) -> bool:
+        return stopping is not None and stopping.is_set()
 
     def _release(self, epoch: int, *, throttled: bool, succeeded: bool) -> None:
         with self._cond:
