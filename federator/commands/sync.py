@@ -92,7 +92,6 @@ def add_config_argument(parser: argparse.ArgumentParser, *, here: bool = True) -
 
 
 def run_dataset(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -115,7 +114,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         )
     stores = Stores(config)
     copier = stores.dataset_copier(args.name, args.to)
-    console = Console(stderr=True)
+    console = _console()
     console.print(f"[bold]{args.name}[/]: {copier.source} -> {copier.target}")
     with (
         Progress(
@@ -202,7 +201,6 @@ def _print_report(console: Console, report: SyncReport) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from federator.policy import load_policy
     from federator.storage.registry import sync_back
@@ -212,7 +210,7 @@ def run_models(args: argparse.Namespace) -> int:
     check_cloud_cluster(config, "--from", args.source)
     stores = Stores(config)
     source, target = stores.staging(args.source), stores.registry()
-    console = Console(stderr=True)
+    console = _console()
     with (
         console.status(f"syncing {source.location} -> {target.location}"),
         stores.certificate_failures_explained(),
@@ -227,6 +225,13 @@ def run_models(args: argparse.Namespace) -> int:
     for name, message in report.failures:
         console.print(f"[red]failed[/] {name}: {message}")
     return 0 if not report.failures else 1
+
+
+def _console() -> Console:
+    """stderr, lines unbroken: redirected, rich folded them at 80 columns, mid-URL."""
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
 
 
 def _size(count: int) -> str:
