@@ -69,6 +69,7 @@ from federator.prices.preemption import PreemptionLedger
 from federator.prices.preemption_store import ConfigMapPreemptionStore
 from federator.storage.retrying import RetriesStopped
 from federator.storage.stores import ReplicaDefinition, Stores, replica_definition
+from federator.syncing import modelsync
 from federator.syncing.replication import ReplicaState, Replicator
 
 log = structlog.get_logger(__name__)
@@ -403,7 +404,8 @@ class DataGate:
         report = await asyncio.to_thread(
             registry_edge.sync_back, source, target, only=lambda name: name == model
         )
-        return not report.failures
+        # A shutdown that cut the round short left versions in the cloud: not home yet.
+        return not report.failures and not report.left_for_next_round
 
 
 async def assemble(holder: PolicyHolder, *, dry_run: bool, once: bool = False) -> Parts:
@@ -740,8 +742,6 @@ async def sync_models_back(parts: Parts, stop: asyncio.Event) -> None:
     Only the leader copies; the copy is idempotent (blobs first, verified, manifest last), so a
     round cut short by a leadership change or a crash is finished by the next one.
     """
-    from federator.syncing import modelsync
-
     registry = parts.holder.config.registry
     assert registry is not None
     interval = registry.checkpoint_sync_interval.total_seconds()
@@ -750,11 +750,35 @@ async def sync_models_back(parts: Parts, stop: asyncio.Event) -> None:
         if not parts.fence.allows_writes():
             continue
         try:
-            await modelsync.sync_models_once(parts.stores, clouds)
+            results = await modelsync.sync_models_once(parts.stores, clouds)
         except RetriesStopped:  # a shutdown cut the round short: expected, not a fault
             log.info("model_sync_back_stopped", hint="the next start finishes the round")
         except Exception:
             log.warning("model_sync_back_failed", exc_info=True)
+        else:
+            _log_sync_back_round(results)
+
+
+def _log_sync_back_round(results: Iterable[modelsync.RoundResult]) -> None:
+    """What a round did not bring home, and why: one version that fails every round (a blob
+    that does not match its digest, a store that refuses us) is otherwise silent, and its job's
+    cloud copy is kept waiting for it."""
+    for result in results:
+        for version, error in result.failures:
+            log.warning(
+                "model_version_sync_back_failed",
+                cluster=result.cluster,
+                version=version,
+                error=error,
+                hint="tried again at the next registry.checkpoint_sync_interval",
+            )
+        if result.left_for_next_round:
+            log.info(
+                "model_sync_back_stopped",
+                cluster=result.cluster,
+                left_for_next_round=result.left_for_next_round,
+                hint="the next start finishes the round",
+            )
 
 
 async def resync_replicas(parts: Parts, stop: asyncio.Event) -> None:

@@ -294,7 +294,13 @@ class Stores:
     def sync_models_back(self, cluster: str) -> RoundResult:
         """One round of sync back from `cluster`'s staging registry to the on-prem registry."""
         report = sync_back(self.staging(cluster), self.registry())
-        return RoundResult(cluster, report.versions_copied, report.bytes_copied, report.failures)
+        return RoundResult(
+            cluster,
+            report.versions_copied,
+            report.bytes_copied,
+            report.failures,
+            report.left_for_next_round,
+        )
 
     def seed_checkpoint(self, job: str, cluster: str) -> str | None:
         """Copy `job`'s latest on-prem checkpoint into `cluster`'s staging registry."""

@@ -25,6 +25,7 @@ class RoundResult:
     versions_copied: tuple[str, ...]
     bytes_copied: int
     failures: tuple[tuple[str, str], ...]
+    left_for_next_round: int = 0  # versions a shutdown kept the round from reaching
 
 
 class ModelStores(Protocol):

@@ -65,3 +65,49 @@ async def test_a_copy_running_or_complete_has_no_problem(tmp_path: Path) -> None
     engine.release.set()
     await replicator.sync_now("wikitext", "cloud-a")
     assert (await gate.ensure_replicated("wikitext", "cloud-a")).may_start
+
+
+class _Registries:
+    """Stand-ins for the stores' staging and on-prem registries (sync_back is replaced)."""
+
+    def staging(self, cluster: str) -> str:
+        return f"staging:{cluster}"
+
+    def registry(self) -> str:
+        return "on-prem"
+
+
+def _gate_with_sync_back(tmp_path: Path, report: Any, monkeypatch: Any) -> daemon.DataGate:
+    from federator.storage import registry as registry_edge
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(sandbox_config()))
+    monkeypatch.setattr(registry_edge, "sync_back", lambda source, target, only: report)
+    stores: Any = _Registries()
+    return daemon.DataGate(Replicator(lambda *_: FakeEngine()), stores, daemon.PolicyHolder(path))
+
+
+def _sync_back_report(*, failures: Any = (), left: int = 0) -> Any:
+    from federator.storage.registry import SyncBackReport
+
+    return SyncBackReport(("job-ckpt@1",), 0, 1, 0, 10, tuple(failures), left_for_next_round=left)
+
+
+async def test_outputs_left_for_the_next_round_by_a_stop_are_not_synced_yet(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A stop cut sync back short after v1 with v2 still in the cloud: no failure, but the
+    cloud copy (and its staging area) must not be cleaned up as if everything were home."""
+    gate = _gate_with_sync_back(tmp_path, _sync_back_report(left=1), monkeypatch)
+    assert not await gate.outputs_synced("team-a/train", "cloud-a")
+
+
+async def test_outputs_are_synced_when_every_version_came_home(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    gate = _gate_with_sync_back(tmp_path, _sync_back_report(), monkeypatch)
+    assert await gate.outputs_synced("team-a/train", "cloud-a")
+    failed = _gate_with_sync_back(
+        tmp_path, _sync_back_report(failures=[("job-ckpt@2", "boom")]), monkeypatch
+    )
+    assert not await failed.outputs_synced("team-a/train", "cloud-a")

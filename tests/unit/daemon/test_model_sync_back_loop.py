@@ -51,3 +51,46 @@ async def test_any_other_failure_is_still_a_warning_with_its_traceback(
     logged = await one_round_raising(RuntimeError("store on fire"), monkeypatch)
     assert [(e["event"], e["log_level"]) for e in logged] == [("model_sync_back_failed", "warning")]
     assert logged[0]["exc_info"] is True
+
+
+async def one_round_answering(
+    results: list[modelsync.RoundResult], monkeypatch: pytest.MonkeyPatch
+) -> list[Any]:
+    stop = asyncio.Event()
+
+    async def sync_once(*_: object) -> list[modelsync.RoundResult]:
+        stop.set()
+        return results
+
+    monkeypatch.setattr(modelsync, "sync_models_once", sync_once)
+    with structlog.testing.capture_logs() as logged:
+        await daemon.sync_models_back(parts(), stop)
+    return [entry for entry in logged if entry["event"].startswith("model_")]
+
+
+async def test_a_version_that_failed_to_come_home_is_a_warning_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """sync_back reports a bad version and goes on with the others; before, the loop dropped
+    the report, so a version failing every round (a blob not matching its digest) was silent."""
+    failed = modelsync.RoundResult(
+        "cloud-a", ("bert@1",), 10, (("bert@2", "BlobMismatch: blob hashes to sha256:00"),)
+    )
+    logged = await one_round_answering([failed], monkeypatch)
+    assert [(e["event"], e["log_level"]) for e in logged] == [
+        ("model_version_sync_back_failed", "warning")
+    ]
+    assert logged[0]["version"] == "bert@2"
+    assert logged[0]["cluster"] == "cloud-a"
+    assert "BlobMismatch" in logged[0]["error"]
+
+
+async def test_versions_a_stop_left_are_noted_and_a_clean_round_says_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clean = modelsync.RoundResult("cloud-a", ("bert@1",), 10, ())
+    stopped = modelsync.RoundResult("cloud-b", ("bert@1",), 10, (), left_for_next_round=3)
+    logged = await one_round_answering([clean, stopped], monkeypatch)
+    assert [(e["event"], e["log_level"], e.get("left_for_next_round")) for e in logged] == [
+        ("model_sync_back_stopped", "info", 3)
+    ]
