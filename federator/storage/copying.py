@@ -135,7 +135,7 @@ def _in_slot(
         @functools.wraps(method)
         def call(self: DatasetCopier, /, *args: P.args, **kwargs: P.kwargs) -> T:
             limiter = self.source_limiter if side == "source" else self.target_limiter
-            with limiter.slot():
+            with limiter.slot(self.retries_stop_on()):
                 return method(self, *args, **kwargs)
 
         return call
