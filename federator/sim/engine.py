@@ -380,7 +380,7 @@ class Simulation:
         # Per job, the pools whose room matters to it (`_pools_for_room`) and, when that is not
         # every pool, their names: a job short of room is woken only by room freed in one of
         # those (`_wake_short_of_room`); None for the jobs any freed room may help.
-        self._room_pools = _pools_for_room(trace, scenario)
+        self._room_pools = _pools_for_room(trace, scenario, controller.name)
         everywhere = len(scenario.pools)
         self._room_pool_names: list[frozenset[str] | None] = [
             None if len(pools) == everywhere else frozenset(pool.name for pool in pools)
@@ -746,10 +746,15 @@ def calendar_month(now: float) -> int:
     return (moment.year - 1970) * 12 + moment.month - 1
 
 
-def _pools_for_room(trace: Sequence[TraceJob], scenario: Scenario) -> list[tuple[CloudPool, ...]]:
+def _pools_for_room(
+    trace: Sequence[TraceJob], scenario: Scenario, policy: str
+) -> list[tuple[CloudPool, ...]]:
     """Per job, the pools whose room matters to it: those of its GPU type its tenant may use
-    (clusters and regions), as the pre-run check counts them. Jobs of one GPU type and queue
-    (so one tenant) share the answer."""
+    (clusters and regions) and the policy bursts to (a baseline, only one capacity type), as
+    the pre-run check counts them. Room in a pool the policy never bursts to neither makes a
+    job wait for room nor wakes it. Jobs of one GPU type and queue (so one tenant) share the
+    answer."""
+    capacity = _BASELINE_CAPACITY.get(policy)
     by_kind: dict[tuple[str, str], tuple[CloudPool, ...]] = {}
     pools: list[tuple[CloudPool, ...]] = []
     for spec in trace:
@@ -759,6 +764,7 @@ def _pools_for_room(trace: Sequence[TraceJob], scenario: Scenario) -> list[tuple
                 pool
                 for pool in scenario.pools_of_its_type(spec)
                 if scenario.tenant_allows(spec, pool)
+                and (capacity is None or pool.capacity_type is capacity)
             )
         pools.append(by_kind[kind])
     return pools
