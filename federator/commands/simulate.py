@@ -137,7 +137,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="seconds between decision rounds, 0 to decide at every event "
         "(default: the policy's burst.decision_interval)",
     )
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write one JSON object per run")
+    parser.add_argument(
+        "--json", type=Path, metavar="OUT", help="write the runs as a JSON list, one object per run"
+    )
     parser.add_argument(
         "--plot",
         type=Path,
@@ -205,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
         )
         report.print_results(console, found, title)
         results.extend(found)
+    if "starburst" in policies:
+        console.print(_starburst_mean_gpus(trace), highlight=False, soft_wrap=True)
     if args.json:
         report.write_json(args.json, results)
     if args.plot:
@@ -233,6 +237,19 @@ def _simulate(
             progress.update(task, advance=jobs, description=spec.label)
 
         return list(runs.run_all(trace, world.scenario, world.policy, planned, tick))
+
+
+def _starburst_mean_gpus(trace: Sequence[TraceJob]) -> str:
+    """The trace's figure a policy file's burst.starburst.runtime_weighted_mean_gpus wants
+    (docs/configuration.md sends the reader here for it); the simulator's Starburst uses it."""
+    from federator.core import starburst
+
+    weighted = starburst.runtime_weighted_mean_gpus((job.gpus, job.duration_s) for job in trace)
+    return (
+        f"starburst: this trace's runtime-weighted mean GPUs (Σ GPUs x runtime / Σ runtime) is "
+        f"{weighted:.2f}, so β = ρ / {weighted:.2f}; set it as "
+        "burst.starburst.runtime_weighted_mean_gpus for the daemon"
+    )
 
 
 def _positive(value: int, flag: str) -> int:
