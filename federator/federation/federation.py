@@ -74,6 +74,8 @@ class FederationSettings:
     replace_backoff_s: float = 30.0
     replace_max_backoff_s: float = 600.0
     block_pool_for_s: float = 1800.0  # after a preemption, the pool offers 0 GPUs this long
+    # A copy whose pods have not started this long after it could is re-placed (None: never).
+    start_timeout_s: float | None = 900.0
     pull_back: bool = True
     pull_back_after_s: float = 0.0  # a copy younger than this is not pulled back (hysteresis)
     gc_grace_s: float = 60.0
@@ -224,7 +226,9 @@ class Federation:
         self._forget_gone_jobs(onprem)
         requeued: list[OnPremJob] = []
         timeouts = planning.Timeouts(
-            self.settings.lost_cluster_timeout_s, self.settings.default_lost_cluster_timeout_s
+            self.settings.lost_cluster_timeout_s,
+            self.settings.default_lost_cluster_timeout_s,
+            self.settings.start_timeout_s,
         )
         for step in planning.converge(onprem, clouds, timeouts, now=now):
             if step.kind is StepKind.REDECIDE:
@@ -277,10 +281,13 @@ class Federation:
             case StepKind.WITHDRAW:
                 await self._withdraw(job, copy, report)
             case StepKind.LOST:
-                await self._requeue(job, now, step.reason, report, preempted=False)
+                await self._requeue(job, now, step.reason, report, _CLUSTER_LOST)
             case StepKind.PREEMPTED:
                 assert copy is not None
-                await self._requeue(job, now, step.reason, report, preempted=True, copy=copy)
+                await self._requeue(job, now, step.reason, report, _PREEMPTED, copy=copy)
+            case StepKind.NOT_STARTED:
+                assert copy is not None
+                await self._requeue(job, now, step.reason, report, _START_TIMEOUT, copy=copy)
             case StepKind.CONTINUE_PLACING:
                 await self._place(job, record, now, report)
             case StepKind.RECREATE:
@@ -348,33 +355,39 @@ class Federation:
         now: float,
         reason: str,
         report: PassReport,
+        loss: _Loss,
         *,
-        preempted: bool,
         copy: CopyView | None = None,
     ) -> None:
         record = job.record
         assert record is not None
         # The record goes first: after a crash between the two writes, a REQUEUED record lets GC
         # delete the copy, while a PLACED record without its copy would recreate it on the pool
-        # that just preempted it (and forget the preemption, its backoff and its cost).
+        # that just preempted it (and forget the preemption, its backoff and its cost). A copy
+        # whose pods start between the snapshot and the delete is deleted all the same: the
+        # record no longer vouches for it, so GC would (docs/design.md §9).
         again = self._lost_attempt(job, record, now, copy.name if copy is not None else None)
-        if preempted:
+        pool = (record.cluster, record.pool)
+        if loss.preemption:
             again = replace(again, preemptions=record.preemptions + 1)
-            pool = (record.cluster, record.pool)
             self.preemptions[pool] = self.preemptions.get(pool, 0) + 1
-            self.blocked_until[pool] = now + self.settings.block_pool_for_s
             metrics.PREEMPTIONS.labels(cluster=record.cluster).inc()
+        if loss.blocks_pool:
+            self.blocked_until[pool] = now + self.settings.block_pool_for_s
         job = await self.onprem.write_record(job, again)
         if copy is not None:
             await self.clouds[copy.cluster].delete_copy(copy.namespace, copy.name)
         # Not the last state seen ("Running"): the copy is gone until the job is placed again.
-        job = await self.onprem.mirror(job, remote_state="Preempted" if preempted else "Lost")
-        kind = "Preempted" if preempted else "ClusterLost"
+        job = await self.onprem.mirror(job, remote_state=loss.remote_state)
+        # A start timeout's reason names the pool already ("... within 15m on cloud-a/spot").
+        where = "" if record.placement in reason else f"{record.placement}: "
         await self.onprem.event(
-            job, reason=kind, message=f"{record.placement}: {reason}; re-placing", warning=True
+            job, reason=loss.event, message=f"{where}{reason}; re-placing", warning=True
         )
-        report.actions.append(f"requeue {job.key}: {kind} on {record.placement}")
-        log.warning("job_requeued", job=job.key, placement=record.placement, why=kind)
+        report.actions.append(f"requeue {job.key}: {loss.event} on {record.placement}")
+        log.warning(
+            "job_requeued", job=job.key, placement=record.placement, why=loss.event, reason=reason
+        )
 
     # ---- deciding -----------------------------------------------------------------------------
 
@@ -1078,6 +1091,23 @@ class Federation:
                     key = (view.cluster, copy.pool)
                     self.exposure_h[key] = self.exposure_h.get(key, 0.0) + hours
 
+
+@dataclass(frozen=True, slots=True)
+class _Loss:
+    """How a placement's copy was lost, and what that says about its pool."""
+
+    event: str  # the Event's reason on the on-prem Job
+    remote_state: str  # `federator.io/remote-state` until the job is placed again
+    preemption: bool  # evidence for the pool's preemption rate
+    blocks_pool: bool  # the pool gets nothing new for `block_pool_for_s`
+
+
+_PREEMPTED = _Loss("Preempted", "Preempted", preemption=True, blocks_pool=True)
+_CLUSTER_LOST = _Loss("ClusterLost", "Lost", preemption=False, blocks_pool=False)
+# Capacity that never came (spot capacity unavailable, a pool that cannot scale, a taint):
+# the pool is avoided as after a preemption, but nothing was preempted, so the pool's
+# preemption rate (its price in the cost model) learns nothing from it.
+_START_TIMEOUT = _Loss("CloudStartTimeout", "NotStarted", preemption=False, blocks_pool=True)
 
 _QUEUE_GAUGES = (
     metrics.QUEUE_PENDING_WORKLOADS,

@@ -25,6 +25,7 @@ class StepKind(StrEnum):
     MIRROR = "mirror"  # show the copy's state on the on-prem Job
     FINISH = "finish"  # the copy ended: give the on-prem Job the same terminal state
     PREEMPTED = "preempted"  # the copy lost its node: delete it, re-place the job
+    NOT_STARTED = "not_started"  # no pod started within the start timeout: delete, re-place
     LOST = "lost"  # the cluster is gone for longer than the timeout: re-place the job
     WITHDRAW = "withdraw"  # the job started on-prem after all: delete the copy, drop the record
     MARK_DONE = "mark_done"  # the on-prem Job is terminal; the record catches up
@@ -43,9 +44,18 @@ class Step:
 class Timeouts:
     lost_cluster_s: Mapping[str, float]  # per cloud cluster
     default_lost_cluster_s: float = 300.0
+    start_s: float | None = None  # a copy pending longer is re-placed; None: never
 
     def lost_after(self, cluster: str) -> float:
         return self.lost_cluster_s.get(cluster, self.default_lost_cluster_s)
+
+    def start_timed_out(self, copy: CopyView, now: float) -> bool:
+        """The copy has been waiting for its pods longer than the start timeout. Only a
+        Pending copy is timed, from when it could start (`pending_since`): one waiting for its
+        data is not waiting for capacity."""
+        if self.start_s is None or copy.state is not CopyState.PENDING:
+            return False
+        return copy.pending_since is not None and now - copy.pending_since >= self.start_s
 
 
 def copies_by_source(clouds: Mapping[str, CloudView]) -> dict[tuple[str, str, int], CopyView]:
@@ -104,8 +114,19 @@ def _step(
             return Step(StepKind.PREEMPTED, job, copy, "the copy lost its node or was disrupted")
         case CopyState.SUSPENDED:
             return Step(StepKind.RESUME, job, copy)
+        case CopyState.PENDING if timeouts.start_timed_out(copy, now):
+            assert timeouts.start_s is not None
+            why = f"no pod of the copy started within {_duration(timeouts.start_s)}"
+            return Step(StepKind.NOT_STARTED, job, copy, f"{why} on {record.placement}")
         case _:
             return Step(StepKind.MIRROR, job, copy)
+
+
+def _duration(seconds: float) -> str:
+    """`15m`, `90s`: as the policy file writes a start timeout."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds:g}s"
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,10 @@ class CopyView:
     running_pods: int = 0
     message: str = ""
     created_at: float | None = None
+    # Since when the copy has waited for its pods (`burst.replacement.start_timeout`): its
+    # creation, or its resume once its data was copied. None while suspended, or resumed but
+    # not yet seen by the Job controller: a copy waiting for its data is never timed out.
+    pending_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

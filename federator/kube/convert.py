@@ -531,7 +531,30 @@ def copy_view(cluster: str, job: Obj, pods: Sequence[Obj], node_names: frozenset
         running_pods=running,
         message=str((failed_cond or {}).get("message", "")),
         created_at=parse_time(meta(job).get("creationTimestamp")),
+        pending_since=_pending_since(job),
     )
+
+
+def _pending_since(job: Obj) -> float | None:
+    """Since when the copy has waited for its pods, for `burst.replacement.start_timeout`.
+
+    The Job controller sets `status.startTime` when it starts the Job and again each time it
+    is resumed from suspension (a copy waits suspended for its data first), so a copy is timed
+    from its resume, not from its creation. Before the controller has seen a resume, the Job
+    still carries `Suspended=True`: not waiting yet (None), lest its creation, perhaps hours
+    before its data was there, count. A Job never suspended is waiting since its creation.
+    """
+    if job_suspended(job):
+        return None
+    started = parse_time((job.get("status") or {}).get("startTime"))
+    if started is not None:
+        return started
+    suspended = next((c for c in conditions(job) if c.get("type") == "Suspended"), None)
+    if suspended is None:
+        return parse_time(meta(job).get("creationTimestamp"))
+    if suspended.get("status") == "True":
+        return None
+    return parse_time(suspended.get("lastTransitionTime"))
 
 
 def _ever_ran(status: Obj, pods: Sequence[Obj]) -> bool:

@@ -157,6 +157,7 @@ class FakeCopy:
     name: str
     state: CopyState
     suspended: bool
+    pending_since: float | None = None  # created, or resumed, at (a Job's startTime)
 
 
 @dataclass
@@ -168,8 +169,13 @@ class FakeCloud:
     copies: dict[str, FakeCopy] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    seen_at: float | None = None  # the last snapshot's time: "now" for creates and resumes
 
     async def snapshot(self, now: float) -> CloudView:
+        self.seen_at = now
+        for c in self.copies.values():
+            if c.state is CopyState.PENDING and c.pending_since is None:
+                c.pending_since = now  # set to Pending by a test
         used: dict[str, int] = {}
         pools = {
             pool: PoolView(self.name, pool, gpus // 8, gpus, used.get(pool, 0), 0)
@@ -187,6 +193,7 @@ class FakeCloud:
                 succeeded=1 if c.state is CopyState.SUCCEEDED else 0,
                 started_at=now - 10,
                 finished_at=now if c.state.terminal else None,
+                pending_since=None if c.state is CopyState.SUSPENDED else c.pending_since,
             )
             for c in self.copies.values()
         )
@@ -207,14 +214,22 @@ class FakeCloud:
             return False
         state = CopyState.SUSPENDED if request.suspended else CopyState.PENDING
         self.copies[key] = FakeCopy(
-            request.pool, job.uid, request.attempt, job.namespace, name, state, request.suspended
+            request.pool,
+            job.uid,
+            request.attempt,
+            job.namespace,
+            name,
+            state,
+            request.suspended,
+            pending_since=None if request.suspended else self.seen_at,
         )
         self.created.append(key)
         return True
 
     async def resume_copy(self, copy: CopyView) -> None:
         self._require_up()
-        self.copies[f"{copy.namespace}/{copy.name}"].state = CopyState.PENDING
+        resumed = self.copies[f"{copy.namespace}/{copy.name}"]
+        resumed.state, resumed.pending_since = CopyState.PENDING, self.seen_at
 
     async def delete_copy(self, namespace: str, name: str) -> None:
         self._require_up()

@@ -370,3 +370,32 @@ def test_parse_duration(text: str, seconds: float | None) -> None:
 )
 def test_quantity_count_reads_canonical_kubernetes_quantities(quantity: object, count: int) -> None:
     assert convert.quantity_count(quantity) == count
+
+
+def test_a_copy_waits_to_start_since_its_start_time_else_since_its_creation() -> None:
+    """`burst.replacement.start_timeout` counts from here. Before, CopyView had no such time,
+    and a copy waiting for its data (suspended) would have been timed from its creation."""
+    nodes = frozenset({"a1"})
+    created = copy_job()
+    created["metadata"]["creationTimestamp"] = "2026-11-29T07:00:00Z"  # type: ignore[index]
+    assert convert.copy_view("c", created, [], nodes).pending_since == o.T0_S - 3600
+    resumed = copy_job(
+        startTime="2026-11-29T08:00:00Z",
+        conditions=[o.condition("Suspended", status="False", at="2026-11-29T07:59:59Z")],
+    )
+    resumed["metadata"]["creationTimestamp"] = "2026-11-29T06:00:00Z"  # type: ignore[index]
+    view = convert.copy_view("c", resumed, [], nodes)
+    assert (view.state, view.pending_since) == (CopyState.PENDING, o.T0_S)
+    # Resumed, the controller set no startTime yet: the resume's own time.
+    resuming = copy_job(
+        conditions=[o.condition("Suspended", status="False", at="2026-11-29T08:00:00Z")]
+    )
+    resuming["metadata"]["creationTimestamp"] = "2026-11-29T06:00:00Z"  # type: ignore[index]
+    assert convert.copy_view("c", resuming, [], nodes).pending_since == o.T0_S
+    # spec.suspend cleared, the controller has not seen it: not waiting to start yet.
+    unseen = copy_job(conditions=[o.condition("Suspended")])
+    assert convert.copy_view("c", unseen, [], nodes).pending_since is None
+    waiting_for_data = copy_job()
+    waiting_for_data["spec"]["suspend"] = True  # type: ignore[index]
+    view = convert.copy_view("c", waiting_for_data, [], nodes)
+    assert (view.state, view.pending_since) == (CopyState.SUSPENDED, None)
