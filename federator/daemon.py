@@ -353,6 +353,9 @@ def federation_settings(config: policy.FederatorConfig) -> FederationSettings:
         replace_backoff_s=replacement.backoff.total_seconds(),
         replace_max_backoff_s=replacement.max_backoff.total_seconds(),
         block_pool_for_s=replacement.block_pool_for.total_seconds(),
+        start_timeout_s=(
+            None if replacement.start_timeout is None else replacement.start_timeout.total_seconds()
+        ),
         pull_back=config.burst.pull_back,
         pull_back_after_s=config.burst.cooldown.total_seconds(),
         min_pending_gpus=config.burst.min_pending_gpus,

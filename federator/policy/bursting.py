@@ -45,7 +45,8 @@ class Starburst(Section):
 
 
 class Replacement(Section):
-    """What happens when a cloud copy is preempted or its cluster stops answering."""
+    """What happens when a cloud copy is preempted, never starts, or its cluster stops
+    answering."""
 
     max_replacements: Count = 3
     """How many times one job may be re-placed before it goes back on-prem for good."""
@@ -57,8 +58,17 @@ class Replacement(Section):
     """Longest wait between re-placements."""
 
     block_pool_for: Duration = parse_duration("30m")
-    """After a preemption, do not place new jobs on the same pool for this long (a preempted
-    pool is likely to preempt again soon)."""
+    """After a preemption or a start timeout, do not place new jobs on the same pool for this
+    long (a preempted pool is likely to preempt again soon, and capacity that did not come is
+    unlikely to come at once)."""
+
+    start_timeout: PositiveDuration | None = Field(default=parse_duration("15m"), examples=["20m"])
+    """A cloud copy none of whose pods started this long after it was created (or resumed,
+    once its data was copied) is deleted and the job re-placed, counting towards
+    `max_replacements`, and its pool is left alone for `block_pool_for`: capacity that never
+    comes (spot capacity unavailable, a node pool that cannot scale, a taint or quota that
+    keeps the pods Pending). Must be longer than every cloud cluster's and pool's
+    `startup_latency`; `null` waits for ever."""
 
     @model_validator(mode="after")
     def _backoff_fits(self) -> Replacement:
@@ -119,7 +129,7 @@ class Burst(Section):
     """Copy the Secrets a job's pods reference to the cloud cluster (off: secrets stay put)."""
 
     replacement: Replacement = Field(default_factory=Replacement)
-    """Re-placement after a preemption or an unreachable cluster."""
+    """Re-placement after a preemption, a copy that never starts, or an unreachable cluster."""
 
     starburst: Starburst = Field(default_factory=Starburst)
     """Settings of the Starburst waiting policy, used with `policy: starburst`."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
@@ -24,6 +25,7 @@ from federator.policy.errors import format_path
 from federator.policy.operations import GarbageCollection, LeaderElection, Server
 from federator.policy.queues import BurstRule, Queue
 from federator.policy.tenancy import ResidencyRule, Tenant
+from federator.policy.units import format_duration
 
 PathKey = tuple[str | int, ...]
 DEFER_REFERENCES_CONTEXT = "defer_reference_checks"
@@ -266,6 +268,42 @@ def _gpu_speed_problems(config: FederatorConfig) -> Iterator[Problem]:
             f"no cloud pool has gpu_type {key!r} (pools' GPU types: "
             f"{', '.join(offered) or 'none'}; case matters){hint}",
         )
+
+
+def _start_timeout_problems(config: FederatorConfig) -> Iterator[Problem]:
+    """A start timeout no longer than a cloud's startup latency would delete every copy there
+    before its pods could start, and re-place it again and again."""
+    replacement = config.burst.replacement
+    timeout = replacement.start_timeout
+    if timeout is None:
+        return
+    set_here = "start_timeout" in replacement.model_fields_set
+    timeout_path: PathKey = ("burst", "replacement", "start_timeout")
+    for index, cluster in enumerate(config.clusters):
+        if cluster.role != "cloud":
+            continue
+        latencies: list[tuple[PathKey, str, timedelta]] = [
+            (
+                ("clusters", index, "startup_latency"),
+                f"cloud cluster {cluster.name!r}",
+                cluster.startup_latency,
+            )
+        ]
+        for position, pool in enumerate(cluster.pools):
+            if pool.startup_latency is not None:
+                path: PathKey = ("clusters", index, "pools", position, "startup_latency")
+                where = f"pool {cluster.name}/{pool.name}"
+                latencies.append((path, where, pool.startup_latency))
+        for path, where, latency in latencies:
+            if latency < timeout:
+                continue
+            yield Problem(
+                timeout_path if set_here else path,
+                f"`burst.replacement.start_timeout` ({format_duration(timeout)}) must be longer "
+                f"than the `startup_latency` of {where} ({format_duration(latency)}): "
+                "every copy there would be re-placed before it could start; raise it, or set "
+                "it to null to never time a start out",
+            )
 
 
 def _priority_problems(config: FederatorConfig) -> Iterator[Problem]:
@@ -535,6 +573,7 @@ _CHECKS: tuple[tuple[Callable[[FederatorConfig], Iterator[Problem]], frozenset[s
     (_tenant_problems, frozenset({"clusters", "tenants"})),
     (_gpu_speed_problems, frozenset({"clusters", "cost"})),
     (_priority_problems, frozenset({"cost"})),
+    (_start_timeout_problems, frozenset({"clusters", "burst"})),
     (_dataset_problems, frozenset({"clusters", "datasets", "residency"})),
     (_residency_problems, frozenset({"datasets", "residency"})),
     (_registry_problems, frozenset({"clusters", "registry"})),

@@ -98,6 +98,7 @@ ZERO_REFUSED = {
     "Prices.refresh_interval",
     "Queue.default_runtime",
     "Registry.checkpoint_sync_interval",
+    "Replacement.start_timeout",
     "Sync.abandoned_upload_age",
     "Sync.interval",
     "Sync.part_size",
