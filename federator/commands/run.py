@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 from pathlib import Path
 
 DESCRIPTION = """\
@@ -57,7 +58,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     from federator import daemon
+    from federator.errors import UserError
 
-    return asyncio.run(
-        daemon.run(args.config, dry_run=args.dry_run, once=args.once, log_level=args.log_level)
-    )
+    try:
+        return asyncio.run(
+            daemon.run(args.config, dry_run=args.dry_run, once=args.once, log_level=args.log_level)
+        )
+    except OSError as error:
+        # The one socket the daemon binds is its HTTP server's: taken, it is most often a
+        # second `federator run` of the same file, a mistake to name, not a traceback.
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise UserError(
+            f"{args.config}: server: {error.strerror}; another federator run (or another "
+            "program) listens there: stop it, or choose another server.port"
+        ) from None
