@@ -76,6 +76,13 @@ def _endpoint_url(text: str) -> str:
     return text
 
 
+# After a failed AWS call: what a newcomer without AWS credentials (the usual cause) can do.
+AWS_HINT = (
+    "AWS calls use boto3's credentials (environment, ~/.aws, SSO, instance role); "
+    "--offline skips them (those pools are then shown as skipped)"
+)
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import json
@@ -92,14 +99,20 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(json=False, level="ERROR", stream=sys.stderr)
     config = load_policy(args.config)
     builder = offer_builder(config, live_aws=not args.offline, aws_endpoint=args.aws_endpoint)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # whole lines, also when redirected
     now = time.time()
     if not args.offline and any(p.pool.price.source == "aws-spot-api" for p in builder.pricings):
         with console.status("asking AWS for spot prices and placement scores…"):
             reports = asyncio.run(refresh_all(builder.pricings, now))
-        for pool, report in reports.items():
-            for region, outcome in report.failed.items():
-                console.print(f"[red]{pool}[/]: AWS {region}: {outcome}", highlight=False)
+        failures = [
+            f"[red]{pool}[/]: AWS {region}: {outcome}"
+            for pool, report in reports.items()
+            for region, outcome in report.failed.items()
+        ]
+        for failure in failures:
+            console.print(failure, highlight=False)
+        if failures:
+            console.print(AWS_HINT, highlight=False)
         now = time.time()
     book = builder.build(now)
     if args.json:
