@@ -78,11 +78,26 @@ class PendingJob:
 
 @dataclass(frozen=True, slots=True)
 class RunningJob:
-    """A job holding on-prem GPUs, with how long it is expected to keep them."""
+    """A job holding on-prem GPUs, with how long it is expected to keep them
+    (`expected_remaining_s`)."""
 
     key: str
     gpus: int
     expected_remaining_s: float
+
+
+def expected_remaining_s(started_at: float, expected_end: float, now: float) -> float:
+    """How long a running job is expected to keep its GPUs: until its expected end, and once
+    past that, half as long again as it has run so far.
+
+    A job that outlived its estimate has shown that the estimate was short, and GPU runtimes
+    are heavy-tailed: taking it for ending *now* (0 left) made the replay start the queue on
+    GPUs that stay taken, so every waiting job looked like it "starts on-prem now" and none
+    was considered for the cloud for as long as the overrun lasted. The daemon and the
+    simulator both use this rule.
+    """
+    left = expected_end - now
+    return left if left > 0 else 0.5 * (now - started_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
-from federator.core.models import DatasetNeed, OnPremState, PendingJob, RunningJob, RuntimeSource
+from federator.core.models import (
+    DatasetNeed,
+    OnPremState,
+    PendingJob,
+    RunningJob,
+    RuntimeSource,
+    expected_remaining_s,
+)
 from federator.federation.ports import CopyState, CopyView, PoolView, QueueView, Terminal
 from federator.federation.records import PlacementRecord, RecordError
 
@@ -361,7 +368,7 @@ def onprem_state(
             admitted = _condition_time(wl, "QuotaReserved") or now
             estimate = parse_duration(annotations_of(job).get(ANNOTATION_RUNTIME, ""))
             runtime = estimate if estimate is not None else default_runtime_s
-            remaining = max(0.0, runtime - (now - admitted))
+            remaining = expected_remaining_s(admitted, admitted + runtime, now)
             running.append(RunningJob(key(job), workload_gpus(wl), remaining))
         elif workload_pending(wl):
             created = parse_time(meta(wl).get("creationTimestamp")) or now
@@ -376,7 +383,7 @@ def onprem_state(
 
 def _unwatched_holder(workload: Obj, *, now: float, runtime_s: float) -> RunningJob:
     admitted = _condition_time(workload, "QuotaReserved") or now
-    remaining = max(0.0, runtime_s - (now - admitted))
+    remaining = expected_remaining_s(admitted, admitted + runtime_s, now)
     return RunningJob(f"{key(workload)} (unwatched)", workload_gpus(workload), remaining)
 
 

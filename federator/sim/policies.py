@@ -29,7 +29,14 @@ from typing import Protocol
 
 from federator.core import placements
 from federator.core.decisions import DecisionKind, Round
-from federator.core.models import Offer, OnPremState, PendingJob, RunningJob, Spend
+from federator.core.models import (
+    Offer,
+    OnPremState,
+    PendingJob,
+    RunningJob,
+    Spend,
+    expected_remaining_s,
+)
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.sim.cloud import CloudPool
 from federator.sim.engine import Order, World
@@ -164,9 +171,9 @@ class CoreController:
         if self._groups_version != world.running_version:
             self._groups = _group_running(world.running_by_end, self._running_groups)
             self._groups_version = world.running_version
-        # Expected run time left; a job past its estimate is expected to run half as long again.
+        # Expected run time left, by the daemon's rule (`expected_remaining_s`).
         return tuple(
-            RunningJob(key, gpus, end - now if end - now > 0 else 0.5 * (now - start))
+            RunningJob(key, gpus, expected_remaining_s(start, end, now))
             for key, gpus, end, start in self._groups
         )
 

@@ -135,6 +135,30 @@ def test_quota_held_by_a_workload_of_an_unwatched_job_is_released_after_the_defa
     assert state.queue_order == ()
 
 
+def test_a_job_past_its_runtime_estimate_keeps_its_gpus_half_as_long_again() -> None:
+    """Found on the sandbox (default_runtime 1m, 5-minute jobs): a job past its estimate was
+    taken to end now (0 s left), so the replay started the queue on GPUs still taken and every
+    waiting job read 'starts on-prem now, 0s' for the whole overrun, never priced for the
+    cloud. It now has half of what it has run left, as in the simulator."""
+    running_job = o.job("long", uid="u-long", annotations={"federator.io/runtime-estimate": "1m"})
+    other = o.job("theirs", uid="u-theirs", namespace="team-z")
+    workloads = [
+        o.workload(running_job, conditions=[o.condition("QuotaReserved", at=o.T0)]),
+        o.workload(other, conditions=[o.condition("QuotaReserved", at=o.T0)]),
+    ]
+    state = convert.onprem_state(
+        [o.cluster_queue(nominal=16, reserved=8)],
+        workloads,
+        {"u-long": running_job},
+        now=o.T0_S + 240,  # 4 minutes in: 3 past the estimate and the default runtime
+        default_runtime_s=60,
+    )
+    assert [(r.key, r.expected_remaining_s) for r in state.running] == [
+        ("team-a/long", 120.0),
+        ("team-z/job-theirs-1a2b3 (unwatched)", 120.0),
+    ]
+
+
 def test_pool_views_count_allocatable_requested_and_pending() -> None:
     nodes = [o.node("a1", pool="a100-spot"), o.node("a2", pool="a100-spot"), o.node("x", pool="")]
     pods = [
