@@ -37,6 +37,9 @@ NAMESPACE = "kueue-system"
 CLUSTER_QUEUE = "onprem"
 FLAVOR = "gpu"
 TEAMS = ("team-a", "team-b")
+# config/sandbox.yaml's `state_namespace`: where `federator run` keeps its Lease and records.
+# Without it the daemon decides but never leads, so `sandbox up` then `run` bursted nothing.
+STATE_NAMESPACE = "federator"
 # Where Kueue v0.19 looks for certificates when internal cert management is off.
 METRICS_CERT_DIR = Path("/etc/kueue/metrics/certs")
 VISIBILITY_CERT_DIR = Path("/visibility")
@@ -81,7 +84,8 @@ class Kueue:
         await sandbox.ensure(self.components()[0])
 
     async def configure(self) -> None:
-        """After Kueue is ready: its webhooks, then the flavor, queues and team namespaces."""
+        """After Kueue is ready: its webhooks, then the flavor, queues, team namespaces and
+        federator's own namespace."""
         api = KubeApi.for_site(self.layout, KUEUE_SITE)
         for webhook in self._webhook_configurations():
             await api.apply(webhook)
@@ -307,6 +311,7 @@ def queue_objects() -> list[dict[str, Any]]:
                 ],
             },
         },
+        _namespace(STATE_NAMESPACE),
     ]
     for team in TEAMS:
         objects.append(_namespace(team))
