@@ -1190,7 +1190,7 @@ async def _serve(parts: Parts, *, dry_run: bool) -> int:
                 ))  # fmt: skip
             await stop.wait()
             log.info("shutting_down", grace_s=SHUTDOWN_GRACE_S)
-            parts.fence.mark_lost()  # no new writes from here on
+            parts.fence.mark_lost(stepping_down=True)  # no new writes from here on
             parts.stores.stop_transfers()  # a model blob in flight stops at its next part
             _, late = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
             for task in late:

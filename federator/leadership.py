@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -39,6 +40,17 @@ log = structlog.get_logger(__name__)
 
 RELEASE_TIMEOUT_S = 3.0
 """Releasing the lease is a courtesy to the follower; shutdown must finish within 25 s."""
+
+REFUSAL_REPEAT_S = 300.0
+"""A Lease create refused the same way again is logged at most this often (it is retried every
+`retry_period`, 2 s by default: a missing namespace was 30 identical errors a minute)."""
+
+_REFUSAL_HINTS = {
+    404: "the namespace {namespace} does not exist: create it (deploy/base/namespace.yaml "
+    "does), or point the policy's state_namespace at one that does",
+    403: "this identity may not create Leases in {namespace}: grant it (deploy/base/rbac.yaml)",
+}
+_DEFAULT_REFUSAL_HINT = "the lease namespace must exist and the identity may create Leases"
 
 # What "the apiserver did not answer" looks like: refused, reset, DNS, TLS, or too slow.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, TimeoutError)
@@ -95,8 +107,11 @@ class Fence:
         self._last_renewal = self._clock() if started_at is None else started_at
         self._reported_closed = False
 
-    def mark_lost(self) -> None:
-        if self._leading:
+    def mark_lost(self, *, stepping_down: bool = False) -> None:
+        """Leading ends: lost (a warning), or given up because the process stops (info)."""
+        if self._leading and stepping_down:
+            log.info("leadership_released", fence="closed", why="shutting down")
+        elif self._leading:
             log.warning("leadership_lost", fence="closed")
         self._leading = False
 
@@ -130,10 +145,18 @@ class ElectionSettings:
 class _FencedLeaseLock(LeaseLock):
     """A LeaseLock that tells the fence about every successful create or renewal."""
 
-    def __init__(self, fence: Fence, request_timeout_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        fence: Fence,
+        request_timeout_s: float,
+        refusals: _RefusalLog | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._fence = fence
         self._timeout = request_timeout_s
+        # The campaign's, kept across election rounds (each round makes a new lock).
+        self._refusals = refusals if refusals is not None else _RefusalLog()
 
     async def get(self, name: str, namespace: str) -> Any:
         """The library's get, but every failure comes back as the failed-read value it expects:
@@ -165,14 +188,9 @@ class _FencedLeaseLock(LeaseLock):
             await self.api_instance.create_namespaced_lease(namespace, body)
         except ApiException as error:
             if error.status != 409:  # 409: another replica created it first; that is normal
-                log.error(
-                    "leader_lease_not_created",
-                    lease=f"{namespace}/{name}",
-                    status=error.status,
-                    reason=error.reason,
-                    hint="the lease namespace must exist and the identity may create Leases",
-                )
+                self._refusals.refused(f"{namespace}/{name}", error, namespace=namespace)
             return False
+        self._refusals.cleared()
         return True
 
     async def update(self, name: str, namespace: str, updated_record: Any) -> bool:
@@ -193,8 +211,55 @@ class _FencedLeaseLock(LeaseLock):
         return ok
 
 
+class _RefusalLog:
+    """Logs a refused Lease create once, then again only if it is refused another way or
+    `REFUSAL_REPEAT_S` later (with how many were not logged), so one missing namespace does
+    not fill the log with the same error every retry period."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last: tuple[int | None, float] | None = None  # status, when logged
+        self._unlogged = 0
+
+    def refused(self, lease: str, error: ApiException, *, namespace: str) -> None:
+        now = self._clock()
+        last = self._last
+        if last is not None and last[0] == error.status and now - last[1] < REFUSAL_REPEAT_S:
+            self._unlogged += 1
+            return
+        hint = _REFUSAL_HINTS.get(error.status or 0, _DEFAULT_REFUSAL_HINT)
+        log.error(
+            "leader_lease_not_created",
+            lease=lease,
+            status=error.status,
+            reason=error.reason,
+            hint=hint.format(namespace=namespace),
+            **({"refused_again_unlogged": self._unlogged} if self._unlogged else {}),
+        )
+        self._last = (error.status, now)
+        self._unlogged = 0
+
+    def cleared(self) -> None:
+        self._last = None
+        self._unlogged = 0
+
+
+class _SaidAlready(logging.Filter):
+    """kubernetes-asyncio's own "failed to create lock" says less than our
+    `leader_lease_not_created` (which names the reason and the fix) and came every retry."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "%s failed to create lock"
+
+
+logging.getLogger(leaderelection.__name__).addFilter(_SaidAlready())
+
+
 def described(error: BaseException) -> str:
-    """`TimeoutError` has no text of its own; its type is the message."""
+    """`TimeoutError` has no text of its own; its type is the message. An `ApiException` is its
+    status and reason (its text also carries every HTTP header of the answer)."""
+    if isinstance(error, ApiException):
+        return f"ApiException: {error.status} {error.reason}"
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
@@ -229,10 +294,12 @@ async def campaign(
     stop: asyncio.Event,
 ) -> None:
     """Run for leader until `stop`; run `lead()` while leading; re-run after losing the lease."""
+    refusals = _RefusalLog()
     while not stop.is_set():
         lock = _FencedLeaseLock(
             fence,
             request_timeout_s=settings.retry_period_s,
+            refusals=refusals,
             name=settings.lease_name,
             namespace=settings.namespace,
             identity=settings.identity,
@@ -240,7 +307,7 @@ async def campaign(
         )
 
         async def stopped_leading() -> None:
-            fence.mark_lost()
+            fence.mark_lost(stepping_down=stop.is_set())
 
         config = electionconfig.Config(
             lock,
@@ -258,7 +325,7 @@ async def campaign(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task_outcome(task)
-        fence.mark_lost()
+        fence.mark_lost(stepping_down=stop.is_set())
         # A round ends by losing the lease or by an error; either way the next try waits a
         # retry period, so an unexpected failure cannot become a busy loop of tracebacks.
         with contextlib.suppress(TimeoutError):
@@ -304,7 +371,12 @@ async def release(
 
 
 async def _clear_holder(leases: client.CoordinationV1Api, settings: ElectionSettings) -> bool:
-    lease = await leases.read_namespaced_lease(settings.lease_name, settings.namespace)
+    try:
+        lease = await leases.read_namespaced_lease(settings.lease_name, settings.namespace)
+    except ApiException as error:
+        if error.status == 404:  # never created (e.g. the namespace is missing): nothing to give
+            return False
+        raise
     if lease.spec.holder_identity != settings.identity:
         return False
     lease.spec.holder_identity = ""
