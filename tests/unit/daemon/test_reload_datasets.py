@@ -280,7 +280,7 @@ async def test_a_daemon_started_without_datasets_runs_the_resync_loop_for_a_relo
     parts: Any = SimpleNamespace(
         holder=SimpleNamespace(config=config),
         clusters={"onprem": SimpleNamespace(api=None)},
-        fence=SimpleNamespace(mark_lost=lambda: None),
+        fence=SimpleNamespace(mark_lost=lambda **_: None),
         stores=SimpleNamespace(stop_transfers=lambda: None),
         decisions=None,
     )
