@@ -9,6 +9,7 @@ Relative paths of the original file are made absolute, so the copy can live in `
 from __future__ import annotations
 
 import copy
+import json
 import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -85,3 +86,25 @@ def use_own_keys(config: dict[str, Any], tmp_path: Path) -> None:
     for cluster in config["clusters"]:
         if cluster.get("object_store"):
             cluster["object_store"]["credentials"] = {"file": str(keys)}
+
+
+def offline_sandbox_policy(tmp_path: Path) -> Path:
+    """config/sandbox.yaml written to tmp_path for tests that run no sandbox: its stores on dead
+    ports, its metrics server on port 1, and every file it names (kubeconfig, credentials) in
+    tmp_path, so loading it and building clients works and any request fails fast."""
+    repo = Path(__file__).resolve().parents[2]
+    text = (repo / "config" / "sandbox.yaml").read_text()
+    for port, dead in (("18310", "1"), ("18320", "2"), ("18330", "3")):
+        text = text.replace(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{dead}")
+    (tmp_path / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    text = text.replace("../.sandbox/kubeconfig", str(tmp_path / "kubeconfig"))
+    (tmp_path / "credentials").mkdir()
+    for name in ("onprem", "cloud-a", "cloud-b"):
+        keys = {"access_key_id": "id", "secret_access_key": "secret"}
+        (tmp_path / "credentials" / f"{name}.json").write_text(json.dumps(keys))
+    text = text.replace("../.sandbox/credentials/", f"{tmp_path / 'credentials'}/")
+    text = text.replace("../../shared/", f"{repo.parent / 'shared'}/")
+    text = text.replace("port: 18090", "port: 1")
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return path

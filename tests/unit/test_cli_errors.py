@@ -7,7 +7,6 @@ calls that would reach them are replaced, so no test waits for retries or touche
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,29 +14,12 @@ import pytest
 
 from federator import cli, daemon, errors
 from federator.storage import copying, registry, stores
-
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
+from tests.support.configs import offline_sandbox_policy
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    """config/sandbox.yaml with its stores on dead ports and every file it names in tmp_path."""
-    text = (REPO / "config" / "sandbox.yaml").read_text()
-    for port, dead in (("18310", "1"), ("18320", "2"), ("18330", "3")):
-        text = text.replace(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{dead}")
-    (tmp_path / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
-    text = text.replace("../.sandbox/kubeconfig", str(tmp_path / "kubeconfig"))
-    (tmp_path / "credentials").mkdir()
-    for name in ("onprem", "cloud-a", "cloud-b"):
-        keys = {"access_key_id": "id", "secret_access_key": "secret"}
-        (tmp_path / "credentials" / f"{name}.json").write_text(json.dumps(keys))
-    text = text.replace("../.sandbox/credentials/", f"{tmp_path / 'credentials'}/")
-    text = text.replace("../../shared/", f"{SHARED}/")
-    text = text.replace("port: 18090", "port: 1")
-    path = tmp_path / "policy.yaml"
-    path.write_text(text)
-    return path
+    return offline_sandbox_policy(tmp_path)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

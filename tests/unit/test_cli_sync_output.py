@@ -3,7 +3,6 @@ whole. The copier is replaced; nothing is contacted."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,29 +11,15 @@ import pytest
 
 from federator import cli
 from federator.storage import stores
+from tests.support.configs import offline_sandbox_policy
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
 SOURCE = "onprem:s3://onprem-datasets/imagenet-mini/"
 TARGET = "cloud-a:s3://cloud-a-datasets/imagenet-mini/"
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    """config/sandbox.yaml with its stores on dead ports and its credentials in tmp_path."""
-    text = (REPO / "config" / "sandbox.yaml").read_text()
-    for port, dead in (("18310", "1"), ("18320", "2"), ("18330", "3")):
-        text = text.replace(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{dead}")
-    (tmp_path / "credentials").mkdir()
-    for name in ("onprem", "cloud-a", "cloud-b"):
-        keys = {"access_key_id": "id", "secret_access_key": "secret"}
-        (tmp_path / "credentials" / f"{name}.json").write_text(json.dumps(keys))
-    text = text.replace("../.sandbox/credentials/", f"{tmp_path / 'credentials'}/")
-    text = text.replace("../.sandbox/kubeconfig", str(tmp_path / "kubeconfig"))
-    text = text.replace("../../shared/", f"{SHARED}/")
-    path = tmp_path / "policy.yaml"
-    path.write_text(text)
-    return path
+    return offline_sandbox_policy(tmp_path)
 
 
 class PlannedCopier:
