@@ -6,11 +6,6 @@ import argparse
 import asyncio
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.table import Table
 
 DESCRIPTION = """\
 Connect to the live clusters, observe the on-prem queue and the cloud pools once, and print
@@ -39,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from federator import daemon
+    from federator.commands.output import wide_enough
 
     decisions, report = asyncio.run(daemon.plan(args.config))
     table = Table(title=f"federator plan: {len(decisions)} pending jobs")
@@ -54,22 +50,11 @@ def run(args: argparse.Namespace) -> int:
             _duration(d.expected_wait_s),
             d.reason,
         )
-    console = _wide_enough(Console(), table)
+    console = wide_enough(Console(), table)
     console.print(table)
     if report.skipped:
         console.print(f"[yellow]note:[/] {report.skipped}")
     return 0
-
-
-def _wide_enough(console: Console, table: Table) -> Console:
-    """Piped or redirected, rich would squeeze the table to 80 columns and fold job names and
-    reasons mid-word; give it the width it needs instead (as `federator prices` does)."""
-    from rich.measure import Measurement
-
-    if console.is_terminal:
-        return console
-    width = Measurement.get(console, console.options.update_width(10_000), table).maximum
-    return type(console)(width=max(console.width, width), file=console.file)
 
 
 def _duration(seconds: float) -> str:

@@ -146,9 +146,9 @@ def _as_json(book: OfferBook) -> list[dict[str, object]]:
 
 
 def _print_table(book: OfferBook, console: Console) -> None:
-    from rich.console import Console
-    from rich.measure import Measurement
     from rich.table import Table
+
+    from federator.commands.output import wide_enough
 
     table = Table(title="cloud offers (USD per GPU-hour)", title_justify="left")
     for column in ("pool", "GPU", "capacity"):
@@ -176,11 +176,7 @@ def _print_table(book: OfferBook, console: Console) -> None:
             str(row.free_gpus),
             status,
         )
-    if not console.is_terminal:
-        # Piped or redirected: rich would squeeze the table to 80 columns and cut its cells.
-        wide = console.options.update_width(10_000)
-        width = Measurement.get(console, wide, table).maximum
-        console = Console(width=max(console.width, width), file=console.file)
+    console = wide_enough(console, table)
     console.print(table)
     for row in book.rows:
         if row.refusal is not None:
