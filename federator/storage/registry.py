@@ -130,23 +130,6 @@ def _on_store(
     return wrap
 
 
-def _first_try_kept(
-    method: Callable[Concatenate[ModelRegistry, P], T],
-) -> Callable[Concatenate[ModelRegistry, P], T]:
-    """`retrying.until_stopped` for a write that settles a blob's upload (its complete, its
-    abort): after the stop its retries are refused but its first try is still made
-    (`retrying.stoppable(first_try_kept=True)`), so a blob whose parts all arrived is in place
-    for the next round and one cut short leaves no upload open. Built per call (about 8 µs,
-    once per blob)."""
-
-    @functools.wraps(method)
-    def call(self: ModelRegistry, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        settle = retrying.stoppable(method, self.stopping, first_try_kept=True)
-        return settle(self, *args, **kwargs)
-
-    return call
-
-
 class ModelRegistry:
     """One registry (on-prem registry or a cloud's staging area) at an S3 location.
 
@@ -486,7 +469,7 @@ class ModelRegistry:
         response = self.s3.create_multipart_upload(Bucket=self.location.bucket, Key=key)
         return response["UploadId"]
 
-    @_first_try_kept
+    @retrying.first_try_kept
     @retrying.transient_retry()
     def _complete_upload(self, key: str, upload_id: str, etags: list[str]) -> None:
         completed: list[CompletedPartTypeDef] = [
@@ -499,7 +482,7 @@ class ModelRegistry:
             MultipartUpload={"Parts": completed},
         )
 
-    @_first_try_kept
+    @retrying.first_try_kept
     @retrying.transient_retry()
     def _abort_upload(self, key: str, upload_id: str) -> None:
         try:

@@ -215,12 +215,24 @@ def until_stopped(method: Callable[Concatenate[_S, P], T]) -> Callable[Concatena
     answer; then, or for a call made after the stop, `RetriesStopped`. Put it above
     `transient_retry`. The stoppable call is built once per object and method (built per
     request it cost about 8 µs each) and kept in the object's `_stoppable_calls`."""
+    return _stoppable_method(method, first_try_kept=False)
 
+
+def first_try_kept(method: Callable[Concatenate[_S, P], T]) -> Callable[Concatenate[_S, P], T]:
+    """`until_stopped` for a write that settles work already done (a blob upload's complete
+    or abort): after the stop its retries are refused but its first try is still made
+    (`stoppable(first_try_kept=True)`)."""
+    return _stoppable_method(method, first_try_kept=True)
+
+
+def _stoppable_method(
+    method: Callable[Concatenate[_S, P], T], *, first_try_kept: bool
+) -> Callable[Concatenate[_S, P], T]:
     @functools.wraps(method)
     def call(self: _S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         built = cast("Callable[Concatenate[_S, P], T] | None", self._stoppable_calls.get(method))
         if built is None:
-            built = stoppable(method, self.retries_stop_on())
+            built = stoppable(method, self.retries_stop_on(), first_try_kept=first_try_kept)
             self._stoppable_calls[method] = built
         return built(self, *args, **kwargs)
 
