@@ -110,17 +110,6 @@ async def test_a_replica_in_use_that_a_reload_moved_is_filled_at_its_new_locatio
     assert replicator.bytes_remaining(*pair) == 0
 
 
-async def test_a_replica_removed_by_a_reload_is_not_filled_again() -> None:
-    engines = Engines()
-    replicator = Replicator(engines, clock=lambda: 100.0)
-    await replicator.ensure_replicated("ds", "cloud-a")
-    replicator.forget("ds", "cloud-a")  # the reload removed it: the loop's pairs no longer list it
-    checked = await daemon.resync_known_replicas(
-        replicator, [("other", "cloud-a")], exists=lambda *_: False, may_write=lambda: True
-    )
-    assert checked == []
-
-
 async def test_a_follower_resyncs_nothing() -> None:
     engines = Engines()
     replicator = Replicator(engines)
