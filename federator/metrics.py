@@ -41,12 +41,22 @@ PlatformCollector(registry=REGISTRY)
 DECISION_KINDS = ("stay", "burst", "hold")
 """`federator_decisions_total{decision}`: the three answers of the cost model."""
 
-PLACEMENT_OUTCOMES = ("placed", "already_placed", "failed", "withdrawn", "replaced")
+PLACEMENT_OUTCOMES = (
+    "placed",
+    "already_placed",
+    "failed",
+    "withdrawn",
+    "replaced",
+    "start_timeout",
+)
 """`federator_placements_total{outcome}`: what happened when we acted on a burst decision.
 
 placed: the remote Job was created; already_placed: it existed (idempotent retry);
 failed: the create was refused or errored; withdrawn: the remote copy was deleted because the
-job went back on-prem; replaced: it was re-placed after a preemption or a lost cluster.
+job went back on-prem; replaced: it was placed again after its copy was lost (preempted, its
+cluster lost, refused, or never started); start_timeout: the copy was deleted because none of
+its pods started within `burst.replacement.start_timeout` (counted on the cluster that never
+started it, apart from preemptions, which `federator_preemptions_total` counts).
 """
 
 BURST_STATES = ("syncing", "pending", "running", "succeeded", "failed", "preempted")

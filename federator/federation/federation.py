@@ -375,6 +375,8 @@ class Federation:
         if loss.blocks_pool:
             self.blocked_until[pool] = now + self.settings.block_pool_for_s
         job = await self.onprem.write_record(job, again)
+        if loss is _START_TIMEOUT:  # not "replaced" alone: capacity that never came, no preemption
+            metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="start_timeout").inc()
         if copy is not None:
             await self.clouds[copy.cluster].delete_copy(copy.namespace, copy.name)
         # Not the last state seen ("Running"): the copy is gone until the job is placed again.
