@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from federator.policy import FederatorConfig
+    from federator.storage.registry import SyncBackReport
     from federator.syncing.plans import SyncPlan, SyncReport
 
 DEFAULT_CONFIG = "config/sandbox.yaml"
@@ -29,7 +30,9 @@ before a bursted job starts and while it runs.
   federator sync models --from CLUSTER
       Copy every model version and checkpoint that jobs on CLUSTER published to its staging
       area into the on-prem registry: blobs first, each verified by its SHA-256, then the
-      version's manifest. Versions already on-prem are skipped, so it is safe to rerun.
+      version's manifest. Versions already on-prem are skipped, so it is safe to rerun. A
+      version that failed, or that a stop left for the next round, is named, and the round
+      is reported incomplete (exit 1); a rerun copies it.
 
 CLUSTER is one of the policy file's cloud clusters. Stores, credentials, dataset locations and
 the copy settings come from the policy file (--config, default $FEDERATOR_CONFIG or
@@ -216,15 +219,32 @@ def run_models(args: argparse.Namespace) -> int:
         stores.certificate_failures_explained(),
     ):
         report = sync_back(source, target)
+    _print_models_report(console, report)
+    return 0 if not report.failures and not report.left_for_next_round else 1
+
+
+def _print_models_report(console: Console, report: SyncBackReport) -> None:
     for name in report.versions_copied:
         console.print(f"copied {name}")
+    left = report.left_for_next_round
     console.print(
         f"{len(report.versions_copied)} version(s) copied ({report.blobs_copied} blob(s), "
         f"{_size(report.bytes_copied)}), {report.versions_present} already on-prem"
+        + (f", {left} left for the next round" if left else "")
     )
     for name, message in report.failures:
         console.print(f"[red]failed[/] {name}: {message}")
-    return 0 if not report.failures else 1
+    # A stopped round is not a complete one: without these lines its summary read as if every
+    # staged version were home.
+    for name in report.versions_left:
+        console.print(f"[yellow]left[/] {name}: not reached before the stop")
+    not_home = len(report.failures) + left
+    if not_home:
+        console.print(
+            f"[yellow]incomplete[/]: {not_home} version(s) not brought home "
+            f"({len(report.failures)} failed, {left} left by the stop); "
+            "the next run tries them again"
+        )
 
 
 def _console() -> Console:

@@ -106,6 +106,7 @@ class SyncBackReport:
     failures: tuple[tuple[str, str], ...]  # ("name@version", message)
     # Versions to copy that a shutdown kept the round from reaching: the next round copies them.
     left_for_next_round: int = 0
+    versions_left: tuple[str, ...] = ()  # "name@version" of those, for a report to name them
 
 
 def _on_store(
@@ -763,10 +764,11 @@ def sync_back(
     missing = [nv for nv in wanted if nv not in have]
     copied: list[str] = []
     failures: list[tuple[str, str]] = []
-    blobs = bytes_sent = blobs_present = left = 0
+    blobs = bytes_sent = blobs_present = 0
+    left: list[tuple[str, str]] = []
     for index, (name, version) in enumerate(missing):
         if target.stopping.is_set():
-            left = len(missing) - index  # shutting down: the next process's round copies them
+            left = missing[index:]  # shutting down: the next process's round copies them
             break
         try:
             manifest = source.manifest(name, version)
@@ -781,5 +783,12 @@ def sync_back(
         bytes_sent += sent
     present = len(wanted) - len(missing)
     return SyncBackReport(
-        tuple(copied), present, blobs, blobs_present, bytes_sent, tuple(failures), left
+        tuple(copied),
+        present,
+        blobs,
+        blobs_present,
+        bytes_sent,
+        tuple(failures),
+        len(left),
+        tuple(f"{name}@{version}" for name, version in left),
     )
