@@ -61,6 +61,7 @@ from federator.federation.ports import CloudView, DataReadiness, OnPremPort
 from federator.kube import clients, rotation
 from federator.kube.cloud import CloudCluster, CloudSettings, PoolPlacement
 from federator.kube.onprem import BurstFacts, OnPremCluster
+from federator.kube.pool_block_store import ConfigMapPoolBlockStore
 from federator.kube.spend_store import ConfigMapSpendStore
 from federator.prices import metrics as price_metrics
 from federator.prices.live import offer_builder, refresh_all
@@ -501,6 +502,11 @@ def _assemble(
             connected[config.onprem_cluster.name],
             namespace=config.state_namespace,
             name=f"{config.instance}-spend",
+        ),
+        pool_block_store=ConfigMapPoolBlockStore(
+            connected[config.onprem_cluster.name],
+            namespace=config.state_namespace,
+            name=f"{config.instance}-pool-blocks",
         ),
     )
     parts = Parts(

@@ -32,6 +32,7 @@ from federator.core.models import DatasetNeed, Offer, OnPremState, PendingJob, S
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
 from federator.federation import fencing, planning
+from federator.federation.blocks import BlockCause, Pool, PoolBlock, PoolBlocks
 from federator.federation.forecasts import WaitForecasts
 from federator.federation.planning import Step, StepKind
 from federator.federation.ports import (
@@ -47,6 +48,7 @@ from federator.federation.ports import (
     OnPremJob,
     OnPremPort,
     OnPremView,
+    PoolBlockStore,
     SpendStore,
     Terminal,
 )
@@ -116,6 +118,7 @@ class Federation:
         spend_store: SpendStore | None = None,
         size_hint: Callable[[str], int | None] = lambda dataset: None,
         stored_preemption_exposure_h: Callable[[tuple[str, str]], float] = lambda pool: 0.0,
+        pool_block_store: PoolBlockStore | None = None,
     ) -> None:
         self.may_write = may_write
         # Every write goes through the fence, checked right before it (see `fencing`).
@@ -145,7 +148,16 @@ class Federation:
         self._book: SpendBook | None = None  # None until loaded (or without a store)
         self._saved_book: SpendBook | None = None
         self._book_saved_at = -math.inf
-        self.blocked_until: dict[tuple[str, str], float] = {}
+        self.pool_block_store: PoolBlockStore | None = (
+            None
+            if pool_block_store is None
+            else fencing.FencedPoolBlockStore(pool_block_store, fence)
+        )
+        self.blocks = PoolBlocks()  # pools that offer 0 GPUs for a while, and why
+        self._blocks_unsaved = False  # a block the store does not hold yet
+        # "" until the blocks are read, then who read them: "follower" or "leader" (see
+        # `_load_blocks`)
+        self._blocks_read_as = ""
         self.preemptions: dict[tuple[str, str], int] = {}
         self.exposure_h: dict[tuple[str, str], float] = {}
         self._exposure_at: float | None = None  # when `exposure_h` last accrued
@@ -161,6 +173,11 @@ class Federation:
     @property
     def policy(self) -> DecisionPolicy:
         return self._policy() if callable(self._policy) else self._policy
+
+    @property
+    def blocked_until(self) -> dict[Pool, float]:
+        """Until when each pool offers 0 GPUs (epoch seconds), ended blocks included."""
+        return {pool: block.until for pool, block in self.blocks.pools.items()}
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -203,6 +220,7 @@ class Federation:
             report.skipped = "on-prem cache not synced yet"
             return report
         await self._load_book()
+        await self._load_blocks()
         try:
             await self._converge_decide_act(onprem, clouds, now, report)
         except fencing.FenceClosed as closed:
@@ -246,6 +264,7 @@ class Federation:
             await self._pull_back(onprem, clouds, round_, now, report)
             await self._collect(now, report)
             await self._save_book(now)
+            await self._save_blocks(now)  # one a requeue could not write
 
     async def _guarded(
         self, report: PassReport, job: OnPremJob, work: Coroutine[Any, Any, None]
@@ -361,19 +380,25 @@ class Federation:
     ) -> None:
         record = job.record
         assert record is not None
-        # The record goes first: after a crash between the two writes, a REQUEUED record lets GC
-        # delete the copy, while a PLACED record without its copy would recreate it on the pool
-        # that just preempted it (and forget the preemption, its backoff and its cost). A copy
-        # whose pods start between the snapshot and the delete is deleted all the same: the
-        # record no longer vouches for it, so GC would (docs/design.md §9).
+        # The pool's block is written first, then the record, then the copy deleted. The
+        # block before the record: after a crash between them, the lost copy is still under
+        # its PLACED record, so the next pass (here or in a new leader) finds it lost again and
+        # blocks again (the same block); the other way round, the REQUEUED record would be
+        # decided again by a process that never heard of the block, and placed straight back
+        # on the pool that just preempted it (or never started it).
+        # The record before the copy's delete: after a crash between the two writes, a REQUEUED
+        # record lets GC delete the copy, while a PLACED record without its copy would recreate
+        # it on the pool that just preempted it (and forget the preemption, its backoff and its
+        # cost). A copy whose pods start between the snapshot and the delete is deleted all the
+        # same: the record no longer vouches for it, so GC would (docs/design.md §9).
         again = self._lost_attempt(job, record, now, copy.name if copy is not None else None)
         pool = (record.cluster, record.pool)
+        if loss.blocks_pool is not None:
+            await self._block(pool, loss.blocks_pool, job, now)
         if loss.preemption:
             again = replace(again, preemptions=record.preemptions + 1)
             self.preemptions[pool] = self.preemptions.get(pool, 0) + 1
             metrics.PREEMPTIONS.labels(cluster=record.cluster).inc()
-        if loss.blocks_pool:
-            self.blocked_until[pool] = now + self.settings.block_pool_for_s
         job = await self.onprem.write_record(job, again)
         if loss is _START_TIMEOUT:  # not "replaced" alone: capacity that never came, no preemption
             metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="start_timeout").inc()
@@ -390,6 +415,62 @@ class Federation:
         log.warning(
             "job_requeued", job=job.key, placement=record.placement, why=loss.event, reason=reason
         )
+
+    # ---- pool blocks --------------------------------------------------------------------------
+
+    async def _block(self, pool: Pool, cause: BlockCause, job: OnPremJob, now: float) -> None:
+        """Give the pool no new job for `block_pool_for_s`, in memory and in the store.
+
+        A store that does not answer does not stop the requeue: the block holds in this
+        process and is written again at the end of each pass until it is kept."""
+        if self.settings.block_pool_for_s <= 0:
+            return
+        block = PoolBlock(now + self.settings.block_pool_for_s, cause, job.key)
+        self.blocks = self.blocks.with_block(pool, block)
+        self._blocks_unsaved = True
+        await self._save_blocks(now)
+
+    async def _load_blocks(self) -> None:
+        """Read the pool blocks at the first pass, and again when this process starts to lead:
+        a follower writes none, so what the leader blocked meanwhile is only in the store.
+        A failure is retried next pass (the pools this process blocked stay blocked)."""
+        leads = self.may_write()
+        if not leads and self._blocks_read_as == "leader":
+            self._blocks_read_as = "follower"  # another replica may block from now on
+        wanted = "leader" if leads else "follower"
+        if self.pool_block_store is None or self._blocks_read_as in (wanted, "leader"):
+            return
+        try:
+            loaded = await self.pool_block_store.load()
+        except errors.FederatorError as e:
+            log.warning("pool_blocks_not_loaded", error=str(e))
+            return
+        self.blocks = self.blocks.merged(loaded)
+        self._blocks_read_as = wanted
+        if loaded.pools:
+            log.info("pool_blocks_loaded", blocked=sorted("/".join(p) for p in loaded.pools))
+
+    async def _save_blocks(self, now: float) -> None:
+        if self.pool_block_store is None or not self._blocks_unsaved:
+            return
+        try:
+            saved = await self.pool_block_store.save(self.blocks, now=now)
+        except errors.FederatorError as e:
+            log.warning("pool_blocks_not_saved", error=str(e), retry="at the end of the pass")
+            return
+        self.blocks = self.blocks.merged(saved).active(now)  # with another writer's, if any
+        self._blocks_unsaved = False
+
+    def _blocked_room(
+        self, offers: Sequence[Offer], now: float
+    ) -> dict[Pool, tuple[PoolBlock, int]]:
+        """The blocked pools among the offers, with the GPUs each would offer unblocked."""
+        room: dict[Pool, tuple[PoolBlock, int]] = {}
+        for offer in offers:
+            block = self.blocks.blocking((offer.cluster, offer.pool), now)
+            if block is not None:
+                room[(offer.cluster, offer.pool)] = (block, offer.free_gpus)
+        return room
 
     # ---- deciding -----------------------------------------------------------------------------
 
@@ -409,11 +490,19 @@ class Federation:
         if not candidates or not self.settings.burst_enabled:
             return Round(decisions=(), now=now)
         datasets = frozenset(d.name for job in candidates for d in job.spec.datasets)
-        offers = [self._with_data(o, datasets) for o in await self._offers(onprem, clouds, now)]
+        available = await self._offers(onprem, clouds, now)
+        blocked = self._blocked_room(available, now)
+        offers = [
+            self._with_data(
+                o if (o.cluster, o.pool) not in blocked else replace(o, free_gpus=0), datasets
+            )
+            for o in available
+        ]
         queued = [self._sized(job.spec) for job in candidates if job.workload is not None]
         plain = [self._sized(job.spec) for job in candidates if job.workload is None]
         policy, gated = self._gate(candidates)
         first = _explained(self._decide(queued, onprem.state, offers, spend, policy, now), gated)
+        first = _blocks_explained(first, blocked)
         if not plain:
             return first  # the composition root logs and counts the decisions
         # A plain suspended Job has no on-prem queue: nothing but federator will ever start it,
@@ -421,7 +510,8 @@ class Federation:
         # their share of the pools and of the budget.
         offers, spend = _after(first, offers, spend)
         second = self._decide(plain, OnPremState(0, 0), offers, spend, policy, now)
-        return Round(decisions=first.decisions + _explained(second, gated).decisions, now=now)
+        second = _blocks_explained(_explained(second, gated), blocked)
+        return Round(decisions=first.decisions + second.decisions, now=now)
 
     def _sized(self, spec: PendingJob) -> PendingJob:
         """The job with each dataset its annotation gave no size (0) at the policy's
@@ -488,9 +578,7 @@ class Federation:
             pool = view.pools.get(offer.pool)
             observed_free = (pool.free_gpus if pool else 0) - used.unscheduled.get(key, 0)
             cap_left = offer.free_gpus - used.total.get(key, 0)
-            free = max(0, min(observed_free, cap_left))
-            if self.blocked_until.get(key, 0.0) > now:
-                free = 0
+            free = max(0, min(observed_free, cap_left))  # a blocked pool's: `_decide_round`
             result.append(self._with_preemption_rate(replace(offer, free_gpus=free)))
         return result
 
@@ -1101,15 +1189,18 @@ class _Loss:
     event: str  # the Event's reason on the on-prem Job
     remote_state: str  # `federator.io/remote-state` until the job is placed again
     preemption: bool  # evidence for the pool's preemption rate
-    blocks_pool: bool  # the pool gets nothing new for `block_pool_for_s`
+    # the pool gets nothing new for `block_pool_for_s`, and the block says why (None: it may)
+    blocks_pool: BlockCause | None
 
 
-_PREEMPTED = _Loss("Preempted", "Preempted", preemption=True, blocks_pool=True)
-_CLUSTER_LOST = _Loss("ClusterLost", "Lost", preemption=False, blocks_pool=False)
+_PREEMPTED = _Loss("Preempted", "Preempted", preemption=True, blocks_pool=BlockCause.PREEMPTION)
+_CLUSTER_LOST = _Loss("ClusterLost", "Lost", preemption=False, blocks_pool=None)
 # Capacity that never came (spot capacity unavailable, a pool that cannot scale, a taint):
 # the pool is avoided as after a preemption, but nothing was preempted, so the pool's
 # preemption rate (its price in the cost model) learns nothing from it.
-_START_TIMEOUT = _Loss("CloudStartTimeout", "NotStarted", preemption=False, blocks_pool=True)
+_START_TIMEOUT = _Loss(
+    "CloudStartTimeout", "NotStarted", preemption=False, blocks_pool=BlockCause.START_TIMEOUT
+)
 
 _QUEUE_GAUGES = (
     metrics.QUEUE_PENDING_WORKLOADS,
@@ -1189,6 +1280,25 @@ def _after(round_: Round, offers: Sequence[Offer], spend: Spend) -> tuple[list[O
         cluster_bursted_gpus=gpus,
     )
     return left, after
+
+
+def _blocks_explained(round_: Round, blocked: Mapping[Pool, tuple[PoolBlock, int]]) -> Round:
+    """The round with each decision that does not burst told which blocked pools had room for
+    the job: the model saw them with 0 free GPUs, and its reason ("no cloud pool fits 8 GPUs")
+    would not say why."""
+    if not blocked:
+        return round_
+    decisions = []
+    for decision in round_.decisions:
+        why = [
+            block.explained(pool)
+            for pool, (block, free) in sorted(blocked.items())
+            if free >= decision.gpus
+        ]
+        if decision.kind is not DecisionKind.BURST and why:
+            decision = decision._replace(reason=f"{decision.reason}; {'; '.join(why)}")
+        decisions.append(decision)
+    return replace(round_, decisions=tuple(decisions))
 
 
 def _explained(round_: Round, reason: str) -> Round:

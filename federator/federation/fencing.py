@@ -3,9 +3,9 @@
 A pass can take longer than the leader's renew deadline (a cloud create may take seconds, and
 a pass makes many). Sampling the fence once at the start of a pass would let it go on writing
 after the fence closed, when another replica may already lead. So the loop reaches the
-clusters, the data gate and the spend store through these wrappers: each write asks the fence
-first, and a closed fence raises `FenceClosed`, which ends the pass (it is not a job's failure,
-so no per-job guard swallows it). Reads pass straight through.
+clusters, the data gate, the spend store and the pool block store through these wrappers: each
+write asks the fence first, and a closed fence raises `FenceClosed`, which ends the pass (it is
+not a job's failure, so no per-job guard swallows it). Reads pass straight through.
 
 A write already in flight when the fence closes still lands; the fence's deadline is shorter
 than the lease for that reason (see `federator.leadership`).
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from federator.federation.blocks import PoolBlocks
 from federator.federation.ports import (
     CloudPort,
     CloudView,
@@ -25,6 +26,7 @@ from federator.federation.ports import (
     OnPremJob,
     OnPremPort,
     OnPremView,
+    PoolBlockStore,
     SpendStore,
     Terminal,
 )
@@ -143,3 +145,18 @@ class FencedSpendStore:
     async def save(self, book: SpendBook) -> None:
         self._fence.require("saving the spend book")
         await self._inner.save(book)
+
+
+class FencedPoolBlockStore:
+    """The pool block store with the fence checked before a save."""
+
+    def __init__(self, inner: PoolBlockStore, fence: Fence) -> None:
+        self._inner = inner
+        self._fence = fence
+
+    async def load(self) -> PoolBlocks:
+        return await self._inner.load()
+
+    async def save(self, blocks: PoolBlocks, *, now: float) -> PoolBlocks:
+        self._fence.require("saving the pool blocks")
+        return await self._inner.save(blocks, now=now)

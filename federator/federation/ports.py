@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from federator.core.models import Offer, OnPremState, PendingJob
+from federator.federation.blocks import PoolBlocks
 from federator.federation.records import PlacementRecord
 from federator.federation.spending import SpendBook
 
@@ -255,3 +256,14 @@ class SpendStore(Protocol):
     async def load(self) -> SpendBook: ...
 
     async def save(self, book: SpendBook) -> None: ...
+
+
+class PoolBlockStore(Protocol):
+    """Where the pool blocks (`PoolBlocks`) live between processes and leaders."""
+
+    async def load(self) -> PoolBlocks: ...
+
+    async def save(self, blocks: PoolBlocks, *, now: float) -> PoolBlocks:
+        """Write `blocks` merged with what the object holds (the later block wins), without
+        those ended by `now`; returns what was written."""
+        ...
