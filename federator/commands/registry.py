@@ -17,7 +17,8 @@ listing its files by SHA-256, and the files are stored once, by content. A versi
 published atomically (its manifest is written last, only if absent) and never changes;
 aliases such as `latest` are pointers moved with compare-and-swap.
 
-  federator registry list [MODEL]            models, or the versions of MODEL
+  federator registry list [MODEL]            models, or the versions of MODEL, each with the
+                                             aliases that point at it
   federator registry show MODEL REF          the files and metadata of a version (REF is a
                                              version or @alias)
   federator registry verify MODEL REF        read every file back and check size and SHA-256
@@ -51,7 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     _add_where(parser, here=True)
     actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
-    listing = actions.add_parser("list", help="models, or the versions of one model")
+    listing = actions.add_parser(
+        "list", help="models, or the versions of one model with their aliases"
+    )
     listing.add_argument("model", nargs="?", metavar="MODEL", help=f"{MODEL}; omit for all")
     listing.set_defaults(run=run_list)
     show = actions.add_parser("show", help="the manifest of a version")
@@ -180,14 +183,32 @@ def run_list(args: argparse.Namespace) -> int:
         raise _no_such_model(args.model, registry)
     # The location on its own line: as the table's title rich folded it mid-word.
     console.print(f"{args.model} ({registry.location})", highlight=False)
-    table = Table("version", "files", "size", "created")
+    aliases = registry.aliases(args.model)
+    aliases_of = _aliases_by_version(aliases)
+    table = Table("version", "aliases", "files", "size", "created")
     for version in versions:
         manifest = registry.manifest(args.model, version)
         table.add_row(
-            version, str(len(manifest.files)), f"{manifest.size:,} B", manifest.created_at
+            version,
+            ", ".join(aliases_of.get(version, ())),
+            str(len(manifest.files)),
+            f"{manifest.size:,} B",
+            manifest.created_at,
         )
     console.print(table)
+    # Written by hand or by a job in a staging area, an alias may name no version: no row shows it.
+    for alias, version in aliases.items():
+        if version not in versions:
+            console.print(f"alias {alias} -> {version}: no such version", highlight=False)
     return 0
+
+
+def _aliases_by_version(aliases: dict[str, str]) -> dict[str, list[str]]:
+    """alias -> version turned around: the aliases pointing at each version, in name order."""
+    by_version: dict[str, list[str]] = {}
+    for alias, version in sorted(aliases.items()):
+        by_version.setdefault(version, []).append(alias)
+    return by_version
 
 
 def _no_such_model(model: str, registry: ModelRegistry) -> Exception:

@@ -250,6 +250,19 @@ class ModelRegistry:
             raise NotInRegistry(f"{self.location}: model {name} has no version {version!r}")
         return manifests.decode(raw[0], where=f"{self.location}{key}")
 
+    def aliases(self, name: str) -> dict[str, str]:
+        """Every alias of model `name`, and the version it points at, by alias."""
+        prefix = self.location.key(manifests.aliases_prefix(name))
+        found: dict[str, str] = {}
+        for key in self._keys(prefix):
+            alias = manifests.parse_alias_key(key[len(self.location.prefix) :], name)
+            if alias is None:
+                continue
+            pointer = self.alias(name, alias)
+            if pointer is not None:  # None: removed since the listing
+                found[alias] = pointer[0]
+        return dict(sorted(found.items()))
+
     def alias(self, name: str, alias: str) -> tuple[str, str] | None:
         """(version, ETag of the pointer) of an alias, or None."""
         key = manifests.alias_key(name, alias)

@@ -124,7 +124,21 @@ def versions_prefix(name: str) -> str:
 
 
 def alias_key(name: str, alias: str) -> str:
-    return f"models/{check_name(name)}/aliases/{check_version(alias)}.json"
+    return f"{aliases_prefix(name)}{check_version(alias)}.json"
+
+
+def aliases_prefix(name: str) -> str:
+    return f"models/{check_name(name)}/aliases/"
+
+
+def parse_alias_key(key: str, name: str) -> str | None:
+    """The alias of `name` an alias key (relative to the registry prefix) holds, else None:
+    the keys of a model named `NAME/aliases/...` share the prefix and are no alias of NAME."""
+    rest = key.removeprefix(aliases_prefix(name))
+    if rest == key or not rest.endswith(".json"):
+        return None
+    alias = rest.removesuffix(".json")
+    return alias if _VERSION.fullmatch(alias) else None
 
 
 def parse_manifest_key(key: str) -> tuple[str, str] | None:

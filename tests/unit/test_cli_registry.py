@@ -28,6 +28,7 @@ def holding(monkeypatch: pytest.MonkeyPatch, models: dict[str, list[str]]) -> No
     monkeypatch.setattr(registry.ModelRegistry, "models", lambda _: sorted(models))
     monkeypatch.setattr(registry.ModelRegistry, "versions", lambda _, m: models.get(m, []))
     monkeypatch.setattr(registry.ModelRegistry, "manifest", manifest)
+    monkeypatch.setattr(registry.ModelRegistry, "aliases", lambda _, m: {})
 
 
 def run(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> tuple[int, str, str]:
