@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from rich.console import Console
 
     from federator.policy import FederatorConfig
     from federator.storage.registry import SyncBackReport
+    from federator.storage.stores import Stores
     from federator.syncing.plans import SyncPlan, SyncReport
 
 DEFAULT_CONFIG = "config/sandbox.yaml"
@@ -32,7 +38,9 @@ before a bursted job starts and while it runs.
       area into the on-prem registry: blobs first, each verified by its SHA-256, then the
       version's manifest. Versions already on-prem are skipped, so it is safe to rerun. A
       version that failed, or that a stop left for the next round, is named, and the round
-      is reported incomplete (exit 1); a rerun copies it.
+      is reported incomplete (exit 1); a rerun copies it. Ctrl-C stops the round: no further
+      version is started, the one being copied is abandoned unless its manifest is already
+      being written, and the report follows; a second Ctrl-C quits at once.
 
 CLUSTER is one of the policy file's cloud clusters. Stores, credentials, dataset locations and
 the copy settings come from the policy file (--config, default $FEDERATOR_CONFIG or
@@ -217,10 +225,32 @@ def run_models(args: argparse.Namespace) -> int:
     with (
         console.status(f"syncing {source.location} -> {target.location}"),
         stores.certificate_failures_explained(),
+        _first_interrupt_stops(stores, console),
     ):
         report = sync_back(source, target)
     _print_models_report(console, report)
     return 0 if not report.failures and not report.left_for_next_round else 1
+
+
+@contextlib.contextmanager
+def _first_interrupt_stops(stores: Stores, console: Console) -> Iterator[None]:
+    """The first Ctrl-C stops the round as a shutdown stops the daemon's (no further version
+    is started, an upload in flight is aborted), so that the report can name what was left; a
+    second one interrupts at once, as any Ctrl-C did before."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+
+    def stop(_signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        console.print("[yellow]stopping[/]: no further version is started (Ctrl-C again to quit)")
+        stores.stop_transfers()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _print_models_report(console: Console, report: SyncBackReport) -> None:
