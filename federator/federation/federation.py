@@ -434,11 +434,10 @@ class Federation:
         """Read the pool blocks at the first pass, and again when this process starts to lead:
         a follower writes none, so what the leader blocked meanwhile is only in the store.
         A failure is retried next pass (the pools this process blocked stay blocked)."""
-        leads = self.may_write()
-        if not leads and self._blocks_read_as == "leader":
+        wanted = "leader" if self.may_write() else "follower"
+        if self._blocks_read_as == "leader" and wanted == "follower":
             self._blocks_read_as = "follower"  # another replica may block from now on
-        wanted = "leader" if leads else "follower"
-        if self.pool_block_store is None or self._blocks_read_as in (wanted, "leader"):
+        if self.pool_block_store is None or self._blocks_read_as == wanted:
             return
         try:
             loaded = await self.pool_block_store.load()
