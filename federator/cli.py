@@ -32,6 +32,7 @@ from federator import __version__, errors
 COMMANDS = (
     "run",
     "plan",
+    "status",
     "validate",
     "schema",
     "simulate",

@@ -1,0 +1,604 @@
+"""`federator status`: what federator has done and holds right now, read from Kubernetes.
+
+`plan` shows what the cost model would decide; this shows what federator did and keeps: the
+leader, the jobs running as cloud copies (their placement records), the spend against every
+budget (the records plus the spend book), and the pools blocked after a loss. It reads only
+objects on the on-prem cluster, where all of that state lives, so it works while a cloud is
+down, and it writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from federator import policy
+    from federator.federation.blocks import PoolBlocks
+    from federator.federation.records import PlacementRecord
+    from federator.federation.spending import SpendBook
+    from federator.kube.clients import Cluster
+
+DESCRIPTION = """\
+Connect to the on-prem cluster and show what federator has done and holds right now, read
+only from the Kubernetes objects it keeps there (nothing is written, no cloud is asked):
+
+  leader        the holder of the leader Lease and how long ago it renewed, or "no leader"
+  bursted jobs  every on-prem Job with a live placement record: where its cloud copy runs
+                (cluster/pool), attempt, preemptions, the copy's state as last mirrored,
+                since when, the cost the model expected and what has accrued so far
+  spend         the last hour, today and this month (UTC) against every cap the policy sets
+                (budgets.usd_per_hour, usd_per_day, each tenant's monthly cap): spent is what
+                has accrued, jobs that are gone included (the spend book); committed is the
+                rest of what running placements are expected to cost, which budgets count too
+  blocked pools the pools that get no new job until a time, after a preemption or a start
+                timeout of a job there (ConfigMap <instance>-pool-blocks)
+
+--json prints the same as one JSON object; its keys are listed in docs/operations.md.
+Exits 0; a cluster that cannot be reached exits 2 naming the cluster and its server.
+
+examples:
+  federator status --config config/sandbox.yaml
+  federator status --config config/sandbox.yaml --json | jq '.jobs[].placement'
+"""
+
+LIVE_PHASES = ("placing", "placed", "requeued")  # a record in another phase is history
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="show what federator holds now: leader, bursted jobs, spend, blocked pools",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config", required=True, type=Path, metavar="FILE", help="the policy file (YAML)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of tables"
+    )
+    parser.set_defaults(run=run)
+
+
+# ---- what is shown (pure values) ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Leader:
+    holder: str  # "" when the Lease names nobody
+    renewed_at: float | None
+    lease_duration_s: float | None
+
+    def holds(self, now: float) -> bool:
+        if not self.holder or self.renewed_at is None or self.lease_duration_s is None:
+            return False
+        return self.renewed_at + self.lease_duration_s > now
+
+
+@dataclass(frozen=True, slots=True)
+class BurstedJob:
+    job: str  # "namespace/name" of the on-prem Job
+    cluster: str
+    pool: str
+    attempt: int
+    preemptions: int
+    phase: str
+    remote_state: str  # "" until a state was mirrored
+    placed_at: float
+    not_before: float  # a requeued job is not placed again before this
+    expected_usd: float | None  # None: the record does not keep it
+    accrued_usd: float | None  # None: the record keeps no price
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLine:
+    scope: str  # "all" or "tenant:<name>"
+    period: str  # "last hour", "today", "this month"
+    spent_usd: float
+    committed_usd: float
+    cap_usd: float | None  # None: the policy sets no cap for it
+
+    @property
+    def used_fraction(self) -> float | None:
+        if self.cap_usd is None:
+            return None
+        counted = self.spent_usd + self.committed_usd
+        if self.cap_usd <= 0:
+            return math.inf if counted > 0 else 1.0  # as budgets.Cap: a $0 cap is reached
+        return counted / self.cap_usd
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedPool:
+    cluster: str
+    pool: str
+    until: float
+    cause: str
+    job: str
+
+
+@dataclass(frozen=True, slots=True)
+class FleetStatus:
+    instance: str
+    now: float
+    election_enabled: bool
+    leader: Leader | None  # None: no Lease
+    jobs: tuple[BurstedJob, ...] = ()
+    budgets: tuple[BudgetLine, ...] = ()
+    blocks: tuple[BlockedPool, ...] = ()
+    sources: Mapping[str, str] = field(default_factory=dict)  # what was read, for the reader
+
+
+# ---- gathering (I/O) ------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    import sys
+    import time
+
+    from rich.console import Console
+
+    from federator import logs
+
+    logs.configure(json=False, level="ERROR", stream=sys.stderr)
+    fleet = asyncio.run(gather(args.config, now=time.time()))
+    if args.json:
+        print(json.dumps(as_json(fleet), indent=2))
+    else:
+        print_status(fleet, Console())
+    return 0
+
+
+async def gather(config_path: Path, *, now: float) -> FleetStatus:
+    """Load the policy, connect to the on-prem cluster (as the daemon does), read it once."""
+    from federator import daemon, policy
+
+    config = policy.load_policy(config_path)
+    onprem = config.onprem_cluster.name
+    cluster = await daemon.connect_cluster(config, onprem, None)
+    try:
+        return await read_fleet(config, cluster, now=now)
+    finally:
+        await cluster.close()
+
+
+async def read_fleet(
+    config: policy.FederatorConfig, cluster: Cluster, *, now: float
+) -> FleetStatus:
+    """Every object status shows, read from `cluster`; one that cannot be reached is a
+    `UserError` naming the cluster and its server."""
+    from federator import errors
+
+    try:
+        return await _read(config, cluster, now)
+    except errors.ClusterUnavailable as error:
+        server = getattr(cluster.api.configuration, "host", "") or "an unknown server"
+        raise errors.UserError(
+            f"cluster {cluster.name} ({server}) cannot be reached: {error.reason}; "
+            f"check clusters.{cluster.name}.connection in the policy file"
+        ) from None
+
+
+async def _read(config: policy.FederatorConfig, cluster: Cluster, now: float) -> FleetStatus:
+    from federator.kube.pool_block_store import ConfigMapPoolBlockStore
+    from federator.kube.spend_store import ConfigMapSpendStore
+
+    namespace = config.state_namespace
+    jobs = await _jobs_with_records(config, cluster)
+    leader = await _lease(config, cluster)
+    book = await ConfigMapSpendStore(
+        cluster, namespace=namespace, name=f"{config.instance}-spend"
+    ).load()
+    blocks = await ConfigMapPoolBlockStore(
+        cluster, namespace=namespace, name=f"{config.instance}-pool-blocks"
+    ).load()
+    return fleet_status(config, jobs, book, blocks, leader, now=now)
+
+
+async def _jobs_with_records(
+    config: policy.FederatorConfig, cluster: Cluster
+) -> list[tuple[dict[str, Any], PlacementRecord]]:
+    """The Jobs of the namespaces the daemon watches that carry a readable placement record."""
+    from federator import daemon
+    from federator.kube import convert
+
+    watched = daemon.onprem_observer(config, cluster).namespaces  # empty: every namespace
+    listed = await cluster.request("GET", "/apis/batch/v1/jobs")
+    found = []
+    for job in listed.get("items") or []:
+        if watched and convert.meta(job).get("namespace") not in watched:
+            continue
+        record = convert.record_of(job)
+        if record is not None:
+            found.append((job, record))
+    return found
+
+
+async def _lease(config: policy.FederatorConfig, cluster: Cluster) -> Leader | None:
+    from federator.kube import errors as kube_errors
+
+    election = config.leader_election
+    path = (
+        f"/apis/coordination.k8s.io/v1/namespaces/{config.state_namespace}"
+        f"/leases/{election.lease_name}"
+    )
+    try:
+        lease = await cluster.request("GET", path)
+    except kube_errors.NotFound:
+        return None
+    spec = lease.get("spec") or {}
+    duration = spec.get("leaseDurationSeconds")
+    return Leader(
+        holder=str(spec.get("holderIdentity") or ""),
+        renewed_at=_epoch(spec.get("renewTime") or spec.get("acquireTime")),
+        lease_duration_s=float(duration) if duration is not None else None,
+    )
+
+
+def _epoch(stamp: object) -> float | None:
+    """A Lease's MicroTime ("2026-11-30T22:50:01.123456Z") in epoch seconds."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return None
+
+
+# ---- from objects to what is shown (pure) --------------------------------------------------
+
+
+def fleet_status(
+    config: policy.FederatorConfig,
+    jobs: Sequence[tuple[dict[str, Any], PlacementRecord]],
+    book: SpendBook,
+    blocks: PoolBlocks,
+    leader: Leader | None,
+    *,
+    now: float,
+) -> FleetStatus:
+    from federator.kube import convert
+
+    bursted = [
+        _bursted(convert.key(job), convert.annotations_of(job), record, now)
+        for job, record in jobs
+        if record.phase.value in LIVE_PHASES
+    ]
+    return FleetStatus(
+        instance=config.instance,
+        now=now,
+        election_enabled=config.leader_election.enabled,
+        leader=leader,
+        jobs=tuple(sorted(bursted, key=lambda j: j.job)),
+        budgets=tuple(budget_lines(config, jobs, book, now=now)),
+        blocks=tuple(
+            BlockedPool(c, p, b.until, b.cause.value, b.job)
+            for (c, p), b in sorted(blocks.active(now).pools.items())
+        ),
+        sources={
+            "records": "annotation federator.io/record on the on-prem Jobs",
+            "spend_book": f"ConfigMap {config.state_namespace}/{config.instance}-spend",
+            "pool_blocks": f"ConfigMap {config.state_namespace}/{config.instance}-pool-blocks",
+            "lease": f"Lease {config.state_namespace}/{config.leader_election.lease_name}",
+        },
+    )
+
+
+def _bursted(key: str, notes: Mapping[str, str], record: PlacementRecord, now: float) -> BurstedJob:
+    from federator.kube import convert
+
+    priced = record.price_per_gpu_hour_usd > 0 or record.earlier_usd > 0
+    return BurstedJob(
+        job=key,
+        cluster=record.cluster,
+        pool=record.pool,
+        attempt=record.attempt,
+        preemptions=record.preemptions,
+        phase=record.phase.value,
+        remote_state=notes.get(convert.ANNOTATION_REMOTE_STATE, ""),
+        placed_at=record.placed_at,
+        not_before=record.not_before,
+        expected_usd=record.expected_cost_usd if record.expected_cost_usd > 0 else None,
+        accrued_usd=record.earlier_usd + record.attempt_cost_usd(now) if priced else None,
+    )
+
+
+def budget_lines(
+    config: policy.FederatorConfig,
+    jobs: Sequence[tuple[dict[str, Any], PlacementRecord]],
+    book: SpendBook,
+    *,
+    now: float,
+) -> list[BudgetLine]:
+    """Spend as the federation's budgets count it (`Federation._spend`): what each record has
+    accrued since the hour, day or month began, plus the spend book's jobs that are gone, and
+    what live placements are still expected to cost (committed)."""
+    from federator.federation.federation import _hourly_charge, _spent_since, _still_committed
+    from federator.federation.spending import Contribution
+    from federator.kube import convert
+
+    midnight = datetime.fromtimestamp(now, tz=UTC).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    day_start, month_start = midnight.timestamp(), midnight.replace(day=1).timestamp()
+    live: dict[str, Contribution] = {}
+    hour_spent = hour_counted = committed = 0.0
+    tenant_committed: dict[str, float] = {}
+    for job, record in jobs:
+        namespace = str(convert.meta(job).get("namespace"))
+        owner = config.tenant_of_namespace(namespace)
+        name = owner.name if owner is not None else namespace  # as daemon._tenant_of
+        live[str(convert.meta(job).get("uid"))] = Contribution(
+            _spent_since(record, now, day_start), _spent_since(record, now, month_start), name
+        )
+        hour_spent += _spent_since(record, now, now - 3600.0)
+        hour_counted += _hourly_charge(record, now)
+        still = _still_committed(record, now)
+        committed += still
+        tenant_committed[name] = tenant_committed.get(name, 0.0) + still
+    carried = book.carry(live, day=midnight.strftime("%Y-%m-%d"), month=midnight.strftime("%Y-%m"))
+    month: dict[str, float] = dict(carried.gone_month_usd)
+    for contribution in live.values():
+        month[contribution.tenant] = month.get(contribution.tenant, 0.0) + contribution.month_usd
+    today = carried.gone_today_usd + sum(c.today_usd for c in live.values())
+    budgets = config.budgets
+    lines = [
+        BudgetLine("all", "today", today, committed, budgets.usd_per_day),
+        BudgetLine("all", "this month", sum(month.values()), committed, None),
+    ]
+    if budgets.usd_per_hour is not None:
+        hour = BudgetLine(
+            "all", "last hour", hour_spent, hour_counted - hour_spent, budgets.usd_per_hour
+        )
+        lines.insert(0, hour)
+    own = {t.name: t.budget_usd_per_month for t in config.tenants}
+    for tenant in sorted(set(own) | set(month) | set(tenant_committed)):
+        cap = own.get(tenant)  # a tenant's own cap wins even at $0, as in budgets.caps_of
+        cap = budgets.default_tenant_usd_per_month if cap is None else cap
+        lines.append(
+            BudgetLine(
+                f"tenant:{tenant}",
+                "this month",
+                month.get(tenant, 0.0),
+                tenant_committed.get(tenant, 0.0),
+                cap,
+            )
+        )
+    return lines
+
+
+# ---- rendering ------------------------------------------------------------------------------
+
+
+def print_status(fleet: FleetStatus, console: Console) -> None:
+    from federator.commands.output import wide_enough
+
+    console.print(f"federator status: instance {fleet.instance}", highlight=False)
+    console.print(leader_line(fleet), highlight=False)
+    sections: list[tuple[str, Table | None, str]] = [
+        (f"bursted jobs: {len(fleet.jobs)}", jobs_table(fleet), "no job is bursted"),
+        ("spend (USD)", budgets_table(fleet), "no budget to show"),
+        (f"blocked pools: {len(fleet.blocks)}", blocks_table(fleet), "no pool is blocked"),
+    ]
+    for title, table, empty in sections:
+        console.print()
+        if table is None:
+            console.print(f"{title.split(':')[0]}: {empty}", highlight=False)
+            continue
+        table.title = title
+        table.title_justify = "left"
+        wide_enough(console, table).print(table)
+
+
+def leader_line(fleet: FleetStatus) -> str:
+    if not fleet.election_enabled:
+        return "leader: election off (leader_election.enabled is false: one replica acts)"
+    leader = fleet.leader
+    if leader is None:
+        return "leader: no leader (no Lease yet)"
+    ago = (
+        "never renewed"
+        if leader.renewed_at is None
+        else f"renewed {_ago(leader.renewed_at, fleet.now)}"
+    )
+    if leader.holds(fleet.now):
+        return f"leader: {leader.holder} ({ago})"
+    if leader.holder:
+        return f"leader: no leader (the Lease of {leader.holder} expired: {ago})"
+    return "leader: no leader (the Lease was released)"
+
+
+def jobs_table(fleet: FleetStatus) -> Table | None:
+    from rich.table import Table
+
+    if not fleet.jobs:
+        return None
+    table = Table()
+    columns = (
+        "job",
+        "placement",
+        "attempt",
+        "preemptions",
+        "remote state",
+        "placed",
+        "expected",
+        "accrued",
+    )
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for job in fleet.jobs:
+        table.add_row(
+            job.job,
+            f"{job.cluster}/{job.pool}",
+            str(job.attempt),
+            str(job.preemptions),
+            _state(job, fleet.now),
+            f"{_utc(job.placed_at)} ({_ago(job.placed_at, fleet.now)})",
+            _usd(job.expected_usd),
+            _usd(job.accrued_usd),
+        )
+    return table
+
+
+def budgets_table(fleet: FleetStatus) -> Table | None:
+    from rich.table import Table
+
+    if not fleet.budgets:
+        return None
+    table = Table()
+    for column in ("scope", "period", "spent", "committed", "cap", "used"):
+        table.add_column(column, overflow="fold")
+    for line in fleet.budgets:
+        table.add_row(
+            line.scope,
+            line.period,
+            _usd(line.spent_usd),
+            _usd(line.committed_usd),
+            "no cap" if line.cap_usd is None else _usd(line.cap_usd),
+            _percent(line.used_fraction),
+        )
+    return table
+
+
+def blocks_table(fleet: FleetStatus) -> Table | None:
+    from rich.table import Table
+
+    if not fleet.blocks:
+        return None
+    table = Table()
+    for column in ("pool", "until", "cause", "job"):
+        table.add_column(column, overflow="fold")
+    for block in fleet.blocks:
+        table.add_row(
+            f"{block.cluster}/{block.pool}",
+            f"{_utc(block.until)} (in {_span(block.until - fleet.now)})",
+            block.cause,
+            block.job,
+        )
+    return table
+
+
+def _state(job: BurstedJob, now: float) -> str:
+    if job.phase == "requeued":  # the remote state is the loss ("Preempted"), if mirrored
+        wait = job.not_before - now
+        when = f"decided again in {_span(wait)}" if wait > 0 else "waits for the next pass"
+        return f"{job.remote_state or 'copy lost'}; requeued, {when}"
+    return job.remote_state or f"{job.phase} (no state mirrored yet)"
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _span(seconds: float) -> str:
+    from federator.core import reasons
+
+    return reasons.duration(max(0.0, seconds))
+
+
+def _ago(epoch: float, now: float) -> str:
+    return f"{_span(now - epoch)} ago"
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
+
+
+def _percent(fraction: float | None) -> str:
+    if fraction is None:
+        return "-"
+    if not math.isfinite(fraction):
+        return "cap is $0"
+    return f"{fraction:.1%}" if fraction < 0.1 else f"{fraction:.0%}"  # 0.5%, not 0%
+
+
+# ---- JSON -----------------------------------------------------------------------------------
+
+
+def as_json(fleet: FleetStatus) -> dict[str, Any]:
+    """The object `--json` prints; its keys are documented in docs/operations.md and stay."""
+    leader = fleet.leader
+    return {
+        "instance": fleet.instance,
+        "now": _iso(fleet.now),
+        "leader": {
+            "election_enabled": fleet.election_enabled,
+            "holder": leader.holder if leader is not None and leader.holds(fleet.now) else None,
+            "lease_holder": leader.holder if leader is not None else None,
+            "renewed_at": _iso(leader.renewed_at) if leader is not None else None,
+            "renewed_s_ago": (
+                round(fleet.now - leader.renewed_at, 1)
+                if leader is not None and leader.renewed_at is not None
+                else None
+            ),
+        },
+        "jobs": [
+            {
+                "job": j.job,
+                "placement": f"{j.cluster}/{j.pool}",
+                "cluster": j.cluster,
+                "pool": j.pool,
+                "attempt": j.attempt,
+                "preemptions": j.preemptions,
+                "phase": j.phase,
+                "remote_state": j.remote_state or None,
+                "placed_at": _iso(j.placed_at),
+                "not_before": _iso(j.not_before) if j.phase == "requeued" else None,
+                "expected_usd": _rounded(j.expected_usd),
+                "accrued_usd": _rounded(j.accrued_usd),
+            }
+            for j in fleet.jobs
+        ],
+        "spend": [
+            {
+                "scope": b.scope,
+                "period": b.period,
+                "spent_usd": _rounded(b.spent_usd),
+                "committed_usd": _rounded(b.committed_usd),
+                "cap_usd": b.cap_usd,
+                "used_fraction": _finite(b.used_fraction),
+            }
+            for b in fleet.budgets
+        ],
+        "blocked_pools": [
+            {
+                "placement": f"{b.cluster}/{b.pool}",
+                "cluster": b.cluster,
+                "pool": b.pool,
+                "until": _iso(b.until),
+                "in_s": round(max(0.0, b.until - fleet.now), 1),
+                "cause": b.cause,
+                "job": b.job,
+            }
+            for b in fleet.blocks
+        ],
+        "sources": dict(fleet.sources),
+    }
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return (
+        datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no Infinity: a $0 cap with spend reads as null, as budgets.Cap does."""
+    return None if value is None or not math.isfinite(value) else round(value, 4)
