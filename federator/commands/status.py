@@ -43,7 +43,8 @@ only from the Kubernetes objects it keeps there (nothing is written, no cloud is
                 timeout of a job there (ConfigMap <instance>-pool-blocks)
 
 --json prints the same as one JSON object; its keys are listed in docs/operations.md.
-Exits 0; a cluster that cannot be reached exits 2 naming the cluster and its server.
+Exits 0; an on-prem cluster that cannot be reached or refuses the credentials exits 2,
+naming the cluster and its server.
 
 examples:
   federator status --config config/sandbox.yaml
@@ -176,18 +177,23 @@ async def gather(config_path: Path, *, now: float) -> FleetStatus:
 async def read_fleet(
     config: policy.FederatorConfig, cluster: Cluster, *, now: float
 ) -> FleetStatus:
-    """Every object status shows, read from `cluster`; one that cannot be reached is a
-    `UserError` naming the cluster and its server."""
+    """Every object status shows, read from `cluster`. A cluster that does not answer, or
+    refuses who we are, is a `UserError` naming it and its server: a retry will not help."""
     from federator import errors
+    from federator.kube import errors as kube_errors
 
+    server = getattr(cluster.api.configuration, "host", "") or "an unknown server"
+    where = f"cluster {cluster.name} ({server})"
+    check = f"check clusters.{cluster.name}.connection in the policy file"
     try:
         return await _read(config, cluster, now)
     except errors.ClusterUnavailable as error:
-        server = getattr(cluster.api.configuration, "host", "") or "an unknown server"
-        raise errors.UserError(
-            f"cluster {cluster.name} ({server}) cannot be reached: {error.reason}; "
-            f"check clusters.{cluster.name}.connection in the policy file"
-        ) from None
+        raise errors.UserError(f"{where} cannot be reached: {error.reason}; {check}") from None
+    except kube_errors.Refused as error:
+        if error.status not in (401, 403):
+            raise
+        refused = f"{error.status} {error.reason}".strip()
+        raise errors.UserError(f"{where} refused the request ({refused}); {check}") from None
 
 
 async def _read(config: policy.FederatorConfig, cluster: Cluster, now: float) -> FleetStatus:
@@ -314,6 +320,17 @@ def _bursted(key: str, notes: Mapping[str, str], record: PlacementRecord, now: f
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Spend:
+    """The records' and the spend book's spend per period, as the federation's budgets see it."""
+
+    hour_spent: float
+    hour_counted: float  # a live placement counts at least its burn rate for the hour
+    today: float
+    month: Mapping[str, float]  # per tenant
+    committed: Mapping[str, float]  # per tenant: what live placements are still expected to cost
+
+
 def budget_lines(
     config: policy.FederatorConfig,
     jobs: Sequence[tuple[dict[str, Any], PlacementRecord]],
@@ -321,9 +338,38 @@ def budget_lines(
     *,
     now: float,
 ) -> list[BudgetLine]:
-    """Spend as the federation's budgets count it (`Federation._spend`): what each record has
-    accrued since the hour, day or month began, plus the spend book's jobs that are gone, and
-    what live placements are still expected to cost (committed)."""
+    """Every period and cap the policy sets, as `budgets.caps_of` lists them, with what was
+    spent and what is still committed (a line with no cap too, so the totals show)."""
+    spend = _spend(config, jobs, book, now)
+    budgets = config.budgets
+    committed = sum(spend.committed.values())
+    lines = [
+        BudgetLine("all", "today", spend.today, committed, budgets.usd_per_day),
+        BudgetLine("all", "this month", sum(spend.month.values()), committed, None),
+    ]
+    if budgets.usd_per_hour is not None:
+        rest = spend.hour_counted - spend.hour_spent
+        lines.insert(
+            0, BudgetLine("all", "last hour", spend.hour_spent, rest, budgets.usd_per_hour)
+        )
+    own = {t.name: t.budget_usd_per_month for t in config.tenants}
+    for tenant in sorted(set(own) | set(spend.month) | set(spend.committed)):
+        cap = own.get(tenant)  # a tenant's own cap wins even at $0, as in budgets.caps_of
+        cap = budgets.default_tenant_usd_per_month if cap is None else cap
+        spent, still = spend.month.get(tenant, 0.0), spend.committed.get(tenant, 0.0)
+        lines.append(BudgetLine(f"tenant:{tenant}", "this month", spent, still, cap))
+    return lines
+
+
+def _spend(
+    config: policy.FederatorConfig,
+    jobs: Sequence[tuple[dict[str, Any], PlacementRecord]],
+    book: SpendBook,
+    now: float,
+) -> _Spend:
+    """Counted as `Federation._spend` counts it (with its own helpers, so the two cannot
+    drift): each record's attempts since the hour, day or month began, plus the spend book's
+    jobs that are gone (carried as a pass would carry it, without writing it)."""
     from federator.federation.federation import _hourly_charge, _spent_since, _still_committed
     from federator.federation.spending import Contribution
     from federator.kube import convert
@@ -333,49 +379,24 @@ def budget_lines(
     )
     day_start, month_start = midnight.timestamp(), midnight.replace(day=1).timestamp()
     live: dict[str, Contribution] = {}
-    hour_spent = hour_counted = committed = 0.0
-    tenant_committed: dict[str, float] = {}
+    hour_spent = hour_counted = 0.0
+    committed: dict[str, float] = {}
     for job, record in jobs:
         namespace = str(convert.meta(job).get("namespace"))
         owner = config.tenant_of_namespace(namespace)
-        name = owner.name if owner is not None else namespace  # as daemon._tenant_of
+        tenant = owner.name if owner is not None else namespace  # as daemon._tenant_of
         live[str(convert.meta(job).get("uid"))] = Contribution(
-            _spent_since(record, now, day_start), _spent_since(record, now, month_start), name
+            _spent_since(record, now, day_start), _spent_since(record, now, month_start), tenant
         )
         hour_spent += _spent_since(record, now, now - 3600.0)
         hour_counted += _hourly_charge(record, now)
-        still = _still_committed(record, now)
-        committed += still
-        tenant_committed[name] = tenant_committed.get(name, 0.0) + still
+        committed[tenant] = committed.get(tenant, 0.0) + _still_committed(record, now)
     carried = book.carry(live, day=midnight.strftime("%Y-%m-%d"), month=midnight.strftime("%Y-%m"))
-    month: dict[str, float] = dict(carried.gone_month_usd)
+    month = dict(carried.gone_month_usd)
     for contribution in live.values():
         month[contribution.tenant] = month.get(contribution.tenant, 0.0) + contribution.month_usd
     today = carried.gone_today_usd + sum(c.today_usd for c in live.values())
-    budgets = config.budgets
-    lines = [
-        BudgetLine("all", "today", today, committed, budgets.usd_per_day),
-        BudgetLine("all", "this month", sum(month.values()), committed, None),
-    ]
-    if budgets.usd_per_hour is not None:
-        hour = BudgetLine(
-            "all", "last hour", hour_spent, hour_counted - hour_spent, budgets.usd_per_hour
-        )
-        lines.insert(0, hour)
-    own = {t.name: t.budget_usd_per_month for t in config.tenants}
-    for tenant in sorted(set(own) | set(month) | set(tenant_committed)):
-        cap = own.get(tenant)  # a tenant's own cap wins even at $0, as in budgets.caps_of
-        cap = budgets.default_tenant_usd_per_month if cap is None else cap
-        lines.append(
-            BudgetLine(
-                f"tenant:{tenant}",
-                "this month",
-                month.get(tenant, 0.0),
-                tenant_committed.get(tenant, 0.0),
-                cap,
-            )
-        )
-    return lines
+    return _Spend(hour_spent, hour_counted, today, month, committed)
 
 
 # ---- rendering ------------------------------------------------------------------------------

@@ -35,17 +35,22 @@ BLOCKS = "/api/v1/namespaces/federator/configmaps/sandbox-pool-blocks"
 class FakeCluster:
     """The on-prem cluster's answers by path; a path it does not hold is a 404."""
 
-    def __init__(self, answers: dict[str, Any], *, down: bool = False) -> None:
+    def __init__(
+        self, answers: dict[str, Any], *, down: bool = False, refused: bool = False
+    ) -> None:
         self.name = "onprem"
         self.api = SimpleNamespace(configuration=SimpleNamespace(host=SERVER))
         self.answers = {JOBS: {"items": []}, **answers}
         self.down = down
+        self.refused = refused
         self.closed = False
 
     async def request(self, method: str, path: str, **_: Any) -> dict[str, Any]:
         assert method == "GET", "status writes nothing"
         if self.down:
             raise errors.ClusterUnavailable("onprem", "ClientConnectorError: connection refused")
+        if self.refused:
+            raise kube_errors.Refused("onprem", 401, "Unauthorized")
         if path not in self.answers:
             raise kube_errors.NotFound("onprem", 404, "NotFound")
         return dict(self.answers[path])
@@ -314,17 +319,25 @@ def test_json_is_one_object_with_stable_keys(
     assert cluster.closed
 
 
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [({"down": True}, "cannot be reached"), ({"refused": True}, "refused the request (401")],
+)
 def test_an_unreachable_cluster_is_one_line_naming_it_and_its_server_exit_2(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    fault: dict[str, bool],
+    said: str,
 ) -> None:
     async def connect(*_: Any) -> FakeCluster:
-        return FakeCluster({}, down=True)
+        return FakeCluster({}, **fault)
 
     monkeypatch.setattr(daemon, "connect_cluster", connect)
     path = configs.offline_sandbox_policy(tmp_path)
     assert cli.main(["status", "--config", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"federator: error: cluster onprem ({SERVER}) cannot be reached")
+    assert err.startswith(f"federator: error: cluster onprem ({SERVER}) {said}")
     assert "Traceback" not in err
     assert err.count("\n") == 1
 
