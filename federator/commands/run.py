@@ -23,6 +23,11 @@ examples:
   federator run --config /etc/federator/policy.yaml --once # one pass, e.g. from a CronJob
   federator run --config config/sandbox.yaml --log-level debug
 
+The daemon rides out clusters that are down: it keeps trying them, and serves meanwhile.
+--once tries the on-prem apiserver first (3 tries over 5 s) and stops at once (exit 2) if it
+refuses the connection, its name does not resolve, or it refuses the credentials; a slow
+apiserver gets up to 60 s for the caches to fill, then the pass ends with exit 1 (it may pass).
+
 Logs are structured (JSON when stdout is not a terminal), one line per decision.
 """
 
@@ -57,13 +62,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from federator import daemon
     from federator.errors import UserError
 
     try:
-        return asyncio.run(
-            daemon.run(args.config, dry_run=args.dry_run, once=args.once, log_level=args.log_level)
-        )
+        return asyncio.run(_run(args))
     except OSError as error:
         # The one socket the daemon binds is its HTTP server's: taken, it is most often a
         # second `federator run` of the same file, a mistake to name, not a traceback.
@@ -73,3 +75,14 @@ def run(args: argparse.Namespace) -> int:
             f"{args.config}: server: {error.strerror}; another federator run (or another "
             "program) listens there: stop it, or choose another server.port"
         ) from None
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from federator import daemon
+    from federator.commands.plan import stop_unless_onprem_answers
+
+    if args.once:  # a person or a cron pass waits for this one; the daemon rides outages out
+        await stop_unless_onprem_answers(args.config)
+    return await daemon.run(
+        args.config, dry_run=args.dry_run, once=args.once, log_level=args.log_level
+    )

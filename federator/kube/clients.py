@@ -27,19 +27,23 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import errno
+import functools
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import structlog
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.rest import ApiException, RESTClientObject
 from kubernetes_asyncio.config import incluster_config
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from federator import errors, metrics
 from federator.kube import errors as kube_errors
@@ -320,3 +324,98 @@ def warn_if_insecure(api: ApiClient, cluster: str, source: str) -> None:
             source=source,
             hint="trust the cluster's CA (certificate-authority-data) instead",
         )
+
+
+# ---- reachability: one quick look before a one-shot command waits for its caches ----------
+
+PROBE_TRIES = 3
+PROBE_WAIT_S = 2.5  # between tries: 3 tries span 5 s, longer than a restart's blip
+PROBE_TIMEOUT_S = 5.0  # per try; no answer within it may be a slow apiserver, not a dead one
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """What a probe of one apiserver found: nothing there, our credentials refused, or an
+    answer of some kind (whatever else it was, the caller's usual path deals with it)."""
+
+    cluster: str
+    server: str
+    tries: int
+    within_s: float  # the span the tries were spread over
+    nothing_there: str = ""  # "refused the connection" / "did not resolve", on every try
+    status: int = 0  # the HTTP status of the answer; 0 when there was none
+    answer: str = ""  # the answer's reason, or why there was none (a timeout)
+
+    @property
+    def credentials_refused(self) -> bool:
+        return self.status in AUTH_REFUSED
+
+
+class _NothingThere(Exception):
+    """A try that found no listener or no such host name: worth another try, briefly."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+async def probe(
+    cluster: Cluster,
+    *,
+    tries: int = PROBE_TRIES,
+    wait_s: float = PROBE_WAIT_S,
+    timeout_s: float = PROBE_TIMEOUT_S,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Reachability:
+    """GET /version through the cluster's own client (its TLS and credentials), trying again
+    only while nothing listens at the server or its name does not resolve; `sleep` is the
+    wait between tries (a parameter for tests)."""
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(tries),
+        wait=wait_fixed(wait_s),
+        retry=retry_if_exception_type(_NothingThere),
+        sleep=sleep,
+        reraise=True,
+    )
+    server = str(cluster.api.configuration.host or "")
+    found = functools.partial(Reachability, cluster.name, server, within_s=(tries - 1) * wait_s)
+    made, status, answer = 0, 0, ""
+    try:
+        async for attempt in retrying:
+            with attempt:
+                made = attempt.retry_state.attempt_number
+                status, answer = await _ask_version(cluster, timeout_s)
+    except _NothingThere as e:
+        return found(made, nothing_there=e.cause)
+    return found(made, status=status, answer=answer)
+
+
+async def _ask_version(cluster: Cluster, timeout_s: float) -> tuple[int, str]:
+    """(status, reason) of GET /version; raises `_NothingThere` when nobody could be asked."""
+    try:
+        response = await cluster._send(
+            "GET", "/version", params=None, body=None, ct=JSON, timeout=timeout_s
+        )
+        try:
+            data = await response.read()
+        finally:
+            response.release()
+    except ApiException as e:
+        return int(e.status or 0), str(e.reason or "")
+    except aiohttp.ClientConnectorError as e:
+        if cause := _nothing_there(e):
+            raise _NothingThere(cause) from e
+        return 0, f"{type(e).__name__}: {e}"
+    except kube_errors.TRANSPORT_ERRORS as e:  # a timeout, a cut connection: someone is there
+        return 0, f"{type(e).__name__}: {e}"
+    return response.status, _reason(data, response.reason)
+
+
+def _nothing_there(error: aiohttp.ClientConnectorError) -> str:
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return "did not resolve"
+    if isinstance(error, aiohttp.ClientSSLError):
+        return ""  # something answered, in TLS the client did not accept
+    if getattr(error.os_error, "errno", None) == errno.ECONNREFUSED:
+        return "refused the connection"
+    return ""
