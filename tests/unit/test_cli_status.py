@@ -338,6 +338,10 @@ def test_an_unreachable_cluster_is_one_line_naming_it_and_its_server_exit_2(
     assert cli.main(["status", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"federator: error: cluster onprem ({SERVER}) {said}")
+    assert (
+        f"; check clusters.onprem.connection.kubeconfig: {tmp_path}/kubeconfig, context onprem"
+        in err
+    )
     assert "Traceback" not in err
     assert err.count("\n") == 1
 
