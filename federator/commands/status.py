@@ -371,7 +371,7 @@ def _spend(
     """Counted as `Federation._spend` counts it (with its own helpers, so the two cannot
     drift): each record's attempts since the hour, day or month began, plus the spend book's
     jobs that are gone (carried as a pass would carry it, without writing it)."""
-    from federator.federation.federation import _hourly_charge, _spent_since, _still_committed
+    from federator.federation.charges import hourly_charge, spent_since, still_committed
     from federator.federation.spending import Contribution
     from federator.kube import convert
 
@@ -387,11 +387,11 @@ def _spend(
         owner = config.tenant_of_namespace(namespace)
         tenant = owner.name if owner is not None else namespace  # as daemon._tenant_of
         live[str(convert.meta(job).get("uid"))] = Contribution(
-            _spent_since(record, now, day_start), _spent_since(record, now, month_start), tenant
+            spent_since(record, now, day_start), spent_since(record, now, month_start), tenant
         )
-        hour_spent += _spent_since(record, now, now - 3600.0)
-        hour_counted += _hourly_charge(record, now)
-        committed[tenant] = committed.get(tenant, 0.0) + _still_committed(record, now)
+        hour_spent += spent_since(record, now, now - 3600.0)
+        hour_counted += hourly_charge(record, now)
+        committed[tenant] = committed.get(tenant, 0.0) + still_committed(record, now)
     carried = book.carry(live, day=midnight.strftime("%Y-%m-%d"), month=midnight.strftime("%Y-%m"))
     month = dict(carried.gone_month_usd)
     for contribution in live.values():

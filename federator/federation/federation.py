@@ -33,6 +33,7 @@ from federator.core.policy import DecisionPolicy, Strategy
 from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
 from federator.federation import fencing, planning
 from federator.federation.blocks import BlockCause, Pool, PoolBlock, PoolBlocks
+from federator.federation.charges import hourly_charge, spent_since, still_committed
 from federator.federation.forecasts import WaitForecasts
 from federator.federation.planning import Step, StepKind
 from federator.federation.ports import (
@@ -643,14 +644,14 @@ class Federation:
             # Only money spent goes to the book: a job whose record goes away takes its promise
             # with it, but not what it already cost.
             live[job.uid] = Contribution(
-                today_usd=_spent_since(record, now, day_start),
-                month_usd=_spent_since(record, now, month_start),
+                today_usd=spent_since(record, now, day_start),
+                month_usd=spent_since(record, now, month_start),
                 tenant=job.spec.tenant,
             )
-            still = _still_committed(record, now)
+            still = still_committed(record, now)
             promised_today += still
             promised[job.spec.tenant] = promised.get(job.spec.tenant, 0.0) + still
-            last_hour += _hourly_charge(record, now)
+            last_hour += hourly_charge(record, now)
             accrued[job.uid] = (record.cluster, record.earlier_usd + record.attempt_cost_usd(now))
             if record.phase in (Phase.PLACING, Phase.PLACED):
                 jobs += 1
@@ -1307,37 +1308,6 @@ def _explained(round_: Round, reason: str) -> Round:
     return replace(round_, decisions=tuple(d._replace(reason=reason) for d in round_.decisions))
 
 
-def _spent_since(record: PlacementRecord, now: float, since: float) -> float:
-    """What the job's attempts cost after `since` (the start of a day or a month).
-
-    The current attempt's cost is split at `since`; lost attempts count as `_lost_since` says.
-    """
-    return _lost_since(record, since) + record.attempt_cost_usd(now, since=since)
-
-
-def _lost_since(record: PlacementRecord, since: float) -> float:
-    """The lost attempts' cost (`earlier_usd`), whole, if they may have run after `since`: they
-    all ended before the current attempt was placed, and a requeued one no later than its
-    `not_before`. When in that window they were spent is not kept; over-counting is a budget's
-    safe side (a preempted hour would otherwise vanish from the hourly budget at once)."""
-    ended_by = record.not_before if record.phase is Phase.REQUEUED else record.placed_at
-    return record.earlier_usd if ended_by >= since else 0.0
-
-
-def _hourly_charge(record: PlacementRecord, now: float) -> float:
-    """What the job counts against the hourly budget: what it spent in the last hour, lost
-    attempts included (`_lost_since`), and a live placement at least its burn rate for an hour.
-    The round ledger charges a new burst with its burn rate; a burst placed one pass ago has
-    accrued almost nothing, and counted at that, every pass would find the budget free again
-    and burst as much once more.
-    """
-    since = now - 3600.0
-    spent = record.attempt_cost_usd(now, since=since)
-    if record.phase in (Phase.PLACING, Phase.PLACED) and record.finished_at is None:
-        spent = max(spent, record.price_per_gpu_hour_usd * record.gpus)
-    return _lost_since(record, since) + spent
-
-
 def _waits_for_data(decision: Decision) -> bool:
     """A hold for a pool until the job's data is copied there. Such a hold comes with the
     time the copy takes (`revisit_at`); one at a budget or a cap has none, and copying data
@@ -1347,16 +1317,6 @@ def _waits_for_data(decision: Decision) -> bool:
         and decision.cluster is not None
         and decision.revisit_at is not None
     )
-
-
-def _still_committed(record: PlacementRecord, now: float) -> float:
-    """The part of a live placement's expected cost that has not accrued yet: budgets count it
-    now (as the round ledger does within a pass), or every pass would promise it again. It is
-    never carried into the spend book: a placement that goes away spends no more.
-    """
-    if record.phase not in (Phase.PLACING, Phase.PLACED) or record.finished_at is not None:
-        return 0.0
-    return max(0.0, record.expected_cost_usd - record.attempt_cost_usd(now))
 
 
 def _finite_or_zero(value: float) -> float:
