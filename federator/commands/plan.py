@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from federator import policy
     from federator.core.decisions import Decision
     from federator.federation.federation import PassReport
@@ -43,13 +45,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
+    decisions, report = asyncio.run(_plan(args.config))
+    console = _print_decisions(decisions)
+    if report.skipped:
+        console.print(f"[yellow]note:[/] {report.skipped}")
+    return 0
+
+
+def _print_decisions(decisions: list[Decision]) -> Console:
+    """The decisions as a table; no pending job is one line, as `status` says an empty section."""
     from rich.console import Console
     from rich.table import Table
 
     from federator.commands.output import wide_enough
 
-    decisions, report = asyncio.run(_plan(args.config))
-    table = Table(title=f"federator plan: {len(decisions)} pending jobs")
+    if not decisions:
+        console = Console()
+        console.print("federator plan: no pending job in the watched on-prem queues")
+        return console
+    table = Table(title=f"federator plan: {_count(len(decisions), 'pending job')}")
     for column in ("job", "decision", "where", "expected cost", "expected wait", "reason"):
         table.add_column(column, overflow="fold")
     for d in decisions:
@@ -64,9 +78,11 @@ def run(args: argparse.Namespace) -> int:
         )
     console = wide_enough(Console(), table)
     console.print(table)
-    if report.skipped:
-        console.print(f"[yellow]note:[/] {report.skipped}")
-    return 0
+    return console
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 async def _plan(config_path: Path) -> tuple[list[Decision], PassReport]:
