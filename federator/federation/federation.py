@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
+import re
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -43,6 +45,7 @@ from federator.federation.ports import (
     CopyState,
     CopyView,
     DataGate,
+    DataProblemNotes,
     DataReadiness,
     DataSizes,
     OffersProvider,
@@ -143,9 +146,11 @@ class Federation:
             None if spend_store is None else fencing.FencedSpendStore(spend_store, fence)
         )
         self._replication_asked: set[tuple[str, str]] = set()  # (dataset, cluster), for the log
-        # (job uid, dataset, cluster) -> the replica's failure last told on the job, so that a
-        # failure is told once, not every pass (see `_tell_data_problem`)
+        # (job uid, dataset, cluster) -> the replica's failure last told on the job by this
+        # process, so that a failure is told once, not every pass (see `_tell_data_problem`);
+        # what was told is also kept on the Job itself, for the next process
         self._data_problems_told: dict[tuple[str, str, str], str] = {}
+        self._told_on_jobs = _ToldOnJobs(onprem, fence)
         self._book: SpendBook | None = None  # None until loaded (or without a store)
         self._saved_book: SpendBook | None = None
         self._book_saved_at = -math.inf
@@ -266,6 +271,7 @@ class Federation:
             await self._collect(now, report)
             await self._save_book(now)
             await self._save_blocks(now)  # one a requeue could not write
+            await self._told_on_jobs.write()  # last: its writes change the Jobs' versions
 
     async def _guarded(
         self, report: PassReport, job: OnPremJob, work: Coroutine[Any, Any, None]
@@ -955,19 +961,28 @@ class Federation:
         text is new with each one: it counts them and says when the next try is), and a line
         in every pass's failures while it lasts.
 
-        What was told is kept in memory, not on the Job: the replicator's backoff is in memory
-        too, so after a restart the first check is a new try, and its failure is news anyway.
-        The on-prem adapter names an Event after its content, so the same text posted again is
-        the same Event. A post that fails is not noted, and is tried again next pass; it does
-        not stop the placement that asked."""
+        What was told is kept on the Job too (`_ToldOnJobs`): in memory only, a restart or a
+        new leader told every job held by a failing replica again. Kept on the Job rather than
+        read back from its Events: the port lists no Events, and they expire (an hour by
+        default) while a job may wait for its data longer. The first failure a process sees
+        is checked against the Job by its error alone: the replicator's count and backoff are
+        in memory, so a new process's first try of a replica that still fails says "1 failure
+        in a row" of the same error, which the job has heard. A failure that clears is dropped
+        there too, so that when it comes back it is news again. A post that fails is not
+        noted, and is tried again next pass; it does not stop the placement that asked."""
         told = (job.uid, dataset, cluster)
         if not answer.problem:
             self._data_problems_told.pop(told, None)  # a later failure is news again
+            self._told_on_jobs.cleared(job, dataset, cluster)
             return
         waits = "the job waits for it" if not answer.may_start else "the job does not wait for it"
         message = f"the copy of dataset {dataset} to {cluster} failed: {answer.problem}; {waits}"
         report.failures.append(f"{job.key}: {message}")
-        if self._data_problems_told.get(told) == answer.problem:
+        last = self._data_problems_told.get(told)
+        if last == answer.problem:
+            return
+        if last is None and self._told_on_jobs.was_told(job, dataset, cluster, answer.problem):
+            self._data_problems_told[told] = answer.problem  # told by an earlier process
             return
         try:
             await self.onprem.event(job, reason="DataCopyFailed", message=message, warning=True)
@@ -975,10 +990,13 @@ class Federation:
             log.warning("data_copy_failure_not_told", job=job.key, error=str(e))
             return
         self._data_problems_told[told] = answer.problem
+        self._told_on_jobs.told(job, dataset, cluster, answer.problem)
         log.info("data_copy_failure_told", job=job.key, dataset=dataset, cluster=cluster)
 
     def _forget_gone_jobs(self, onprem: OnPremView) -> None:
-        """What was told to jobs no longer waiting nor placed is dropped (bounded memory)."""
+        """What was told to jobs no longer waiting nor placed is dropped (bounded memory), and
+        notes an earlier pass gathered but did not write (`_ToldOnJobs.new_pass`)."""
+        self._told_on_jobs.new_pass()
         present = {job.uid for job in onprem.jobs}
         self._data_problems_told = {
             told: problem
@@ -1299,6 +1317,84 @@ def _blocks_explained(round_: Round, blocked: Mapping[Pool, tuple[PoolBlock, int
             decision = decision._replace(reason=f"{decision.reason}; {'; '.join(why)}")
         decisions.append(decision)
     return replace(round_, decisions=tuple(decisions))
+
+
+class _ToldOnJobs:
+    """The data failures each Job was told of, kept on the Job by the on-prem adapter
+    (`DataProblemNotes`, the annotation `federator.io/data-problem-told`) so that they survive
+    a restart and a leader hand-over; a port without it (the unit fakes) keeps none.
+
+    A failure is kept as a digest of its error (`_error_of`): bounded, and what a new process
+    compares a replica's failure with, its count restarting at 1. Changes are gathered over a
+    pass and written once per Job at its end (`write`), through the write fence like every
+    write: written at once, a note would change the Job's resourceVersion under a record
+    write later in the same pass, which is preconditioned on it."""
+
+    def __init__(self, onprem: OnPremPort, fence: fencing.Fence) -> None:
+        self._notes = onprem if isinstance(onprem, DataProblemNotes) else None
+        self._fence = fence
+        # job uid -> the job and what it is to be told it was told, at the end of the pass
+        self._due: dict[str, tuple[OnPremJob, dict[tuple[str, str], str]]] = {}
+
+    def was_told(self, job: OnPremJob, dataset: str, cluster: str, problem: str) -> bool:
+        """Whether the Job says it was told of this failure's error (by any process)."""
+        return (dataset, cluster, _digest(_error_of(problem))) in job.data_problems_told
+
+    def told(self, job: OnPremJob, dataset: str, cluster: str, problem: str) -> None:
+        if self._notes is not None:
+            self._changes(job)[(dataset, cluster)] = _digest(_error_of(problem))
+
+    def cleared(self, job: OnPremJob, dataset: str, cluster: str) -> None:
+        kept = (told[:2] for told in job.data_problems_told)
+        if self._notes is not None and (dataset, cluster) in kept:
+            self._changes(job)[(dataset, cluster)] = ""
+
+    def new_pass(self) -> None:
+        """Forget changes a pass that ended early (the fence closed) did not write: they were
+        gathered on Jobs as they were then, and another leader may have written since."""
+        self._due = {}
+
+    def _changes(self, job: OnPremJob) -> dict[tuple[str, str], str]:
+        return self._due.setdefault(job.uid, (job, {}))[1]
+
+    async def write(self) -> None:
+        """Write what changed; a write that fails is logged (only a restart may then tell
+        that failure again: this process remembers it)."""
+        due, self._due = self._due, {}
+        if self._notes is None:
+            return
+        for job, changes in due.values():
+            kept = {told[:2]: told[2] for told in job.data_problems_told}
+            for replica, digest in changes.items():
+                if kept.get(replica) == digest:
+                    continue  # the same error told again: nothing new to keep
+                kept.pop(replica, None)  # a new failure is the newest (the bound drops the oldest)
+                if digest:
+                    kept[replica] = digest
+            told = tuple((dataset, cluster, d) for (dataset, cluster), d in kept.items())
+            if told == job.data_problems_told:
+                continue
+            self._fence.require(f"noting the data failures told to {job.key}")
+            try:
+                await self._notes.note_data_problems(job, told)
+            except errors.FederatorError as e:
+                log.warning("data_copy_failures_told_not_kept", job=job.key, error=str(e))
+
+
+# The end of a replica's failure that counts the tries and says when the next one is (see
+# `ports.DataReadiness.problem`): `... AccessDenied (2 failures in a row; next try after
+# 16:02:30 UTC)`.
+_TRIES = re.compile(r" \(\d+ failures? in a row; next try after [^)]*\)$")
+
+
+def _error_of(problem: str) -> str:
+    """The failure without its count of tries and next try: what stays the same while the
+    same fault lasts (a gate's text without that end is taken whole)."""
+    return _TRIES.sub("", problem)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _explained(round_: Round, reason: str) -> Round:

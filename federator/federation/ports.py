@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from federator.core.models import Offer, OnPremState, PendingJob
 from federator.federation.blocks import PoolBlocks
@@ -107,6 +107,9 @@ class OnPremJob:
     admitted: bool = False  # its Workload reserved quota on-prem
     workload: str | None = None  # Workload name, None for plain suspended Jobs
     burst_allowed: bool = True
+    # (dataset, cluster, digest of the failure's error) of each replica failure the Job was told of
+    # (`DataCopyFailed`), oldest first, as kept on the Job (see `DataProblemNotes`)
+    data_problems_told: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +178,22 @@ class OnPremPort(Protocol):
     async def event(self, job: OnPremJob, *, reason: str, message: str, warning: bool) -> None: ...
 
 
+@runtime_checkable
+class DataProblemNotes(Protocol):
+    """An on-prem port that keeps on each Job which data failures it was told of, so that a
+    restart or a new leader does not tell them again (`OnPremJob.data_problems_told` reads them
+    back). Optional, apart from `OnPremPort`: a port without it (the unit fakes) leaves what
+    was told in the loop's memory only; the loop checks the write fence before each of its
+    writes itself (`federation._ToldOnJobs`)."""
+
+    async def note_data_problems(
+        self, job: OnPremJob, told: tuple[tuple[str, str, str], ...]
+    ) -> OnPremJob:
+        """Keep `told` (oldest first; the oldest dropped past a few hundred bytes) on the Job,
+        in place of what it held; returns it with its new resourceVersion."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class CopyRequest:
     """Everything a cloud cluster needs to create one copy."""
@@ -218,7 +237,9 @@ class DataReadiness:
 
     `problem` is the replica's own account of its failure, ending with when it is tried again
     (e.g. `... AccessDenied (2 failures in a row; next try after 16:02:30 UTC)`); a new failure
-    gives a new text, so the loop tells a job each one once. "" while nothing failed (a copy
+    gives a new text, so the loop tells a job each one once; without that end (the count and
+    the next try, which restart with the process) the text is the error that a new process
+    checks against what the Job was told (`DataProblemNotes`). "" while nothing failed (a copy
     running, or a replica complete). A job may start beside a failed copy when its dataset
     does not wait for it (`sync_before_start: false`).
     """

@@ -34,6 +34,35 @@ from federator.kube.watching import (
 
 log = structlog.get_logger(__name__)
 
+# The data failures a Job was told of (`DataCopyFailed`, see `Federation._tell_data_problem`):
+# `dataset@cluster=digest` items, oldest first, comma-separated. Kept on the Job, not in
+# memory, so that a restart or a new leader does not tell them again; bounded so that a job
+# reading many datasets cannot grow its Job without end (the oldest items go first).
+ANNOTATION_DATA_PROBLEMS_TOLD = "federator.io/data-problem-told"
+DATA_PROBLEMS_TOLD_MAX_BYTES = 320
+
+Told = tuple[tuple[str, str, str], ...]
+
+
+def data_problems_told_note(told: Told) -> str:
+    """The annotation's value for `told`: its newest items that fit the bound."""
+    items = [f"{dataset}@{cluster}={digest}" for dataset, cluster, digest in told]
+    while items and len(",".join(items).encode()) > DATA_PROBLEMS_TOLD_MAX_BYTES:
+        items.pop(0)
+    return ",".join(items)
+
+
+def data_problems_told_of(note: str) -> Told:
+    """The items of the annotation's value; an item that does not parse (edited by hand) is
+    left out: at worst its failure is told again."""
+    told = []
+    for item in note.split(","):
+        replica, _, digest = item.partition("=")
+        dataset, _, cluster = replica.rpartition("@")
+        if dataset and cluster and digest:
+            told.append((dataset, cluster, digest))
+    return tuple(told)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class BurstFacts:
@@ -157,6 +186,9 @@ class OnPremCluster:
             admitted=workload is not None and convert.workload_reserved(workload),
             workload=str(convert.meta(workload).get("name")) if workload is not None else None,
             burst_allowed=spec.burst_allowed,
+            data_problems_told=data_problems_told_of(
+                convert.annotations_of(job).get(ANNOTATION_DATA_PROBLEMS_TOLD, "")
+            ),
         )
 
     def _apply_policy(
@@ -247,6 +279,21 @@ class OnPremCluster:
             "PATCH", _job_path(job), body=body, content_type=MERGE_PATCH
         )
         return self._updated(job, updated)
+
+    async def note_data_problems(self, job: OnPremJob, told: Told) -> OnPremJob:
+        """`federation.ports.DataProblemNotes`. No precondition, as for `mirror`: the note is
+        only ours, and it must not lose a race with Kueue."""
+        note = data_problems_told_note(told)
+        live = self.jobs.items.get(job.key)
+        held = convert.annotations_of(live).get(ANNOTATION_DATA_PROBLEMS_TOLD, "") if live else ""
+        kept = data_problems_told_of(note)
+        if live is not None and held == note:
+            return replace(job, data_problems_told=kept)
+        body = {"metadata": {"annotations": {ANNOTATION_DATA_PROBLEMS_TOLD: note or None}}}
+        updated = await self.cluster.request(
+            "PATCH", _job_path(job), body=body, content_type=MERGE_PATCH
+        )
+        return replace(self._updated(job, updated), data_problems_told=kept)
 
     async def finish(self, job: OnPremJob, terminal: Terminal) -> OnPremJob:
         live = await self.cluster.request("GET", _job_path(job))
