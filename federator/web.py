@@ -141,9 +141,30 @@ async def _readyz(request: web.Request) -> web.Response:
     readiness = request.app[STATUS_KEY]()
     body = asdict(readiness) | {
         "ready": readiness.ready,
-        "detail": logs.redact_text(readiness.detail),
+        "detail": logs.redact_text(_why_not_ready(readiness)),
     }
     return web.json_response(body, status=200 if readiness.ready else 503)
+
+
+def _why_not_ready(readiness: Readiness) -> str:
+    """The failed checks, in words; empty when ready.
+
+    The daemon's `detail` is the on-prem client's last error, which stays set after the
+    apiserver answers again: shown on a ready replica (as it was, after an on-prem restart,
+    `"ready": true` beside a stale `ClientConnectorError`) it points the operator at a fault
+    that is gone. So it is told only while on-prem is the check that fails."""
+    reasons = []
+    if not readiness.config_loaded:
+        reasons.append("the policy is not loaded")
+    if not readiness.onprem_reachable:
+        reasons.append(
+            f"on-prem: {readiness.detail}"
+            if readiness.detail
+            else "on-prem: not answered yet, or its caches are not synced"
+        )
+    if not readiness.leadership_known:
+        reasons.append("leadership not known yet: the Lease has not been read")
+    return "; ".join(reasons)
 
 
 async def _debug_decisions(request: web.Request) -> web.Response:
