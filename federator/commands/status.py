@@ -418,9 +418,11 @@ def print_status(fleet: FleetStatus, console: Console) -> None:
         if table is None:
             console.print(f"{title.split(':')[0]}: {empty}", highlight=False)
             continue
-        table.title = title
-        table.title_justify = "left"
-        wide_enough(console, table).print(table)
+        # The title as its own line, not the table's: rich pads a table title with spaces to the
+        # table's width, which left trailing blanks on every section line of piped output.
+        wide = wide_enough(console, table)
+        wide.print(title, highlight=False)
+        wide.print(table)
 
 
 def leader_line(fleet: FleetStatus) -> str:
