@@ -63,7 +63,7 @@ def _print_decisions(decisions: list[Decision]) -> Console:
         console = Console()
         console.print("federator plan: no pending job in the watched on-prem queues")
         return console
-    table = Table(title=f"federator plan: {_count(len(decisions), 'pending job')}")
+    table = Table()
     for column in ("job", "decision", "where", "expected cost", "expected wait", "reason"):
         table.add_column(column, overflow="fold")
     for d in decisions:
@@ -77,6 +77,8 @@ def _print_decisions(decisions: list[Decision]) -> Console:
             d.reason,
         )
     console = wide_enough(Console(), table)
+    # The title as its own line: rich centres a table title in blanks to the table's width.
+    console.print(f"federator plan: {_count(len(decisions), 'pending job')}", highlight=False)
     console.print(table)
     return console
 

@@ -1,7 +1,8 @@
 """`federator plan`'s first line, as an operator reads it on the sandbox (docs/sandbox.md).
 
 On the sandbox with empty queues it printed a title over an empty table ("0 pending jobs" and
-a frame with no row), and with one job "1 pending jobs".
+a frame with no row), and with one job "1 pending jobs"; the title was centred in blanks to the
+table's width (leading and trailing spaces in piped output).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def test_one_pending_job_is_singular(
     planned(monkeypatch, [_stay("team-a/only")])
     assert cli.main(["plan", "--config", "policy.yaml"]) == 0
     out = capsys.readouterr().out
-    assert "federator plan: 1 pending job " in out + " "
+    assert "federator plan: 1 pending job" in out.splitlines()[0]
     assert "1 pending jobs" not in out
 
 
@@ -61,3 +62,13 @@ def test_two_pending_jobs_are_plural(
     planned(monkeypatch, [_stay("team-a/one"), _stay("team-a/two")])
     assert cli.main(["plan", "--config", "policy.yaml"]) == 0
     assert "federator plan: 2 pending jobs" in capsys.readouterr().out
+
+
+def test_the_title_is_a_line_of_its_own_without_blanks_around_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    planned(monkeypatch, [_stay("team-a/one"), _stay("team-a/two")])
+    assert cli.main(["plan", "--config", "policy.yaml"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "federator plan: 2 pending jobs"
+    assert [line for line in lines if line != line.rstrip()] == []
