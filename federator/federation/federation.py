@@ -438,22 +438,21 @@ class Federation:
         await self._save_blocks(now)
 
     async def _load_blocks(self) -> None:
-        """Read the pool blocks at the first pass, and again when this process starts to lead:
-        a follower writes none, so what the leader blocked meanwhile is only in the store.
+        """Read the pool blocks: the leader once, when it starts to lead (from then on it writes
+        them), and a follower at every pass: it writes none, and its decisions (`plan`,
+        /debug/decisions, the leader it may become) must avoid what the leader blocked since.
         A failure is retried next pass (the pools this process blocked stay blocked)."""
-        wanted = "leader" if self.may_write() else "follower"
-        if self._blocks_read_as == "leader" and wanted == "follower":
-            self._blocks_read_as = "follower"  # another replica may block from now on
-        if self.pool_block_store is None or self._blocks_read_as == wanted:
+        leads = self.may_write()
+        if self.pool_block_store is None or (leads and self._blocks_read_as == "leader"):
             return
         try:
             loaded = await self.pool_block_store.load()
         except errors.FederatorError as e:
             log.warning("pool_blocks_not_loaded", error=str(e))
             return
-        self.blocks = self.blocks.merged(loaded)
-        self._blocks_read_as = wanted
-        if loaded.pools:
+        before, self.blocks = self.blocks, self.blocks.merged(loaded)
+        self._blocks_read_as = "leader" if leads else "follower"
+        if self.blocks != before:
             log.info("pool_blocks_loaded", blocked=sorted("/".join(p) for p in loaded.pools))
 
     async def _save_blocks(self, now: float) -> None:

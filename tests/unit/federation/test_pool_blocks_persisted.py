@@ -212,7 +212,7 @@ async def test_a_store_that_does_not_answer_does_not_stop_the_pass() -> None:
     assert job.record.placement == "cloud-a/ondemand", "blocked in memory meanwhile"
 
 
-async def test_a_follower_reads_the_blocks_again_when_it_starts_to_lead() -> None:
+async def test_a_follower_reads_the_blocks_at_every_pass_and_the_leader_once() -> None:
     onprem, cloud, store = FakeOnPrem(), two_pools(), MemoryBlocks()
     job = onprem.add("j1", 8)
     leads = False
@@ -222,9 +222,12 @@ async def test_a_follower_reads_the_blocks_again_when_it_starts_to_lead() -> Non
     await preempted(federation(onprem, cloud, store), cloud, job)  # the leader, meanwhile
     loads = store.loads
     await follower.run_once(112.0)
-    assert store.loads == loads, "a follower reads once"
+    assert store.loads == loads + 1, "a follower reads at every pass"
+    assert follower.blocks.blocking(SPOT, 112.0) is not None, "and sees the leader's block"
     leads = True
     await follower.run_once(120.0)
-    assert store.loads == loads + 1
+    assert store.loads == loads + 2
+    await follower.run_once(125.0)
+    assert store.loads == loads + 2, "the leader reads once, when it starts to lead"
     assert job.record is not None
     assert job.record.placement == "cloud-a/ondemand"
