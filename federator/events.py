@@ -129,11 +129,15 @@ def for_decision(decision: DecisionLike, *, acted: bool = True) -> EventText:
         f"expected completion in {_duration(decision.expected_completion_s)}"
     )
     prefix = "" if acted else "[dry-run] "
-    why = _STAY_PREFIX.sub("", decision.reason) if kind == "stay" else decision.reason
+    why = decision.reason
+    stays = _STAY_PREFIX.match(why) if kind == "stay" else None
+    if stays is not None:  # the headline says it already: "...queue for now: ..."
+        headline, why = f"{headline}{stays['when'] or ''}", why[stays.end() :]
     return replace(news, message=_clip(f"{prefix}{headline}: {why} ({numbers})"))
 
 
-_STAY_PREFIX = re.compile(r"^stays on-prem: ")  # the headline says it already
+# The prefix of a stay reason, with what qualifies it ("for now", "after its timeout").
+_STAY_PREFIX = re.compile(r"^stays on-prem(?P<when> [^:]+)?: ")
 # A number as reasons write them: "$41", "6h10m", "2.0", "$∞", not the digits of a name such
 # as "a100-spot" or "h100" (preceded by a letter, a dash or a slash).
 _NUMBER = re.compile(r"(?<![\w/-])\$?[\d∞][\w.,∞]*")

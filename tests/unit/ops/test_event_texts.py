@@ -121,3 +121,26 @@ def test_the_deduplicator_forgets_old_jobs_to_stay_bounded() -> None:
     assert not dedup.should_post("c", text)
     dedup.forget("c")
     assert dedup.should_post("c", text)
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("stays on-prem: a beats b", "Staying in the on-prem queue: a beats b"),
+        (
+            "stays on-prem for now: cloud-a/spot would win, but the job has been pending 1m",
+            "Staying in the on-prem queue for now: cloud-a/spot would win, but the job has "
+            "been pending 1m",
+        ),
+        (
+            "stays on-prem after its timeout: no on-demand pool has 8 free GPUs",
+            "Staying in the on-prem queue after its timeout: no on-demand pool has 8 free GPUs",
+        ),
+        ("starts on-prem now", "Staying in the on-prem queue: starts on-prem now"),
+    ],
+)
+def test_a_stay_reason_does_not_repeat_the_headline(reason: str, message: str) -> None:
+    """The operator tour saw "Staying in the on-prem queue: stays on-prem for now: ..."."""
+    stay = FakeDecision(kind=Kind.STAY, cluster=None, pool=None, reason=reason)
+    text = events.for_decision(stay)
+    assert text.message.startswith(message + " ("), text.message
