@@ -22,13 +22,12 @@ preemption there. The next save replaces the bad content.
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 
 from federator.federation.blocks import PoolBlocks
 from federator.kube import errors as kube_errors
 from federator.kube.clients import Cluster
+from federator.kube.configmap_object import VersionedConfigMap
 
 log = structlog.get_logger(__name__)
 
@@ -40,27 +39,16 @@ class ConfigMapPoolBlockStore:
     """`PoolBlockStore` in ConfigMap `name` of `namespace` (created on the first save)."""
 
     def __init__(self, cluster: Cluster, *, namespace: str, name: str) -> None:
-        self.cluster = cluster
-        self.namespace = namespace
-        self.name = name
-        self._version: str | None = None
-
-    @property
-    def _path(self) -> str:
-        return f"/api/v1/namespaces/{self.namespace}/configmaps/{self.name}"
+        self._object = VersionedConfigMap(cluster, namespace=namespace, name=name, key=DATA_KEY)
 
     @property
     def where(self) -> str:
-        return f"{self.namespace}/{self.name}"
+        return self._object.where
 
     async def load(self) -> PoolBlocks:
-        try:
-            found = await self.cluster.request("GET", self._path)
-        except kube_errors.NotFound:
-            self._version = None
+        text = await self._object.read()
+        if text is None:
             return PoolBlocks()
-        self._version = str(found["metadata"]["resourceVersion"])
-        text = (found.get("data") or {}).get(DATA_KEY, "")
         try:
             return PoolBlocks.from_json(text)
         except ValueError as error:
@@ -77,30 +65,11 @@ class ConfigMapPoolBlockStore:
         pending = blocks.active(now)
         for _ in range(CONFLICT_RETRIES):
             try:
-                await self._write(pending)
+                await self._object.write(pending.to_json())
                 return pending
             except (kube_errors.Conflict, kube_errors.AlreadyExists):
                 # Someone wrote in between: keep their blocks too (`load` takes the version).
                 pending = (await self.load()).merged(blocks).active(now)
                 log.info("pool_blocks_write_conflicted", configmap=self.where)
-        await self._write(pending)
+        await self._object.write(pending.to_json())
         return pending
-
-    async def _write(self, blocks: PoolBlocks) -> None:
-        body: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": self.name,
-                "namespace": self.namespace,
-                "labels": {"app.kubernetes.io/managed-by": "federator"},
-            },
-            "data": {DATA_KEY: blocks.to_json()},
-        }
-        if self._version is None:
-            path = f"/api/v1/namespaces/{self.namespace}/configmaps"
-            written = await self.cluster.request("POST", path, body=body, creating=True)
-        else:
-            body["metadata"]["resourceVersion"] = self._version
-            written = await self.cluster.request("PUT", self._path, body=body)
-        self._version = str(written["metadata"]["resourceVersion"])
