@@ -240,6 +240,9 @@ def _first_interrupt_stops(stores: Stores, console: Console) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may handle signals
         return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield  # started with Ctrl-C ignored (nohup, a background job of a script): keep it so
+        return
 
     def stop(_signum: int, _frame: object) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -8,6 +8,7 @@ what had been brought home and what had not. The stores are in memory; nothing i
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,15 @@ from tests.unit.storage.test_registry_retries import CLOUD, ONPREM, WHOLE, Fault
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     return offline_sandbox_policy(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_interrupts() -> Iterator[None]:
+    """Ctrl-C as at a terminal, whatever the test run started with: a run started in the
+    background (CI's) ignores SIGINT, and there the command rightly leaves it ignored."""
+    started = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, started)
 
 
 class CtrlCAtManifest(FaultyS3):
@@ -102,3 +112,17 @@ def _listing_then_ctrl_c(self: ModelRegistry) -> list[tuple[str, str]]:
         signal.raise_signal(signal.SIGINT)
         signal.raise_signal(signal.SIGINT)
     return found
+
+
+def test_a_run_started_with_ctrl_c_ignored_leaves_it_ignored(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under nohup or as a script's background job SIGINT is ignored: a Ctrl-C sent to the
+    group must not stop the round, and the command must not take the signal over."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    onprem = CtrlCAtManifest(presses=1)
+    served(monkeypatch, staged_bert(3), onprem)
+    code = cli.main(["sync", "-c", str(config), "models", "--from", "cloud-a"])
+    assert code == 0, capsys.readouterr().err
+    assert len([key for key in onprem.objects if "/versions/" in key]) == 3
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
