@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     from federator import daemon
-    from federator.commands.plan import stop_unless_onprem_answers
+    from federator.commands.reachability import stop_unless_onprem_answers
 
     if args.once:  # a person or a cron pass waits for this one; the daemon rides outages out
         await stop_unless_onprem_answers(args.config)

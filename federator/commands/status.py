@@ -180,7 +180,7 @@ async def read_fleet(
     """Every object status shows, read from `cluster`. A cluster that does not answer, or
     refuses who we are, is a `UserError` naming it and its server: a retry will not help."""
     from federator import errors
-    from federator.commands.plan import connection_source
+    from federator.commands.reachability import connection_source
     from federator.kube import errors as kube_errors
 
     server = getattr(cluster.api.configuration, "host", "") or "an unknown server"

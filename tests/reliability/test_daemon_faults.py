@@ -333,7 +333,7 @@ def test_unreachable_and_expired_cloud_credentials_mark_clusters_down_and_the_da
 def test_an_unreachable_onprem_cluster_is_a_clear_error_for_a_single_pass(tmp_path: Path) -> None:
     """`federator run --once` against an on-prem kubeconfig that points nowhere: exit 2 at once
     with a message naming the cluster and its server, no traceback (the probe before the cache
-    wait, `commands.plan.stop_unless_onprem_answers`, gives up after 3 refused tries)."""
+    wait, `commands.reachability.stop_unless_onprem_answers`, gives up after 3 refused tries)."""
     kubeconfig = tmp_path / "nowhere"
     kubeconfig.write_text(
         yaml.safe_dump(
