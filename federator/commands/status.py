@@ -371,14 +371,16 @@ def _spend(
     """Counted as `Federation._spend` counts it (with its own helpers, so the two cannot
     drift): each record's attempts since the hour, day or month began, plus the spend book's
     jobs that are gone (carried as a pass would carry it, without writing it)."""
-    from federator.federation.charges import hourly_charge, spent_since, still_committed
+    from federator.federation.charges import (
+        hourly_charge,
+        periods,
+        spent_since,
+        still_committed,
+    )
     from federator.federation.spending import Contribution
     from federator.kube import convert
 
-    midnight = datetime.fromtimestamp(now, tz=UTC).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
-    day_start, month_start = midnight.timestamp(), midnight.replace(day=1).timestamp()
+    midnight, day_start, month_start = periods(now)
     live: dict[str, Contribution] = {}
     hour_spent = hour_counted = 0.0
     committed: dict[str, float] = {}

@@ -6,7 +6,18 @@ The federation loop sums these over the live records at every pass (`Federation.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from federator.federation.records import Phase, PlacementRecord
+
+
+def periods(now: float) -> tuple[datetime, float, float]:
+    """The UTC midnight that began today, and the starts of the day and the month in epoch
+    seconds: the periods the daily and monthly budgets count."""
+    midnight = datetime.fromtimestamp(now, tz=UTC).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    return midnight, midnight.timestamp(), midnight.replace(day=1).timestamp()
 
 
 def spent_since(record: PlacementRecord, now: float, since: float) -> float:

@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -35,7 +35,7 @@ from federator.core.policy import DecisionPolicy, Strategy
 from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
 from federator.federation import fencing, planning
 from federator.federation.blocks import BlockCause, Pool, PoolBlock, PoolBlocks
-from federator.federation.charges import hourly_charge, spent_since, still_committed
+from federator.federation.charges import hourly_charge, periods, spent_since, still_committed
 from federator.federation.forecasts import WaitForecasts
 from federator.federation.planning import Step, StepKind
 from federator.federation.ports import (
@@ -631,10 +631,7 @@ class Federation:
         )
 
     def _spend(self, onprem: OnPremView, now: float) -> Spend:
-        midnight = datetime.fromtimestamp(now, tz=UTC).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
-        day_start, month_start = midnight.timestamp(), midnight.replace(day=1).timestamp()
+        midnight, day_start, month_start = periods(now)
         last_hour = promised_today = 0.0
         promised: dict[str, float] = {}  # per tenant
         live: dict[str, Contribution] = {}
