@@ -29,6 +29,7 @@ from federator.federation import Federation, FederationSettings
 from federator.kube import clients
 from federator.kube.cloud import CloudCluster, CloudSettings
 from federator.kube.onprem import OnPremCluster
+from federator.kube.pool_block_store import ConfigMapPoolBlockStore
 from federator.sandbox import kwok
 from federator.sandbox.binaries import program
 from federator.sandbox.clusters import Clusters
@@ -106,13 +107,17 @@ async def running_federation(
     settings: FederationSettings | None = None,
     policy: DecisionPolicy | None = None,
     offers: Sequence[Offer] | None = None,
+    cloud_names: Sequence[str] = CLOUDS,
+    pool_blocks_in: tuple[str, str] | None = None,
 ) -> AsyncIterator[Running]:
-    """Federation running against the sandbox until the block exits."""
+    """Federation running against the sandbox until the block exits. `cloud_names`: the
+    clouds it federates; `pool_blocks_in`: (namespace, name) of the ConfigMap it keeps its
+    pool blocks in (none kept without it)."""
     settings = settings or FederationSettings(instance=instance, interval_s=2.0, gc_grace_s=5.0)
     onprem_cluster = await clients.connect(kubeconfig, "onprem")
     onprem = OnPremCluster(onprem_cluster, namespaces=namespaces, default_runtime_s=60.0)
     clouds: dict[str, CloudCluster] = {}
-    for name in CLOUDS:
+    for name in cloud_names:
         cluster = await clients.connect(kubeconfig, name)
         clouds[name] = CloudCluster(
             cluster,
@@ -127,6 +132,13 @@ async def running_federation(
         policy=policy or sandbox_policy(),
         offers=FixedOffers(offers or sandbox_offers()),
         settings=settings,
+        pool_block_store=(
+            None
+            if pool_blocks_in is None
+            else ConfigMapPoolBlockStore(
+                onprem_cluster, namespace=pool_blocks_in[0], name=pool_blocks_in[1]
+            )
+        ),
     )
     stop = asyncio.Event()
     tasks = [asyncio.create_task(onprem.run(), name="onprem")]

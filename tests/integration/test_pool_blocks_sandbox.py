@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -22,8 +21,6 @@ import structlog.testing
 from federator.federation import Federation, FederationSettings
 from federator.federation.blocks import BlockCause, PoolBlock, PoolBlocks
 from federator.kube import clients
-from federator.kube.cloud import CloudCluster, CloudSettings
-from federator.kube.onprem import OnPremCluster
 from federator.kube.pool_block_store import DATA_KEY, ConfigMapPoolBlockStore
 from federator.sandbox import SandboxEnv
 from tests import federation_harness as harness
@@ -92,41 +89,17 @@ async def federation_with_blocks(
 ) -> AsyncIterator[Federation]:
     """The harness's federation over cloud-a's two A100 pools, keeping its pool blocks in
     ConfigMap `STORE` of the test's namespace (a new process: new connections, new store)."""
-    onprem_cluster = await clients.connect(kubeconfig, "onprem")
-    onprem = OnPremCluster(onprem_cluster, namespaces=[namespace], default_runtime_s=60.0)
-    cloud_cluster = await clients.connect(kubeconfig, "cloud-a")
-    cloud = CloudCluster(
-        cloud_cluster,
-        source=onprem,
-        settings=CloudSettings(
-            instance=instance, rewrites=harness.REWRITES["cloud-a"], copy_config_maps=True
-        ),
-    )
-    federation = Federation(
-        onprem=onprem,
-        clouds={"cloud-a": cloud},
-        policy=harness.sandbox_policy(),
-        offers=harness.FixedOffers([o for o in harness.sandbox_offers() if o.cluster == "cloud-a"]),
+    async with harness.running_federation(
+        kubeconfig,
+        instance=instance,
+        namespaces=[namespace],
         settings=settings,
-        pool_block_store=ConfigMapPoolBlockStore(onprem_cluster, namespace=namespace, name=STORE),
-    )
-    stop = asyncio.Event()
-    tasks = [
-        asyncio.create_task(onprem.run(), name="onprem"),
-        asyncio.create_task(cloud.run(), name="cloud-a"),
-        asyncio.create_task(federation.run(stop), name="federation"),
-    ]
-    try:
-        yield federation
-    finally:
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await onprem_cluster.close()
-        await cloud_cluster.close()
+        policy=harness.sandbox_policy(),
+        offers=[o for o in harness.sandbox_offers() if o.cluster == "cloud-a"],
+        cloud_names=["cloud-a"],
+        pool_blocks_in=(namespace, STORE),
+    ) as running:
+        yield running.federation
 
 
 @pytest.mark.slow
