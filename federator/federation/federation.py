@@ -33,7 +33,7 @@ from federator.core.decisions import Decision, DecisionKind, Round
 from federator.core.models import DatasetNeed, Offer, OnPremState, PendingJob, Spend
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
-from federator.federation import fencing, planning
+from federator.federation import fencing, planning, rounds
 from federator.federation.blocks import BlockCause, Pool, PoolBlock, PoolBlocks
 from federator.federation.charges import hourly_charge, periods, spent_since, still_committed
 from federator.federation.forecasts import WaitForecasts
@@ -506,16 +506,18 @@ class Federation:
         queued = [self._sized(job.spec) for job in candidates if job.workload is not None]
         plain = [self._sized(job.spec) for job in candidates if job.workload is None]
         policy, gated = self._gate(candidates)
-        first = _explained(self._decide(queued, onprem.state, offers, spend, policy, now), gated)
-        first = _blocks_explained(first, blocked)
+        first = rounds.explained(
+            self._decide(queued, onprem.state, offers, spend, policy, now), gated
+        )
+        first = rounds.blocks_explained(first, blocked)
         if not plain:
             return first  # the composition root logs and counts the decisions
         # A plain suspended Job has no on-prem queue: nothing but federator will ever start it,
         # so it is decided against an on-prem cluster with no room, after the queued jobs took
         # their share of the pools and of the budget.
-        offers, spend = _after(first, offers, spend)
+        offers, spend = rounds.after(first, offers, spend)
         second = self._decide(plain, OnPremState(0, 0), offers, spend, policy, now)
-        second = _blocks_explained(_explained(second, gated), blocked)
+        second = rounds.blocks_explained(rounds.explained(second, gated), blocked)
         return Round(decisions=first.decisions + second.decisions, now=now)
 
     def _sized(self, spec: PendingJob) -> PendingJob:
@@ -573,7 +575,7 @@ class Federation:
         self, onprem: OnPremView, clouds: Mapping[str, CloudView], now: float
     ) -> list[Offer]:
         """Priced offers, limited to what the clusters say is free and what we may still use."""
-        used = _gpus_by_pool(onprem, clouds)
+        used = rounds.gpus_by_pool(onprem, clouds)
         result: list[Offer] = []
         for offer in await self.offers():
             view = clouds.get(offer.cluster)
@@ -774,7 +776,7 @@ class Federation:
                     report, decided, self._burst(decided, decision, clouds, now, report)
                 )
                 continue
-            if _waits_for_data(decision):
+            if rounds.waits_for_data(decision):
                 await self._guarded(
                     report, decided, self._replicate_for_hold(decided, decision, asked, report)
                 )
@@ -844,12 +846,12 @@ class Federation:
             phase=Phase.PLACING,
             placed_at=now,
             gpus=job.gpus,
-            price_per_gpu_hour_usd=_price(decision, job.gpus),
+            price_per_gpu_hour_usd=rounds.price(decision, job.gpus),
             preemptions=previous.preemptions if previous else 0,
             stale=previous.stale if previous else (),
             reason=decision.reason[:300],
             history=previous.history if previous else (),
-            expected_cost_usd=_finite_or_zero(decision.expected_cost_usd),
+            expected_cost_usd=rounds.finite_or_zero(decision.expected_cost_usd),
             earlier_usd=previous.earlier_usd if previous else 0.0,
         )
         job = await self.onprem.write_record(job, record)
@@ -1232,12 +1234,6 @@ _BURST_STATE = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Usage:
-    total: dict[tuple[str, str], int]  # GPUs of every live placement, per pool
-    unscheduled: dict[tuple[str, str], int]  # of which not yet running (invisible in node usage)
-
-
 def _await_chain(task: asyncio.Task[Any]) -> list[str]:
     """`file:line function` of every coroutine the task is suspended in, outermost first."""
     chain: list[str] = []
@@ -1249,70 +1245,6 @@ def _await_chain(task: asyncio.Task[Any]) -> list[str]:
             chain.append(f"{code.co_filename}:{frame.f_lineno} {code.co_name}")
         awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
     return chain
-
-
-def _gpus_by_pool(onprem: OnPremView, clouds: Mapping[str, CloudView]) -> _Usage:
-    index = planning.copies_by_source(clouds)
-    total: dict[tuple[str, str], int] = {}
-    unscheduled: dict[tuple[str, str], int] = {}
-    for job in onprem.jobs:
-        record = job.record
-        if record is None or record.phase not in (Phase.PLACING, Phase.PLACED):
-            continue
-        key = (record.cluster, record.pool)
-        total[key] = total.get(key, 0) + record.gpus
-        copy = index.get((record.cluster, job.uid, record.attempt))
-        if copy is None or not copy.state.started:
-            unscheduled[key] = unscheduled.get(key, 0) + record.gpus
-    return _Usage(total, unscheduled)
-
-
-def _after(round_: Round, offers: Sequence[Offer], spend: Spend) -> tuple[list[Offer], Spend]:
-    """Offers and spend as they stand once `round_`'s bursts are placed (for a second round)."""
-    taken: dict[tuple[str, str], int] = {}
-    cost = 0.0
-    jobs = dict(spend.cluster_bursted_jobs)
-    gpus = dict(spend.cluster_bursted_gpus)
-    for decision in round_.bursts:
-        if decision.cluster is None or decision.pool is None:
-            continue
-        key = (decision.cluster, decision.pool)
-        taken[key] = taken.get(key, 0) + decision.gpus
-        cost += decision.expected_cost_usd
-        jobs[decision.cluster] = jobs.get(decision.cluster, 0) + 1
-        gpus[decision.cluster] = gpus.get(decision.cluster, 0) + decision.gpus
-    left = [
-        replace(o, free_gpus=max(0, o.free_gpus - taken.get((o.cluster, o.pool), 0)))
-        for o in offers
-    ]
-    after = replace(
-        spend,
-        today_usd=spend.today_usd + cost,
-        bursted_jobs=spend.bursted_jobs + len(round_.bursts),
-        bursted_gpus=spend.bursted_gpus + sum(d.gpus for d in round_.bursts),
-        cluster_bursted_jobs=jobs,
-        cluster_bursted_gpus=gpus,
-    )
-    return left, after
-
-
-def _blocks_explained(round_: Round, blocked: Mapping[Pool, tuple[PoolBlock, int]]) -> Round:
-    """The round with each decision that does not burst told which blocked pools had room for
-    the job: the model saw them with 0 free GPUs, and its reason ("no cloud pool fits 8 GPUs")
-    would not say why."""
-    if not blocked:
-        return round_
-    decisions = []
-    for decision in round_.decisions:
-        why = [
-            block.explained(pool)
-            for pool, (block, free) in sorted(blocked.items())
-            if free >= decision.gpus
-        ]
-        if decision.kind is not DecisionKind.BURST and why:
-            decision = decision._replace(reason=f"{decision.reason}; {'; '.join(why)}")
-        decisions.append(decision)
-    return replace(round_, decisions=tuple(decisions))
 
 
 class _ToldOnJobs:
@@ -1391,39 +1323,6 @@ def _error_of(problem: str) -> str:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _explained(round_: Round, reason: str) -> Round:
-    """The round with every decision's reason replaced (when a gate, not the model, decided)."""
-    if not reason:
-        return round_
-    return replace(round_, decisions=tuple(d._replace(reason=reason) for d in round_.decisions))
-
-
-def _waits_for_data(decision: Decision) -> bool:
-    """A hold for a pool until the job's data is copied there. Such a hold comes with the
-    time the copy takes (`revisit_at`); one at a budget or a cap has none, and copying data
-    for a burst the budget does not allow yet would spend on transfers for nothing."""
-    return (
-        decision.kind is DecisionKind.HOLD
-        and decision.cluster is not None
-        and decision.revisit_at is not None
-    )
-
-
-def _finite_or_zero(value: float) -> float:
-    return value if math.isfinite(value) else 0.0
-
-
-def _price(decision: Decision, gpus: int) -> float:
-    """Price per GPU-hour of a burst decision, from its priced terms when the model gave them."""
-    for name in ("cloud_price_usd_per_gpu_hour", "price_per_gpu_hour_usd"):
-        if name in decision.terms:
-            return float(decision.terms[name])
-    hours = decision.expected_completion_s / 3600.0 if decision.expected_completion_s else 0.0
-    if hours > 0 and gpus > 0 and decision.expected_completion_s != float("inf"):
-        return decision.expected_cost_usd / (hours * gpus)
-    return 0.0
 
 
 def _core_decide() -> Decide:
