@@ -1,6 +1,6 @@
 """Pure: what one placement record counts against the budgets at a moment.
 
-The federation loop sums these over the live records at every pass (`Federation._spend`), and
+The federation loop sums these over the live records at every pass (`SpendLedger.spend`), and
 `federator status` shows the same sums, so what an operator reads is what the budgets count.
 """
 

@@ -18,12 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import math
 import re
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -35,7 +33,6 @@ from federator.core.policy import DecisionPolicy, Strategy
 from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
 from federator.federation import fencing, planning, rounds
 from federator.federation.blocks import BlockCause, Pool, PoolBlock, PoolBlocks
-from federator.federation.charges import hourly_charge, periods, spent_since, still_committed
 from federator.federation.forecasts import WaitForecasts
 from federator.federation.planning import Step, StepKind
 from federator.federation.ports import (
@@ -57,11 +54,9 @@ from federator.federation.ports import (
     Terminal,
 )
 from federator.federation.records import Phase, PlacementRecord, copy_name
-from federator.federation.spending import Contribution, SpendBook
+from federator.federation.spend_ledger import SpendLedger
 
 log = structlog.get_logger(__name__)
-
-BOOK_REFRESH_S = 300.0  # the spend book is rewritten at least this often while jobs run
 
 Decide = Callable[
     [Sequence[PendingJob], OnPremState, Sequence[Offer], Spend, DecisionPolicy, float], Round
@@ -142,8 +137,10 @@ class Federation:
         # offers' preemption rates: the stored evidence they were built from.
         self.stored_preemption_exposure_h = stored_preemption_exposure_h
         self._decide = decide if decide is not None else _core_decide()
-        self.spend_store: SpendStore | None = (
-            None if spend_store is None else fencing.FencedSpendStore(spend_store, fence)
+        # The budgets' spend, with what gone jobs spent (the spend book in `spend_store`).
+        self.spend_ledger = SpendLedger(
+            None if spend_store is None else fencing.FencedSpendStore(spend_store, fence),
+            may_write=lambda: self.may_write(),
         )
         self._replication_asked: set[tuple[str, str]] = set()  # (dataset, cluster), for the log
         # (job uid, dataset, cluster) -> the replica's failure last told on the job by this
@@ -151,9 +148,6 @@ class Federation:
         # what was told is also kept on the Job itself, for the next process
         self._data_problems_told: dict[tuple[str, str, str], str] = {}
         self._told_on_jobs = _ToldOnJobs(onprem, fence)
-        self._book: SpendBook | None = None  # None until loaded (or without a store)
-        self._saved_book: SpendBook | None = None
-        self._book_saved_at = -math.inf
         self.pool_block_store: PoolBlockStore | None = (
             None
             if pool_block_store is None
@@ -171,14 +165,21 @@ class Federation:
         # uid -> attempt of the placements this process made, only to notice a record that
         # disappears without us removing it (a diagnosis aid, never a source of truth)
         self._placed: dict[str, int] = {}
-        # accrued spend per job uid, for the spend counter (None until the first pass seeds it)
-        self._spent: dict[str, float] | None = None
         self.last_report: PassReport | None = None  # for /debug/decisions and tests
         self.forecasts = WaitForecasts()  # on-prem wait forecasts against real waits (metrics)
 
     @property
     def policy(self) -> DecisionPolicy:
         return self._policy() if callable(self._policy) else self._policy
+
+    @property
+    def spend_store(self) -> SpendStore | None:
+        """Where the spend book is kept (None: budgets count only the jobs still there)."""
+        return self.spend_ledger.store
+
+    @spend_store.setter
+    def spend_store(self, store: SpendStore | None) -> None:
+        self.spend_ledger.store = store
 
     @property
     def blocked_until(self) -> dict[Pool, float]:
@@ -225,7 +226,7 @@ class Federation:
         if not onprem.synced:
             report.skipped = "on-prem cache not synced yet"
             return report
-        await self._load_book()
+        await self.spend_ledger.load()
         await self._load_blocks()
         try:
             await self._converge_decide_act(onprem, clouds, now, report)
@@ -260,7 +261,7 @@ class Federation:
             elif step.kind is not StepKind.NOTHING and writes:
                 await self._guarded(report, step.job, self._converge(step, now, report))
         onprem = await self.onprem.snapshot(now)
-        report.spend = spend = self._spend(onprem, now)
+        report.spend = spend = self.spend_ledger.spend(onprem, now)
         round_ = await self._decide_round(onprem, clouds, requeued, spend, now)
         report.decisions = round_.decisions
         self.forecasts.settle(onprem, now, counting=self.may_write())  # the leader counts
@@ -269,7 +270,7 @@ class Federation:
             await self._act(round_, onprem, requeued, clouds, now, report)
             await self._pull_back(onprem, clouds, round_, now, report)
             await self._collect(now, report)
-            await self._save_book(now)
+            await self.spend_ledger.save(now)
             await self._save_blocks(now)  # one a requeue could not write
             await self._told_on_jobs.write()  # last: its writes change the Jobs' versions
 
@@ -631,118 +632,6 @@ class Federation:
             preemption_rate_per_hour=estimate.rate_per_hour,
             preemption_evidence=estimate.evidence,
         )
-
-    def _spend(self, onprem: OnPremView, now: float) -> Spend:
-        midnight, day_start, month_start = periods(now)
-        last_hour = promised_today = 0.0
-        promised: dict[str, float] = {}  # per tenant
-        live: dict[str, Contribution] = {}
-        jobs = gpus = 0
-        cluster_jobs: dict[str, int] = {}
-        cluster_gpus: dict[str, int] = {}
-        accrued: dict[str, tuple[str, float]] = {}  # uid -> (cluster, all its attempts' cost)
-        for job in onprem.jobs:
-            record = job.record
-            if record is None:
-                continue
-            # Only money spent goes to the book: a job whose record goes away takes its promise
-            # with it, but not what it already cost.
-            live[job.uid] = Contribution(
-                today_usd=spent_since(record, now, day_start),
-                month_usd=spent_since(record, now, month_start),
-                tenant=job.spec.tenant,
-            )
-            still = still_committed(record, now)
-            promised_today += still
-            promised[job.spec.tenant] = promised.get(job.spec.tenant, 0.0) + still
-            last_hour += hourly_charge(record, now)
-            accrued[job.uid] = (record.cluster, record.earlier_usd + record.attempt_cost_usd(now))
-            if record.phase in (Phase.PLACING, Phase.PLACED):
-                jobs += 1
-                gpus += record.gpus
-                cluster_jobs[record.cluster] = cluster_jobs.get(record.cluster, 0) + 1
-                cluster_gpus[record.cluster] = cluster_gpus.get(record.cluster, 0) + record.gpus
-        self._count_spend(accrued, counting=self.may_write())
-        today, tenant = self._with_gone_jobs(live, midnight)
-        for name, usd in promised.items():
-            tenant[name] = tenant.get(name, 0.0) + usd
-        return Spend(
-            last_hour_usd=last_hour,
-            today_usd=today + promised_today,
-            tenant_month_usd=tenant,
-            bursted_jobs=jobs,
-            bursted_gpus=gpus,
-            cluster_bursted_jobs=cluster_jobs,
-            cluster_bursted_gpus=cluster_gpus,
-        )
-
-    def _with_gone_jobs(
-        self, live: Mapping[str, Contribution], midnight: datetime
-    ) -> tuple[float, dict[str, float]]:
-        """Today's and each tenant's monthly spend: the live jobs', plus (with a spend book)
-        what jobs that are gone had spent in the same day and month."""
-        today = sum(c.today_usd for c in live.values())
-        tenant: dict[str, float] = {}
-        for contribution in live.values():
-            tenant[contribution.tenant] = (
-                tenant.get(contribution.tenant, 0.0) + contribution.month_usd
-            )
-        if self._book is None:
-            return today, tenant
-        day, month = midnight.strftime("%Y-%m-%d"), midnight.strftime("%Y-%m")
-        self._book = self._book.carry(live, day=day, month=month)
-        for name, usd in self._book.gone_month_usd.items():
-            tenant[name] = tenant.get(name, 0.0) + usd
-        return today + self._book.gone_today_usd, tenant
-
-    async def _load_book(self) -> None:
-        """Read the spend book once (a failure is retried next pass; budgets meanwhile count
-        only the jobs that are still there)."""
-        if self.spend_store is None or self._book is not None:
-            return
-        try:
-            self._book = self._saved_book = await self.spend_store.load()
-        except errors.FederatorError as e:
-            log.warning("spend_book_not_loaded", error=str(e))
-
-    async def _save_book(self, now: float) -> None:
-        """Write the book when its jobs or totals changed, or every `BOOK_REFRESH_S`."""
-        book, saved = self._book, self._saved_book
-        if self.spend_store is None or book is None:
-            return
-        if (
-            saved is not None
-            and book.same_jobs(saved)
-            and now - self._book_saved_at < BOOK_REFRESH_S
-        ):
-            return
-        try:
-            await self.spend_store.save(book)
-        except errors.FederatorError as e:
-            log.warning("spend_book_not_saved", error=str(e))
-            return
-        self._saved_book, self._book_saved_at = book, now
-
-    def _count_spend(self, accrued: Mapping[str, tuple[str, float]], *, counting: bool) -> None:
-        """Add what each job accrued since the last pass to its cluster's spend counter.
-
-        Keyed by uid (a Job deleted and created again under its name is another job) and kept
-        to the jobs still there. The first pass of a process only takes note: the records hold
-        every burst's cost since it began, and counting it again after a restart would show
-        past spend as a spike of new spend. A requeue's lost attempt lands in `earlier_usd`
-        while the record still names its cluster, so each attempt is counted where it ran.
-        Only the leader counts (`counting`); a follower still takes note, so that when it
-        leads it counts from there and not all the spend since it started.
-        """
-        last = self._spent
-        if last is not None and counting:
-            for uid, (cluster, usd) in accrued.items():
-                delta = usd - last.get(uid, 0.0)
-                if delta > 0:
-                    metrics.CLOUD_SPEND_USD.labels(cluster=cluster).inc(delta)
-        self._spent = {
-            uid: max(usd, last.get(uid, 0.0) if last else 0.0) for uid, (_, usd) in accrued.items()
-        }
 
     # ---- acting on decisions ------------------------------------------------------------------
 

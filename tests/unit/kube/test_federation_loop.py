@@ -450,7 +450,7 @@ async def test_spend_counts_today_and_this_month_from_their_starts() -> None:
         "cloud-a", "spot", 1, Phase.PLACED, placed_at=placed, gpus=8, price_per_gpu_hour_usd=1.0
     )
     fed = federation(onprem, [FakeCloud("cloud-a")], [offer("cloud-a")], Scripted())
-    spend = fed._spend(await onprem.snapshot(now), now)
+    spend = fed.spend_ledger.spend(await onprem.snapshot(now), now)
     assert spend.today_usd == pytest.approx(8.0)
     assert spend.tenant_month_usd == {"default": pytest.approx(8.0)}  # the fake has no tenants
     assert spend.last_hour_usd == pytest.approx(8.0)
@@ -470,12 +470,12 @@ async def test_a_running_burst_counts_its_whole_expected_cost_until_it_ends() ->
     )  # fmt: skip
     job.record = running
     fed = federation(onprem, [FakeCloud("cloud-a")], [offer("cloud-a")], Scripted())
-    spend = fed._spend(await onprem.snapshot(now), now)
+    spend = fed.spend_ledger.spend(await onprem.snapshot(now), now)
     assert spend.today_usd == pytest.approx(4.0)  # $1 accrued + $3 still promised
     assert spend.tenant_month_usd["default"] == pytest.approx(4.0)
 
     job.record = replace(running, phase=Phase.DONE, finished_at=now)
-    spend = fed._spend(await onprem.snapshot(now), now)
+    spend = fed.spend_ledger.spend(await onprem.snapshot(now), now)
     assert spend.today_usd == pytest.approx(1.0)  # it ended cheaper: what it cost counts
 
 
@@ -495,7 +495,7 @@ async def test_a_lost_attempt_keeps_its_cost_through_requeue_and_replacement() -
     job = onprem.add("j1", 2)
     fed = federation(onprem, [FakeCloud("cloud-a")], [offer("cloud-a")], Scripted())
     job.record = requeued
-    waiting = fed._spend(await onprem.snapshot(placed + 3700), placed + 3700)
+    waiting = fed.spend_ledger.spend(await onprem.snapshot(placed + 3700), placed + 3700)
     assert waiting.today_usd == pytest.approx(4.0)
 
     await fed.run_once(placed + 3700)  # past the backoff: re-placed, the cost carried along
@@ -521,16 +521,16 @@ async def test_the_hourly_budget_counts_an_attempt_lost_within_the_hour() -> Non
     job = onprem.add("j1", 2)
     fed = federation(onprem, [FakeCloud("cloud-a")], [offer("cloud-a")], Scripted())
     job.record = requeued
-    waiting = fed._spend(await onprem.snapshot(placed + 2730), placed + 2730)
+    waiting = fed.spend_ledger.spend(await onprem.snapshot(placed + 2730), placed + 2730)
     assert waiting.last_hour_usd == pytest.approx(3.0)
 
     again = replace(requeued, phase=Phase.PLACED, placed_at=placed + 2760, attempt=2)
     job.record = again
-    running = fed._spend(await onprem.snapshot(placed + 2800), placed + 2800)
+    running = fed.spend_ledger.spend(await onprem.snapshot(placed + 2800), placed + 2800)
     assert running.last_hour_usd == pytest.approx(3.0 + 4.0)  # lost + an hour at its burn rate
 
     later = placed + 2760 + 3601
-    assert fed._spend(await onprem.snapshot(later), later).last_hour_usd == pytest.approx(4.0)
+    assert fed.spend_ledger.spend(await onprem.snapshot(later), later).last_hour_usd == pytest.approx(4.0)
 
 
 def _forecast_counts(gpus: str) -> tuple[float, float, float]:

@@ -1,0 +1,155 @@
+"""The spend ledger: what the bursts cost, as the budgets and the spend counter see it.
+
+Spend is read from the placement records on the on-prem Jobs at every pass (`spend`), plus
+what jobs that are gone had spent in the same day and month: the `SpendBook`, a value
+(`spending.py`) that this ledger loads once from the `SpendStore`, carries forward each pass
+and writes back when it changed. The ledger also feeds the `federator_cloud_spend_usd_total`
+counter with what each job accrued since the last pass, on the leader only.
+
+The federation loop creates one ledger and asks it for the pass's `Spend` after convergence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+import structlog
+
+from federator import errors, metrics
+from federator.core.models import Spend
+from federator.federation.charges import hourly_charge, periods, spent_since, still_committed
+from federator.federation.ports import OnPremView, SpendStore
+from federator.federation.records import Phase
+from federator.federation.spending import Contribution, SpendBook
+
+# The loop's logger: the events moved here from federation.py keep their `logger` field.
+log = structlog.get_logger("federator.federation.federation")
+
+BOOK_REFRESH_S = 300.0  # the spend book is rewritten at least this often while jobs run
+
+
+class SpendLedger:
+    """The pass's spend from the live records and the spend book, and the spend counter."""
+
+    def __init__(self, store: SpendStore | None, *, may_write: Callable[[], bool]) -> None:
+        self.store = store  # fenced by the federation, like every write
+        self._may_write = may_write  # only the leader counts spend (`_count_spend`)
+        self._book: SpendBook | None = None  # None until loaded (or without a store)
+        self._saved_book: SpendBook | None = None
+        self._book_saved_at = -math.inf
+        # accrued spend per job uid, for the spend counter (None until the first pass seeds it)
+        self._spent: dict[str, float] | None = None
+
+    def spend(self, onprem: OnPremView, now: float) -> Spend:
+        midnight, day_start, month_start = periods(now)
+        last_hour = promised_today = 0.0
+        promised: dict[str, float] = {}  # per tenant
+        live: dict[str, Contribution] = {}
+        jobs = gpus = 0
+        cluster_jobs: dict[str, int] = {}
+        cluster_gpus: dict[str, int] = {}
+        accrued: dict[str, tuple[str, float]] = {}  # uid -> (cluster, all its attempts' cost)
+        for job in onprem.jobs:
+            record = job.record
+            if record is None:
+                continue
+            # Only money spent goes to the book: a job whose record goes away takes its promise
+            # with it, but not what it already cost.
+            live[job.uid] = Contribution(
+                today_usd=spent_since(record, now, day_start),
+                month_usd=spent_since(record, now, month_start),
+                tenant=job.spec.tenant,
+            )
+            still = still_committed(record, now)
+            promised_today += still
+            promised[job.spec.tenant] = promised.get(job.spec.tenant, 0.0) + still
+            last_hour += hourly_charge(record, now)
+            accrued[job.uid] = (record.cluster, record.earlier_usd + record.attempt_cost_usd(now))
+            if record.phase in (Phase.PLACING, Phase.PLACED):
+                jobs += 1
+                gpus += record.gpus
+                cluster_jobs[record.cluster] = cluster_jobs.get(record.cluster, 0) + 1
+                cluster_gpus[record.cluster] = cluster_gpus.get(record.cluster, 0) + record.gpus
+        self._count_spend(accrued, counting=self._may_write())
+        today, tenant = self._with_gone_jobs(live, midnight)
+        for name, usd in promised.items():
+            tenant[name] = tenant.get(name, 0.0) + usd
+        return Spend(
+            last_hour_usd=last_hour,
+            today_usd=today + promised_today,
+            tenant_month_usd=tenant,
+            bursted_jobs=jobs,
+            bursted_gpus=gpus,
+            cluster_bursted_jobs=cluster_jobs,
+            cluster_bursted_gpus=cluster_gpus,
+        )
+
+    def _with_gone_jobs(
+        self, live: Mapping[str, Contribution], midnight: datetime
+    ) -> tuple[float, dict[str, float]]:
+        """Today's and each tenant's monthly spend: the live jobs', plus (with a spend book)
+        what jobs that are gone had spent in the same day and month."""
+        today = sum(c.today_usd for c in live.values())
+        tenant: dict[str, float] = {}
+        for contribution in live.values():
+            tenant[contribution.tenant] = (
+                tenant.get(contribution.tenant, 0.0) + contribution.month_usd
+            )
+        if self._book is None:
+            return today, tenant
+        day, month = midnight.strftime("%Y-%m-%d"), midnight.strftime("%Y-%m")
+        self._book = self._book.carry(live, day=day, month=month)
+        for name, usd in self._book.gone_month_usd.items():
+            tenant[name] = tenant.get(name, 0.0) + usd
+        return today + self._book.gone_today_usd, tenant
+
+    async def load(self) -> None:
+        """Read the spend book once (a failure is retried next pass; budgets meanwhile count
+        only the jobs that are still there)."""
+        if self.store is None or self._book is not None:
+            return
+        try:
+            self._book = self._saved_book = await self.store.load()
+        except errors.FederatorError as e:
+            log.warning("spend_book_not_loaded", error=str(e))
+
+    async def save(self, now: float) -> None:
+        """Write the book when its jobs or totals changed, or every `BOOK_REFRESH_S`."""
+        book, saved = self._book, self._saved_book
+        if self.store is None or book is None:
+            return
+        if (
+            saved is not None
+            and book.same_jobs(saved)
+            and now - self._book_saved_at < BOOK_REFRESH_S
+        ):
+            return
+        try:
+            await self.store.save(book)
+        except errors.FederatorError as e:
+            log.warning("spend_book_not_saved", error=str(e))
+            return
+        self._saved_book, self._book_saved_at = book, now
+
+    def _count_spend(self, accrued: Mapping[str, tuple[str, float]], *, counting: bool) -> None:
+        """Add what each job accrued since the last pass to its cluster's spend counter.
+
+        Keyed by uid (a Job deleted and created again under its name is another job) and kept
+        to the jobs still there. The first pass of a process only takes note: the records hold
+        every burst's cost since it began, and counting it again after a restart would show
+        past spend as a spike of new spend. A requeue's lost attempt lands in `earlier_usd`
+        while the record still names its cluster, so each attempt is counted where it ran.
+        Only the leader counts (`counting`); a follower still takes note, so that when it
+        leads it counts from there and not all the spend since it started.
+        """
+        last = self._spent
+        if last is not None and counting:
+            for uid, (cluster, usd) in accrued.items():
+                delta = usd - last.get(uid, 0.0)
+                if delta > 0:
+                    metrics.CLOUD_SPEND_USD.labels(cluster=cluster).inc(delta)
+        self._spent = {
+            uid: max(usd, last.get(uid, 0.0) if last else 0.0) for uid, (_, usd) in accrued.items()
+        }
