@@ -32,9 +32,10 @@ from federator.core.models import DatasetNeed, Offer, OnPremState, PendingJob, S
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
 from federator.federation import fencing, planning, rounds
-from federator.federation.blocks import BlockCause, Pool, PoolBlock, PoolBlocks
+from federator.federation.blocks import BlockCause, Pool, PoolBlocks
 from federator.federation.forecasts import WaitForecasts
 from federator.federation.planning import Step, StepKind
+from federator.federation.pool_blocking import PoolBlocking
 from federator.federation.ports import (
     CloudPort,
     CloudView,
@@ -148,16 +149,14 @@ class Federation:
         # what was told is also kept on the Job itself, for the next process
         self._data_problems_told: dict[tuple[str, str, str], str] = {}
         self._told_on_jobs = _ToldOnJobs(onprem, fence)
-        self.pool_block_store: PoolBlockStore | None = (
+        # Pools that get no new job for a while after a preemption or a start timeout.
+        self.pool_blocking = PoolBlocking(
             None
             if pool_block_store is None
-            else fencing.FencedPoolBlockStore(pool_block_store, fence)
+            else fencing.FencedPoolBlockStore(pool_block_store, fence),
+            may_write=lambda: self.may_write(),
+            block_for_s=lambda: self.settings.block_pool_for_s,
         )
-        self.blocks = PoolBlocks()  # pools that offer 0 GPUs for a while, and why
-        self._blocks_unsaved = False  # a block the store does not hold yet
-        # "" until the blocks are read, then who read them: "follower" or "leader" (see
-        # `_load_blocks`)
-        self._blocks_read_as = ""
         self.preemptions: dict[tuple[str, str], int] = {}
         self.exposure_h: dict[tuple[str, str], float] = {}
         self._exposure_at: float | None = None  # when `exposure_h` last accrued
@@ -182,9 +181,18 @@ class Federation:
         self.spend_ledger.store = store
 
     @property
+    def pool_block_store(self) -> PoolBlockStore | None:
+        return self.pool_blocking.store
+
+    @property
+    def blocks(self) -> PoolBlocks:
+        """The pools that offer 0 GPUs for a while, and why."""
+        return self.pool_blocking.blocks
+
+    @property
     def blocked_until(self) -> dict[Pool, float]:
         """Until when each pool offers 0 GPUs (epoch seconds), ended blocks included."""
-        return {pool: block.until for pool, block in self.blocks.pools.items()}
+        return self.pool_blocking.blocked_until
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -227,7 +235,7 @@ class Federation:
             report.skipped = "on-prem cache not synced yet"
             return report
         await self.spend_ledger.load()
-        await self._load_blocks()
+        await self.pool_blocking.load()
         try:
             await self._converge_decide_act(onprem, clouds, now, report)
         except fencing.FenceClosed as closed:
@@ -271,7 +279,7 @@ class Federation:
             await self._pull_back(onprem, clouds, round_, now, report)
             await self._collect(now, report)
             await self.spend_ledger.save(now)
-            await self._save_blocks(now)  # one a requeue could not write
+            await self.pool_blocking.save(now)  # one a requeue could not write
             await self._told_on_jobs.write()  # last: its writes change the Jobs' versions
 
     async def _guarded(
@@ -402,7 +410,7 @@ class Federation:
         again = self._lost_attempt(job, record, now, copy.name if copy is not None else None)
         pool = (record.cluster, record.pool)
         if loss.blocks_pool is not None:
-            await self._block(pool, loss.blocks_pool, job, now)
+            await self.pool_blocking.block(pool, loss.blocks_pool, job, now)
         if loss.preemption:
             again = replace(again, preemptions=record.preemptions + 1)
             self.preemptions[pool] = self.preemptions.get(pool, 0) + 1
@@ -424,60 +432,6 @@ class Federation:
             "job_requeued", job=job.key, placement=record.placement, why=loss.event, reason=reason
         )
 
-    # ---- pool blocks --------------------------------------------------------------------------
-
-    async def _block(self, pool: Pool, cause: BlockCause, job: OnPremJob, now: float) -> None:
-        """Give the pool no new job for `block_pool_for_s`, in memory and in the store.
-
-        A store that does not answer does not stop the requeue: the block holds in this
-        process and is written again at the end of each pass until it is kept."""
-        if self.settings.block_pool_for_s <= 0:
-            return
-        block = PoolBlock(now + self.settings.block_pool_for_s, cause, job.key)
-        self.blocks = self.blocks.with_block(pool, block)
-        self._blocks_unsaved = True
-        await self._save_blocks(now)
-
-    async def _load_blocks(self) -> None:
-        """Read the pool blocks: the leader once, when it starts to lead (from then on it writes
-        them), and a follower at every pass: it writes none, and its decisions (`plan`,
-        /debug/decisions, the leader it may become) must avoid what the leader blocked since.
-        A failure is retried next pass (the pools this process blocked stay blocked)."""
-        leads = self.may_write()
-        if self.pool_block_store is None or (leads and self._blocks_read_as == "leader"):
-            return
-        try:
-            loaded = await self.pool_block_store.load()
-        except errors.FederatorError as e:
-            log.warning("pool_blocks_not_loaded", error=str(e))
-            return
-        before, self.blocks = self.blocks, self.blocks.merged(loaded)
-        self._blocks_read_as = "leader" if leads else "follower"
-        if self.blocks != before:
-            log.info("pool_blocks_loaded", blocked=sorted("/".join(p) for p in loaded.pools))
-
-    async def _save_blocks(self, now: float) -> None:
-        if self.pool_block_store is None or not self._blocks_unsaved:
-            return
-        try:
-            saved = await self.pool_block_store.save(self.blocks, now=now)
-        except errors.FederatorError as e:
-            log.warning("pool_blocks_not_saved", error=str(e), retry="at the end of the pass")
-            return
-        self.blocks = self.blocks.merged(saved).active(now)  # with another writer's, if any
-        self._blocks_unsaved = False
-
-    def _blocked_room(
-        self, offers: Sequence[Offer], now: float
-    ) -> dict[Pool, tuple[PoolBlock, int]]:
-        """The blocked pools among the offers, with the GPUs each would offer unblocked."""
-        room: dict[Pool, tuple[PoolBlock, int]] = {}
-        for offer in offers:
-            block = self.blocks.blocking((offer.cluster, offer.pool), now)
-            if block is not None:
-                room[(offer.cluster, offer.pool)] = (block, offer.free_gpus)
-        return room
-
     # ---- deciding -----------------------------------------------------------------------------
 
     async def _decide_round(
@@ -497,7 +451,7 @@ class Federation:
             return Round(decisions=(), now=now)
         datasets = frozenset(d.name for job in candidates for d in job.spec.datasets)
         available = await self._offers(onprem, clouds, now)
-        blocked = self._blocked_room(available, now)
+        blocked = self.pool_blocking.blocked_room(available, now)
         offers = [
             self._with_data(
                 o if (o.cluster, o.pool) not in blocked else replace(o, free_gpus=0), datasets
