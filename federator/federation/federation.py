@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import re
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +31,7 @@ from federator.core.policy import DecisionPolicy, Strategy
 from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
 from federator.federation import fencing, planning, rounds
 from federator.federation.blocks import BlockCause, Pool, PoolBlocks
+from federator.federation.data_problems import DataProblems, ToldOnJobs
 from federator.federation.forecasts import WaitForecasts
 from federator.federation.planning import Step, StepKind
 from federator.federation.pool_blocking import PoolBlocking
@@ -43,7 +42,6 @@ from federator.federation.ports import (
     CopyState,
     CopyView,
     DataGate,
-    DataProblemNotes,
     DataReadiness,
     DataSizes,
     OffersProvider,
@@ -55,9 +53,12 @@ from federator.federation.ports import (
     Terminal,
 )
 from federator.federation.records import Phase, PlacementRecord, copy_name
+from federator.federation.reports import PassReport
 from federator.federation.spend_ledger import SpendLedger
 
 log = structlog.get_logger(__name__)
+
+__all__ = ["Federation", "FederationSettings", "PassReport"]
 
 Decide = Callable[
     [Sequence[PendingJob], OnPremState, Sequence[Offer], Spend, DecisionPolicy, float], Round
@@ -86,18 +87,6 @@ class FederationSettings:
     # How many hours of observation a pool's prior preemption rate is worth (policy file:
     # `prices.prior_weight`, 24 h by default), as the offers builder weighs it.
     preemption_prior_strength_h: float = 24.0
-
-
-@dataclass
-class PassReport:
-    """What one pass saw and did; returned to the caller (tests, `federator plan`, logs)."""
-
-    now: float
-    decisions: tuple[Decision, ...] = ()
-    actions: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    skipped: str = ""
-    spend: Spend | None = None  # cloud spend as of this pass (budget warnings, metrics)
 
 
 class Federation:
@@ -143,12 +132,10 @@ class Federation:
             None if spend_store is None else fencing.FencedSpendStore(spend_store, fence),
             may_write=lambda: self.may_write(),
         )
-        self._replication_asked: set[tuple[str, str]] = set()  # (dataset, cluster), for the log
-        # (job uid, dataset, cluster) -> the replica's failure last told on the job by this
-        # process, so that a failure is told once, not every pass (see `_tell_data_problem`);
-        # what was told is also kept on the Job itself, for the next process
-        self._data_problems_told: dict[tuple[str, str, str], str] = {}
-        self._told_on_jobs = _ToldOnJobs(onprem, fence)
+        # The job's data on its cluster, and the replica failures told to it.
+        self.data_problems = DataProblems(
+            self.onprem, ToldOnJobs(onprem, fence), data=lambda: self.data, sizes=sizes
+        )
         # Pools that get no new job for a while after a preemption or a start timeout.
         self.pool_blocking = PoolBlocking(
             None
@@ -256,7 +243,7 @@ class Federation:
         """The pass once the caches are synced; writes only while the fence is open (each
         write checks it again, and `FenceClosed` ends the pass)."""
         writes = self.may_write()
-        self._forget_gone_jobs(onprem)
+        self.data_problems.forget_gone_jobs(onprem)
         requeued: list[OnPremJob] = []
         timeouts = planning.Timeouts(
             self.settings.lost_cluster_timeout_s,
@@ -280,7 +267,7 @@ class Federation:
             await self._collect(now, report)
             await self.spend_ledger.save(now)
             await self.pool_blocking.save(now)  # one a requeue could not write
-            await self._told_on_jobs.write()  # last: its writes change the Jobs' versions
+            await self.data_problems.write_notes()  # last: its writes change the Jobs' versions
 
     async def _guarded(
         self, report: PassReport, job: OnPremJob, work: Coroutine[Any, Any, None]
@@ -327,12 +314,12 @@ class Federation:
                 await self._place(job, record, now, report)
             case StepKind.RECREATE:
                 await self._create_copy(
-                    job, record, await self._data_ready(job, record.cluster, report)
+                    job, record, await self.data_problems.ready(job, record.cluster, report)
                 )
                 report.actions.append(f"recreate {job.key} on {record.placement}")
             case StepKind.RESUME:
                 assert copy is not None
-                if await self._data_ready(job, record.cluster, report):
+                if await self.data_problems.ready(job, record.cluster, report):
                     await self.clouds[record.cluster].resume_copy(copy)
                     report.actions.append(f"resume {job.key}: its data is on {record.cluster}")
                 await self.onprem.mirror(job, remote_state=copy.state.value)
@@ -621,7 +608,9 @@ class Federation:
                 continue
             if rounds.waits_for_data(decision):
                 await self._guarded(
-                    report, decided, self._replicate_for_hold(decided, decision, asked, report)
+                    report,
+                    decided,
+                    self.data_problems.replicate_for_hold(decided, decision, asked, report),
                 )
             if decided.record is not None and decided.record.phase is Phase.REQUEUED:
                 if decided.workload is None:
@@ -631,37 +620,6 @@ class Federation:
                 await self._guarded(
                     report, decided, self._return_on_prem(decided, decision.reason, report)
                 )
-
-    async def _replicate_for_hold(
-        self,
-        job: OnPremJob,
-        decision: Decision,
-        asked: dict[tuple[str, str], DataReadiness | None],
-        report: PassReport,
-    ) -> None:
-        """Start copying the data of a job held until it is on the pool's cluster, so that a
-        later pass finds it there (or nearly) and bursts; without this nothing copied it and
-        the job was held for ever. The replicator runs one copy per replica and answers from
-        it while it runs, so asking each pass starts nothing twice; a replica it says is
-        complete is not asked about again, and each one at most once per pass (every job held
-        for it is told the answer's failure, if any)."""
-        cluster = decision.cluster
-        if self.data is None or cluster is None or not job.burst_allowed:
-            return  # a job that may not leave never has its data sent out
-        for need in job.spec.datasets:
-            replica = (need.name, cluster)
-            if self.sizes is not None and self.sizes.bytes_remaining(*replica) == 0:
-                continue
-            if replica not in asked:
-                asked[replica] = None  # if the ask raises, the next job does not ask again
-                asked[replica] = await self.data.ensure_replicated(need.name, cluster)
-                if replica not in self._replication_asked:
-                    self._replication_asked.add(replica)
-                    report.actions.append(f"replicate {need.name} to {cluster}: {job.key} waits")
-                    log.info("replication_started", dataset=need.name, cluster=cluster, job=job.key)
-            answer = asked[replica]
-            if answer is not None:
-                await self._tell_data_problem(job, need.name, cluster, answer, report)
 
     async def _burst(
         self,
@@ -722,7 +680,8 @@ class Federation:
             metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="failed").inc()
             report.actions.append(f"abandon {job.key}: it started or may start on-prem")
             return
-        ready = await self._data_ready(job, record.cluster, report)  # errors: retried next pass
+        # Its errors are retried next pass.
+        ready = await self.data_problems.ready(job, record.cluster, report)
         try:
             created = await self._create_copy(job, record, ready)
         except errors.TransientError:
@@ -781,69 +740,6 @@ class Federation:
             source=job, pool=record.pool, attempt=record.attempt, suspended=not ready
         )
         return await self.clouds[record.cluster].create_copy(request)
-
-    async def _data_ready(self, job: OnPremJob, cluster: str, report: PassReport) -> bool:
-        """Whether the job's copy on `cluster` may start; a replica whose copy failed is told
-        on the job (`_tell_data_problem`)."""
-        if self.data is None:
-            return True
-        ready = True
-        for need in job.spec.datasets:
-            answer = await self.data.ensure_replicated(need.name, cluster)
-            await self._tell_data_problem(job, need.name, cluster, answer, report)
-            ready = ready and answer.may_start
-        return ready
-
-    async def _tell_data_problem(
-        self, job: OnPremJob, dataset: str, cluster: str, answer: DataReadiness, report: PassReport
-    ) -> None:
-        """A job whose replica's last copy or listing failed learns why, where its owner looks:
-        a Warning Event `DataCopyFailed` on the on-prem Job, once per failure (the problem's
-        text is new with each one: it counts them and says when the next try is), and a line
-        in every pass's failures while it lasts.
-
-        What was told is kept on the Job too (`_ToldOnJobs`): in memory only, a restart or a
-        new leader told every job held by a failing replica again. Kept on the Job rather than
-        read back from its Events: the port lists no Events, and they expire (an hour by
-        default) while a job may wait for its data longer. The first failure a process sees
-        is checked against the Job by its error alone: the replicator's count and backoff are
-        in memory, so a new process's first try of a replica that still fails says "1 failure
-        in a row" of the same error, which the job has heard. A failure that clears is dropped
-        there too, so that when it comes back it is news again. A post that fails is not
-        noted, and is tried again next pass; it does not stop the placement that asked."""
-        told = (job.uid, dataset, cluster)
-        if not answer.problem:
-            self._data_problems_told.pop(told, None)  # a later failure is news again
-            self._told_on_jobs.cleared(job, dataset, cluster)
-            return
-        waits = "the job waits for it" if not answer.may_start else "the job does not wait for it"
-        message = f"the copy of dataset {dataset} to {cluster} failed: {answer.problem}; {waits}"
-        report.failures.append(f"{job.key}: {message}")
-        last = self._data_problems_told.get(told)
-        if last == answer.problem:
-            return
-        if last is None and self._told_on_jobs.was_told(job, dataset, cluster, answer.problem):
-            self._data_problems_told[told] = answer.problem  # told by an earlier process
-            return
-        try:
-            await self.onprem.event(job, reason="DataCopyFailed", message=message, warning=True)
-        except errors.FederatorError as e:
-            log.warning("data_copy_failure_not_told", job=job.key, error=str(e))
-            return
-        self._data_problems_told[told] = answer.problem
-        self._told_on_jobs.told(job, dataset, cluster, answer.problem)
-        log.info("data_copy_failure_told", job=job.key, dataset=dataset, cluster=cluster)
-
-    def _forget_gone_jobs(self, onprem: OnPremView) -> None:
-        """What was told to jobs no longer waiting nor placed is dropped (bounded memory), and
-        notes an earlier pass gathered but did not write (`_ToldOnJobs.new_pass`)."""
-        self._told_on_jobs.new_pass()
-        present = {job.uid for job in onprem.jobs}
-        self._data_problems_told = {
-            told: problem
-            for told, problem in self._data_problems_told.items()
-            if told[0] in present
-        }
 
     async def _return_on_prem(self, job: OnPremJob, why: str, report: PassReport) -> None:
         """Let Kueue run it on-prem: reactivate first, then drop the record (crash-safe order).
@@ -1088,84 +984,6 @@ def _await_chain(task: asyncio.Task[Any]) -> list[str]:
             chain.append(f"{code.co_filename}:{frame.f_lineno} {code.co_name}")
         awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
     return chain
-
-
-class _ToldOnJobs:
-    """The data failures each Job was told of, kept on the Job by the on-prem adapter
-    (`DataProblemNotes`, the annotation `federator.io/data-problem-told`) so that they survive
-    a restart and a leader hand-over; a port without it (the unit fakes) keeps none.
-
-    A failure is kept as a digest of its error (`_error_of`): bounded, and what a new process
-    compares a replica's failure with, its count restarting at 1. Changes are gathered over a
-    pass and written once per Job at its end (`write`), through the write fence like every
-    write: written at once, a note would change the Job's resourceVersion under a record
-    write later in the same pass, which is preconditioned on it."""
-
-    def __init__(self, onprem: OnPremPort, fence: fencing.Fence) -> None:
-        self._notes = onprem if isinstance(onprem, DataProblemNotes) else None
-        self._fence = fence
-        # job uid -> the job and what it is to be told it was told, at the end of the pass
-        self._due: dict[str, tuple[OnPremJob, dict[tuple[str, str], str]]] = {}
-
-    def was_told(self, job: OnPremJob, dataset: str, cluster: str, problem: str) -> bool:
-        """Whether the Job says it was told of this failure's error (by any process)."""
-        return (dataset, cluster, _digest(_error_of(problem))) in job.data_problems_told
-
-    def told(self, job: OnPremJob, dataset: str, cluster: str, problem: str) -> None:
-        if self._notes is not None:
-            self._changes(job)[(dataset, cluster)] = _digest(_error_of(problem))
-
-    def cleared(self, job: OnPremJob, dataset: str, cluster: str) -> None:
-        kept = (told[:2] for told in job.data_problems_told)
-        if self._notes is not None and (dataset, cluster) in kept:
-            self._changes(job)[(dataset, cluster)] = ""
-
-    def new_pass(self) -> None:
-        """Forget changes a pass that ended early (the fence closed) did not write: they were
-        gathered on Jobs as they were then, and another leader may have written since."""
-        self._due = {}
-
-    def _changes(self, job: OnPremJob) -> dict[tuple[str, str], str]:
-        return self._due.setdefault(job.uid, (job, {}))[1]
-
-    async def write(self) -> None:
-        """Write what changed; a write that fails is logged (only a restart may then tell
-        that failure again: this process remembers it)."""
-        due, self._due = self._due, {}
-        if self._notes is None:
-            return
-        for job, changes in due.values():
-            kept = {told[:2]: told[2] for told in job.data_problems_told}
-            for replica, digest in changes.items():
-                if kept.get(replica) == digest:
-                    continue  # the same error told again: nothing new to keep
-                kept.pop(replica, None)  # a new failure is the newest (the bound drops the oldest)
-                if digest:
-                    kept[replica] = digest
-            told = tuple((dataset, cluster, d) for (dataset, cluster), d in kept.items())
-            if told == job.data_problems_told:
-                continue
-            self._fence.require(f"noting the data failures told to {job.key}")
-            try:
-                await self._notes.note_data_problems(job, told)
-            except errors.FederatorError as e:
-                log.warning("data_copy_failures_told_not_kept", job=job.key, error=str(e))
-
-
-# The end of a replica's failure that counts the tries and says when the next one is (see
-# `ports.DataReadiness.problem`): `... AccessDenied (2 failures in a row; next try after
-# 16:02:30 UTC)`.
-_TRIES = re.compile(r" \(\d+ failures? in a row; next try after [^)]*\)$")
-
-
-def _error_of(problem: str) -> str:
-    """The failure without its count of tries and next try: what stays the same while the
-    same fault lasts (a gate's text without that end is taken whole)."""
-    return _TRIES.sub("", problem)
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _core_decide() -> Decide:

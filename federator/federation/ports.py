@@ -184,7 +184,7 @@ class DataProblemNotes(Protocol):
     restart or a new leader does not tell them again (`OnPremJob.data_problems_told` reads them
     back). Optional, apart from `OnPremPort`: a port without it (the unit fakes) leaves what
     was told in the loop's memory only; the loop checks the write fence before each of its
-    writes itself (`federation._ToldOnJobs`)."""
+    writes itself (`data_problems.ToldOnJobs`)."""
 
     async def note_data_problems(
         self, job: OnPremJob, told: tuple[tuple[str, str, str], ...]

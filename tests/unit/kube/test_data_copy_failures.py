@@ -176,4 +176,4 @@ async def test_what_was_told_to_a_job_that_is_gone_is_forgotten() -> None:
     await fed.run_once(100.0)
     del onprem.jobs["team-a/j1"]
     await fed.run_once(110.0)
-    assert set(fed._data_problems_told) == {("uid-j2", "imagenet", "cloud-a")}
+    assert set(fed.data_problems._told) == {("uid-j2", "imagenet", "cloud-a")}
