@@ -5,24 +5,29 @@ Format in `syncing.manifests`. The rules that make it safe without a database:
   publishers racing for one version exactly one wins and the other gets `VersionExists`; a
   reader that sees a manifest finds every blob it names already in place.
 - Blobs are checked before they count: a local file's upload is compared with the ETag its
-  bytes must produce; a blob copied between stores is hashed while it streams and its
-  multipart upload is completed only if the SHA-256 matches its name.
+  bytes must produce (`verification.hash_file`); a blob copied between stores is hashed while
+  it streams and its multipart upload is completed only if the SHA-256 matches its name
+  (`blob_parts`).
 - Aliases move by compare-and-swap: the new pointer is written with `If-Match: <ETag read>`
   (or `If-None-Match: *` when creating), so a concurrent move is detected, never lost.
-- Sync back (cloud staging -> on-prem) copies only versions missing at the target, blobs first,
-  and is idempotent: a version already there with the same manifest counts as done.
+- Sync back (cloud staging -> on-prem, `syncback.sync_back`) copies only versions missing at
+  the target, blobs first, and is idempotent: a version already there with the same manifest
+  counts as done.
 - A blob copy's requests (the source's GET, the multipart create, parts, complete and abort)
   are retried on transient failures like the registry's other requests
   (`retrying.transient_retry`; botocore's own retries are off): a 503 or a connection reset
   costs a retry, not the blob, whose copy would start over at its first part in the next round.
-  A blob's read that breaks mid-stream goes on from the bytes already read (a Range GET), the
-  SHA-256 carried on over the stream. A complete whose retry finds no upload (the first try
-  landed, its answer lost) counts as done once the blob is in place at its size.
+  A blob's read that breaks mid-stream goes on from the bytes already read (a Range GET,
+  `blob_streams.ResumingBody`), the SHA-256 carried on over the stream.
 - A shutdown (`stopping`) ends every retry and sends no further retried request
   (`retrying.until_stopped`), except the first try of the writes that settle a blob's upload
   (completing it once all its parts arrived, aborting it when cut short); the error goes through
   the steps above, so it never skips to a manifest.
 Local files are uploaded with s3transfer's managed transfer (multipart, bounded threads).
+
+`ModelRegistry` owns the layout (versions, aliases, manifests), publishing, and every S3 request
+of the registry (each retried, stoppable, its failures naming the store); what a blob's bytes go
+through is in `blob_streams`, `blob_parts` and `verification`, the round in `syncback`.
 """
 
 from __future__ import annotations
@@ -30,24 +35,22 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import io
 import json
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
-import structlog
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import IncompleteReadError
-from s3transfer.utils import ChunksizeAdjuster
 
 from federator import errors
-from federator.storage import retrying
+from federator.storage import blob_parts, retrying, verification
+from federator.storage.blob_parts import RegistryStopped
+from federator.storage.blob_streams import BlobMismatch, MiB, Readable, ResumingBody, check_digest
 from federator.storage.endpoints import Location, make_client
+from federator.storage.syncback import SyncBackReport, sync_back
+from federator.storage.verification import VerifyResult
 from federator.syncing import manifests
 from federator.syncing import parts as partlib
 from federator.syncing.manifests import FileEntry, Manifest
@@ -56,13 +59,20 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
-log = structlog.get_logger(__name__)
+# Importers (the CLI, stores, the daemon, tests) reach every registry name here.
+__all__ = [
+    "AliasConflict",
+    "BlobMismatch",
+    "MiB",
+    "ModelRegistry",
+    "NotInRegistry",
+    "RegistryStopped",
+    "SyncBackReport",
+    "VerifyResult",
+    "VersionExists",
+    "sync_back",
+]
 
-MiB = 1024 * 1024
-_READ = 8 * MiB
-# A blob's read that breaks this many times in a row without a byte read in between fails: the
-# store answers the GET but not with the bytes, which no further Range GET is likely to change.
-_BREAKS_WITHOUT_PROGRESS = 3
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -77,36 +87,6 @@ class AliasConflict(errors.UserError):
 
 class NotInRegistry(errors.UserError):
     """The model, version or alias does not exist."""
-
-
-class BlobMismatch(errors.FederatorError):
-    """Bytes read for a blob do not hash to the blob's name."""
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    name: str
-    version: str
-    files: int
-    bytes_checked: int
-    problems: tuple[str, ...]  # one line per bad file
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-@dataclass(frozen=True, slots=True)
-class SyncBackReport:
-    versions_copied: tuple[str, ...]  # "name@version"
-    versions_present: int
-    blobs_copied: int
-    blobs_present: int
-    bytes_copied: int
-    failures: tuple[tuple[str, str], ...]  # ("name@version", message)
-    # Versions to copy that a shutdown kept the round from reaching: the next round copies them.
-    left_for_next_round: int = 0
-    versions_left: tuple[str, ...] = ()  # "name@version" of those, for a report to name them
 
 
 def _on_store(
@@ -326,7 +306,7 @@ class ModelRegistry:
             multipart_chunksize=self.part_size,
             max_concurrency=self.part_concurrency,
         )
-        digest, size, expected_etag = _hash_file(local, config)
+        digest, size, expected_etag = verification.hash_file(local, config)
         key = self.location.key(manifests.blob_key(digest))
         if self._head(key) == size:
             return digest, size
@@ -347,22 +327,7 @@ class ModelRegistry:
     @_on_store("reading a blob")
     def _check_blob(self, entry: FileEntry) -> str:
         key = self.location.key(manifests.blob_key(entry.digest))
-        try:
-            body = self.s3.get_object(Bucket=self.location.bucket, Key=key)["Body"]
-        except Exception as error:
-            if retrying.is_not_found(error):
-                return f"blob {entry.digest} is missing"
-            raise
-        digest = hashlib.sha256()
-        size = 0
-        for chunk in iter(lambda: body.read(_READ), b""):
-            digest.update(chunk)
-            size += len(chunk)
-        if size != entry.size:
-            return f"blob has {size} bytes, the manifest says {entry.size}"
-        if f"sha256:{digest.hexdigest()}" != entry.digest:
-            return f"blob hashes to sha256:{digest.hexdigest()}"
-        return ""
+        return verification.blob_problem(self.s3, self.location.bucket, key, entry)
 
     @_on_store("receiving a blob")
     def receive_blob(self, source: ModelRegistry, entry: FileEntry) -> int:
@@ -371,7 +336,7 @@ class ModelRegistry:
         body = source._open_blob(entry)
         if entry.size <= self.part_size:
             data = body.read()
-            _check_digest(entry, hashlib.sha256(data).hexdigest(), len(data))
+            check_digest(entry, hashlib.sha256(data).hexdigest(), len(data))
             md5 = hashlib.md5(data, usedforsecurity=False).digest()
             try:
                 self._put(key, data, if_none_match=True, md5=md5)
@@ -382,13 +347,13 @@ class ModelRegistry:
         # Parts grow with the blob: S3 takes at most 10,000 parts per upload, and a blob cut
         # there would fail its digest check every round as if it were corrupt.
         part_size = partlib.fit_part_size(entry.size, self.part_size)
-        return self._receive_in_parts(entry, key, body, part_size)
+        return blob_parts.write_in_parts(self, entry, key, body, part_size)
 
     @_on_store("reading a blob")
-    def _open_blob(self, entry: FileEntry) -> _Readable:
+    def _open_blob(self, entry: FileEntry) -> Readable:
         """The body of one of this registry's blobs, to stream into another registry."""
         key = self.location.key(manifests.blob_key(entry.digest))
-        return _ResumingBody(
+        return ResumingBody(
             functools.partial(self._blob_from, key),
             entry.size,
             self.store,
@@ -397,7 +362,7 @@ class ModelRegistry:
 
     @retrying.until_stopped
     @retrying.transient_retry()
-    def _blob_from(self, key: str, offset: int) -> _Readable:
+    def _blob_from(self, key: str, offset: int) -> Readable:
         """The body of a blob from byte `offset` on: past 0, a Range GET resuming a broken read."""
         if not offset:
             return self.s3.get_object(Bucket=self.location.bucket, Key=key)["Body"]
@@ -412,70 +377,6 @@ class ModelRegistry:
                 f"{response.get('ContentRange') or 'the whole blob'}"
             )
         return response["Body"]
-
-    def _receive_in_parts(self, entry: FileEntry, key: str, body: _Readable, part_size: int) -> int:
-        upload_id = self._create_upload(key)
-        try:
-            # After the create, so that an upload a retried create opened (its first answer
-            # lost) goes too, not only those a crash left.
-            self._abort_leftover_uploads(key, keep=upload_id)
-            etags = self._send_parts(entry, key, upload_id, body, part_size)
-            self._complete(entry, key, upload_id, etags)
-        except BaseException:
-            self._abort_cut_short(key, upload_id)
-            raise
-        return entry.size
-
-    def _send_parts(
-        self, entry: FileEntry, key: str, upload_id: str, body: _Readable, part_size: int
-    ) -> list[str]:
-        """Send the blob's parts, hashing them as they stream; their ETags, once the bytes read
-        hash to the blob's name."""
-        digest = hashlib.sha256()
-        size = 0
-        futures: list[Future[str]] = []
-        with ThreadPoolExecutor(self.part_concurrency) as pool:
-            for number in range(1, partlib.MAX_PARTS + 1):
-                if self.stopping.is_set():
-                    raise RegistryStopped(f"{key}: stopped at part {number} (shutting down)")
-                chunk = _read_exactly(body, part_size)
-                if not chunk and number > 1:
-                    break
-                digest.update(chunk)
-                size += len(chunk)
-                futures.append(pool.submit(self._upload_part, key, upload_id, number, chunk))
-                # Bound memory: never more parts buffered than workers plus one.
-                while sum(not f.done() for f in futures) > self.part_concurrency:
-                    futures[[f.done() for f in futures].index(False)].result()
-            etags = [f.result() for f in futures]
-        _check_digest(entry, digest.hexdigest(), size)
-        return etags
-
-    def _complete(self, entry: FileEntry, key: str, upload_id: str, etags: list[str]) -> None:
-        try:
-            self._complete_upload(key, upload_id, etags)
-        except Exception as error:
-            # A retry whose first try completed the upload (its answer lost) finds no upload
-            # any more: the blob is then in place, its bytes checked before that first try.
-            # So is a blob another copier completed after aborting ours as a leftover.
-            if not retrying.is_not_found(error) or self._head(key) != entry.size:
-                raise
-            log.info("registry_blob_found_completed", store=self.store, key=key)
-
-    def _abort_cut_short(self, key: str, upload_id: str) -> None:
-        """Abort an upload whose blob failed, without hiding why it failed (the caller raises
-        that): an abort that fails too leaves the upload to the next `_abort_leftover_uploads`
-        of the key."""
-        try:
-            self._abort_upload(key, upload_id)
-        except Exception as error:  # noqa: BLE001
-            log.warning(
-                "registry_upload_left_open",
-                store=self.store,
-                key=key,
-                upload_id=upload_id,
-                error=f"{type(error).__name__}: {error}",
-            )
 
     @retrying.until_stopped
     @retrying.transient_retry()
@@ -661,147 +562,3 @@ class ModelRegistry:
             self.s3.put_object(
                 Bucket=self.location.bucket, Key=key, Body=body, ContentMD5=content_md5
             )
-
-
-class _Readable(Protocol):
-    """What a streaming body offers (botocore's StreamingBody)."""
-
-    def read(self, amt: int | None = None) -> bytes: ...
-
-
-class _ResumingBody:
-    """A blob's body being read from its (source) store, whose failures name that store.
-
-    A read that breaks mid-stream (a connection reset or a timeout while the bytes come, a
-    body shorter than its length) goes on from the bytes already returned, with a new GET of
-    the rest (`open_from(offset)`, retried like every request): the caller, hashing what it
-    reads, gets the blob's bytes once each and in order, as if nothing broke.
-    """
-
-    def __init__(
-        self, open_from: Callable[[int], _Readable], size: int, store: str, doing: str
-    ) -> None:
-        self._open_from = open_from
-        self._size = size
-        self._store = store
-        self._doing = doing
-        self._offset = 0  # bytes returned so far
-        self._breaks = 0  # breaks in a row with no byte returned in between
-        self._body = open_from(0)
-
-    def read(self, amt: int | None = None) -> bytes:
-        with retrying.translated(self._store, self._doing):
-            while True:
-                try:
-                    chunk = self._body.read(amt)
-                except Exception as error:
-                    if not _stream_broke(error) or self._breaks >= _BREAKS_WITHOUT_PROGRESS:
-                        raise
-                    self._resume(error)
-                    continue
-                self._offset += len(chunk)
-                self._breaks = 0 if chunk else self._breaks
-                return chunk
-
-    def _resume(self, error: BaseException) -> None:
-        self._breaks += 1
-        log.info(
-            "registry_blob_read_resumed",
-            store=self._store,
-            doing=self._doing,
-            offset=self._offset,
-            error=f"{type(error).__name__}: {error}",
-        )
-        # Nothing left to read: a Range GET past the end would be refused (416).
-        left = self._offset < self._size
-        self._body = self._open_from(self._offset) if left else io.BytesIO(b"")
-
-
-def _stream_broke(error: BaseException) -> bool:
-    """A read of a body failed in a way a new GET of the rest may not: the connection, not the
-    store's answer. botocore raises IncompleteReadError for a body cut short without an error."""
-    return retrying.is_transient(error) or isinstance(error, IncompleteReadError)
-
-
-class RegistryStopped(errors.FederatorError):
-    """A blob copy was cut short because the process is shutting down."""
-
-
-def _read_exactly(body: _Readable, size: int) -> bytes:
-    chunks = []
-    missing = size
-    while missing:
-        chunk = body.read(missing)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        missing -= len(chunk)
-    return b"".join(chunks)
-
-
-def _check_digest(entry: FileEntry, hexdigest: str, size: int) -> None:
-    if size != entry.size or f"sha256:{hexdigest}" != entry.digest:
-        raise BlobMismatch(
-            f"blob {entry.digest} ({entry.size} bytes) read as sha256:{hexdigest} ({size} bytes)"
-        )
-
-
-def _hash_file(local: Path, config: TransferConfig) -> tuple[str, int, str]:
-    """SHA-256, size and the ETag s3transfer's upload of this file must produce."""
-    size = local.stat().st_size
-    multipart = size >= config.multipart_threshold
-    chunk = ChunksizeAdjuster().adjust_chunksize(config.multipart_chunksize, size)
-    sha = hashlib.sha256()
-    part_md5s: list[bytes] = []
-    whole = hashlib.md5(usedforsecurity=False)
-    with local.open("rb") as handle:
-        while block := handle.read(chunk if multipart else _READ):
-            sha.update(block)
-            if multipart:
-                part_md5s.append(hashlib.md5(block, usedforsecurity=False).digest())
-            else:
-                whole.update(block)
-    etag = partlib.multipart_etag(part_md5s) if multipart else whole.hexdigest()
-    return f"sha256:{sha.hexdigest()}", size, etag
-
-
-def sync_back(
-    source: ModelRegistry,
-    target: ModelRegistry,
-    *,
-    only: Callable[[str], bool] | None = None,
-) -> SyncBackReport:
-    """Copy every version `source` has and `target` lacks (optionally only some models)."""
-    have = set(target._all_versions())
-    wanted = [(n, v) for n, v in source._all_versions() if only is None or only(n)]
-    missing = [nv for nv in wanted if nv not in have]
-    copied: list[str] = []
-    failures: list[tuple[str, str]] = []
-    blobs = bytes_sent = blobs_present = 0
-    left: list[tuple[str, str]] = []
-    for index, (name, version) in enumerate(missing):
-        if target.stopping.is_set():
-            left = missing[index:]  # shutting down: the next process's round copies them
-            break
-        try:
-            manifest = source.manifest(name, version)
-            blobs_present += sum(1 for f in manifest.files if target.has_blob(f))
-            count, sent = target.receive_version(source, name, version)
-        # One bad version must not block the others; it is reported and retried next round.
-        except Exception as error:  # noqa: BLE001
-            failures.append((f"{name}@{version}", f"{type(error).__name__}: {error}"))
-            continue
-        copied.append(f"{name}@{version}")
-        blobs += count
-        bytes_sent += sent
-    present = len(wanted) - len(missing)
-    return SyncBackReport(
-        tuple(copied),
-        present,
-        blobs,
-        blobs_present,
-        bytes_sent,
-        tuple(failures),
-        len(left),
-        tuple(f"{name}@{version}" for name, version in left),
-    )
