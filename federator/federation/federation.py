@@ -31,6 +31,7 @@ from federator.core.policy import DecisionPolicy, Strategy
 from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
 from federator.federation import fencing, planning, rounds
 from federator.federation.blocks import BlockCause, Pool, PoolBlocks
+from federator.federation.collection import Collection
 from federator.federation.data_problems import DataProblems, ToldOnJobs
 from federator.federation.forecasts import WaitForecasts
 from federator.federation.planning import Step, StepKind
@@ -151,6 +152,10 @@ class Federation:
         # uid -> attempt of the placements this process made, only to notice a record that
         # disappears without us removing it (a diagnosis aid, never a source of truth)
         self._placed: dict[str, int] = {}
+        # Deletes the copies no record vouches for, at the end of each pass.
+        self.collection = Collection(
+            self.clouds, data=lambda: self.data, grace_s=lambda: self.settings.gc_grace_s
+        )
         self.last_report: PassReport | None = None  # for /debug/decisions and tests
         self.forecasts = WaitForecasts()  # on-prem wait forecasts against real waits (metrics)
 
@@ -264,7 +269,10 @@ class Federation:
         if writes:
             await self._act(round_, onprem, requeued, clouds, now, report)
             await self._pull_back(onprem, clouds, round_, now, report)
-            await self._collect(now, report)
+            # Collected against the clusters as acting left them: fresh views, not the pass's.
+            await self.collection.collect(
+                await self.onprem.snapshot(now), await self._cloud_views(now), now, report
+            )
             await self.spend_ledger.save(now)
             await self.pool_blocking.save(now)  # one a requeue could not write
             await self.data_problems.write_notes()  # last: its writes change the Jobs' versions
@@ -788,34 +796,15 @@ class Federation:
     ) -> None:
         if not self.settings.pull_back:
             return
-        gpus = {job.key: job.gpus for job in onprem.jobs}
-        starting_now = sum(
-            gpus.get(d.job_key, 0)
-            for d in round_.decisions
-            if d.kind is DecisionKind.STAY and d.expected_wait_s <= self.settings.interval_s
+        chosen = planning.pull_backs(
+            onprem,
+            clouds,
+            round_.decisions,
+            starting_within_s=self.settings.interval_s,
+            after_s=self.settings.pull_back_after_s,
+            now=now,
         )
-        free = onprem.state.free_gpus - starting_now
-        index = planning.copies_by_source(clouds)
-        # Only a job Kueue can run may come back: a plain suspended Job has nobody on-prem to
-        # start it, so pulling it back would only put it in the queue to be bursted again
-        # (the loop that made the plain-Job scenarios fail under load, issue 6).
-        placed = sorted(
-            (
-                j
-                for j in onprem.jobs
-                if j.record is not None and j.record.phase is Phase.PLACED and j.workload
-            ),
-            key=lambda j: j.record.placed_at if j.record else 0.0,
-        )
-        for job in placed:
-            record = job.record
-            assert record is not None
-            copy = index.get((record.cluster, job.uid, record.attempt))
-            if copy is None or copy.state.started or job.gpus > free:
-                continue
-            if now - record.placed_at < self.settings.pull_back_after_s:
-                continue
-            free -= job.gpus
+        for job, copy in chosen:
             await self._guarded(report, job, self._pull_back_one(job, copy, now, report))
 
     async def _pull_back_one(
@@ -832,67 +821,6 @@ class Federation:
         await self._return_on_prem(
             job, f"pulled back from {record.placement}: on-prem has room", report
         )
-
-    # ---- garbage collection -------------------------------------------------------------------
-
-    async def _synced_outputs(
-        self, onprem: OnPremView, clouds: Mapping[str, CloudView], report: PassReport
-    ) -> frozenset[str]:
-        """Keys of finished jobs whose outputs are home, asked only while their copy is still
-        there to hold them: a DONE record stays on the Job for as long as the Job exists, and
-        asking about all of them would list the stores for every job ever bursted, each pass."""
-        if self.data is None:
-            return frozenset()
-        held = {copy.source_uid for view in clouds.values() for copy in view.copies}
-        synced = set()
-        for job in onprem.jobs:
-            record = job.record
-            if record is None or record.phase is not Phase.DONE or job.uid not in held:
-                continue
-            try:
-                if await self.data.outputs_synced(job.key, record.cluster):
-                    synced.add(job.key)
-            except errors.FederatorError as e:  # the copy waits for a later pass; GC goes on
-                report.failures.append(f"{job.key}: outputs not synced back: {e}")
-                log.warning("outputs_not_synced", job=job.key, error=str(e))
-            except fencing.FenceClosed:
-                raise
-            except Exception as e:  # a bug or an untranslated store error: the same, loudly
-                report.failures.append(f"{job.key}: outputs not synced back: {e!r}")
-                log.exception("outputs_sync_crashed", job=job.key)
-        return frozenset(synced)
-
-    async def _collect(self, now: float, report: PassReport) -> None:
-        onprem = await self.onprem.snapshot(now)
-        clouds = await self._cloud_views(now)
-        synced = await self._synced_outputs(onprem, clouds, report)
-        found = planning.garbage(
-            onprem,
-            clouds,
-            now=now,
-            grace_s=self.settings.gc_grace_s,
-            outputs_synced=synced,
-            check_outputs=self.data is not None,
-        )
-        for item in found:
-            try:
-                await self.clouds[item.cluster].delete_copy(item.copy.namespace, item.copy.name)
-            except errors.FederatorError as e:
-                report.failures.append(f"gc {item.cluster}/{item.copy.name}: {e}")
-                continue
-            report.actions.append(
-                f"gc {item.cluster}/{item.copy.namespace}/{item.copy.name}: {item.why}"
-            )
-            log.info("copy_collected", cluster=item.cluster, copy=item.copy.name, why=item.why)
-        keep = (
-            frozenset(c.source_uid for v in clouds.values() for c in v.copies) & onprem.source_uids
-        )
-        for name, view in clouds.items():
-            if view.up and view.synced and onprem.synced:
-                try:
-                    await self.clouds[name].sweep_configs(keep)
-                except errors.FederatorError as e:
-                    report.failures.append(f"gc configs on {name}: {e}")
 
     # ---- observation side effects -------------------------------------------------------------
 

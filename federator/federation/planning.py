@@ -2,17 +2,19 @@
 
 Given the observed on-prem jobs (with their placement records) and cloud clusters, `converge`
 says for every record one `Step` (finish it, mirror it, re-place it, recreate its copy …) and
-`garbage` says which copies no record vouches for. Both are functions of values and `now`, so
+`garbage` says which copies no record vouches for, `pull_backs` which unstarted copies come
+home because on-prem has room. All are functions of values and `now`, so
 every rule of docs/design.md §4–§9 is tested here without a cluster (tests/unit/federation/).
 The loop in `federation.py` only carries the steps out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from federator.core.decisions import Decision, DecisionKind
 from federator.federation.ports import CloudView, CopyState, CopyView, OnPremJob, OnPremView
 from federator.federation.records import Phase
 
@@ -192,3 +194,49 @@ def _why_garbage(
 def backoff_s(attempt: int, *, initial_s: float, max_s: float) -> float:
     """Exponential backoff before re-placement `attempt` (1-based: the first waits initial_s)."""
     return float(min(max_s, initial_s * 2 ** max(0, attempt - 1)))
+
+
+def pull_backs(
+    onprem: OnPremView,
+    clouds: Mapping[str, CloudView],
+    decisions: Sequence[Decision],
+    *,
+    starting_within_s: float,
+    after_s: float,
+    now: float,
+) -> list[tuple[OnPremJob, CopyView]]:
+    """The placed jobs whose copy has not started and that on-prem has room for now, oldest
+    placement first, each with its copy: the loop pulls them back on-prem. The room is the
+    free GPUs less those of the jobs this round keeps on-prem to start within
+    `starting_within_s`; a copy younger than `after_s` stays (hysteresis)."""
+    gpus = {job.key: job.gpus for job in onprem.jobs}
+    starting_now = sum(
+        gpus.get(d.job_key, 0)
+        for d in decisions
+        if d.kind is DecisionKind.STAY and d.expected_wait_s <= starting_within_s
+    )
+    free = onprem.state.free_gpus - starting_now
+    index = copies_by_source(clouds)
+    # Only a job Kueue can run may come back: a plain suspended Job has nobody on-prem to
+    # start it, so pulling it back would only put it in the queue to be bursted again
+    # (the loop that made the plain-Job scenarios fail under load, issue 6).
+    placed = sorted(
+        (
+            j
+            for j in onprem.jobs
+            if j.record is not None and j.record.phase is Phase.PLACED and j.workload
+        ),
+        key=lambda j: j.record.placed_at if j.record else 0.0,
+    )
+    chosen: list[tuple[OnPremJob, CopyView]] = []
+    for job in placed:
+        record = job.record
+        assert record is not None
+        copy = index.get((record.cluster, job.uid, record.attempt))
+        if copy is None or copy.state.started or job.gpus > free:
+            continue
+        if now - record.placed_at < after_s:
+            continue
+        free -= job.gpus
+        chosen.append((job, copy))
+    return chosen
