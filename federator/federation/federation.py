@@ -28,7 +28,6 @@ from federator import errors, metrics
 from federator.core.decisions import Decision, DecisionKind, Round
 from federator.core.models import DatasetNeed, Offer, OnPremState, PendingJob, Spend
 from federator.core.policy import DecisionPolicy, Strategy
-from federator.core.preemption import PreemptionObservation, PreemptionPrior, estimate_rate
 from federator.federation import fencing, planning, rounds
 from federator.federation.blocks import BlockCause, Pool, PoolBlocks
 from federator.federation.collection import Collection
@@ -53,6 +52,7 @@ from federator.federation.ports import (
     SpendStore,
     Terminal,
 )
+from federator.federation.preemption_evidence import PreemptionEvidence
 from federator.federation.records import Phase, PlacementRecord, copy_name
 from federator.federation.reports import PassReport
 from federator.federation.spend_ledger import SpendLedger
@@ -145,9 +145,11 @@ class Federation:
             may_write=lambda: self.may_write(),
             block_for_s=lambda: self.settings.block_pool_for_s,
         )
-        self.preemptions: dict[tuple[str, str], int] = {}
-        self.exposure_h: dict[tuple[str, str], float] = {}
-        self._exposure_at: float | None = None  # when `exposure_h` last accrued
+        # This process's preemptions and copy-hours per pool, in the offers' preemption rates.
+        self.preemption_evidence = PreemptionEvidence(
+            prior_strength_h=lambda: self.settings.preemption_prior_strength_h,
+            stored_exposure_h=lambda pool: self.stored_preemption_exposure_h(pool),
+        )
         self._queues_shown: set[str] = set()  # queues whose gauges this process has set
         # uid -> attempt of the placements this process made, only to notice a record that
         # disappears without us removing it (a diagnosis aid, never a source of truth)
@@ -162,6 +164,16 @@ class Federation:
     @property
     def policy(self) -> DecisionPolicy:
         return self._policy() if callable(self._policy) else self._policy
+
+    @property
+    def preemptions(self) -> dict[Pool, int]:
+        """The preemptions this process met, per pool (new evidence for the stored rates)."""
+        return self.preemption_evidence.preemptions
+
+    @property
+    def exposure_h(self) -> dict[Pool, float]:
+        """The copy-hours that ran in each pool while this process watched."""
+        return self.preemption_evidence.exposure_h
 
     @property
     def spend_store(self) -> SpendStore | None:
@@ -222,7 +234,7 @@ class Federation:
         onprem = await self.onprem.snapshot(now)
         clouds = await self._cloud_views(now)
         self._publish(onprem, clouds)
-        self._accrue_exposure(clouds, now)
+        self.preemption_evidence.accrue(clouds, now)
         if not onprem.synced:
             report.skipped = "on-prem cache not synced yet"
             return report
@@ -408,7 +420,7 @@ class Federation:
             await self.pool_blocking.block(pool, loss.blocks_pool, job, now)
         if loss.preemption:
             again = replace(again, preemptions=record.preemptions + 1)
-            self.preemptions[pool] = self.preemptions.get(pool, 0) + 1
+            self.preemption_evidence.count_preemption(pool)
             metrics.PREEMPTIONS.labels(cluster=record.cluster).inc()
         job = await self.onprem.write_record(job, again)
         if loss is _START_TIMEOUT:  # not "replaced" alone: capacity that never came, no preemption
@@ -536,7 +548,7 @@ class Federation:
             observed_free = (pool.free_gpus if pool else 0) - used.unscheduled.get(key, 0)
             cap_left = offer.free_gpus - used.total.get(key, 0)
             free = max(0, min(observed_free, cap_left))  # a blocked pool's: `_decide_round`
-            result.append(self._with_preemption_rate(replace(offer, free_gpus=free)))
+            result.append(self.preemption_evidence.rated(replace(offer, free_gpus=free)))
         return result
 
     def _with_data(self, offer: Offer, datasets: frozenset[str]) -> Offer:
@@ -553,33 +565,6 @@ class Federation:
                 pending[name] = remaining
         return replace(
             offer, pending_dataset_bytes=pending, replicated_datasets=frozenset(replicated)
-        )
-
-    def _with_preemption_rate(self, offer: Offer) -> Offer:
-        """The offer with its preemption rate updated by what this process saw in the pool.
-
-        The offer's rate is already the posterior of the pool's prior and its stored evidence,
-        Gamma(λ·w, w) with w = the prior's weight + the stored exposure; adding this process's
-        preemptions and exposure to that gives the posterior over all the evidence (the Gamma
-        update is sequential). Weighed as the prior alone, the stored hours would count for
-        nothing and this process's few hours would outweigh them.
-        """
-        key = (offer.cluster, offer.pool)
-        count = self.preemptions.get(key, 0)
-        exposure = self.exposure_h.get(key, 0.0)
-        if count == 0 and exposure <= 0:
-            return offer
-        weight_h = self.settings.preemption_prior_strength_h + max(
-            0.0, self.stored_preemption_exposure_h(key)
-        )
-        estimate = estimate_rate(
-            PreemptionPrior(offer.preemption_rate_per_hour, weight_h, "prior and stored evidence"),
-            (PreemptionObservation(count, exposure),),
-        )
-        return replace(
-            offer,
-            preemption_rate_per_hour=estimate.rate_per_hour,
-            preemption_evidence=estimate.evidence,
         )
 
     # ---- acting on decisions ------------------------------------------------------------------
@@ -849,20 +834,6 @@ class Federation:
                     counts[state] += 1
             for state, count in counts.items():
                 metrics.BURSTED_JOBS.labels(cluster=view.cluster, state=state).set(count)
-
-    def _accrue_exposure(self, clouds: Mapping[str, CloudView], now: float) -> None:
-        """Running copy-hours per pool: the exposure preemptions are counted against."""
-        # Its own clock: a pass that stops early (cache not synced, an error) must not make the
-        # next one count the same hours again.
-        since, self._exposure_at = self._exposure_at, now
-        if since is None:
-            return
-        hours = max(0.0, now - since) / 3600.0
-        for view in clouds.values():
-            for copy in view.copies:
-                if copy.state is CopyState.RUNNING:
-                    key = (view.cluster, copy.pool)
-                    self.exposure_h[key] = self.exposure_h.get(key, 0.0) + hours
 
 
 @dataclass(frozen=True, slots=True)
