@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 from tenacity import stop_after_attempt, wait_none
 
 from federator.storage import retrying
+from federator.storage.copy_requests import CopyRequests
 from federator.storage.copying import DatasetCopier, TransferSettings
 from federator.storage.endpoints import Endpoint, Location, make_client
 from federator.storage.leanpath import LeanS3
@@ -252,7 +253,7 @@ def test_a_store_answering_501_to_part_number_is_copied_with_the_engines_own_lay
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Were 501 retried, these three quick attempts would end in failure instead of 90 s.
-    policy = vars(DatasetCopier._first_part_size)["retry"]
+    policy = vars(CopyRequests.first_part_size)["retry"]
     monkeypatch.setattr(policy, "stop", stop_after_attempt(3))
     monkeypatch.setattr(policy, "wait", wait_none())
     source, target = MemoryS3(), MemoryS3()

@@ -23,6 +23,7 @@ from botocore.exceptions import EndpointConnectionError
 from tenacity import stop_after_attempt, wait_none
 
 from federator.storage import listings, retrying
+from federator.storage.copy_requests import CopyRequests
 from federator.storage.copying import DatasetCopier, Stopped
 from federator.storage.syncstate import SyncState
 from tests.unit.storage.test_copy_review import MemoryS3, MiB, copier, recorded_state
@@ -31,9 +32,13 @@ TRIES = 5
 
 
 def retried_calls() -> dict[str, Callable[..., Any]]:
-    """The copier's S3 calls that retry (those `transient_retry` decorated)."""
+    """The copier's S3 calls that retry (those `transient_retry` decorated), its own and its
+    requests'."""
     return {
-        name: f for name, f in vars(DatasetCopier).items() if "retry" in getattr(f, "__dict__", {})
+        name: f
+        for owner in (DatasetCopier, CopyRequests)
+        for name, f in vars(owner).items()
+        if "retry" in getattr(f, "__dict__", {})
     }
 
 
@@ -76,16 +81,16 @@ def stopped_copier_of(store: DownStore) -> DatasetCopier:
 
 # Each retried call, made with arguments that reach its request.
 CALLS: dict[str, Callable[[DatasetCopier], object]] = {
-    "_read": lambda c: c._read("a.bin", "e", byte_range=None),
-    "_put": lambda c: c._put("a.bin", b"x", b"m"),
-    "_copy_object": lambda c: c._copy_object("a.bin", "e"),
-    "_head_source": lambda c: c._head_source("a.bin"),
-    "_first_part_size": lambda c: c._first_part_size("a.bin", "e-2"),
-    "_create_upload": lambda c: c._create_upload("a.bin"),
-    "_upload_part": lambda c: c._upload_part("a.bin", "up1", 1, b"x", b"m"),
-    "_complete": lambda c: c._complete("a.bin", "up1", [b"m"]),
-    "_list_parts": lambda c: c._list_parts("a.bin", "up1"),
-    "_abort": lambda c: c._abort("data/a.bin", "up1"),
+    "read": lambda c: c.requests.read("a.bin", "e", byte_range=None),
+    "put": lambda c: c.requests.put("a.bin", b"x", b"m"),
+    "copy_object": lambda c: c.requests.copy_object("a.bin", "e"),
+    "head_source": lambda c: c.requests.head_source("a.bin"),
+    "first_part_size": lambda c: c.requests.first_part_size("a.bin", "e-2"),
+    "create_upload": lambda c: c.requests.create_upload("a.bin"),
+    "upload_part": lambda c: c.requests.upload_part("a.bin", "up1", 1, b"x", b"m"),
+    "complete": lambda c: c.requests.complete("a.bin", "up1", [b"m"]),
+    "list_parts": lambda c: c.requests.list_parts("a.bin", "up1"),
+    "abort": lambda c: c.requests.abort("data/a.bin", "up1"),
     "_open_uploads": lambda c: c._open_uploads(),
     "_delete_batch": lambda c: c._delete_batch(("a.bin",)),
 }
@@ -208,5 +213,5 @@ def test_an_unstopped_copier_retries_a_store_that_is_down_as_before() -> None:
     store = Down()
     engine = copier(store, store)  # type: ignore[arg-type]
     with pytest.raises(Exception, match="Could not connect"):
-        engine._head_source("a.bin")
+        engine.requests.head_source("a.bin")
     assert store.calls["head_object"] == TRIES
