@@ -30,6 +30,7 @@ from federator.core.models import DatasetNeed, Offer, OnPremState, PendingJob, S
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.federation import fencing, planning, rounds
 from federator.federation.blocks import BlockCause, Pool, PoolBlocks
+from federator.federation.cluster_gauges import ClusterGauges
 from federator.federation.collection import Collection
 from federator.federation.data_problems import DataProblems, ToldOnJobs
 from federator.federation.forecasts import WaitForecasts
@@ -150,7 +151,7 @@ class Federation:
             prior_strength_h=lambda: self.settings.preemption_prior_strength_h,
             stored_exposure_h=lambda pool: self.stored_preemption_exposure_h(pool),
         )
-        self._queues_shown: set[str] = set()  # queues whose gauges this process has set
+        self.gauges = ClusterGauges()  # what each pass observed, as metrics
         # uid -> attempt of the placements this process made, only to notice a record that
         # disappears without us removing it (a diagnosis aid, never a source of truth)
         self._placed: dict[str, int] = {}
@@ -233,7 +234,7 @@ class Federation:
         report = PassReport(now=now)
         onprem = await self.onprem.snapshot(now)
         clouds = await self._cloud_views(now)
-        self._publish(onprem, clouds)
+        self.gauges.publish(onprem, clouds)
         self.preemption_evidence.accrue(clouds, now)
         if not onprem.synced:
             report.skipped = "on-prem cache not synced yet"
@@ -807,34 +808,6 @@ class Federation:
             job, f"pulled back from {record.placement}: on-prem has room", report
         )
 
-    # ---- observation side effects -------------------------------------------------------------
-
-    def _publish(self, onprem: OnPremView, clouds: Mapping[str, CloudView]) -> None:
-        for queue in onprem.queues:
-            metrics.QUEUE_PENDING_WORKLOADS.labels(queue=queue.queue).set(queue.pending_workloads)
-            metrics.QUEUE_PENDING_GPUS.labels(queue=queue.queue).set(queue.pending_gpus)
-            metrics.QUEUE_OLDEST_PENDING_SECONDS.labels(queue=queue.queue).set(
-                queue.oldest_pending_s
-            )
-        # The view lists only queues with waiting jobs: one that emptied must read 0 (an alert on
-        # its oldest pending age would never clear on the last value).
-        shown = {queue.queue for queue in onprem.queues}
-        if onprem.synced:
-            for emptied in self._queues_shown - shown:
-                for gauge in _QUEUE_GAUGES:
-                    gauge.labels(queue=emptied).set(0)
-            self._queues_shown = shown
-        else:
-            self._queues_shown |= shown
-        for view in clouds.values():
-            counts = dict.fromkeys(metrics.BURST_STATES, 0)
-            for copy in view.copies:
-                state = _BURST_STATE.get(copy.state)
-                if state is not None:
-                    counts[state] += 1
-            for state, count in counts.items():
-                metrics.BURSTED_JOBS.labels(cluster=view.cluster, state=state).set(count)
-
 
 @dataclass(frozen=True, slots=True)
 class _Loss:
@@ -855,21 +828,6 @@ _CLUSTER_LOST = _Loss("ClusterLost", "Lost", preemption=False, blocks_pool=None)
 _START_TIMEOUT = _Loss(
     "CloudStartTimeout", "NotStarted", preemption=False, blocks_pool=BlockCause.START_TIMEOUT
 )
-
-_QUEUE_GAUGES = (
-    metrics.QUEUE_PENDING_WORKLOADS,
-    metrics.QUEUE_PENDING_GPUS,
-    metrics.QUEUE_OLDEST_PENDING_SECONDS,
-)
-
-_BURST_STATE = {
-    CopyState.SUSPENDED: "syncing",
-    CopyState.PENDING: "pending",
-    CopyState.RUNNING: "running",
-    CopyState.SUCCEEDED: "succeeded",
-    CopyState.FAILED: "failed",
-    CopyState.PREEMPTED: "preempted",
-}
 
 
 def _await_chain(task: asyncio.Task[Any]) -> list[str]:
