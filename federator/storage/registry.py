@@ -5,9 +5,9 @@ Format in `syncing.manifests`. The rules that make it safe without a database:
   publishers racing for one version exactly one wins and the other gets `VersionExists`; a
   reader that sees a manifest finds every blob it names already in place.
 - Blobs are checked before they count: a local file's upload is compared with the ETag its
-  bytes must produce (`verification.hash_file`); a blob copied between stores is hashed while
+  bytes must produce (`publishing.hash_file`); a blob copied between stores is hashed while
   it streams and its multipart upload is completed only if the SHA-256 matches its name
-  (`blob_parts`).
+  (`blob_copies`).
 - Aliases move by compare-and-swap: the new pointer is written with `If-Match: <ETag read>`
   (or `If-None-Match: *` when creating), so a concurrent move is detected, never lost.
 - Sync back (cloud staging -> on-prem, `syncback.sync_back`) copies only versions missing at
@@ -25,9 +25,11 @@ Format in `syncing.manifests`. The rules that make it safe without a database:
   the steps above, so it never skips to a manifest.
 Local files are uploaded with s3transfer's managed transfer (multipart, bounded threads).
 
-`ModelRegistry` owns the layout (versions, aliases, manifests), publishing, and every S3 request
-of the registry (each retried, stoppable, its failures naming the store); what a blob's bytes go
-through is in `blob_streams`, `blob_parts` and `verification`, the round in `syncback`.
+`ModelRegistry` owns the layout (versions, aliases, manifests) and every S3 request of the
+registry (each retried, stoppable, its failures naming the store), and keeps the public API.
+It composes the modules that own the rest: `publishing` (local files into blobs),
+`blob_copies` and `blob_streams` (a blob from another registry), `verification` (a version read
+back and checked), `syncback` (a round of copies from a staging registry).
 """
 
 from __future__ import annotations
@@ -38,16 +40,13 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
-from boto3.s3.transfer import TransferConfig
-
 from federator import errors
-from federator.storage import blob_parts, retrying, verification
-from federator.storage.blob_parts import RegistryStopped
-from federator.storage.blob_streams import BlobMismatch, MiB, Readable, ResumingBody, check_digest
+from federator.storage import blob_copies, publishing, retrying, verification
+from federator.storage.blob_copies import RegistryStopped
+from federator.storage.blob_streams import BlobMismatch, MiB, Readable, ResumingBody
 from federator.storage.endpoints import Location, make_client
 from federator.storage.syncback import SyncBackReport, sync_back
 from federator.storage.verification import VerifyResult
@@ -166,19 +165,7 @@ class ModelRegistry:
         on_bytes: Callable[[int], None] | None = None,
     ) -> Manifest:
         """Upload the files as blobs, then publish the version's manifest (only if absent)."""
-        manifests.check_name(name)
-        manifests.check_version(version)
-        entries = []
-        for path, local in sorted(files.items()):
-            digest, size = self._upload_file(local, on_bytes)
-            entries.append(FileEntry(path, digest, size))
-        manifest = Manifest(
-            name=name,
-            version=version,
-            files=manifests.check_files(tuple(entries)),
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            metadata=dict(metadata or {}),
-        )
+        manifest = publishing.upload_files(self, name, version, files, metadata, on_bytes)
         self._put_manifest(manifest)
         return manifest
 
@@ -253,15 +240,7 @@ class ModelRegistry:
 
     def verify(self, name: str, ref: str) -> VerifyResult:
         """Read every blob of a version and check its size and SHA-256."""
-        manifest = self.manifest(name, ref)
-        problems: list[str] = []
-        checked = 0
-        for entry in manifest.files:
-            problem = self._check_blob(entry)
-            checked += entry.size
-            if problem:
-                problems.append(f"{entry.path}: {problem}")
-        return VerifyResult(name, manifest.version, len(manifest.files), checked, tuple(problems))
+        return verification.verify(self, name, self.manifest(name, ref))
 
     # -- aliases -----------------------------------------------------------------------------
 
@@ -299,55 +278,10 @@ class ModelRegistry:
         size = self._head(self.location.key(manifests.blob_key(entry.digest)))
         return size == entry.size
 
-    @_on_store("uploading a blob")
-    def _upload_file(self, local: Path, on_bytes: Callable[[int], None] | None) -> tuple[str, int]:
-        config = TransferConfig(
-            multipart_threshold=self.part_size,
-            multipart_chunksize=self.part_size,
-            max_concurrency=self.part_concurrency,
-        )
-        digest, size, expected_etag = verification.hash_file(local, config)
-        key = self.location.key(manifests.blob_key(digest))
-        if self._head(key) == size:
-            return digest, size
-        self.s3.upload_file(
-            str(local),
-            self.location.bucket,
-            key,
-            Config=config,
-            Callback=on_bytes,
-        )
-        written = self._etag(key)
-        if written != expected_etag:
-            raise BlobMismatch(
-                f"{local}: uploaded as ETag {written}, its bytes give {expected_etag}"
-            )
-        return digest, size
-
-    @_on_store("reading a blob")
-    def _check_blob(self, entry: FileEntry) -> str:
-        key = self.location.key(manifests.blob_key(entry.digest))
-        return verification.blob_problem(self.s3, self.location.bucket, key, entry)
-
     @_on_store("receiving a blob")
     def receive_blob(self, source: ModelRegistry, entry: FileEntry) -> int:
         """Copy one blob from `source`, hashing as it streams; returns the bytes sent."""
-        key = self.location.key(manifests.blob_key(entry.digest))
-        body = source._open_blob(entry)
-        if entry.size <= self.part_size:
-            data = body.read()
-            check_digest(entry, hashlib.sha256(data).hexdigest(), len(data))
-            md5 = hashlib.md5(data, usedforsecurity=False).digest()
-            try:
-                self._put(key, data, if_none_match=True, md5=md5)
-            except Exception as error:
-                if not retrying.is_precondition_failed(error):
-                    raise
-            return len(data)
-        # Parts grow with the blob: S3 takes at most 10,000 parts per upload, and a blob cut
-        # there would fail its digest check every round as if it were corrupt.
-        part_size = partlib.fit_part_size(entry.size, self.part_size)
-        return blob_parts.write_in_parts(self, entry, key, body, part_size)
+        return blob_copies.receive_blob(self, source, entry)
 
     @_on_store("reading a blob")
     def _open_blob(self, entry: FileEntry) -> Readable:
@@ -377,6 +311,8 @@ class ModelRegistry:
                 f"{response.get('ContentRange') or 'the whole blob'}"
             )
         return response["Body"]
+
+    # -- a blob's multipart upload: the requests `blob_copies.write_in_parts` sends it with --
 
     @retrying.until_stopped
     @retrying.transient_retry()

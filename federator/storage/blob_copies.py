@@ -1,16 +1,18 @@
-"""Writing one blob into a registry in parts from a stream: a multipart upload that settles.
+"""Copying one blob from a registry into another, checked as it streams, never left half-done.
 
-A blob copied between stores can be larger than memory, so it goes up as a multipart upload
-whose parts are hashed as they stream. The upload is completed only if the bytes read hash to
-the blob's name, and aborted whenever it is cut short, so a blob key never holds unchecked bytes
-and no upload stays open (and billed):
+A blob that fits in one part is read whole, hashed and PUT with `If-None-Match: *` (a 412 means
+the blob is already there: its key is its content). A larger one can be larger than memory, so it
+goes up as a multipart upload whose parts are hashed as they stream. The upload is completed only
+if the bytes read hash to the blob's name, and aborted whenever it is cut short, so a blob key
+never holds unchecked bytes and no upload stays open (and billed):
 - Before the parts go, uploads a crash left open for the same key are aborted: blob keys are
   content-addressed, so those can only be copies of these very bytes.
 - A shutdown (`stopping`) ends the copy at its next part (`RegistryStopped`).
 - A complete whose retry finds no upload (the first try landed, its answer lost) counts as
   done once the blob is in place at its size.
-The requests themselves (create, parts, complete, aborts, HEAD) are the registry's own, retried
-and stoppable like its others; `ModelRegistry.receive_blob` decides when a blob goes in parts.
+The requests themselves (PUT, create, parts, complete, aborts, HEAD) are the target registry's
+own, retried and stoppable like its others (`ModelRegistry`); the source's body resumes a broken
+read (`blob_streams.ResumingBody`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import structlog
 from federator import errors
 from federator.storage import retrying
 from federator.storage.blob_streams import Readable, check_digest, read_exactly
+from federator.syncing import manifests
 from federator.syncing import parts as partlib
 from federator.syncing.manifests import FileEntry
 
@@ -37,6 +40,27 @@ log = structlog.get_logger("federator.storage.registry")
 
 class RegistryStopped(errors.FederatorError):
     """A blob copy was cut short because the process is shutting down."""
+
+
+def receive_blob(target: ModelRegistry, source: ModelRegistry, entry: FileEntry) -> int:
+    """Copy one blob from `source` into `target`, hashing as it streams; returns the bytes
+    sent."""
+    key = target.location.key(manifests.blob_key(entry.digest))
+    body = source._open_blob(entry)
+    if entry.size <= target.part_size:
+        data = body.read()
+        check_digest(entry, hashlib.sha256(data).hexdigest(), len(data))
+        md5 = hashlib.md5(data, usedforsecurity=False).digest()
+        try:
+            target._put(key, data, if_none_match=True, md5=md5)
+        except Exception as error:
+            if not retrying.is_precondition_failed(error):
+                raise
+        return len(data)
+    # Parts grow with the blob: S3 takes at most 10,000 parts per upload, and a blob cut
+    # there would fail its digest check every round as if it were corrupt.
+    part_size = partlib.fit_part_size(entry.size, target.part_size)
+    return write_in_parts(target, entry, key, body, part_size)
 
 
 def write_in_parts(
