@@ -387,7 +387,7 @@ def _spend(
     for job, record in jobs:
         namespace = str(convert.meta(job).get("namespace"))
         owner = config.tenant_of_namespace(namespace)
-        tenant = owner.name if owner is not None else namespace  # as daemon._tenant_of
+        tenant = owner.name if owner is not None else namespace  # as daemon.observers._tenant_of
         live[str(convert.meta(job).get("uid"))] = Contribution(
             spent_since(record, now, day_start), spent_since(record, now, month_start), tenant
         )

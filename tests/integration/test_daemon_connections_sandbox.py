@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from federator import daemon, policy
+from federator import policy
+from federator.daemon import connections
 from federator.kube import clients
 from federator.sandbox import SandboxEnv, run_sync
 from federator.sandbox.kubeapi import KubeApi
@@ -127,14 +128,14 @@ def test_a_cloud_cluster_is_reached_with_the_kubeconfig_kept_in_an_onprem_secret
     config = policy.load_policy(path)
 
     async def connect_and_list() -> list[str]:
-        connected = await daemon.connect_clusters(config)
+        connected = await connections.connect_clusters(config)
         try:
             nodes = await connected["cloud-a"].request(
                 "GET", "/api/v1/nodes", params={"labelSelector": "federator.io/pool=a100-spot"}
             )
             return sorted(str(n["metadata"]["name"]) for n in nodes["items"])
         finally:
-            await daemon.close_clusters(connected.values())
+            await connections.close_clusters(connected.values())
 
     nodes = run_sync(connect_and_list())
     assert len(nodes) == 4, nodes  # cloud-a's a100-spot pool: 4 nodes (docs/sandbox.md)

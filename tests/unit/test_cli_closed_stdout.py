@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from federator import cli, daemon, errors
+from federator.daemon import serving
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,7 +55,7 @@ def onprem_that_never_syncs() -> Any:
 
 async def test_an_on_prem_cluster_that_does_not_answer_is_transient() -> None:
     with pytest.raises(errors.ClusterUnavailable) as raised:
-        await daemon._wait_synced(onprem_that_never_syncs(), timeout_s=0.0)
+        await serving._wait_synced(onprem_that_never_syncs(), timeout_s=0.0)
     message = str(raised.value)
     assert "onprem" in message
     assert "did not sync" in message
@@ -65,7 +66,7 @@ def test_run_once_against_an_on_prem_cluster_that_does_not_answer_exits_1_with_a
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async def run(*_: Any, **__: Any) -> int:
-        await daemon._wait_synced(onprem_that_never_syncs(), timeout_s=0.0)
+        await serving._wait_synced(onprem_that_never_syncs(), timeout_s=0.0)
         return 0
 
     monkeypatch.setattr(daemon, "run", run)

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from federator import daemon, errors, policy
+from federator.daemon import connections
 from federator.kube import clients
 from tests.support.configs import sandbox_config
 
@@ -221,7 +222,7 @@ async def test_a_kubeconfig_secret_is_read_through_the_onprem_cluster(tmp_path: 
     config = policy_with(
         tmp_path, {"cloud-a": {"kubeconfig_secret": {"name": "kc", "key": "config"}}}
     )
-    cloud = await daemon.connect_cluster(config, "cloud-a", onprem)
+    cloud = await connections.connect_cluster(config, "cloud-a", onprem)
     try:
         assert cloud.name == "cloud-a"
         assert cloud.api.configuration.host == "https://127.0.0.1:16444"
@@ -245,7 +246,7 @@ async def test_a_kubeconfig_secret_that_cannot_be_used_says_which_and_why(
 ) -> None:
     config = policy_with(tmp_path, {"cloud-a": {"kubeconfig_secret": {"name": "kc"}}})
     with pytest.raises(errors.UserError) as caught:
-        await daemon.connect_cluster(config, "cloud-a", AnsweringCluster(answers))
+        await connections.connect_cluster(config, "cloud-a", AnsweringCluster(answers))
     message = str(caught.value)
     assert message.startswith("clusters.cloud-a.connection.kubeconfig_secret (Secret federator/kc")
     assert expected in message
@@ -260,7 +261,7 @@ async def test_a_kubeconfig_file_that_is_not_there_is_named_with_its_field(
         path.mkdir()
     config = policy_with(tmp_path, {"cloud-a": {"kubeconfig": str(path)}})
     with pytest.raises(errors.UserError) as caught:
-        await daemon.connect_cluster(config, "cloud-a", None)
+        await connections.connect_cluster(config, "cloud-a", None)
     state = "does not exist" if made == "missing" else "is not a file"
     assert str(caught.value) == f"clusters.cloud-a.connection.kubeconfig: {path} {state}"
 
@@ -268,7 +269,7 @@ async def test_a_kubeconfig_file_that_is_not_there_is_named_with_its_field(
 async def test_the_onprem_cluster_cannot_come_from_a_secret(tmp_path: Path) -> None:
     config = policy_with(tmp_path, {"onprem": {"kubeconfig_secret": {"name": "kc"}}})
     with pytest.raises(errors.UserError, match="on-prem cluster's own connection"):
-        await daemon.connect_cluster(config, "onprem", None)
+        await connections.connect_cluster(config, "onprem", None)
 
 
 @contextlib.contextmanager
@@ -303,7 +304,7 @@ async def test_a_start_up_error_closes_the_clients_already_connected(tmp_path: P
         },
     )
     with unclosed_sessions() as found, pytest.raises(errors.UserError, match="no-such-context"):
-        await daemon.connect_clusters(config)
+        await connections.connect_clusters(config)
     assert found == []
 
 
@@ -350,7 +351,7 @@ async def test_store_keys_in_a_secret_are_read_at_start_and_given_to_the_stores(
             }
         }
     )
-    read = await daemon.read_store_secrets(config, onprem)
+    read = await connections.read_store_secrets(config, onprem)
     assert onprem.asked == ["GET /api/v1/namespaces/federator/secrets/s3-keys"]
     access = policy.store_access(config, "cloud-a", read_secret=read)
     assert access.credentials is not None
@@ -371,6 +372,6 @@ async def test_store_keys_that_cannot_be_read_stop_the_start_naming_the_field(
 ) -> None:
     config = store_secret_policy(tmp_path)
     with pytest.raises(errors.UserError) as caught:
-        await daemon.read_store_secrets(config, AnsweringCluster(answers))
+        await connections.read_store_secrets(config, AnsweringCluster(answers))
     assert str(caught.value).startswith("clusters.cloud-a.object_store.credentials")
     assert expected in str(caught.value)

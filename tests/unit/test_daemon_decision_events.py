@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from federator import daemon, events
+from federator import events
 from federator.core.decisions import Decision, DecisionKind
+from federator.daemon import assembly, telling
 from federator.federation.federation import PassReport
 from tests.unit.kube.fakes import FakeOnPrem
 
@@ -41,9 +42,9 @@ def onprem_with(*names: str) -> FakeOnPrem:
 
 
 async def passes(onprem: FakeOnPrem, rounds: list[tuple[float, list[Decision]]]) -> list[int]:
-    told = daemon.decision_deduplicator()
+    told = telling.decision_deduplicator()
     return [
-        await daemon.post_decision_events(onprem, told, PassReport(now=now, decisions=tuple(ds)))
+        await telling.post_decision_events(onprem, told, PassReport(now=now, decisions=tuple(ds)))
         for now, ds in rounds
     ]
 
@@ -127,12 +128,12 @@ async def test_a_large_move_of_the_expected_wait_is_news_a_small_one_is_not() ->
 async def test_the_same_news_is_told_again_before_the_apiserver_forgets_it() -> None:
     onprem = onprem_with("train")
     key = "team-a/train"
-    later = daemon.EVENT_REPEAT_S
+    later = telling.EVENT_REPEAT_S
     posted = await passes(
         onprem, [(0.0, [decision(key)]), (later - 1, [decision(key)]), (later, [decision(key)])]
     )
     assert posted == [1, 0, 1]
-    assert daemon.EVENT_REPEAT_S < 3600  # the apiserver's default --event-ttl
+    assert telling.EVENT_REPEAT_S < 3600  # the apiserver's default --event-ttl
 
 
 class FailingOnPrem(FakeOnPrem):
@@ -179,10 +180,10 @@ class PartsLike:
         self.onprem = onprem
         self.dry_run = dry_run
         self.fence = leadership.Fence(10.0, always_open=leader)
-        self.decision_events = daemon.decision_deduplicator()
+        self.decision_events = telling.decision_deduplicator()
 
     def writes_allowed(self) -> bool:
-        return daemon.Parts.writes_allowed(self)  # type: ignore[arg-type]
+        return assembly.Parts.writes_allowed(self)  # type: ignore[arg-type]
 
 
 async def test_only_a_leader_that_acts_tells_decisions() -> None:
@@ -190,7 +191,7 @@ async def test_only_a_leader_that_acts_tells_decisions() -> None:
     for leader, dry_run, told in [(False, False, []), (True, True, []),
                                   (True, False, [("team-a/train", "FederatorStay")])]:  # fmt: skip
         onprem = onprem_with("train")
-        await daemon.tell_decisions(PartsLike(onprem, leader=leader, dry_run=dry_run), report)  # type: ignore[arg-type]
+        await telling.tell_decisions(PartsLike(onprem, leader=leader, dry_run=dry_run), report)  # type: ignore[arg-type]
         assert onprem.events == told, (leader, dry_run)
 
 
@@ -198,11 +199,11 @@ async def test_memory_follows_the_queue_a_job_decided_again_later_is_news() -> N
     """A job no pass decides any more (started, bursted, deleted) is forgotten; a pass that
     decided nothing because the caches were not ready forgets nothing."""
     onprem = onprem_with("a", "b")
-    told = daemon.decision_deduplicator()
+    told = telling.decision_deduplicator()
 
     async def tell(now: float, *keys: str, skipped: str = "") -> int:
         report = PassReport(now=now, decisions=tuple(decision(k) for k in keys), skipped=skipped)
-        return await daemon.post_decision_events(onprem, told, report)
+        return await telling.post_decision_events(onprem, told, report)
 
     assert await tell(0.0, "team-a/a", "team-a/b") == 2
     assert await tell(5.0, "team-a/a") == 0  # b started on-prem: not decided, forgotten
@@ -212,12 +213,12 @@ async def test_memory_follows_the_queue_a_job_decided_again_later_is_news() -> N
 
 async def test_no_event_is_posted_once_the_write_fence_closed_the_rest_are_posted_later() -> None:
     onprem = onprem_with("a", "b", "c")
-    told = daemon.decision_deduplicator()
+    told = telling.decision_deduplicator()
     report = PassReport(
         now=0.0, decisions=tuple(decision(k) for k in ("team-a/a", "team-a/b", "team-a/c"))
     )
     asked = iter([True, False, False])  # the fence closes after the first post
-    posted = await daemon.post_decision_events(onprem, told, report, may_write=lambda: next(asked))
+    posted = await telling.post_decision_events(onprem, told, report, may_write=lambda: next(asked))
     assert (posted, len(onprem.events)) == (1, 1)
     later = PassReport(now=5.0, decisions=report.decisions)
-    assert await daemon.post_decision_events(onprem, told, later) == 2, "the two stopped are news"
+    assert await telling.post_decision_events(onprem, told, later) == 2, "the two stopped are news"

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from federator import budgets, daemon, metrics, policy
+from federator import budgets, metrics, policy
 from federator.core.decisions import DecisionKind, Round
 from federator.core.models import CapacityType, Offer, RuntimeSource, Spend
 from federator.core.policy import DecisionPolicy, Strategy
+from federator.daemon import assembly, data_gate, observers, reloading
 from federator.federation import Federation
 from federator.kube import clients
 from federator.kube.watching import object_key
@@ -64,7 +65,7 @@ def federation(
         clouds={"cloud-a": cloud},
         policy=DecisionPolicy(strategy=strategy),
         offers=Offers([SPOT]),
-        settings=daemon.federation_settings(config),
+        settings=assembly.federation_settings(config),
         decide=decide,
     )
     return fed, cloud
@@ -100,7 +101,7 @@ async def test_at_min_pending_gpus_the_cost_model_decides_again(tmp_path: Path) 
 
 def test_min_pending_gpus_and_cooldown_follow_a_reloaded_policy(tmp_path: Path) -> None:
     config = load(tmp_path, burst_settings(min_pending_gpus=8, cooldown="10m"))
-    settings = daemon.federation_settings(config)
+    settings = assembly.federation_settings(config)
     assert (settings.min_pending_gpus, settings.pull_back_after_s) == (8, 600.0)
 
     @dataclass
@@ -115,7 +116,7 @@ def test_min_pending_gpus_and_cooldown_follow_a_reloaded_policy(tmp_path: Path) 
     onprem = FakeOnPrem()
     fed, _ = federation(config, onprem)
     parts = Parts(Holder(load(tmp_path, burst_settings(min_pending_gpus=24, cooldown="1m"))), fed)
-    daemon.apply_reloaded(parts)  # type: ignore[arg-type]
+    reloading.apply_reloaded(parts)  # type: ignore[arg-type]
     assert (fed.settings.min_pending_gpus, fed.settings.pull_back_after_s) == (24, 60.0)
 
 
@@ -234,7 +235,7 @@ async def test_only_datasets_with_sync_before_start_hold_the_job(tmp_path: Path)
         config: policy.FederatorConfig
 
     replicator = Replicator()
-    gate = daemon.DataGate(replicator, None, Holder(load(tmp_path, edit)))  # type: ignore[arg-type]
+    gate = data_gate.DataGate(replicator, None, Holder(load(tmp_path, edit)))  # type: ignore[arg-type]
     assert not (await gate.ensure_replicated("imagenet-mini", "cloud-a")).may_start  # wait
     assert (await gate.ensure_replicated("wikitext", "cloud-a")).may_start  # beside its copy
     assert not (await gate.ensure_replicated("unknown", "cloud-a")).may_start  # unknown: wait
@@ -291,7 +292,7 @@ def local_queue(namespace: str, name: str, cluster_queue: str) -> dict[str, Any]
 
 async def test_waiting_jobs_that_declare_no_runtime_get_their_queue_s(tmp_path: Path) -> None:
     config = queue_policy(tmp_path)
-    observer = daemon.onprem_observer(config, clients.Cluster("onprem", api=None))  # type: ignore[arg-type]
+    observer = observers.onprem_observer(config, clients.Cluster("onprem", api=None))  # type: ignore[arg-type]
     declared = objects.job(
         "declared", uid="u-2", annotations={"federator.io/runtime-estimate": "2h"}
     )
@@ -319,7 +320,7 @@ async def test_waiting_jobs_that_declare_no_runtime_get_their_queue_s(tmp_path: 
 async def test_running_jobs_that_declare_no_runtime_end_by_their_queue_s(tmp_path: Path) -> None:
     """The remaining time of what runs on-prem sets the wait of what queues behind it."""
     config = queue_policy(tmp_path)  # team-a's LocalQueue: 6h; cost.default_runtime: 1h
-    observer = daemon.onprem_observer(config, clients.Cluster("onprem", api=None))  # type: ignore[arg-type]
+    observer = observers.onprem_observer(config, clients.Cluster("onprem", api=None))  # type: ignore[arg-type]
     running = objects.job("runs", uid="u-9", suspend=False)
     declared = objects.job(
         "runs-2h", uid="u-8", suspend=False, annotations={"federator.io/runtime-estimate": "2h"}
@@ -353,7 +354,7 @@ async def test_a_reloaded_policy_s_burst_rules_and_tenants_apply_without_a_resta
         config: policy.FederatorConfig
 
     holder = Holder(load(tmp_path, team_a_queue))
-    observer = daemon.onprem_observer(
+    observer = observers.onprem_observer(
         holder.config,
         clients.Cluster("onprem", api=None),  # type: ignore[arg-type]
         lambda: holder.config,
@@ -381,7 +382,7 @@ async def test_burst_rules_see_the_cluster_queue_and_priority_class_of_a_job(
         raw["burst_rules"] = [{"burst": "deny", "priority_classes": ["urgent"]}]
         raw["tenants"] = []
 
-    observer = daemon.onprem_observer(
+    observer = observers.onprem_observer(
         load(tmp_path, edit),
         clients.Cluster("onprem", api=None),  # type: ignore[arg-type]
     )
@@ -422,7 +423,7 @@ async def test_each_waiting_job_gets_the_value_of_waiting_of_its_own_queue(tmp_p
         ]  # fmt: skip
 
     config = load(tmp_path, edit)
-    observer = daemon.onprem_observer(config, clients.Cluster("onprem", api=None))  # type: ignore[arg-type]
+    observer = observers.onprem_observer(config, clients.Cluster("onprem", api=None))  # type: ignore[arg-type]
     label = "kueue.x-k8s.io/queue-name"
     queued = [
         objects.job("own", uid="u-1", labels={label: "team-a"}),

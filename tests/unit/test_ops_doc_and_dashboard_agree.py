@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 OPERATIONS = REPO / "docs" / "operations.md"
 DASHBOARD = REPO / "deploy" / "components" / "grafana-dashboard" / "federator-dashboard.json"
 
-# Why these five: the policy watcher (daemon.watch_config), the budget watch of each pass
-# (daemon.watch_budgets; only the Event waits for the lead) and the price refresher
-# (daemon.refresh_prices) run on every replica, and every replica prices the pools at each of
+# Why these five: the policy watcher (daemon.reloading.watch_config), the budget watch of each
+# pass (daemon.telling.watch_budgets; only the Event waits for the lead) and the price refresher
+# (daemon.loops.refresh_prices) run on every replica, and every replica prices the pools at each of
 # its passes (prices/offers.py), whether it leads or not. On the sandbox a day cap crossed by a
 # reload counted 1 on the leader and 1 on the follower.
 MOVES_ON_EVERY_REPLICA = (

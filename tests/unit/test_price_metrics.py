@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from federator import daemon, metrics, policy
+from federator import metrics, policy
+from federator.daemon import policy_file
 from federator.prices import metrics as price_metrics
 from federator.prices.quotes import RejectReason
 from tests.support.configs import sandbox_config
@@ -31,7 +32,7 @@ def test_every_rejection_reason_starts_at_0() -> None:
 def test_a_live_aws_source_has_its_refresh_and_retry_counters_at_0() -> None:
     config = policy.load_policy(EXAMPLE)  # a pool priced by `source: aws-spot-api`
     assert price_metrics.live_sources(config) == ["aws"]
-    daemon.initialise_metrics(config)
+    policy_file.initialise_metrics(config)
     sample = metrics.REGISTRY.get_sample_value
     for outcome in ("ok", "failed"):
         labels = {"source": "aws", "outcome": outcome}

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from federator import daemon
+from federator.daemon import data_gate, policy_file
 from federator.syncing.replication import Replicator
 from tests.support.configs import sandbox_config
 from tests.unit.storage.test_replication import FakeEngine
@@ -19,7 +19,7 @@ from tests.unit.storage.test_replication import FakeEngine
 
 def gate_over(
     engine: FakeEngine, tmp_path: Path, **dataset: Any
-) -> tuple[daemon.DataGate, Replicator]:
+) -> tuple[data_gate.DataGate, Replicator]:
     """The gate as the daemon builds it, over one engine for every replica; `dataset` edits
     wikitext's entry in the sandbox policy."""
     raw = sandbox_config()
@@ -28,8 +28,8 @@ def gate_over(
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(raw))
     replicator = Replicator(lambda *_: engine, clock=lambda: 1000.0)
-    holder = daemon.PolicyHolder(path)
-    return daemon.DataGate(replicator, None, holder), replicator  # type: ignore[arg-type]
+    holder = policy_file.PolicyHolder(path)
+    return data_gate.DataGate(replicator, None, holder), replicator  # type: ignore[arg-type]
 
 
 def failing() -> FakeEngine:
@@ -77,14 +77,16 @@ class _Registries:
         return "on-prem"
 
 
-def _gate_with_sync_back(tmp_path: Path, report: Any, monkeypatch: Any) -> daemon.DataGate:
+def _gate_with_sync_back(tmp_path: Path, report: Any, monkeypatch: Any) -> data_gate.DataGate:
     from federator.storage import registry as registry_edge
 
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(sandbox_config()))
     monkeypatch.setattr(registry_edge, "sync_back", lambda source, target, only: report)
     stores: Any = _Registries()
-    return daemon.DataGate(Replicator(lambda *_: FakeEngine()), stores, daemon.PolicyHolder(path))
+    return data_gate.DataGate(
+        Replicator(lambda *_: FakeEngine()), stores, policy_file.PolicyHolder(path)
+    )
 
 
 def _sync_back_report(*, failures: Any = (), left: int = 0) -> Any:

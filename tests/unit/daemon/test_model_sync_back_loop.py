@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import structlog.testing
 
-from federator import daemon
+from federator.daemon import loops
 from federator.storage.retrying import RetriesStopped
 from federator.syncing import modelsync
 
@@ -33,7 +33,7 @@ async def one_round_raising(error: Exception, monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(modelsync, "sync_models_once", sync_once)
     with structlog.testing.capture_logs() as logged:
-        await daemon.sync_models_back(parts(), stop)
+        await loops.sync_models_back(parts(), stop)
     return [entry for entry in logged if entry["event"].startswith("model_sync_back")]
 
 
@@ -64,7 +64,7 @@ async def one_round_answering(
 
     monkeypatch.setattr(modelsync, "sync_models_once", sync_once)
     with structlog.testing.capture_logs() as logged:
-        await daemon.sync_models_back(parts(), stop)
+        await loops.sync_models_back(parts(), stop)
     return [entry for entry in logged if entry["event"].startswith("model_")]
 
 

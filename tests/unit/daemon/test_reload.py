@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from federator import daemon, metrics
-from federator.daemon import PolicyHolder
+from federator import metrics
+from federator.daemon import policy_file
+from federator.daemon.policy_file import PolicyHolder
 
 SANDBOX_CONFIG = Path(__file__).resolve().parents[3] / "config" / "sandbox.yaml"
 
@@ -48,14 +49,14 @@ def test_an_invalid_file_is_rejected_counted_and_the_old_policy_stays(tmp_path: 
 
 
 def test_a_decision_with_an_infinite_wait_is_logged_as_never() -> None:
-    from federator.daemon import _finite
+    from federator.daemon.telling import _finite
 
     assert _finite(float("inf"), 0) is None
     assert _finite(12.345, 2) == 12.35
 
 
 def test_kubeconfig_keys_and_tokens_are_registered_for_redaction(tmp_path: Path) -> None:
-    from federator.daemon import _kubeconfig_secrets
+    from federator.daemon.credentials import _kubeconfig_secrets
 
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
@@ -70,7 +71,7 @@ def test_kubeconfig_keys_and_tokens_are_registered_for_redaction(tmp_path: Path)
 def test_jobs_are_keyed_by_tenant_name_and_gated_by_the_policy_files_rules(
     tmp_path: Path,
 ) -> None:
-    from federator.daemon import _may_burst, _tenant_of
+    from federator.daemon.observers import _may_burst, _tenant_of
     from federator.kube.onprem import BurstFacts
 
     text = copy_config(tmp_path).read_text()
@@ -96,6 +97,6 @@ def test_the_start_up_load_sets_the_last_success_timestamp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     metrics.CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS.set(0)
-    monkeypatch.setattr(daemon.time, "time", lambda: 1_700_000_000.0)
+    monkeypatch.setattr(policy_file.time, "time", lambda: 1_700_000_000.0)
     PolicyHolder(copy_config(tmp_path))
     assert last_success() == 1_700_000_000.0  # was 0 until the first reload

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from federator import daemon, errors, metrics, web
+from federator import errors, metrics, web
+from federator.daemon import assembly, loops, policy_file, reloading, replicas, serving
 from federator.storage.copying import DatasetCopier
 from federator.syncing.plans import ListedObject, SyncPlan, SyncReport, plan_sync
 from tests.support import configs
@@ -73,13 +74,13 @@ class Daemon:
         self.raw = raw
         self.path = tmp_path / "policy.yaml"
         self.path.write_text(yaml.safe_dump(self.raw))
-        self.holder = daemon.PolicyHolder(self.path)
+        self.holder = policy_file.PolicyHolder(self.path)
         connected: Any = {
             c.name: SimpleNamespace(name=c.name, api=SimpleNamespace())
             for c in self.holder.config.clusters
         }
         # --once: the write fence is open without an election
-        self.parts = daemon._assemble(self.holder, connected, None, dry_run=False, once=True)  # type: ignore[arg-type]
+        self.parts = assembly._assemble(self.holder, connected, None, dry_run=False, once=True)  # type: ignore[arg-type]
 
     async def reload(self, edit: Callable[[dict[str, Any]], None]) -> None:
         """Edit the policy file and let the config watcher reload it, as on SIGHUP."""
@@ -91,7 +92,7 @@ class Daemon:
         reloaded.set(0)
         rejections = rejected.get()
         hup.set()
-        watcher = asyncio.create_task(daemon.watch_config(self.parts, stop, hup))
+        watcher = asyncio.create_task(reloading.watch_config(self.parts, stop, hup))
         while reloaded.get() == 0 and rejected.get() == rejections:  # noqa: ASYNC110 - the
             await asyncio.sleep(0.01)  # watcher sets no event of ours
         assert reloaded.get() != 0, "the edited policy was rejected"
@@ -170,8 +171,8 @@ async def test_the_resync_loop_covers_a_dataset_added_by_a_reload(
     async def one_round(seconds: float, stop: asyncio.Event) -> bool:
         return next(rounds)
 
-    monkeypatch.setattr(daemon, "_sleep", one_round)
-    await daemon.resync_replicas(running.parts, asyncio.Event())
+    monkeypatch.setattr(loops, "_sleep", one_round)
+    await loops.resync_replicas(running.parts, asyncio.Event())
     assert {"Bucket": "cloud-b-datasets", "Prefix": "speech/", "MaxKeys": 1} in stores.listed
     targets = [target for target, *_ in stores.planned]
     assert "cloud-a:s3://cloud-a-datasets/speech/" in targets
@@ -198,7 +199,7 @@ async def test_a_dataset_removed_by_a_reload_lets_its_copy_finish_and_is_then_un
     with pytest.raises(errors.UserError, match="unknown dataset or cluster 'wikitext'"):
         await running.gate("wikitext", "cloud-b")
     assert stores.runs == ["cloud-b:s3://cloud-b-datasets/wikitext/"]
-    pairs = daemon.replica_pairs(running.holder.config, running.parts.stores.config)
+    pairs = replicas.replica_pairs(running.holder.config, running.parts.stores.config)
     assert all(dataset != "wikitext" for dataset, _ in pairs)
 
 
@@ -233,8 +234,8 @@ async def test_the_resync_loop_leaves_out_a_cloud_added_by_a_reload_and_says_so_
     async def three_rounds(seconds: float, stop: asyncio.Event) -> bool:
         return next(rounds)
 
-    monkeypatch.setattr(daemon, "_sleep", three_rounds)
-    await daemon.resync_replicas(running.parts, asyncio.Event())
+    monkeypatch.setattr(loops, "_sleep", three_rounds)
+    await loops.resync_replicas(running.parts, asyncio.Event())
     out = capsys.readouterr().out
     assert "replica_resync_failed" not in out, "was: 2 datasets x 3 rounds on cloud-c"
     (warning,) = [line for line in out.splitlines() if "cloud_store_needs_restart" in line]
@@ -253,7 +254,7 @@ async def test_a_daemon_started_without_datasets_runs_the_resync_loop_for_a_relo
     raw["leader_election"]["enabled"] = False
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(raw))
-    config = daemon.PolicyHolder(path).config
+    config = policy_file.PolicyHolder(path).config
     started: list[str] = []
 
     def loop(name: str) -> Callable[..., Any]:
@@ -271,12 +272,12 @@ async def test_a_daemon_started_without_datasets_runs_the_resync_loop_for_a_relo
         yield ("127.0.0.1", 0)
 
     for name in ("federate", "refresh_prices", "save_evidence", "watch_config"):
-        monkeypatch.setattr(daemon, name, loop(name))
-    monkeypatch.setattr(daemon, "sync_models_back", loop("models"))
-    monkeypatch.setattr(daemon, "resync_replicas", loop("replicas"))
-    monkeypatch.setattr(daemon, "_observing", nothing)
+        monkeypatch.setattr(serving, name, loop(name))
+    monkeypatch.setattr(serving, "sync_models_back", loop("models"))
+    monkeypatch.setattr(serving, "resync_replicas", loop("replicas"))
+    monkeypatch.setattr(serving, "_observing", nothing)
     monkeypatch.setattr(web, "serving", nothing)
-    monkeypatch.setattr(daemon, "_install_signals", lambda s, h: None)
+    monkeypatch.setattr(serving, "_install_signals", lambda s, h: None)
     parts: Any = SimpleNamespace(
         holder=SimpleNamespace(config=config),
         clusters={"onprem": SimpleNamespace(api=None)},
@@ -284,5 +285,5 @@ async def test_a_daemon_started_without_datasets_runs_the_resync_loop_for_a_relo
         stores=SimpleNamespace(stop_transfers=lambda: None),
         decisions=None,
     )
-    assert await daemon._serve(parts, dry_run=False) == 0
+    assert await serving._serve(parts, dry_run=False) == 0
     assert "replicas" in started  # was: no loop, so a dataset added later was never re-synced

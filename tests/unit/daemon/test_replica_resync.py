@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from federator import daemon, metrics, policy
+from federator import metrics, policy
+from federator.daemon import loops, replicas
 from federator.syncing.plans import ListedObject
 from federator.syncing.replication import Replicator
 from tests.support.configs import sandbox_config
@@ -52,7 +53,7 @@ def test_a_replica_location_is_every_dataset_on_every_cloud_but_a_resident_one(
     tmp_path: Path,
 ) -> None:
     config = sandbox(tmp_path)
-    assert daemon.replica_pairs(config, config) == [
+    assert replicas.replica_pairs(config, config) == [
         ("imagenet-mini", "cloud-a"),
         ("imagenet-mini", "cloud-b"),
         ("wikitext", "cloud-a"),
@@ -65,7 +66,7 @@ async def test_a_replica_found_in_the_store_is_rechecked_and_its_lag_is_fresh() 
     engines = Engines()
     replicator = Replicator(engines, clock=lambda: now[0])
     in_store = {("wikitext", "cloud-a")}
-    checked = await daemon.resync_known_replicas(
+    checked = await replicas.resync_known_replicas(
         replicator,
         [("imagenet-mini", "cloud-a"), ("wikitext", "cloud-a")],
         exists=lambda *pair: pair in in_store,
@@ -83,7 +84,7 @@ async def test_a_replica_behind_its_source_is_copied_and_ends_complete() -> None
     engine.target = list(engine.source)
     await replicator.ensure_replicated("ds", "cloud-a")
     engine.source.append(ListedObject("c", 50, "e3", 90.0))  # a new source object
-    checked = await daemon.resync_known_replicas(
+    checked = await replicas.resync_known_replicas(
         replicator, [("ds", "cloud-a")], exists=lambda *_: False, may_write=lambda: True
     )
     assert checked == [("ds", "cloud-a")]  # known from memory: the store is not asked
@@ -101,7 +102,7 @@ async def test_a_replica_in_use_that_a_reload_moved_is_filled_at_its_new_locatio
     await replicator.ensure_replicated(*pair)
     replicator.forget(*pair)  # a reload moved the replica
     del engines.made[pair]  # the next engine is built for the new, empty location
-    checked = await daemon.resync_known_replicas(
+    checked = await replicas.resync_known_replicas(
         replicator, [pair], exists=lambda *_: False, may_write=lambda: True
     )
     assert checked == [pair]
@@ -113,7 +114,7 @@ async def test_a_replica_in_use_that_a_reload_moved_is_filled_at_its_new_locatio
 async def test_a_follower_resyncs_nothing() -> None:
     engines = Engines()
     replicator = Replicator(engines)
-    checked = await daemon.resync_known_replicas(
+    checked = await replicas.resync_known_replicas(
         replicator, [("ds", "cloud-a")], exists=lambda *_: True, may_write=lambda: False
     )
     assert checked == []
@@ -133,12 +134,12 @@ async def test_a_failure_is_logged_the_other_replicas_go_on_and_the_next_round_r
 
     replicator = Replicator(Engines())
     pairs = [("imagenet-mini", "cloud-a"), ("wikitext", "cloud-a")]
-    first = await daemon.resync_known_replicas(
+    first = await replicas.resync_known_replicas(
         replicator, pairs, exists=exists, may_write=lambda: True
     )
     assert first == [("wikitext", "cloud-a")]
     assert "replica_resync_failed" in capsys.readouterr().out
-    second = await daemon.resync_known_replicas(
+    second = await replicas.resync_known_replicas(
         replicator, pairs, exists=exists, may_write=lambda: True
     )
     assert second == pairs
@@ -148,7 +149,7 @@ async def test_a_failed_copy_is_logged(capsys: pytest.CaptureFixture[str]) -> No
     engine = FakeEngine(fail=True)
     engine.release.set()
     replicator = Replicator(lambda *_: engine)
-    checked = await daemon.resync_known_replicas(
+    checked = await replicas.resync_known_replicas(
         replicator, [("ds", "cloud-a")], exists=lambda *_: True, may_write=lambda: True
     )
     assert checked == [("ds", "cloud-a")]
@@ -169,9 +170,9 @@ async def test_the_loop_resyncs_every_sync_interval_and_publishes_the_lag(
         slept.append(seconds)
         return len(slept) == 1
 
-    monkeypatch.setattr(daemon, "_sleep", one_round)
+    monkeypatch.setattr(loops, "_sleep", one_round)
     monkeypatch.setattr(
-        daemon, "replica_exists", lambda stores, d, c: (d, c) == ("wikitext", "cloud-b")
+        loops, "replica_exists", lambda stores, d, c: (d, c) == ("wikitext", "cloud-b")
     )
     replicator = Replicator(Engines(), clock=lambda: 160.0)
     parts: Any = SimpleNamespace(
@@ -180,7 +181,7 @@ async def test_the_loop_resyncs_every_sync_interval_and_publishes_the_lag(
         replicator=replicator,
         writes_allowed=lambda: True,
     )
-    await daemon.resync_replicas(parts, asyncio.Event())
+    await loops.resync_replicas(parts, asyncio.Event())
     assert slept == [30.0, 30.0]  # config/sandbox.yaml: sync.interval: 30s
     lag = metrics.SYNC_LAG_SECONDS.labels(dataset="wikitext", cluster="cloud-b")
     assert lag._value.get() == 60.0  # listed at t=100 by the fake engine
@@ -207,8 +208,8 @@ def test_a_replica_exists_when_its_location_lists_an_object(tmp_path: Path) -> N
             client=lambda cluster: Client(count),
         )
 
-    assert daemon.replica_exists(stores(1), "wikitext", "cloud-a")
-    assert not daemon.replica_exists(stores(0), "imagenet-mini", "cloud-b")
+    assert replicas.replica_exists(stores(1), "wikitext", "cloud-a")
+    assert not replicas.replica_exists(stores(0), "imagenet-mini", "cloud-b")
     assert asked == [
         {"Bucket": "cloud-a-datasets", "Prefix": "text/wikitext/", "MaxKeys": 1},
         {"Bucket": "cloud-b-datasets", "Prefix": "imagenet-mini/", "MaxKeys": 1},

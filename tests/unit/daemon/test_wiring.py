@@ -13,9 +13,10 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
-from federator import daemon, metrics, policy
+from federator import metrics, policy
 from federator.core.decisions import DecisionKind
 from federator.core.policy import DecisionPolicy
+from federator.daemon import assembly, loops, policy_file, replicas, serving, telling
 from federator.federation.federation import PassReport
 from federator.prices.preemption import PreemptionLedger
 from tests.support.configs import sandbox_config
@@ -45,7 +46,7 @@ def test_the_write_fence_of_each_mode(
     tmp_path: Path, elect: bool, dry_run: bool, once: bool, writes: bool
 ) -> None:
     settings = config(tmp_path, leader_election={"enabled": elect})
-    fence = daemon.write_fence(settings, dry_run=dry_run, once=once)
+    fence = assembly.write_fence(settings, dry_run=dry_run, once=once)
     assert fence.allows_writes() is writes
 
 
@@ -58,12 +59,12 @@ def test_a_dry_run_with_leader_election_on_is_ready_without_knowing_the_leader(
         holder=SimpleNamespace(config=settings),
         clusters={onprem: SimpleNamespace(health=SimpleNamespace(up=True, last_error=None))},
         onprem=SimpleNamespace(synced=True),
-        fence=daemon.write_fence(settings, dry_run=True, once=False),
+        fence=assembly.write_fence(settings, dry_run=True, once=False),
     )
-    dry = daemon.readiness(parts, daemon.runs_election(settings, dry_run=True))
+    dry = serving.readiness(parts, serving.runs_election(settings, dry_run=True))
     assert dry.ready
-    serving = daemon.readiness(parts, daemon.runs_election(settings, dry_run=False))
-    assert not serving.ready, "a campaigning replica waits until it has read the lease"
+    campaigning = serving.readiness(parts, serving.runs_election(settings, dry_run=False))
+    assert not campaigning.ready, "a campaigning replica waits until it has read the lease"
 
 
 def test_a_dataset_size_hint_is_given_to_the_loop_in_bytes(tmp_path: Path) -> None:
@@ -74,9 +75,9 @@ def test_a_dataset_size_hint_is_given_to_the_loop_in_bytes(tmp_path: Path) -> No
     path.write_text(yaml.safe_dump(raw))
     holder: Any = SimpleNamespace(config=policy.load_policy(path))
     name = raw["datasets"][0]["name"]
-    assert daemon._size_hint(holder, name) == 2 * 1024**4
-    assert daemon._size_hint(holder, raw["datasets"][1]["name"]) is None
-    assert daemon._size_hint(holder, "no-such-dataset") is None
+    assert assembly._size_hint(holder, name) == 2 * 1024**4
+    assert assembly._size_hint(holder, raw["datasets"][1]["name"]) is None
+    assert assembly._size_hint(holder, "no-such-dataset") is None
 
 
 @pytest.mark.parametrize(("per_node", "hours"), [(False, 100.0), (True, 250.0)])
@@ -88,13 +89,13 @@ def test_stored_exposure_is_what_the_offer_rate_already_holds(per_node: bool, ho
         evidence_at_start=ledger,
         holder=SimpleNamespace(decision_policy=DecisionPolicy(preemption_rate_per_node=per_node)),
     )
-    assert daemon._stored_exposure_h(parts, ("cloud-a", "a100-spot")) == hours
-    assert daemon._stored_exposure_h(parts, ("cloud-b", "h100-spot")) == 0.0
+    assert assembly._stored_exposure_h(parts, ("cloud-a", "a100-spot")) == hours
+    assert assembly._stored_exposure_h(parts, ("cloud-b", "h100-spot")) == 0.0
 
 
 def test_the_prior_weight_of_the_policy_file_reaches_the_loop(tmp_path: Path) -> None:
     settings = config(tmp_path, prices={"prior_weight": "36h"})
-    assert daemon.federation_settings(settings).preemption_prior_strength_h == 36.0
+    assert assembly.federation_settings(settings).preemption_prior_strength_h == 36.0
 
 
 async def test_prices_are_refreshed_at_the_policy_interval(
@@ -111,12 +112,12 @@ async def test_prices_are_refreshed_at_the_policy_interval(
     async def refresh(*_: object) -> dict[str, object]:
         return {}
 
-    monkeypatch.setattr(daemon, "_sleep", sleep)
-    monkeypatch.setattr(daemon, "refresh_all", refresh)
+    monkeypatch.setattr(loops, "_sleep", sleep)
+    monkeypatch.setattr(loops, "refresh_all", refresh)
     parts: Any = SimpleNamespace(
         holder=SimpleNamespace(config=settings), offers=SimpleNamespace(pricings=())
     )
-    await daemon.refresh_prices(parts, stop)
+    await loops.refresh_prices(parts, stop)
     assert slept == [3.0, 3.0, 3.0]
 
 
@@ -132,7 +133,7 @@ def test_only_the_replica_that_acts_counts_decisions(leader: bool, step: float) 
     parts: Any = PartsLike(onprem_with("train"), leader=leader, dry_run=False)
     parts.decisions = SimpleNamespace(record=lambda *_: None)
     before = counted(str(DecisionKind.STAY))
-    daemon.record_decisions(parts, PassReport(now=0.0, decisions=(decision("team-a/train"),)))
+    telling.record_decisions(parts, PassReport(now=0.0, decisions=(decision("team-a/train"),)))
     assert counted(str(DecisionKind.STAY)) - before == step
 
 
@@ -143,7 +144,7 @@ async def test_evidence_that_cannot_be_loaded_is_said_and_the_priors_are_used() 
 
     parts: Any = SimpleNamespace(evidence_store=Broken(), evidence_at_start=PreemptionLedger())
     with capture_logs() as logs:
-        ledger = await daemon.load_evidence(parts)
+        ledger = await serving.load_evidence(parts)
     assert ledger == PreemptionLedger()
     [warning] = [entry for entry in logs if entry["event"] == "preemption_evidence_not_loaded"]
     assert warning["log_level"] == "warning"
@@ -158,7 +159,7 @@ def test_the_budget_warning_counter_of_every_configured_cap_starts_at_0(tmp_path
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(raw))
     settings = policy.load_policy(path)
-    daemon.initialise_metrics(settings)
+    policy_file.initialise_metrics(settings)
     tenant = raw["tenants"][0]["name"]
     for scope in ("hour", "day", f"tenant:{tenant}"):
         value = metrics.REGISTRY.get_sample_value(
@@ -178,8 +179,8 @@ def test_the_failed_sync_counter_of_every_replica_the_policy_gives_starts_at_0(
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(raw))
     settings = policy.load_policy(path)
-    daemon.initialise_metrics(settings)
-    pairs = [pair for pair in daemon.replica_pairs(settings) if pair[0] == "wiring-only-set"]
+    policy_file.initialise_metrics(settings)
+    pairs = [pair for pair in replicas.replica_pairs(settings) if pair[0] == "wiring-only-set"]
     assert pairs, "the policy gives the dataset replicas"
     for dataset, cluster in pairs:
         value = metrics.REGISTRY.get_sample_value(

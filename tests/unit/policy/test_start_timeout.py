@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from federator import daemon
+from federator.daemon import assembly
 from federator.policy import parse_policy
 from tests.unit.policy.helpers import edited, errors_of
 
@@ -18,18 +18,18 @@ def test_the_default_is_fifteen_minutes_and_reaches_the_federation() -> None:
     config = parse_policy(edited())
     assert config.burst.replacement.start_timeout is not None
     assert config.burst.replacement.start_timeout.total_seconds() == 900
-    assert daemon.federation_settings(config).start_timeout_s == 900.0
+    assert assembly.federation_settings(config).start_timeout_s == 900.0
 
 
 def test_null_turns_it_off() -> None:
     config = parse_policy(with_start_timeout("null"))
     assert config.burst.replacement.start_timeout is None
-    assert daemon.federation_settings(config).start_timeout_s is None
+    assert assembly.federation_settings(config).start_timeout_s is None
 
 
 def test_a_set_value_reaches_the_federation() -> None:
     config = parse_policy(with_start_timeout("30m"))
-    assert daemon.federation_settings(config).start_timeout_s == 1800.0
+    assert assembly.federation_settings(config).start_timeout_s == 1800.0
 
 
 @pytest.mark.parametrize("value", ["1m", "2m"])
