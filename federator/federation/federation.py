@@ -26,13 +26,14 @@ import structlog
 
 from federator import errors, metrics
 from federator.core.decisions import Decision, DecisionKind, Round
-from federator.core.models import DatasetNeed, Offer, OnPremState, PendingJob, Spend
-from federator.core.policy import DecisionPolicy, Strategy
+from federator.core.models import Spend
+from federator.core.policy import DecisionPolicy
 from federator.federation import fencing, planning, rounds
 from federator.federation.blocks import BlockCause, Pool, PoolBlocks
 from federator.federation.cluster_gauges import ClusterGauges
 from federator.federation.collection import Collection
 from federator.federation.data_problems import DataProblems, ToldOnJobs
+from federator.federation.deciding import Decide, Decider
 from federator.federation.forecasts import WaitForecasts
 from federator.federation.planning import Step, StepKind
 from federator.federation.pool_blocking import PoolBlocking
@@ -61,10 +62,6 @@ from federator.federation.spend_ledger import SpendLedger
 log = structlog.get_logger(__name__)
 
 __all__ = ["Federation", "FederationSettings", "PassReport"]
-
-Decide = Callable[
-    [Sequence[PendingJob], OnPremState, Sequence[Offer], Spend, DecisionPolicy, float], Round
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,16 +116,8 @@ class Federation:
             name: fencing.FencedCloud(cloud, fence) for name, cloud in clouds.items()
         }
         self._policy = policy
-        self.offers = offers
         self.settings = settings
         self.data: DataGate | None = None if data is None else fencing.FencedData(data, fence)
-        self.sizes = sizes
-        # The policy's `datasets[].size_hint`: a dataset's size before the replicator listed it.
-        self.size_hint = size_hint
-        # Exposure hours (job- or node-hours, as the offers builder counts them) already in the
-        # offers' preemption rates: the stored evidence they were built from.
-        self.stored_preemption_exposure_h = stored_preemption_exposure_h
-        self._decide = decide if decide is not None else _core_decide()
         # The budgets' spend, with what gone jobs spent (the spend book in `spend_store`).
         self.spend_ledger = SpendLedger(
             None if spend_store is None else fencing.FencedSpendStore(spend_store, fence),
@@ -149,7 +138,18 @@ class Federation:
         # This process's preemptions and copy-hours per pool, in the offers' preemption rates.
         self.preemption_evidence = PreemptionEvidence(
             prior_strength_h=lambda: self.settings.preemption_prior_strength_h,
-            stored_exposure_h=lambda pool: self.stored_preemption_exposure_h(pool),
+            stored_exposure_h=stored_preemption_exposure_h,
+        )
+        # Asks the cost model about the waiting jobs, on the offers as they stand.
+        self.decider = Decider(
+            offers=offers,
+            decide=decide,
+            policy=lambda: self.policy,
+            min_pending_gpus=lambda: self.settings.min_pending_gpus,
+            sizes=sizes,
+            size_hint=size_hint,
+            pool_blocking=self.pool_blocking,
+            preemption_evidence=self.preemption_evidence,
         )
         self.gauges = ClusterGauges()  # what each pass observed, as metrics
         # uid -> attempt of the placements this process made, only to notice a record that
@@ -457,52 +457,7 @@ class Federation:
         candidates = [*waiting, *redecided]
         if not candidates or not self.settings.burst_enabled:
             return Round(decisions=(), now=now)
-        datasets = frozenset(d.name for job in candidates for d in job.spec.datasets)
-        available = await self._offers(onprem, clouds, now)
-        blocked = self.pool_blocking.blocked_room(available, now)
-        offers = [
-            self._with_data(
-                o if (o.cluster, o.pool) not in blocked else replace(o, free_gpus=0), datasets
-            )
-            for o in available
-        ]
-        queued = [self._sized(job.spec) for job in candidates if job.workload is not None]
-        plain = [self._sized(job.spec) for job in candidates if job.workload is None]
-        policy, gated = self._gate(candidates)
-        first = rounds.explained(
-            self._decide(queued, onprem.state, offers, spend, policy, now), gated
-        )
-        first = rounds.blocks_explained(first, blocked)
-        if not plain:
-            return first  # the composition root logs and counts the decisions
-        # A plain suspended Job has no on-prem queue: nothing but federator will ever start it,
-        # so it is decided against an on-prem cluster with no room, after the queued jobs took
-        # their share of the pools and of the budget.
-        offers, spend = rounds.after(first, offers, spend)
-        second = self._decide(plain, OnPremState(0, 0), offers, spend, policy, now)
-        second = rounds.blocks_explained(rounds.explained(second, gated), blocked)
-        return Round(decisions=first.decisions + second.decisions, now=now)
-
-    def _sized(self, spec: PendingJob) -> PendingJob:
-        """The job with each dataset its annotation gave no size (0) at the policy's
-        `size_hint`. The cost model takes the replicator's figure for a replica it listed
-        and the job's own otherwise: at 0 bytes, a dataset nobody listed yet looked free to
-        copy, and a job that should wait for its data burst at once."""
-        if all(need.size_bytes > 0 for need in spec.datasets):
-            return spec
-        needs = tuple(
-            need if need.size_bytes > 0 else DatasetNeed(need.name, self.size_hint(need.name) or 0)
-            for need in spec.datasets
-        )
-        return replace(spec, datasets=needs)
-
-    def _gate(self, candidates: Sequence[OnPremJob]) -> tuple[DecisionPolicy, str]:
-        """The policy, or "never burst" (and why) while fewer GPUs wait than the minimum."""
-        pending, minimum = sum(job.gpus for job in candidates), self.settings.min_pending_gpus
-        if pending >= minimum:
-            return self.policy, ""
-        why = f"stays on-prem: {pending} GPUs wait, bursting starts at {minimum} (min_pending_gpus)"
-        return replace(self.policy, strategy=Strategy.NEVER), why
+        return await self.decider.decide(onprem, clouds, candidates, spend, now)
 
     def _warn_about_lost_records(self, waiting: Sequence[OnPremJob]) -> None:
         for job in waiting:
@@ -533,40 +488,6 @@ class Federation:
             # No round decides it while bursting is off; left requeued, it would wait forever.
             return "bursting is off (burst.policy: never)"
         return ""
-
-    async def _offers(
-        self, onprem: OnPremView, clouds: Mapping[str, CloudView], now: float
-    ) -> list[Offer]:
-        """Priced offers, limited to what the clusters say is free and what we may still use."""
-        used = rounds.gpus_by_pool(onprem, clouds)
-        result: list[Offer] = []
-        for offer in await self.offers():
-            view = clouds.get(offer.cluster)
-            if view is None or not (view.up and view.synced):
-                continue
-            key = (offer.cluster, offer.pool)
-            pool = view.pools.get(offer.pool)
-            observed_free = (pool.free_gpus if pool else 0) - used.unscheduled.get(key, 0)
-            cap_left = offer.free_gpus - used.total.get(key, 0)
-            free = max(0, min(observed_free, cap_left))  # a blocked pool's: `_decide_round`
-            result.append(self.preemption_evidence.rated(replace(offer, free_gpus=free)))
-        return result
-
-    def _with_data(self, offer: Offer, datasets: frozenset[str]) -> Offer:
-        """The offer with what the sync layer knows about each dataset's replica there."""
-        if self.sizes is None or not datasets:
-            return offer
-        pending = dict(offer.pending_dataset_bytes)
-        replicated = set(offer.replicated_datasets)
-        for name in datasets:
-            remaining = self.sizes.bytes_remaining(name, offer.cluster)
-            if remaining == 0:
-                replicated.add(name)
-            elif remaining is not None:
-                pending[name] = remaining
-        return replace(
-            offer, pending_dataset_bytes=pending, replicated_datasets=frozenset(replicated)
-        )
 
     # ---- acting on decisions ------------------------------------------------------------------
 
@@ -841,9 +762,3 @@ def _await_chain(task: asyncio.Task[Any]) -> list[str]:
             chain.append(f"{code.co_filename}:{frame.f_lineno} {code.co_name}")
         awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
     return chain
-
-
-def _core_decide() -> Decide:
-    from federator.core import placements
-
-    return placements.decide

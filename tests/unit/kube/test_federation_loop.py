@@ -397,7 +397,7 @@ async def test_no_pull_back_when_waiting_jobs_take_the_free_gpus() -> None:
     await fed.run_once(100.0)
     onprem.add("j2", 8)  # a job that waits on-prem and will take the 8 GPUs that free up
     onprem.free_gpus = 8
-    fed._decide = Scripted(DecisionKind.STAY)
+    fed.decider._decide = Scripted(DecisionKind.STAY)
     await fed.run_once(110.0)
     assert len(cloud.copies) == 1
     assert job.record is not None
