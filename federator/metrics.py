@@ -241,7 +241,7 @@ def initialise(
     `budget_scopes` are the configured caps (`budgets.scopes_of(config)`: hour, day,
     tenant:<name>); without a 0 before it, `increase(federator_budget_warnings_total[1h])`
     misses the first warning of a scope. `replica_pairs` are the (dataset, cloud cluster)
-    pairs the policy gives a replica (`daemon.replica_pairs`): their failed-try counter
+    pairs the policy gives a replica (`daemon.replicas.replica_pairs`): their failed-try counter
     starts at 0, so `increase()` sees a replica's first failure. Creating a series twice is
     harmless.
 
