@@ -530,7 +530,8 @@ async def test_the_hourly_budget_counts_an_attempt_lost_within_the_hour() -> Non
     assert running.last_hour_usd == pytest.approx(3.0 + 4.0)  # lost + an hour at its burn rate
 
     later = placed + 2760 + 3601
-    assert fed.spend_ledger.spend(await onprem.snapshot(later), later).last_hour_usd == pytest.approx(4.0)
+    spend = fed.spend_ledger.spend(await onprem.snapshot(later), later)
+    assert spend.last_hour_usd == pytest.approx(4.0)
 
 
 def _forecast_counts(gpus: str) -> tuple[float, float, float]:
