@@ -77,6 +77,7 @@ class Health:
             log.info("cluster_up", cluster=self.cluster)
         self.up = True
         self.down_since = None
+        self.last_error = ""  # /readyz and the start-up wait name it: only while it is down
         metrics.CLUSTER_UP.labels(cluster=self.cluster).set(1)
 
     def mark_failed(self, reason: str) -> None:
