@@ -17,7 +17,8 @@ import pytest
 from rich.console import Console
 
 from federator import cli, daemon, errors, policy
-from federator.commands import status
+from federator.commands import status, status_view
+from federator.commands.status_fleet import FleetStatus
 from federator.federation.blocks import BlockCause, PoolBlock, PoolBlocks
 from federator.federation.records import PlacementRecord
 from federator.federation.spending import Contribution, SpendBook
@@ -109,16 +110,16 @@ def config(tmp_path: Path) -> policy.FederatorConfig:
     return policy.load_policy(configs.offline_sandbox_policy(tmp_path))
 
 
-def fleet_of(config: policy.FederatorConfig, answers: dict[str, Any]) -> status.FleetStatus:
+def fleet_of(config: policy.FederatorConfig, answers: dict[str, Any]) -> FleetStatus:
     import asyncio
 
     cluster: Any = FakeCluster(answers)
     return asyncio.run(status.read_fleet(config, cluster, now=NOW))
 
 
-def shown(fleet: status.FleetStatus) -> str:
+def shown(fleet: FleetStatus) -> str:
     out = io.StringIO()
-    status.print_status(fleet, Console(file=out, width=100))
+    status_view.print_status(fleet, Console(file=out, width=100))
     return out.getvalue()
 
 
@@ -185,7 +186,7 @@ def test_spend_counts_the_records_and_the_gone_jobs_of_the_book_against_every_ca
             BOOK: configmap("book.json", book.to_json()),
         },
     )
-    spend = {(s["scope"], s["period"]): s for s in status.as_json(fleet)["spend"]}
+    spend = {(s["scope"], s["period"]): s for s in status_view.as_json(fleet)["spend"]}
     assert spend["all", "last hour"] == {
         "scope": "all",
         "period": "last hour",
@@ -233,7 +234,7 @@ def test_a_blocked_pool_shows_until_when_why_and_for_which_job(
         "team-a/train",
     ]
     assert "cloud-b/h100-spot" not in table, "a block that has ended is not shown"
-    assert status.as_json(fleet)["blocked_pools"] == [
+    assert status_view.as_json(fleet)["blocked_pools"] == [
         {
             "placement": "cloud-a/a100-spot",
             "cluster": "cloud-a",
@@ -273,9 +274,9 @@ def test_the_leader_is_the_holder_of_a_lease_that_has_not_expired(
     config: policy.FederatorConfig, holder: str, ago_s: float, line: str
 ) -> None:
     fleet = fleet_of(config, {LEASE: lease(holder, ago_s)})
-    assert status.leader_line(fleet) == line
+    assert status_view.leader_line(fleet) == line
     expected_holder = holder if line.startswith(f"leader: {holder} ") and holder else None
-    assert status.as_json(fleet)["leader"]["holder"] == expected_holder
+    assert status_view.as_json(fleet)["leader"]["holder"] == expected_holder
 
 
 def test_json_is_one_object_with_stable_keys(

@@ -1,0 +1,78 @@
+"""What `federator status` found, as plain values: the fleet at one moment.
+
+The reader (`status`) builds a `FleetStatus` from the on-prem objects; the view (`status_view`)
+shows it as tables or JSON. The values live apart from both so that each side depends only on
+them: the view never imports the reader's Kubernetes helpers, the reader never imports rich.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Leader:
+    holder: str  # "" when the Lease names nobody
+    renewed_at: float | None
+    lease_duration_s: float | None
+
+    def holds(self, now: float) -> bool:
+        if not self.holder or self.renewed_at is None or self.lease_duration_s is None:
+            return False
+        return self.renewed_at + self.lease_duration_s > now
+
+
+@dataclass(frozen=True, slots=True)
+class BurstedJob:
+    job: str  # "namespace/name" of the on-prem Job
+    cluster: str
+    pool: str
+    attempt: int
+    preemptions: int
+    phase: str
+    remote_state: str  # "" until a state was mirrored
+    placed_at: float
+    not_before: float  # a requeued job is not placed again before this
+    expected_usd: float | None  # None: the record does not keep it
+    accrued_usd: float | None  # None: the record keeps no price
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLine:
+    scope: str  # "all" or "tenant:<name>"
+    period: str  # "last hour", "today", "this month"
+    spent_usd: float
+    committed_usd: float
+    cap_usd: float | None  # None: the policy sets no cap for it
+
+    @property
+    def used_fraction(self) -> float | None:
+        if self.cap_usd is None:
+            return None
+        counted = self.spent_usd + self.committed_usd
+        if self.cap_usd <= 0:
+            return math.inf if counted > 0 else 1.0  # as budgets.Cap: a $0 cap is reached
+        return counted / self.cap_usd
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedPool:
+    cluster: str
+    pool: str
+    until: float
+    cause: str
+    job: str
+
+
+@dataclass(frozen=True, slots=True)
+class FleetStatus:
+    instance: str
+    now: float
+    election_enabled: bool
+    leader: Leader | None  # None: no Lease
+    jobs: tuple[BurstedJob, ...] = ()
+    budgets: tuple[BudgetLine, ...] = ()
+    blocks: tuple[BlockedPool, ...] = ()
+    sources: Mapping[str, str] = field(default_factory=dict)  # what was read, for the reader

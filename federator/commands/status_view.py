@@ -1,0 +1,246 @@
+"""How `federator status` shows a `FleetStatus`: rich tables for people, one JSON object for tools.
+
+Only showing lives here (wording, units, rounding, the JSON keys docs/operations.md lists);
+what is shown was read and counted by `status` before, so every figure here is a plain value
+and the view can be checked without a cluster.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from federator.commands.status_fleet import BurstedJob, FleetStatus
+
+
+# ---- tables ---------------------------------------------------------------------------------
+
+
+def print_status(fleet: FleetStatus, console: Console) -> None:
+    from federator.commands.output import wide_enough
+
+    console.print(f"federator status: instance {fleet.instance}", highlight=False)
+    console.print(leader_line(fleet), highlight=False)
+    sections: list[tuple[str, Table | None, str]] = [
+        (f"bursted jobs: {len(fleet.jobs)}", jobs_table(fleet), "no job is bursted"),
+        ("spend (USD)", budgets_table(fleet), "no budget to show"),
+        (f"blocked pools: {len(fleet.blocks)}", blocks_table(fleet), "no pool is blocked"),
+    ]
+    for title, table, empty in sections:
+        console.print()
+        if table is None:
+            console.print(f"{title.split(':')[0]}: {empty}", highlight=False)
+            continue
+        # The title as its own line, not the table's: rich pads a table title with spaces to the
+        # table's width, which left trailing blanks on every section line of piped output.
+        wide = wide_enough(console, table)
+        wide.print(title, highlight=False)
+        wide.print(table)
+
+
+def leader_line(fleet: FleetStatus) -> str:
+    if not fleet.election_enabled:
+        return "leader: election off (leader_election.enabled is false: one replica acts)"
+    leader = fleet.leader
+    if leader is None:
+        return "leader: no leader (no Lease yet)"
+    ago = (
+        "never renewed"
+        if leader.renewed_at is None
+        else f"renewed {_ago(leader.renewed_at, fleet.now)}"
+    )
+    if leader.holds(fleet.now):
+        return f"leader: {leader.holder} ({ago})"
+    if leader.holder:
+        return f"leader: no leader (the Lease of {leader.holder} expired: {ago})"
+    return "leader: no leader (the Lease was released)"
+
+
+def jobs_table(fleet: FleetStatus) -> Table | None:
+    from rich.table import Table
+
+    if not fleet.jobs:
+        return None
+    table = Table()
+    columns = (
+        "job",
+        "placement",
+        "attempt",
+        "preemptions",
+        "remote state",
+        "placed",
+        "expected",
+        "accrued",
+    )
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for job in fleet.jobs:
+        table.add_row(
+            job.job,
+            f"{job.cluster}/{job.pool}",
+            str(job.attempt),
+            str(job.preemptions),
+            _state(job, fleet.now),
+            f"{_utc(job.placed_at)} ({_ago(job.placed_at, fleet.now)})",
+            _usd(job.expected_usd),
+            _usd(job.accrued_usd),
+        )
+    return table
+
+
+def budgets_table(fleet: FleetStatus) -> Table | None:
+    from rich.table import Table
+
+    if not fleet.budgets:
+        return None
+    table = Table()
+    for column in ("scope", "period", "spent", "committed", "cap", "used"):
+        table.add_column(column, overflow="fold")
+    for line in fleet.budgets:
+        table.add_row(
+            line.scope,
+            line.period,
+            _usd(line.spent_usd),
+            _usd(line.committed_usd),
+            "no cap" if line.cap_usd is None else _usd(line.cap_usd),
+            _percent(line.used_fraction),
+        )
+    return table
+
+
+def blocks_table(fleet: FleetStatus) -> Table | None:
+    from rich.table import Table
+
+    if not fleet.blocks:
+        return None
+    table = Table()
+    for column in ("pool", "until", "cause", "job"):
+        table.add_column(column, overflow="fold")
+    for block in fleet.blocks:
+        table.add_row(
+            f"{block.cluster}/{block.pool}",
+            f"{_utc(block.until)} (in {_span(block.until - fleet.now)})",
+            block.cause,
+            block.job,
+        )
+    return table
+
+
+def _state(job: BurstedJob, now: float) -> str:
+    if job.phase == "requeued":  # the remote state is the loss ("Preempted"), if mirrored
+        wait = job.not_before - now
+        when = f"decided again in {_span(wait)}" if wait > 0 else "waits for the next pass"
+        return f"{job.remote_state or 'copy lost'}; requeued, {when}"
+    return job.remote_state or f"{job.phase} (no state mirrored yet)"
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _span(seconds: float) -> str:
+    from federator.core import reasons
+
+    return reasons.duration(max(0.0, seconds))
+
+
+def _ago(epoch: float, now: float) -> str:
+    return f"{_span(now - epoch)} ago"
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
+
+
+def _percent(fraction: float | None) -> str:
+    if fraction is None:
+        return "-"
+    if not math.isfinite(fraction):
+        return "cap is $0"
+    return f"{fraction:.1%}" if fraction < 0.1 else f"{fraction:.0%}"  # 0.5%, not 0%
+
+
+# ---- JSON -----------------------------------------------------------------------------------
+
+
+def as_json(fleet: FleetStatus) -> dict[str, Any]:
+    """The object `--json` prints; its keys are documented in docs/operations.md and stay."""
+    leader = fleet.leader
+    return {
+        "instance": fleet.instance,
+        "now": _iso(fleet.now),
+        "leader": {
+            "election_enabled": fleet.election_enabled,
+            "holder": leader.holder if leader is not None and leader.holds(fleet.now) else None,
+            "lease_holder": leader.holder if leader is not None else None,
+            "renewed_at": _iso(leader.renewed_at) if leader is not None else None,
+            "renewed_s_ago": (
+                round(fleet.now - leader.renewed_at, 1)
+                if leader is not None and leader.renewed_at is not None
+                else None
+            ),
+        },
+        "jobs": [
+            {
+                "job": j.job,
+                "placement": f"{j.cluster}/{j.pool}",
+                "cluster": j.cluster,
+                "pool": j.pool,
+                "attempt": j.attempt,
+                "preemptions": j.preemptions,
+                "phase": j.phase,
+                "remote_state": j.remote_state or None,
+                "placed_at": _iso(j.placed_at),
+                "not_before": _iso(j.not_before) if j.phase == "requeued" else None,
+                "expected_usd": _rounded(j.expected_usd),
+                "accrued_usd": _rounded(j.accrued_usd),
+            }
+            for j in fleet.jobs
+        ],
+        "spend": [
+            {
+                "scope": b.scope,
+                "period": b.period,
+                "spent_usd": _rounded(b.spent_usd),
+                "committed_usd": _rounded(b.committed_usd),
+                "cap_usd": b.cap_usd,
+                "used_fraction": _finite(b.used_fraction),
+            }
+            for b in fleet.budgets
+        ],
+        "blocked_pools": [
+            {
+                "placement": f"{b.cluster}/{b.pool}",
+                "cluster": b.cluster,
+                "pool": b.pool,
+                "until": _iso(b.until),
+                "in_s": round(max(0.0, b.until - fleet.now), 1),
+                "cause": b.cause,
+                "job": b.job,
+            }
+            for b in fleet.blocks
+        ],
+        "sources": dict(fleet.sources),
+    }
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return (
+        datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no Infinity: a $0 cap with spend reads as null, as budgets.Cap does."""
+    return None if value is None or not math.isfinite(value) else round(value, 4)
