@@ -1,0 +1,71 @@
+"""Pure planning of the pull-back: which placed jobs whose copy has not started come home.
+
+`planning.pull_backs` is the selection the loop's `_pull_back` made inline (the loop still
+carries each one out); these cases pin its rules without a cluster."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from federator.core.decisions import Decision, DecisionKind
+from federator.core.models import OnPremState, PendingJob
+from federator.federation import planning
+from federator.federation.ports import CloudView, CopyState, CopyView, OnPremJob, OnPremView
+from federator.federation.records import Phase, PlacementRecord
+
+NOW = 1_000.0
+
+
+def placed(name: str, gpus: int, placed_at: float, *, queued: bool = True) -> OnPremJob:
+    record = PlacementRecord("cloud-a", "spot", 1, Phase.PLACED, placed_at=placed_at, gpus=gpus)
+    return OnPremJob(
+        key=f"team-a/{name}",
+        namespace="team-a",
+        name=name,
+        uid=f"uid-{name}",
+        resource_version="1",
+        gpus=gpus,
+        record=record,
+        spec=PendingJob(key=f"team-a/{name}", gpus=gpus, submitted_at=0.0, runtime_estimate_s=60),
+        workload=f"job-{name}" if queued else None,
+    )
+
+
+def copy_of(job: OnPremJob, state: CopyState = CopyState.PENDING) -> CopyView:
+    return CopyView("cloud-a", "team-a", f"{job.name}-1", job.uid, 1, "spot", state)
+
+
+def chosen(
+    jobs: list[OnPremJob],
+    copies: list[CopyView],
+    *,
+    free_gpus: int,
+    decisions: tuple[Decision, ...] = (),
+    after_s: float = 0.0,
+) -> list[str]:
+    onprem = OnPremView(up=True, synced=True, state=OnPremState(64, free_gpus), jobs=tuple(jobs))
+    clouds = {"cloud-a": CloudView("cloud-a", up=True, synced=True, copies=tuple(copies))}
+    picked = planning.pull_backs(
+        onprem, clouds, decisions, starting_within_s=10.0, after_s=after_s, now=NOW
+    )
+    return [job.name for job, _ in picked]
+
+
+def test_the_oldest_placements_come_back_first_while_on_prem_has_room() -> None:
+    jobs = [placed("young", 4, 300.0), placed("old", 8, 200.0), placed("older", 4, 100.0)]
+    assert chosen(jobs, [copy_of(j) for j in jobs], free_gpus=8) == ["older", "young"]
+
+
+def test_a_started_copy_a_plain_job_and_a_young_copy_stay() -> None:
+    running, plain = placed("running", 4, 0.0), placed("plain", 4, 0.0, queued=False)
+    young = placed("young", 4, NOW - 5.0)
+    copies = [copy_of(running, CopyState.RUNNING), copy_of(plain), copy_of(young)]
+    assert chosen([running, plain, young], copies, free_gpus=64, after_s=60.0) == []
+
+
+def test_room_kept_for_jobs_the_round_starts_on_prem_now_is_not_offered() -> None:
+    job, staying = placed("train", 8, 0.0), replace(placed("local", 8, 0.0), record=None)
+    stays = Decision("team-a/local", DecisionKind.STAY, None, None, 0.0, 5.0, 65.0, {}, "stay")
+    later = stays._replace(expected_wait_s=600.0)
+    assert chosen([job, staying], [copy_of(job)], free_gpus=8, decisions=(stays,)) == []
+    assert chosen([job, staying], [copy_of(job)], free_gpus=8, decisions=(later,)) == ["train"]
