@@ -34,7 +34,7 @@ from federator.kube.watching import (
 
 log = structlog.get_logger(__name__)
 
-# The data failures a Job was told of (`DataCopyFailed`, see `Federation._tell_data_problem`):
+# The data failures a Job was told of (`DataCopyFailed`, see `federation.data_problems`):
 # `dataset@cluster=digest` items, oldest first, comma-separated. Kept on the Job, not in
 # memory, so that a restart or a new leader does not tell them again; bounded so that a job
 # reading many datasets cannot grow its Job without end (the oldest items go first).
