@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from federator.sim import setup
-    from federator.sim.engine import RunResult
+    from federator.sim.results import RunResult
     from federator.sim.traces import TraceJob
 
 DESCRIPTION = """\
@@ -152,7 +152,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from federator.sim import engine, report, runs, setup, traces
+    from federator.sim import fits, report, runs, setup, traces
     from federator.sim.estimates import EstimateMode
 
     # Outputs are checked before anything runs, so a long sweep's results are never lost.
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         world = setup.load_world(args.config, trace, sized)
         planned = runs.plan_runs(policies, args.sweep, world.policy)
         for spec in planned:
-            engine.check_fits(trace, world.scenario, spec.policy)
+            fits.check_fits(trace, world.scenario, spec.policy)
         worlds.append(world)
     for warning in (
         setup.unmatched_gpu_types(trace, worlds[0].scenario.pools),

@@ -62,9 +62,13 @@ from federator.core.ledger import RoundLedger
 from federator.core.models import CapacityType, PendingJob, Spend
 from federator.core.policy import DecisionPolicy
 from federator.sim.cloud import CloudPool, draws_at_random, run_in_cloud
-from federator.sim.engine import Order, Scenario, Simulation, World, never_fit_on_prem
+from federator.sim.controllers import Order
+from federator.sim.engine import Simulation
+from federator.sim.fits import never_fit_on_prem
 from federator.sim.policies import PoolOffers, pool_offer
+from federator.sim.scenarios import Scenario
 from federator.sim.traces import TraceJob
+from federator.sim.world import World
 
 _STEPS = 8  # the path starts at k / 2**8
 MARKET_DRAWS = 4  # spot runs priced as the mean of this many draws (see the module docstring)

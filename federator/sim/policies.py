@@ -39,7 +39,8 @@ from federator.core.models import (
 )
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.sim.cloud import CloudPool
-from federator.sim.engine import Order, World
+from federator.sim.controllers import Order
+from federator.sim.world import World
 
 
 class Decide(Protocol):

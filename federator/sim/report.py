@@ -19,8 +19,8 @@ from rich.table import Table
 from federator import errors
 from federator.core.models import GANG_SIZES
 from federator.core.reasons import duration
-from federator.sim.engine import RunResult
 from federator.sim.metrics import wait_forecasts
+from federator.sim.results import RunResult
 
 HOUR = 3600.0
 

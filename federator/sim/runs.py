@@ -27,9 +27,12 @@ from functools import partial
 from federator import errors
 from federator.core import starburst
 from federator.core.policy import DecisionPolicy, Strategy
-from federator.sim.engine import Controller, RunResult, Scenario, Simulation
+from federator.sim.controllers import Controller
+from federator.sim.engine import Simulation
 from federator.sim.oracle import HindsightPlanner, OracleController
 from federator.sim.policies import CoreController
+from federator.sim.results import RunResult
+from federator.sim.scenarios import Scenario
 from federator.sim.traces import TraceJob
 
 POLICIES = ("never", "always", "greedy-spot", "starburst", "federator", "oracle")

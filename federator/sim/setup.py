@@ -30,8 +30,8 @@ from federator.sim.cloud import (
     PriceHistory,
     availability_from_trace,
 )
-from federator.sim.engine import Scenario
 from federator.sim.estimates import EstimateMode
+from federator.sim.scenarios import Scenario
 from federator.sim.traces import TraceJob
 
 

@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from federator.sim import runs, setup
-from federator.sim.engine import RunResult, Simulation
+from federator.sim.engine import Simulation
 from federator.sim.estimates import EstimateMode
+from federator.sim.results import RunResult
 from federator.sim.traces import TraceJob, read_trace, synthetic_trace, write_trace
 
 HERE = Path(__file__).resolve().parent

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from federator.core.models import CapacityType
 from federator.sim.cloud import CloudPool, JobPhysics
-from federator.sim.engine import Scenario, World
+from federator.sim.scenarios import Scenario
 from federator.sim.traces import TraceJob
+from federator.sim.world import World
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 TRACE_A = SHARED_DATA / "traces" / "trace_a_philly.csv"

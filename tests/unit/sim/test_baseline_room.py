@@ -11,9 +11,12 @@ import pytest
 
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.sim.cloud import AvailabilityTrace, CloudPool
-from federator.sim.engine import Order, RunResult, Simulation, World
+from federator.sim.controllers import Order
+from federator.sim.engine import Simulation
 from federator.sim.policies import CoreController
+from federator.sim.results import RunResult
 from federator.sim.traces import TraceJob
+from federator.sim.world import World
 
 from .helpers import on_demand_pool, spot_pool, tiny_scenario
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from federator.core.policy import DecisionPolicy, Strategy
-from federator.sim.engine import RunResult, Simulation
+from federator.sim.engine import Simulation
 from federator.sim.metrics import wait_forecasts
 from federator.sim.policies import CoreController
 from federator.sim.report import forecasts_table
+from federator.sim.results import RunResult
 from federator.sim.runs import RunSpec, controller_for
 from federator.sim.traces import TraceJob, synthetic_trace
 

@@ -9,9 +9,10 @@ from rich.console import Console
 
 from federator import cli
 from federator.core.policy import DecisionPolicy, Strategy
-from federator.sim.engine import RunResult, Simulation
+from federator.sim.engine import Simulation
 from federator.sim.policies import CoreController
 from federator.sim.report import results_table
+from federator.sim.results import RunResult
 from federator.sim.traces import TraceJob
 
 from .helpers import on_demand_pool, tiny_scenario

@@ -10,7 +10,7 @@ import pytest
 
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.sim.cloud import CloudRun, run_in_cloud
-from federator.sim.engine import Scenario, Simulation
+from federator.sim.engine import Simulation
 from federator.sim.oracle import (
     MARKET_DRAWS,
     CloudOption,
@@ -19,6 +19,7 @@ from federator.sim.oracle import (
     _cloud_runs,
 )
 from federator.sim.runs import per_job_value
+from federator.sim.scenarios import Scenario
 from federator.sim.traces import TraceJob
 
 from .helpers import on_demand_pool, spot_pool, tiny_scenario, tiny_trace

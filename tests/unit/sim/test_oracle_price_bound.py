@@ -9,8 +9,8 @@ import math
 import pytest
 
 from federator.sim.cloud import JobPhysics, PriceHistory
-from federator.sim.engine import Scenario
 from federator.sim.oracle import HOUR, _cloud_runs, _least_price
+from federator.sim.scenarios import Scenario
 from federator.sim.traces import TraceJob
 
 from .helpers import on_demand_pool, spot_pool

@@ -12,9 +12,9 @@ from federator.core.models import Offer
 from federator.core.policy import DecisionPolicy
 from federator.sim import oracle, policies
 from federator.sim.cloud import CloudPool
-from federator.sim.engine import World
 from federator.sim.oracle import CloudOption, PlannedBurst, PlannedBursts
 from federator.sim.traces import TraceJob
+from federator.sim.world import World
 
 from .helpers import on_demand_pool, tiny_scenario
 

@@ -10,8 +10,10 @@ import pytest
 from federator.core.models import CapacityType
 from federator.core.policy import Budgets, Caps, DecisionPolicy, Strategy, TenantRule
 from federator.sim.cloud import AvailabilityTrace, CloudPool
-from federator.sim.engine import RunResult, Scenario, Simulation
+from federator.sim.engine import Simulation
+from federator.sim.results import RunResult
 from federator.sim.runs import RunSpec, controller_for
+from federator.sim.scenarios import Scenario
 from federator.sim.traces import TraceJob
 
 from .helpers import on_demand_pool, spot_pool, tiny_scenario, tiny_trace

@@ -16,10 +16,12 @@ from federator.core.policy import Budgets, Caps, DecisionPolicy, Strategy
 from federator.policy import parse_policy
 from federator.sim import setup
 from federator.sim.cloud import AvailabilityTrace
-from federator.sim.engine import RunResult, Simulation, World
+from federator.sim.engine import Simulation
 from federator.sim.policies import CoreController, pool_offer
+from federator.sim.results import RunResult
 from federator.sim.runs import RunSpec, controller_for
 from federator.sim.traces import TraceJob
+from federator.sim.world import World
 
 from .helpers import on_demand_pool, spot_pool, tiny_scenario
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from federator.core.policy import DecisionPolicy
-from federator.sim.engine import RunResult, Simulation
+from federator.sim.engine import Simulation
+from federator.sim.results import RunResult
 from federator.sim.runs import Planners, controller_for, decision_policy, plan_runs
 
 from .helpers import on_demand_pool, tiny_scenario, tiny_trace

@@ -7,10 +7,12 @@ from __future__ import annotations
 import pytest
 
 from federator.policy import parse_policy
-from federator.sim import engine, setup
-from federator.sim.engine import RunResult, Simulation, World
+from federator.sim import setup
+from federator.sim.engine import Simulation
+from federator.sim.results import RunResult
 from federator.sim.runs import RunSpec, controller_for
 from federator.sim.traces import TraceJob
+from federator.sim.world import World, calendar_month
 
 # One 8-GPU on-prem node; two cloud clusters, each with one on-demand V100 pool: gcp (in
 # us-central1) is the cheaper, aws (us-east-1) the dearer.
@@ -206,5 +208,5 @@ def test_the_months_spend_per_tenant_is_what_the_core_is_told() -> None:
     jobs.book_cloud_cost(1, 1.0, 31 * 24 * HOUR)  # February
     assert dict(jobs.spend(300.0).tenant_month_usd) == {"alpha": 10.0, "beta": 4.0}
     assert dict(jobs.spend(31 * 24 * HOUR + 5.0).tenant_month_usd) == {"alpha": 1.0}
-    assert engine.calendar_month(31 * 24 * HOUR - 1.0) == 0  # January 31st, 23:59:59 UTC
-    assert engine.calendar_month(31 * 24 * HOUR) == 1
+    assert calendar_month(31 * 24 * HOUR - 1.0) == 0  # January 31st, 23:59:59 UTC
+    assert calendar_month(31 * 24 * HOUR) == 1

@@ -10,9 +10,11 @@ from collections.abc import Sequence
 import pytest
 
 from federator.core.policy import DecisionPolicy
-from federator.sim.engine import Order, Simulation, World
+from federator.sim.controllers import Order
+from federator.sim.engine import Simulation
 from federator.sim.oracle import CloudOption, PlannedBurst, PlannedBursts
 from federator.sim.traces import TraceJob
+from federator.sim.world import World
 
 from .helpers import ScriptedController, on_demand_pool, tiny_scenario
 

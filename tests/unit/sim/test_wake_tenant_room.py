@@ -11,8 +11,11 @@ import pytest
 
 from federator.core.policy import Caps, TenantRule
 from federator.sim.cloud import CloudPool
-from federator.sim.engine import Order, Scenario, Simulation, World
+from federator.sim.controllers import Order
+from federator.sim.engine import Simulation
+from federator.sim.scenarios import Scenario
 from federator.sim.traces import TraceJob
+from federator.sim.world import World
 
 from .helpers import ScriptedController, on_demand_pool, tiny_scenario
 
