@@ -124,7 +124,7 @@ def blocks_table(fleet: FleetStatus) -> Table | None:
     for block in fleet.blocks:
         table.add_row(
             f"{block.cluster}/{block.pool}",
-            f"{_utc(block.until)} (in {_span(block.until - fleet.now)})",
+            f"{_utc(block.until)} (in {_left(block.until - fleet.now)})",
             block.cause,
             block.job,
         )
@@ -134,7 +134,7 @@ def blocks_table(fleet: FleetStatus) -> Table | None:
 def _state(job: BurstedJob, now: float) -> str:
     if job.phase == "requeued":  # the remote state is the loss ("Preempted"), if mirrored
         wait = job.not_before - now
-        when = f"decided again in {_span(wait)}" if wait > 0 else "waits for the next pass"
+        when = f"decided again in {_left(wait)}" if wait > 0 else "waits for the next pass"
         return f"{job.remote_state or 'copy lost'}; requeued, {when}"
     return job.remote_state or f"{job.phase} (no state mirrored yet)"
 
@@ -150,7 +150,28 @@ def _span(seconds: float) -> str:
 
 
 def _ago(epoch: float, now: float) -> str:
+    """A past time, rounded down: 9m59s ago is "9m ago", since 10 minutes have not passed."""
     return f"{_span(now - epoch)} ago"
+
+
+# Epoch floats near 2e9 carry ~1e-7 s of error; a millisecond past a whole unit is that error,
+# not time left, and must not add a unit.
+_CLOCK_NOISE_S = 0.001
+
+
+def _left(seconds: float) -> str:
+    """A time still to come, rounded UP to the unit shown: a pool blocked for 10 minutes a
+    second ago reads "10m", not "9m", so the table never promises it back before it is."""
+    left = max(0.0, seconds - _CLOCK_NOISE_S)
+    unit = _unit_shown(left)
+    return _span(math.ceil(left / unit) * unit)
+
+
+def _unit_shown(seconds: float) -> float:
+    """The smallest unit `reasons.duration` shows for a span this long (45s, 12m, 6h10m, 3d4h)."""
+    if seconds < 60:
+        return 1.0
+    return 60.0 if seconds < 86400 else 3600.0
 
 
 def _usd(value: float | None) -> str:
