@@ -21,8 +21,7 @@ from federator.federation.ports import CloudPort, CloudView, DataGate, OnPremVie
 from federator.federation.records import Phase
 from federator.federation.reports import PassReport
 
-# The loop's logger: the events moved here from federation.py keep their `logger` field.
-log = structlog.get_logger("federator.federation.federation")
+log = structlog.get_logger(__name__)
 
 
 class Collection:

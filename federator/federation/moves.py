@@ -39,8 +39,7 @@ from federator.federation.records import Phase, PlacementRecord, copy_name
 from federator.federation.reports import PassReport
 from federator.federation.settings import FederationSettings
 
-# The loop's logger: the events moved here from federation.py keep their `logger` field.
-log = structlog.get_logger("federator.federation.federation")
+log = structlog.get_logger(__name__)
 
 
 class Moves:

@@ -22,8 +22,7 @@ from federator.core.models import Offer
 from federator.federation.blocks import BlockCause, Pool, PoolBlock, PoolBlocks
 from federator.federation.ports import OnPremJob, PoolBlockStore
 
-# The loop's logger: the events moved here from federation.py keep their `logger` field.
-log = structlog.get_logger("federator.federation.federation")
+log = structlog.get_logger(__name__)
 
 
 class PoolBlocking:

@@ -24,8 +24,7 @@ from federator.federation.ports import OnPremView, SpendStore
 from federator.federation.records import Phase
 from federator.federation.spending import Contribution, SpendBook
 
-# The loop's logger: the events moved here from federation.py keep their `logger` field.
-log = structlog.get_logger("federator.federation.federation")
+log = structlog.get_logger(__name__)
 
 BOOK_REFRESH_S = 300.0  # the spend book is rewritten at least this often while jobs run
 

@@ -33,9 +33,7 @@ from federator.syncing.manifests import FileEntry
 if TYPE_CHECKING:
     from federator.storage.registry import ModelRegistry
 
-# Logged under the registry's name, as before this module was split out of it: the log lines of
-# a blob's copy keep the `logger` they had.
-log = structlog.get_logger("federator.storage.registry")
+log = structlog.get_logger(__name__)
 
 
 class RegistryStopped(errors.FederatorError):

@@ -20,9 +20,7 @@ from federator import errors
 from federator.storage import retrying
 from federator.syncing.manifests import FileEntry
 
-# Logged under the registry's name, as before this module was split out of it: the log lines of
-# a blob's copy keep the `logger` they had.
-log = structlog.get_logger("federator.storage.registry")
+log = structlog.get_logger(__name__)
 
 MiB = 1024 * 1024
 READ = 8 * MiB
