@@ -67,15 +67,28 @@ def caps_of(config: policy.FederatorConfig, spend: Spend) -> list[Cap]:
         caps.append(Cap("hour", budgets.usd_per_hour, spend.last_hour_usd))
     if budgets.usd_per_day is not None:
         caps.append(Cap("day", budgets.usd_per_day, spend.today_usd))
+    for tenant, limit in tenant_monthly_caps(config, spend.tenant_month_usd).items():
+        if limit is not None:
+            caps.append(Cap(f"tenant:{tenant}", limit, spend.tenant_month_usd.get(tenant, 0.0)))
+    return caps
+
+
+def tenant_monthly_caps(
+    config: policy.FederatorConfig, seen: Iterable[str] = ()
+) -> dict[str, float | None]:
+    """Every tenant the policy file names and every tenant in `seen` (one with spend but no
+    `tenants` entry), in name order, with its monthly cap, or None where it has none.
+
+    The one place the rule lives, so the warnings (`caps_of`) and `federator status`, which
+    also lists the tenants without a cap, cannot drift apart."""
+    default = config.budgets.default_tenant_usd_per_month
     own_limits = {t.name: t.budget_usd_per_month for t in config.tenants}
-    for tenant in sorted(set(own_limits) | set(spend.tenant_month_usd)):
+    caps: dict[str, float | None] = {}
+    for tenant in sorted(set(own_limits) | set(seen)):
         # A tenant's own cap wins even when it is $0 (no cloud at all), as in the cost model;
         # only a tenant that sets none gets the default.
         limit = own_limits.get(tenant)
-        if limit is None:
-            limit = budgets.default_tenant_usd_per_month
-        if limit is not None:
-            caps.append(Cap(f"tenant:{tenant}", limit, spend.tenant_month_usd.get(tenant, 0.0)))
+        caps[tenant] = default if limit is None else limit
     return caps
 
 

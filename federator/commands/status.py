@@ -273,7 +273,10 @@ def budget_lines(
     now: float,
 ) -> list[BudgetLine]:
     """Every period and cap the policy sets, as `budgets.caps_of` lists them, with what was
-    spent and what is still committed (a line with no cap too, so the totals show)."""
+    spent and what is still committed (a line with no cap too, so the totals show). Each
+    tenant's cap comes from `budgets.tenant_monthly_caps`, the rule the warnings use."""
+    from federator.budgets import tenant_monthly_caps
+
     spend = _spend(config, jobs, book, now)
     budgets = config.budgets
     committed = sum(spend.committed.values())
@@ -286,10 +289,8 @@ def budget_lines(
         lines.insert(
             0, BudgetLine("all", "last hour", spend.hour_spent, rest, budgets.usd_per_hour)
         )
-    own = {t.name: t.budget_usd_per_month for t in config.tenants}
-    for tenant in sorted(set(own) | set(spend.month) | set(spend.committed)):
-        cap = own.get(tenant)  # a tenant's own cap wins even at $0, as in budgets.caps_of
-        cap = budgets.default_tenant_usd_per_month if cap is None else cap
+    seen = [*spend.month, *spend.committed]
+    for tenant, cap in tenant_monthly_caps(config, seen).items():  # also those with no cap
         spent, still = spend.month.get(tenant, 0.0), spend.committed.get(tenant, 0.0)
         lines.append(BudgetLine(f"tenant:{tenant}", "this month", spent, still, cap))
     return lines
