@@ -12,6 +12,10 @@ A job that was not admitted on arrival needs a decision. Decision rounds happen 
 a `stay`, the controller names the time it wants to look at the job again; in between the job
 costs nothing. Each bursted job's cloud life is computed when it bursts (`federator.sim.cloud`),
 so the heap only ever holds completions, revisits and rounds.
+
+A `Simulation` creates what it runs with: the `World` (the state controllers read,
+`federator.sim.world`) and the `RoomWaits` (the jobs waiting for cloud room,
+`federator.sim.room_waits`); the scenario's rules are in `federator.sim.scenarios`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from federator import errors
 from federator.sim.cloud import CloudPool, CloudRun, draws_at_random, run_in_cloud
@@ -28,7 +32,8 @@ from federator.sim.fits import check_fits
 from federator.sim.metrics import JobOutcomes, summarize
 from federator.sim.onprem import Placement
 from federator.sim.results import RunResult, check_invariants
-from federator.sim.scenarios import Scenario, pools_for_room
+from federator.sim.room_waits import RoomWaits
+from federator.sim.scenarios import Scenario
 from federator.sim.traces import TraceJob
 from federator.sim.world import World
 
@@ -68,21 +73,9 @@ class Simulation:
         # before it): a job asked again and again at a full cloud moves its revisit later each
         # time, and one entry, pushed on again when it comes early, does for all of them.
         self._revisit_entry: dict[int, float] = {}
-        # Queued jobs that stayed while no cloud pool had room for them: asked again as soon as
-        # cloud room frees (the daemon asks every pass), not at their doubling revisit.
-        self._short_of_room: set[int] = set()
-        # Each job's (GPUs, GPU type, queue): what freed cloud room means to it (`_room_returns`).
-        self._shapes = [(spec.gpus, spec.gpu_type, spec.queue) for spec in trace]
-        # Per job, the pools whose room matters to it (`pools_for_room`) and, when that is not
-        # every pool, their names: a job short of room is woken only by room freed in one of
-        # those (`_wake_short_of_room`); None for the jobs any freed room may help.
-        self._room_pools = pools_for_room(trace, scenario, controller.name)
-        everywhere = len(scenario.pools)
-        self._room_pool_names: list[frozenset[str] | None] = [
-            None if len(pools) == everywhere else frozenset(pool.name for pool in pools)
-            for pools in self._room_pools
-        ]
-        self._some_jobs_use_some_pools = any(names is not None for names in self._room_pool_names)
+        # The queued jobs that stayed short of cloud room, asked again when a cloud finish frees
+        # room they may use.
+        self.room_waits = RoomWaits(self.world, controller.name)
         self._max_onprem_used = 0
         self._admission_may_change = False  # see `_admit`
         self._queued = self.world.queue.jobs  # live: membership and set operations in C
@@ -205,42 +198,14 @@ class Simulation:
             self._admission_may_change = True
         else:
             pool, gpus = world.cloud_running.pop(job)
-            rooms_before = self._rooms_if_some_jobs_use_some_pools(now)
+            waits = self.room_waits
+            rooms_before = waits.rooms_before_a_finish(now)
             world.pool_used_gpus[pool.name] -= gpus
             world.pool_jobs[pool.name] -= 1
-            self._wake_short_of_room(now, self._freed_pools(pool, rooms_before, now))
+            self._ask_again(waits.wake(waits.pools_freed_by(pool, rooms_before, now)), now)
 
-    def _rooms_if_some_jobs_use_some_pools(self, now: float) -> Mapping[str, int] | None:
-        """The room before a cloud finish, when some job short of room may use only some pools
-        (so which pools the finish frees room in decides whether it is woken)."""
-        if not self._some_jobs_use_some_pools or not self._short_of_room:
-            return None
-        return self.world.cloud_room_gpus(now)
-
-    def _freed_pools(
-        self, pool: CloudPool, rooms_before: Mapping[str, int] | None, now: float
-    ) -> frozenset[str]:
-        """The pools a cloud finish in `pool` frees room in: its own, and any whose room a cap
-        the finish was counted under (all clouds', its cluster's) now lets grow."""
-        if rooms_before is None:
-            return frozenset((pool.name,))
-        rooms = self.world.cloud_room_gpus(now)
-        grown = {name for name, room in rooms.items() if room > rooms_before[name]}
-        return frozenset(grown | {pool.name})
-
-    def _wake_short_of_room(self, now: float, freed: frozenset[str]) -> None:
-        """Ask again the jobs short of room that may use a pool `freed` has room in again; the
-        others keep waiting for room (and their timed retry)."""
-        woken = self._short_of_room & self._queued
-        still_short: set[int] = set()
-        if self._some_jobs_use_some_pools:
-            names = self._room_pool_names
-            still_short = {
-                job for job in woken if (mine := names[job]) is not None and mine.isdisjoint(freed)
-            }
-            woken -= still_short
-        self._short_of_room.clear()
-        self._short_of_room.update(still_short)
+    def _ask_again(self, woken: set[int], now: float) -> None:
+        """The jobs freed cloud room woke are due (`World.woken_by_room` says why)."""
         self.world.woken_by_room.update(woken)
         if woken:  # they share one round
             self._due.update(woken)
@@ -272,8 +237,9 @@ class Simulation:
         # After the round's bursts: what room is left is what the jobs that stayed saw.
         wakeable = any(order.wake_on_room for order in stayed)
         rooms = self.world.cloud_room_gpus(now) if wakeable and self.world.scenario.pools else {}
-        shapes: dict[tuple[int, str, str], float | None] = {}  # see `_room_returns`
-        short_of_room, shape_of = self._short_of_room, self._shapes
+        shapes: dict[tuple[int, str, str], float | None] = {}  # see `RoomWaits.returns`
+        waits = self.room_waits
+        short_of_room, shape_of = waits.jobs, waits.shapes
         for order in stayed:  # at a full cloud, a round can hold the whole queue: kept lean
             job = order.job
             if order.expected_start is not None:
@@ -286,7 +252,7 @@ class Simulation:
                 if shape in shapes:
                     returns = shapes[shape]
                 else:
-                    returns = shapes[shape] = self._room_returns(job, rooms, now)
+                    returns = shapes[shape] = waits.returns(job, rooms, now)
                 if returns is not None:  # short of room: woken when room frees
                     short_of_room.add(job)
                     revisit = returns if revisit is None else min(revisit, returns)
@@ -301,7 +267,7 @@ class Simulation:
         left_out = due.difference([order.job for order in orders])
         if not self.world.woken_by_room.issuperset(left_out):
             raise AssertionError(f"{self.controller.name} left out a job freed room did not wake")
-        self._short_of_room.update(left_out)
+        self.room_waits.jobs.update(left_out)
         return len(left_out)
 
     def _give_up_if_stuck(self, stayed: Sequence[Order], now: float) -> None:
@@ -320,34 +286,6 @@ class Simulation:
             f"submission with nothing else running (is a budget or cap below what one such job "
             f"needs?)"
         )
-
-    def _room_returns(self, job: int, rooms: Mapping[str, int], now: float) -> float | None:
-        """None when a pool the job may use has room for it; else when a replayed trace next
-        lets one launch it (inf: not by itself). Jobs of one size, GPU type and queue get the
-        same answer in a round (`_decision_round` keeps it: at a full cloud the whole queue
-        asks)."""
-        if self._lacks_room(job, rooms):
-            return self._availability_returns(job, now)
-        return None
-
-    def _lacks_room(self, job: int, rooms: Mapping[str, int]) -> bool:
-        """No pool the job may use has room for it now (so freed room, not time, changes it)."""
-        spec = self.world.trace[job]
-        if not self.world.scenario.may_burst(spec):
-            return False
-        return all(rooms[pool.name] < spec.gpus for pool in self._room_pools[job])
-
-    def _availability_returns(self, job: int, now: float) -> float:
-        """When a replayed availability trace next lets one of the job's pools launch it."""
-        spec, returns = self.world.trace[job], math.inf
-        if not self.world.replays_availability:
-            return returns
-        for pool in self._room_pools[job]:
-            if pool.availability is None or pool.largest_launch_gpus < spec.gpus:
-                continue
-            nodes = math.ceil(spec.gpus / pool.gpus_per_node)
-            returns = min(returns, pool.availability.next_available(now + 1e-9, nodes))
-        return returns
 
     def _note_forecast(self, order: Order, now: float) -> None:
         outcomes, expected = self.outcomes, order.expected_start
