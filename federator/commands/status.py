@@ -302,9 +302,10 @@ def _spend(
     book: SpendBook,
     now: float,
 ) -> _Spend:
-    """Counted as `Federation._spend` counts it (with its own helpers, so the two cannot
-    drift): each record's attempts since the hour, day or month began, plus the spend book's
-    jobs that are gone (carried as a pass would carry it, without writing it)."""
+    """Counted as `SpendLedger.spend` (federation.spend_ledger) counts it (with its own
+    helpers, so the two cannot drift): each record's attempts since the hour, day or month
+    began, plus the spend book's jobs that are gone (carried as a pass would carry it, without
+    writing it)."""
     from federator.federation.charges import (
         hourly_charge,
         periods,
