@@ -149,10 +149,9 @@ async def _readyz(request: web.Request) -> web.Response:
 def _why_not_ready(readiness: Readiness) -> str:
     """The failed checks, in words; empty when ready.
 
-    The daemon's `detail` is the on-prem client's last error, which stays set after the
-    apiserver answers again: shown on a ready replica (as it was, after an on-prem restart,
-    `"ready": true` beside a stale `ClientConnectorError`) it points the operator at a fault
-    that is gone. So it is told only while on-prem is the check that fails."""
+    The daemon's `detail` is the on-prem client's error while it is down. It is told only
+    while on-prem is the check that fails: beside another failed check (leadership, say) it
+    would send the operator to the wrong fault."""
     reasons = []
     if not readiness.config_loaded:
         reasons.append("the policy is not loaded")

@@ -5,7 +5,7 @@ says for every record one `Step` (finish it, mirror it, re-place it, recreate it
 `garbage` says which copies no record vouches for, `pull_backs` which unstarted copies come
 home because on-prem has room. All are functions of values and `now`, so
 every rule of docs/design.md §4–§9 is tested here without a cluster (tests/unit/federation/).
-The loop in `federation.py` only carries the steps out.
+The loop (`federation.py`, through `moves.Moves`) only carries the steps out.
 """
 
 from __future__ import annotations

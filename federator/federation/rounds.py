@@ -4,7 +4,7 @@ The cost model (`federator.core.placements.decide`) sees offers and a spend and 
 `Round`. The loop asks it twice a pass (queued jobs, then plain suspended Jobs), gives it the
 GPUs each pool still has once the live placements are counted (`gpus_by_pool`), and explains
 its decisions where the model could not (a gate decided, a pool was blocked). Each of those
-views is a function of values, here; `federation.py` only calls them.
+views is a function of values, here; the loop's collaborators (`deciding`, `moves`) call them.
 """
 
 from __future__ import annotations
