@@ -162,6 +162,8 @@ _CLOCK_NOISE_S = 0.001
 def _left(seconds: float) -> str:
     """A time still to come, rounded UP to the unit shown: a pool blocked for 10 minutes a
     second ago reads "10m", not "9m", so the table never promises it back before it is."""
+    if not math.isfinite(seconds):
+        return _span(seconds)  # "forever": a record may say so (an unbounded `not_before`)
     left = max(0.0, seconds - _CLOCK_NOISE_S)
     unit = _unit_shown(left)
     return _span(math.ceil(left / unit) * unit)

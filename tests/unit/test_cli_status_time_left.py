@@ -73,3 +73,12 @@ def test_a_past_time_keeps_rounding_down(config: policy.FederatorConfig) -> None
         config, {JOBS: {"items": [job("train", "team-a", placed(placed_at=NOW - 599))]}}
     )
     assert rows(shown(fleet))["team-a/train"][5].endswith("(9m ago)")
+
+
+def test_a_requeued_job_never_decided_again_reads_forever(
+    config: policy.FederatorConfig,
+) -> None:
+    """An infinite time left (a record hand-edited to `Infinity`) is shown, not a crash."""
+    lost = placed(phase="requeued", not_before=float("inf"))
+    fleet = fleet_of(config, {JOBS: {"items": [job("lost", "team-b", lost, "Preempted")]}})
+    assert rows(shown(fleet))["team-b/lost"][4] == "Preempted; requeued, decided again in forever"
