@@ -79,8 +79,9 @@ def tenant_monthly_caps(
     """Every tenant the policy file names and every tenant in `seen` (one with spend but no
     `tenants` entry), in name order, with its monthly cap, or None where it has none.
 
-    The one place the rule lives, so the warnings (`caps_of`) and `federator status`, which
-    also lists the tenants without a cap, cannot drift apart."""
+    One rule for the warnings (`caps_of`) and `federator status`, which also lists the tenants
+    without a cap, so the two cannot drift apart. The cost model applies the same rule on its
+    own (`policy.decision` into `core.ledger`), as the pure core may not import this module."""
     default = config.budgets.default_tenant_usd_per_month
     own_limits = {t.name: t.budget_usd_per_month for t in config.tenants}
     caps: dict[str, float | None] = {}
