@@ -46,8 +46,11 @@ class LimitedSides(Protocol):
     """What `in_slot` needs of the object whose calls it bounds: both endpoints' limiters and
     the event that stops its retries."""
 
-    source_limiter: AdaptiveLimiter
-    target_limiter: AdaptiveLimiter
+    @property
+    def source_limiter(self) -> AdaptiveLimiter: ...
+
+    @property
+    def target_limiter(self) -> AdaptiveLimiter: ...
 
     def retries_stop_on(self) -> threading.Event: ...
 

@@ -116,43 +116,58 @@ class DatasetCopier:
         self.target = target
         self.settings = settings or TransferSettings()
         self.deletes = deletes or DeletePolicy()
-        self.src = source_client or make_client(source.endpoint)
-        self.dst = target_client or make_client(target.endpoint)
         # Pass limiters in to share them between copiers of one store (`Stores` does); by
         # default each copier bounds its own two endpoints (one limiter if they are the same).
         ceiling = self.settings.object_concurrency + self.settings.part_concurrency
-        self.source_limiter = source_limiter or AdaptiveLimiter.with_ceiling(
-            source.endpoint.name, ceiling
-        )
+        source_bound = source_limiter or AdaptiveLimiter.with_ceiling(source.endpoint.name, ceiling)
         same_store = source.endpoint.url == target.endpoint.url
-        self.target_limiter = target_limiter or (
-            self.source_limiter
+        target_bound = target_limiter or (
+            source_bound
             if same_store and source_limiter is None
             else AdaptiveLimiter.with_ceiling(target.endpoint.name, ceiling)
         )
-        self._stopping = threading.Event()
         self._stoppable_calls: dict[Callable[..., object], Callable[..., object]] = {}
         self._planned_lock = threading.Lock()
         self._last_planned: tuple[SyncPlan, SyncState] | None = None  # see `run(planned=...)`
         # Who does what: `requests` makes each S3 call of one object (retried, bounded, lean),
         # `objects` copies one object by them; the copier lists, plans and runs the whole set.
+        # The clients, limiters and stop event live in `requests` alone (read through the
+        # properties below), so nothing here can hold an older one than the requests use.
         self.requests = CopyRequests(
             source,
             target,
-            source_client=self.src,
-            target_client=self.dst,
-            source_limiter=self.source_limiter,
-            target_limiter=self.target_limiter,
-            stopping=self._stopping,
+            source_client=source_client or make_client(source.endpoint),
+            target_client=target_client or make_client(target.endpoint),
+            source_limiter=source_bound,
+            target_limiter=target_bound,
+            stopping=threading.Event(),
             lean_pool_size=self.settings.object_concurrency + self.settings.part_concurrency + 4,
             lean_requests=self.settings.lean_requests,
         )
         server_side = self.settings.server_side_copy and (
             source.endpoint.shares_identity_with(target.endpoint)
         )
-        self.objects = ObjectCopier(
-            self.requests, self.settings, server_side=server_side, stopping=self._stopping
-        )
+        self.objects = ObjectCopier(self.requests, self.settings, server_side=server_side)
+
+    @property
+    def src(self) -> S3Client:
+        return self.requests.src
+
+    @property
+    def dst(self) -> S3Client:
+        return self.requests.dst
+
+    @property
+    def source_limiter(self) -> AdaptiveLimiter:
+        return self.requests.source_limiter
+
+    @property
+    def target_limiter(self) -> AdaptiveLimiter:
+        return self.requests.target_limiter
+
+    @property
+    def _stopping(self) -> threading.Event:
+        return self.requests.retries_stop_on()
 
     @property
     def lean_src(self) -> LeanS3 | None:

@@ -88,12 +88,15 @@ class ObjectCopier:
         settings: TransferSettings,
         *,
         server_side: bool,
-        stopping: threading.Event,
     ) -> None:
         self.requests = requests
         self.settings = settings
         self.server_side = server_side
-        self._stopping = stopping
+
+    @property
+    def _stopping(self) -> threading.Event:
+        """The copier's stop, as its requests hold it (one event for the whole copy)."""
+        return self.requests.retries_stop_on()
 
     def copy(
         self, item: CopyItem, state: SyncState, progress: Progress, parts: ThreadPoolExecutor

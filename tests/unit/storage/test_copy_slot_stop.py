@@ -16,7 +16,7 @@ def test_a_put_waiting_for_a_slot_when_the_copy_stops_is_not_sent() -> None:
     engine = copier(source, target)
     engine.requests.target_limiter = AdaptiveLimiter.with_ceiling("cloud", 1)
     stopping = WatchedStop()
-    engine._stopping = engine.requests._stopping = stopping  # before any stoppable call is built
+    engine.requests._stopping = stopping  # before any stoppable call is built
     with engine.requests.target_limiter.slot():  # the one slot, held by a request in flight
         waiting, raised = in_thread(lambda: engine.requests.put("a.bin", b"x", b"m"))
         assert stopping.looked_at(2, by=waiting), raised
