@@ -45,6 +45,7 @@ class Collection:
         now: float,
         report: PassReport,
     ) -> None:
+        """Delete the cloud copies and configs no record vouches for (`planning.garbage`)."""
         synced = await self._synced_outputs(onprem, clouds, report)
         found = planning.garbage(
             onprem,

@@ -176,10 +176,12 @@ class ToldOnJobs:
         return (dataset, cluster, _digest(_error_of(problem))) in job.data_problems_told
 
     def told(self, job: OnPremJob, dataset: str, cluster: str, problem: str) -> None:
+        """Note on the Job (at `write`) that it was told of this failure."""
         if self._notes is not None:
             self._changes(job)[(dataset, cluster)] = _digest(_error_of(problem))
 
     def cleared(self, job: OnPremJob, dataset: str, cluster: str) -> None:
+        """Drop the Job's note of a failure on this replica: it no longer fails."""
         kept = (told[:2] for told in job.data_problems_told)
         if self._notes is not None and (dataset, cluster) in kept:
             self._changes(job)[(dataset, cluster)] = ""

@@ -66,6 +66,7 @@ class Moves:
         self._placed: dict[str, int] = {}
 
     def warn_about_lost_records(self, waiting: Sequence[OnPremJob]) -> None:
+        """Warn of each waiting job whose record this process wrote and can no longer see."""
         for job in waiting:
             attempt = self._placed.pop(job.uid, None)
             if attempt is not None:
@@ -111,6 +112,7 @@ class Moves:
         now: float,
         report: PassReport,
     ) -> None:
+        """Mirror a finished copy's outcome onto the on-prem Job and close its record."""
         succeeded = copy.state is CopyState.SUCCEEDED
         finished_at = copy.finished_at or now
         terminal = Terminal(
@@ -156,6 +158,8 @@ class Moves:
         *,
         copy: CopyView | None = None,
     ) -> None:
+        """Send a job whose copy was lost (`loss`: preempted, cluster lost, never started) back
+        to be decided again; the pool is blocked first where the loss says so."""
         record = job.record
         assert record is not None
         # The pool's block is written first, then the record, then the copy deleted. The
@@ -202,6 +206,7 @@ class Moves:
         now: float,
         report: PassReport,
     ) -> None:
+        """Carry out a burst decision: the record first, then the cloud copy (`place`)."""
         cluster, pool = decision.cluster, decision.pool
         if not job.burst_allowed:
             log.error("burst_refused_opt_out", job=job.key, decision=decision.reason)
@@ -354,6 +359,7 @@ class Moves:
     async def pull_back(
         self, job: OnPremJob, copy: CopyView, now: float, report: PassReport
     ) -> None:
+        """Bring home a copy that has not started, because on-prem has room for it now."""
         record = job.record
         assert record is not None
         stale = f"{copy.cluster}/{copy.namespace}/{copy.name}"

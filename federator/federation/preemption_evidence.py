@@ -40,6 +40,7 @@ class PreemptionEvidence:
         self._exposure_at: float | None = None  # when `exposure_h` last accrued
 
     def count_preemption(self, pool: Pool) -> None:
+        """One more preemption seen on `pool` by this process."""
         self.preemptions[pool] = self.preemptions.get(pool, 0) + 1
 
     def accrue(self, clouds: Mapping[str, CloudView], now: float) -> None:

@@ -42,6 +42,8 @@ class SpendLedger:
         self._spent: dict[str, float] | None = None
 
     def spend(self, onprem: OnPremView, now: float) -> Spend:
+        """The spend the budgets see this pass: the live records' attempts and the gone jobs'
+        spend from the book, since the hour, day and month began."""
         midnight, day_start, month_start = periods(now)
         last_hour = promised_today = 0.0
         promised: dict[str, float] = {}  # per tenant
