@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import math
 import os
 import signal
+import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -15,6 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from federator.policy import FederatorConfig
+    from federator.storage.copying import DatasetCopier
     from federator.storage.registry import SyncBackReport
     from federator.storage.stores import Stores
     from federator.syncing.plans import SyncPlan, SyncReport
@@ -42,6 +46,11 @@ before a bursted job starts and while it runs.
       version is started, the one being copied is abandoned unless its manifest is already
       being written, and the report follows; a second Ctrl-C quits at once.
 
+  --json (either action) writes, in addition, one JSON document to stdout when the command
+      ends: the plan's counts and the report's figures (failures included) and `complete`,
+      true exactly when the command exits 0. The lines above stay on stderr unchanged; a
+      mistake (exit 2) or a store that does not answer writes nothing to stdout.
+
 CLUSTER is one of the policy file's cloud clusters. Stores, credentials, dataset locations and
 the copy settings come from the policy file (--config, default $FEDERATOR_CONFIG or
 config/sandbox.yaml). A mistake in the arguments or the file exits 2; a store that does not
@@ -51,6 +60,7 @@ examples:
   federator sync dataset imagenet-mini --to cloud-a --dry-run
   federator sync dataset imagenet-mini --to cloud-b
   federator sync models --from cloud-a
+  federator sync dataset imagenet-mini --to cloud-b --json > sync-report.json
 """
 
 
@@ -67,16 +77,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "dataset",
         help="replicate one dataset to a cloud cluster's store",
         description="Replicate dataset NAME from the on-prem store to CLUSTER's store.",
+        epilog="example:\n  federator sync dataset imagenet-mini --to cloud-b --json > report.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_argument(dataset, here=False)
     dataset.add_argument("name", metavar="NAME", help="the dataset's name in the policy file")
     dataset.add_argument("--to", required=True, metavar="CLUSTER", help="the cloud cluster")
     dataset.add_argument("--dry-run", action="store_true", help="print the plan, copy nothing")
+    add_json_argument(dataset, "the plan and the report")
     dataset.set_defaults(run=run_dataset)
     models = what.add_parser(
         "models",
         help="copy a cloud's staged model versions and checkpoints into the on-prem registry",
         description="Copy CLUSTER's staged model versions and checkpoints to the registry.",
+        epilog="example:\n  federator sync models --from cloud-a --json > round.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_argument(models, here=False)
     models.add_argument(
@@ -86,7 +101,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="CLUSTER",
         help="the cloud cluster whose staging area to copy from",
     )
+    add_json_argument(models, "the round's report")
     models.set_defaults(run=run_models)
+
+
+def add_json_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help=f"also write {what} as one JSON document to stdout (the lines stay on stderr)",
+    )
 
 
 def add_config_argument(parser: argparse.ArgumentParser, *, here: bool = True) -> None:
@@ -151,6 +175,8 @@ def run_dataset(args: argparse.Namespace) -> int:
             on_bytes=lambda n: progress.advance(task, n),
         )
     _print_report(console, report)
+    if args.json:
+        _write_json(_dataset_document(args.name, args.to, copier, report))
     return 0 if report.ok else 1
 
 
@@ -229,7 +255,14 @@ def run_models(args: argparse.Namespace) -> int:
     ):
         report = sync_back(source, target)
     _print_models_report(console, report)
-    return 0 if not report.failures and not report.left_for_next_round else 1
+    if args.json:
+        _write_json(_models_document(args.source, report))
+    return 0 if _brought_every_version_home(report) else 1
+
+
+def _brought_every_version_home(report: SyncBackReport) -> bool:
+    """The rule of exit 0, and of the JSON document's `complete`."""
+    return not report.failures and not report.left_for_next_round
 
 
 @contextlib.contextmanager
@@ -278,6 +311,100 @@ def _print_models_report(console: Console, report: SyncBackReport) -> None:
             f"({len(report.failures)} failed, {left} left by the stop); "
             "the next run tries them again"
         )
+
+
+def _dataset_document(
+    dataset: str, cluster: str, copier: DatasetCopier, report: SyncReport
+) -> dict[str, Any]:
+    """`sync dataset --json`: the plan's and the report's own figures, under their names.
+    `report` is null for a dry run, which copies nothing."""
+    from federator.logs import redact_text
+
+    plan = report.plan
+    ran = None
+    if not report.dry_run:
+        ran = {
+            "copied": report.copied,
+            "bytes_copied": report.bytes_copied,
+            "resumed_parts": report.resumed_parts,
+            "recopied_after_change": report.recopied_after_change,
+            "vanished": report.vanished,
+            "deleted": report.deleted,
+            "aborted_uploads": report.aborted_uploads,
+            # The human lines cut the list at 20; a program wants every key that failed.
+            "failures": [
+                {"key": key, "error": redact_text(message)} for key, message in report.failures
+            ],
+            "seconds": report.seconds,
+            "throttling": [
+                {
+                    "endpoint": load.endpoint,
+                    "ceiling": load.ceiling,
+                    "limit": load.limit,
+                    "lowest": load.lowest,
+                    "throttles": load.throttles,
+                    "decreases": load.decreases,
+                    "increases": load.increases,
+                }
+                for load in report.throttling
+            ],
+        }
+    return {
+        "dataset": dataset,
+        "cluster": cluster,
+        "source": str(copier.source),  # endpoint:s3://bucket/prefix; credentials live elsewhere
+        "target": str(copier.target),
+        "dry_run": report.dry_run,
+        "listed_at": report.listed_at,
+        "plan": {
+            "copies": len(plan.copies),
+            "bytes_to_copy": plan.bytes_to_copy,
+            "skipped": plan.skipped,
+            "deletes": len(plan.deletes),
+            "held_back_deletes": len(plan.held_back_deletes),
+            "delete_note": plan.delete_note,
+        },
+        "report": ran,
+        "complete": report.ok,
+    }
+
+
+def _models_document(cluster: str, report: SyncBackReport) -> dict[str, Any]:
+    """`sync models --json`: the round's report under its own names."""
+    from federator.logs import redact_text
+
+    return {
+        "cluster": cluster,
+        "versions_copied": list(report.versions_copied),
+        "versions_present": report.versions_present,
+        "blobs_copied": report.blobs_copied,
+        "blobs_present": report.blobs_present,
+        "bytes_copied": report.bytes_copied,
+        "failures": [
+            {"name": name, "error": redact_text(message)} for name, message in report.failures
+        ],
+        "left_for_next_round": report.left_for_next_round,
+        "versions_left": list(report.versions_left),
+        "complete": _brought_every_version_home(report),
+    }
+
+
+def _write_json(document: dict[str, Any]) -> None:
+    """One document on stdout, after the person's lines on stderr. JSON has no Infinity or
+    NaN (json.dumps would write them anyway, and strict parsers refuse them): they become
+    null."""
+    text = json.dumps(_finite_or_null(document), indent=2, allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(item) for item in value]
+    return value
 
 
 def _console() -> Console:
