@@ -169,7 +169,7 @@ def _why_not_ready(readiness: Readiness) -> str:
 async def _debug_decisions(request: web.Request) -> web.Response:
     decisions = request.app[DECISIONS_KEY]
     limit = _parse_limit(request.query.get("limit"), maximum=decisions.capacity)
-    records = [_to_json(record) for record in decisions.recent(limit)]
+    records = [decision_json(record) for record in decisions.recent(limit)]
     return web.json_response({"count": len(records), "decisions": records})
 
 
@@ -191,7 +191,10 @@ def _parse_limit(raw: str | None, *, maximum: int) -> int:
     return min(int(raw), maximum)
 
 
-def _to_json(record: DecisionRecord) -> dict[str, Any]:
+def decision_json(record: DecisionRecord) -> dict[str, Any]:
+    """One decision as JSON-ready data: /debug/decisions serves these, and `federator plan
+    --json` prints them, so that one parser reads both. The reason is redacted again here (a
+    second guard) and infinite numbers become null."""
     body = asdict(record)
     body["reason"] = logs.redact_text(record.reason)
     body["terms"] = {str(k): _finite_or_none(v) for k, v in record.terms.items()}
