@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import math
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,8 +28,17 @@ name does not resolve, or it refuses the credentials, the command stops at once 
 saying so. An apiserver that is there but slow gets up to 60 s for the caches to fill; one
 that stops answering within them ends the command with exit 1 (it may pass).
 
-example:
+With --json, stdout is one JSON document and nothing else: {"count": N, "decisions": [...],
+"note": ...}. Each decision has the shape the daemon serves at /debug/decisions (job_key, kind,
+cluster, pool, expected_cost_usd, expected_wait_s, expected_completion_s, terms, reason,
+acted, decided_at, decided_at_iso), in the order of the table; infinite values (a job that
+never fits on-prem) are null, `acted` is false (plan writes nothing) and `note` says why the
+pass stopped short ("on-prem cache not synced yet"), or is null. Warnings and logs go to stderr.
+
+examples:
   federator plan --config config/sandbox.yaml
+  federator plan --config config/sandbox.yaml --json \
+      | jq -r '.decisions[] | select(.kind=="burst") | .job_key'    # the jobs it would burst
 """
 
 
@@ -38,10 +50,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", required=True, type=Path, help="the policy file (YAML)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the decisions as one JSON document, each as /debug/decisions shows it",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        return _print_json(args.config)
     decisions, report = asyncio.run(_plan(args.config))
     console = _print_decisions(decisions)
     if report.skipped:
@@ -78,6 +97,27 @@ def _print_decisions(decisions: list[Decision]) -> Console:
     console.print(f"federator plan: {_count(len(decisions), 'pending job')}", highlight=False)
     console.print(table)
     return console
+
+
+def _print_json(config_path: Path) -> int:
+    # The pass configures logging on the sys.stdout of that moment; pointing it at stderr for
+    # the pass keeps its warnings out of the document a script parses.
+    with contextlib.redirect_stdout(sys.stderr):
+        decisions, report = asyncio.run(_plan(config_path))
+    print(json.dumps(plan_document(decisions, report), indent=2))
+    return 0
+
+
+def plan_document(decisions: list[Decision], report: PassReport) -> dict[str, Any]:
+    """The pass as data: its decisions serialized as /debug/decisions serves them (the same
+    function), stamped with the pass's time and `acted` false, and the pass's note."""
+    from federator import web
+
+    records = [
+        web.decision_json(web.DecisionRecord.of(d, decided_at=report.now, acted=False))
+        for d in decisions
+    ]
+    return {"count": len(records), "decisions": records, "note": report.skipped or None}
 
 
 def _count(n: int, noun: str) -> str:
