@@ -166,7 +166,9 @@ def configure(
     """Set up structlog and stdlib logging for the whole process; call once, at start.
 
     json=None picks JSON when stdout is not a terminal. `level` is a stdlib level name
-    ("DEBUG", "INFO", …); an unknown name is a `UserError`. `stream` is for tests.
+    ("DEBUG", "INFO", …); an unknown name is a `UserError`. `stream`: where the lines go, stdout
+    by default (the daemon's container log); a one-shot command whose stdout is its answer
+    (`plan`) passes stderr, and tests pass a buffer.
     """
     numeric_level = _parse_level(level)
     output = stream if stream is not None else sys.stdout

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,10 +98,7 @@ def _print_decisions(decisions: list[Decision]) -> Console:
 
 
 def _print_json(config_path: Path) -> int:
-    # The pass configures logging on the sys.stdout of that moment; pointing it at stderr for
-    # the pass keeps its warnings out of the document a script parses.
-    with contextlib.redirect_stdout(sys.stderr):
-        decisions, report = asyncio.run(_plan(config_path))
+    decisions, report = asyncio.run(_plan(config_path))  # its logs go to stderr
     print(json.dumps(plan_document(decisions, report), indent=2))
     return 0
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
@@ -130,7 +131,9 @@ async def _observing(parts: Parts) -> AsyncIterator[None]:
 async def plan(config_path: Path) -> tuple[list[Decision], PassReport]:
     """One pass against the live clusters that decides and explains, writing nothing."""
     holder = PolicyHolder(config_path)
-    logs.configure(level="WARNING")
+    # stdout is the command's answer (a table, or JSON a script parses): its warnings go to
+    # stderr, where they can neither break the document nor push the table down.
+    logs.configure(level="WARNING", stream=sys.stderr)
     parts = await assemble(holder, dry_run=True)
     try:
         async with _observing(parts):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -54,7 +55,7 @@ def planned(
     warns (the on-prem probe skips a missing policy file)."""
 
     async def plan(config_path: Path) -> tuple[list[Decision], SimpleNamespace]:
-        logs.configure(level="WARNING")
+        logs.configure(level="WARNING", stream=sys.stderr)
         structlog.get_logger("federator.test").warning("price_stale", pool="cloud-b/h100")
         return decisions, SimpleNamespace(now=PASS_AT, skipped=skipped)
 
