@@ -155,7 +155,9 @@ class OnPremPort(Protocol):
         ...
 
     async def hold_on_prem(self, job: OnPremJob) -> bool:
-        """Deactivate the Workload (preconditioned); True when the job cannot start on-prem."""
+        """Deactivate the Workload (preconditioned); True when the job cannot start on-prem,
+        False when it holds quota, is admitted or finished there. A precondition that fails
+        raises `Conflict` (the pass tries the step again on fresh data)."""
         ...
 
     async def release_on_prem(self, job: OnPremJob) -> None:

@@ -229,7 +229,14 @@ class OnPremCluster:
         return replace(job, record=record, resource_version=version)
 
     async def hold_on_prem(self, job: OnPremJob) -> bool:
-        """Make sure the job cannot start on-prem; True only when that is verified."""
+        """Make sure the job cannot start on-prem; True only when that is verified, False when it
+        holds quota, is admitted or finished there (the placement is abandoned).
+
+        A Workload changed since it was read (Kueue, or a second replica deactivating it the
+        same moment) raises `Conflict`: the step is tried again next pass on fresh data. Taken
+        as False, it dropped the record while the other writer's deactivation stood, and the
+        job, inactive and without a record, was neither admitted on-prem nor decided again
+        (seen once in R9, two replicas without leader election: a job never finished)."""
         if job.workload is not None:
             workload = await self.cluster.request("GET", _workload_path(job))
             if convert.workload_reserved(workload) or convert.condition_true(workload, "Finished"):
@@ -237,12 +244,9 @@ class OnPremCluster:
             if convert.workload_active(workload):
                 version = convert.meta(workload).get("resourceVersion")
                 body = {"metadata": {"resourceVersion": version}, "spec": {"active": False}}
-                try:
-                    workload = await self.cluster.request(
-                        "PATCH", _workload_path(job), body=body, content_type=MERGE_PATCH
-                    )
-                except kube_errors.Conflict:
-                    return False  # Kueue moved it meanwhile: decide again on fresh data
+                workload = await self.cluster.request(
+                    "PATCH", _workload_path(job), body=body, content_type=MERGE_PATCH
+                )
             self.workloads.put(workload)
             workload = await self.cluster.request("GET", _workload_path(job))
             if convert.workload_reserved(workload):
