@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -336,18 +337,7 @@ def _dataset_document(
                 {"key": key, "error": redact_text(message)} for key, message in report.failures
             ],
             "seconds": report.seconds,
-            "throttling": [
-                {
-                    "endpoint": load.endpoint,
-                    "ceiling": load.ceiling,
-                    "limit": load.limit,
-                    "lowest": load.lowest,
-                    "throttles": load.throttles,
-                    "decreases": load.decreases,
-                    "increases": load.increases,
-                }
-                for load in report.throttling
-            ],
+            "throttling": [dataclasses.asdict(load) for load in report.throttling],
         }
     return {
         "dataset": dataset,
