@@ -306,13 +306,13 @@ class Federation:
             case StepKind.WITHDRAW:
                 await self.moves.withdraw(job, copy, report)
             case StepKind.LOST:
-                await self.moves.requeue(job, now, step.reason, report, CLUSTER_LOST)
+                await self.moves.requeue(step, CLUSTER_LOST, now, report)
             case StepKind.PREEMPTED:
                 assert copy is not None
-                await self.moves.requeue(job, now, step.reason, report, PREEMPTED, copy=copy)
+                await self.moves.requeue(step, PREEMPTED, now, report)
             case StepKind.NOT_STARTED:
                 assert copy is not None
-                await self.moves.requeue(job, now, step.reason, report, START_TIMEOUT, copy=copy)
+                await self.moves.requeue(step, START_TIMEOUT, now, report)
             case StepKind.CONTINUE_PLACING:
                 await self.moves.place(job, record, now, report)
             case StepKind.RECREATE:

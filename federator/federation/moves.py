@@ -149,17 +149,12 @@ class Moves:
         log.warning("copy_withdrawn", job=job.key, placement=record.placement)
 
     async def requeue(
-        self,
-        job: OnPremJob,
-        now: float,
-        reason: str,
-        report: PassReport,
-        loss: Loss,
-        *,
-        copy: CopyView | None = None,
+        self, step: planning.Step, loss: Loss, now: float, report: PassReport
     ) -> None:
-        """Send a job whose copy was lost (`loss`: preempted, cluster lost, never started) back
-        to be decided again; the pool is blocked first where the loss says so."""
+        """Send the job of `step` (its copy, if any, and why) whose copy was lost (`loss`:
+        preempted, cluster lost, never started) back to be decided again; the pool is blocked
+        first where the loss says so."""
+        job, copy, reason = step.job, step.copy, step.reason
         record = job.record
         assert record is not None
         # The pool's block is written first, then the record, then the copy deleted. The
@@ -189,7 +184,7 @@ class Moves:
         # Not the last state seen ("Running"): the copy is gone until the job is placed again.
         job = await self._onprem.mirror(job, remote_state=loss.remote_state)
         # A start timeout's reason names the pool already ("... within 15m on cloud-a/spot").
-        where = "" if record.placement in reason else f"{record.placement}: "
+        where = "" if step.reason_names_placement else f"{record.placement}: "
         await self._onprem.event(
             job, reason=loss.event, message=f"{where}{reason}; re-placing", warning=True
         )

@@ -40,6 +40,10 @@ class Step:
     job: OnPremJob
     copy: CopyView | None = None
     reason: str = ""
+    # The reason already says where ("... on cloud-a/spot"): an Event made from it adds no
+    # "<placement>: " in front. Said here, where the reason is written, so that no reader has
+    # to find the placement in the text, which breaks silently when the wording changes.
+    reason_names_placement: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +123,8 @@ def _step(
         case CopyState.PENDING if timeouts.start_timed_out(copy, now):
             assert timeouts.start_s is not None
             why = f"no pod of the copy started within {_duration(timeouts.start_s)}"
-            return Step(StepKind.NOT_STARTED, job, copy, f"{why} on {record.placement}")
+            reason = f"{why} on {record.placement}"
+            return Step(StepKind.NOT_STARTED, job, copy, reason, reason_names_placement=True)
         case _:
             return Step(StepKind.MIRROR, job, copy)
 
