@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from federator.commands.status_fleet import BlockedPool, BudgetLine, BurstedJob,
 if TYPE_CHECKING:
     from federator import policy
     from federator.federation.blocks import PoolBlocks
+    from federator.federation.charges import SpendCount
     from federator.federation.records import PlacementRecord
     from federator.federation.spending import SpendBook
     from federator.kube.clients import Cluster
@@ -254,17 +254,6 @@ def _bursted(key: str, notes: Mapping[str, str], record: PlacementRecord, now: f
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Spend:
-    """The records' and the spend book's spend per period, as the federation's budgets see it."""
-
-    hour_spent: float
-    hour_counted: float  # a live placement counts at least its burn rate for the hour
-    today: float
-    month: Mapping[str, float]  # per tenant
-    committed: Mapping[str, float]  # per tenant: what live placements are still expected to cost
-
-
 def budget_lines(
     config: policy.FederatorConfig,
     jobs: Sequence[tuple[dict[str, Any], PlacementRecord]],
@@ -281,17 +270,17 @@ def budget_lines(
     budgets = config.budgets
     committed = sum(spend.committed.values())
     lines = [
-        BudgetLine("all", "today", spend.today, committed, budgets.usd_per_day),
-        BudgetLine("all", "this month", sum(spend.month.values()), committed, None),
+        BudgetLine("all", "today", spend.today_spent, committed, budgets.usd_per_day),
+        BudgetLine("all", "this month", sum(spend.month_spent.values()), committed, None),
     ]
     if budgets.usd_per_hour is not None:
         rest = spend.hour_counted - spend.hour_spent
         lines.insert(
             0, BudgetLine("all", "last hour", spend.hour_spent, rest, budgets.usd_per_hour)
         )
-    seen = [*spend.month, *spend.committed]
+    seen = [*spend.month_spent, *spend.committed]
     for tenant, cap in tenant_monthly_caps(config, seen).items():  # also those with no cap
-        spent, still = spend.month.get(tenant, 0.0), spend.committed.get(tenant, 0.0)
+        spent, still = spend.month_spent.get(tenant, 0.0), spend.committed.get(tenant, 0.0)
         lines.append(BudgetLine(f"tenant:{tenant}", "this month", spent, still, cap))
     return lines
 
@@ -301,37 +290,17 @@ def _spend(
     jobs: Sequence[tuple[dict[str, Any], PlacementRecord]],
     book: SpendBook,
     now: float,
-) -> _Spend:
-    """Counted as `SpendLedger.spend` (federation.spend_ledger) counts it (with its own
-    helpers, so the two cannot drift): each record's attempts since the hour, day or month
-    began, plus the spend book's jobs that are gone (carried as a pass would carry it, without
-    writing it)."""
-    from federator.federation.charges import (
-        hourly_charge,
-        periods,
-        spent_since,
-        still_committed,
-    )
-    from federator.federation.spending import Contribution
+) -> SpendCount:
+    """Counted by the function `SpendLedger.spend` counts with (`charges.count_spend`), so the
+    two cannot drift: each record's attempts since the hour, day or month began, plus the
+    spend book's jobs that are gone (carried as a pass would carry it, without writing it)."""
+    from federator.federation.charges import JobRecord, count_spend
     from federator.kube import convert
 
-    midnight, day_start, month_start = periods(now)
-    live: dict[str, Contribution] = {}
-    hour_spent = hour_counted = 0.0
-    committed: dict[str, float] = {}
+    counted = []
     for job, record in jobs:
         namespace = str(convert.meta(job).get("namespace"))
         owner = config.tenant_of_namespace(namespace)
         tenant = owner.name if owner is not None else namespace  # as daemon.observers._tenant_of
-        live[str(convert.meta(job).get("uid"))] = Contribution(
-            spent_since(record, now, day_start), spent_since(record, now, month_start), tenant
-        )
-        hour_spent += spent_since(record, now, now - 3600.0)
-        hour_counted += hourly_charge(record, now)
-        committed[tenant] = committed.get(tenant, 0.0) + still_committed(record, now)
-    carried = book.carry(live, day=midnight.strftime("%Y-%m-%d"), month=midnight.strftime("%Y-%m"))
-    month = dict(carried.gone_month_usd)
-    for contribution in live.values():
-        month[contribution.tenant] = month.get(contribution.tenant, 0.0) + contribution.month_usd
-    today = carried.gone_today_usd + sum(c.today_usd for c in live.values())
-    return _Spend(hour_spent, hour_counted, today, month, committed)
+        counted.append(JobRecord(str(convert.meta(job).get("uid")), tenant, record))
+    return count_spend(counted, book, now)

@@ -1,14 +1,85 @@
-"""Pure: what one placement record counts against the budgets at a moment.
+"""Pure: what the placement records count against the budgets at a moment.
 
-The federation loop sums these over the live records at every pass (`SpendLedger.spend`), and
-`federator status` shows the same sums, so what an operator reads is what the budgets count.
+`count_spend` sums what each record counts (the helpers below) over the records and the spend
+book. The federation loop calls it at every pass (`SpendLedger.spend`) and `federator status`
+calls it to show the same sums, so what an operator reads is what the budgets count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from federator.federation.records import Phase, PlacementRecord
+from federator.federation.spending import Contribution, SpendBook
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A placement record and the job it belongs to: its uid (the spend book's key for it)
+    and the tenant its spend counts against."""
+
+    uid: str
+    tenant: str
+    record: PlacementRecord
+
+
+@dataclass(frozen=True, slots=True)
+class SpendCount:
+    """The spend of the records and the spend book per period, spent and committed apart."""
+
+    hour_spent: float  # accrued in the last hour
+    hour_counted: float  # what the hourly budget counts: a live placement its burn rate at least
+    today_spent: float  # accrued since midnight UTC, jobs that are gone included
+    month_spent: Mapping[str, float]  # per tenant, since the month began, gone jobs included
+    committed: Mapping[str, float]  # per tenant: what live placements are still expected to cost
+    committed_total: float  # the same, all tenants (summed in the records' order)
+    book: SpendBook | None  # the book carried to this moment (None without a book)
+
+    @property
+    def month_counted(self) -> dict[str, float]:
+        """Each tenant's monthly spend as its budget counts it: spent plus still committed."""
+        month = dict(self.month_spent)
+        for tenant, usd in self.committed.items():
+            month[tenant] = month.get(tenant, 0.0) + usd
+        return month
+
+
+def count_spend(jobs: Iterable[JobRecord], book: SpendBook | None, now: float) -> SpendCount:
+    """What `jobs`' records and the jobs gone from `book` count against the budgets at `now`.
+
+    The book is carried as a pass carries it (the jobs missing from `jobs` move to its gone
+    totals); the caller decides whether to keep or write the carried book.
+    """
+    midnight, day_start, month_start = periods(now)
+    live: dict[str, Contribution] = {}
+    hour_spent = hour_counted = committed_total = 0.0
+    committed: dict[str, float] = {}
+    for job in jobs:
+        record = job.record
+        # Only money spent goes to the book: a job whose record goes away takes its promise
+        # with it, but not what it already cost.
+        live[job.uid] = Contribution(
+            today_usd=spent_since(record, now, day_start),
+            month_usd=spent_since(record, now, month_start),
+            tenant=job.tenant,
+        )
+        hour_spent += spent_since(record, now, now - 3600.0)
+        hour_counted += hourly_charge(record, now)
+        still = still_committed(record, now)
+        committed_total += still
+        committed[job.tenant] = committed.get(job.tenant, 0.0) + still
+    today = sum(c.today_usd for c in live.values())
+    month: dict[str, float] = {}
+    for contribution in live.values():
+        month[contribution.tenant] = month.get(contribution.tenant, 0.0) + contribution.month_usd
+    if book is not None:
+        book = book.carry(live, day=midnight.strftime("%Y-%m-%d"), month=midnight.strftime("%Y-%m"))
+        today += book.gone_today_usd
+        for tenant, usd in book.gone_month_usd.items():
+            month[tenant] = month.get(tenant, 0.0) + usd
+    return SpendCount(hour_spent, hour_counted, today, month, committed, committed_total, book)
 
 
 def periods(now: float) -> tuple[datetime, float, float]:

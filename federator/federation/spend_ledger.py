@@ -12,17 +12,17 @@ The federation loop creates one ledger and asks it for the pass's `Spend` after 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 
 import structlog
 
 from federator import errors, metrics
 from federator.core.models import Spend
-from federator.federation.charges import hourly_charge, periods, spent_since, still_committed
+from federator.federation.charges import JobRecord, count_spend
 from federator.federation.ports import OnPremView, SpendStore
-from federator.federation.records import Phase
-from federator.federation.spending import Contribution, SpendBook
+from federator.federation.records import Phase, PlacementRecord
+from federator.federation.spending import SpendBook
 
 log = structlog.get_logger(__name__)
 
@@ -43,68 +43,22 @@ class SpendLedger:
 
     def spend(self, onprem: OnPremView, now: float) -> Spend:
         """The spend the budgets see this pass: the live records' attempts and the gone jobs'
-        spend from the book, since the hour, day and month began."""
-        midnight, day_start, month_start = periods(now)
-        last_hour = promised_today = 0.0
-        promised: dict[str, float] = {}  # per tenant
-        live: dict[str, Contribution] = {}
-        jobs = gpus = 0
-        cluster_jobs: dict[str, int] = {}
-        cluster_gpus: dict[str, int] = {}
-        accrued: dict[str, tuple[str, float]] = {}  # uid -> (cluster, all its attempts' cost)
-        for job in onprem.jobs:
-            record = job.record
-            if record is None:
-                continue
-            # Only money spent goes to the book: a job whose record goes away takes its promise
-            # with it, but not what it already cost.
-            live[job.uid] = Contribution(
-                today_usd=spent_since(record, now, day_start),
-                month_usd=spent_since(record, now, month_start),
-                tenant=job.spec.tenant,
-            )
-            still = still_committed(record, now)
-            promised_today += still
-            promised[job.spec.tenant] = promised.get(job.spec.tenant, 0.0) + still
-            last_hour += hourly_charge(record, now)
-            accrued[job.uid] = (record.cluster, record.earlier_usd + record.attempt_cost_usd(now))
-            if record.phase in (Phase.PLACING, Phase.PLACED):
-                jobs += 1
-                gpus += record.gpus
-                cluster_jobs[record.cluster] = cluster_jobs.get(record.cluster, 0) + 1
-                cluster_gpus[record.cluster] = cluster_gpus.get(record.cluster, 0) + record.gpus
-        self._count_spend(accrued, counting=self._may_write())
-        today, tenant = self._with_gone_jobs(live, midnight)
-        for name, usd in promised.items():
-            tenant[name] = tenant.get(name, 0.0) + usd
-        return Spend(
-            last_hour_usd=last_hour,
-            today_usd=today + promised_today,
-            tenant_month_usd=tenant,
-            bursted_jobs=jobs,
-            bursted_gpus=gpus,
-            cluster_bursted_jobs=cluster_jobs,
-            cluster_bursted_gpus=cluster_gpus,
+        spend from the book, since the hour, day and month began (`charges.count_spend`), and
+        the bursts running now."""
+        jobs = [
+            JobRecord(job.uid, job.spec.tenant, job.record)
+            for job in onprem.jobs
+            if job.record is not None
+        ]
+        self._count_spend(_accrued(jobs, now), counting=self._may_write())
+        count = count_spend(jobs, self._book, now)
+        self._book = count.book
+        return replace(
+            _bursts(job.record for job in jobs),
+            last_hour_usd=count.hour_counted,
+            today_usd=count.today_spent + count.committed_total,
+            tenant_month_usd=count.month_counted,
         )
-
-    def _with_gone_jobs(
-        self, live: Mapping[str, Contribution], midnight: datetime
-    ) -> tuple[float, dict[str, float]]:
-        """Today's and each tenant's monthly spend: the live jobs', plus (with a spend book)
-        what jobs that are gone had spent in the same day and month."""
-        today = sum(c.today_usd for c in live.values())
-        tenant: dict[str, float] = {}
-        for contribution in live.values():
-            tenant[contribution.tenant] = (
-                tenant.get(contribution.tenant, 0.0) + contribution.month_usd
-            )
-        if self._book is None:
-            return today, tenant
-        day, month = midnight.strftime("%Y-%m-%d"), midnight.strftime("%Y-%m")
-        self._book = self._book.carry(live, day=day, month=month)
-        for name, usd in self._book.gone_month_usd.items():
-            tenant[name] = tenant.get(name, 0.0) + usd
-        return today + self._book.gone_today_usd, tenant
 
     async def load(self) -> None:
         """Read the spend book once (a failure is retried next pass; budgets meanwhile count
@@ -154,3 +108,32 @@ class SpendLedger:
         self._spent = {
             uid: max(usd, last.get(uid, 0.0) if last else 0.0) for uid, (_, usd) in accrued.items()
         }
+
+
+def _accrued(jobs: Iterable[JobRecord], now: float) -> dict[str, tuple[str, float]]:
+    """Each job's cluster and what all its attempts cost by `now`, by uid: the spend counter's
+    input."""
+    return {
+        job.uid: (job.record.cluster, job.record.earlier_usd + job.record.attempt_cost_usd(now))
+        for job in jobs
+    }
+
+
+def _bursts(records: Iterable[PlacementRecord]) -> Spend:
+    """The bursts running now (placing or placed), in all and per cluster, as a `Spend` with no
+    money in it yet: what the caps on how much federator runs in the clouds at once count."""
+    jobs = gpus = 0
+    cluster_jobs: dict[str, int] = {}
+    cluster_gpus: dict[str, int] = {}
+    for record in records:
+        if record.phase in (Phase.PLACING, Phase.PLACED):
+            jobs += 1
+            gpus += record.gpus
+            cluster_jobs[record.cluster] = cluster_jobs.get(record.cluster, 0) + 1
+            cluster_gpus[record.cluster] = cluster_gpus.get(record.cluster, 0) + record.gpus
+    return Spend(
+        bursted_jobs=jobs,
+        bursted_gpus=gpus,
+        cluster_bursted_jobs=cluster_jobs,
+        cluster_bursted_gpus=cluster_gpus,
+    )
