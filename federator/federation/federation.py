@@ -166,10 +166,6 @@ class Federation:
         """Where the spend book is kept (None: budgets count only the jobs still there)."""
         return self.spend_ledger.store
 
-    @spend_store.setter
-    def spend_store(self, store: SpendStore | None) -> None:
-        self.spend_ledger.store = store
-
     @property
     def pool_block_store(self) -> PoolBlockStore | None:
         return self.pool_blocking.store

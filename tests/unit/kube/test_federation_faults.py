@@ -10,8 +10,9 @@ import pytest
 
 from federator import metrics
 from federator.core.decisions import DecisionKind
+from federator.core.policy import DecisionPolicy
 from federator.errors import ClusterUnavailable
-from federator.federation import Federation
+from federator.federation import Federation, FederationSettings
 from federator.federation.ports import (
     CopyRequest,
     CopyState,
@@ -24,6 +25,7 @@ from federator.federation.records import Phase, PlacementRecord
 from federator.kube.errors import Conflict, Refused
 from tests.unit.kube.fakes import FakeCloud, FakeJob, FakeOnPrem
 from tests.unit.kube.test_federation_loop import (
+    Offers,
     Scripted,
     federation,
     offer,
@@ -240,8 +242,11 @@ async def test_a_placement_that_goes_away_leaves_what_it_spent_not_what_it_promi
         "cloud-a", "spot", 1, Phase.PLACED, placed_at=NOW - 1800, gpus=2,
         price_per_gpu_hour_usd=2.0, expected_cost_usd=10.0,
     )  # fmt: skip
-    fed = federation(onprem, [FakeCloud("cloud-a")], [offer("cloud-a")], Scripted())
-    fed.spend_store = store
+    fed = Federation(
+        onprem=onprem, clouds={"cloud-a": FakeCloud("cloud-a")}, policy=DecisionPolicy(),
+        offers=Offers([offer("cloud-a")]), settings=FederationSettings(interval_s=10),
+        decide=Scripted(), spend_store=store,
+    )  # fmt: skip
     report = await fed.run_once(NOW)
     assert report.spend is not None
     assert report.spend.today_usd == pytest.approx(10.0), "the whole promise counts while it runs"
