@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from federator import events, logs, metrics
+from federator import events, jsonsafe, logs, metrics
 
 DEFAULT_DECISION_CAPACITY = 500
 
@@ -197,18 +196,12 @@ def decision_json(record: DecisionRecord) -> dict[str, Any]:
     second guard) and infinite numbers become null."""
     body = asdict(record)
     body["reason"] = logs.redact_text(record.reason)
-    body["terms"] = {str(k): _finite_or_none(v) for k, v in record.terms.items()}
+    # JSON has no inf/nan; an infinite expected wait ("never fits on-prem") becomes null.
+    body["terms"] = jsonsafe.finite_within({str(k): v for k, v in record.terms.items()})
     for key in ("expected_cost_usd", "expected_wait_s", "expected_completion_s"):
-        body[key] = _finite_or_none(body[key])
+        body[key] = jsonsafe.finite(body[key])
     body["decided_at_iso"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.decided_at))
     return body
-
-
-def _finite_or_none(value: Any) -> Any:
-    # JSON has no inf/nan; an infinite expected wait ("never fits on-prem") becomes null.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 @contextlib.asynccontextmanager

@@ -11,6 +11,8 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from federator import jsonsafe
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
@@ -232,7 +234,8 @@ def as_json(fleet: FleetStatus) -> dict[str, Any]:
                 "spent_usd": _rounded(b.spent_usd),
                 "committed_usd": _rounded(b.committed_usd),
                 "cap_usd": b.cap_usd,
-                "used_fraction": _finite(b.used_fraction),
+                # a $0 cap with spend is used infinitely: null, as budgets.Cap says
+                "used_fraction": jsonsafe.finite(b.used_fraction, 4),
             }
             for b in fleet.budgets
         ],
@@ -262,8 +265,3 @@ def _iso(epoch: float | None) -> str | None:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
-
-
-def _finite(value: float | None) -> float | None:
-    """JSON has no Infinity: a $0 cap with spend reads as null, as budgets.Cap does."""
-    return None if value is None or not math.isfinite(value) else round(value, 4)

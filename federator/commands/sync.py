@@ -6,12 +6,13 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import signal
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
+
+from federator import jsonsafe
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -383,18 +384,8 @@ def _write_json(document: dict[str, Any]) -> None:
     """One document on stdout, after the person's lines on stderr. JSON has no Infinity or
     NaN (json.dumps would write them anyway, and strict parsers refuse them): they become
     null."""
-    text = json.dumps(_finite_or_null(document), indent=2, allow_nan=False)
+    text = json.dumps(jsonsafe.finite_within(document), indent=2, allow_nan=False)
     sys.stdout.write(text + "\n")
-
-
-def _finite_or_null(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_null(item) for item in value]
-    return value
 
 
 def _console() -> Console:

@@ -10,14 +10,13 @@ Events: every replica decides, and the Events are writes.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
 
-from federator import budgets, errors, events, metrics, web
+from federator import budgets, errors, events, jsonsafe, metrics, web
 from federator.federation.federation import PassReport
 from federator.federation.ports import OnPremPort
 
@@ -140,4 +139,4 @@ async def watch_budgets(parts: Parts, report: PassReport) -> None:
 
 def _finite(value: float, digits: int) -> float | None:
     """Rounded for the log line; None where the model says 'never' (an infinite wait)."""
-    return round(value, digits) if math.isfinite(value) else None
+    return jsonsafe.finite(value, digits)
