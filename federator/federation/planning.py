@@ -130,7 +130,13 @@ def _step(
 
 
 def _duration(seconds: float) -> str:
-    """`15m`, `90s`: as the policy file writes a start timeout."""
+    """A start timeout exactly, in whole minutes or else seconds: `15m`, `90s`, `60m`.
+
+    Not `core.reasons.duration`, which rounds waits down (`90s` would read `1m`, a timeout
+    shorter than the one set), nor `policy.units.format_duration` (`1m30s`): the Event text
+    `within 90s` is pinned (tests/unit/federation/test_start_timeout_planning.py). The three
+    agree on whole minutes under an hour, the usual start timeouts.
+    """
     if seconds >= 60 and seconds % 60 == 0:
         return f"{seconds / 60:.0f}m"
     return f"{seconds:g}s"
