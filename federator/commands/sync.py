@@ -234,9 +234,18 @@ def _print_report(console: Console, report: SyncReport) -> None:
             f"{load.lowest}, {load.limit} at the end"
         )
     for key, message in report.failures[:20]:
-        console.print(f"[red]failed[/] {key}: {message}")
+        console.print(_failed_line(key, message))
     if len(report.failures) > 20:
         console.print(f"[red]... and {len(report.failures) - 20} more failures[/]")
+
+
+def _failed_line(what: str, message: str) -> str:
+    """A failure for a person, its error through the log redactor as in the JSON document: a
+    store's error can carry a presigned URL or a key, and stderr ends up in terminals and CI
+    logs."""
+    from federator.logs import redact_text
+
+    return f"[red]failed[/] {what}: {redact_text(message)}"
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -301,7 +310,7 @@ def _print_models_report(console: Console, report: SyncBackReport) -> None:
         + (f", {left} left for the next round" if left else "")
     )
     for name, message in report.failures:
-        console.print(f"[red]failed[/] {name}: {message}")
+        console.print(_failed_line(name, message))
     # A stopped round is not a complete one: without these lines its summary read as if every
     # staged version were home.
     for name in report.versions_left:
