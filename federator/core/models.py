@@ -74,6 +74,10 @@ class PendingJob:
     # The value of waiting of the job's own queue, when the caller resolved it (the daemon does:
     # a LocalQueue, its ClusterQueue or its namespace); None: looked up by `queue` name.
     value_usd_per_gpu_hour: float | None = None
+    # The on-prem quota it waits for (`OnPremState.quota_pools`); "" when unknown: a Job
+    # outside Kueue, or a queue whose ClusterQueue is not seen. Such a job is replayed
+    # against the whole cluster's free GPUs.
+    quota_pool: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,21 @@ class RunningJob:
     key: str
     gpus: int
     expected_remaining_s: float
+    quota_pool: str = ""  # the quota its GPUs go back to (`OnPremState.quota_pools`)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaPool:
+    """GPU quota that on-prem jobs share: one Kueue cohort, or one ClusterQueue in none.
+
+    A job waits for the free quota of its own pool, not of the whole cluster: a team's full
+    ClusterQueue does not admit its jobs because another team's queue is idle (unless the two
+    share a cohort, whose members borrow each other's unused quota).
+    """
+
+    name: str
+    total_gpus: int
+    free_gpus: int
 
 
 def expected_remaining_s(started_at: float, expected_end: float, now: float) -> float:
@@ -115,6 +134,10 @@ class OnPremState:
     # caller that passes only a prefix of the queue, like the simulator): they count among the
     # jobs a stay delays (docs/cost-model.md §2). 0 when every pending job is passed.
     queued_behind: int = 0
+    # The quota pools `total_gpus` and `free_gpus` add up, when there are several: each job is
+    # then replayed against its own pool (`PendingJob.quota_pool`). Empty or one pool: the
+    # cluster is one pool.
+    quota_pools: tuple[QuotaPool, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,13 @@ foreseen, and jobs that cannot fit even on an empty cluster, or whose pod is big
 node, never start (`inf`). Jobs named in
 `queue_order` that are not pending here are unknown in size and ignored.
 Cost: O(n·s + r) heap and deque steps for n jobs of s distinct sizes and r releases.
+
+Quota pools (`OnPremState.quota_pools`: Kueue cohorts, or ClusterQueues in none) are replayed
+apart, each against its own free quota and the releases of its own running jobs, and their
+starts merged in time order (`PooledReplay`): a team's full ClusterQueue does not start its
+jobs on another team's idle quota. Jobs of no known pool (plain Jobs outside Kueue) are
+replayed against the whole cluster, as with one pool. Borrowing limits within a cohort are
+not modelled: its members share all their unused quota.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from heapq import heapify, heappop, heappush
+from typing import Protocol
 
-from federator.core.models import OnPremState, PendingJob
+from federator.core.models import OnPremState, PendingJob, QuotaPool
 
 
 def admission_order(jobs: Sequence[PendingJob], onprem: OnPremState) -> list[PendingJob]:
@@ -66,6 +75,96 @@ def admission_positions(jobs: Sequence[PendingJob], onprem: OnPremState) -> list
 
 
 _NEVER = math.inf
+
+
+class Replay(Protocol):
+    """What a decision round asks of the on-prem replay (see `OnPremReplay`)."""
+
+    def __len__(self) -> int: ...
+
+    def starts(self) -> Iterator[tuple[int, PendingJob, float]]: ...
+
+    def stays(self, job: PendingJob, start: float) -> None: ...
+
+
+def replay_from_now(
+    ordered: Sequence[PendingJob], onprem: OnPremState, *, now: float, backfill: bool
+) -> Replay:
+    """The replay of `ordered` (admission order) on `onprem`: one pool or several."""
+    if len(onprem.quota_pools) > 1:
+        return PooledReplay(ordered, onprem, now=now, backfill=backfill)
+    return OnPremReplay(ordered, onprem, now=now, backfill=backfill)
+
+
+class PooledReplay:
+    """One `OnPremReplay` per quota pool, their starts merged in time order.
+
+    Pools do not take each other's GPUs, so each replays alone; the round still decides jobs in
+    the order they would start (ties by admission order), so that a burst's ledger entry is seen
+    by every job decided after it, whichever pool it waits in.
+    """
+
+    def __init__(
+        self, ordered: Sequence[PendingJob], onprem: OnPremState, *, now: float, backfill: bool
+    ) -> None:
+        self._known = {pool.name: pool for pool in onprem.quota_pools}
+        members: dict[str, list[int]] = {}
+        for index, job in enumerate(ordered):
+            members.setdefault(self._pool_of(job), []).append(index)
+        # Admission indices in the round, by pool and position in the pool's own replay.
+        self._indices = members
+        self._replays = {
+            name: OnPremReplay(
+                [ordered[i] for i in indices],
+                _pool_state(onprem, self._known.get(name)),
+                now=now,
+                backfill=backfill,
+            )
+            for name, indices in members.items()
+        }
+
+    def _pool_of(self, job: PendingJob) -> str:
+        return job.quota_pool if job.quota_pool in self._known else ""
+
+    def __len__(self) -> int:
+        return sum(len(replay) for replay in self._replays.values())
+
+    def starts(self) -> Iterator[tuple[int, PendingJob, float]]:
+        """As `OnPremReplay.starts`, all pools together: the earliest next start first."""
+        steps = {name: replay.starts() for name, replay in self._replays.items()}
+        heads: list[tuple[float, int, str, PendingJob]] = []
+
+        def advance(name: str) -> None:
+            # Only after the pool's last job was answered (`stays` or not): its next start
+            # depends on that answer; the other pools' next starts do not.
+            step = next(steps[name], None)
+            if step is not None:
+                local, job, start = step
+                heappush(heads, (start, self._indices[name][local], name, job))
+
+        for name in steps:
+            advance(name)
+        while heads:
+            start, index, name, job = heappop(heads)
+            yield index, job, start
+            advance(name)
+
+    def stays(self, job: PendingJob, start: float) -> None:
+        self._replays[self._pool_of(job)].stays(job, start)
+
+
+def _pool_state(onprem: OnPremState, pool: QuotaPool | None) -> OnPremState:
+    """The cluster as one pool's jobs see it; the whole cluster for jobs of no known pool."""
+    if pool is None:
+        return replace(onprem, quota_pools=())
+    running = tuple(job for job in onprem.running if job.quota_pool == pool.name)
+    return replace(
+        onprem,
+        total_gpus=pool.total_gpus,
+        free_gpus=pool.free_gpus,
+        running=running,
+        quota_pools=(),
+    )
 
 
 class OnPremReplay:

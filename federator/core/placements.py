@@ -1,11 +1,11 @@
 """One decision round: every pending job gets stay, burst or hold, accounting for the others.
 
 `decide` is the one entry point the daemon and the simulator share. It replays on-prem
-admission from `now` (`onprem.OnPremReplay`) and decides each job at the moment the replay
-says it would start, in that order: a job that stays takes its GPUs for its runtime, so every
-later job sees a longer wait; a job that bursts takes pool GPUs, budget and cap room from the
-round's ledger, so no later job can take them twice. Same inputs, same round: offers are
-sorted by (price per speed, name), jobs by admission order and key.
+admission from `now` (`onprem.OnPremReplay`, one per quota pool) and decides each job at the
+moment the replay says it would start, in that order: a job that stays takes its GPUs for its
+runtime, so every later job sees a longer wait; a job that bursts takes pool GPUs, budget and
+cap room from the round's ledger, so no later job can take them twice. Same inputs, same
+round: offers are sorted by (price per speed, name), jobs by admission order and key.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import cast
 from federator.core.choices import RoundOptions
 from federator.core.decisions import Decision, DecisionKind, Round
 from federator.core.models import Offer, OnPremState, PendingJob, Spend
-from federator.core.onprem import OnPremReplay, admission_positions
+from federator.core.onprem import admission_positions, replay_from_now
 from federator.core.policy import AtCap, DecisionPolicy
 from federator.core.strategies import STRATEGIES, stay_while_clouds_full
 
@@ -56,7 +56,7 @@ def decide(
     positions = admission_positions(jobs, onprem)
     ordered = [jobs[position] for position in positions]
     options.follow(ordered)
-    replay = OnPremReplay(ordered, onprem, now=now, backfill=policy.onprem_backfill)
+    replay = replay_from_now(ordered, onprem, now=now, backfill=policy.onprem_backfill)
     stays = replay.stays
     tracked = options.tracks_decided
     counts_behind = policy.prices_queue_behind  # else `options.jobs_behind` stays 0
