@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from federator.core.decisions import Decision, DecisionKind
+from federator.core.models import PendingJob
 from federator.federation.ports import CloudView, CopyState, CopyView, OnPremJob, OnPremView
 from federator.federation.records import Phase
 
@@ -219,14 +220,9 @@ def pull_backs(
     """The placed jobs whose copy has not started and that on-prem has room for now, oldest
     placement first, each with its copy: the loop pulls them back on-prem. The room is the
     free GPUs less those of the jobs this round keeps on-prem to start within
-    `starting_within_s`; a copy younger than `after_s` stays (hysteresis)."""
-    gpus = {job.key: job.gpus for job in onprem.jobs}
-    starting_now = sum(
-        gpus.get(d.job_key, 0)
-        for d in decisions
-        if d.kind is DecisionKind.STAY and d.expected_wait_s <= starting_within_s
-    )
-    free = onprem.state.free_gpus - starting_now
+    `starting_within_s`; a copy younger than `after_s` stays (hysteresis). With several quota
+    pools (ClusterQueues, cohorts) each job needs room in its own."""
+    free = _room_by_pool(onprem, decisions, starting_within_s)
     index = copies_by_source(clouds)
     # Only a job Kueue can run may come back: a plain suspended Job has nobody on-prem to
     # start it, so pulling it back would only put it in the queue to be bursted again
@@ -244,10 +240,40 @@ def pull_backs(
         record = job.record
         assert record is not None
         copy = index.get((record.cluster, job.uid, record.attempt))
-        if copy is None or copy.state.started or job.gpus > free:
+        pool = _pool_of(job.spec, free)
+        if copy is None or copy.state.started or job.gpus > free[pool]:
             continue
         if now - record.placed_at < after_s:
             continue
-        free -= job.gpus
+        _take(free, pool, job.gpus)
         chosen.append((job, copy))
     return chosen
+
+
+def _room_by_pool(
+    onprem: OnPremView, decisions: Sequence[Decision], starting_within_s: float
+) -> dict[str, int]:
+    """Free GPUs per quota pool, less those of the jobs this round keeps on-prem to start
+    soon; "" is the whole cluster (the only entry when the cluster is one pool)."""
+    state = onprem.state
+    free = {"": state.free_gpus}
+    if len(state.quota_pools) > 1:
+        free |= {pool.name: pool.free_gpus for pool in state.quota_pools}
+    specs = {job.key: job.spec for job in onprem.jobs}
+    for decision in decisions:
+        spec = specs.get(decision.job_key)
+        soon = decision.expected_wait_s <= starting_within_s
+        if spec is not None and decision.kind is DecisionKind.STAY and soon:
+            _take(free, _pool_of(spec, free), spec.gpus)
+    return free
+
+
+def _pool_of(spec: PendingJob, free: Mapping[str, int]) -> str:
+    return spec.quota_pool if spec.quota_pool in free else ""
+
+
+def _take(free: dict[str, int], pool: str, gpus: int) -> None:
+    """GPUs taken in `pool` are taken from the whole cluster too."""
+    free[""] -= gpus
+    if pool:
+        free[pool] -= gpus

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
@@ -20,6 +21,7 @@ from federator.core.models import (
     DatasetNeed,
     OnPremState,
     PendingJob,
+    QuotaPool,
     RunningJob,
     RuntimeSource,
     expected_remaining_s,
@@ -334,6 +336,43 @@ def cluster_queue_gpus(cluster_queue: Obj) -> tuple[int, int]:
     return nominal, reserved
 
 
+def quota_pool_of(cluster_queue: Obj) -> str:
+    """The quota pool a ClusterQueue's jobs wait in: its cohort (`spec.cohortName`, or
+    v1beta1's `spec.cohort`), whose members borrow each other's unused quota, else itself."""
+    spec = cluster_queue.get("spec") or {}
+    cohort = spec.get("cohortName") or spec.get("cohort")
+    return f"cohort/{cohort}" if cohort else f"clusterqueue/{meta(cluster_queue).get('name')}"
+
+
+def quota_pools_by_cluster_queue(cluster_queues: Iterable[Obj]) -> dict[str, str]:
+    """ClusterQueue name -> the quota pool its jobs wait in (`quota_pool_of`)."""
+    return {str(meta(cq).get("name")): quota_pool_of(cq) for cq in cluster_queues}
+
+
+def quota_pools(cluster_queues: Iterable[Obj]) -> tuple[QuotaPool, ...]:
+    """Nominal and free GPUs per quota pool, by pool name.
+
+    Free is the pool's nominal quota less all its members reserve: a member borrowing beyond its
+    own quota takes from what the others leave unused. Borrowing and lending limits are not
+    modelled (a cohort's members are taken to share all their unused quota)."""
+    totals: dict[str, tuple[int, int]] = {}
+    for cq in cluster_queues:
+        nominal, reserved = cluster_queue_gpus(cq)
+        total, taken = totals.get(quota_pool_of(cq), (0, 0))
+        totals[quota_pool_of(cq)] = (total + nominal, taken + reserved)
+    return tuple(
+        QuotaPool(name, total, max(0, total - taken))
+        for name, (total, taken) in sorted(totals.items())
+    )
+
+
+def admitted_cluster_queue(workload: Obj) -> str | None:
+    """The ClusterQueue whose quota an admitted Workload holds (`status.admission`)."""
+    admission = (workload.get("status") or {}).get("admission") or {}
+    name = admission.get("clusterQueue")
+    return str(name) if name else None
+
+
 def onprem_state(
     cluster_queues: Iterable[Obj],
     workloads: Iterable[Obj],
@@ -348,36 +387,38 @@ def onprem_state(
     ClusterQueue, a JobSet) still gives its GPUs back some day: it counts as running for the
     default runtime from its admission. Left out, its GPUs were taken for ever, so every job
     looked as if it could never start on-prem and burst ("too big for the free cluster").
+    Each running job gives its GPUs back to its own quota pool (`quota_pools`).
     """
-    total = free = 0
-    for cq in cluster_queues:
-        nominal, reserved = cluster_queue_gpus(cq)
-        total += nominal
-        free += max(0, nominal - reserved)
+    cluster_queues = list(cluster_queues)
+    pools = quota_pools(cluster_queues)
+    pool_of = quota_pools_by_cluster_queue(cluster_queues)
     running: list[RunningJob] = []
     waiting: list[tuple[int, float, str]] = []
     for wl in workloads:
         if condition_true(wl, "Finished"):
             continue
         job = jobs_by_uid.get(workload_owner_uid(wl) or "")
+        pool = pool_of.get(admitted_cluster_queue(wl) or "", "")
         if job is None:
             if workload_reserved(wl):
-                running.append(_unwatched_holder(wl, now=now, runtime_s=default_runtime_s))
+                holder = _unwatched_holder(wl, now=now, runtime_s=default_runtime_s)
+                running.append(replace(holder, quota_pool=pool))
             continue
         if workload_reserved(wl):
             admitted = _condition_time(wl, "QuotaReserved") or now
             estimate = parse_duration(annotations_of(job).get(ANNOTATION_RUNTIME, ""))
             runtime = estimate if estimate is not None else default_runtime_s
             remaining = expected_remaining_s(admitted, admitted + runtime, now)
-            running.append(RunningJob(key(job), workload_gpus(wl), remaining))
+            running.append(RunningJob(key(job), workload_gpus(wl), remaining, pool))
         elif workload_pending(wl):
             created = parse_time(meta(wl).get("creationTimestamp")) or now
             waiting.append((-workload_priority(wl), created, key(job)))
     return OnPremState(
-        total_gpus=total,
-        free_gpus=free,
+        total_gpus=sum(pool.total_gpus for pool in pools),
+        free_gpus=sum(pool.free_gpus for pool in pools),
         running=tuple(sorted(running, key=lambda r: r.key)),
         queue_order=tuple(k for _, _, k in sorted(waiting)),
+        quota_pools=pools,
     )
 
 

@@ -126,10 +126,11 @@ class OnPremCluster:
                 workload_of[owner] = wl
             else:
                 unwatched.append(wl)
+        pools = convert.quota_pools_by_cluster_queue(self.cluster_queues.items.values())
         views = [
             view
             for uid, job in jobs_by_uid.items()
-            if (view := self._job_view(job, workload_of.get(uid))) is not None
+            if (view := self._job_view(job, workload_of.get(uid), pools)) is not None
         ]
         state = convert.onprem_state(
             self.cluster_queues.items.values(),
@@ -151,7 +152,9 @@ class OnPremCluster:
     def _watched(self, job: convert.Obj) -> bool:
         return not self.namespaces or convert.meta(job).get("namespace") in self.namespaces
 
-    def _job_view(self, job: convert.Obj, workload: convert.Obj | None) -> OnPremJob | None:
+    def _job_view(
+        self, job: convert.Obj, workload: convert.Obj | None, pools: Mapping[str, str]
+    ) -> OnPremJob | None:
         record = convert.record_of(job)
         finished = convert.job_finished(job)
         in_kueue = convert.KUEUE_QUEUE_LABEL in convert.labels(job)
@@ -171,6 +174,7 @@ class OnPremCluster:
             resident_namespaces=self.resident_namespaces,
         )
         spec = self._apply_policy(job, spec, workload)
+        spec = dataclasses.replace(spec, quota_pool=self._quota_pool(job, workload, pools))
         return OnPremJob(
             key=convert.key(job),
             namespace=str(meta.get("namespace")),
@@ -190,6 +194,19 @@ class OnPremCluster:
                 convert.annotations_of(job).get(ANNOTATION_DATA_PROBLEMS_TOLD, "")
             ),
         )
+
+    def _quota_pool(
+        self, job: convert.Obj, workload: convert.Obj | None, pools: Mapping[str, str]
+    ) -> str:
+        """The quota pool the job waits in: its admission's ClusterQueue once admitted, else
+        the one its LocalQueue feeds; "" for a plain Job or an unknown queue."""
+        cluster_queue = convert.admitted_cluster_queue(workload) if workload is not None else None
+        if cluster_queue is None:
+            queue = convert.labels(job).get(convert.KUEUE_QUEUE_LABEL)
+            namespace = convert.meta(job).get("namespace")
+            local_queue = self.local_queues.items.get(f"{namespace}/{queue}") if queue else None
+            cluster_queue = convert.local_queue_target(local_queue) if local_queue else None
+        return pools.get(cluster_queue or "", "")
 
     def _apply_policy(
         self, job: convert.Obj, spec: PendingJob, workload: convert.Obj | None = None

@@ -190,7 +190,7 @@ def adapter_holding(job: dict[str, Any]) -> tuple[OnPremCluster, MergingApiserve
     api.objects[f"/apis/batch/v1/namespaces/team-a/jobs/{job['metadata']['name']}"] = job
     onprem = OnPremCluster(api)
     onprem.jobs.put(copy.deepcopy(job))
-    view = onprem._job_view(job, o.workload(job))
+    view = onprem._job_view(job, o.workload(job), {})
     assert view is not None, "a job waiting in Kueue"
     return onprem, api, view
 
@@ -221,7 +221,7 @@ async def test_the_annotation_reads_back_on_the_job_and_an_empty_note_removes_it
     told = (("imagenet", "cloud-a", "0123456789ab"), ("coco", "cloud-b", "ba9876543210"))
     await onprem.note_data_problems(job, told)
     assert annotation(api) == "imagenet@cloud-a=0123456789ab,coco@cloud-b=ba9876543210"
-    read = onprem._job_view(live_job(api), o.workload(live_job(api)))
+    read = onprem._job_view(live_job(api), o.workload(live_job(api)), {})
     assert read is not None
     assert read.data_problems_told == told, "a new process reads it"
     writes = len(api.writes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from federator.core.decisions import Decision, DecisionKind
-from federator.core.models import OnPremState, PendingJob
+from federator.core.models import OnPremState, PendingJob, QuotaPool
 from federator.federation import planning
 from federator.federation.ports import CloudView, CopyState, CopyView, OnPremJob, OnPremView
 from federator.federation.records import Phase, PlacementRecord
@@ -69,3 +69,25 @@ def test_room_kept_for_jobs_the_round_starts_on_prem_now_is_not_offered() -> Non
     later = stays._replace(expected_wait_s=600.0)
     assert chosen([job, staying], [copy_of(job)], free_gpus=8, decisions=(stays,)) == []
     assert chosen([job, staying], [copy_of(job)], free_gpus=8, decisions=(later,)) == ["train"]
+
+
+def test_a_job_comes_back_only_when_its_own_quota_pool_has_room() -> None:
+    """Team A's ClusterQueue is full, team B's has 8 free: B's placed job comes back, A's stays
+    in the cloud (pooled, the 8 free GPUs went to the older, A's)."""
+    a_job = placed("a", 8, 100.0)
+    a_job = replace(a_job, spec=replace(a_job.spec, quota_pool="clusterqueue/a"))
+    b_job = placed("b", 8, 200.0)
+    b_job = replace(b_job, spec=replace(b_job.spec, quota_pool="clusterqueue/b"))
+    pools = (QuotaPool("clusterqueue/a", 32, 0), QuotaPool("clusterqueue/b", 32, 8))
+    state = OnPremState(64, 8, quota_pools=pools)
+    onprem = OnPremView(up=True, synced=True, state=state, jobs=(a_job, b_job))
+    clouds = {
+        "cloud-a": CloudView(
+            "cloud-a", up=True, synced=True, copies=(copy_of(a_job), copy_of(b_job))
+        )
+    }
+    picked = planning.pull_backs(onprem, clouds, (), starting_within_s=10.0, after_s=0.0, now=NOW)
+    assert [job.name for job, _ in picked] == ["b"]
+    one_pool = replace(onprem, state=OnPremState(64, 8))
+    picked = planning.pull_backs(one_pool, clouds, (), starting_within_s=10.0, after_s=0.0, now=NOW)
+    assert [job.name for job, _ in picked] == ["a"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from federator.core.models import DatasetNeed, RuntimeSource
+from federator.core.models import DatasetNeed, QuotaPool, RuntimeSource
 from federator.federation.ports import CopyState, Terminal
 from federator.federation.records import Phase, PlacementRecord, copy_name
 from federator.kube import convert
@@ -423,3 +423,58 @@ def test_a_copy_waits_to_start_since_its_start_time_else_since_its_creation() ->
     waiting_for_data["spec"]["suspend"] = True  # type: ignore[index]
     view = convert.copy_view("c", waiting_for_data, [], nodes)
     assert (view.state, view.pending_since) == (CopyState.SUSPENDED, None)
+
+
+def named_queue(
+    name: str, nominal: int, reserved: int, cohort: str | None = None
+) -> dict[str, Any]:
+    queue = o.cluster_queue(nominal=nominal, reserved=reserved)
+    queue = {**queue, "metadata": {**queue["metadata"], "name": name}}
+    if cohort is not None:
+        queue = {**queue, "spec": {**queue["spec"], "cohortName": cohort}}
+    return queue
+
+
+def admitted_to(workload: dict[str, Any], cluster_queue: str) -> dict[str, Any]:
+    status = {**workload.get("status", {}), "admission": {"clusterQueue": cluster_queue}}
+    return {**workload, "status": status}
+
+
+def test_cluster_queues_become_quota_pools_a_cohort_pooled_a_lone_queue_apart() -> None:
+    """Two queues of one cohort share their unused quota (one borrows beyond its own); a third
+    stands alone. The cluster-wide figures stay the sums."""
+    queues = [
+        named_queue("vision", nominal=16, reserved=20, cohort="research"),  # borrows 4
+        named_queue("nlp", nominal=16, reserved=4, cohort="research"),
+        named_queue("batch", nominal=8, reserved=8),
+    ]
+    state = convert.onprem_state(queues, [], {}, now=o.T0_S, default_runtime_s=60)
+    assert state.quota_pools == (
+        QuotaPool("clusterqueue/batch", 8, 0),
+        QuotaPool("cohort/research", 32, 8),
+    )
+    assert (state.total_gpus, state.free_gpus) == (40, 8)
+    # v1beta1's field name is read too.
+    old_style = {**queues[2], "spec": {**queues[2]["spec"], "cohort": "legacy"}}
+    assert convert.quota_pool_of(old_style) == "cohort/legacy"
+
+
+def test_a_running_job_gives_its_gpus_back_to_the_pool_it_was_admitted_in() -> None:
+    mine = o.job("mine", uid="u-mine", annotations={"federator.io/runtime-estimate": "1h"})
+    theirs = o.job("theirs", uid="u-theirs", namespace="team-z")
+    reserved = [o.condition("QuotaReserved", at=o.T0)]
+    workloads = [
+        admitted_to(o.workload(mine, conditions=reserved), "vision"),
+        admitted_to(o.workload(theirs, conditions=reserved), "batch"),
+    ]
+    state = convert.onprem_state(
+        [named_queue("vision", 16, 4, cohort="research"), named_queue("batch", 8, 4)],
+        workloads,
+        {"u-mine": mine},
+        now=o.T0_S,
+        default_runtime_s=60,
+    )
+    assert [(r.key, r.quota_pool) for r in state.running] == [
+        ("team-a/mine", "cohort/research"),
+        ("team-z/job-theirs-1a2b3 (unwatched)", "clusterqueue/batch"),
+    ]
