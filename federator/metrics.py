@@ -89,6 +89,14 @@ QUEUE_OLDEST_PENDING_SECONDS = Gauge(
     ["queue"],
     registry=REGISTRY,
 )
+ONPREM_QUOTA_GPUS = Gauge(
+    "federator_onprem_quota_gpus",
+    "On-prem GPU quota per quota pool (a Kueue cohort, or a ClusterQueue in none): its "
+    "nominal total, and what its members do not reserve (free).",
+    ["pool", "state"],
+    registry=REGISTRY,
+)
+QUOTA_STATES = ("total", "free")
 
 # The cost model's on-prem wait forecasts against the real waits (federation/forecasts.py).
 ONPREM_WAIT_FORECASTS = Counter(

@@ -1,8 +1,9 @@
 """Cluster gauges: the metrics of what each pass observes, set before it decides anything.
 
-Per on-prem queue, its waiting workloads, GPUs and oldest wait; per cloud cluster, its bursted
-jobs by state. Set at every pass, by every replica (leader or not), from the same views the
-pass decides on, so that the dashboards show what the federation saw.
+Per on-prem queue, its waiting workloads, GPUs and oldest wait; per on-prem quota pool, its total
+and free GPUs; per cloud cluster, its bursted jobs by state. Set at every pass, by every replica
+(leader or not), from the same views the pass decides on, so that the dashboards show what the
+federation saw.
 
 The federation loop creates one `ClusterGauges`.
 """
@@ -39,6 +40,9 @@ class ClusterGauges:
             self._queues_shown = shown
         else:
             self._queues_shown |= shown
+        for pool in onprem.state.quota_pools:
+            metrics.ONPREM_QUOTA_GPUS.labels(pool=pool.name, state="total").set(pool.total_gpus)
+            metrics.ONPREM_QUOTA_GPUS.labels(pool=pool.name, state="free").set(pool.free_gpus)
         for view in clouds.values():
             counts = dict.fromkeys(metrics.BURST_STATES, 0)
             for copy in view.copies:
