@@ -83,6 +83,13 @@ class Moves:
         self._placed.pop(job.uid, None)
         await self._onprem.write_record(job, None)
 
+    async def _release_and_drop_record(self, job: OnPremJob) -> None:
+        """Give the job back to Kueue, then drop its record: a Kueue job left without a record
+        must have an active Workload. In this order a crash between the two leaves the record,
+        and the next pass decides the job again; the other way round it would be lost."""
+        await self._onprem.release_on_prem(job)
+        await self._drop_record(job)
+
     async def mark_done(self, job: OnPremJob, record: PlacementRecord, now: float) -> None:
         """The on-prem Job is terminal: its record catches up."""
         self._placed.pop(job.uid, None)
@@ -143,7 +150,9 @@ class Moves:
         assert record is not None
         if copy is not None:
             await self._clouds[copy.cluster].delete_copy(copy.namespace, copy.name)
-        await self._drop_record(job)
+        # Reactivated too: "admitted" may be Kueue's reservation of the Workload we held, which
+        # Kueue then evicts as inactive; without a record it would never be admitted again.
+        await self._release_and_drop_record(job)
         metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="withdrawn").inc()
         report.actions.append(f"withdraw {job.key}: it started on-prem")
         log.warning("copy_withdrawn", job=job.key, placement=record.placement)
@@ -249,7 +258,10 @@ class Moves:
             report.failures.append(f"{job.key}: placement dropped, the job may not leave on-prem")
             return
         if not await self._onprem.hold_on_prem(job):
-            await self._drop_record(job)
+            # Kueue reserved quota for it, possibly just after our own deactivation landed (it
+            # writes an admission without a precondition): reactivated before the record goes,
+            # else an inactive Workload without a record is neither admitted nor decided again.
+            await self._release_and_drop_record(job)
             metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="failed").inc()
             report.actions.append(f"abandon {job.key}: it started or may start on-prem")
             return
