@@ -252,8 +252,10 @@ class Moves:
         """Steps 2–5 of docs/design.md §4; safe to repeat after a crash."""
         if not job.burst_allowed:
             # The record is an annotation its owner can write; a PLACING one is carried on only
-            # for a job that may leave (the same check `burst` makes before writing one).
-            await self._drop_record(job)
+            # for a job that may leave (the same check `burst` makes before writing one). The
+            # Workload goes back to Kueue first: an earlier pass of this placement may have held
+            # it, and inactive without a record the job would be neither admitted nor decided.
+            await self._release_and_drop_record(job)
             log.error("placement_refused_opt_out", job=job.key, placement=record.placement)
             report.failures.append(f"{job.key}: placement dropped, the job may not leave on-prem")
             return
