@@ -334,7 +334,9 @@ class Moves:
         The note on the Job and the event go out before the record is dropped: Kueue may admit
         the Job at once, and its write then makes the drop a conflict that a later pass settles
         on the started-on-prem path, which says nothing of the return. The note stays on the
-        Job after the Events have expired.
+        Job after the Events have expired. It is preconditioned on the version the return was
+        decided on: a process deciding on a stale view gets a conflict before it releases
+        anything, and cannot drop a placement another process made meanwhile.
         """
         job = await self._onprem.note_return(job, why=why)
         await self._onprem.release_on_prem(job)

@@ -281,10 +281,16 @@ class OnPremCluster:
         self.workloads.put(updated)
 
     async def note_return(self, job: OnPremJob, *, why: str) -> OnPremJob:
-        # No precondition: the note only adds history, and it must not lose a race with Kueue.
+        """The first write of a return on-prem, so preconditioned on the version the return was
+        decided on (the job has a record): a second writer that placed the job since makes it
+        a `Conflict` before anything is released, and the following drop of the record cannot
+        carry a version we never saw. Kueue cannot race it: the Workload is still held."""
         stamp = convert.format_time(self.cluster.health.clock())
         note = f"{stamp} {why}"[:1024]
-        body = {"metadata": {"annotations": {convert.ANNOTATION_RETURNED: note}}}
+        metadata: dict[str, Any] = {"annotations": {convert.ANNOTATION_RETURNED: note}}
+        if job.record is not None:
+            metadata["resourceVersion"] = job.resource_version
+        body = {"metadata": metadata}
         updated = await self.cluster.request(
             "PATCH", _job_path(job), body=body, content_type=MERGE_PATCH
         )
@@ -317,11 +323,14 @@ class OnPremCluster:
         return replace(self._updated(job, updated), data_problems_told=kept)
 
     async def finish(self, job: OnPremJob, terminal: Terminal) -> OnPremJob:
+        """The terminal status, preconditioned on the version the job was observed at (not a
+        fresh read's): a Job changed since, e.g. re-placed by a second writer, is a `Conflict`,
+        decided again next pass. One already finished is returned as it is."""
         live = await self.cluster.request("GET", _job_path(job))
         if convert.job_finished(live):
             return self._updated(job, live)
         body = {
-            "metadata": {"resourceVersion": convert.meta(live).get("resourceVersion")},
+            "metadata": {"resourceVersion": job.resource_version},
             "status": convert.terminal_status(live, terminal),
         }
         updated = await self.cluster.request(
