@@ -12,8 +12,12 @@ models: Kueue's resources have no generated models anyway, and one representatio
 the apiserver sent) keeps the conversion code in `convert.py` uniform and testable. The client
 library still does what it is good at: auth, TLS, the connection pool, and watch parsing.
 
-`Health` records whether the cluster answered its last request. A cluster is never "down"
-because of one slow call of another cluster: each has its own client and health.
+`Health` records whether the cluster answers: its last request, or a watch that opened or
+delivered an event since (`Reflector` reports those). A watch counts because one failed write
+(a 429, a 503, a slow webhook's timeout) must not leave a cluster whose watches keep working
+"down" until its copies are taken as lost; a cluster whose apiserver is really gone breaks its
+watches too. A cluster is never "down" because of one slow call of another cluster: each has
+its own client and health.
 
 Credentials rotate under a running daemon (`federator.kube.rotation`): a `Cluster` adopts a
 client built from the new kubeconfig in place (`adopt`), so everything that holds the cluster
@@ -180,12 +184,17 @@ class Cluster:
         """The streaming response of a watch request (for `kubernetes_asyncio.watch.Watch`).
 
         Watch passes `watch=True` and `_preload_content=False`; the response's lines are the
-        events. A non-2xx answer is a `Status` line that Watch turns into an ApiException.
+        events. A non-2xx answer is a `Status` line that Watch turns into an ApiException. A
+        2xx answer marks the cluster up: the server ends each watch after its timeout (60 s),
+        so even an idle cluster shows it answers within a minute.
         """
         params.pop("_preload_content", None)
         timeout = params.pop("_request_timeout", None)
         query = {_camel(k): v for k, v in params.items() if v is not None}
-        return await self._send("GET", path, params=query, body=None, ct=JSON, timeout=timeout)
+        response = await self._send("GET", path, params=query, body=None, ct=JSON, timeout=timeout)
+        if 200 <= response.status < 300:
+            self.health.mark_ok()
+        return response
 
     async def _send(
         self,

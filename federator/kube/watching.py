@@ -7,10 +7,12 @@ its whole cache, which also drops any object deleted while we were not watching.
 re-opened every `watch_timeout_s` by the server's own timeout, which detects half-dead
 connections without a client-side guess.
 
-Failures mark the cluster down (`clients.Health`) and the list is retried with exponential
-backoff and jitter (tenacity); the backoff starts again from its first step after each
-successful list. Each Reflector runs in its own task, so one cluster that stops answering never
-delays another's observation.
+Failures mark the cluster down (`clients.Health`), and a watch that opens or delivers an event
+(a bookmark too) marks it up again: one failed write must not keep a cluster whose watches work
+"down" until its copies count as lost. The list is retried with exponential backoff and jitter
+(tenacity); the backoff starts again from its first step after each successful list. Each
+Reflector runs in its own task, so one cluster that stops answering never delays another's
+observation.
 
 The cache holds the apiserver's JSON dicts, keyed "<namespace>/<name>"; readers convert them
 with `federator.kube.convert` and must not mutate them.
@@ -163,6 +165,7 @@ class Reflector:
                 async for event in stream.stream(
                     self.cluster.open_watch, self.resource.path, **params
                 ):
+                    self.cluster.health.mark_ok()  # it answers now, whatever a write said before
                     self._apply(event)
         except ApiException as e:
             raise self.cluster.failure(e, False) from e
