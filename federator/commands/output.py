@@ -1,4 +1,5 @@
-"""What the commands' tables need to read well outside a terminal."""
+"""What the commands' output needs: tables that read well outside a terminal, and text from
+outside that prints as itself."""
 
 from __future__ import annotations
 
@@ -18,3 +19,24 @@ def wide_enough(console: Console, table: Table) -> Console:
         return console
     width = Measurement.get(console, console.options.update_width(10_000), table).maximum
     return type(console)(width=max(console.width, width), file=console.file)
+
+
+def literal(value: object) -> str:
+    """`value` as rich markup that prints as itself, for text from outside (an S3 key, a store's
+    error, a name from a policy file or a cluster) put into a line that has markup of ours.
+
+    Unescaped, rich read `shards/[train]/p0` as a style tag and dropped `[train]`, and raised
+    MarkupError (a traceback for the user) on `[/x]`. Text without brackets or a trailing
+    backslash comes back unchanged, so lines without them print as they always did.
+    """
+    from rich.markup import escape
+
+    text = str(value)
+    body = text.rstrip("\\")
+    trailing = len(text) - len(body)
+    if not trailing:
+        return escape(body)
+    # Backslashes just before a tag escape it, so ours are doubled (2n print as n and leave the
+    # next tag a tag); before plain text all 2n would print, so an empty style pair follows
+    # them: it prints nothing, and the backslashes are always before a tag.
+    return escape(body) + "\\" * (2 * trailing) + "[dim][/dim]"

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from federator import jsonsafe
+from federator.commands.output import literal
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -152,7 +153,9 @@ def run_dataset(args: argparse.Namespace) -> int:
     stores = Stores(config)
     copier = stores.dataset_copier(args.name, args.to)
     console = _console()
-    console.print(f"[bold]{args.name}[/]: {copier.source} -> {copier.target}")
+    console.print(
+        f"[bold]{literal(args.name)}[/]: {literal(copier.source)} -> {literal(copier.target)}"
+    )
     with (
         Progress(
             "[progress.description]{task.description}",
@@ -214,7 +217,7 @@ def _print_plan(console: Console, plan: SyncPlan) -> None:
     if plan.deletes:
         console.print(f"  delete after copying: {len(plan.deletes)} object(s)")
     if plan.delete_note:
-        console.print(f"  {plan.delete_note}")
+        console.print(f"  {literal(plan.delete_note)}")
 
 
 def _print_report(console: Console, report: SyncReport) -> None:
@@ -229,7 +232,8 @@ def _print_report(console: Console, report: SyncReport) -> None:
     )
     for load in report.throttling:
         console.print(
-            f"[yellow]throttled[/] {load.endpoint} answered {load.throttles} throttling error(s) "
+            f"[yellow]throttled[/] {literal(load.endpoint)} answered {load.throttles} "
+            "throttling error(s) "
             f"(503 SlowDown or similar): requests in flight went from {load.ceiling} down to "
             f"{load.lowest}, {load.limit} at the end"
         )
@@ -245,7 +249,7 @@ def _failed_line(what: str, message: str) -> str:
     logs."""
     from federator.logs import redact_text
 
-    return f"[red]failed[/] {what}: {redact_text(message)}"
+    return f"[red]failed[/] {literal(what)}: {literal(redact_text(message))}"
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -260,7 +264,7 @@ def run_models(args: argparse.Namespace) -> int:
     source, target = stores.staging(args.source), stores.registry()
     console = _console()
     with (
-        console.status(f"syncing {source.location} -> {target.location}"),
+        console.status(f"syncing {literal(source.location)} -> {literal(target.location)}"),
         stores.certificate_failures_explained(),
         _first_interrupt_stops(stores, console),
     ):
@@ -302,7 +306,7 @@ def _first_interrupt_stops(stores: Stores, console: Console) -> Iterator[None]:
 
 def _print_models_report(console: Console, report: SyncBackReport) -> None:
     for name in report.versions_copied:
-        console.print(f"copied {name}")
+        console.print(f"copied {literal(name)}")
     left = report.left_for_next_round
     console.print(
         f"{len(report.versions_copied)} version(s) copied ({report.blobs_copied} blob(s), "
@@ -314,7 +318,7 @@ def _print_models_report(console: Console, report: SyncBackReport) -> None:
     # A stopped round is not a complete one: without these lines its summary read as if every
     # staged version were home.
     for name in report.versions_left:
-        console.print(f"[yellow]left[/] {name}: not reached before the stop")
+        console.print(f"[yellow]left[/] {literal(name)}: not reached before the stop")
     not_home = len(report.failures) + left
     if not_home:
         console.print(
