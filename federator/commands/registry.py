@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from federator.commands.output import literal
+
 if TYPE_CHECKING:
     from federator.storage.registry import ModelRegistry
 
@@ -168,13 +170,14 @@ def _check_file_path(path: str) -> str:
 def run_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     registry = _registry(args)
     console = Console()
     if args.model is None:
         names = registry.models()
         for name in names:
-            console.print(name, highlight=False)
+            console.print(name, markup=False, highlight=False)
         if not names:  # on stderr: stdout stays one model name a line, for scripts
             print(f"no models in {registry.location} yet", file=sys.stderr)
         return 0
@@ -182,24 +185,25 @@ def run_list(args: argparse.Namespace) -> int:
     if not versions:
         raise _no_such_model(args.model, registry)
     # The location on its own line: as the table's title rich folded it mid-word.
-    console.print(f"{args.model} ({registry.location})", highlight=False)
+    console.print(f"{args.model} ({registry.location})", markup=False, highlight=False)
     aliases = registry.aliases(args.model)
     aliases_of = _aliases_by_version(aliases)
     table = Table("version", "aliases", "files", "size", "created")
     for version in versions:
         manifest = registry.manifest(args.model, version)
-        table.add_row(
-            version,
-            ", ".join(aliases_of.get(version, ())),
+        table.add_row(  # what a manifest or an alias says, as it says it
+            Text(version),
+            Text(", ".join(aliases_of.get(version, ()))),
             str(len(manifest.files)),
             f"{manifest.size:,} B",
-            manifest.created_at,
+            Text(manifest.created_at),
         )
     console.print(table)
     # Written by hand or by a job in a staging area, an alias may name no version: no row shows it.
     for alias, version in aliases.items():
         if version not in versions:
-            console.print(f"alias {alias} -> {version}: no such version", highlight=False)
+            line = f"alias {alias} -> {version}: no such version"
+            console.print(line, markup=False, highlight=False)
     return 0
 
 
@@ -224,15 +228,19 @@ def _no_such_model(model: str, registry: ModelRegistry) -> Exception:
 def run_show(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     manifest = _registry(args).manifest(args.model, args.ref)
     console = Console()
-    console.print(f"[bold]{manifest.name}[/] version {manifest.version}, {manifest.created_at}")
+    console.print(
+        f"[bold]{literal(manifest.name)}[/] version {literal(manifest.version)}, "
+        f"{literal(manifest.created_at)}"
+    )
     for key, value in sorted(manifest.metadata.items()):
-        console.print(f"  {key}: {value}")
+        console.print(f"  {literal(key)}: {literal(value)}")
     table = Table("path", "size", "digest")
     for entry in manifest.files:
-        table.add_row(entry.path, f"{entry.size:,}", entry.digest)
+        table.add_row(Text(entry.path), f"{entry.size:,}", Text(entry.digest))
     console.print(table)
     return 0
 
@@ -244,10 +252,10 @@ def run_verify(args: argparse.Namespace) -> int:
     with console.status("reading every file back"):
         result = _registry(args).verify(args.model, args.ref)
     for problem in result.problems:
-        console.print(f"[red]bad[/] {problem}")
+        console.print(f"[red]bad[/] {literal(problem)}")
     state = "ok" if result.ok else f"{len(result.problems)} bad file(s)"
     console.print(
-        f"{result.name} {result.version}: {result.files} file(s), "
+        f"{literal(result.name)} {literal(result.version)}: {result.files} file(s), "
         f"{result.bytes_checked:,} bytes checked: {state}"
     )
     return 0 if result.ok else 1
