@@ -9,6 +9,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from federator.commands.output import literal
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     decisions, report = asyncio.run(_plan(args.config))
     console = _print_decisions(decisions)
     if report.skipped:
-        console.print(f"[yellow]note:[/] {report.skipped}")
+        console.print(f"[yellow]note:[/] {literal(report.skipped)}")
     return 0
 
 
@@ -70,6 +72,7 @@ def _print_decisions(decisions: list[Decision]) -> Console:
     """The decisions as a table; no pending job is one line, as `status` says an empty section."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from federator.commands.output import wide_enough
 
@@ -82,13 +85,13 @@ def _print_decisions(decisions: list[Decision]) -> Console:
         table.add_column(column, overflow="fold")
     for d in decisions:
         where = f"{d.cluster}/{d.pool}" if d.cluster else "onprem"
-        table.add_row(
-            d.job_key,
+        table.add_row(  # the job, its place and the reason are names from outside: as they are
+            Text(d.job_key),
             str(d.kind),
-            where,
+            Text(where),
             f"${d.expected_cost_usd:,.2f}",
             _duration(d.expected_wait_s),
-            d.reason,
+            Text(d.reason),
         )
     console = wide_enough(Console(), table)
     # The title as its own line: rich centres a table title in blanks to the table's width.

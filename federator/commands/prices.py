@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from federator.commands.output import literal
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         with console.status("asking AWS for spot prices and placement scores…"):
             reports = asyncio.run(refresh_all(builder.pricings, now))
         failures = [
-            f"[red]{pool}[/]: AWS {region}: {outcome}"
+            f"[red]{literal(pool)}[/]: AWS {literal(region)}: {literal(outcome)}"
             for pool, report in reports.items()
             for region, outcome in report.failed.items()
         ]
@@ -147,6 +149,7 @@ def _as_json(book: OfferBook) -> list[dict[str, object]]:
 
 def _print_table(book: OfferBook, console: Console) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from federator.commands.output import wide_enough
 
@@ -163,14 +166,14 @@ def _print_table(book: OfferBook, console: Console) -> None:
         status = "[green]offered[/]"
         if row.refusal is not None:
             status = f"[red]SKIPPED[/] {row.refusal.reason.value}"
-        table.add_row(
-            row.key,
-            row.gpu_type,
+        table.add_row(  # names and the price's source (a catalog's path) as they are
+            Text(row.key),
+            Text(row.gpu_type),
             row.capacity.value,
             _money(row.spot_usd_per_gpu_hour, bold=row.capacity.value == "spot"),
             _money(row.on_demand_usd_per_gpu_hour, bold=row.capacity.value == "on-demand"),
             _age(row.price_age_s),
-            row.source,
+            Text(row.source),
             f"{row.preemption.rate_per_hour:.3g}",
             "-" if row.placement_score is None else f"{row.placement_score:g}",
             str(row.free_gpus),
@@ -180,10 +183,12 @@ def _print_table(book: OfferBook, console: Console) -> None:
     console.print(table)
     for row in book.rows:
         if row.refusal is not None:
-            console.print(f"[red]{row.key}[/]: skipped: {row.refusal.detail}", highlight=False)
+            detail = literal(row.refusal.detail)
+            console.print(f"[red]{literal(row.key)}[/]: skipped: {detail}", highlight=False)
         for note in row.notes:
-            console.print(f"[yellow]{row.key}[/]: {note}", highlight=False)
-        console.print(f"[dim]{row.key}: preemption {row.preemption.evidence}[/]", highlight=False)
+            console.print(f"[yellow]{literal(row.key)}[/]: {literal(note)}", highlight=False)
+        evidence = f"{literal(row.key)}: preemption {literal(row.preemption.evidence)}"
+        console.print(f"[dim]{evidence}[/]", highlight=False)
     console.print(f"{len(book.offers)} of {len(book.rows)} pools offered.")
     console.print(
         "[dim]free GPUs here is each pool's cap (max_gpus); the daemon also limits it to the "
