@@ -225,7 +225,7 @@ class Moves:
         record = PlacementRecord(
             cluster=cluster,
             pool=pool,
-            attempt=(previous.attempt + 1) if previous else 1,
+            attempt=_next_attempt(job, view),
             phase=Phase.PLACING,
             placed_at=now,
             gpus=job.gpus,
@@ -382,6 +382,23 @@ class Moves:
         await self.return_on_prem(
             job, f"pulled back from {record.placement}: on-prem has room", report
         )
+
+
+def _next_attempt(job: OnPremJob, target: CloudView) -> int:
+    """The attempt a new placement of `job` on the `target` cluster gets: the record's next,
+    and past every copy of the job the target still holds.
+
+    A record dropped when the job went back on-prem restarts the count at 1, and copy names
+    are deterministic in the attempt (`records.copy_name`): the create would meet a copy of an
+    earlier placement left on the cluster (one that survived an outage, finished or failed
+    meanwhile, perhaps on another pool) and adopt it, and that copy would finish the job with
+    its own outcome. Past it, the new copy has a name of its own, and GC deletes the old one as
+    stale. The target is up and synced (the only clusters offered), so its copies are all seen.
+    """
+    previous = job.record
+    next_of_record = (previous.attempt + 1) if previous else 1
+    taken = [copy.attempt for copy in target.copies if copy.source_uid == job.uid]
+    return max([next_of_record, *(attempt + 1 for attempt in taken)])
 
 
 @dataclass(frozen=True, slots=True)
