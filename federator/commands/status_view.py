@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 def print_status(fleet: FleetStatus, console: Console) -> None:
     from federator.commands.output import wide_enough
 
-    console.print(f"federator status: instance {fleet.instance}", highlight=False)
-    console.print(leader_line(fleet), highlight=False)
+    # The instance and the Lease's holder are names from the cluster: printed as they are.
+    console.print(f"federator status: instance {fleet.instance}", markup=False, highlight=False)
+    console.print(leader_line(fleet), markup=False, highlight=False)
     sections: list[tuple[str, Table | None, str]] = [
         (f"bursted jobs: {len(fleet.jobs)}", jobs_table(fleet), "no job is bursted"),
         ("spend (USD)", budgets_table(fleet), "no budget to show"),
@@ -65,6 +66,7 @@ def leader_line(fleet: FleetStatus) -> str:
 
 def jobs_table(fleet: FleetStatus) -> Table | None:
     from rich.table import Table
+    from rich.text import Text
 
     if not fleet.jobs:
         return None
@@ -82,12 +84,12 @@ def jobs_table(fleet: FleetStatus) -> Table | None:
     for column in columns:
         table.add_column(column, overflow="fold")
     for job in fleet.jobs:
-        table.add_row(
-            job.job,
-            f"{job.cluster}/{job.pool}",
+        table.add_row(  # names and the mirrored state come from the clusters: as they are
+            Text(job.job),
+            Text(f"{job.cluster}/{job.pool}"),
             str(job.attempt),
             str(job.preemptions),
-            _state(job, fleet.now),
+            Text(_state(job, fleet.now)),
             f"{_utc(job.placed_at)} ({_ago(job.placed_at, fleet.now)})",
             _usd(job.expected_usd),
             _usd(job.accrued_usd),
@@ -97,6 +99,7 @@ def jobs_table(fleet: FleetStatus) -> Table | None:
 
 def budgets_table(fleet: FleetStatus) -> Table | None:
     from rich.table import Table
+    from rich.text import Text
 
     if not fleet.budgets:
         return None
@@ -105,7 +108,7 @@ def budgets_table(fleet: FleetStatus) -> Table | None:
         table.add_column(column, overflow="fold")
     for line in fleet.budgets:
         table.add_row(
-            line.scope,
+            Text(line.scope),  # a tenant's name
             line.period,
             _usd(line.spent_usd),
             _usd(line.committed_usd),
@@ -117,6 +120,7 @@ def budgets_table(fleet: FleetStatus) -> Table | None:
 
 def blocks_table(fleet: FleetStatus) -> Table | None:
     from rich.table import Table
+    from rich.text import Text
 
     if not fleet.blocks:
         return None
@@ -125,10 +129,10 @@ def blocks_table(fleet: FleetStatus) -> Table | None:
         table.add_column(column, overflow="fold")
     for block in fleet.blocks:
         table.add_row(
-            f"{block.cluster}/{block.pool}",
+            Text(f"{block.cluster}/{block.pool}"),
             f"{_utc(block.until)} (in {_left(block.until - fleet.now)})",
-            block.cause,
-            block.job,
+            Text(block.cause),
+            Text(block.job),
         )
     return table
 
