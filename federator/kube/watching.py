@@ -3,9 +3,11 @@
 A Reflector lists once, then watches from the list's resourceVersion with bookmarks on, so a
 quiet watch still advances its resourceVersion and a reconnect rarely finds it compacted. When
 it is (`410 Gone`, as an HTTP status or as an ERROR event), the Reflector relists and replaces
-its whole cache, which also drops any object deleted while we were not watching. The watch is
-re-opened every `watch_timeout_s` by the server's own timeout, which detects half-dead
-connections without a client-side guess.
+its whole cache, which also drops any object deleted while we were not watching. Neither a
+late event nor a list replaces our own newer write (`put`): resourceVersions are opaque in
+theory, but etcd's are integers and are compared where both are (where not, the last arrival
+wins). The watch is re-opened every `watch_timeout_s` by the server's own timeout, which
+detects half-dead connections without a client-side guess.
 
 Failures mark the cluster down (`clients.Health`), and a watch that opens or delivers an event
 (a bookmark too) marks it up again: one failed write must not keep a cluster whose watches work
@@ -21,7 +23,7 @@ with `federator.kube.convert` and must not mutate them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +81,8 @@ class Reflector:
         self._watch_timeout_s = watch_timeout_s
         self._max_backoff_s = max_backoff_s
         self.changed = asyncio.Event()  # set on every change; readers clear it
+        # Our own writes while a list is on its way: the list may have been taken before them.
+        self._written_while_listing: dict[str, dict[str, Any]] | None = None
 
     async def run(self) -> None:
         """List, then watch until the watch breaks; relist; forever (cancel to stop)."""
@@ -115,13 +119,22 @@ class Reflector:
                 await asyncio.sleep(self._max_backoff_s)
 
     async def relist(self) -> None:
-        """One list request; replaces the cache and the resourceVersion to watch from."""
+        """One list request; replaces the cache and the resourceVersion to watch from.
+
+        Our own writes made while the list was on its way stay when they are newer than it:
+        the list may have been taken before them, and dropping one (a placement record just
+        written) would show the collector a copy with no record."""
         params: dict[str, Any] = {}
         if self.resource.label_selector:
             params["labelSelector"] = self.resource.label_selector
-        data = await self.cluster.request("GET", self.resource.path, params=params)
-        self.items = {object_key(item): item for item in data.get("items") or ()}
-        self.resource_version = (data.get("metadata") or {}).get("resourceVersion")
+        self._written_while_listing = {}
+        try:
+            data = await self.cluster.request("GET", self.resource.path, params=params)
+        finally:
+            written, self._written_while_listing = self._written_while_listing, None
+        version = (data.get("metadata") or {}).get("resourceVersion")
+        self.items = _listed_keeping_later_writes(data.get("items") or (), written, version)
+        self.resource_version = version
         self.synced = True
         self.relists += 1
         self.changed.set()
@@ -183,6 +196,11 @@ class Reflector:
             self.resource_version = str(version)
         if kind == "BOOKMARK":
             return
+        current = self.items.get(object_key(obj))
+        if current is not None and version and _newer(current, version):
+            # Our own write (`put`) got ahead of the watch: this event is older and would
+            # bring back what we replaced; the watch delivers our version next.
+            return
         if kind == "DELETED":
             self.items.pop(object_key(obj), None)
         elif kind in ("ADDED", "MODIFIED"):
@@ -196,9 +214,24 @@ class Reflector:
         if current is not None and _newer(current, meta.get("resourceVersion")):
             return
         self.items[object_key(obj)] = obj
+        if self._written_while_listing is not None:
+            self._written_while_listing[object_key(obj)] = obj
 
     def forget(self, key: str) -> None:
         self.items.pop(key, None)
+
+
+def _listed_keeping_later_writes(
+    listed: Iterable[dict[str, Any]], written: Mapping[str, dict[str, Any]], version: object
+) -> dict[str, dict[str, Any]]:
+    """A list's objects, and those of our own writes made while it was on its way that are
+    newer than the list (`version`): the watch from `version` tells what became of them. Only
+    those: an object cached from before the list and missing from it was deleted meanwhile."""
+    items = {object_key(item): item for item in listed}
+    for key, ours in written.items():
+        if _newer(ours, version):  # so newer than every object of the list too
+            items[key] = ours
+    return items
 
 
 def _newer(current: Mapping[str, Any], version: object) -> bool:
