@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from federator import errors
+from federator.commands.output import literal
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -201,8 +202,9 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for world in worlds:
         found = _simulate(console, args, trace, world, policies)
-        title = (
-            f"{args.trace.name}: {len(trace):,} jobs, on-prem {world.scenario.onprem_gpus} GPUs, "
+        title = (  # a table's title is markup; the trace's file name is not ours
+            f"{literal(args.trace.name)}: {len(trace):,} jobs, "
+            f"on-prem {world.scenario.onprem_gpus} GPUs, "
             f"estimates {options.estimate.label()}, seed {args.seed}"
         )
         report.print_results(console, found, title)
