@@ -183,9 +183,12 @@ class Moves:
             await self._pool_blocking.block(pool, loss.blocks_pool, job, now)
         if loss.preemption:
             again = replace(again, preemptions=record.preemptions + 1)
+        job = await self._onprem.write_record(job, again)
+        if loss.preemption:
+            # Counted once the record says so: a write that fails leaves the copy preempted
+            # under its placed record, and the next pass would count the same preemption again.
             self._preemption_evidence.count_preemption(pool)
             metrics.PREEMPTIONS.labels(cluster=record.cluster).inc()
-        job = await self._onprem.write_record(job, again)
         if loss is START_TIMEOUT:  # not "replaced" alone: capacity that never came, no preemption
             metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="start_timeout").inc()
         if copy is not None:
