@@ -6,6 +6,7 @@ import argparse
 import time
 
 from federator import errors
+from federator.commands.output import literal
 
 DESCRIPTION = """\
 Run a sandbox of real components on this machine, all bound to 127.0.0.1:
@@ -96,7 +97,7 @@ def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
 
     def report(message: str) -> None:
-        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {message}")
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {literal(message)}")
 
     parts = frozenset(args.only or PARTS)
     missing = binaries.missing(needed_builds(parts | ({"clusters"} if "kueue" in parts else set())))
@@ -105,14 +106,14 @@ def _up(args: argparse.Namespace) -> int:
     try:
         env = sandbox.up(parts=parts, report=report, build=not args.no_build)
     except binaries.BuildFailed as error:
-        console.print(f"[red]sandbox build failed:[/red] {error}")
+        console.print(f"[red]sandbox build failed:[/red] {literal(error)}")
         return 1
     except ComponentFailed as error:
-        console.print(f"[red]sandbox up failed[/red]: {error}")
+        console.print(f"[red]sandbox up failed[/red]: {literal(error)}")
         return 1
     if env.kubeconfig.exists():
-        console.print(f"kubeconfig: {env.kubeconfig} (contexts onprem, cloud-a, cloud-b)")
-    console.print(f"s3 stores:  {env.root / 's3.json'}")
+        console.print(f"kubeconfig: {literal(env.kubeconfig)} (contexts onprem, cloud-a, cloud-b)")
+    console.print(f"s3 stores:  {literal(env.root / 's3.json')}")
     return 0
 
 
@@ -122,9 +123,9 @@ def _down() -> int:
     from federator.sandbox import Sandbox
 
     console = Console(stderr=True, highlight=False)
-    result = Sandbox(report=console.print).down()
+    result = Sandbox(report=lambda message: console.print(message, markup=False)).down()
     names = ", ".join(result.components) or "-"
-    console.print(f"stopped {len(result.components)} process(es): {names}")
+    console.print(f"stopped {len(result.components)} process(es): {literal(names)}")
     if result.leftover_ports:
         ports = ", ".join(f"{n} ({p})" for n, p in sorted(result.leftover_ports.items()))
         console.print(f"[red]still listening[/red]: {ports}")
@@ -136,6 +137,7 @@ def _down() -> int:
 def _status() -> int:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from federator.sandbox import Sandbox
 
@@ -147,7 +149,7 @@ def _status() -> int:
     for row in rows:
         total += row.rss_bytes
         table.add_row(
-            row.key,
+            Text(row.key),
             str(row.pid or "-"),
             "[green]running[/green]" if row.running else "[red]stopped[/red]",
             f"{row.rss_bytes / 2**20:.0f} MiB" if row.running else "-",
