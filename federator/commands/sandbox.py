@@ -128,7 +128,7 @@ def _down() -> int:
     console.print(f"stopped {len(result.components)} process(es): {literal(names)}")
     if result.leftover_ports:
         ports = ", ".join(f"{n} ({p})" for n, p in sorted(result.leftover_ports.items()))
-        console.print(f"[red]still listening[/red]: {ports}")
+        console.print(f"[red]still listening[/red]: {literal(ports)}")
         return 1
     console.print("no sandbox port is listening")
     return 0

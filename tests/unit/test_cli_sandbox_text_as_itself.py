@@ -61,16 +61,19 @@ def test_up_prints_a_components_failure_whole(
 
 
 class FakeSandbox:
-    """A sandbox of one component named `value`: down reports on it, status shows it."""
+    """A sandbox of one component named `value`: down reports on it (and, if `listening`, finds
+    its port still bound), status shows it."""
 
     value = ""
+    listening = False
 
     def __init__(self, report: Any = None) -> None:
         self.report = report
 
     def down(self) -> Any:
         self.report(f"stopped {self.value} (0.1 s)")
-        return SimpleNamespace(components=(self.value,), leftover_ports={})
+        leftover = {self.value: 18310} if self.listening else {}
+        return SimpleNamespace(components=(self.value,), leftover_ports=leftover)
 
     def status(self) -> list[Any]:
         row = SimpleNamespace(
@@ -92,3 +95,14 @@ def test_down_and_status_print_component_names_whole(
     assert cli.main(["sandbox", "status"]) == 3
     out = capsys.readouterr().out
     assert any(line.startswith(f"│ {value} ") for line in out.splitlines())
+
+
+@pytest.mark.parametrize("value", FROM_OUTSIDE)
+def test_down_names_a_component_still_listening_whole(
+    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FakeSandbox, "value", value)
+    monkeypatch.setattr(FakeSandbox, "listening", True)
+    monkeypatch.setattr(sandbox, "Sandbox", FakeSandbox)
+    assert cli.main(["sandbox", "down"]) == 1
+    assert f"still listening: {value} (18310)" in err_lines(capsys)
