@@ -268,6 +268,12 @@ class OnPremCluster:
             workload = await self.cluster.request("GET", _workload_path(job))
             if convert.workload_reserved(workload):
                 return False
+            if convert.workload_active(workload):
+                # Reactivated since our deactivation (a second writer returning it on-prem, or
+                # a person): not held, so no copy yet; the next pass decides on fresh data.
+                raise kube_errors.Conflict(
+                    self.cluster.name, 409, f"workload {job.workload} was reactivated meanwhile"
+                )
         live = await self.cluster.request("GET", _job_path(job))
         return convert.job_suspended(live) and convert.job_active_pods(live) == 0
 
