@@ -9,8 +9,16 @@ first, and the fence closes by itself when the last successful renewal is older 
 
 Safety margin: a renewal counts from when its request *started* (the apiserver commits it
 later, never earlier), and another replica can take the lease only `lease_duration` after it
-saw that commit. The policy requires `lease_duration > renew_deadline + retry_period` (the
-request timeout here), so our last write has finished (or failed) before anyone else may start.
+saw that commit. So no write is sent later than `renew_deadline` after that start, and none is
+waited for past `lease_duration` after it: while the campaign runs, every write a cluster sends
+gets the time the lease has left as its timeout (`Fence.write_window`, through
+`clients.writes_within`) when that is shorter than the usual request timeout (20 s). The policy
+requires `lease_duration > renew_deadline + retry_period`, so a write sent just before the
+fence closes still has more than `retry_period` (the lease requests' own timeout, at least 1 s).
+Our last write has been answered or given up before anyone else may start. What a client
+cannot do is recall a request the apiserver already holds: that one may still commit until the
+apiserver's own timeout; the placement record and the on-prem hold are written conditioned on
+a resourceVersion for that reason (`federator.kube.onprem`).
 
 The apiserver being down is normal weather, not a crash: a refused connection or a request
 that times out is a failed call to the library (it retries after `retry_period` and, while
@@ -35,6 +43,8 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 from kubernetes_asyncio.leaderelection import electionconfig, leaderelection
 from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
+
+from federator.kube import clients
 
 log = structlog.get_logger(__name__)
 
@@ -125,6 +135,16 @@ class Fence:
             self._reported_closed = True
             log.warning("write_fence_closed", renew_deadline_s=self._deadline)
         return self._leading and fresh
+
+    def write_window(self, lease_duration_s: float) -> float:
+        """Seconds a write sent now may take and still end before another replica may hold the
+        lease: up to `lease_duration_s` after our last renewal was sent. Unbounded without an
+        election; 0 while we do not lead, when no write should be on its way at all."""
+        if self._always_open:
+            return math.inf
+        if not self._leading:
+            return 0.0
+        return max(0.0, self._last_renewal + lease_duration_s - self._clock())
 
     def require(self) -> None:
         """Raise `NotLeader` unless a write is allowed now; call it right before each write."""
@@ -293,7 +313,22 @@ async def campaign(
     lead: Callable[[], Coroutine[Any, Any, None]],
     stop: asyncio.Event,
 ) -> None:
-    """Run for leader until `stop`; run `lead()` while leading; re-run after losing the lease."""
+    """Run for leader until `stop`; run `lead()` while leading; re-run after losing the lease.
+
+    Meanwhile every cluster's writes wait no longer than the lease has left (module docstring).
+    """
+    with clients.writes_within(lambda: fence.write_window(settings.lease_duration_s)):
+        await _campaign(api, settings, fence=fence, lead=lead, stop=stop)
+
+
+async def _campaign(
+    api: client.ApiClient,
+    settings: ElectionSettings,
+    *,
+    fence: Fence,
+    lead: Callable[[], Coroutine[Any, Any, None]],
+    stop: asyncio.Event,
+) -> None:
     refusals = _RefusalLog()
     while not stop.is_set():
         lock = _FencedLeaseLock(

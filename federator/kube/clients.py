@@ -19,6 +19,9 @@ delivered an event since (`Reflector` reports those). A watch counts because one
 watches too. A cluster is never "down" because of one slow call of another cluster: each has
 its own client and health.
 
+A write waits no longer than the leader lease has left while a campaign runs
+(`writes_within`, see `federator.leadership`): past that, another replica may be writing.
+
 Credentials rotate under a running daemon (`federator.kube.rotation`): a `Cluster` adopts a
 client built from the new kubeconfig in place (`adopt`), so everything that holds the cluster
 or its `ApiClient` sends the new credentials from its next request on, and it tells the
@@ -34,9 +37,10 @@ import contextlib
 import errno
 import functools
 import json
+import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,8 +168,11 @@ class Cluster:
         creating: bool = False,
     ) -> dict[str, Any]:
         """One request; returns the decoded JSON or raises a `federator.kube.errors` error."""
+        timeout = REQUEST_TIMEOUT_S if method == "GET" else self._write_timeout(method, path)
         try:
-            response = await self._send(method, path, params=params, body=body, ct=content_type)
+            response = await self._send(
+                method, path, params=params, body=body, ct=content_type, timeout=timeout
+            )
             try:
                 data = await response.read()
             finally:
@@ -179,6 +186,18 @@ class Cluster:
             raise self.failure(failure, creating) from failure
         self.health.mark_ok()
         return json.loads(data) if data else {}
+
+    def _write_timeout(self, method: str, path: str) -> float:
+        """The usual timeout, or less: what the leader lease has left (`writes_within`)."""
+        window = _lease_window()
+        if window <= 0:
+            # Only a write that skipped the fence gets here: sending it could race the replica
+            # that may lead now, so it is not sent (and the cluster's health is not touched).
+            raise errors.TransientError(
+                f"cluster {self.name}: {method} {path} not sent: this replica's leader lease "
+                "may have passed to another replica"
+            )
+        return min(REQUEST_TIMEOUT_S, window)
 
     async def open_watch(self, path: str, **params: Any) -> Any:
         """The streaming response of a watch request (for `kubernetes_asyncio.watch.Watch`).
@@ -228,6 +247,26 @@ class Cluster:
         else:
             self.health.mark_ok()  # it answered, even if it said no
         return translated
+
+
+# ---- writes under a leader lease -----------------------------------------------------------
+
+_lease_window: Callable[[], float] = lambda: math.inf  # noqa: E731 - no lease: no bound
+
+
+@contextlib.contextmanager
+def writes_within(window: Callable[[], float]) -> Iterator[None]:
+    """While inside, a write sent through any `Cluster` gets at most `window()` seconds.
+
+    Process-wide on purpose: one process holds one lease (or none), and every cluster's writes
+    are that process's writes; the leader campaign sets it (`federator.leadership.campaign`).
+    """
+    global _lease_window
+    before, _lease_window = _lease_window, window
+    try:
+        yield
+    finally:
+        _lease_window = before
 
 
 def _reason(data: bytes, fallback: str | None) -> str:

@@ -42,8 +42,10 @@ class LeaderElection(Section):
 
     lease_duration: PositiveDuration = parse_duration("15s")
     """How long a lease is valid without renewal; a new leader takes over after this. Must be
-    longer than `renew_deadline` + `retry_period`: the old leader stops writing
-    `renew_deadline` after its last renewal, and its last request may take `retry_period`."""
+    longer than `renew_deadline` + `retry_period`: the old leader sends no write later than
+    `renew_deadline` after its last renewal and waits for none past `lease_duration` after it
+    (a write's timeout is cut to what the lease has left), so its last write still gets more
+    than `retry_period`."""
 
     renew_deadline: PositiveDuration = parse_duration("10s")
     """The leader gives up leadership if it could not renew for this long."""
