@@ -156,8 +156,9 @@ class OnPremPort(Protocol):
 
     async def hold_on_prem(self, job: OnPremJob) -> bool:
         """Deactivate the Workload (preconditioned); True when the job cannot start on-prem,
-        False when it holds quota, is admitted or finished there. A precondition that fails
-        raises `Conflict` (the pass tries the step again on fresh data)."""
+        False when it holds quota, is admitted or finished there. A precondition that fails,
+        or a Workload found active again at the final check, raises `Conflict` (the pass
+        tries the step again on fresh data)."""
         ...
 
     async def release_on_prem(self, job: OnPremJob) -> None:
@@ -166,7 +167,8 @@ class OnPremPort(Protocol):
 
     async def note_return(self, job: OnPremJob, *, why: str) -> OnPremJob:
         """Leave on the Job when and why it went back to the on-prem queue (Events expire);
-        returns it with its new resourceVersion."""
+        returns it with its new resourceVersion. Preconditioned on `job.resource_version` when
+        the job has a record: `Conflict` if the Job changed since the pass read it."""
         ...
 
     async def mirror(self, job: OnPremJob, *, remote_state: str) -> OnPremJob:
@@ -174,7 +176,9 @@ class OnPremPort(Protocol):
         ...
 
     async def finish(self, job: OnPremJob, terminal: Terminal) -> OnPremJob:
-        """Give the suspended on-prem Job the terminal status of its cloud copy."""
+        """Give the suspended on-prem Job the terminal status of its cloud copy.
+        Preconditioned on `job.resource_version`: `Conflict` if the Job changed since the pass
+        read it (another writer; the next pass decides again)."""
         ...
 
     async def event(self, job: OnPremJob, *, reason: str, message: str, warning: bool) -> None: ...
