@@ -552,7 +552,7 @@ def copy_view(cluster: str, job: Obj, pods: Sequence[Obj], node_names: frozenset
     running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
     if condition_true(job, "Complete"):
         state = CopyState.SUCCEEDED
-    elif any(pod_disrupted(p, node_names) for p in pods):
+    elif any(pod_disrupted(p, node_names) for p in pods) or failed_by_disruption(job):
         state = CopyState.PREEMPTED
     elif condition_true(job, "Failed"):
         state = CopyState.FAILED
@@ -722,6 +722,7 @@ def cloud_job(
     ]
     for container in [*(pod.get("containers") or ()), *(pod.get("initContainers") or ())]:
         _rewrite_container(container, rewrites)
+    _fail_at_once_on_disruption(spec)
     spec["suspend"] = suspended
     return {
         "apiVersion": "batch/v1",
@@ -737,6 +738,44 @@ def cloud_job(
         },
         "spec": spec,
     }
+
+
+# A pod the cluster took away (spot reclaim, node gone, eviction, scheduler preemption: each sets
+# the pod condition DisruptionTarget) fails the copy at once, with that reason in its status.
+# Without it the lost pod counts against the Job's own backoffLimit: with 0 the copy ends
+# Failed, and a pass that did not see the pod before the pod GC removed it (the daemon
+# restarting, on-prem unreachable) took a spot preemption for the job's own failure and failed
+# the job on-prem; with more, the Job controller re-ran it on the same pool behind federator's
+# back. The copy's status now says "preempted" for as long as the copy exists (`copy_view`).
+_DISRUPTION_FAILS_THE_COPY = {
+    "action": "FailJob",
+    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+}
+_MAX_POD_FAILURE_RULES = 20  # the Job API's limit
+
+
+def _fail_at_once_on_disruption(spec: dict[str, Any]) -> None:
+    """Put the disruption rule first in the copy's podFailurePolicy, where the API allows one:
+    pods that never restart in place (`restartPolicy: Never`) and room for one more rule."""
+    if ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy") != "Never":
+        return
+    policy = dict(spec.get("podFailurePolicy") or {})
+    rules = list(policy.get("rules") or ())
+    if len(rules) >= _MAX_POD_FAILURE_RULES:
+        return
+    spec["podFailurePolicy"] = {**policy, "rules": [_DISRUPTION_FAILS_THE_COPY, *rules]}
+
+
+def failed_by_disruption(job: Obj) -> bool:
+    """The Job failed because the cluster took a pod away (a podFailurePolicy FailJob rule on
+    DisruptionTarget matched, ours or the user's): true after the pods are gone too."""
+    return any(
+        c.get("type") in ("FailureTarget", "Failed")
+        and c.get("status") == "True"
+        and c.get("reason") == "PodFailurePolicy"
+        and "has condition DisruptionTarget" in str(c.get("message", ""))
+        for c in conditions(job)
+    )
 
 
 # What federator writes on the on-prem Job about its placement. On the copy it would describe
