@@ -756,7 +756,11 @@ _MAX_POD_FAILURE_RULES = 20  # the Job API's limit
 
 def _fail_at_once_on_disruption(spec: dict[str, Any]) -> None:
     """Put the disruption rule first in the copy's podFailurePolicy, where the API allows one:
-    pods that never restart in place (`restartPolicy: Never`) and room for one more rule."""
+    pods that never restart in place (`restartPolicy: Never`) and room for one more rule.
+
+    A Job with a podFailurePolicy must replace a pod only once it has failed
+    (`podReplacementPolicy: Failed`); the apiserver defaults the on-prem Job's to
+    `TerminatingOrFailed` without one, and refuses the copy with that (422)."""
     if ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy") != "Never":
         return
     policy = dict(spec.get("podFailurePolicy") or {})
@@ -764,6 +768,7 @@ def _fail_at_once_on_disruption(spec: dict[str, Any]) -> None:
     if len(rules) >= _MAX_POD_FAILURE_RULES:
         return
     spec["podFailurePolicy"] = {**policy, "rules": [_DISRUPTION_FAILS_THE_COPY, *rules]}
+    spec["podReplacementPolicy"] = "Failed"
 
 
 def failed_by_disruption(job: Obj) -> bool:

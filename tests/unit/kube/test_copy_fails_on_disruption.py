@@ -27,8 +27,12 @@ def failed(reason: str, message: str) -> list[dict[str, Any]]:
 
 
 def test_the_copy_fails_at_once_when_the_cluster_takes_a_pod_away() -> None:
-    body = cloud_copy(o.job())
+    source = o.job()
+    # What the apiserver defaults on a Job without a podFailurePolicy: with one it refuses it.
+    source["spec"]["podReplacementPolicy"] = "TerminatingOrFailed"
+    body = cloud_copy(source)
     assert body["spec"]["podFailurePolicy"] == {"rules": [DISRUPTION_RULE]}
+    assert body["spec"]["podReplacementPolicy"] == "Failed"
 
 
 def test_the_jobs_own_rules_follow_ours() -> None:
