@@ -1,6 +1,7 @@
 """Benchmark one decision round: 10,000 pending jobs against 50 cloud offers.
 
 Usage: .venv/bin/python scripts/bench/decide.py [--jobs N] [--offers N] [--repeat N] [--seed S]
+                                                [--pools N]
        .venv/bin/python scripts/bench/decide.py --record FILE | --check FILE [--trace CSV]
 
 Prints the median CPU time of a full `decide` round per strategy and per job, and the ratios
@@ -40,6 +41,7 @@ from federator.core.models import (
     Offer,
     OnPremState,
     PendingJob,
+    QuotaPool,
     RunningJob,
     RuntimeSource,
     Spend,
@@ -383,6 +385,13 @@ def main() -> int:
     guard.add_argument("--check", type=Path, metavar="FILE", help="compare with a --record file")
     parser.add_argument("--rounds", type=int, default=3000, help="varied rounds to fingerprint")
     parser.add_argument("--trace", type=Path, default=TRACE_A, help="trace to simulate")
+    parser.add_argument(
+        "--pools",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time the federator round with the jobs spread over N on-prem quota pools",
+    )
     args = parser.parse_args()
     if args.record is not None or args.check is not None:
         return record_or_check(args)
@@ -413,7 +422,44 @@ def main() -> int:
             f"µs/job  x{seconds / never:4.2f} of never  x{seconds / brute:4.2f} of exhaustive  "
             f"({bursts} bursts)"
         )
+    if args.pools > 1:
+        time_quota_pools(jobs, onprem, offers, spend, base, args)
     return 0
+
+
+def time_quota_pools(
+    jobs: list[PendingJob],
+    onprem: OnPremState,
+    offers: list[Offer],
+    spend: Spend,
+    policy: DecisionPolicy,
+    args: argparse.Namespace,
+) -> None:
+    """The same round with jobs and running jobs dealt round-robin to `--pools` quota pools of
+    equal size (one replay per pool, starts merged), against the one-pool round, alternating."""
+    count = args.pools
+    size = onprem.total_gpus // count
+    pooled = replace(
+        onprem,
+        running=tuple(
+            replace(r, quota_pool=f"cq-{i % count}") for i, r in enumerate(onprem.running)
+        ),
+        quota_pools=tuple(QuotaPool(f"cq-{i}", size, 0) for i in range(count)),
+    )
+    spread = [replace(job, quota_pool=f"cq-{i % count}") for i, job in enumerate(jobs)]
+    one = partial(decide, jobs, onprem, offers, spend, policy, NOW)
+    many = partial(decide, spread, pooled, offers, spend, policy, NOW)
+    singles, pooled_runs = [], []
+    for _ in range(3):
+        singles.append(median_s(one, args.repeat))
+        pooled_runs.append(median_s(many, args.repeat))
+    single, several = statistics.median(singles), statistics.median(pooled_runs)
+    bursts = len(many().of_kind(DecisionKind.BURST))
+    print(
+        f"{f'federator, {count} quota pools':34} {several * 1e3:8.1f} ms/round "
+        f"x{several / single:4.2f} of one pool ({single * 1e3:.1f} ms, same process)  "
+        f"({bursts} bursts)"
+    )
 
 
 if __name__ == "__main__":
