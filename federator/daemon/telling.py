@@ -39,8 +39,8 @@ def record_decisions(parts: Parts, report: PassReport) -> None:
             decision=str(decision.kind),
             cluster=decision.cluster,
             pool=decision.pool,
-            expected_cost_usd=_finite(decision.expected_cost_usd, 2),
-            expected_wait_s=_finite(decision.expected_wait_s, 0),
+            expected_cost_usd=jsonsafe.finite(decision.expected_cost_usd, 2),
+            expected_wait_s=jsonsafe.finite(decision.expected_wait_s, 0),
             reason=decision.reason,
         )
 
@@ -135,8 +135,3 @@ async def watch_budgets(parts: Parts, report: PassReport) -> None:
             )
         except errors.FederatorError as e:
             log.warning("budget_event_not_posted", scope=cap.scope, error=str(e))
-
-
-def _finite(value: float, digits: int) -> float | None:
-    """Rounded for the log line; None where the model says 'never' (an infinite wait)."""
-    return jsonsafe.finite(value, digits)

@@ -358,8 +358,9 @@ def quota_pools(cluster_queues: Iterable[Obj]) -> tuple[QuotaPool, ...]:
     totals: dict[str, tuple[int, int]] = {}
     for cq in cluster_queues:
         nominal, reserved = cluster_queue_gpus(cq)
-        total, taken = totals.get(quota_pool_of(cq), (0, 0))
-        totals[quota_pool_of(cq)] = (total + nominal, taken + reserved)
+        pool = quota_pool_of(cq)
+        total, taken = totals.get(pool, (0, 0))
+        totals[pool] = (total + nominal, taken + reserved)
     return tuple(
         QuotaPool(name, total, max(0, total - taken))
         for name, (total, taken) in sorted(totals.items())

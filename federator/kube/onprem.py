@@ -201,12 +201,14 @@ class OnPremCluster:
         """The quota pool the job waits in: its admission's ClusterQueue once admitted, else
         the one its LocalQueue feeds; "" for a plain Job or an unknown queue."""
         cluster_queue = convert.admitted_cluster_queue(workload) if workload is not None else None
-        if cluster_queue is None:
-            queue = convert.labels(job).get(convert.KUEUE_QUEUE_LABEL)
-            namespace = convert.meta(job).get("namespace")
-            local_queue = self.local_queues.items.get(f"{namespace}/{queue}") if queue else None
-            cluster_queue = convert.local_queue_target(local_queue) if local_queue else None
-        return pools.get(cluster_queue or "", "")
+        return pools.get(cluster_queue or self._fed_cluster_queue(job) or "", "")
+
+    def _fed_cluster_queue(self, job: convert.Obj) -> str | None:
+        """The ClusterQueue the job's LocalQueue feeds; None for a plain Job or unknown queue."""
+        queue = convert.labels(job).get(convert.KUEUE_QUEUE_LABEL)
+        namespace = convert.meta(job).get("namespace")
+        local_queue = self.local_queues.items.get(f"{namespace}/{queue}") if queue else None
+        return convert.local_queue_target(local_queue) if local_queue else None
 
     def _apply_policy(
         self, job: convert.Obj, spec: PendingJob, workload: convert.Obj | None = None
@@ -215,14 +217,12 @@ class OnPremCluster:
         tenant = self.tenant_of(namespace) if self.tenant_of is not None else spec.tenant
         allowed = spec.burst_allowed
         if allowed and self.eligible is not None:
-            queue = convert.labels(job).get(convert.KUEUE_QUEUE_LABEL)
-            local_queue = self.local_queues.items.get(f"{namespace}/{queue}") if queue else None
             facts = BurstFacts(
                 namespace=namespace,
-                queue=queue,
+                queue=convert.labels(job).get(convert.KUEUE_QUEUE_LABEL),
                 labels=dict(convert.labels(job)),
                 annotations=dict(convert.annotations_of(job)),
-                cluster_queue=convert.local_queue_target(local_queue) if local_queue else None,
+                cluster_queue=self._fed_cluster_queue(job),
                 priority_class=convert.priority_class(job, workload),
             )
             allowed = self.eligible(facts)

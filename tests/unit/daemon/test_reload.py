@@ -49,7 +49,7 @@ def test_an_invalid_file_is_rejected_counted_and_the_old_policy_stays(tmp_path: 
 
 
 def test_a_decision_with_an_infinite_wait_is_logged_as_never() -> None:
-    from federator.daemon.telling import _finite
+    from federator.jsonsafe import finite as _finite
 
     assert _finite(float("inf"), 0) is None
     assert _finite(12.345, 2) == 12.35
