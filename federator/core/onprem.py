@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import replace
 from heapq import heapify, heappop, heappush
 from typing import Protocol
@@ -124,7 +124,7 @@ class PooledReplay:
         }
 
     def _pool_of(self, job: PendingJob) -> str:
-        return job.quota_pool if job.quota_pool in self._known else ""
+        return pool_of(job, self._known)
 
     def __len__(self) -> int:
         return sum(len(replay) for replay in self._replays.values())
@@ -151,6 +151,12 @@ class PooledReplay:
 
     def stays(self, job: PendingJob, start: float) -> None:
         self._replays[self._pool_of(job)].stays(job, start)
+
+
+def pool_of(job: PendingJob, known: Container[str]) -> str:
+    """The quota pool `job` waits in among the `known` ones; "" (the whole cluster) when its
+    own is unknown: a plain Job outside Kueue, or a queue whose ClusterQueue is not seen."""
+    return job.quota_pool if job.quota_pool in known else ""
 
 
 def _pool_state(onprem: OnPremState, pool: QuotaPool | None) -> OnPremState:

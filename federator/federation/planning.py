@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from federator.core.decisions import Decision, DecisionKind
-from federator.core.models import PendingJob
+from federator.core.onprem import pool_of
 from federator.federation.ports import CloudView, CopyState, CopyView, OnPremJob, OnPremView
 from federator.federation.records import Phase
 
@@ -240,7 +240,7 @@ def pull_backs(
         record = job.record
         assert record is not None
         copy = index.get((record.cluster, job.uid, record.attempt))
-        pool = _pool_of(job.spec, free)
+        pool = pool_of(job.spec, free)
         if copy is None or copy.state.started or job.gpus > free[pool]:
             continue
         if now - record.placed_at < after_s:
@@ -264,12 +264,8 @@ def _room_by_pool(
         spec = specs.get(decision.job_key)
         soon = decision.expected_wait_s <= starting_within_s
         if spec is not None and decision.kind is DecisionKind.STAY and soon:
-            _take(free, _pool_of(spec, free), spec.gpus)
+            _take(free, pool_of(spec, free), spec.gpus)
     return free
-
-
-def _pool_of(spec: PendingJob, free: Mapping[str, int]) -> str:
-    return spec.quota_pool if spec.quota_pool in free else ""
 
 
 def _take(free: dict[str, int], pool: str, gpus: int) -> None:
