@@ -72,15 +72,24 @@ SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 @dataclass
 class Health:
-    """Whether a cluster answers; `down_since` is what the lost-cluster timeout measures."""
+    """Whether a cluster answers; `down_since` is what the lost-cluster timeout measures.
+
+    A refusal of what federator must read (`refused`: a 401, or a 403 on one kind the RBAC does
+    not grant) keeps the cluster down until that read is `accepted`: other watches streaming
+    meanwhile must not mark it up, or it flaps up and down every backoff and its jobs are
+    neither acted on (the cache is incomplete) nor, after the lost-cluster timeout, re-placed.
+    """
 
     cluster: str
     up: bool = False
     down_since: float | None = None
     last_error: str = ""
     clock: Callable[[], float] = field(default=time.time, repr=False)
+    refusals: dict[str, str] = field(default_factory=dict, repr=False)  # read -> why refused
 
     def mark_ok(self) -> None:
+        if self.refusals:
+            return  # it answers, but still refuses a read it must make: down it stays
         if not self.up:
             log.info("cluster_up", cluster=self.cluster)
         self.up = True
@@ -95,6 +104,17 @@ class Health:
         self.up = False
         self.last_error = reason
         metrics.CLUSTER_UP.labels(cluster=self.cluster).set(0)
+
+    def refused(self, read: str, reason: str) -> None:
+        """`read` (e.g. the Nodes list) was refused: down until it is `accepted`."""
+        self.refusals[read] = reason
+        self.mark_failed(reason)
+
+    def accepted(self, read: str) -> None:
+        """`read` succeeded again; the next answer marks the cluster up once nothing else is
+        refused (this one included: the read that succeeded is such an answer)."""
+        if self.refusals.pop(read, None) is not None:
+            self.mark_ok()
 
 
 class Cluster:

@@ -11,10 +11,11 @@ detects half-dead connections without a client-side guess.
 
 Failures mark the cluster down (`clients.Health`), and a watch that opens or delivers an event
 (a bookmark too) marks it up again: one failed write must not keep a cluster whose watches work
-"down" until its copies count as lost. The list is retried with exponential backoff and jitter
-(tenacity); the backoff starts again from its first step after each successful list. Each
-Reflector runs in its own task, so one cluster that stops answering never delays another's
-observation.
+"down" until its copies count as lost. A refused list or watch (401, or 403 for one kind) is
+different: the cluster stays down until that Reflector lists again, whatever the others see.
+The list is retried with exponential backoff and jitter (tenacity); the backoff starts again
+from its first step after each successful list. Each Reflector runs in its own task, so one
+cluster that stops answering never delays another's observation.
 
 The cache holds the apiserver's JSON dicts, keyed "<namespace>/<name>"; readers convert them
 with `federator.kube.convert` and must not mutate them.
@@ -89,6 +90,7 @@ class Reflector:
         while True:
             try:
                 await self._list_with_backoff()
+                self.cluster.health.accepted(self.resource.path)
                 await self._watch_until_broken()
             except kube_errors.NotFound:
                 # The resource is not served (e.g. Kueue's CRDs are not installed): there is
@@ -109,7 +111,8 @@ class Reflector:
                     status=e.status,
                     reason=str(e),
                 )
-                self.cluster.health.mark_failed(str(e))
+                self.synced = False  # the cache no longer follows the cluster
+                self.cluster.health.refused(self.resource.path, str(e))
                 await self.cluster.new_credentials(within_s=self._max_backoff_s)
             except Exception as e:  # the one place a reflector survives a surprise
                 log.exception(
