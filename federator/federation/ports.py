@@ -110,6 +110,11 @@ class OnPremJob:
     # (dataset, cluster, digest of the failure's error) of each replica failure the Job was told of
     # (`DataCopyFailed`), oldest first, as kept on the Job (see `DataProblemNotes`)
     data_problems_told: tuple[tuple[str, str, str], ...] = ()
+    # The record its last placement had when federator dropped it (the job went back on-prem),
+    # as kept on the Job (`federator.io/returned-record`); None once a new record is written.
+    # A later burst continues its attempts and preemptions, and past `max_replacements` the job
+    # never bursts again (docs/design.md §6).
+    returned_record: PlacementRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
