@@ -103,8 +103,7 @@ class FakeOnPrem:
 
     async def write_record(self, job: OnPremJob, record: PlacementRecord | None) -> OnPremJob:
         fake = self.jobs[job.key]
-        if str(fake.version) != job.resource_version:
-            raise Conflict("onprem", 409, "changed")
+        self._require_version(fake, job)
         fake.record = record
         fake.version += 1
         self.writes.append(f"record {job.key} {record.phase if record else None}")
@@ -124,6 +123,8 @@ class FakeOnPrem:
 
     async def note_return(self, job: OnPremJob, *, why: str) -> OnPremJob:
         fake = self.jobs[job.key]
+        if job.record is not None:  # as the adapter: preconditioned when the job has a record
+            self._require_version(fake, job)
         fake.returned = why
         fake.version += 1
         self.writes.append(f"note {job.key} returned")
@@ -139,6 +140,7 @@ class FakeOnPrem:
     async def finish(self, job: OnPremJob, terminal: Terminal) -> OnPremJob:
         fake = self.jobs[job.key]
         assert fake.terminal is None, f"{job.key} finished twice"
+        self._require_version(fake, job)  # as the adapter: on the version the pass read
         fake.terminal = terminal
         fake.version += 1
         self.writes.append(f"finish {job.key} {terminal.succeeded}")
@@ -146,6 +148,12 @@ class FakeOnPrem:
 
     async def event(self, job: OnPremJob, *, reason: str, message: str, warning: bool) -> None:
         self.events.append((job.key, reason))
+
+    @staticmethod
+    def _require_version(fake: FakeJob, job: OnPremJob) -> None:
+        """The API server's answer to a patch carrying a resourceVersion it no longer has."""
+        if str(fake.version) != job.resource_version:
+            raise Conflict("onprem", 409, "changed")
 
 
 @dataclass
