@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -254,9 +255,10 @@ class Federation:
                 requeued.append(step.job)
             elif step.kind is not StepKind.NOTHING and writes:
                 await self._guarded(report, step.job, self._converge(step, now, report))
-        onprem = await self.onprem.snapshot(now)
+        onprem, sent_home = self._out_of_replacements(await self.onprem.snapshot(now))
         report.spend = spend = self.spend_ledger.spend(onprem, now)
         round_ = await self._decide_round(onprem, clouds, requeued, spend, now)
+        round_ = _explained_per_job(round_, sent_home)
         report.decisions = round_.decisions
         self.forecasts.settle(onprem, now, counting=self.may_write())  # the leader counts
         self.forecasts.note(round_.decisions, onprem.jobs, now)
@@ -346,6 +348,32 @@ class Federation:
         record = job.record
         return record is not None and record.attempt <= self.settings.max_replacements
 
+    def _out_of_replacements(self, onprem: OnPremView) -> tuple[OnPremView, dict[str, str]]:
+        """The view with each waiting job that went back on-prem out of re-placements made one
+        that may not burst, and why, by job key.
+
+        Its record was dropped when it went home, but the Job keeps it (`returned_record`):
+        without this, the next pass would burst it as a new job, and it could go round burst,
+        preemption, requeue, return for ever (finding 6a). Through `burst_allowed`, as an
+        opt-out: the cost model leaves it in the queue (nothing priced), and `Moves.burst`
+        refuses it whatever a decision says. The same bound as a requeued record's
+        (`_may_replace`), so a reload that raises `max_replacements` lets it burst again."""
+        limit = self.settings.max_replacements
+        why: dict[str, str] = {}
+        jobs: list[OnPremJob] = []
+        for job in onprem.jobs:
+            kept = job.returned_record
+            if job.record is None and kept is not None and kept.attempt > limit:
+                times = "1 time" if kept.attempt == 2 else f"{kept.attempt - 1} times"
+                why[job.key] = (
+                    f"stays on-prem: out of re-placements (re-placed {times}; "
+                    f"burst.replacement.max_replacements: {limit})"
+                )
+                spec = replace(job.spec, burst_allowed=False)
+                job = replace(job, spec=spec, burst_allowed=False)
+            jobs.append(job)
+        return (replace(onprem, jobs=tuple(jobs)), why) if why else (onprem, why)
+
     def _why_not_replaced(self, job: OnPremJob) -> str:
         """Why a requeued job goes back on-prem without a decision ("" if it is decided)."""
         if not self._may_replace(job):
@@ -422,6 +450,20 @@ class Federation:
         )
         for job, copy in chosen:
             await self._guarded(report, job, self.moves.pull_back(job, copy, now, report))
+
+
+def _explained_per_job(round_: Round, why: Mapping[str, str]) -> Round:
+    """The round with the reason of each job in `why` that stays replaced by its own: the
+    model only knows such a job may not burst, and would say it opted out."""
+    if not why:
+        return round_
+    decisions = tuple(
+        d._replace(reason=why[d.job_key])
+        if d.job_key in why and d.kind is not DecisionKind.BURST
+        else d
+        for d in round_.decisions
+    )
+    return replace(round_, decisions=decisions)
 
 
 def _await_chain(task: asyncio.Task[Any]) -> list[str]:

@@ -224,7 +224,9 @@ class Moves:
         view = clouds.get(cluster)
         if view is None or not view.up:
             return
-        previous = job.record
+        # A requeued record, or the one the job kept when it went back on-prem: its count of
+        # placements goes on, so `max_replacements` bounds the job across returns (§6).
+        previous = job.record or job.returned_record
         record = PlacementRecord(
             cluster=cluster,
             pool=pool,
@@ -238,7 +240,9 @@ class Moves:
             reason=decision.reason[:300],
             history=previous.history if previous else (),
             expected_cost_usd=rounds.finite_or_zero(decision.expected_cost_usd),
-            earlier_usd=previous.earlier_usd if previous else 0.0,
+            # Not the kept record's: when its record went, the spend book took what the job had
+            # spent (`spending.SpendBook`), and carried on it would count twice.
+            earlier_usd=job.record.earlier_usd if job.record else 0.0,
         )
         job = await self._onprem.write_record(job, record)
         await self.place(job, record, now, report, decision=decision)
@@ -339,7 +343,9 @@ class Moves:
         on the started-on-prem path, which says nothing of the return. The note stays on the
         Job after the Events have expired. It is preconditioned on the version the return was
         decided on: a process deciding on a stale view gets a conflict before it releases
-        anything, and cannot drop a placement another process made meanwhile.
+        anything, and cannot drop a placement another process made meanwhile. The dropped
+        record stays on the Job (`OnPremJob.returned_record`): a later burst continues its
+        count, and a job sent home out of re-placements never bursts again (§6).
         """
         job = await self._onprem.note_return(job, why=why)
         await self._onprem.release_on_prem(job)
@@ -388,17 +394,19 @@ class Moves:
 
 
 def _next_attempt(job: OnPremJob, target: CloudView) -> int:
-    """The attempt a new placement of `job` on the `target` cluster gets: the record's next,
-    and past every copy of the job the target still holds.
+    """The attempt a new placement of `job` on the `target` cluster gets: the next of its
+    record (or of the record it kept when it went back on-prem), and past every copy of the
+    job the target still holds.
 
-    A record dropped when the job went back on-prem restarts the count at 1, and copy names
-    are deterministic in the attempt (`records.copy_name`): the create would meet a copy of an
-    earlier placement left on the cluster (one that survived an outage, finished or failed
-    meanwhile, perhaps on another pool) and adopt it, and that copy would finish the job with
-    its own outcome. Past it, the new copy has a name of its own, and GC deletes the old one as
-    stale. The target is up and synced (the only clusters offered), so its copies are all seen.
+    Without either record the count starts at 1 (a kept record that cannot be read, or a job
+    returned before records were kept), and copy names are deterministic in the attempt
+    (`records.copy_name`): the create would meet a copy of an earlier placement left on the
+    cluster (one that survived an outage, finished or failed meanwhile, perhaps on another
+    pool) and adopt it, and that copy would finish the job with its own outcome. Past it, the
+    new copy has a name of its own, and GC deletes the old one as stale. The target is up and
+    synced (the only clusters offered), so its copies are all seen.
     """
-    previous = job.record
+    previous = job.record or job.returned_record
     next_of_record = (previous.attempt + 1) if previous else 1
     taken = [copy.attempt for copy in target.copies if copy.source_uid == job.uid]
     return max([next_of_record, *(attempt + 1 for attempt in taken)])

@@ -45,6 +45,9 @@ ANNOTATION_PLACEMENT = "federator.io/placement"
 ANNOTATION_RECORD = "federator.io/record"
 ANNOTATION_REMOTE_STATE = "federator.io/remote-state"
 ANNOTATION_RETURNED = "federator.io/returned-on-prem"
+# The record a placement had when federator dropped it (the job went back on-prem): its
+# attempts, preemptions and history count on when the job bursts again (design §6).
+ANNOTATION_RETURNED_RECORD = "federator.io/returned-record"
 ANNOTATION_RUNTIME = "federator.io/runtime-estimate"
 ANNOTATION_DATASETS = "federator.io/datasets"
 ANNOTATION_CHECKPOINT = "federator.io/checkpoint-interval"
@@ -246,7 +249,17 @@ def workload_priority(workload: Obj) -> int:
 
 def record_of(job: Obj) -> PlacementRecord | None:
     """The placement record on an on-prem Job; a record we cannot read counts as none."""
-    text = annotations_of(job).get(ANNOTATION_RECORD)
+    return _record_in(job, ANNOTATION_RECORD)
+
+
+def returned_record_of(job: Obj) -> PlacementRecord | None:
+    """The record the Job's last placement had when it went back on-prem, if it keeps one (one
+    we cannot read counts as none: the job then counts its placements from 1 again)."""
+    return _record_in(job, ANNOTATION_RETURNED_RECORD)
+
+
+def _record_in(job: Obj, annotation: str) -> PlacementRecord | None:
+    text = annotations_of(job).get(annotation)
     if not text:
         return None
     try:
@@ -792,6 +805,7 @@ _FEDERATOR_STATE_ANNOTATIONS = frozenset(
         ANNOTATION_PLACEMENT,
         ANNOTATION_REMOTE_STATE,
         ANNOTATION_RETURNED,
+        ANNOTATION_RETURNED_RECORD,
         ANNOTATION_SOURCE,
     }
 )

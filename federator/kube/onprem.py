@@ -193,6 +193,7 @@ class OnPremCluster:
             data_problems_told=data_problems_told_of(
                 convert.annotations_of(job).get(ANNOTATION_DATA_PROBLEMS_TOLD, "")
             ),
+            returned_record=convert.returned_record_of(job),
         )
 
     def _quota_pool(
@@ -231,19 +232,31 @@ class OnPremCluster:
     # ---- writes -------------------------------------------------------------------------------
 
     async def write_record(self, job: OnPremJob, record: PlacementRecord | None) -> OnPremJob:
+        """Write `record`, or with None drop the job's record and keep it in the same patch as
+        `federator.io/returned-record` (`OnPremJob.returned_record`): a job that goes back
+        on-prem keeps its count of placements, so `max_replacements` bounds it across returns
+        (the two in one patch: no crash can lose the count between them). A new record
+        replaces the kept one, whose count it continues."""
         notes: dict[str, str | None] = {
             convert.ANNOTATION_RECORD: record.to_json() if record else None,
             convert.ANNOTATION_PLACEMENT: record.placement if record else None,
         }
-        if record is None:
+        returned = job.returned_record
+        if record is not None:
+            returned = None  # the new record continues the kept one's count
+            notes[convert.ANNOTATION_RETURNED_RECORD] = None
+        else:
             notes[convert.ANNOTATION_REMOTE_STATE] = None
+            if job.record is not None:
+                returned = job.record
+                notes[convert.ANNOTATION_RETURNED_RECORD] = returned.to_json()
         body = {"metadata": {"resourceVersion": job.resource_version, "annotations": notes}}
         updated = await self.cluster.request(
             "PATCH", _job_path(job), body=body, content_type=MERGE_PATCH
         )
         self.jobs.put(updated)
         version = str(convert.meta(updated).get("resourceVersion"))
-        return replace(job, record=record, resource_version=version)
+        return replace(job, record=record, resource_version=version, returned_record=returned)
 
     async def hold_on_prem(self, job: OnPremJob) -> bool:
         """Make sure the job cannot start on-prem; True only when that is verified, False when it

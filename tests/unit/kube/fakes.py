@@ -38,6 +38,7 @@ class FakeJob:
     terminal: Terminal | None = None
     remote_state: str = ""
     returned: str = ""  # the note of the last return on-prem
+    returned_record: PlacementRecord | None = None  # kept when the record is dropped
     burst_allowed: bool = True
     plain: bool = False  # a suspended Job without Kueue
 
@@ -91,6 +92,7 @@ class FakeOnPrem:
                     admitted=job.admitted,
                     workload=None if job.plain else f"wl-{job.name}",
                     burst_allowed=job.burst_allowed,
+                    returned_record=job.returned_record,
                 )
             )
         return OnPremView(
@@ -104,10 +106,20 @@ class FakeOnPrem:
     async def write_record(self, job: OnPremJob, record: PlacementRecord | None) -> OnPremJob:
         fake = self.jobs[job.key]
         self._require_version(fake, job)
+        # As the adapter: a dropped record is kept on the Job, a new one replaces the kept one.
+        if record is not None:
+            fake.returned_record = None
+        elif fake.record is not None:
+            fake.returned_record = fake.record
         fake.record = record
         fake.version += 1
         self.writes.append(f"record {job.key} {record.phase if record else None}")
-        return replace(job, record=record, resource_version=str(fake.version))
+        return replace(
+            job,
+            record=record,
+            resource_version=str(fake.version),
+            returned_record=fake.returned_record,
+        )
 
     async def hold_on_prem(self, job: OnPremJob) -> bool:
         fake = self.jobs[job.key]
