@@ -138,6 +138,20 @@ BURSTED_JOBS = Gauge(
     ["cluster", "state"],
     registry=REGISTRY,
 )
+UNMANAGED_PLACEMENTS = Gauge(
+    "federator_unmanaged_placements",
+    "Jobs left alone because their placement names a cloud cluster the policy file no longer "
+    "configures (their copies may still run there), by that cluster; set by the leader.",
+    ["cluster"],
+    registry=REGISTRY,
+)
+UNWATCHED_COPIES = Gauge(
+    "federator_unwatched_copies",
+    "Cloud copies never collected because their on-prem namespace is not watched (their "
+    "source Jobs are unseen), by cloud cluster; set by the leader.",
+    ["cluster"],
+    registry=REGISTRY,
+)
 PREEMPTIONS = Counter(
     "federator_preemptions_total",
     "Bursted jobs whose cloud pods were preempted (spot reclaim or node loss), by cluster.",

@@ -18,7 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from federator.commands.status_fleet import BlockedPool, BudgetLine, BurstedJob, FleetStatus, Leader
+from federator.commands.status_fleet import (
+    BlockedPool,
+    BudgetLine,
+    BurstedJob,
+    CloudLine,
+    FleetStatus,
+    Leader,
+)
 
 if TYPE_CHECKING:
     from federator import policy
@@ -42,6 +49,8 @@ only from the Kubernetes objects it keeps there (nothing is written, no cloud is
                 rest of what running placements are expected to cost, which budgets count too
   blocked pools the pools that get no new job until a time, after a preemption or a start
                 timeout of a job there (ConfigMap <instance>-pool-blocks)
+  clouds        each cloud cluster: active, draining (`draining: true`: no new job), or not
+                in the policy (a record still names it), and how many jobs have a copy there
 
 --json prints the same as one JSON object; its keys are listed in docs/operations.md.
 Exits 0; an on-prem cluster that cannot be reached or refuses the credentials exits 2,
@@ -58,7 +67,7 @@ LIVE_PHASES = ("placing", "placed", "requeued")  # a record in another phase is 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "status",
-        help="show what federator holds now: leader, bursted jobs, spend, blocked pools",
+        help="show what federator holds now: leader, bursted jobs, spend, blocked pools, clouds",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -226,6 +235,7 @@ def fleet_status(
             BlockedPool(c, p, b.until, b.cause.value, b.job)
             for (c, p), b in sorted(blocks.active(now).pools.items())
         ),
+        clouds=cloud_lines(config, [record for _, record in jobs]),
         sources={
             "records": "annotation federator.io/record on the on-prem Jobs",
             "spend_book": f"ConfigMap {config.state_namespace}/{config.instance}-spend",
@@ -304,3 +314,21 @@ def _spend(
         tenant = owner.name if owner is not None else namespace  # as daemon.observers._tenant_of
         counted.append(JobRecord(str(convert.meta(job).get("uid")), tenant, record))
     return count_spend(counted, book, now)
+
+
+def cloud_lines(
+    config: policy.FederatorConfig, records: Sequence[PlacementRecord]
+) -> tuple[CloudLine, ...]:
+    """Each configured cloud, then each cluster a live record names that the policy does not
+    (its jobs are left alone: docs/operations.md, "Retiring a cloud cluster"), with the jobs
+    whose copy is placed there. A retired cloud may go once its count is 0."""
+    placed: dict[str, int] = {}
+    for record in records:
+        if record.phase.value in ("placing", "placed"):
+            placed[record.cluster] = placed.get(record.cluster, 0) + 1
+    lines = [
+        CloudLine(c.name, "draining" if c.draining else "active", placed.pop(c.name, 0))
+        for c in config.cloud_clusters
+    ]
+    lines += [CloudLine(name, "not in the policy", n) for name, n in sorted(placed.items())]
+    return tuple(lines)

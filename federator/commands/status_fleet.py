@@ -67,6 +67,13 @@ class BlockedPool:
 
 
 @dataclass(frozen=True, slots=True)
+class CloudLine:
+    cluster: str
+    state: str  # "active", "draining", or "not in the policy" (a record still names it)
+    jobs: int  # jobs whose copy is (or is being) placed there: records `placing`, `placed`
+
+
+@dataclass(frozen=True, slots=True)
 class FleetStatus:
     instance: str
     now: float
@@ -75,4 +82,5 @@ class FleetStatus:
     jobs: tuple[BurstedJob, ...] = ()
     budgets: tuple[BudgetLine, ...] = ()
     blocks: tuple[BlockedPool, ...] = ()
+    clouds: tuple[CloudLine, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)  # what was read, for the reader

@@ -33,6 +33,7 @@ def print_status(fleet: FleetStatus, console: Console) -> None:
         (f"bursted jobs: {len(fleet.jobs)}", jobs_table(fleet), "no job is bursted"),
         ("spend (USD)", budgets_table(fleet), "no budget to show"),
         (f"blocked pools: {len(fleet.blocks)}", blocks_table(fleet), "no pool is blocked"),
+        (f"clouds: {len(fleet.clouds)}", clouds_table(fleet), "no cloud cluster"),
     ]
     for title, table, empty in sections:
         console.print()
@@ -134,6 +135,20 @@ def blocks_table(fleet: FleetStatus) -> Table | None:
             Text(block.cause),
             Text(block.job),
         )
+    return table
+
+
+def clouds_table(fleet: FleetStatus) -> Table | None:
+    from rich.table import Table
+    from rich.text import Text
+
+    if not fleet.clouds:
+        return None
+    table = Table()
+    for column in ("cloud", "state", "placed jobs"):
+        table.add_column(column, overflow="fold")
+    for cloud in fleet.clouds:
+        table.add_row(Text(cloud.cluster), cloud.state, str(cloud.jobs))
     return table
 
 

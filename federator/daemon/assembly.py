@@ -118,7 +118,7 @@ def _assemble(
         clouds=clouds,
         policy=lambda: holder.decision_policy,
         offers=offers,
-        settings=federation_settings(config),
+        settings=federation_settings(config, watched_namespaces=watched_namespaces(onprem)),
         data=gate,
         sizes=replicator,
         may_write=may_write,
@@ -135,6 +135,7 @@ def _assemble(
             name=f"{config.instance}-pool-blocks",
         ),
     )
+    follow_cluster_changes(federation)
     parts = Parts(
         holder=holder,
         clusters=connected,
@@ -153,7 +154,27 @@ def _assemble(
     return parts
 
 
-def federation_settings(config: policy.FederatorConfig) -> FederationSettings:
+def watched_namespaces(onprem: OnPremCluster) -> frozenset[str] | None:
+    """The namespaces the on-prem observer watches (None: every one), fixed at start."""
+    return frozenset(onprem.namespaces) or None
+
+
+def follow_cluster_changes(federation: Federation) -> None:
+    """Give the decider and the collection what a shrunk policy needs, read from the
+    federation's settings at each pass: the draining clusters (no new placement there), the
+    watched namespaces (no copy of an unwatched one is collected) and the on-prem port (the
+    Events on Jobs placed on a cluster the policy no longer names). Here until the
+    federation's constructor hands them over itself."""
+    federation.decider.draining = lambda: federation.settings.draining_clusters
+    federation.collection.watched_namespaces = lambda: federation.settings.watched_namespaces
+    federation.collection.onprem = federation.onprem
+
+
+def federation_settings(
+    config: policy.FederatorConfig, *, watched_namespaces: frozenset[str] | None = None
+) -> FederationSettings:
+    """The loop's knobs from the policy file; `watched_namespaces` from the on-prem observer
+    (fixed at start: a reload passes on what the running settings hold)."""
     replacement = config.burst.replacement
     return FederationSettings(
         instance=config.instance,
@@ -174,6 +195,8 @@ def federation_settings(config: policy.FederatorConfig) -> FederationSettings:
         gc_grace_s=config.garbage_collection.grace_period.total_seconds(),
         burst_enabled=config.burst.policy != "never",
         preemption_prior_strength_h=config.prices.prior_weight.total_seconds() / 3600.0,
+        draining_clusters=frozenset(c.name for c in config.cloud_clusters if c.draining),
+        watched_namespaces=watched_namespaces,
     )
 
 

@@ -46,8 +46,11 @@ def apply_reloaded(parts: Parts) -> None:
     `follow_reloaded_datasets`). Fixed at start, applied by a restart: the clusters and
     watched namespaces, the object stores and how they are reached (endpoints, credentials,
     request limits), the model registry and its staging areas, the price sources, and how
-    cloud copies are built (pool selectors, copied ConfigMaps and Secrets)."""
-    parts.federation.settings = federation_settings(parts.holder.config)
+    cloud copies are built (pool selectors, copied ConfigMaps and Secrets). A cluster's
+    `draining` is read per pass: set by a reload, that cluster takes no new placement at once."""
+    parts.federation.settings = federation_settings(
+        parts.holder.config, watched_namespaces=parts.federation.settings.watched_namespaces
+    )
     initialise_metrics(parts.holder.config)  # a reload may add caps and tenants
 
 

@@ -2,7 +2,8 @@
 
 The offers provider prices each cloud pool; before the cost model sees them they are limited
 to what each cluster says is free and what the live placements leave (`rounds.gpus_by_pool`),
-rated with this process's preemption evidence, zeroed where a pool is blocked, and told what
+rated with this process's preemption evidence, zeroed where a pool is blocked or its cluster
+is draining (`clusters[].draining`: no new placement there), and told what
 is known of each dataset's replica there. Each job's datasets without a size get the policy's
 `size_hint`, and the policy is "never burst" while fewer GPUs wait than `min_pending_gpus`.
 Queued jobs are decided first; plain suspended Jobs then, on what the first round left.
@@ -16,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from federator.core.decisions import Round
+from federator.core.decisions import DecisionKind, Round
 from federator.core.models import DatasetNeed, Offer, OnPremState, PendingJob, Spend
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.federation import rounds
+from federator.federation.blocks import Pool
 from federator.federation.pool_blocking import PoolBlocking
 from federator.federation.ports import CloudView, DataSizes, OffersProvider, OnPremJob, OnPremView
 from federator.federation.preemption_evidence import PreemptionEvidence
@@ -43,6 +45,7 @@ class Decider:
         size_hint: Callable[[str], int | None],
         pool_blocking: PoolBlocking,
         preemption_evidence: PreemptionEvidence,
+        draining: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
         self._offers_provider = offers
         self._decide = decide if decide is not None else _core_decide()
@@ -53,6 +56,8 @@ class Decider:
         self._size_hint = size_hint
         self._pool_blocking = pool_blocking
         self._preemption_evidence = preemption_evidence
+        # The settings' `draining_clusters` (reloadable): their pools take no new job.
+        self.draining: Callable[[], frozenset[str]] = draining
 
     async def decide(
         self,
@@ -66,9 +71,11 @@ class Decider:
         datasets = frozenset(d.name for job in candidates for d in job.spec.datasets)
         available = await self._offers(onprem, clouds, now)
         blocked = self._pool_blocking.blocked_room(available, now)
+        draining = _draining_room(available, self.draining())
+        closed = blocked.keys() | draining.keys()  # these pools offer 0 GPUs this round
         offers = [
             self._with_data(
-                o if (o.cluster, o.pool) not in blocked else replace(o, free_gpus=0), datasets
+                o if (o.cluster, o.pool) not in closed else replace(o, free_gpus=0), datasets
             )
             for o in available
         ]
@@ -78,7 +85,7 @@ class Decider:
         first = rounds.explained(
             self._decide(queued, onprem.state, offers, spend, policy, now), gated
         )
-        first = rounds.blocks_explained(first, blocked)
+        first = _draining_explained(rounds.blocks_explained(first, blocked), draining)
         if not plain:
             return first  # the composition root logs and counts the decisions
         # A plain suspended Job has no on-prem queue: nothing but federator will ever start it,
@@ -87,6 +94,7 @@ class Decider:
         offers, spend = rounds.after(first, offers, spend)
         second = self._decide(plain, OnPremState(0, 0), offers, spend, policy, now)
         second = rounds.blocks_explained(rounds.explained(second, gated), blocked)
+        second = _draining_explained(second, draining)
         return Round(decisions=first.decisions + second.decisions, now=now)
 
     async def _offers(
@@ -144,6 +152,30 @@ class Decider:
             return policy, ""
         why = f"stays on-prem: {pending} GPUs wait, bursting starts at {minimum} (min_pending_gpus)"
         return replace(policy, strategy=Strategy.NEVER), why
+
+
+def _draining_room(offers: Sequence[Offer], draining: frozenset[str]) -> dict[Pool, int]:
+    """The offered pools of draining clusters, with the GPUs each would offer otherwise."""
+    return {(o.cluster, o.pool): o.free_gpus for o in offers if o.cluster in draining}
+
+
+def _draining_explained(round_: Round, room: Mapping[Pool, int]) -> Round:
+    """The round with each decision that does not burst told which draining pools had room
+    for the job: the model saw them with 0 free GPUs, and "no cloud pool fits" would not say
+    why (as `rounds.blocks_explained` does for blocked pools)."""
+    if not room:
+        return round_
+    decisions = []
+    for decision in round_.decisions:
+        why = [
+            f"{cluster}/{pool} takes no new job: {cluster} is draining"
+            for (cluster, pool), free in sorted(room.items())
+            if free >= decision.gpus
+        ]
+        if decision.kind is not DecisionKind.BURST and why:
+            decision = decision._replace(reason=f"{decision.reason}; {'; '.join(why)}")
+        decisions.append(decision)
+    return replace(round_, decisions=tuple(decisions))
 
 
 def _core_decide() -> Decide:

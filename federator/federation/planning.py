@@ -33,6 +33,9 @@ class StepKind(StrEnum):
     WITHDRAW = "withdraw"  # the job started on-prem after all: delete the copy, drop the record
     MARK_DONE = "mark_done"  # the on-prem Job is terminal; the record catches up
     REDECIDE = "redecide"  # requeued and past its backoff: decide again
+    # The record names a cluster the policy does not configure (removed from the file): its
+    # copy may run on there, unseen; re-placing the job would run it twice. Left as it is.
+    UNMANAGED = "unmanaged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +105,11 @@ def _step(
             return Step(StepKind.REDECIDE, job)
         return Step(StepKind.NOTHING, job)
     view = clouds.get(record.cluster)
-    if view is None or not view.up:
-        down_for = now - (view.down_since if view and view.down_since is not None else now)
-        if view is None or down_for >= timeouts.lost_after(record.cluster):
+    if view is None:  # not configured: not lost, nobody may say where its copy is
+        return Step(StepKind.UNMANAGED, job, reason=unmanaged_reason(record.cluster))
+    if not view.up:
+        down_for = now - (view.down_since if view.down_since is not None else now)
+        if down_for >= timeouts.lost_after(record.cluster):
             return Step(StepKind.LOST, job, reason=f"{record.cluster} unreachable {down_for:.0f}s")
         return Step(StepKind.NOTHING, job)
     if not view.synced:
@@ -128,6 +133,35 @@ def _step(
             return Step(StepKind.NOT_STARTED, job, copy, reason, reason_names_placement=True)
         case _:
             return Step(StepKind.MIRROR, job, copy)
+
+
+def unmanaged_reason(cluster: str) -> str:
+    """What the operator reads on a job placed on a cluster the policy does not name: what
+    federator does (nothing) and the two ways out. Constant for a cluster, so that the Event
+    made from it is posted once (its name is derived from its text)."""
+    return (
+        f"placed on cloud cluster {cluster}, which the policy file no longer names: federator "
+        f"neither watches nor re-places this job, and its copy may still run (and bill) on "
+        f"{cluster}. Put {cluster} back in the policy with `draining: true` so federator "
+        f"finishes the job and deletes its copy, or delete this Job"
+    )
+
+
+def unmanaged_placements(
+    onprem: OnPremView, clouds: Mapping[str, CloudView]
+) -> list[tuple[str, OnPremJob]]:
+    """(cluster, job) of each job that `converge` leaves alone because its live record names
+    a cluster not in `clouds` (the configured ones), by cluster then job."""
+    found = []
+    for job in onprem.jobs:
+        record = job.record
+        if record is None or record.phase not in (Phase.PLACING, Phase.PLACED):
+            continue
+        if job.finished or job.active_pods > 0 or job.admitted:
+            continue  # `converge` marks it done or withdraws it: nothing is left running
+        if record.cluster not in clouds:
+            found.append((record.cluster, job))
+    return sorted(found, key=lambda found: (found[0], found[1].key))
 
 
 def _duration(seconds: float) -> str:
@@ -158,12 +192,15 @@ def garbage(
     grace_s: float,
     outputs_synced: frozenset[str] = frozenset(),
     check_outputs: bool = False,
+    watched_namespaces: frozenset[str] | None = None,
 ) -> list[Garbage]:
     """Copies no record vouches for, on clusters that answer; never before on-prem synced.
 
     A copy stays while its job's record points at it (same cluster and attempt) and it has not
     finished, or finished less than `grace_s` ago, or its outputs have not come back yet
-    (`outputs_synced` holds job keys, consulted only with `check_outputs`).
+    (`outputs_synced` holds job keys, consulted only with `check_outputs`). A copy in a
+    namespace the on-prem observer does not watch (`watched_namespaces`; None: it watches
+    every one) always stays: its source's absence from the view proves nothing.
     """
     if not onprem.synced:
         return []
@@ -173,6 +210,8 @@ def garbage(
         if not (view.up and view.synced):
             continue
         for copy in view.copies:
+            if not namespace_watched(copy.namespace, watched_namespaces):
+                continue  # `unwatched_copies`: left alone
             why = _why_garbage(copy, records.get(copy.source_uid), onprem, now, grace_s)
             if why == "finished" and check_outputs:
                 job = records[copy.source_uid]
@@ -181,6 +220,25 @@ def garbage(
             if why:
                 found.append(Garbage(view.cluster, copy, why))
     return found
+
+
+def namespace_watched(namespace: str, watched: frozenset[str] | None) -> bool:
+    """Whether the on-prem observer sees the Jobs of `namespace` (None: it watches all). A
+    copy lives in its source's namespace (`kube.convert.cloud_job`)."""
+    return watched is None or namespace in watched
+
+
+def unwatched_copies(
+    clouds: Mapping[str, CloudView], watched: frozenset[str] | None
+) -> list[CopyView]:
+    """The copies `garbage` leaves alone because the on-prem observer does not watch their
+    namespace (a namespace removed from the watched ones since they were placed)."""
+    return [
+        copy
+        for view in clouds.values()
+        for copy in view.copies
+        if not namespace_watched(copy.namespace, watched)
+    ]
 
 
 def _why_garbage(

@@ -33,3 +33,9 @@ class FederationSettings:
     # How many hours of observation a pool's prior preemption rate is worth (policy file:
     # `prices.prior_weight`, 24 h by default), as the offers builder weighs it.
     preemption_prior_strength_h: float = 24.0
+    # Cloud clusters that take no new placement (`clusters[].draining`); their jobs run on.
+    draining_clusters: frozenset[str] = frozenset()
+    # The on-prem namespaces whose Jobs the on-prem observer watches (fixed at start; None:
+    # every namespace). A cloud copy in another namespace has a source nobody sees, so its
+    # absence from the on-prem view proves nothing and the copy is never collected.
+    watched_namespaces: frozenset[str] | None = None

@@ -257,10 +257,19 @@ class Cluster(Section):
     unreachable_timeout: PositiveDuration = parse_duration("5m")
     """After the API server has not answered for this long, its jobs are re-placed elsewhere."""
 
+    draining: Switch = Field(default=False, examples=[True])
+    """Cloud clusters only: place no new job here (its pools are offered to no decision, whose
+    reason says the cluster is draining), while the jobs already here run on, are mirrored,
+    re-placed elsewhere after a preemption and collected as usual. Read at every pass, so a
+    reload applies it at once. To retire a cloud: set this, wait until `federator status`
+    shows no job on it, then remove the cluster (see docs/operations.md)."""
+
     @model_validator(mode="after")
     def _pools_match_role(self) -> Cluster:
         if self.role == "onprem" and self.pools:
             raise ValueError("an on-prem cluster has no pools; its capacity comes from Kueue")
         if self.role == "cloud" and not self.pools:
             raise ValueError("a cloud cluster needs at least one entry in `pools`")
+        if self.role == "onprem" and self.draining:
+            raise ValueError("only a cloud cluster can drain: `draining` is for role `cloud`")
         return self
