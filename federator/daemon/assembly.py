@@ -135,7 +135,6 @@ def _assemble(
             name=f"{config.instance}-pool-blocks",
         ),
     )
-    follow_cluster_changes(federation)
     parts = Parts(
         holder=holder,
         clusters=connected,
@@ -157,17 +156,6 @@ def _assemble(
 def watched_namespaces(onprem: OnPremCluster) -> frozenset[str] | None:
     """The namespaces the on-prem observer watches (None: every one), fixed at start."""
     return frozenset(onprem.namespaces) or None
-
-
-def follow_cluster_changes(federation: Federation) -> None:
-    """Give the decider and the collection what a shrunk policy needs, read from the
-    federation's settings at each pass: the draining clusters (no new placement there), the
-    watched namespaces (no copy of an unwatched one is collected) and the on-prem port (the
-    Events on Jobs placed on a cluster the policy no longer names). Here until the
-    federation's constructor hands them over itself."""
-    federation.decider.draining = lambda: federation.settings.draining_clusters
-    federation.collection.watched_namespaces = lambda: federation.settings.watched_namespaces
-    federation.collection.onprem = federation.onprem
 
 
 def federation_settings(

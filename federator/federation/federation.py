@@ -130,6 +130,7 @@ class Federation:
             size_hint=size_hint,
             pool_blocking=self.pool_blocking,
             preemption_evidence=self.preemption_evidence,
+            draining=lambda: self.settings.draining_clusters,
         )
         self.gauges = ClusterGauges()  # what each pass observed, as metrics
         # The writes that move one job's placement (burst, finish, requeue, return ...).
@@ -143,7 +144,11 @@ class Federation:
         )
         # Deletes the copies no record vouches for, at the end of each pass.
         self.collection = Collection(
-            self.clouds, data=lambda: self.data, grace_s=lambda: self.settings.gc_grace_s
+            self.clouds,
+            data=lambda: self.data,
+            grace_s=lambda: self.settings.gc_grace_s,
+            watched_namespaces=lambda: self.settings.watched_namespaces,
+            onprem=self.onprem,
         )
         self.last_report: PassReport | None = None  # for /debug/decisions and tests
         self.forecasts = WaitForecasts()  # on-prem wait forecasts against real waits (metrics)

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from federator.daemon.assembly import follow_cluster_changes
 from federator.federation import FederationSettings
 from federator.sandbox import SandboxEnv
 from tests import federation_harness as harness
@@ -86,8 +85,7 @@ async def test_a_draining_cloud_finishes_its_job_and_takes_no_new_one(
             namespaces=[namespace],
             settings=settings,
             offers=offers(),
-        ) as running:
-            follow_cluster_changes(running.federation)  # as the daemon's assembly does
+        ):
             await onprem.apply(
                 harness.gpu_job("new", namespace, gpus=8, seconds=10, queue=None, labels=PLAIN)
             )
@@ -133,8 +131,7 @@ async def test_a_removed_cloud_s_job_is_left_alone_and_told_once(
             settings=settings,
             offers=offers(),
             cloud_names=("cloud-a",),  # cloud-b removed from the policy
-        ) as running:
-            follow_cluster_changes(running.federation)
+        ):
 
             async def told() -> list[dict[str, Any]]:
                 listed = await onprem.request("GET", f"/api/v1/namespaces/{namespace}/events")

@@ -15,7 +15,6 @@ import structlog.testing
 from federator import metrics
 from federator.core.models import OnPremState, PendingJob
 from federator.core.policy import DecisionPolicy
-from federator.daemon.assembly import follow_cluster_changes
 from federator.federation import Federation, FederationSettings, planning
 from federator.federation.ports import CloudView, CopyState, OnPremJob, OnPremView
 from federator.federation.records import Phase, PlacementRecord
@@ -33,7 +32,6 @@ def federation(onprem: FakeOnPrem, *clouds: FakeCloud) -> Federation:
         settings=FederationSettings(interval_s=10, replace_backoff_s=5, gc_grace_s=0),
         decide=Scripted(),
     )
-    follow_cluster_changes(fed)
     return fed
 
 

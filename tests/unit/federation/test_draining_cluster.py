@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from federator.core.decisions import DecisionKind
 from federator.core.policy import DecisionPolicy
-from federator.daemon.assembly import federation_settings, follow_cluster_changes
+from federator.daemon.assembly import federation_settings
 from federator.federation import Federation, FederationSettings
 from federator.federation.ports import CopyState
 from federator.federation.records import Phase
@@ -36,7 +36,6 @@ def federation(
         settings=settings,
         decide=decide,
     )
-    follow_cluster_changes(fed)
     return fed, decide
 
 

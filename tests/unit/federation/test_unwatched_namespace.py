@@ -17,7 +17,6 @@ import structlog.testing
 from federator import metrics
 from federator.core.models import OnPremState
 from federator.core.policy import DecisionPolicy
-from federator.daemon.assembly import follow_cluster_changes
 from federator.federation import Federation, FederationSettings, planning
 from federator.federation.ports import CloudView, CopyState, CopyView, OnPremView
 from tests.unit.kube.fakes import FakeCloud, FakeCopy, FakeOnPrem
@@ -56,7 +55,6 @@ def federation(onprem: FakeOnPrem, cloud: FakeCloud) -> Federation:
         settings=WATCHING_TEAM_A,
         decide=Scripted(),
     )
-    follow_cluster_changes(fed)
     return fed
 
 
