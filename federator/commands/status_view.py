@@ -270,6 +270,7 @@ def as_json(fleet: FleetStatus) -> dict[str, Any]:
             }
             for b in fleet.blocks
         ],
+        "clouds": [{"cluster": c.cluster, "state": c.state, "jobs": c.jobs} for c in fleet.clouds],
         "sources": dict(fleet.sources),
     }
 

@@ -300,6 +300,7 @@ def test_json_is_one_object_with_stable_keys(
         "jobs",
         "spend",
         "blocked_pools",
+        "clouds",
         "sources",
     ]
     assert list(printed["jobs"][0]) == [
@@ -317,6 +318,8 @@ def test_json_is_one_object_with_stable_keys(
         "accrued_usd",
     ]
     assert printed["jobs"][0]["placement"] == "cloud-a/a100-spot"
+    clouds = {c["cluster"]: c for c in printed["clouds"]}
+    assert clouds["cloud-a"] == {"cluster": "cloud-a", "state": "active", "jobs": 1}
     assert cluster.closed
 
 
