@@ -229,6 +229,13 @@ CLUSTER_UP = Gauge(
     ["cluster"],
     registry=REGISTRY,
 )
+READS_REFUSED = Gauge(
+    "federator_reads_refused",
+    "Reads of the cluster federator must make that its apiserver refuses now (401, or 403 on "
+    "one kind): its cache is incomplete, so its jobs wait, neither acted on nor taken as lost.",
+    ["cluster"],
+    registry=REGISTRY,
+)
 IS_LEADER = Gauge(
     "federator_is_leader",
     "1 while this replica holds the leader Lease and may act, 0 otherwise.",

@@ -100,7 +100,7 @@ async def _wait_synced(parts: Parts, timeout_s: float = 60.0) -> None:
     while not parts.onprem.synced:
         if time.monotonic() > deadline:
             cluster = parts.onprem.cluster
-            why = f": {cluster.health.last_error}" if cluster.health.last_error else ""
+            why = f": {cluster.health.problem}" if cluster.health.problem else ""
             raise errors.ClusterUnavailable(
                 cluster.name,
                 f"the on-prem cluster's caches did not sync within {timeout_s:.0f} s{why}",
@@ -207,7 +207,7 @@ def readiness(parts: Parts, election_enabled: bool) -> web.Readiness:
         onprem_reachable=onprem.health.up and parts.onprem.synced,
         leadership_known=parts.fence.leadership_known or not election_enabled,
         is_leader=parts.fence.is_leader,
-        detail=onprem.health.last_error or "",
+        detail=onprem.health.problem,
     )
 
 

@@ -74,10 +74,13 @@ SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 class Health:
     """Whether a cluster answers; `down_since` is what the lost-cluster timeout measures.
 
-    A refusal of what federator must read (`refused`: a 401, or a 403 on one kind the RBAC does
-    not grant) keeps the cluster down until that read is `accepted`: other watches streaming
-    meanwhile must not mark it up, or it flaps up and down every backoff and its jobs are
-    neither acted on (the cache is incomplete) nor, after the lost-cluster timeout, re-placed.
+    A refusal of a read federator must make (`refused`: a 401, or a 403 on one kind the RBAC
+    does not grant) is not an outage: the apiserver answers, and the cluster's copies may well
+    run on. Counted as one, it flapped (the other watches' events marked it up again every
+    time), or, kept down, its jobs were taken as lost after the timeout and run a second time
+    elsewhere while their copies ran on. The refused Reflector's cache stops counting as
+    synced instead, so the cluster's jobs wait (nothing acted on, nothing taken as lost) until
+    the read works again (`accepted`); `problem` names it, `federator_reads_refused` counts it.
     """
 
     cluster: str
@@ -87,9 +90,14 @@ class Health:
     clock: Callable[[], float] = field(default=time.time, repr=False)
     refusals: dict[str, str] = field(default_factory=dict, repr=False)  # read -> why refused
 
+    @property
+    def problem(self) -> str:
+        """What is wrong with the cluster now, for /readyz and the start-up wait ("": nothing)."""
+        if self.last_error:
+            return self.last_error
+        return "; ".join(f"{read} refused: {why}" for read, why in sorted(self.refusals.items()))
+
     def mark_ok(self) -> None:
-        if self.refusals:
-            return  # it answers, but still refuses a read it must make: down it stays
         if not self.up:
             log.info("cluster_up", cluster=self.cluster)
         self.up = True
@@ -106,15 +114,14 @@ class Health:
         metrics.CLUSTER_UP.labels(cluster=self.cluster).set(0)
 
     def refused(self, read: str, reason: str) -> None:
-        """`read` (e.g. the Nodes list) was refused: down until it is `accepted`."""
+        """`read` (e.g. the Nodes list) was refused: it stays refused until `accepted`."""
         self.refusals[read] = reason
-        self.mark_failed(reason)
+        metrics.READS_REFUSED.labels(cluster=self.cluster).set(len(self.refusals))
 
     def accepted(self, read: str) -> None:
-        """`read` succeeded again; the next answer marks the cluster up once nothing else is
-        refused (this one included: the read that succeeded is such an answer)."""
+        """`read` succeeded again."""
         if self.refusals.pop(read, None) is not None:
-            self.mark_ok()
+            metrics.READS_REFUSED.labels(cluster=self.cluster).set(len(self.refusals))
 
 
 class Cluster:

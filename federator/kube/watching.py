@@ -12,7 +12,8 @@ detects half-dead connections without a client-side guess.
 Failures mark the cluster down (`clients.Health`), and a watch that opens or delivers an event
 (a bookmark too) marks it up again: one failed write must not keep a cluster whose watches work
 "down" until its copies count as lost. A refused list or watch (401, or 403 for one kind) is
-different: the cluster stays down until that Reflector lists again, whatever the others see.
+no outage: that Reflector's cache stops counting as synced until it lists again
+(`clients.Health.refused`), so the cluster's jobs wait rather than being taken as lost.
 The list is retried with exponential backoff and jitter (tenacity); the backoff starts again
 from its first step after each successful list. Each Reflector runs in its own task, so one
 cluster that stops answering never delays another's observation.
@@ -99,6 +100,7 @@ class Reflector:
                     "resource_not_served", cluster=self.cluster.name, kind=self.resource.kind
                 )
                 self.items, self.synced = {}, True
+                self.cluster.health.accepted(self.resource.path)  # an answer, not a refusal
                 await asyncio.sleep(self._max_backoff_s)
             except kube_errors.KubeError as e:
                 # The apiserver answered and refused (401, 403, 422 …): no traceback to show,

@@ -57,7 +57,7 @@ def test_a_dry_run_with_leader_election_on_is_ready_without_knowing_the_leader(
     onprem = settings.onprem_cluster.name
     parts: Any = SimpleNamespace(
         holder=SimpleNamespace(config=settings),
-        clusters={onprem: SimpleNamespace(health=SimpleNamespace(up=True, last_error=None))},
+        clusters={onprem: SimpleNamespace(health=SimpleNamespace(up=True, problem=""))},
         onprem=SimpleNamespace(synced=True),
         fence=assembly.write_fence(settings, dry_run=True, once=False),
     )
