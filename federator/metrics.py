@@ -231,8 +231,9 @@ CLUSTER_UP = Gauge(
 )
 READS_REFUSED = Gauge(
     "federator_reads_refused",
-    "Reads of the cluster federator must make that its apiserver refuses now (401, or 403 on "
-    "one kind): its cache is incomplete, so its jobs wait, neither acted on nor taken as lost.",
+    "Reads of the cluster federator must make that its apiserver refuses now (403: the RBAC "
+    "does not grant one kind): its cache is incomplete, so its jobs wait, neither acted on nor "
+    "taken as lost.",
     ["cluster"],
     registry=REGISTRY,
 )

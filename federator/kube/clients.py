@@ -74,13 +74,14 @@ SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 class Health:
     """Whether a cluster answers; `down_since` is what the lost-cluster timeout measures.
 
-    A refusal of a read federator must make (`refused`: a 401, or a 403 on one kind the RBAC
-    does not grant) is not an outage: the apiserver answers, and the cluster's copies may well
-    run on. Counted as one, it flapped (the other watches' events marked it up again every
-    time), or, kept down, its jobs were taken as lost after the timeout and run a second time
-    elsewhere while their copies ran on. The refused Reflector's cache stops counting as
-    synced instead, so the cluster's jobs wait (nothing acted on, nothing taken as lost) until
-    the read works again (`accepted`); `problem` names it, `federator_reads_refused` counts it.
+    A read refused by RBAC (`refused`: a 403 on one kind the role does not grant) is not an
+    outage: the apiserver answers, and the cluster's copies may well run on. Counted as one, it
+    flapped (the other watches' events marked it up again every time), or, kept down, its jobs
+    were taken as lost after the timeout and run a second time elsewhere while their copies
+    ran on. The refused Reflector's cache stops counting as synced instead, so the cluster's
+    jobs wait (nothing acted on, nothing taken as lost) until the read works again
+    (`accepted`); `problem` names it, `federator_reads_refused` counts it. Credentials refused
+    (a 401) are an outage: every read fails alike, and the Reflectors mark the cluster down.
     """
 
     cluster: str

@@ -11,9 +11,10 @@ detects half-dead connections without a client-side guess.
 
 Failures mark the cluster down (`clients.Health`), and a watch that opens or delivers an event
 (a bookmark too) marks it up again: one failed write must not keep a cluster whose watches work
-"down" until its copies count as lost. A refused list or watch (401, or 403 for one kind) is
-no outage: that Reflector's cache stops counting as synced until it lists again
-(`clients.Health.refused`), so the cluster's jobs wait rather than being taken as lost.
+"down" until its copies count as lost. Credentials refused (401) are an outage like any
+other. A read refused by RBAC (403 on one kind) is not: that Reflector's cache stops counting
+as synced until it lists again (`clients.Health.refused`), so the cluster's jobs wait rather
+than being taken as lost while its other watches stream.
 The list is retried with exponential backoff and jitter (tenacity); the backoff starts again
 from its first step after each successful list. Each Reflector runs in its own task, so one
 cluster that stops answering never delays another's observation.
@@ -39,6 +40,8 @@ from federator.kube import errors as kube_errors
 from federator.kube.clients import Cluster
 
 log = structlog.get_logger(__name__)
+
+AUTH_FAILED = frozenset({401})  # credentials refused (expired, revoked): an outage (R7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +117,10 @@ class Reflector:
                     reason=str(e),
                 )
                 self.synced = False  # the cache no longer follows the cluster
-                self.cluster.health.refused(self.resource.path, str(e))
+                if e.status in AUTH_FAILED:  # refused as who we are: the cluster is unusable
+                    self.cluster.health.mark_failed(str(e))
+                else:  # one read refused (RBAC): its jobs wait, see `clients.Health`
+                    self.cluster.health.refused(self.resource.path, str(e))
                 await self.cluster.new_credentials(within_s=self._max_backoff_s)
             except Exception as e:  # the one place a reflector survives a surprise
                 log.exception(

@@ -1,6 +1,6 @@
 """A cluster that refuses one read federator must make is no outage: its jobs wait.
 
-Refusals (a 401, or a 403 on one kind the RBAC does not grant) used to mark the cluster down,
+Refusals (a 403 on one kind the RBAC does not grant) used to mark the cluster down,
 and every other Reflector's next watch event marked it up again: it flapped
 (`cluster_down`/`cluster_up` every backoff). Kept down instead (baed244), its jobs were taken
 as lost after the timeout and run a second time elsewhere while their copies ran on (review of
@@ -124,3 +124,23 @@ def test_a_cloud_whose_cache_is_refused_keeps_its_jobs_past_the_lost_timeout() -
     timeouts = planning.Timeouts(lost_cluster_s={"cloud-b": 300.0})
     steps = planning.converge(onprem, {"cloud-b": refused}, timeouts, now=100_000.0)
     assert [s.kind for s in steps] == [StepKind.NOTHING]
+
+
+async def test_refused_credentials_are_an_outage() -> None:
+    """R7 (tests/reliability/test_daemon_faults.py): a 401 marks the cluster down, with why."""
+    cluster = Cluster("cloud-r4", api=None, clock=lambda: 1000.0)  # type: ignore[arg-type]
+    cluster.health.mark_ok()
+    jobs = Reflector(cluster, JOBS, max_backoff_s=0.0)
+
+    async def refuse() -> None:
+        raise kube_errors.Refused("cloud-r4", 401, "Unauthorized")
+
+    jobs.relist = refuse  # type: ignore[method-assign]
+    task = asyncio.create_task(jobs.run())
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert (cluster.health.up, cluster.health.down_since) == (False, 1000.0)
+    assert "401" in cluster.health.problem
+    assert cluster.health.refusals == {}
