@@ -21,6 +21,7 @@ from federator.daemon.assembly import Parts, federation_settings
 from federator.daemon.observers import location_rewrites
 from federator.daemon.policy_file import initialise_metrics
 from federator.daemon.replicas import clouds_without_store, replica_pairs
+from federator.federation import FederationSettings
 from federator.storage.stores import ReplicaDefinition, replica_definition
 
 log = structlog.get_logger(__name__)
@@ -48,10 +49,31 @@ def apply_reloaded(parts: Parts) -> None:
     request limits), the model registry and its staging areas, the price sources, and how
     cloud copies are built (pool selectors, copied ConfigMaps and Secrets). A cluster's
     `draining` is read per pass: set by a reload, that cluster takes no new placement at once."""
-    parts.federation.settings = federation_settings(
+    settings = federation_settings(
         parts.holder.config, watched_namespaces=parts.federation.settings.watched_namespaces
     )
+    parts.federation.settings = _draining_removed_clouds(parts, settings)
     initialise_metrics(parts.holder.config)  # a reload may add caps and tenants
+
+
+def _draining_removed_clouds(parts: Parts, settings: FederationSettings) -> FederationSettings:
+    """A cloud the reloaded file no longer names stays connected and priced until a restart
+    (clusters are fixed at start): it drains meanwhile, or new jobs would still go there and
+    the restart would leave them unmanaged (docs/operations.md, retiring a cloud)."""
+    named = {cluster.name for cluster in parts.holder.config.cloud_clusters}
+    removed = sorted(set(parts.clouds) - named)
+    if not removed:
+        return settings
+    log.warning(
+        "cloud_removed_until_restart",
+        clusters=removed,
+        hint="no new job goes there; its jobs run on, are mirrored and collected until "
+        "federator restarts, and a restart leaves the ones still there unmanaged: restart once "
+        "`federator status` shows no job there",
+    )
+    return dataclasses.replace(
+        settings, draining_clusters=settings.draining_clusters | frozenset(removed)
+    )
 
 
 def follow_reloaded_datasets(parts: Parts, before: policy.FederatorConfig) -> None:
