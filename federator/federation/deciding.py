@@ -15,6 +15,7 @@ those are (waiting, or requeued and allowed another placement) is the loop's to 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
 from federator.core.decisions import DecisionKind, Round
@@ -82,10 +83,13 @@ class Decider:
         queued = [self._sized(job.spec) for job in candidates if job.workload is not None]
         plain = [self._sized(job.spec) for job in candidates if job.workload is None]
         policy, gated = self._gate(candidates)
+        # Whose stays a closed pool explains: not a job that opted out, nor a gated round.
+        may_burst = set() if gated else {job.key for job in candidates if job.spec.burst_allowed}
         first = rounds.explained(
             self._decide(queued, onprem.state, offers, spend, policy, now), gated
         )
-        first = _draining_explained(rounds.blocks_explained(first, blocked), draining)
+        first = rounds.blocks_explained(first, blocked, may_burst)
+        first = _draining_explained(first, draining, may_burst)
         if not plain:
             return first  # the composition root logs and counts the decisions
         # A plain suspended Job has no on-prem queue: nothing but federator will ever start it,
@@ -93,8 +97,8 @@ class Decider:
         # their share of the pools and of the budget.
         offers, spend = rounds.after(first, offers, spend)
         second = self._decide(plain, OnPremState(0, 0), offers, spend, policy, now)
-        second = rounds.blocks_explained(rounds.explained(second, gated), blocked)
-        second = _draining_explained(second, draining)
+        second = rounds.blocks_explained(rounds.explained(second, gated), blocked, may_burst)
+        second = _draining_explained(second, draining, may_burst)
         return Round(decisions=first.decisions + second.decisions, now=now)
 
     async def _offers(
@@ -159,14 +163,19 @@ def _draining_room(offers: Sequence[Offer], draining: frozenset[str]) -> dict[Po
     return {(o.cluster, o.pool): o.free_gpus for o in offers if o.cluster in draining}
 
 
-def _draining_explained(round_: Round, room: Mapping[Pool, int]) -> Round:
+def _draining_explained(
+    round_: Round, room: Mapping[Pool, int], may_burst: AbstractSet[str]
+) -> Round:
     """The round with each decision that does not burst told which draining pools had room
     for the job: the model saw them with 0 free GPUs, and "no cloud pool fits" would not say
-    why (as `rounds.blocks_explained` does for blocked pools)."""
+    why (as `rounds.blocks_explained` does for blocked pools). Only jobs in `may_burst`."""
     if not room:
         return round_
     decisions = []
     for decision in round_.decisions:
+        if decision.job_key not in may_burst:
+            decisions.append(decision)
+            continue
         why = [
             f"{cluster}/{pool} takes no new job: {cluster} is draining"
             for (cluster, pool), free in sorted(room.items())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 
 from federator.core.decisions import Decision, DecisionKind, Round
@@ -72,14 +73,20 @@ def after(round_: Round, offers: Sequence[Offer], spend: Spend) -> tuple[list[Of
     return left, after
 
 
-def blocks_explained(round_: Round, blocked: Mapping[Pool, tuple[PoolBlock, int]]) -> Round:
+def blocks_explained(
+    round_: Round, blocked: Mapping[Pool, tuple[PoolBlock, int]], may_burst: AbstractSet[str]
+) -> Round:
     """The round with each decision that does not burst told which blocked pools had room for
     the job: the model saw them with 0 free GPUs, and its reason ("no cloud pool fits 8 GPUs")
-    would not say why."""
+    would not say why. Only jobs in `may_burst` (keys): a job that opted out, or a round a gate
+    kept on-prem, stayed for its own reason, whatever the pools had."""
     if not blocked:
         return round_
     decisions = []
     for decision in round_.decisions:
+        if decision.job_key not in may_burst:
+            decisions.append(decision)
+            continue
         why = [
             block.explained(pool)
             for pool, (block, free) in sorted(blocked.items())

@@ -140,3 +140,16 @@ clusters:
 queues:
   - {{kind: LocalQueue, namespace: team-a, name: team-a}}
 """
+
+
+async def test_a_job_that_may_not_burst_is_not_told_of_the_draining_cloud() -> None:
+    """Review finding 9: the note went on every stay, an opted-out job's too, whose reason
+    has nothing to do with the pools (the same held for blocked pools' notes)."""
+    onprem, cloud_b = FakeOnPrem(), FakeCloud("cloud-b")
+    onprem.add("stays-home", 8, burst_allowed=False)
+    onprem.add("may-go", 8)
+    fed, _ = federation(onprem, cloud_b)
+    report = await fed.run_once(100.0)
+    reasons = {d.job_key: d.reason for d in report.decisions}
+    assert "draining" not in reasons["team-a/stays-home"]
+    assert reasons["team-a/may-go"].endswith("cloud-b/spot takes no new job: cloud-b is draining")
