@@ -94,18 +94,34 @@ def periods(now: float) -> tuple[datetime, float, float]:
 def spent_since(record: PlacementRecord, now: float, since: float) -> float:
     """What the job's attempts cost after `since` (the start of a day or a month).
 
-    The current attempt's cost is split at `since`; lost attempts count as `_lost_since` says.
+    The current attempt's cost is split at `since`; lost attempts count as `_lost_since` says,
+    and the copies lost with their cluster as running until now (`_lost_copies_since`).
     """
-    return _lost_since(record, since) + record.attempt_cost_usd(now, since=since)
+    return (
+        _lost_since(record, since)
+        + _lost_copies_since(record, now, since)
+        + record.attempt_cost_usd(now, since=since)
+    )
 
 
 def _lost_since(record: PlacementRecord, since: float) -> float:
     """The lost attempts' cost (`earlier_usd`), whole, if they may have run after `since`: they
     all ended before the current attempt was placed, and a requeued one no later than its
     `not_before`. When in that window they were spent is not kept; over-counting is a budget's
-    safe side (a preempted hour would otherwise vanish from the hourly budget at once)."""
+    safe side (a preempted hour would otherwise vanish from the hourly budget at once). A copy
+    lost with its cluster may have run on beside the current attempt until it was settled
+    (`earlier_ended_at`)."""
     ended_by = record.not_before if record.phase is Phase.REQUEUED else record.placed_at
+    ended_by = max(ended_by, record.earlier_ended_at)
     return record.earlier_usd if ended_by >= since else 0.0
+
+
+def _lost_copies_since(record: PlacementRecord, now: float, since: float) -> float:
+    """What the copies lost with their cluster cost after `since`, each taken as running at
+    its rate until it is settled (`lost_copies`): a partition is not a deletion, and a copy
+    federator cannot see may bill on, beside the job's new placement, until its cluster
+    answers again and GC deletes it."""
+    return sum(lost.cost_usd(now, after=since) for lost in record.lost_copies)
 
 
 def hourly_charge(record: PlacementRecord, now: float) -> float:
@@ -113,13 +129,15 @@ def hourly_charge(record: PlacementRecord, now: float) -> float:
     attempts included (`_lost_since`), and a live placement at least its burn rate for an hour.
     The round ledger charges a new burst with its burn rate; a burst placed one pass ago has
     accrued almost nothing, and counted at that, every pass would find the budget free again
-    and burst as much once more.
+    and burst as much once more. A copy lost with its cluster counts as a live one does: it
+    may run on for the next hour too.
     """
     since = now - 3600.0
     spent = record.attempt_cost_usd(now, since=since)
     if record.phase in (Phase.PLACING, Phase.PLACED) and record.finished_at is None:
         spent = max(spent, record.price_per_gpu_hour_usd * record.gpus)
-    return _lost_since(record, since) + spent
+    lost = sum(max(c.cost_usd(now, after=since), c.usd_per_hour) for c in record.lost_copies)
+    return _lost_since(record, since) + lost + spent
 
 
 def still_committed(record: PlacementRecord, now: float) -> float:

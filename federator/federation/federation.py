@@ -34,7 +34,7 @@ from federator import errors, metrics
 from federator.core.decisions import DecisionKind, Round
 from federator.core.models import Spend
 from federator.core.policy import DecisionPolicy
-from federator.federation import fencing, planning, rounds
+from federator.federation import fencing, lost_copies, planning, rounds
 from federator.federation.blocks import Pool, PoolBlocks
 from federator.federation.cluster_gauges import ClusterGauges
 from federator.federation.collection import Collection
@@ -58,7 +58,7 @@ from federator.federation.ports import (
     SpendStore,
 )
 from federator.federation.preemption_evidence import PreemptionEvidence
-from federator.federation.records import Phase
+from federator.federation.records import LostCopy, Phase
 from federator.federation.reports import PassReport
 from federator.federation.settings import FederationSettings
 from federator.federation.spend_ledger import SpendLedger
@@ -260,6 +260,10 @@ class Federation:
                 requeued.append(step.job)
             elif step.kind is not StepKind.NOTHING and writes:
                 await self._guarded(report, step.job, self._converge(step, now, report))
+        if writes:
+            requeued = await self._settle_lost_copies(
+                await self.onprem.snapshot(now), requeued, clouds, now, report
+            )
         onprem, sent_home = self._out_of_replacements(await self.onprem.snapshot(now))
         report.spend = spend = self.spend_ledger.spend(onprem, now)
         round_ = await self._decide_round(onprem, clouds, requeued, spend, now)
@@ -329,6 +333,43 @@ class Federation:
             case StepKind.FINISH:
                 assert copy is not None
                 await self.moves.finish(job, record, copy, now, report)
+
+    async def _settle_lost_copies(
+        self,
+        onprem: OnPremView,
+        requeued: Sequence[OnPremJob],
+        clouds: Mapping[str, CloudView],
+        now: float,
+        report: PassReport,
+    ) -> list[OnPremJob]:
+        """Close the copies lost with their cluster that its view now shows stopped (after the
+        steps, before the spend is counted: the budgets see this pass's settlements), and
+        return `requeued` with the jobs settled as written.
+
+        A requeued job is settled on the version its decision reads (the steps wrote nothing
+        to it), so a job another writer changed meanwhile meets a conflict here and in its
+        return on-prem alike, and the next pass decides it again on what it then reads."""
+        decided = {job.key: job for job in requeued}
+        written: dict[str, OnPremJob] = {}
+        for job in (decided.get(job.key, job) for job in onprem.jobs):
+            if job.record is None or not job.record.lost_copies:
+                continue
+            ends = lost_copies.settlements(job.record, clouds, now)
+            if ends:
+                await self._guarded(report, job, self._settle(job, ends, written, report))
+        return [written.get(job.key, job) for job in requeued]
+
+    async def _settle(
+        self,
+        job: OnPremJob,
+        ends: Sequence[tuple[LostCopy, float]],
+        written: dict[str, OnPremJob],
+        report: PassReport,
+    ) -> None:
+        written[job.key] = await self.moves.settle_lost_copies(job, ends, report)
+        self.spend_ledger.count_settled(
+            job.uid, ((lost.cluster, lost.cost_usd(end)) for lost, end in ends)
+        )
 
     # ---- deciding -----------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from federator.federation.ports import (
     Terminal,
 )
 from federator.federation.preemption_evidence import PreemptionEvidence
-from federator.federation.records import Phase, PlacementRecord, copy_name
+from federator.federation.records import LostCopy, Phase, PlacementRecord, copy_name
 from federator.federation.reports import PassReport
 from federator.federation.settings import FederationSettings
 
@@ -183,6 +183,8 @@ class Moves:
             await self._pool_blocking.block(pool, loss.blocks_pool, job, now)
         if loss.preemption:
             again = replace(again, preemptions=record.preemptions + 1)
+        if loss is CLUSTER_LOST and record.finished_at is None:
+            again = _still_billing(again, record, job, copy, now)
         job = await self._onprem.write_record(job, again)
         if loss.preemption:
             # Counted once the record says so: a write that fails leaves the copy preempted
@@ -243,6 +245,11 @@ class Moves:
             # Not the kept record's: when its record went, the spend book took what the job had
             # spent (`spending.SpendBook`), and carried on it would count twice.
             earlier_usd=job.record.earlier_usd if job.record else 0.0,
+            earlier_ended_at=job.record.earlier_ended_at if job.record else 0.0,
+            # The kept record's too: a copy lost with its cluster bills on until it is settled,
+            # wherever the job is now (what it spent before the return is counted twice then,
+            # the budgets' safe side).
+            lost_copies=previous.lost_copies if previous else (),
         )
         job = await self._onprem.write_record(job, record)
         await self.place(job, record, now, report, decision=decision)
@@ -335,6 +342,32 @@ class Moves:
         )
         return await self._clouds[record.cluster].create_copy(request)
 
+    async def settle_lost_copies(
+        self, job: OnPremJob, ends: Sequence[tuple[LostCopy, float]], report: PassReport
+    ) -> OnPremJob:
+        """Close the lost copies in `ends` (each with the time it stopped): their cost moves
+        into `earlier_usd` in one write, preconditioned on the version read (after a conflict
+        the next pass settles them, from the record it then reads). Returns the job as
+        written."""
+        record = job.record
+        assert record is not None
+        job = await self._onprem.write_record(job, record.settle(ends))
+        for lost, end in ends:
+            hours, usd = max(0.0, end - lost.since) / 3600.0, lost.cost_usd(end)
+            report.actions.append(
+                f"settle {job.key}: lost copy {lost.name} on {lost.cluster}, "
+                f"{hours:.2f} h, ${usd:.2f}"
+            )
+            log.info(
+                "lost_copy_settled",
+                job=job.key,
+                cluster=lost.cluster,
+                copy=lost.name,
+                hours=round(hours, 4),
+                usd=round(usd, 4),
+            )
+        return job
+
     async def return_on_prem(self, job: OnPremJob, why: str, report: PassReport) -> None:
         """Let Kueue run it on-prem: reactivate first, then drop the record (crash-safe order).
 
@@ -391,6 +424,27 @@ class Moves:
         await self.return_on_prem(
             job, f"pulled back from {record.placement}: on-prem has room", report
         )
+
+
+def _still_billing(
+    again: PlacementRecord,
+    record: PlacementRecord,
+    job: OnPremJob,
+    copy: CopyView | None,
+    now: float,
+) -> PlacementRecord:
+    """The requeued record `again` keeping the copy of `record`'s attempt, lost with its
+    cluster, as one that may still run there: an unreachable cluster is often a partition,
+    and its copy bills on until the cluster answers and GC deletes it (`lost_copies`)."""
+    lost = LostCopy(
+        cluster=record.cluster,
+        namespace=copy.namespace if copy is not None else job.namespace,
+        name=copy.name if copy is not None else copy_name(job.name, job.uid, record.attempt),
+        attempt=record.attempt,
+        usd_per_hour=record.price_per_gpu_hour_usd * record.gpus,
+        since=now,
+    )
+    return replace(again, lost_copies=(*again.lost_copies, lost))
 
 
 def _next_attempt(job: OnPremJob, target: CloudView) -> int:

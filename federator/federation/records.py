@@ -10,6 +10,8 @@ not parse is reported, never guessed at).
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -24,6 +26,48 @@ class Phase(StrEnum):
 
 class RecordError(ValueError):
     """An annotation that does not hold a record we can read."""
+
+
+@dataclass(frozen=True, slots=True)
+class LostCopy:
+    """The copy of an attempt lost with its cluster: federator cannot see it, but a partition
+    is not a deletion, so it may still run and bill on that cluster. Budgets count it at
+    `usd_per_hour` from `since` (the requeue) until it is settled (`lost_copies.settlements`)."""
+
+    cluster: str
+    namespace: str
+    name: str
+    attempt: int
+    usd_per_hour: float  # price_per_gpu_hour_usd x gpus of the lost attempt
+    since: float  # when its attempt was requeued (up to then it is in `earlier_usd`)
+
+    def cost_usd(self, end: float, *, after: float = 0.0) -> float:
+        """What it cost from `since` (or `after`, if later) until `end`."""
+        return self.usd_per_hour * max(0.0, end - max(self.since, after)) / 3600.0
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "namespace": self.namespace,
+            "name": self.name,
+            "attempt": self.attempt,
+            "usd_per_hour": self.usd_per_hour,
+            "since": self.since,
+        }
+
+    @classmethod
+    def from_data(cls, data: Any) -> LostCopy:
+        lost = cls(
+            cluster=str(data["cluster"]),
+            namespace=str(data["namespace"]),
+            name=str(data["name"]),
+            attempt=int(data["attempt"]),
+            usd_per_hour=float(data["usd_per_hour"]),
+            since=float(data["since"]),
+        )
+        if not (math.isfinite(lost.usd_per_hour) and math.isfinite(lost.since)):
+            raise ValueError(f"lost_copies: {lost.name}: not a finite rate and time")
+        return lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +89,11 @@ class PlacementRecord:
     # the larger of this and what has accrued, so passes cannot promise the same dollars twice.
     expected_cost_usd: float = 0.0
     earlier_usd: float = 0.0  # what earlier attempts of this job cost before their copy was lost
+    # When the last dollars in `earlier_usd` were spent, if later than the current placement
+    # (a lost copy that ran on beside it until it was settled); 0.0: no later than that.
+    earlier_ended_at: float = 0.0
+    # The copies lost with their cluster that may still be running there, until settled.
+    lost_copies: tuple[LostCopy, ...] = ()
 
     @property
     def placement(self) -> str:
@@ -61,6 +110,19 @@ class PlacementRecord:
             stale=stale,
             history=(*self.history, self.placement),
         )
+
+    def settle(self, ends: Iterable[tuple[LostCopy, float]]) -> PlacementRecord:
+        """The record once each lost copy in `ends` is known to have stopped at its time: what
+        it cost moves into `earlier_usd`, and it is no longer counted as running."""
+        record = self
+        for lost, end in ends:
+            record = replace(
+                record,
+                earlier_usd=record.earlier_usd + lost.cost_usd(end),
+                earlier_ended_at=max(record.earlier_ended_at, end),
+                lost_copies=tuple(c for c in record.lost_copies if c != lost),
+            )
+        return record
 
     def done(self, *, finished_at: float) -> PlacementRecord:
         """The record once the on-prem Job is terminal. A requeued record has no attempt
@@ -97,6 +159,10 @@ class PlacementRecord:
             "expected_cost_usd": self.expected_cost_usd,
             "earlier_usd": self.earlier_usd,
         }
+        if self.earlier_ended_at:
+            data["earlier_ended_at"] = self.earlier_ended_at
+        if self.lost_copies:
+            data["lost_copies"] = [lost.to_data() for lost in self.lost_copies]
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -119,8 +185,10 @@ class PlacementRecord:
                 history=tuple(str(h) for h in data.get("history", ())),
                 expected_cost_usd=float(data.get("expected_cost_usd", 0.0)),
                 earlier_usd=float(data.get("earlier_usd", 0.0)),
+                earlier_ended_at=float(data.get("earlier_ended_at", 0.0)),
+                lost_copies=tuple(LostCopy.from_data(c) for c in data.get("lost_copies", ())),
             )
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise RecordError(f"federator.io/record: cannot read {text[:80]!r}: {e}") from e
 
 

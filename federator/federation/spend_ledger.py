@@ -88,6 +88,17 @@ class SpendLedger:
             return
         self._saved_book, self._book_saved_at = book, now
 
+    def count_settled(self, uid: str, costs: Iterable[tuple[str, float]]) -> None:
+        """Count what the job's settled lost copies cost (cluster, USD each) to the clusters
+        they ran on, once: the spend counter counts a lost copy only when it is settled, and
+        the record then names the job's new cluster, so the jump in its `earlier_usd` must
+        not be counted again there at the next `spend`."""
+        for cluster, usd in costs:
+            if usd > 0 and self._may_write():
+                metrics.CLOUD_SPEND_USD.labels(cluster=cluster).inc(usd)
+            if self._spent is not None:
+                self._spent[uid] = self._spent.get(uid, 0.0) + usd
+
     def _count_spend(self, accrued: Mapping[str, tuple[str, float]], *, counting: bool) -> None:
         """Add what each job accrued since the last pass to its cluster's spend counter.
 
