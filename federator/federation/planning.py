@@ -97,6 +97,12 @@ def _step(
     assert record is not None
     if job.finished:
         return Step(StepKind.MARK_DONE, job)
+    view = clouds.get(record.cluster)
+    if view is None and record.phase is not Phase.REQUEUED:
+        # Not configured: not lost, nobody may say where its copy is. Even once the job runs
+        # on-prem (reactivated by hand): a withdrawal could not delete the copy, and dropping
+        # the record would hide the copy left running there.
+        return Step(StepKind.UNMANAGED, job, reason=unmanaged_reason(record.cluster))
     if job.active_pods > 0 or job.admitted:
         copy = index.get((record.cluster, job.uid, record.attempt))
         return Step(StepKind.WITHDRAW, job, copy, "the job started on-prem")
@@ -104,9 +110,7 @@ def _step(
         if now >= record.not_before:
             return Step(StepKind.REDECIDE, job)
         return Step(StepKind.NOTHING, job)
-    view = clouds.get(record.cluster)
-    if view is None:  # not configured: not lost, nobody may say where its copy is
-        return Step(StepKind.UNMANAGED, job, reason=unmanaged_reason(record.cluster))
+    assert view is not None  # an unconfigured cluster's record is UNMANAGED or REQUEUED above
     if not view.up:
         down_for = now - (view.down_since if view.down_since is not None else now)
         if down_for >= timeouts.lost_after(record.cluster):
