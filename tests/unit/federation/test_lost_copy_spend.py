@@ -17,6 +17,7 @@ import pytest
 import structlog.testing
 
 from federator import metrics
+from federator.core.decisions import DecisionKind
 from federator.core.policy import DecisionPolicy
 from federator.federation import Federation, FederationSettings
 from federator.federation.charges import JobRecord, count_spend
@@ -31,14 +32,16 @@ T1 = T0 + HOUR  # cloud-b stops answering
 LOST_AT = T1 + 300.0  # clusters[].unreachable_timeout: 5 min
 
 
-def federation(onprem: FakeOnPrem, *clouds: FakeCloud) -> Federation:
+def federation(
+    onprem: FakeOnPrem, *clouds: FakeCloud, decide: Scripted | None = None
+) -> Federation:
     return Federation(
         onprem=onprem,
         clouds={c.name: c for c in clouds},
         policy=DecisionPolicy(),
         offers=Offers([offer("cloud-a", price=2.0), offer("cloud-b", price=1.0)]),
         settings=FederationSettings(interval_s=10, replace_backoff_s=5, gc_grace_s=0),
-        decide=Scripted(),
+        decide=decide or Scripted(),
     )
 
 
@@ -217,3 +220,36 @@ async def test_a_settlement_that_meets_a_conflict_is_made_by_the_next_pass() -> 
     assert job.record.lost_copies == ()
     settled = scene.b_rate * (T1 + HOUR + 10 - LOST_AT) / HOUR
     assert job.record.earlier_usd == pytest.approx(scene.until_requeue + settled)
+
+
+async def test_a_lost_copy_is_carried_over_a_return_on_prem_and_settled_after_the_next_burst() -> (
+    None
+):
+    onprem, cloud_a, cloud_b = FakeOnPrem(), FakeCloud("cloud-a"), FakeCloud("cloud-b")
+    job = onprem.add("j1", 8)
+    decide = Scripted(DecisionKind.STAY)
+    decide.bursting = {job.key}
+    fed = federation(onprem, cloud_a, cloud_b, decide=decide)
+    await fed.run_once(T0)
+    assert job.record is not None
+    b_rate = job.record.price_per_gpu_hour_usd * 8
+    cloud_b.set_state(job.uid, CopyState.RUNNING)
+    cloud_b.up, cloud_b.down_since = False, T1
+    await fed.run_once(LOST_AT)
+    decide.bursting = set()  # decided again: it stays on-prem
+    await fed.run_once(LOST_AT + 10)
+    assert job.record is None
+    assert job.returned_record is not None
+    (lost,) = job.returned_record.lost_copies
+    decide.bursting = {job.key}  # and bursts again later, to cloud-a (cloud-b still down)
+    await fed.run_once(T1 + HOUR)
+    assert job.record is not None
+    assert job.record.placement == "cloud-a/spot"
+    assert job.record.lost_copies == (lost,), "cloud-b's copy may still run: still counted"
+    assert job.record.earlier_usd == 0.0, "the spend book took what it spent before"
+    cloud_a.set_state(job.uid, CopyState.RUNNING)
+    cloud_b.up, cloud_b.down_since = True, None
+    cloud_b.copies.clear()
+    await fed.run_once(T1 + 2 * HOUR)
+    assert job.record.lost_copies == ()
+    assert job.record.earlier_usd == pytest.approx(b_rate * (T1 + 2 * HOUR - LOST_AT) / HOUR)
