@@ -10,6 +10,7 @@ Nothing here does I/O or reads a clock: `now` is always passed in.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -254,8 +255,27 @@ def record_of(job: Obj) -> PlacementRecord | None:
 
 def returned_record_of(job: Obj) -> PlacementRecord | None:
     """The record the Job's last placement had when it went back on-prem, if it keeps one (one
-    we cannot read counts as none: the job then counts its placements from 1 again)."""
-    return _record_in(job, ANNOTATION_RETURNED_RECORD)
+    we cannot read counts as none: the job then counts its placements from 1 again). It must
+    name this Job's uid: `kubectl get -o json | kubectl replace --force` re-creates a Job with
+    its annotations, and a new Job must not inherit the old one's count."""
+    text = annotations_of(job).get(ANNOTATION_RETURNED_RECORD)
+    if not text:
+        return None
+    try:
+        kept = json.loads(text)
+        if not isinstance(kept, dict) or kept.get("uid") != meta(job).get("uid"):
+            return None
+        return PlacementRecord.from_json(text)
+    except (ValueError, RecordError):
+        return None
+
+
+def returned_record_note(record: PlacementRecord, uid: str) -> str:
+    """The `federator.io/returned-record` value: the record, with the uid of the Job it
+    belongs to (`returned_record_of` reads it only on that Job)."""
+    kept = json.loads(record.to_json())
+    kept["uid"] = uid
+    return json.dumps(kept, separators=(",", ":"), sort_keys=True)
 
 
 def _record_in(job: Obj, annotation: str) -> PlacementRecord | None:

@@ -249,7 +249,9 @@ class OnPremCluster:
             notes[convert.ANNOTATION_REMOTE_STATE] = None
             if job.record is not None:
                 returned = job.record
-                notes[convert.ANNOTATION_RETURNED_RECORD] = returned.to_json()
+                notes[convert.ANNOTATION_RETURNED_RECORD] = convert.returned_record_note(
+                    returned, job.uid
+                )
         body = {"metadata": {"resourceVersion": job.resource_version, "annotations": notes}}
         updated = await self.cluster.request(
             "PATCH", _job_path(job), body=body, content_type=MERGE_PATCH

@@ -9,6 +9,7 @@ two), the snapshot reads it back as `OnPremJob.returned_record`, and a new recor
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -74,7 +75,9 @@ async def test_dropping_the_record_keeps_it_on_the_job_in_the_same_patch() -> No
     assert len(api.patches) == 1
     notes = api.patches[0]["metadata"]["annotations"]
     assert notes[convert.ANNOTATION_RECORD] is None
-    assert notes[convert.ANNOTATION_RETURNED_RECORD] == REQUEUED.to_json()
+    kept = json.loads(notes[convert.ANNOTATION_RETURNED_RECORD])
+    assert kept.pop("uid") == seen.uid, "bound to this Job"
+    assert kept == json.loads(REQUEUED.to_json())
     assert api.patches[0]["metadata"]["resourceVersion"] == seen.resource_version
     assert dropped.returned_record == REQUEUED
     (waiting,) = (await onprem.snapshot(o.T0_S)).jobs
@@ -114,3 +117,26 @@ def test_the_kept_record_is_not_copied_to_the_cloud_copy() -> None:
         suspended=False,
     )
     assert convert.ANNOTATION_RETURNED_RECORD not in copied["metadata"]["annotations"]
+
+
+async def test_a_kept_record_of_another_job_counts_as_none() -> None:
+    """Review finding 6: `kubectl get -o json | kubectl replace --force` re-creates a Job with
+    the old one's annotations; the new Job (another uid) must not inherit its count and be
+    told it is out of re-placements."""
+    old = o.job()
+    kept = convert.returned_record_note(REQUEUED, "uid-of-the-deleted-job")
+    new = o.job(annotations={convert.ANNOTATION_RETURNED_RECORD: kept})
+    assert convert.meta(new)["uid"] == convert.meta(old)["uid"] != "uid-of-the-deleted-job"
+    onprem, _ = await onprem_with(new)
+    (view,) = (await onprem.snapshot(o.T0_S)).jobs
+    assert view.returned_record is None
+    own = o.job(
+        annotations={
+            convert.ANNOTATION_RETURNED_RECORD: convert.returned_record_note(
+                REQUEUED, str(convert.meta(old)["uid"])
+            )
+        }
+    )
+    onprem, _ = await onprem_with(own)
+    (view,) = (await onprem.snapshot(o.T0_S)).jobs
+    assert view.returned_record == REQUEUED
