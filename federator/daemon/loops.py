@@ -153,12 +153,18 @@ async def resync_replicas(parts: Parts, stop: asyncio.Event) -> None:
     job. A failure is logged; a failed copy or listing is tried again at the first interval
     after the replica's backoff, anything else at the next interval. A cloud cluster whose
     store the running stores do not have (added by a reload) is left out until a restart:
-    `follow_reloaded_datasets` says so once per reload.
+    `follow_reloaded_datasets` says so once per reload. A draining cloud is left out too.
     """
     while await _sleep(parts.holder.config.sync.interval.total_seconds(), stop):
         if not parts.writes_allowed():
             continue
-        pairs = replica_pairs_with_stores(parts.holder.config, parts.stores)
+        # A draining cloud takes no new job: refreshing its replicas would only pay transfers.
+        draining = parts.federation.settings.draining_clusters
+        pairs = [
+            (dataset, cluster)
+            for dataset, cluster in replica_pairs_with_stores(parts.holder.config, parts.stores)
+            if cluster not in draining
+        ]
         exists = functools.partial(replica_exists, parts.stores)
         await resync_known_replicas(
             parts.replicator, pairs, exists=exists, may_write=parts.writes_allowed

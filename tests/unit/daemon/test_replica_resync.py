@@ -180,6 +180,7 @@ async def test_the_loop_resyncs_every_sync_interval_and_publishes_the_lag(
         stores=SimpleNamespace(config=config, cloud_clusters=lambda: ["cloud-a", "cloud-b"]),
         replicator=replicator,
         writes_allowed=lambda: True,
+        federation=SimpleNamespace(settings=SimpleNamespace(draining_clusters=frozenset())),
     )
     await loops.resync_replicas(parts, asyncio.Event())
     assert slept == [30.0, 30.0]  # config/sandbox.yaml: sync.interval: 30s
@@ -214,3 +215,30 @@ def test_a_replica_exists_when_its_location_lists_an_object(tmp_path: Path) -> N
         {"Bucket": "cloud-a-datasets", "Prefix": "text/wikitext/", "MaxKeys": 1},
         {"Bucket": "cloud-b-datasets", "Prefix": "imagenet-mini/", "MaxKeys": 1},
     ]
+
+
+async def test_a_draining_cloud_s_replicas_are_not_refreshed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review of 2026-12-01: a draining cloud takes no new job, so refreshing its replicas
+    only paid transfers until it was removed."""
+    config = sandbox(tmp_path)
+    rounds: list[float] = []
+
+    async def one_round(seconds: float, stop: asyncio.Event) -> bool:
+        rounds.append(seconds)
+        return len(rounds) == 1
+
+    monkeypatch.setattr(loops, "_sleep", one_round)
+    monkeypatch.setattr(loops, "replica_exists", lambda stores, d, c: True)
+    engines = Engines()
+    parts: Any = SimpleNamespace(
+        holder=SimpleNamespace(config=config),
+        stores=SimpleNamespace(config=config, cloud_clusters=lambda: ["cloud-a", "cloud-b"]),
+        replicator=Replicator(engines, clock=lambda: 160.0),
+        writes_allowed=lambda: True,
+        federation=SimpleNamespace(settings=SimpleNamespace(draining_clusters={"cloud-b"})),
+    )
+    await loops.resync_replicas(parts, asyncio.Event())
+    clusters = {cluster for _, cluster in engines.made}
+    assert clusters == {"cloud-a"}
