@@ -48,7 +48,7 @@ def test_a_closed_stdout_ends_the_command_quietly_as_sigpipe_does(
 
 
 def onprem_that_never_syncs() -> Any:
-    health = SimpleNamespace(last_error="ClientConnectorError: Cannot connect to 127.0.0.1:1")
+    health = SimpleNamespace(problem="ClientConnectorError: Cannot connect to 127.0.0.1:1")
     cluster = SimpleNamespace(name="onprem", health=health)
     return SimpleNamespace(onprem=SimpleNamespace(synced=False, cluster=cluster))
 

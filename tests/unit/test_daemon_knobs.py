@@ -5,7 +5,7 @@ datasets[].sync_before_start, queues[].default_runtime)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,7 @@ def test_min_pending_gpus_and_cooldown_follow_a_reloaded_policy(tmp_path: Path) 
     class Parts:
         holder: Holder
         federation: Any
+        clouds: dict[str, Any] = field(default_factory=dict)  # the clouds connected at start
 
     onprem = FakeOnPrem()
     fed, _ = federation(config, onprem)
