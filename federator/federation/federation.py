@@ -41,7 +41,7 @@ from federator.federation.collection import Collection
 from federator.federation.data_problems import DataProblems, ToldOnJobs
 from federator.federation.deciding import Decide, Decider
 from federator.federation.forecasts import WaitForecasts
-from federator.federation.moves import CLUSTER_LOST, PREEMPTED, START_TIMEOUT, Moves
+from federator.federation.moves import CLUSTER_LOST, COPY_GONE, PREEMPTED, START_TIMEOUT, Moves
 from federator.federation.planning import Step, StepKind
 from federator.federation.pool_blocking import PoolBlocking
 from federator.federation.ports import (
@@ -255,7 +255,8 @@ class Federation:
             self.settings.default_lost_cluster_timeout_s,
             self.settings.start_timeout_s,
         )
-        for step in planning.converge(onprem, clouds, timeouts, now=now):
+        draining = self.settings.draining_clusters
+        for step in planning.converge(onprem, clouds, timeouts, now=now, draining=draining):
             if step.kind is StepKind.REDECIDE:
                 requeued.append(step.job)
             elif step.kind is not StepKind.NOTHING and writes:
@@ -314,6 +315,8 @@ class Federation:
                 await self.moves.withdraw(job, copy, report)
             case StepKind.LOST:
                 await self.moves.requeue(step, CLUSTER_LOST, now, report)
+            case StepKind.GONE:
+                await self.moves.requeue(step, COPY_GONE, now, report)
             case StepKind.PREEMPTED:
                 assert copy is not None
                 await self.moves.requeue(step, PREEMPTED, now, report)

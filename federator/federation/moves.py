@@ -479,6 +479,9 @@ class Loss:
 
 PREEMPTED = Loss("Preempted", "Preempted", preemption=True, blocks_pool=BlockCause.PREEMPTION)
 CLUSTER_LOST = Loss("ClusterLost", "Lost", preemption=False, blocks_pool=None)
+# The copy vanished from a draining cluster (deleted by someone): not recreated there, where no
+# new copy goes, but decided again like a lost one; nothing says the pool is to blame.
+COPY_GONE = Loss("CopyGone", "Gone", preemption=False, blocks_pool=None)
 # Capacity that never came (spot capacity unavailable, a pool that cannot scale, a taint):
 # the pool is avoided as after a preemption, but nothing was preempted, so the pool's
 # preemption rate (its price in the cost model) learns nothing from it.

@@ -30,6 +30,7 @@ class StepKind(StrEnum):
     PREEMPTED = "preempted"  # the copy lost its node: delete it, re-place the job
     NOT_STARTED = "not_started"  # no pod started within the start timeout: delete, re-place
     LOST = "lost"  # the cluster is gone for longer than the timeout: re-place the job
+    GONE = "gone"  # the copy is gone from a draining cluster: re-place the job elsewhere
     WITHDRAW = "withdraw"  # the job started on-prem after all: delete the copy, drop the record
     MARK_DONE = "mark_done"  # the on-prem Job is terminal; the record catches up
     REDECIDE = "redecide"  # requeued and past its backoff: decide again
@@ -74,15 +75,25 @@ def copies_by_source(clouds: Mapping[str, CloudView]) -> dict[tuple[str, str, in
 
 
 def converge(
-    onprem: OnPremView, clouds: Mapping[str, CloudView], timeouts: Timeouts, *, now: float
+    onprem: OnPremView,
+    clouds: Mapping[str, CloudView],
+    timeouts: Timeouts,
+    *,
+    now: float,
+    draining: frozenset[str] = frozenset(),
 ) -> list[Step]:
-    """One step per job that has a record (and is not done)."""
+    """One step per job that has a record (and is not done). `draining`: the clusters that
+    take no new copy (`clusters[].draining`), not even one recreated in place of a lost one."""
     index = copies_by_source(clouds)
     steps: list[Step] = []
     for job in onprem.jobs:
         if job.record is None or job.record.phase is Phase.DONE:
             continue
-        steps.append(_step(job, clouds, index, timeouts, now))
+        step = _step(job, clouds, index, timeouts, now)
+        if step.kind is StepKind.RECREATE and job.record.cluster in draining:
+            reason = f"its copy is gone and {job.record.cluster} is draining"
+            step = Step(StepKind.GONE, job, reason=reason)
+        steps.append(step)
     return steps
 
 

@@ -153,3 +153,22 @@ async def test_a_job_that_may_not_burst_is_not_told_of_the_draining_cloud() -> N
     reasons = {d.job_key: d.reason for d in report.decisions}
     assert "draining" not in reasons["team-a/stays-home"]
     assert reasons["team-a/may-go"].endswith("cloud-b/spot takes no new job: cloud-b is draining")
+
+
+async def test_a_copy_gone_from_a_draining_cloud_is_placed_elsewhere_not_recreated() -> None:
+    """Review finding 5: a copy deleted from a draining cloud (someone cleaning it up) was
+    recreated there, the one place no new copy may go."""
+    onprem, cloud_a, cloud_b = FakeOnPrem(), FakeCloud("cloud-a"), FakeCloud("cloud-b")
+    job = onprem.add("j1", 8)
+    fed, _ = federation(onprem, cloud_a, cloud_b, settings=SETTINGS)
+    await fed.run_once(100.0)
+    assert job.record is not None
+    assert job.record.placement == "cloud-b/spot"
+    fed.settings = DRAINING_B
+    cloud_b.copies.clear()  # deleted by hand
+    report = await fed.run_once(110.0)
+    assert not [a for a in report.actions if a.startswith("recreate")], report.actions
+    assert job.record.phase is Phase.REQUEUED
+    await fed.run_once(120.0)  # past the 5 s backoff
+    assert (job.record.placement, job.record.attempt) == ("cloud-a/spot", 2)
+    assert cloud_b.copies == {}
