@@ -248,7 +248,9 @@ def fleet_status(
 def _bursted(key: str, notes: Mapping[str, str], record: PlacementRecord, now: float) -> BurstedJob:
     from federator.kube import convert
 
-    priced = record.price_per_gpu_hour_usd > 0 or record.earlier_usd > 0
+    priced = record.price_per_gpu_hour_usd > 0 or record.earlier_usd > 0 or bool(record.lost_copies)
+    # A copy lost with its cluster counts until it is settled, as the budgets count it.
+    lost = sum(copy.cost_usd(now) for copy in record.lost_copies)
     return BurstedJob(
         job=key,
         cluster=record.cluster,
@@ -260,7 +262,7 @@ def _bursted(key: str, notes: Mapping[str, str], record: PlacementRecord, now: f
         placed_at=record.placed_at,
         not_before=record.not_before,
         expected_usd=record.expected_cost_usd if record.expected_cost_usd > 0 else None,
-        accrued_usd=record.earlier_usd + record.attempt_cost_usd(now) if priced else None,
+        accrued_usd=record.earlier_usd + record.attempt_cost_usd(now) + lost if priced else None,
     )
 
 

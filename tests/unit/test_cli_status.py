@@ -363,3 +363,20 @@ def test_piped_output_keeps_long_job_names_whole(
     monkeypatch.delenv("COLUMNS", raising=False)
     assert cli.main(["status", "--config", str(configs.offline_sandbox_policy(tmp_path))]) == 0
     assert f"team-b/{name}" in capsys.readouterr().out
+
+
+def test_a_copy_lost_with_its_cluster_counts_in_accrued_until_settled(
+    config: policy.FederatorConfig,
+) -> None:
+    """As the budgets count it (f39383d): $24/h since 30 minutes ago is $12 more."""
+    lost = {
+        "cluster": "cloud-b",
+        "namespace": "team-a",
+        "name": "train-1",
+        "attempt": 1,
+        "usd_per_hour": 24.0,
+        "since": NOW - 1800,
+    }
+    again = placed(attempt=2, earlier_usd=5.0, lost_copies=[lost])
+    fleet = fleet_of(config, {JOBS: {"items": [job("train", "team-a", again)]}})
+    assert rows(shown(fleet))["team-a/train"][-1] == "$29.00"  # 5 + 12 + 12
