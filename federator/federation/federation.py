@@ -412,10 +412,10 @@ class Federation:
         jobs: list[OnPremJob] = []
         for job in onprem.jobs:
             kept = job.returned_record
-            if job.record is None and kept is not None and kept.attempt > limit:
-                times = "1 time" if kept.attempt == 2 else f"{kept.attempt - 1} times"
+            if job.record is None and kept is not None and kept.losses > limit:
+                times = "once" if kept.losses == 1 else f"{kept.losses} times"
                 why[job.key] = (
-                    f"stays on-prem: out of re-placements (re-placed {times}; "
+                    f"stays on-prem: out of re-placements (its copy was lost {times}; "
                     f"burst.replacement.max_replacements: {limit})"
                 )
                 spec = replace(job.spec, burst_allowed=False)

@@ -250,6 +250,7 @@ class Moves:
             # wherever the job is now (what it spent before the return is counted twice then,
             # the budgets' safe side).
             lost_copies=previous.lost_copies if previous else (),
+            lost=previous.losses if previous else 0,
         )
         job = await self._onprem.write_record(job, record)
         await self.place(job, record, now, report, decision=decision)
@@ -323,7 +324,8 @@ class Moves:
             max_s=self._settings().replace_max_backoff_s,
         )
         stale = f"{record.cluster}/{job.namespace}/{name}"
-        return record.requeue(now=now, backoff_s=wait, stale_copy=stale)
+        again = record.requeue(now=now, backoff_s=wait, stale_copy=stale)
+        return replace(again, lost=record.losses + 1)
 
     async def _placement_refused(
         self, job: OnPremJob, record: PlacementRecord, why: str, now: float, report: PassReport

@@ -94,6 +94,18 @@ class PlacementRecord:
     earlier_ended_at: float = 0.0
     # The copies lost with their cluster that may still be running there, until settled.
     lost_copies: tuple[LostCopy, ...] = ()
+    # How many of the job's copies were lost (preempted, cluster lost, never started, refused,
+    # gone): what `burst.replacement.max_replacements` bounds. Not `attempt`, which a pull-back
+    # also moves on, and which skips numbers past old copies. None: a record written before
+    # the count was kept, read as its attempts (`losses`), the bound it had then.
+    lost: int | None = None
+
+    @property
+    def losses(self) -> int:
+        """The copies the job lost so far (see `lost`)."""
+        if self.lost is not None:
+            return self.lost
+        return self.attempt if self.phase is Phase.REQUEUED else self.attempt - 1
 
     @property
     def placement(self) -> str:
@@ -163,6 +175,8 @@ class PlacementRecord:
             data["earlier_ended_at"] = self.earlier_ended_at
         if self.lost_copies:
             data["lost_copies"] = [lost.to_data() for lost in self.lost_copies]
+        if self.lost is not None:
+            data["lost"] = self.lost
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -187,9 +201,19 @@ class PlacementRecord:
                 earlier_usd=float(data.get("earlier_usd", 0.0)),
                 earlier_ended_at=float(data.get("earlier_ended_at", 0.0)),
                 lost_copies=tuple(LostCopy.from_data(c) for c in data.get("lost_copies", ())),
+                lost=_optional_count(data.get("lost")),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise RecordError(f"federator.io/record: cannot read {text[:80]!r}: {e}") from e
+
+
+def _optional_count(value: object) -> int | None:
+    if value is None:
+        return None
+    count = int(value)  # type: ignore[call-overload]
+    if count < 0:
+        raise ValueError(f"lost: {count} is not a count")
+    return count
 
 
 def _optional_float(value: object) -> float | None:

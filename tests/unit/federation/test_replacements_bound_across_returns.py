@@ -18,6 +18,7 @@ from federator.core.decisions import DecisionKind, Round
 from federator.core.models import PendingJob
 from federator.core.policy import DecisionPolicy
 from federator.federation import Federation, FederationSettings
+from federator.federation.ports import CopyState
 from federator.federation.records import Phase, PlacementRecord
 from tests.unit.kube.fakes import FakeCloud, FakeOnPrem
 from tests.unit.kube.test_federation_loop import Offers, Scripted, federation, offer
@@ -78,7 +79,7 @@ async def test_a_job_sent_home_out_of_replacements_never_bursts_again() -> None:
         assert decision.kind is DecisionKind.STAY
         assert decision.reason == (
             "stays on-prem: out of re-placements "
-            "(re-placed 3 times; burst.replacement.max_replacements: 3)"
+            "(its copy was lost 4 times; burst.replacement.max_replacements: 3)"
         )
     assert [c for c in cloud.created if c.startswith("team-a/j1-")] == []
 
@@ -133,3 +134,38 @@ async def test_a_pulled_back_job_continues_its_count_too() -> None:
     await fed.run_once(120.0)
     assert job.record is not None
     assert job.record.attempt == 2
+
+
+async def test_a_pull_back_is_no_lost_copy() -> None:
+    """Review finding 7: the bound counted placements, so with max_replacements 0 a job pulled
+    back once (its copy never lost) could never burst again, and pull-backs used up the
+    re-placements a later preemption needs."""
+    onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted(), max_replacements=0)
+    await fed.run_once(100.0)
+    onprem.free_gpus = 8
+    await fed.run_once(110.0)
+    assert job.record is None, "pulled back"
+    assert job.returned_record is not None
+    assert job.returned_record.losses == 0
+    onprem.free_gpus = 0
+    await fed.run_once(120.0)
+    assert job.record is not None, "bursts again: it lost no copy"
+    assert (job.record.attempt, job.record.losses) == (2, 0)
+
+
+async def test_each_lost_copy_is_counted_once() -> None:
+    onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(
+        onprem, [cloud], [offer("cloud-a")], Scripted(), max_replacements=1, block_pool_for_s=0
+    )
+    await fed.run_once(100.0)
+    cloud.set_state("uid-j1", CopyState.PREEMPTED)
+    await fed.run_once(110.0)
+    assert job.record is not None
+    assert (job.record.phase, job.record.losses) == (Phase.REQUEUED, 1)
+    await fed.run_once(200.0)  # past the backoff: re-placed once, as max_replacements allows
+    assert job.record is not None
+    assert (job.record.phase, job.record.attempt, job.record.losses) == (Phase.PLACED, 2, 1)
