@@ -210,7 +210,7 @@ class PlacementRecord:
 def _optional_count(value: object) -> int | None:
     if value is None:
         return None
-    count = int(value)  # type: ignore[call-overload]
+    count: int = int(str(value))  # "3" and 3 alike; 3.5 or "x" is a ValueError
     if count < 0:
         raise ValueError(f"lost: {count} is not a count")
     return count
