@@ -107,6 +107,12 @@ class CloudCluster:
         manifest = self.source.jobs.items.get(job.key)
         if manifest is None:
             raise kube_errors.NotFound(self.source.cluster.name, 404, f"job {job.key} not cached")
+        if convert.meta(manifest).get("uid") != job.uid:
+            # Deleted and created again under its name since the pass read it: the manifest
+            # is another Job's, and its copy would carry the new uid under the old one's name.
+            raise kube_errors.NotFound(
+                self.source.cluster.name, 404, f"job {job.key} was re-created (new uid)"
+            )
         name = copy_name(job.name, job.uid, request.attempt)
         placement = self.settings.pools.get(request.pool, PoolPlacement())
         body = convert.cloud_job(

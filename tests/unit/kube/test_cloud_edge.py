@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -161,3 +162,15 @@ async def test_a_config_map_someone_else_made_after_the_check_is_still_never_ado
     with pytest.raises(kube_errors.Refused, match="ConfigMap team-a/settings"):
         await cloud_over(racing).create_copy(copy_request())
     assert racing.objects[SETTINGS_PATH] == config_map(labels={}, lr="0.5")
+
+
+async def test_a_job_re_created_under_its_name_is_not_copied_from_the_new_manifest() -> None:
+    """Review (2026-12-01, session 15, §9): the manifest was looked up by name, so after a
+    fast `kubectl delete` and `apply` of the Job the copy of the *new* Job was created under
+    the old one's name and attempt, labelled with the new uid."""
+    api = cloud_api_holding(config_map(labels={convert.LABEL_ORIGIN: INSTANCE}, owners=1, lr="0.1"))
+    request = copy_request()
+    stale = replace(request, source=replace(request.source, uid="uid-of-the-deleted-job"))
+    with pytest.raises(kube_errors.NotFound, match="re-created"):
+        await cloud_over(api).create_copy(stale)
+    assert created_jobs(api) == []
