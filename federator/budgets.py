@@ -105,8 +105,13 @@ class BudgetWarnings:
     def __init__(self) -> None:
         self._warned: set[str] = set()
 
-    def observe(self, caps: Iterable[Cap], warn_at: float) -> list[Cap]:
-        """Publish every cap's metrics; return the caps that crossed `warn_at` just now."""
+    def observe(self, caps: Iterable[Cap], warn_at: float, *, telling: bool = True) -> list[Cap]:
+        """Publish every cap's metrics; return the caps that crossed `warn_at` just now.
+
+        Only the leader tells (`telling`: the log line and the counter; the caller posts the
+        Event), as with decisions and spend: every replica observes, and a sum of the counter
+        over replicas would count one crossing once per replica. A follower still remembers
+        the crossing, so when it leads it does not tell it again."""
         crossed: list[Cap] = []
         for cap in caps:
             # `metrics.initialise` creates the counter of every configured cap at start; a cap
@@ -119,6 +124,8 @@ class BudgetWarnings:
                 if cap.scope not in self._warned:
                     self._warned.add(cap.scope)
                     crossed.append(cap)
+                    if not telling:
+                        continue
                     warnings.inc()
                     log.warning(
                         "budget_warning",

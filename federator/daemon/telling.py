@@ -121,8 +121,10 @@ async def watch_budgets(parts: Parts, report: PassReport) -> None:
         return
     config = parts.holder.config
     warn_at = config.budgets.warn_at_fraction
-    crossed = parts.budget_warnings.observe(budgets.caps_of(config, report.spend), warn_at)
-    if not crossed or not parts.writes_allowed():
+    telling = parts.writes_allowed()  # the leader tells; every replica keeps track
+    caps = budgets.caps_of(config, report.spend)
+    crossed = parts.budget_warnings.observe(caps, warn_at, telling=telling)
+    if not crossed or not telling:
         return
     onprem = parts.clusters[config.onprem_cluster.name]
     stamp = datetime.fromtimestamp(report.now, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

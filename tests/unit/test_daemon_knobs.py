@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 import yaml
 
 from federator import budgets, metrics, policy
@@ -187,6 +188,21 @@ def test_crossing_the_warning_line_warns_once_until_spend_falls_back(tmp_path: P
     assert crossed(60) == []  # a new hour: re-armed
     assert crossed(90) == ["hour"]
     assert gauge(metrics.BUDGET_WARNINGS, "hour") == warned_before + 2
+
+
+def test_a_follower_keeps_track_of_a_crossing_but_does_not_count_it(tmp_path: Path) -> None:
+    """Every replica observes the caps; only the leader's count and log line are the crossing
+    (a sum over replicas counted it once per replica), and a follower that then leads does
+    not tell the same crossing again."""
+    config = budget_policy(tmp_path, 0.8)
+    watch = budgets.BudgetWarnings()
+    before = gauge(metrics.BUDGET_WARNINGS, "day")
+    over = budgets.caps_of(config, Spend(last_hour_usd=0, today_usd=900))
+    with structlog.testing.capture_logs() as logged:
+        assert [c.scope for c in watch.observe(over, 0.8, telling=False)] == ["day"]
+        assert watch.observe(over, 0.8, telling=True) == [], "told already, as a follower"
+    assert gauge(metrics.BUDGET_WARNINGS, "day") == before
+    assert not [e for e in logged if e["event"] == "budget_warning"]
 
 
 def test_the_warning_says_scope_spend_cap_and_consequence(tmp_path: Path) -> None:
