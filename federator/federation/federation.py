@@ -395,7 +395,7 @@ class Federation:
 
     def _may_replace(self, job: OnPremJob) -> bool:
         record = job.record
-        return record is not None and record.attempt <= self.settings.max_replacements
+        return record is not None and record.losses <= self.settings.max_replacements
 
     def _out_of_replacements(self, onprem: OnPremView) -> tuple[OnPremView, dict[str, str]]:
         """The view with each waiting job that went back on-prem out of re-placements made one

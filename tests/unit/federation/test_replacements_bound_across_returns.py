@@ -169,3 +169,27 @@ async def test_each_lost_copy_is_counted_once() -> None:
     await fed.run_once(200.0)  # past the backoff: re-placed once, as max_replacements allows
     assert job.record is not None
     assert (job.record.phase, job.record.attempt, job.record.losses) == (Phase.PLACED, 2, 1)
+
+
+async def test_a_pull_back_does_not_use_up_a_requeued_job_s_re_placement() -> None:
+    """Review of 76b7bc5: the requeued record's own bound (`_may_replace`) still read the
+    attempt, so a job pulled back once and then preempted once was sent home with
+    max_replacements 1, though it had lost one copy."""
+    onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(
+        onprem, [cloud], [offer("cloud-a")], Scripted(), max_replacements=1, block_pool_for_s=0
+    )
+    await fed.run_once(100.0)
+    onprem.free_gpus = 8
+    await fed.run_once(110.0)
+    assert job.record is None, "pulled back"
+    onprem.free_gpus = 0
+    await fed.run_once(120.0)
+    cloud.set_state(job.uid, CopyState.PREEMPTED)
+    await fed.run_once(130.0)
+    assert job.record is not None
+    assert (job.record.attempt, job.record.phase, job.record.losses) == (2, Phase.REQUEUED, 1)
+    await fed.run_once(300.0)  # past the backoff
+    assert job.record is not None, "sent home with one lost copy"
+    assert (job.record.attempt, job.record.phase) == (3, Phase.PLACED)
