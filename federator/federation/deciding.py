@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
-from federator.core.decisions import DecisionKind, Round
+from federator.core.decisions import Round
 from federator.core.models import DatasetNeed, Offer, OnPremState, PendingJob, Spend
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.federation import rounds
@@ -166,25 +166,13 @@ def _draining_room(offers: Sequence[Offer], draining: frozenset[str]) -> dict[Po
 def _draining_explained(
     round_: Round, room: Mapping[Pool, int], may_burst: AbstractSet[str]
 ) -> Round:
-    """The round with each decision that does not burst told which draining pools had room
-    for the job: the model saw them with 0 free GPUs, and "no cloud pool fits" would not say
-    why (as `rounds.blocks_explained` does for blocked pools). Only jobs in `may_burst`."""
-    if not room:
-        return round_
-    decisions = []
-    for decision in round_.decisions:
-        if decision.job_key not in may_burst:
-            decisions.append(decision)
-            continue
-        why = [
-            f"{cluster}/{pool} takes no new job: {cluster} is draining"
-            for (cluster, pool), free in sorted(room.items())
-            if free >= decision.gpus
-        ]
-        if decision.kind is not DecisionKind.BURST and why:
-            decision = decision._replace(reason=f"{decision.reason}; {'; '.join(why)}")
-        decisions.append(decision)
-    return replace(round_, decisions=tuple(decisions))
+    """The round with each stay told which draining pools had room for the job, as
+    `rounds.blocks_explained` does for blocked pools."""
+    notes = {
+        (cluster, pool): (f"{cluster}/{pool} takes no new job: {cluster} is draining", free)
+        for (cluster, pool), free in room.items()
+    }
+    return rounds.closed_explained(round_, notes, may_burst)
 
 
 def _core_decide() -> Decide:

@@ -76,23 +76,26 @@ def after(round_: Round, offers: Sequence[Offer], spend: Spend) -> tuple[list[Of
 def blocks_explained(
     round_: Round, blocked: Mapping[Pool, tuple[PoolBlock, int]], may_burst: AbstractSet[str]
 ) -> Round:
-    """The round with each decision that does not burst told which blocked pools had room for
-    the job: the model saw them with 0 free GPUs, and its reason ("no cloud pool fits 8 GPUs")
-    would not say why. Only jobs in `may_burst` (keys): a job that opted out, or a round a gate
-    kept on-prem, stayed for its own reason, whatever the pools had."""
-    if not blocked:
+    """The round with each stay told which blocked pools had room for the job (see
+    `closed_explained`)."""
+    notes = {pool: (block.explained(pool), free) for pool, (block, free) in blocked.items()}
+    return closed_explained(round_, notes, may_burst)
+
+
+def closed_explained(
+    round_: Round, closed: Mapping[Pool, tuple[str, int]], may_burst: AbstractSet[str]
+) -> Round:
+    """The round with each decision that does not burst told which closed pools (pool -> its
+    note, the GPUs it would have had) had room for the job: the model saw them with 0 free
+    GPUs, and its reason ("no cloud pool fits 8 GPUs") would not say why. Only jobs in
+    `may_burst` (keys): a job that opted out, or a round a gate kept on-prem, stayed for its
+    own reason, whatever the pools had."""
+    if not closed:
         return round_
     decisions = []
     for decision in round_.decisions:
-        if decision.job_key not in may_burst:
-            decisions.append(decision)
-            continue
-        why = [
-            block.explained(pool)
-            for pool, (block, free) in sorted(blocked.items())
-            if free >= decision.gpus
-        ]
-        if decision.kind is not DecisionKind.BURST and why:
+        why = [note for _, (note, free) in sorted(closed.items()) if free >= decision.gpus]
+        if decision.job_key in may_burst and decision.kind is not DecisionKind.BURST and why:
             decision = decision._replace(reason=f"{decision.reason}; {'; '.join(why)}")
         decisions.append(decision)
     return replace(round_, decisions=tuple(decisions))
