@@ -10,6 +10,8 @@ Event whose text names the two ways out), a log line names the cluster and the j
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import structlog.testing
 
 from federator import metrics
@@ -155,28 +157,14 @@ def placed(name: str, record: PlacementRecord) -> OnPremJob:
 def test_a_job_started_on_prem_by_hand_while_its_cloud_is_removed_keeps_its_record() -> None:
     """Review finding 10: withdrawn, its record went with nothing deleted (the cluster is not
     configured), hiding the copy left running there; now it stays unmanaged and is told so."""
-    record = PlacementRecord(
-        cluster="cloud-b", pool="spot", attempt=1, phase=Phase.PLACED, placed_at=0.0, gpus=8
-    )
-    spec = PendingJob(key="team-a/j1", gpus=8, submitted_at=0.0, runtime_estimate_s=3600.0)
-    job = OnPremJob(
-        key="team-a/j1",
-        namespace="team-a",
-        name="j1",
-        uid="u1",
-        resource_version="1",
-        gpus=8,
-        record=record,
-        spec=spec,
-        active_pods=1,
-        admitted=True,
-    )
+    record = PlacementRecord("cloud-b", "spot", 1, Phase.PLACED, placed_at=0.0, gpus=8)
+    job = replace(placed("j1", record), active_pods=1, admitted=True)
     onprem = OnPremView(
         up=True,
         synced=True,
-        state=OnPremState(total_gpus=8, free_gpus=0),
+        state=OnPremState(16, 0),
         jobs=(job,),
-        source_uids=frozenset({"u1"}),
+        source_uids=frozenset({job.uid}),
     )
     cloud_a = CloudView(cluster="cloud-a", up=True, synced=True)
     timeouts = planning.Timeouts(lost_cluster_s={})

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 
 import structlog.testing
 
 from federator import metrics
-from federator.core.models import OnPremState, PendingJob
+from federator.core.models import OnPremState
 from federator.federation import planning
 from federator.federation.planning import StepKind
-from federator.federation.ports import CloudView, OnPremJob, OnPremView
-from federator.federation.records import Phase, PlacementRecord
+from federator.federation.ports import CloudView, OnPremView
 from federator.kube import errors as kube_errors
 from federator.kube.clients import Cluster, Health
 from federator.kube.watching import JOBS, NODES, Reflector
+from tests.unit.federation.test_pull_backs_planning import placed
 
 
 def refused_gauge(cluster: str) -> float | None:
@@ -99,26 +100,15 @@ async def test_the_refusal_is_cleared_once_the_read_lists() -> None:
 
 def test_a_cloud_whose_cache_is_refused_keeps_its_jobs_past_the_lost_timeout() -> None:
     """The planning consequence: up but not synced is waiting, never LOST (no second run)."""
-    record = PlacementRecord(
-        cluster="cloud-b", pool="spot", attempt=1, phase=Phase.PLACED, placed_at=0.0, gpus=1
-    )
-    spec = PendingJob(key="team-a/j1", gpus=1, submitted_at=0.0, runtime_estimate_s=3600.0)
-    job = OnPremJob(
-        key="team-a/j1",
-        namespace="team-a",
-        name="j1",
-        uid="u1",
-        resource_version="1",
-        gpus=1,
-        record=record,
-        spec=spec,
-    )
+    on_a = placed("j1", 1, placed_at=0.0)
+    assert on_a.record is not None
+    job = replace(on_a, record=replace(on_a.record, cluster="cloud-b"))
     onprem = OnPremView(
         up=True,
         synced=True,
         state=OnPremState(total_gpus=8, free_gpus=0),
         jobs=(job,),
-        source_uids=frozenset({"u1"}),
+        source_uids=frozenset({job.uid}),
     )
     refused = CloudView(cluster="cloud-b", up=True, synced=False)
     timeouts = planning.Timeouts(lost_cluster_s={"cloud-b": 300.0})
