@@ -144,7 +144,7 @@ async def _read(config: policy.FederatorConfig, cluster: Cluster, now: float) ->
     from federator.kube.spend_store import ConfigMapSpendStore
 
     namespace = config.state_namespace
-    jobs = await _jobs_with_records(config, cluster)
+    jobs, kept = await _jobs_with_records(config, cluster)
     leader = await _lease(config, cluster)
     book = await ConfigMapSpendStore(
         cluster, namespace=namespace, name=f"{config.instance}-spend"
@@ -152,26 +152,30 @@ async def _read(config: policy.FederatorConfig, cluster: Cluster, now: float) ->
     blocks = await ConfigMapPoolBlockStore(
         cluster, namespace=namespace, name=f"{config.instance}-pool-blocks"
     ).load()
-    return fleet_status(config, jobs, book, blocks, leader, now=now)
+    return fleet_status(config, jobs, book, blocks, leader, now=now, kept=kept)
 
 
 async def _jobs_with_records(
     config: policy.FederatorConfig, cluster: Cluster
-) -> list[tuple[dict[str, Any], PlacementRecord]]:
-    """The Jobs of the namespaces the daemon watches that carry a readable placement record."""
+) -> tuple[list[tuple[dict[str, Any], PlacementRecord]], list[dict[str, Any]]]:
+    """The Jobs of the namespaces the daemon watches that carry a readable placement record,
+    and those without one whose kept record (`federator.io/returned-record`) holds copies
+    lost with their cluster: the budgets count those copies too (`charges.count_spend`)."""
     from federator import daemon
     from federator.kube import convert
 
     watched = daemon.onprem_observer(config, cluster).namespaces  # empty: every namespace
     listed = await cluster.request("GET", "/apis/batch/v1/jobs")
-    found = []
+    found, kept = [], []
     for job in listed.get("items") or []:
         if watched and convert.meta(job).get("namespace") not in watched:
             continue
         record = convert.record_of(job)
         if record is not None:
             found.append((job, record))
-    return found
+        elif (returned := convert.returned_record_of(job)) is not None and returned.lost_copies:
+            kept.append(job)
+    return found, kept
 
 
 async def _lease(config: policy.FederatorConfig, cluster: Cluster) -> Leader | None:
@@ -216,6 +220,7 @@ def fleet_status(
     leader: Leader | None,
     *,
     now: float,
+    kept: Sequence[dict[str, Any]] = (),
 ) -> FleetStatus:
     from federator.kube import convert
 
@@ -230,7 +235,7 @@ def fleet_status(
         election_enabled=config.leader_election.enabled,
         leader=leader,
         jobs=tuple(sorted(bursted, key=lambda j: j.job)),
-        budgets=tuple(budget_lines(config, jobs, book, now=now)),
+        budgets=tuple(budget_lines(config, jobs, book, now=now, kept=kept)),
         blocks=tuple(
             BlockedPool(c, p, b.until, b.cause.value, b.job)
             for (c, p), b in sorted(blocks.active(now).pools.items())
@@ -249,7 +254,8 @@ def _bursted(key: str, notes: Mapping[str, str], record: PlacementRecord, now: f
     from federator.kube import convert
 
     priced = record.price_per_gpu_hour_usd > 0 or record.earlier_usd > 0 or bool(record.lost_copies)
-    # A copy lost with its cluster counts until it is settled, as the budgets count it.
+    # A copy lost with its cluster counts until its end (running while not settled), as the
+    # budgets count it.
     lost = sum(copy.cost_usd(now) for copy in record.lost_copies)
     return BurstedJob(
         job=key,
@@ -272,13 +278,14 @@ def budget_lines(
     book: SpendBook,
     *,
     now: float,
+    kept: Sequence[dict[str, Any]] = (),
 ) -> list[BudgetLine]:
     """Every period and cap the policy sets, as `budgets.caps_of` lists them, with what was
     spent and what is still committed (a line with no cap too, so the totals show). Each
     tenant's cap comes from `budgets.tenant_monthly_caps`, the rule the warnings use."""
     from federator.budgets import tenant_monthly_caps
 
-    spend = _spend(config, jobs, book, now)
+    spend = _spend(config, jobs, book, now, kept)
     budgets = config.budgets
     committed = sum(spend.committed.values())
     lines = [
@@ -302,19 +309,28 @@ def _spend(
     jobs: Sequence[tuple[dict[str, Any], PlacementRecord]],
     book: SpendBook,
     now: float,
+    kept: Sequence[dict[str, Any]] = (),
 ) -> SpendCount:
     """Counted by the function `SpendLedger.spend` counts with (`charges.count_spend`), so the
-    two cannot drift: each record's attempts since the hour, day or month began, plus the
+    two cannot drift: each record's attempts since the hour, day or month began, each lost
+    copy of a record or of a kept one (`kept`: Jobs back on-prem without a record), plus the
     spend book's jobs that are gone (carried as a pass would carry it, without writing it)."""
     from federator.federation.charges import JobRecord, count_spend
     from federator.kube import convert
 
-    counted = []
-    for job, record in jobs:
+    def tenant_of(job: dict[str, Any]) -> str:
         namespace = str(convert.meta(job).get("namespace"))
         owner = config.tenant_of_namespace(namespace)
-        tenant = owner.name if owner is not None else namespace  # as daemon.observers._tenant_of
-        counted.append(JobRecord(str(convert.meta(job).get("uid")), tenant, record))
+        return owner.name if owner is not None else namespace  # as daemon.observers._tenant_of
+
+    def uid_of(job: dict[str, Any]) -> str:
+        return str(convert.meta(job).get("uid"))
+
+    counted = [JobRecord(uid_of(job), tenant_of(job), record) for job, record in jobs]
+    counted += [
+        JobRecord(uid_of(job), tenant_of(job), None, convert.returned_record_of(job))
+        for job in kept
+    ]
     return count_spend(counted, book, now)
 
 

@@ -11,18 +11,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from federator.federation.records import Phase, PlacementRecord
+from federator.federation.records import LostCopy, Phase, PlacementRecord
 from federator.federation.spending import Contribution, SpendBook
 
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
     """A placement record and the job it belongs to: its uid (the spend book's key for it)
-    and the tenant its spend counts against."""
+    and the tenant its spend counts against. A job that went back on-prem has no record but
+    may keep one (`OnPremJob.returned_record`, `kept`) whose lost copies it still counts."""
 
     uid: str
     tenant: str
-    record: PlacementRecord
+    record: PlacementRecord | None
+    kept: PlacementRecord | None = None
+
+    @property
+    def lost_copies(self) -> tuple[LostCopy, ...]:
+        """The job's copies lost with their cluster: its record's, else its kept record's (a
+        new record carries them over, `Moves.burst`)."""
+        holder = self.record if self.record is not None else self.kept
+        return holder.lost_copies if holder is not None else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +66,19 @@ def count_spend(jobs: Iterable[JobRecord], book: SpendBook | None, now: float) -
     hour_spent = hour_counted = committed_total = 0.0
     committed: dict[str, float] = {}
     for job in jobs:
+        # Each lost copy is a contribution of its own, kept while the Job is there, record or
+        # not: a return on-prem neither loses it nor counts it again when the job bursts anew.
+        for lost in job.lost_copies:
+            live[lost.key(job.uid)] = Contribution(
+                today_usd=lost.cost_usd(now, after=day_start),
+                month_usd=lost.cost_usd(now, after=month_start),
+                tenant=job.tenant,
+            )
+            hour_spent += lost.cost_usd(now, after=now - 3600.0)
+            hour_counted += lost_copy_hourly_charge(lost, now)
         record = job.record
+        if record is None:
+            continue
         # Only money spent goes to the book: a job whose record goes away takes its promise
         # with it, but not what it already cost.
         live[job.uid] = Contribution(
@@ -94,34 +115,28 @@ def periods(now: float) -> tuple[datetime, float, float]:
 def spent_since(record: PlacementRecord, now: float, since: float) -> float:
     """What the job's attempts cost after `since` (the start of a day or a month).
 
-    The current attempt's cost is split at `since`; lost attempts count as `_lost_since` says,
-    and the copies lost with their cluster as running until now (`_lost_copies_since`).
+    The current attempt's cost is split at `since`; lost attempts count as `_lost_since` says.
+    The copies lost with their cluster are not in it: they count on their own (`count_spend`).
     """
-    return (
-        _lost_since(record, since)
-        + _lost_copies_since(record, now, since)
-        + record.attempt_cost_usd(now, since=since)
-    )
+    return _lost_since(record, since) + record.attempt_cost_usd(now, since=since)
 
 
 def _lost_since(record: PlacementRecord, since: float) -> float:
     """The lost attempts' cost (`earlier_usd`), whole, if they may have run after `since`: they
     all ended before the current attempt was placed, and a requeued one no later than its
     `not_before`. When in that window they were spent is not kept; over-counting is a budget's
-    safe side (a preempted hour would otherwise vanish from the hourly budget at once). A copy
-    lost with its cluster may have run on beside the current attempt until it was settled
-    (`earlier_ended_at`)."""
+    safe side (a preempted hour would otherwise vanish from the hourly budget at once)."""
     ended_by = record.not_before if record.phase is Phase.REQUEUED else record.placed_at
-    ended_by = max(ended_by, record.earlier_ended_at)
     return record.earlier_usd if ended_by >= since else 0.0
 
 
-def _lost_copies_since(record: PlacementRecord, now: float, since: float) -> float:
-    """What the copies lost with their cluster cost after `since`, each taken as running at
-    its rate until it is settled (`lost_copies`): a partition is not a deletion, and a copy
-    federator cannot see may bill on, beside the job's new placement, until its cluster
-    answers again and GC deletes it."""
-    return sum(lost.cost_usd(now, after=since) for lost in record.lost_copies)
+def lost_copy_hourly_charge(lost: LostCopy, now: float) -> float:
+    """What a copy lost with its cluster counts against the hourly budget: what it cost in the
+    last hour, and while it is not settled at least its rate, as a live placement: a
+    partition is not a deletion, and a copy federator cannot see may bill on for the next
+    hour too, beside the job's new placement, until its cluster answers and GC deletes it."""
+    spent = lost.cost_usd(now, after=now - 3600.0)
+    return spent if lost.settled else max(spent, lost.usd_per_hour)
 
 
 def hourly_charge(record: PlacementRecord, now: float) -> float:
@@ -129,15 +144,14 @@ def hourly_charge(record: PlacementRecord, now: float) -> float:
     attempts included (`_lost_since`), and a live placement at least its burn rate for an hour.
     The round ledger charges a new burst with its burn rate; a burst placed one pass ago has
     accrued almost nothing, and counted at that, every pass would find the budget free again
-    and burst as much once more. A copy lost with its cluster counts as a live one does: it
-    may run on for the next hour too.
+    and burst as much once more. The copies lost with their cluster count on their own
+    (`lost_copy_hourly_charge`).
     """
     since = now - 3600.0
     spent = record.attempt_cost_usd(now, since=since)
     if record.phase in (Phase.PLACING, Phase.PLACED) and record.finished_at is None:
         spent = max(spent, record.price_per_gpu_hour_usd * record.gpus)
-    lost = sum(max(c.cost_usd(now, after=since), c.usd_per_hour) for c in record.lost_copies)
-    return _lost_since(record, since) + lost + spent
+    return _lost_since(record, since) + spent
 
 
 def still_committed(record: PlacementRecord, now: float) -> float:

@@ -347,7 +347,8 @@ class Federation:
     ) -> list[OnPremJob]:
         """Close the copies lost with their cluster that its view now shows stopped (after the
         steps, before the spend is counted: the budgets see this pass's settlements), and
-        return `requeued` with the jobs settled as written.
+        return `requeued` with the jobs settled as written. A job back on-prem without a record
+        has them settled on the record it keeps (`returned_record`): they count until then.
 
         A requeued job is settled on the version its decision reads (the steps wrote nothing
         to it), so a job another writer changed meanwhile meets a conflict here and in its
@@ -355,9 +356,10 @@ class Federation:
         decided = {job.key: job for job in requeued}
         written: dict[str, OnPremJob] = {}
         for job in (decided.get(job.key, job) for job in onprem.jobs):
-            if job.record is None or not job.record.lost_copies:
+            holder = job.record if job.record is not None else job.returned_record
+            if holder is None or not holder.lost_copies:
                 continue
-            ends = lost_copies.settlements(job.record, clouds, now)
+            ends = lost_copies.settlements(holder, clouds, now)
             if ends:
                 await self._guarded(report, job, self._settle(job, ends, written, report))
         return [written.get(job.key, job) for job in requeued]
@@ -370,9 +372,6 @@ class Federation:
         report: PassReport,
     ) -> None:
         written[job.key] = await self.moves.settle_lost_copies(job, ends, report)
-        self.spend_ledger.count_settled(
-            job.uid, ((lost.cluster, lost.cost_usd(end)) for lost, end in ends)
-        )
 
     # ---- deciding -----------------------------------------------------------------------------
 

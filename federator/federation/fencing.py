@@ -63,6 +63,10 @@ class FencedOnPrem:
         self._fence.require(f"writing the record of {job.key}")
         return await self._inner.write_record(job, record)
 
+    async def write_returned_record(self, job: OnPremJob, record: PlacementRecord) -> OnPremJob:
+        self._fence.require(f"writing the kept record of {job.key}")
+        return await self._inner.write_returned_record(job, record)
+
     async def hold_on_prem(self, job: OnPremJob) -> bool:
         self._fence.require(f"holding {job.key} on-prem")
         return await self._inner.hold_on_prem(job)

@@ -5,7 +5,8 @@ jobs are placed again (docs/design.md §7). But an unreachable cluster is often 
 partition between federator and the cloud: the copy may run on, and bill, until the cluster
 answers and GC deletes it. So the record keeps each such copy (`PlacementRecord.lost_copies`)
 and the budgets count it as running (`charges`) until this module says when it stopped. The
-federation loop writes what it says (`Moves.settle_lost_copies`).
+federation loop writes what it says on the copy (`LostCopy.ended_at`), on the job's record or,
+when the job went back on-prem, on the record it keeps (`Moves.settle_lost_copies`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ from federator.federation.records import LostCopy, PlacementRecord
 def settlements(
     record: PlacementRecord, clouds: Mapping[str, CloudView], now: float
 ) -> tuple[tuple[LostCopy, float], ...]:
-    """Each lost copy of `record` whose end is known now, with that end (`stopped_at`)."""
-    ends = ((lost, stopped_at(lost, clouds.get(lost.cluster), now)) for lost in record.lost_copies)
+    """Each unsettled lost copy of `record` whose end is known now, with that end
+    (`stopped_at`)."""
+    ends = (
+        (lost, stopped_at(lost, clouds.get(lost.cluster), now))
+        for lost in record.lost_copies
+        if not lost.settled
+    )
     return tuple((lost, end) for lost, end in ends if end is not None)
 
 

@@ -245,10 +245,8 @@ class Moves:
             # Not the kept record's: when its record went, the spend book took what the job had
             # spent (`spending.SpendBook`), and carried on it would count twice.
             earlier_usd=job.record.earlier_usd if job.record else 0.0,
-            earlier_ended_at=job.record.earlier_ended_at if job.record else 0.0,
-            # The kept record's too: a copy lost with its cluster bills on until it is settled,
-            # wherever the job is now (what it spent before the return is counted twice then,
-            # the budgets' safe side).
+            # The kept record's too: each lost copy counts under its own key while the Job is
+            # there, record or not (`charges.count_spend`), so carrying it counts it once.
             lost_copies=previous.lost_copies if previous else (),
             lost=previous.losses if previous else 0,
         )
@@ -347,13 +345,15 @@ class Moves:
     async def settle_lost_copies(
         self, job: OnPremJob, ends: Sequence[tuple[LostCopy, float]], report: PassReport
     ) -> OnPremJob:
-        """Close the lost copies in `ends` (each with the time it stopped): their cost moves
-        into `earlier_usd` in one write, preconditioned on the version read (after a conflict
-        the next pass settles them, from the record it then reads). Returns the job as
-        written."""
-        record = job.record
-        assert record is not None
-        job = await self._onprem.write_record(job, record.settle(ends))
+        """Close the lost copies in `ends` (each with the time it stopped): each keeps its end,
+        on the job's record or, for a job back on-prem, on the record it keeps, in one write
+        preconditioned on the version read (after a conflict the next pass settles them, from
+        the record it then reads). Returns the job as written."""
+        if job.record is not None:
+            job = await self._onprem.write_record(job, job.record.settle(ends))
+        else:
+            assert job.returned_record is not None
+            job = await self._onprem.write_returned_record(job, job.returned_record.settle(ends))
         for lost, end in ends:
             hours, usd = max(0.0, end - lost.since) / 3600.0, lost.cost_usd(end)
             report.actions.append(

@@ -159,6 +159,11 @@ class OnPremPort(Protocol):
         """Write (or with None remove) the record, preconditioned on job.resource_version."""
         ...
 
+    async def write_returned_record(self, job: OnPremJob, record: PlacementRecord) -> OnPremJob:
+        """Rewrite the record a job back on-prem keeps (`OnPremJob.returned_record`; its lost
+        copies settled), preconditioned on job.resource_version; returns the job as written."""
+        ...
+
     async def hold_on_prem(self, job: OnPremJob) -> bool:
         """Deactivate the Workload (preconditioned); True when the job cannot start on-prem,
         False when it holds quota, is admitted or finished there. A precondition that fails,

@@ -32,7 +32,10 @@ class RecordError(ValueError):
 class LostCopy:
     """The copy of an attempt lost with its cluster: federator cannot see it, but a partition
     is not a deletion, so it may still run and bill on that cluster. Budgets count it at
-    `usd_per_hour` from `since` (the requeue) until it is settled (`lost_copies.settlements`)."""
+    `usd_per_hour` from `since` (the requeue) until `ended_at`, which settling sets once its
+    cluster shows it stopped (`lost_copies.settlements`); until then it counts as running.
+    It stays on the record (and the kept record) for as long as the Job exists, so that its
+    cost is counted once, under its own key (`key`), whatever becomes of the job's record."""
 
     cluster: str
     namespace: str
@@ -40,9 +43,21 @@ class LostCopy:
     attempt: int
     usd_per_hour: float  # price_per_gpu_hour_usd x gpus of the lost attempt
     since: float  # when its attempt was requeued (up to then it is in `earlier_usd`)
+    ended_at: float | None = None  # when it stopped, once settled; None: it may run on
 
-    def cost_usd(self, end: float, *, after: float = 0.0) -> float:
-        """What it cost from `since` (or `after`, if later) until `end`."""
+    @property
+    def settled(self) -> bool:
+        return self.ended_at is not None
+
+    def key(self, uid: str) -> str:
+        """Its key among the spend book's and the spend counter's contributions: apart from
+        its job's (`uid`), so that it counts once whether the job has a record or not."""
+        return f"{uid}/lost/{self.cluster}/{self.namespace}/{self.name}"
+
+    def cost_usd(self, now: float, *, after: float = 0.0) -> float:
+        """What it cost from `since` (or `after`, if later) until `now`, or its end if settled
+        (a settled copy's cost is fixed)."""
+        end = now if self.ended_at is None else min(now, self.ended_at)
         return self.usd_per_hour * max(0.0, end - max(self.since, after)) / 3600.0
 
     def to_data(self) -> dict[str, Any]:
@@ -53,6 +68,7 @@ class LostCopy:
             "attempt": self.attempt,
             "usd_per_hour": self.usd_per_hour,
             "since": self.since,
+            **({} if self.ended_at is None else {"ended_at": self.ended_at}),
         }
 
     @classmethod
@@ -64,8 +80,10 @@ class LostCopy:
             attempt=int(data["attempt"]),
             usd_per_hour=float(data["usd_per_hour"]),
             since=float(data["since"]),
+            ended_at=_optional_float(data.get("ended_at")),
         )
-        if not (math.isfinite(lost.usd_per_hour) and math.isfinite(lost.since)):
+        times = (lost.usd_per_hour, lost.since, lost.ended_at or 0.0)
+        if not all(math.isfinite(t) for t in times):
             raise ValueError(f"lost_copies: {lost.name}: not a finite rate and time")
         return lost
 
@@ -89,10 +107,8 @@ class PlacementRecord:
     # the larger of this and what has accrued, so passes cannot promise the same dollars twice.
     expected_cost_usd: float = 0.0
     earlier_usd: float = 0.0  # what earlier attempts of this job cost before their copy was lost
-    # When the last dollars in `earlier_usd` were spent, if later than the current placement
-    # (a lost copy that ran on beside it until it was settled); 0.0: no later than that.
-    earlier_ended_at: float = 0.0
-    # The copies lost with their cluster that may still be running there, until settled.
+    # The copies lost with their cluster: running (they may bill on) until settled, then
+    # with their end; counted apart from the job's attempts (`charges`).
     lost_copies: tuple[LostCopy, ...] = ()
     # How many of the job's copies were lost (preempted, cluster lost, never started, refused,
     # gone): what `burst.replacement.max_replacements` bounds. Not `attempt`, which a pull-back
@@ -124,17 +140,15 @@ class PlacementRecord:
         )
 
     def settle(self, ends: Iterable[tuple[LostCopy, float]]) -> PlacementRecord:
-        """The record once each lost copy in `ends` is known to have stopped at its time: what
-        it cost moves into `earlier_usd`, and it is no longer counted as running."""
-        record = self
-        for lost, end in ends:
-            record = replace(
-                record,
-                earlier_usd=record.earlier_usd + lost.cost_usd(end),
-                earlier_ended_at=max(record.earlier_ended_at, end),
-                lost_copies=tuple(c for c in record.lost_copies if c != lost),
-            )
-        return record
+        """The record once each lost copy in `ends` is known to have stopped at its time: it
+        keeps the copy with that end, so its cost is fixed and no longer counted as running."""
+        stopped = dict(ends)
+        return replace(
+            self,
+            lost_copies=tuple(
+                replace(c, ended_at=stopped[c]) if c in stopped else c for c in self.lost_copies
+            ),
+        )
 
     def done(self, *, finished_at: float) -> PlacementRecord:
         """The record once the on-prem Job is terminal. A requeued record has no attempt
@@ -171,8 +185,6 @@ class PlacementRecord:
             "expected_cost_usd": self.expected_cost_usd,
             "earlier_usd": self.earlier_usd,
         }
-        if self.earlier_ended_at:
-            data["earlier_ended_at"] = self.earlier_ended_at
         if self.lost_copies:
             data["lost_copies"] = [lost.to_data() for lost in self.lost_copies]
         if self.lost is not None:
@@ -199,7 +211,6 @@ class PlacementRecord:
                 history=tuple(str(h) for h in data.get("history", ())),
                 expected_cost_usd=float(data.get("expected_cost_usd", 0.0)),
                 earlier_usd=float(data.get("earlier_usd", 0.0)),
-                earlier_ended_at=float(data.get("earlier_ended_at", 0.0)),
                 lost_copies=tuple(LostCopy.from_data(c) for c in data.get("lost_copies", ())),
                 lost=_optional_count(data.get("lost")),
             )

@@ -46,15 +46,15 @@ class SpendLedger:
         spend from the book, since the hour, day and month began (`charges.count_spend`), and
         the bursts running now."""
         jobs = [
-            JobRecord(job.uid, job.spec.tenant, job.record)
+            JobRecord(job.uid, job.spec.tenant, job.record, job.returned_record)
             for job in onprem.jobs
-            if job.record is not None
+            if job.record is not None or job.returned_record is not None
         ]
         self._count_spend(_accrued(jobs, now), counting=self._may_write())
         count = count_spend(jobs, self._book, now)
         self._book = count.book
         return replace(
-            _bursts(job.record for job in jobs),
+            _bursts(job.record for job in jobs if job.record is not None),
             last_hour_usd=count.hour_counted,
             today_usd=count.today_spent + count.committed_total,
             tenant_month_usd=count.month_counted,
@@ -88,25 +88,17 @@ class SpendLedger:
             return
         self._saved_book, self._book_saved_at = book, now
 
-    def count_settled(self, uid: str, costs: Iterable[tuple[str, float]]) -> None:
-        """Count what the job's settled lost copies cost (cluster, USD each) to the clusters
-        they ran on, once: the spend counter counts a lost copy only when it is settled, and
-        the record then names the job's new cluster, so the jump in its `earlier_usd` must
-        not be counted again there at the next `spend`."""
-        for cluster, usd in costs:
-            if usd > 0 and self._may_write():
-                metrics.CLOUD_SPEND_USD.labels(cluster=cluster).inc(usd)
-            if self._spent is not None:
-                self._spent[uid] = self._spent.get(uid, 0.0) + usd
-
     def _count_spend(self, accrued: Mapping[str, tuple[str, float]], *, counting: bool) -> None:
-        """Add what each job accrued since the last pass to its cluster's spend counter.
+        """Add what each job, and each copy lost with its cluster, accrued since the last pass
+        to its cluster's spend counter.
 
-        Keyed by uid (a Job deleted and created again under its name is another job) and kept
-        to the jobs still there. The first pass of a process only takes note: the records hold
-        every burst's cost since it began, and counting it again after a restart would show
-        past spend as a spike of new spend. A requeue's lost attempt lands in `earlier_usd`
-        while the record still names its cluster, so each attempt is counted where it ran.
+        Keyed by uid (a Job deleted and created again under its name is another job), a lost
+        copy by its own key (`LostCopy.key`) on the cluster it ran on, as it accrues, whether
+        its job has a record or only keeps one; kept to the jobs still there. The first pass
+        of a process only takes note: the records hold every burst's cost since it began, and
+        counting it again after a restart would show past spend as a spike of new spend. A
+        requeue's lost attempt lands in `earlier_usd` while the record still names its
+        cluster, so each attempt is counted where it ran.
         Only the leader counts (`counting`); a follower still takes note, so that when it
         leads it counts from there and not all the spend since it started.
         """
@@ -122,12 +114,16 @@ class SpendLedger:
 
 
 def _accrued(jobs: Iterable[JobRecord], now: float) -> dict[str, tuple[str, float]]:
-    """Each job's cluster and what all its attempts cost by `now`, by uid: the spend counter's
-    input."""
-    return {
-        job.uid: (job.record.cluster, job.record.earlier_usd + job.record.attempt_cost_usd(now))
-        for job in jobs
-    }
+    """Each job's cluster and what all its attempts cost by `now`, by uid, and each lost
+    copy's cluster and what it cost by `now`, by its key: the spend counter's input."""
+    accrued: dict[str, tuple[str, float]] = {}
+    for job in jobs:
+        for lost in job.lost_copies:
+            accrued[lost.key(job.uid)] = (lost.cluster, lost.cost_usd(now))
+        record = job.record
+        if record is not None:
+            accrued[job.uid] = (record.cluster, record.earlier_usd + record.attempt_cost_usd(now))
+    return accrued
 
 
 def _bursts(records: Iterable[PlacementRecord]) -> Spend:

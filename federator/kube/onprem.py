@@ -164,8 +164,9 @@ class OnPremCluster:
             plain = convert.labels(job).get(convert.LABEL_BURST) == "allow"
             waiting = plain and convert.job_suspended(job)
         waiting = waiting and not finished and record is None
-        if record is None and not waiting:
-            return None
+        kept = convert.returned_record_of(job)
+        if record is None and not waiting and not (kept is not None and kept.lost_copies):
+            return None  # kept lost copies count (and settle) for as long as the Job exists
         meta = convert.meta(job)
         spec = convert.pending_job(
             job,
@@ -193,7 +194,7 @@ class OnPremCluster:
             data_problems_told=data_problems_told_of(
                 convert.annotations_of(job).get(ANNOTATION_DATA_PROBLEMS_TOLD, "")
             ),
-            returned_record=convert.returned_record_of(job),
+            returned_record=kept,
         )
 
     def _quota_pool(
@@ -259,6 +260,19 @@ class OnPremCluster:
         self.jobs.put(updated)
         version = str(convert.meta(updated).get("resourceVersion"))
         return replace(job, record=record, resource_version=version, returned_record=returned)
+
+    async def write_returned_record(self, job: OnPremJob, record: PlacementRecord) -> OnPremJob:
+        """Rewrite `federator.io/returned-record` (its lost copies settled), preconditioned on
+        the version the pass read."""
+        note = convert.returned_record_note(record, job.uid)
+        notes = {convert.ANNOTATION_RETURNED_RECORD: note}
+        body = {"metadata": {"resourceVersion": job.resource_version, "annotations": notes}}
+        updated = await self.cluster.request(
+            "PATCH", _job_path(job), body=body, content_type=MERGE_PATCH
+        )
+        self.jobs.put(updated)
+        version = str(convert.meta(updated).get("resourceVersion"))
+        return replace(job, resource_version=version, returned_record=record)
 
     async def hold_on_prem(self, job: OnPremJob) -> bool:
         """Make sure the job cannot start on-prem; True only when that is verified, False when it

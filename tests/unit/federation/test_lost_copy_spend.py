@@ -4,13 +4,15 @@ An unreachable cluster is often a partition: its copy runs on (and bills) beside
 new placement until the cluster answers and GC deletes it. Before, the budgets counted the
 lost attempt only up to its requeue, so those hours reached no budget, and federator could
 overspend a cap it reported as kept. Now the record keeps the copy (`lost_copies`), the
-budgets count it as running, and the pass that sees it gone (or finished) settles it into
-`earlier_usd`, once.
+budgets count it as running, and the pass that sees it gone (or finished) settles it: it keeps
+its end (`ended_at`) and its cost is fixed. It counts under its own key, apart from the job's
+attempts, whether the job has a record or only keeps one after going back on-prem
+(`returned_record`), and the spend counter counts it on its cluster as it accrues, once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -25,6 +27,7 @@ from federator.federation.ports import CopyState, OnPremJob
 from federator.federation.records import Phase, PlacementRecord
 from tests.unit.kube.fakes import FakeCloud, FakeJob, FakeOnPrem
 from tests.unit.kube.test_federation_loop import Offers, Scripted, offer
+from tests.unit.kube.test_spending import MemoryStore
 
 HOUR = 3600.0
 T0 = datetime(2026, 12, 1, 1, 0, tzinfo=UTC).timestamp()  # placed on cloud-b
@@ -33,7 +36,10 @@ LOST_AT = T1 + 300.0  # clusters[].unreachable_timeout: 5 min
 
 
 def federation(
-    onprem: FakeOnPrem, *clouds: FakeCloud, decide: Scripted | None = None
+    onprem: FakeOnPrem,
+    *clouds: FakeCloud,
+    decide: Scripted | None = None,
+    book: MemoryStore | None = None,
 ) -> Federation:
     return Federation(
         onprem=onprem,
@@ -42,12 +48,16 @@ def federation(
         offers=Offers([offer("cloud-a", price=2.0), offer("cloud-b", price=1.0)]),
         settings=FederationSettings(interval_s=10, replace_backoff_s=5, gc_grace_s=0),
         decide=decide or Scripted(),
+        spend_store=book,
     )
 
 
 def spent_today(job: FakeJob, now: float) -> float:
-    assert job.record is not None
-    return count_spend([JobRecord(job.uid, "team-a", job.record)], None, now).today_spent
+    """The job's spend today: its record's attempts and its lost copies, or those of the
+    record it keeps once back on-prem."""
+    assert job.record is not None or job.returned_record is not None
+    jobs = [JobRecord(job.uid, "team-a", job.record, job.returned_record)]
+    return count_spend(jobs, None, now).today_spent
 
 
 def cloud_spend(cluster: str) -> float:
@@ -100,6 +110,9 @@ async def lost_and_re_placed(onprem: FakeOnPrem | None = None) -> Scene:
 
 
 async def test_the_lost_copy_counts_until_its_cluster_shows_it_gone_and_is_settled_once() -> None:
+    """Adapted from the settle-into-`earlier_usd` mechanics: the settled copy now keeps its end
+    on the record, and the counter counts it on cloud-b as it accrues, not at the settle."""
+    counted_b, counted_a = cloud_spend("cloud-b"), cloud_spend("cloud-a")
     scene = await lost_and_re_placed()
     job, fed, b_rate, a_rate = scene.job, scene.fed, scene.b_rate, scene.a_rate
     a_placed_at = LOST_AT + 10
@@ -119,31 +132,37 @@ async def test_the_lost_copy_counts_until_its_cluster_shows_it_gone_and_is_settl
     assert spent_today(job, back) == pytest.approx(expected)
 
     seen_gone = back + 10
-    counted, counted_a = cloud_spend("cloud-b"), cloud_spend("cloud-a")
+    (lost,) = job.record.lost_copies
     with structlog.testing.capture_logs() as logged:
         report = await fed.run_once(seen_gone)
     settled = b_rate * (seen_gone - LOST_AT) / HOUR
-    assert job.record.earlier_usd == pytest.approx(scene.until_requeue + settled)
+    assert job.record.earlier_usd == scene.until_requeue, "the copy is counted on its own"
+    assert job.record.lost_copies == (replace(lost, ended_at=seen_gone),)
     assert job.record.cluster == "cloud-a"
     (line,) = [entry for entry in logged if entry["event"] == "lost_copy_settled"]
     assert (line["job"], line["cluster"]) == ("team-a/j1", "cloud-b")
     assert line["usd"] == round(settled, 4)
     assert line["hours"] == round((seen_gone - LOST_AT) / HOUR, 4)
     assert any(action.startswith("settle team-a/j1: lost copy") for action in report.actions)
-    assert cloud_spend("cloud-b") - counted == pytest.approx(settled), "counted where it ran"
     expected = scene.until_requeue + settled + a_rate * (seen_gone - a_placed_at) / HOUR
     assert spent_today(job, seen_gone) == pytest.approx(expected)
 
     for later in (seen_gone + 10, seen_gone + 20):
         await fed.run_once(later)
-    assert job.record.earlier_usd == pytest.approx(scene.until_requeue + settled), "once"
-    assert job.record.lost_copies == ()
-    assert cloud_spend("cloud-a") - counted_a == pytest.approx(a_rate * 30 / HOUR), (
-        "the settled dollars are not counted again on the job's new cluster"
+    assert job.record.earlier_usd == scene.until_requeue
+    assert job.record.lost_copies == (replace(lost, ended_at=seen_gone),), "settled once"
+    expected = scene.until_requeue + settled + a_rate * (later - a_placed_at) / HOUR
+    assert spent_today(job, later) == pytest.approx(expected), "its cost is fixed"
+    assert cloud_spend("cloud-b") - counted_b == pytest.approx(b_rate * (seen_gone - T0) / HOUR), (
+        "cloud-b's copy counted where it ran, up to the pass that saw it gone, once"
     )
+    assert cloud_spend("cloud-a") - counted_a == pytest.approx(
+        a_rate * (later - a_placed_at) / HOUR
+    ), "and none of it on the job's new cluster"
 
 
 async def test_a_copy_that_finished_during_the_partition_is_charged_until_it_finished() -> None:
+    """Adapted: the settled copy keeps its finish as its end (no more `earlier_usd`)."""
     scene = await lost_and_re_placed()
     job = scene.job
     back = T1 + 3 * HOUR
@@ -152,8 +171,10 @@ async def test_a_copy_that_finished_during_the_partition_is_charged_until_it_fin
     await scene.fed.run_once(back)
     assert job.record is not None
     settled = scene.b_rate * (back - LOST_AT) / HOUR
-    assert job.record.earlier_usd == pytest.approx(scene.until_requeue + settled)
-    assert job.record.lost_copies == ()
+    assert job.record.earlier_usd == scene.until_requeue
+    (lost,) = job.record.lost_copies
+    assert lost.ended_at == back
+    assert lost.cost_usd(back + HOUR) == pytest.approx(settled)
     assert job.terminal is None, "only the record's copy may finish the job"
 
 
@@ -188,9 +209,9 @@ async def test_a_done_job_still_settles_its_lost_copy() -> None:
     scene.cloud_b.up, scene.cloud_b.down_since = True, None
     scene.cloud_b.copies.clear()
     await scene.fed.run_once(T1 + 2 * HOUR)
-    assert job.record.lost_copies == ()
-    settled = scene.b_rate * (T1 + 2 * HOUR - LOST_AT) / HOUR
-    assert job.record.earlier_usd == pytest.approx(scene.until_requeue + settled)
+    (lost,) = job.record.lost_copies
+    assert lost.ended_at == T1 + 2 * HOUR  # adapted: kept with its end, not in earlier_usd
+    assert job.record.earlier_usd == scene.until_requeue
 
 
 class ChangedMeanwhile(FakeOnPrem):
@@ -199,7 +220,7 @@ class ChangedMeanwhile(FakeOnPrem):
     armed = False
 
     async def write_record(self, job: OnPremJob, record: PlacementRecord | None) -> OnPremJob:
-        if self.armed and record is not None and not record.lost_copies:
+        if self.armed and record is not None and any(c.settled for c in record.lost_copies):
             self.armed = False
             self.jobs[job.key].version += 1
         return await super().write_record(job, record)
@@ -215,11 +236,9 @@ async def test_a_settlement_that_meets_a_conflict_is_made_by_the_next_pass() -> 
     report = await scene.fed.run_once(T1 + HOUR)
     assert any("409" in failure for failure in report.failures)
     assert job.record is not None
-    assert len(job.record.lost_copies) == 1
+    assert not job.record.lost_copies[0].settled
     await scene.fed.run_once(T1 + HOUR + 10)
-    assert job.record.lost_copies == ()
-    settled = scene.b_rate * (T1 + HOUR + 10 - LOST_AT) / HOUR
-    assert job.record.earlier_usd == pytest.approx(scene.until_requeue + settled)
+    assert job.record.lost_copies[0].ended_at == T1 + HOUR + 10  # adapted: its end kept
 
 
 async def test_a_lost_copy_is_carried_over_a_return_on_prem_and_settled_after_the_next_burst() -> (
@@ -251,5 +270,8 @@ async def test_a_lost_copy_is_carried_over_a_return_on_prem_and_settled_after_th
     cloud_b.up, cloud_b.down_since = True, None
     cloud_b.copies.clear()
     await fed.run_once(T1 + 2 * HOUR)
-    assert job.record.lost_copies == ()
-    assert job.record.earlier_usd == pytest.approx(b_rate * (T1 + 2 * HOUR - LOST_AT) / HOUR)
+    (settled,) = job.record.lost_copies  # adapted: kept with its end, not in earlier_usd
+    assert settled.ended_at == T1 + 2 * HOUR
+    fixed = b_rate * (T1 + 2 * HOUR - LOST_AT) / HOUR
+    assert settled.cost_usd(T1 + 3 * HOUR) == pytest.approx(fixed)
+    assert job.record.earlier_usd == 0.0

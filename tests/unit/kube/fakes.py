@@ -66,8 +66,9 @@ class FakeOnPrem:
         for job in self.jobs.values():
             waiting = job.waiting and job.active_workload and not job.admitted and not job.record
             waiting = waiting and job.terminal is None
-            if job.record is None and not waiting:
-                continue
+            kept_lost = job.returned_record is not None and job.returned_record.lost_copies
+            if job.record is None and not waiting and not kept_lost:
+                continue  # as the adapter: kept lost copies count while the Job exists
             spec = PendingJob(
                 key=job.key,
                 gpus=job.gpus,
@@ -120,6 +121,14 @@ class FakeOnPrem:
             resource_version=str(fake.version),
             returned_record=fake.returned_record,
         )
+
+    async def write_returned_record(self, job: OnPremJob, record: PlacementRecord) -> OnPremJob:
+        fake = self.jobs[job.key]
+        self._require_version(fake, job)
+        fake.returned_record = record
+        fake.version += 1
+        self.writes.append(f"returned-record {job.key}")
+        return replace(job, resource_version=str(fake.version), returned_record=record)
 
     async def hold_on_prem(self, job: OnPremJob) -> bool:
         fake = self.jobs[job.key]
