@@ -64,10 +64,12 @@ class WaitForecasts:
             if job is not None and job.waiting and job.record is None:
                 continue  # still waiting on-prem
             forecast = self._open.pop(uid)
-            # Out of the view (which holds the waiting jobs and those with a record) but still
-            # on-prem: it started here. With a record it went to the cloud (its wait is not the
-            # queue's any more); gone from the cluster, it was deleted.
-            if counting and job is None and uid in onprem.source_uids:
+            # Out of the view (which holds the waiting jobs, those with a record and those that
+            # keep lost copies) or in it neither waiting nor placed, but still on-prem: it
+            # started here. With a record it went to the cloud (its wait is not the queue's any
+            # more); gone from the cluster, it was deleted.
+            started = job is None or (job.record is None and not job.waiting)
+            if counting and started and uid in onprem.source_uids:
                 size = forecast.size
                 metrics.ONPREM_WAIT_FORECASTS.labels(gpus=size).inc()
                 metrics.ONPREM_WAIT_FORECAST_SECONDS.labels(gpus=size).inc(forecast.wait_s)

@@ -14,7 +14,7 @@ from federator.core.models import CapacityType, Offer, OnPremState, PendingJob, 
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.federation import Federation, FederationSettings
 from federator.federation.ports import CopyState, OnPremJob
-from federator.federation.records import Phase
+from federator.federation.records import LostCopy, Phase, PlacementRecord
 from tests.unit.kube.fakes import FakeCloud, FakeJob, FakeOnPrem
 
 
@@ -562,6 +562,24 @@ async def test_a_job_that_starts_on_prem_settles_its_first_wait_forecast() -> No
     after = _forecast_counts("5-8")
     assert [b - a for a, b in zip(before, after, strict=True)] == [1.0, 600.0, 1800.0]
     assert len(fed.forecasts) == 0, "nothing is left open"
+
+
+async def test_a_job_that_keeps_a_lost_copy_settles_its_forecast_when_it_starts() -> None:
+    """A job back on-prem that keeps a lost copy stays in the view once Kueue admits it (its
+    copy is still charged), but it started: its forecast counts, as for any other start."""
+    onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    lost = LostCopy("cloud-b", "team-a", "j1-1", 1, 60.0, 50.0)
+    job.returned_record = PlacementRecord(
+        "cloud-b", "spot", 1, Phase.REQUEUED, placed_at=0.0, gpus=8, lost_copies=(lost,)
+    )
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted(DecisionKind.STAY, wait_s=600.0))
+    before = _forecast_counts("5-8")
+    await fed.run_once(100.0)
+    job.admitted = True  # Kueue admits it
+    await fed.run_once(400.0)
+    after = _forecast_counts("5-8")
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1.0, 600.0, 300.0]
 
 
 async def test_a_follower_counts_no_wait_forecast() -> None:
