@@ -93,7 +93,7 @@ class SpendLedger:
         to its cluster's spend counter.
 
         Keyed by uid (a Job deleted and created again under its name is another job), a lost
-        copy by its own key (`LostCopy.key`) on the cluster it ran on, as it accrues, whether
+        copy by its own key (`LostCopy.key`) on the cluster it ran on, once settled, whether
         its job has a record or only keeps one; kept to the jobs still there. The first pass
         of a process only takes note: the records hold every burst's cost since it began, and
         counting it again after a restart would show past spend as a spike of new spend. A
@@ -114,12 +114,18 @@ class SpendLedger:
 
 
 def _accrued(jobs: Iterable[JobRecord], now: float) -> dict[str, tuple[str, float]]:
-    """Each job's cluster and what all its attempts cost by `now`, by uid, and each lost
-    copy's cluster and what it cost by `now`, by its key: the spend counter's input."""
+    """Each job's cluster and what all its attempts cost by `now`, by uid, and each settled
+    lost copy's cluster and what it cost, by its key: the spend counter's input.
+
+    A lost copy is counted once settled, at its cost to its end: counted as it accrued, a
+    copy that finished early in a long partition was counted to the pass that settled it, and
+    a counter cannot go back down ($114.83 counted for a $10 copy). The budgets count it as
+    running meanwhile (`charges`); the counter says what was spent."""
     accrued: dict[str, tuple[str, float]] = {}
     for job in jobs:
         for lost in job.lost_copies:
-            accrued[lost.key(job.uid)] = (lost.cluster, lost.cost_usd(now))
+            if lost.ended_at is not None:
+                accrued[lost.key(job.uid)] = (lost.cluster, lost.cost_usd(lost.ended_at))
         record = job.record
         if record is not None:
             accrued[job.uid] = (record.cluster, record.earlier_usd + record.attempt_cost_usd(now))

@@ -112,8 +112,9 @@ async def test_a_job_that_bursts_again_after_a_return_counts_its_lost_copy_once(
 
 async def test_a_job_deleted_with_its_lost_copy_unsettled_keeps_what_it_counted() -> None:
     """Re-placed on cloud-a, finished there, then deleted (ttlSecondsAfterFinished) while
-    cloud-b is still partitioned. Before: cloud-b's counter never counted the copy's hours
-    after the requeue. The book keeps its contribution as of the last pass that saw the Job."""
+    cloud-b is still partitioned. The book keeps its contribution as of the last pass that
+    saw the Job. The spend counter counts a lost copy only once settled (at its cost to its
+    end, review 3): this one never is, so cloud-b's counter has its attempt up to the requeue."""
     counted_b = cloud_spend("cloud-b")
     onprem, cloud_a, cloud_b = FakeOnPrem(), FakeCloud("cloud-a"), FakeCloud("cloud-b")
     job = onprem.add("j1", 8)
@@ -135,4 +136,4 @@ async def test_a_job_deleted_with_its_lost_copy_unsettled_keeps_what_it_counted(
     assert seen.spend is not None
     assert gone.spend is not None
     assert gone.spend.today_usd == pytest.approx(seen.spend.today_usd), "the book keeps it"
-    assert cloud_spend("cloud-b") - counted_b == pytest.approx(rate * (last_seen - T0) / HOUR)
+    assert cloud_spend("cloud-b") - counted_b == pytest.approx(rate * (LOST_AT - T0) / HOUR)

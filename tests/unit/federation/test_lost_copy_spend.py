@@ -23,7 +23,7 @@ from federator.core.decisions import DecisionKind
 from federator.core.policy import DecisionPolicy
 from federator.federation import Federation, FederationSettings
 from federator.federation.charges import JobRecord, count_spend
-from federator.federation.ports import CopyState, OnPremJob
+from federator.federation.ports import CloudView, CopyState, OnPremJob
 from federator.federation.records import Phase, PlacementRecord
 from tests.unit.kube.fakes import FakeCloud, FakeJob, FakeOnPrem
 from tests.unit.kube.test_federation_loop import Offers, Scripted, offer
@@ -275,3 +275,30 @@ async def test_a_lost_copy_is_carried_over_a_return_on_prem_and_settled_after_th
     fixed = b_rate * (T1 + 2 * HOUR - LOST_AT) / HOUR
     assert settled.cost_usd(T1 + 3 * HOUR) == pytest.approx(fixed)
     assert job.record.earlier_usd == 0.0
+
+
+async def test_the_counter_counts_a_copy_that_finished_early_only_to_its_finish() -> None:
+    """Review 3: cloud-b's copy finished 10 minutes after the requeue, but cloud-b stayed
+    unreachable for 3 hours. Counted as it accrued, the counter had the whole outage ($114.83
+    for a $10 copy at $60/h) and could not go back down when the settle found the finish."""
+    counted_b = cloud_spend("cloud-b")
+    scene = await lost_and_re_placed()
+    job = scene.job
+    before_outage = cloud_spend("cloud-b") - counted_b  # its attempt up to the requeue
+    for at in (T1 + HOUR, T1 + 2 * HOUR):
+        await scene.fed.run_once(at)
+    finished = LOST_AT + 600.0
+    scene.cloud_b.set_state(job.uid, CopyState.SUCCEEDED)
+    answers = scene.cloud_b.snapshot
+
+    async def with_its_own_finish(now: float) -> CloudView:  # as the real adapter reports it
+        view = await answers(now)
+        return replace(view, copies=tuple(replace(c, finished_at=finished) for c in view.copies))
+
+    scene.cloud_b.snapshot = with_its_own_finish  # type: ignore[method-assign]
+    scene.cloud_b.up, scene.cloud_b.down_since = True, None
+    await scene.fed.run_once(T1 + 3 * HOUR)
+    assert job.record is not None
+    assert [c.ended_at for c in job.record.lost_copies] == [finished]
+    counted = cloud_spend("cloud-b") - counted_b - before_outage
+    assert counted == pytest.approx(scene.b_rate * (finished - LOST_AT) / HOUR)
