@@ -261,14 +261,17 @@ class Federation:
                 requeued.append(step.job)
             elif step.kind is not StepKind.NOTHING and writes:
                 await self._guarded(report, step.job, self._converge(step, now, report))
+        onprem = await self.onprem.snapshot(now)
         if writes:
-            requeued = await self._settle_lost_copies(
-                await self.onprem.snapshot(now), requeued, clouds, now, report
+            requeued, settled = await self._settle_lost_copies(
+                onprem, requeued, clouds, now, report
             )
-        onprem, sent_home = self._out_of_replacements(await self.onprem.snapshot(now))
+            if settled:  # read again: the settled jobs' records changed
+                onprem = await self.onprem.snapshot(now)
+        onprem, sent_home = self._out_of_replacements(onprem)
         report.spend = spend = self.spend_ledger.spend(onprem, now)
         round_ = await self._decide_round(onprem, clouds, requeued, spend, now)
-        round_ = _explained_per_job(round_, sent_home)
+        round_ = rounds.explained_per_job(round_, sent_home)
         report.decisions = round_.decisions
         self.forecasts.settle(onprem, now, counting=self.may_write())  # the leader counts
         self.forecasts.note(round_.decisions, onprem.jobs, now)
@@ -344,11 +347,12 @@ class Federation:
         clouds: Mapping[str, CloudView],
         now: float,
         report: PassReport,
-    ) -> list[OnPremJob]:
+    ) -> tuple[list[OnPremJob], bool]:
         """Close the copies lost with their cluster that its view now shows stopped (after the
         steps, before the spend is counted: the budgets see this pass's settlements), and
-        return `requeued` with the jobs settled as written. A job back on-prem without a record
-        has them settled on the record it keeps (`returned_record`): they count until then.
+        return `requeued` with the jobs settled as written, and whether any job was. A job
+        back on-prem without a record has them settled on the record it keeps
+        (`returned_record`): they count until then.
 
         A requeued job is settled on the version its decision reads (the steps wrote nothing
         to it), so a job another writer changed meanwhile meets a conflict here and in its
@@ -362,7 +366,7 @@ class Federation:
             ends = lost_copies.settlements(holder, clouds, now)
             if ends:
                 await self._guarded(report, job, self._settle(job, ends, written, report))
-        return [written.get(job.key, job) for job in requeued]
+        return [written.get(job.key, job) for job in requeued], bool(written)
 
     async def _settle(
         self,
@@ -498,20 +502,6 @@ class Federation:
         )
         for job, copy in chosen:
             await self._guarded(report, job, self.moves.pull_back(job, copy, now, report))
-
-
-def _explained_per_job(round_: Round, why: Mapping[str, str]) -> Round:
-    """The round with the reason of each job in `why` that stays replaced by its own: the
-    model only knows such a job may not burst, and would say it opted out."""
-    if not why:
-        return round_
-    decisions = tuple(
-        d._replace(reason=why[d.job_key])
-        if d.job_key in why and d.kind is not DecisionKind.BURST
-        else d
-        for d in round_.decisions
-    )
-    return replace(round_, decisions=decisions)
 
 
 def _await_chain(task: asyncio.Task[Any]) -> list[str]:

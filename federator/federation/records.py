@@ -168,6 +168,10 @@ class PlacementRecord:
         return self.price_per_gpu_hour_usd * self.gpus * hours
 
     def to_json(self) -> str:
+        return json.dumps(self.to_data(), separators=(",", ":"), sort_keys=True)
+
+    def to_data(self) -> dict[str, Any]:
+        """The record as the JSON object `to_json` writes."""
         data: dict[str, Any] = {
             "cluster": self.cluster,
             "pool": self.pool,
@@ -189,12 +193,20 @@ class PlacementRecord:
             data["lost_copies"] = [lost.to_data() for lost in self.lost_copies]
         if self.lost is not None:
             data["lost"] = self.lost
-        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+        return data
 
     @classmethod
     def from_json(cls, text: str) -> PlacementRecord:
         try:
             data = json.loads(text)
+        except ValueError as e:
+            raise RecordError(f"federator.io/record: cannot read {text[:80]!r}: {e}") from e
+        return cls.from_data(data, shown=text)
+
+    @classmethod
+    def from_data(cls, data: Any, *, shown: str = "") -> PlacementRecord:
+        """The record from the JSON object `to_data` gives (`shown`: its text, for the error)."""
+        try:
             return cls(
                 cluster=str(data["cluster"]),
                 pool=str(data["pool"]),
@@ -215,6 +227,7 @@ class PlacementRecord:
                 lost=_optional_count(data.get("lost")),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
+            text = shown or json.dumps(data, default=str)
             raise RecordError(f"federator.io/record: cannot read {text[:80]!r}: {e}") from e
 
 

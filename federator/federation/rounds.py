@@ -108,6 +108,20 @@ def explained(round_: Round, reason: str) -> Round:
     return replace(round_, decisions=tuple(d._replace(reason=reason) for d in round_.decisions))
 
 
+def explained_per_job(round_: Round, why: Mapping[str, str]) -> Round:
+    """The round with the reason of each job in `why` (by key) that does not burst replaced by
+    its own (when the loop, not the model, knows why the job may not burst)."""
+    if not why:
+        return round_
+    decisions = tuple(
+        d._replace(reason=why[d.job_key])
+        if d.job_key in why and d.kind is not DecisionKind.BURST
+        else d
+        for d in round_.decisions
+    )
+    return replace(round_, decisions=decisions)
+
+
 def waits_for_data(decision: Decision) -> bool:
     """A hold for a pool until the job's data is copied there. Such a hold comes with the
     time the copy takes (`revisit_at`); one at a budget or a cap has none, and copying data

@@ -124,8 +124,8 @@ def _accrued(jobs: Iterable[JobRecord], now: float) -> dict[str, tuple[str, floa
     accrued: dict[str, tuple[str, float]] = {}
     for job in jobs:
         for lost in job.lost_copies:
-            if lost.ended_at is not None:
-                accrued[lost.key(job.uid)] = (lost.cluster, lost.cost_usd(lost.ended_at))
+            if lost.settled:
+                accrued[lost.key(job.uid)] = (lost.cluster, lost.cost_usd(now))  # fixed: settled
         record = job.record
         if record is not None:
             accrued[job.uid] = (record.cluster, record.earlier_usd + record.attempt_cost_usd(now))

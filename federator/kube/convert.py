@@ -262,10 +262,10 @@ def returned_record_of(job: Obj) -> PlacementRecord | None:
     if not text:
         return None
     try:
-        kept = json.loads(text)
+        kept = json.loads(text)  # parsed once: the uid, then the record from the same object
         if not isinstance(kept, dict) or kept.get("uid") != meta(job).get("uid"):
             return None
-        return PlacementRecord.from_json(text)
+        return PlacementRecord.from_data(kept, shown=text)
     except (ValueError, RecordError):
         return None
 
@@ -273,7 +273,7 @@ def returned_record_of(job: Obj) -> PlacementRecord | None:
 def returned_record_note(record: PlacementRecord, uid: str) -> str:
     """The `federator.io/returned-record` value: the record, with the uid of the Job it
     belongs to (`returned_record_of` reads it only on that Job)."""
-    kept = json.loads(record.to_json())
+    kept = record.to_data()
     kept["uid"] = uid
     return json.dumps(kept, separators=(",", ":"), sort_keys=True)
 
