@@ -328,6 +328,8 @@ class Federation:
                 await self.moves.requeue(step, START_TIMEOUT, now, report)
             case StepKind.CONTINUE_PLACING:
                 await self.moves.place(job, record, now, report)
+            case StepKind.UNPLACED:
+                await self.moves.unplace(step, now, report)
             case StepKind.RECREATE:
                 await self.moves.recreate(job, record, report)
             case StepKind.RESUME:

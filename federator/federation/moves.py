@@ -310,6 +310,31 @@ class Moves:
         report.actions.append(f"burst {job.key} to {record.placement} attempt {record.attempt}")
         log.info("job_bursted", job=job.key, placement=record.placement, attempt=record.attempt)
 
+    async def unplace(self, step: planning.Step, now: float, report: PassReport) -> None:
+        """A placement still being made (PLACING, its copy not there) on a cluster that has
+        started draining: given back to be decided again at once, its copy never created there.
+
+        Requeued as a pull-back is, not dropped: the record keeps its attempt, so the next
+        placement takes the next one and never the name of a copy that a late create on the
+        draining cluster could still make (listed stale; GC deletes it, the requeued record
+        vouching for none there), and keeps its losses, history and lost copies. No copy ran,
+        so nothing is lost: no loss counted, no backoff, no pool blocked. A Workload this
+        placement held is given back to Kueue if the job is then kept on-prem."""
+        job = step.job
+        record = job.record
+        assert record is not None
+        name = copy_name(job.name, job.uid, record.attempt)
+        stale = f"{record.cluster}/{job.namespace}/{name}"
+        again = record.requeue(now=now, backoff_s=0.0, stale_copy=stale)
+        # Its count pinned: a record without one (`lost` None) reads a requeued one as a loss.
+        job = await self._onprem.write_record(job, replace(again, lost=record.losses))
+        self._placed.pop(job.uid, None)
+        metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="dropped").inc()
+        message = f"{record.placement} (attempt {record.attempt}): {step.reason}; deciding again"
+        await self._onprem.event(job, reason="PlacementDropped", message=message, warning=False)
+        report.actions.append(f"unplace {job.key}: {record.cluster} is draining, deciding again")
+        log.info("placement_dropped", job=job.key, placement=record.placement, reason=step.reason)
+
     def _lost_attempt(
         self, job: OnPremJob, record: PlacementRecord, now: float, copy: str | None = None
     ) -> PlacementRecord:

@@ -31,6 +31,8 @@ class StepKind(StrEnum):
     NOT_STARTED = "not_started"  # no pod started within the start timeout: delete, re-place
     LOST = "lost"  # the cluster is gone for longer than the timeout: re-place the job
     GONE = "gone"  # the copy is gone from a draining cluster: re-place the job elsewhere
+    # The copy was never made and its cluster is draining: decide the job again (no loss).
+    UNPLACED = "unplaced"
     WITHDRAW = "withdraw"  # the job started on-prem after all: delete the copy, drop the record
     MARK_DONE = "mark_done"  # the on-prem Job is terminal; the record catches up
     REDECIDE = "redecide"  # requeued and past its backoff: decide again
@@ -83,16 +85,21 @@ def converge(
     draining: frozenset[str] = frozenset(),
 ) -> list[Step]:
     """One step per job that has a record (and is not done). `draining`: the clusters that
-    take no new copy (`clusters[].draining`), not even one recreated in place of a lost one."""
+    take no new copy (`clusters[].draining`), not even one recreated in place of a lost one,
+    nor the copy of a placement still being made (its copy not there yet): that job is decided
+    again (`UNPLACED`). A copy already made runs on, as every running job there does."""
     index = copies_by_source(clouds)
     steps: list[Step] = []
     for job in onprem.jobs:
         if job.record is None or job.record.phase is Phase.DONE:
             continue
         step = _step(job, clouds, index, timeouts, now)
-        if step.kind is StepKind.RECREATE and job.record.cluster in draining:
+        draining_there = job.record.cluster in draining
+        if step.kind is StepKind.RECREATE and draining_there:
             reason = f"its copy is gone and {job.record.cluster} is draining"
             step = Step(StepKind.GONE, job, reason=reason)
+        elif step.kind is StepKind.CONTINUE_PLACING and step.copy is None and draining_there:
+            step = Step(StepKind.UNPLACED, job, reason=f"{job.record.cluster} is draining")
         steps.append(step)
     return steps
 
