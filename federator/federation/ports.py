@@ -115,6 +115,11 @@ class OnPremJob:
     # A later burst continues its attempts and preemptions, and past `max_replacements` the job
     # never bursts again (docs/design.md §6).
     returned_record: PlacementRecord | None = None
+    # The uid a `federator.io/record` on the Job names when it is not this Job's: the Job was
+    # re-created (new uid) with an earlier Job's annotations, e.g. by `kubectl replace
+    # --force`. That record counts as none (`record` is None, the job is decided afresh); the
+    # loop drops it, with its `placement` and `remote-state`, and says so on the Job once.
+    foreign_record_uid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

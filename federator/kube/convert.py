@@ -249,8 +249,45 @@ def workload_priority(workload: Obj) -> int:
 
 
 def record_of(job: Obj) -> PlacementRecord | None:
-    """The placement record on an on-prem Job; a record we cannot read counts as none."""
-    return _record_in(job, ANNOTATION_RECORD)
+    """The placement record on an on-prem Job; a record we cannot read counts as none, and so
+    does one that names another Job's uid (`foreign_record_uid`): `kubectl get -o json |
+    kubectl replace --force` re-creates a Job, with a new uid, with all its annotations, and
+    the new Job must not act on the old one's placement. A record without a uid, as a
+    federator before `record_note` wrote them, is read (compatibility: such records are in
+    clusters already)."""
+    data = _record_data(job)
+    if data is None or data.get("uid", meta(job).get("uid")) != meta(job).get("uid"):
+        return None
+    try:
+        return PlacementRecord.from_data(data, shown=annotations_of(job)[ANNOTATION_RECORD])
+    except RecordError:
+        return None
+
+
+def foreign_record_uid(job: Obj) -> str | None:
+    """The uid the Job's `federator.io/record` names when it is not this Job's (the Job was
+    re-created from an export of an earlier one), else None."""
+    data = _record_data(job)
+    named = data.get("uid") if data is not None else None
+    return str(named) if named is not None and named != meta(job).get("uid") else None
+
+
+def record_note(record: PlacementRecord, uid: str) -> str:
+    """The `federator.io/record` value: the record, with the uid of the Job it belongs to
+    (`record_of` reads it only on that Job)."""
+    return _bound_note(record, uid)
+
+
+def _record_data(job: Obj) -> dict[str, Any] | None:
+    """The JSON object of the Job's `federator.io/record`; None without one that parses."""
+    text = annotations_of(job).get(ANNOTATION_RECORD)
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def returned_record_of(job: Obj) -> PlacementRecord | None:
@@ -273,19 +310,13 @@ def returned_record_of(job: Obj) -> PlacementRecord | None:
 def returned_record_note(record: PlacementRecord, uid: str) -> str:
     """The `federator.io/returned-record` value: the record, with the uid of the Job it
     belongs to (`returned_record_of` reads it only on that Job)."""
-    kept = record.to_data()
-    kept["uid"] = uid
-    return json.dumps(kept, separators=(",", ":"), sort_keys=True)
+    return _bound_note(record, uid)
 
 
-def _record_in(job: Obj, annotation: str) -> PlacementRecord | None:
-    text = annotations_of(job).get(annotation)
-    if not text:
-        return None
-    try:
-        return PlacementRecord.from_json(text)
-    except RecordError:
-        return None
+def _bound_note(record: PlacementRecord, uid: str) -> str:
+    data = record.to_data()
+    data["uid"] = uid
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
 def burst_allowed(job: Obj, *, resident_namespaces: frozenset[str] = frozenset()) -> bool:

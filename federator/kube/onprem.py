@@ -165,7 +165,11 @@ class OnPremCluster:
             waiting = plain and convert.job_suspended(job)
         waiting = waiting and not finished and record is None
         kept = convert.returned_record_of(job)
-        if record is None and not waiting and not (kept is not None and kept.lost_copies):
+        # A record of another uid (the Job re-created from an export) counts as none, but the
+        # loop must see the Job to drop it, whether it waits or not.
+        foreign = convert.foreign_record_uid(job)
+        kept_lost = kept is not None and bool(kept.lost_copies)
+        if record is None and not waiting and not kept_lost and foreign is None:
             return None  # kept lost copies count (and settle) for as long as the Job exists
         meta = convert.meta(job)
         spec = convert.pending_job(
@@ -195,6 +199,7 @@ class OnPremCluster:
                 convert.annotations_of(job).get(ANNOTATION_DATA_PROBLEMS_TOLD, "")
             ),
             returned_record=kept,
+            foreign_record_uid=foreign,
         )
 
     def _quota_pool(
@@ -237,9 +242,12 @@ class OnPremCluster:
         `federator.io/returned-record` (`OnPremJob.returned_record`): a job that goes back
         on-prem keeps its count of placements, so `max_replacements` bounds it across returns
         (the two in one patch: no crash can lose the count between them). A new record
-        replaces the kept one, whose count it continues."""
+        replaces the kept one, whose count it continues. The record names the Job's uid
+        (`convert.record_note`), so a Job re-created from an export does not take it for its
+        own; dropping one of another uid (`OnPremJob.foreign_record_uid`: `job.record` is
+        None) removes it with its `placement` and `remote-state` and keeps nothing."""
         notes: dict[str, str | None] = {
-            convert.ANNOTATION_RECORD: record.to_json() if record else None,
+            convert.ANNOTATION_RECORD: convert.record_note(record, job.uid) if record else None,
             convert.ANNOTATION_PLACEMENT: record.placement if record else None,
         }
         returned = job.returned_record

@@ -1,0 +1,108 @@
+"""The placement record is bound to the Job it was written on, by uid.
+
+`kubectl get job X -o json | kubectl replace --force -f -` re-creates a Job (a new uid) with
+all its annotations, the old placement's `federator.io/record` among them. Read as the new
+Job's, a PLACED record made the loop re-create a copy on the old pool with no decision, and a
+DONE one kept the new Job from ever being decided. Each live record now names the uid of its
+Job, as the kept record (`federator.io/returned-record`) does, and a record of another uid
+counts as none; a record without a uid (written by an older federator) is still read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from federator.federation.records import Phase, PlacementRecord
+from federator.kube import convert
+from tests.unit.kube import objects as o
+from tests.unit.kube.test_returned_record_kept_on_the_job import onprem_with
+
+PLACED = PlacementRecord("cloud-a", "spot", 2, Phase.PLACED, 10.0, 4, price_per_gpu_hour_usd=2.0)
+OLD_UID = "uid-of-the-deleted-job"
+
+
+def uid_of(job: dict[str, Any]) -> str:
+    return str(convert.meta(job)["uid"])
+
+
+def test_the_written_note_names_the_jobs_uid() -> None:
+    note = json.loads(convert.record_note(PLACED, "uid-1"))
+    assert note.pop("uid") == "uid-1"
+    assert note == PLACED.to_data()
+
+
+def test_a_record_of_this_job_is_read() -> None:
+    job = o.job()
+    bound = o.job(annotations={convert.ANNOTATION_RECORD: convert.record_note(PLACED, uid_of(job))})
+    assert convert.record_of(bound) == PLACED
+    assert convert.foreign_record_uid(bound) is None
+
+
+def test_a_record_of_another_job_counts_as_none() -> None:
+    job = o.job(annotations={convert.ANNOTATION_RECORD: convert.record_note(PLACED, OLD_UID)})
+    assert convert.record_of(job) is None
+    assert convert.foreign_record_uid(job) == OLD_UID
+
+
+def test_a_record_without_a_uid_is_still_read() -> None:
+    """Compatibility: the records an older federator wrote carry no uid."""
+    job = o.job(annotations={convert.ANNOTATION_RECORD: PLACED.to_json()})
+    assert convert.record_of(job) == PLACED
+    assert convert.foreign_record_uid(job) is None
+
+
+def test_an_unreadable_record_is_neither_read_nor_foreign() -> None:
+    for text in ("{oops", '{"uid": "x"}', "[]"):
+        job = o.job(annotations={convert.ANNOTATION_RECORD: text})
+        assert convert.record_of(job) is None
+        assert convert.foreign_record_uid(job) == ("x" if "uid" in text else None)
+
+
+async def test_the_adapter_writes_the_record_with_the_jobs_uid() -> None:
+    onprem, api = await onprem_with(o.job())
+    (seen,) = (await onprem.snapshot(o.T0_S)).jobs
+    await onprem.write_record(seen, PLACED)
+    (patch,) = api.patches
+    written = json.loads(patch["metadata"]["annotations"][convert.ANNOTATION_RECORD])
+    assert written["uid"] == seen.uid
+    (view,) = (await onprem.snapshot(o.T0_S)).jobs
+    assert view.record == PLACED
+
+
+def recreated_job(record: PlacementRecord, **kw: Any) -> dict[str, Any]:
+    notes = {
+        convert.ANNOTATION_RECORD: convert.record_note(record, OLD_UID),
+        convert.ANNOTATION_PLACEMENT: record.placement,
+        convert.ANNOTATION_REMOTE_STATE: "Running",
+    }
+    return o.job(annotations=notes, **kw)
+
+
+async def test_a_recreated_job_waits_without_the_old_record_and_says_whose_it_was() -> None:
+    onprem, api = await onprem_with(recreated_job(PLACED))
+    (view,) = (await onprem.snapshot(o.T0_S)).jobs
+    assert view.record is None
+    assert view.waiting, "decided afresh like any new pending job"
+    assert view.foreign_record_uid == OLD_UID
+    await onprem.write_record(view, None)  # how the loop drops the stale annotations
+    notes = api.job["metadata"]["annotations"]
+    for name in (
+        convert.ANNOTATION_RECORD,
+        convert.ANNOTATION_PLACEMENT,
+        convert.ANNOTATION_REMOTE_STATE,
+        convert.ANNOTATION_RETURNED_RECORD,
+    ):
+        assert name not in notes, f"{name} left on the Job"
+    (again,) = (await onprem.snapshot(o.T0_S)).jobs
+    assert (again.record, again.foreign_record_uid, again.waiting) == (None, None, True)
+
+
+async def test_a_recreated_job_that_does_not_wait_is_still_seen_to_be_cleaned() -> None:
+    done = PlacementRecord("cloud-a", "spot", 1, Phase.DONE, 10.0, 4, finished_at=20.0)
+    onprem, _ = await onprem_with(recreated_job(done, suspend=False))
+    onprem.workloads.items.clear()  # running on-prem: no pending Workload
+    (view,) = (await onprem.snapshot(o.T0_S)).jobs
+    assert not view.waiting
+    assert view.record is None
+    assert view.foreign_record_uid == OLD_UID
