@@ -408,14 +408,16 @@ class RoundOptions:
             over_burn = offer.price_per_gpu_hour_usd * job.gpus > burn_room
             if (over_money or over_burn) and blocked is not None:
                 continue  # ruled out by a budget, and a blocked option is already known
-            option = self._cheaper_variant(job, index, value_per_hour)
-            reason = ledger.blocker(job, index, option.cost_usd, global_caps=False)
-            if reason is None:
-                if best is None or option.total_usd < best.total_usd:
-                    best, best_index = option, index
-                    ceiling = min(ceiling, option.total_usd)
-            elif blocked is None or option.total_usd < blocked.total_usd:
-                blocked, blocked_by = option, reason
+            preferred = self._cheaper_variant(job, index, value_per_hour)
+            option: CloudEstimate | None = preferred
+            reason = ledger.blocker(job, index, preferred.cost_usd, global_caps=False)
+            if reason is not None:
+                if blocked is None or preferred.total_usd < blocked.total_usd:
+                    blocked, blocked_by = preferred, reason
+                option = self._variant_within(job, index, value_per_hour, preferred)
+            if option is not None and (best is None or option.total_usd < best.total_usd):
+                best, best_index = option, index
+                ceiling = min(ceiling, option.total_usd)
         return _new_search(Search, (best, best_index, blocked, blocked_by, lower))
 
     def _allowed_by_class(self, job: PendingJob) -> tuple[tuple[int, ...], ...]:
@@ -495,6 +497,34 @@ class RoundOptions:
         if gpus_per_pod is not None and gpus_per_pod > offer.gpus_per_node:
             return False
         return self.policy.tenant_rule(tenant).allows(offer.cluster, offer.region)
+
+    def _variant_within(
+        self, job: PendingJob, index: int, value_per_hour: float, refused: CloudEstimate
+    ) -> CloudEstimate | None:
+        """The pool's other variant when a budget or cap refuses the better one (`refused`),
+        if it bills less and nothing refuses it; else None.
+
+        Copying the data first and starting after (held) bills no idle GPUs, so it may fit a
+        budget that starting now (GPUs idle on the meter while the copy runs) would exceed.
+        Without this, a higher value of time, which favours starting now, could turn an
+        affordable burst into a stay (a case the property tests found).
+        """
+        if refused.transfer_s <= 0:
+            return None
+        other = price_cloud(
+            job,
+            self.offers[index],
+            now=self.now,
+            policy=self.policy,
+            value_per_hour=value_per_hour,
+            held=not refused.held,
+            free_gpus=self.ledger.free[index],
+        )
+        if other.cost_usd >= refused.cost_usd:
+            return None
+        if self.ledger.blocker(job, index, other.cost_usd, global_caps=False) is not None:
+            return None
+        return other
 
     def _cheaper_variant(self, job: PendingJob, index: int, value_per_hour: float) -> CloudEstimate:
         offer, free = self.offers[index], self.ledger.free[index]

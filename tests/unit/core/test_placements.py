@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from federator.core import starburst
+from federator.core.costs import price_cloud
 from federator.core.decisions import Decision, Reason
 from federator.core.models import (
     CapacityType,
@@ -211,6 +212,28 @@ def test_daily_budget_lets_only_what_fits_through() -> None:
     assert first.kind is DecisionKind.BURST
     assert second.kind is DecisionKind.STAY
     assert "would exceed daily budget $30" in second.reason
+
+
+def test_a_budget_that_refuses_starting_now_still_lets_the_held_burst_through() -> None:
+    """Found by the property tests: at a high value of time, starting now (the GPUs billed idle
+    while the data copies) beats copying first; a monthly budget between the two bills must
+    leave the job the held burst that fits it, not send it back to the queue."""
+    data = (DatasetNeed("corpus", 200 * 10**9),)
+    onprem = OnPremState(total_gpus=16, free_gpus=0, running=(RunningJob("r", 16, 40 * HOUR),))
+    policy = replace(POLICY, value_of_time_usd_per_gpu_hour=50.0)
+    train = job(datasets=data, hours=10.0, tenant="t1")
+    starting_now = price_cloud(train, SPOT, now=NOW, policy=policy, value_per_hour=0.0)
+    copying_first = price_cloud(train, SPOT, now=NOW, policy=policy, value_per_hour=0.0, held=True)
+    assert copying_first.cost_usd < starting_now.cost_usd
+    (unbudgeted,) = run([train], onprem=onprem, policy=policy).decisions
+    assert unbudgeted.kind is DecisionKind.BURST  # starting now is the better option
+    budget = (copying_first.cost_usd + starting_now.cost_usd) / 2
+    budgets = Budgets(tenant_max_usd_per_month={"t1": budget})
+    (decision,) = run([train], onprem=onprem, policy=replace(policy, budgets=budgets)).decisions
+    assert decision.kind is DecisionKind.HOLD
+    assert decision.pool_name == "cloud-a/a100-spot"
+    assert decision.expected_cost_usd == pytest.approx(copying_first.cost_usd)
+    assert decision.expected_cost_usd < budget
 
 
 def test_at_cap_hold_reports_the_pool_it_waits_for() -> None:
