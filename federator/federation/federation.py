@@ -34,7 +34,7 @@ from federator import errors, metrics
 from federator.core.decisions import DecisionKind, Round
 from federator.core.models import Spend
 from federator.core.policy import DecisionPolicy
-from federator.federation import fencing, lost_copies, planning, rounds
+from federator.federation import fencing, foreign_records, lost_copies, planning, rounds
 from federator.federation.blocks import Pool, PoolBlocks
 from federator.federation.cluster_gauges import ClusterGauges
 from federator.federation.collection import Collection
@@ -256,6 +256,9 @@ class Federation:
             self.settings.start_timeout_s,
         )
         draining = self.settings.draining_clusters
+        for job in onprem.jobs if writes else ():  # another Job's record (`foreign_records`)
+            if job.foreign_record_uid is not None:
+                await self._guarded(report, job, foreign_records.drop(self.onprem, job, report))
         for step in planning.converge(onprem, clouds, timeouts, now=now, draining=draining):
             if step.kind is StepKind.REDECIDE:
                 requeued.append(step.job)
