@@ -41,6 +41,15 @@ class FakeJob:
     returned_record: PlacementRecord | None = None  # kept when the record is dropped
     burst_allowed: bool = True
     plain: bool = False  # a suspended Job without Kueue
+    # The uid `record` names, as the adapter writes it (`convert.record_note`); None: the
+    # Job's own, or a record an older federator wrote without one. Another Job's uid (the Job
+    # re-created from an export) makes the record count as none, as `convert.record_of` does.
+    record_uid: str | None = None
+
+    @property
+    def foreign_record_uid(self) -> str | None:
+        foreign = self.record is not None and self.record_uid not in (None, self.uid)
+        return self.record_uid if foreign else None
 
     @property
     def key(self) -> str:
@@ -64,10 +73,12 @@ class FakeOnPrem:
     async def snapshot(self, now: float) -> OnPremView:
         views = []
         for job in self.jobs.values():
-            waiting = job.waiting and job.active_workload and not job.admitted and not job.record
+            foreign = job.foreign_record_uid
+            record = None if foreign is not None else job.record
+            waiting = job.waiting and job.active_workload and not job.admitted and not record
             waiting = waiting and job.terminal is None
             kept_lost = job.returned_record is not None and job.returned_record.lost_copies
-            if job.record is None and not waiting and not kept_lost:
+            if record is None and not waiting and not kept_lost and foreign is None:
                 continue  # as the adapter: kept lost copies count while the Job exists
             spec = PendingJob(
                 key=job.key,
@@ -85,7 +96,7 @@ class FakeOnPrem:
                     uid=job.uid,
                     resource_version=str(job.version),
                     gpus=job.gpus,
-                    record=job.record,
+                    record=record,
                     spec=spec,
                     waiting=waiting,
                     active_pods=job.active_pods,
@@ -94,6 +105,7 @@ class FakeOnPrem:
                     workload=None if job.plain else f"wl-{job.name}",
                     burst_allowed=job.burst_allowed,
                     returned_record=job.returned_record,
+                    foreign_record_uid=foreign,
                 )
             )
         return OnPremView(
@@ -108,11 +120,15 @@ class FakeOnPrem:
         fake = self.jobs[job.key]
         self._require_version(fake, job)
         # As the adapter: a dropped record is kept on the Job, a new one replaces the kept one.
+        # (a dropped record of another Job is not kept, and the copy's state goes with it).
         if record is not None:
             fake.returned_record = None
-        elif fake.record is not None:
-            fake.returned_record = fake.record
+        else:
+            fake.remote_state = ""
+            if fake.record is not None and fake.foreign_record_uid is None:
+                fake.returned_record = fake.record
         fake.record = record
+        fake.record_uid = fake.uid if record is not None else None
         fake.version += 1
         self.writes.append(f"record {job.key} {record.phase if record else None}")
         return replace(
