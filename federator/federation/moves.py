@@ -325,9 +325,8 @@ class Moves:
         assert record is not None
         name = copy_name(job.name, job.uid, record.attempt)
         stale = f"{record.cluster}/{job.namespace}/{name}"
-        again = record.requeue(now=now, backoff_s=0.0, stale_copy=stale)
-        # Its count pinned: a record without one (`lost` None) reads a requeued one as a loss.
-        job = await self._onprem.write_record(job, replace(again, lost=record.losses))
+        again = record.requeue(now=now, backoff_s=0.0, stale_copy=stale)  # its losses as they are
+        job = await self._onprem.write_record(job, again)
         self._placed.pop(job.uid, None)
         metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="dropped").inc()
         message = f"{record.placement} (attempt {record.attempt}): {step.reason}; deciding again"

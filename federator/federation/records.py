@@ -128,10 +128,15 @@ class PlacementRecord:
         return f"{self.cluster}/{self.pool}"
 
     def requeue(self, *, now: float, backoff_s: float, stale_copy: str | None) -> PlacementRecord:
-        """The record after its copy was lost: try again after `backoff_s`."""
+        """The record once its attempt's copy is gone (lost, pulled back, never made): decided
+        again after `backoff_s`. Its count of lost copies is pinned as it stands; a loss adds
+        one on top (`Moves._lost_attempt`). Left unset on a record that has none (written
+        before the count), a requeued record would read its attempt as lost, pulled back or not.
+        """
         stale = self.stale + ((stale_copy,) if stale_copy and stale_copy not in self.stale else ())
         return replace(
             self,
+            lost=self.losses,
             earlier_usd=self.earlier_usd + self.attempt_cost_usd(now),
             phase=Phase.REQUEUED,
             not_before=now + backoff_s,

@@ -193,3 +193,33 @@ async def test_a_pull_back_does_not_use_up_a_requeued_job_s_re_placement() -> No
     await fed.run_once(300.0)  # past the backoff
     assert job.record is not None, "sent home with one lost copy"
     assert (job.record.attempt, job.record.phase) == (3, Phase.PLACED)
+
+
+def test_a_requeue_keeps_the_count_of_a_record_written_before_it_was_kept() -> None:
+    """A record written before `lost` existed (None) counts its earlier attempts as lost. A
+    pull-back or a placement dropped on a draining cloud requeues it with no new loss, so its
+    count must stay what it was; only a loss (`Moves._lost_attempt`) adds one."""
+    placed = PlacementRecord("cloud-a", "spot", 2, Phase.PLACED, placed_at=10.0, gpus=8)
+    assert (placed.lost, placed.losses) == (None, 1)
+    again = placed.requeue(now=50.0, backoff_s=0.0, stale_copy=None)
+    assert (again.phase, again.lost, again.losses) == (Phase.REQUEUED, 1, 1)
+
+
+async def test_an_older_record_pulled_back_loses_nothing() -> None:
+    """The same through the loop: a job placed by an older federator (its record without a
+    count), pulled back because on-prem has room, keeps the one loss its attempt 2 implies."""
+    onprem, cloud = FakeOnPrem(free_gpus=0), FakeCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted(), max_replacements=3)
+    await fed.run_once(100.0)
+    assert job.record is not None
+    job.record = PlacementRecord(
+        "cloud-a", job.record.pool, 2, Phase.PLACED, placed_at=100.0, gpus=8
+    )
+    cloud.copies.clear()
+    await fed.run_once(105.0)  # recreated as attempt 2, as the record says
+    onprem.free_gpus = 8
+    await fed.run_once(110.0)
+    assert job.record is None, "pulled back"
+    assert job.returned_record is not None
+    assert job.returned_record.losses == 1
