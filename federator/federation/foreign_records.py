@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import structlog
 
-from federator.federation.ports import OnPremJob, OnPremPort
+from federator.federation.ports import UNKNOWN_UID, OnPremJob, OnPremPort
 from federator.federation.reports import PassReport
 
 log = structlog.get_logger(__name__)
@@ -21,9 +21,14 @@ REASON = "FederatorRecordIgnored"
 
 
 def message(record_uid: str) -> str:
+    whose = (
+        "was placed before this Job was created"
+        if record_uid == UNKNOWN_UID
+        else f"names Job uid {record_uid}, not this Job"
+    )
     return (
-        f"the placement record names Job uid {record_uid}, not this Job (re-created from an "
-        "export?); it is ignored and the job is decided afresh"
+        f"the placement record {whose} (re-created from an export?); it is ignored and the "
+        "job is decided afresh"
     )
 
 

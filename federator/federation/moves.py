@@ -326,6 +326,9 @@ class Moves:
         name = copy_name(job.name, job.uid, record.attempt)
         stale = f"{record.cluster}/{job.namespace}/{name}"
         again = record.requeue(now=now, backoff_s=0.0, stale_copy=stale)  # its losses as they are
+        # No copy ran, so the attempt billed nothing: `requeue` would add its price from
+        # `placed_at` to now (hours, for a create that kept failing) to the job's spend.
+        again = replace(again, earlier_usd=record.earlier_usd)
         job = await self._onprem.write_record(job, again)
         self._placed.pop(job.uid, None)
         metrics.PLACEMENTS.labels(cluster=record.cluster, outcome="dropped").inc()

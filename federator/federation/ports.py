@@ -89,6 +89,10 @@ class CloudView:
     copies: tuple[CopyView, ...] = ()
 
 
+# `OnPremJob.foreign_record_uid` of a record without a uid that predates its Job.
+UNKNOWN_UID = "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class OnPremJob:
     """An on-prem Job federator knows: its identity, whether it may move, and its record."""
@@ -117,8 +121,10 @@ class OnPremJob:
     returned_record: PlacementRecord | None = None
     # The uid a `federator.io/record` on the Job names when it is not this Job's: the Job was
     # re-created (new uid) with an earlier Job's annotations, e.g. by `kubectl replace
-    # --force`. That record counts as none (`record` is None, the job is decided afresh); the
-    # loop drops it, with its `placement` and `remote-state`, and says so on the Job once.
+    # --force`; `UNKNOWN_UID` for a record without a uid (an older federator's) placed before
+    # the Job was created. That record counts as none (`record` is None, the job is decided
+    # afresh); the loop drops it, with its `placement` and `remote-state`, and says so on the
+    # Job once.
     foreign_record_uid: str | None = None
 
 

@@ -27,7 +27,14 @@ from federator.core.models import (
     RuntimeSource,
     expected_remaining_s,
 )
-from federator.federation.ports import CopyState, CopyView, PoolView, QueueView, Terminal
+from federator.federation.ports import (
+    UNKNOWN_UID,
+    CopyState,
+    CopyView,
+    PoolView,
+    QueueView,
+    Terminal,
+)
 from federator.federation.records import PlacementRecord, RecordError
 
 Obj = Mapping[str, Any]
@@ -250,13 +257,13 @@ def workload_priority(workload: Obj) -> int:
 
 def record_of(job: Obj) -> PlacementRecord | None:
     """The placement record on an on-prem Job; a record we cannot read counts as none, and so
-    does one that names another Job's uid (`foreign_record_uid`): `kubectl get -o json |
-    kubectl replace --force` re-creates a Job, with a new uid, with all its annotations, and
-    the new Job must not act on the old one's placement. A record without a uid, as a
-    federator before `record_note` wrote them, is read (compatibility: such records are in
-    clusters already)."""
+    does one of another Job (`foreign_record_uid`): `kubectl get -o json | kubectl replace
+    --force` re-creates a Job, with a new uid, with all its annotations, and the new Job must
+    not act on the old one's placement. A record without a uid (as a federator before
+    `record_note` wrote them; such records are in clusters already) is read as this Job's
+    unless it was placed before this Job was created."""
     data = _record_data(job)
-    if data is None or data.get("uid", meta(job).get("uid")) != meta(job).get("uid"):
+    if data is None or _foreign(data, job) is not None:
         return None
     try:
         return PlacementRecord.from_data(data, shown=annotations_of(job)[ANNOTATION_RECORD])
@@ -264,12 +271,31 @@ def record_of(job: Obj) -> PlacementRecord | None:
         return None
 
 
+# A record placed this long before its Job's creationTimestamp is another Job's. The two times
+# come from two clocks (federator's `placed_at`, the apiserver's creation), hence the slack; a
+# record written before uids were recorded is older than any upgrade anyway.
+_CREATED_SLACK_S = 300.0
+
+
 def foreign_record_uid(job: Obj) -> str | None:
-    """The uid the Job's `federator.io/record` names when it is not this Job's (the Job was
-    re-created from an export of an earlier one), else None."""
+    """Whose the Job's `federator.io/record` is when it is not this Job's (the Job was
+    re-created from an export of an earlier one): the uid the record names, or `UNKNOWN_UID`
+    for a record without one placed before this Job was created; None when it is this Job's
+    (or there is none)."""
     data = _record_data(job)
-    named = data.get("uid") if data is not None else None
-    return str(named) if named is not None and named != meta(job).get("uid") else None
+    return _foreign(data, job) if data is not None else None
+
+
+def _foreign(data: dict[str, Any], job: Obj) -> str | None:
+    uid = meta(job).get("uid")
+    named = data.get("uid")
+    if named is not None:
+        return str(named) if named != uid else None
+    placed = data.get("placed_at")
+    created = parse_time(meta(job).get("creationTimestamp"))
+    if isinstance(placed, int | float) and created is not None:
+        return UNKNOWN_UID if placed < created - _CREATED_SLACK_S else None
+    return None
 
 
 def record_note(record: PlacementRecord, uid: str) -> str:

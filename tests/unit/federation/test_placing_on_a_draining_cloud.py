@@ -193,3 +193,20 @@ async def test_kept_on_prem_after_all_its_workload_is_given_back() -> None:
     assert job.returned_record is not None
     assert job.returned_record.losses == 0
     assert ("team-a/j1", "ReturnedOnPrem") in onprem.events
+
+
+async def test_a_placement_dropped_after_hours_of_failed_creates_charges_nothing() -> None:
+    """Review finding 2: requeued as a lost copy is, the dropped placement added its price from
+    `placed_at` to now to the job's spend ($240 for 8 GPUs at $5/h stuck for 6 h), counted
+    against the daily and tenant budgets, though no copy ever ran."""
+    onprem, cloud_a, cloud_b = FakeOnPrem(), FakeCloud("cloud-a"), FakeCloud("cloud-b")
+    job = onprem.add("j1", 8)
+    placing = PlacementRecord(
+        "cloud-b", "spot", 1, Phase.PLACING, placed_at=100.0, gpus=8, price_per_gpu_hour_usd=5.0
+    )
+    job.record, job.active_workload = placing, False
+    fed, _ = federation(onprem, cloud_a, cloud_b)
+    await fed.run_once(100.0 + 6 * 3600.0)
+    assert job.record is not None
+    assert job.record.phase is Phase.REQUEUED
+    assert job.record.earlier_usd == 0.0

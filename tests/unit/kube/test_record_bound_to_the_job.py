@@ -11,8 +11,10 @@ counts as none; a record without a uid (written by an older federator) is still 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
+from federator.federation.ports import UNKNOWN_UID
 from federator.federation.records import Phase, PlacementRecord
 from federator.kube import convert
 from tests.unit.kube import objects as o
@@ -46,10 +48,24 @@ def test_a_record_of_another_job_counts_as_none() -> None:
 
 
 def test_a_record_without_a_uid_is_still_read() -> None:
-    """Compatibility: the records an older federator wrote carry no uid."""
-    job = o.job(annotations={convert.ANNOTATION_RECORD: PLACED.to_json()})
-    assert convert.record_of(job) == PLACED
-    assert convert.foreign_record_uid(job) is None
+    """Compatibility: the records an older federator wrote carry no uid. Placed after the Job
+    was created (T0), or up to 5 minutes before it (two clocks), it is this Job's."""
+    for placed_at in (o.T0_S + 3600.0, o.T0_S - 299.0):
+        older = replace(PLACED, placed_at=placed_at)
+        job = o.job(annotations={convert.ANNOTATION_RECORD: older.to_json()})
+        assert convert.record_of(job) == older
+        assert convert.foreign_record_uid(job) is None
+
+
+def test_a_record_without_a_uid_placed_before_the_job_existed_is_another_jobs() -> None:
+    """Review finding 1: a record an older federator wrote (no uid) on a Job re-created after
+    the upgrade would still re-create a copy with no decision (PLACED) or keep the new Job from
+    ever being decided (DONE). It was placed before the Job was created, so it is not its own."""
+    for record in (PLACED, replace(PLACED, phase=Phase.DONE, finished_at=20.0)):
+        older = replace(record, placed_at=o.T0_S - 3600.0)
+        job = o.job(annotations={convert.ANNOTATION_RECORD: older.to_json()})
+        assert convert.record_of(job) is None
+        assert convert.foreign_record_uid(job) == UNKNOWN_UID
 
 
 def test_an_unreadable_record_is_neither_read_nor_foreign() -> None:

@@ -20,7 +20,8 @@ from federator.kube.onprem import OnPremCluster
 from tests.unit.kube import objects as o
 
 JOB = "/apis/batch/v1/namespaces/team-a/jobs/train"
-REQUEUED = PlacementRecord("cloud-a", "spot", 4, Phase.REQUEUED, 10.0, 4, preemptions=3)
+# Placed after the Job's creation (T0): a record without a uid placed before it is another Job's.
+REQUEUED = PlacementRecord("cloud-a", "spot", 4, Phase.REQUEUED, o.T0_S + 10.0, 4, preemptions=3)
 
 
 class Apiserver(Cluster):
