@@ -254,6 +254,11 @@ class OnPremCluster:
         if record is not None:
             returned = None  # the new record continues the kept one's count
             notes[convert.ANNOTATION_RETURNED_RECORD] = None
+            if job.record is None:
+                # A new placement: no copy state is known yet. A `remote-state` left on the
+                # Job (another Job's, whose record could not be dropped) would show until
+                # the first mirror.
+                notes[convert.ANNOTATION_REMOTE_STATE] = None
         else:
             notes[convert.ANNOTATION_REMOTE_STATE] = None
             if job.record is not None:

@@ -123,6 +123,8 @@ class FakeOnPrem:
         # (a dropped record of another Job is not kept, and the copy's state goes with it).
         if record is not None:
             fake.returned_record = None
+            if job.record is None:  # a new placement: no copy state known yet
+                fake.remote_state = ""
         else:
             fake.remote_state = ""
             if fake.record is not None and fake.foreign_record_uid is None:

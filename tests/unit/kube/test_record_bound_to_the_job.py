@@ -122,3 +122,18 @@ async def test_a_recreated_job_that_does_not_wait_is_still_seen_to_be_cleaned() 
     assert not view.waiting
     assert view.record is None
     assert view.foreign_record_uid == OLD_UID
+
+
+async def test_a_new_placement_clears_a_copy_state_left_on_the_job() -> None:
+    """Review finding 3: when the drop of another Job's record met a conflict, the job could
+    burst in the same pass; the new record replaced `record` and `placement` but left the old
+    copy's `remote-state` (e.g. Succeeded) on the Job until the first mirror."""
+    onprem, api = await onprem_with(recreated_job(PLACED))
+    (view,) = (await onprem.snapshot(o.T0_S)).jobs
+    assert view.record is None
+    placing = replace(PLACED, phase=Phase.PLACING, attempt=1)
+    await onprem.write_record(view, placing)
+    notes = api.job["metadata"]["annotations"]
+    assert convert.ANNOTATION_REMOTE_STATE not in notes
+    (again,) = (await onprem.snapshot(o.T0_S)).jobs
+    assert again.record == placing
