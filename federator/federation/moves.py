@@ -323,8 +323,7 @@ class Moves:
         job = step.job
         record = job.record
         assert record is not None
-        name = copy_name(job.name, job.uid, record.attempt)
-        stale = f"{record.cluster}/{job.namespace}/{name}"
+        stale = _stale_copy(job, record)
         again = record.requeue(now=now, backoff_s=0.0, stale_copy=stale)  # its losses as they are
         # No copy ran, so the attempt billed nothing: `requeue` would add its price from
         # `placed_at` to now (hours, for a create that kept failing) to the job's spend.
@@ -342,14 +341,12 @@ class Moves:
     ) -> PlacementRecord:
         """The record once its attempt's copy is lost or refused: decided again after the
         backoff, the copy (`copy`, else the attempt's deterministic name) listed as stale."""
-        name = copy if copy is not None else copy_name(job.name, job.uid, record.attempt)
         wait = planning.backoff_s(
             record.attempt,
             initial_s=self._settings().replace_backoff_s,
             max_s=self._settings().replace_max_backoff_s,
         )
-        stale = f"{record.cluster}/{job.namespace}/{name}"
-        again = record.requeue(now=now, backoff_s=wait, stale_copy=stale)
+        again = record.requeue(now=now, backoff_s=wait, stale_copy=_stale_copy(job, record, copy))
         return replace(again, lost=record.losses + 1)
 
     async def _placement_refused(
@@ -453,6 +450,13 @@ class Moves:
         await self.return_on_prem(
             job, f"pulled back from {record.placement}: on-prem has room", report
         )
+
+
+def _stale_copy(job: OnPremJob, record: PlacementRecord, copy: str | None = None) -> str:
+    """`cluster/namespace/name` of the attempt's copy (`copy`, else its deterministic name),
+    as a requeued record lists it for GC."""
+    name = copy if copy is not None else copy_name(job.name, job.uid, record.attempt)
+    return f"{record.cluster}/{job.namespace}/{name}"
 
 
 def _still_billing(

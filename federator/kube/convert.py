@@ -262,19 +262,7 @@ def record_of(job: Obj) -> PlacementRecord | None:
     not act on the old one's placement. A record without a uid (as a federator before
     `record_note` wrote them; such records are in clusters already) is read as this Job's
     unless it was placed before this Job was created."""
-    data = _record_data(job)
-    if data is None or _foreign(data, job) is not None:
-        return None
-    try:
-        return PlacementRecord.from_data(data, shown=annotations_of(job)[ANNOTATION_RECORD])
-    except RecordError:
-        return None
-
-
-# A record placed this long before its Job's creationTimestamp is another Job's. The two times
-# come from two clocks (federator's `placed_at`, the apiserver's creation), hence the slack; a
-# record written before uids were recorded is older than any upgrade anyway.
-_CREATED_SLACK_S = 300.0
+    return placement_record(job)[0]
 
 
 def foreign_record_uid(job: Obj) -> str | None:
@@ -282,8 +270,28 @@ def foreign_record_uid(job: Obj) -> str | None:
     re-created from an export of an earlier one): the uid the record names, or `UNKNOWN_UID`
     for a record without one placed before this Job was created; None when it is this Job's
     (or there is none)."""
+    return placement_record(job)[1]
+
+
+def placement_record(job: Obj) -> tuple[PlacementRecord | None, str | None]:
+    """`record_of` and `foreign_record_uid` from one read of the annotation: (the Job's own
+    record, None), (None, whose) for another Job's, (None, None) without one to read."""
     data = _record_data(job)
-    return _foreign(data, job) if data is not None else None
+    if data is None:
+        return None, None
+    foreign = _foreign(data, job)
+    if foreign is not None:
+        return None, foreign
+    try:
+        return PlacementRecord.from_data(data, shown=annotations_of(job)[ANNOTATION_RECORD]), None
+    except RecordError:
+        return None, None
+
+
+# A record placed this long before its Job's creationTimestamp is another Job's. The two times
+# come from two clocks (federator's `placed_at`, the apiserver's creation), hence the slack; a
+# record written before uids were recorded is older than any upgrade anyway.
+_CREATED_SLACK_S = 300.0
 
 
 def _foreign(data: dict[str, Any], job: Obj) -> str | None:

@@ -155,7 +155,9 @@ class OnPremCluster:
     def _job_view(
         self, job: convert.Obj, workload: convert.Obj | None, pools: Mapping[str, str]
     ) -> OnPremJob | None:
-        record = convert.record_of(job)
+        # A record of another uid (the Job re-created from an export) counts as none, but the
+        # loop must see the Job to drop it, whether it waits or not.
+        record, foreign = convert.placement_record(job)
         finished = convert.job_finished(job)
         in_kueue = convert.KUEUE_QUEUE_LABEL in convert.labels(job)
         if in_kueue:
@@ -165,9 +167,6 @@ class OnPremCluster:
             waiting = plain and convert.job_suspended(job)
         waiting = waiting and not finished and record is None
         kept = convert.returned_record_of(job)
-        # A record of another uid (the Job re-created from an export) counts as none, but the
-        # loop must see the Job to drop it, whether it waits or not.
-        foreign = convert.foreign_record_uid(job)
         kept_lost = kept is not None and bool(kept.lost_copies)
         if record is None and not waiting and not kept_lost and foreign is None:
             return None  # kept lost copies count (and settle) for as long as the Job exists
@@ -251,21 +250,18 @@ class OnPremCluster:
             convert.ANNOTATION_PLACEMENT: record.placement if record else None,
         }
         returned = job.returned_record
+        if record is None or job.record is None:
+            # No copy state without a record, nor before a new placement's copy exists (one
+            # left by another Job's record that could not be dropped would show till a mirror).
+            notes[convert.ANNOTATION_REMOTE_STATE] = None
         if record is not None:
             returned = None  # the new record continues the kept one's count
             notes[convert.ANNOTATION_RETURNED_RECORD] = None
-            if job.record is None:
-                # A new placement: no copy state is known yet. A `remote-state` left on the
-                # Job (another Job's, whose record could not be dropped) would show until
-                # the first mirror.
-                notes[convert.ANNOTATION_REMOTE_STATE] = None
-        else:
-            notes[convert.ANNOTATION_REMOTE_STATE] = None
-            if job.record is not None:
-                returned = job.record
-                notes[convert.ANNOTATION_RETURNED_RECORD] = convert.returned_record_note(
-                    returned, job.uid
-                )
+        elif job.record is not None:
+            returned = job.record
+            notes[convert.ANNOTATION_RETURNED_RECORD] = convert.returned_record_note(
+                returned, job.uid
+            )
         body = {"metadata": {"resourceVersion": job.resource_version, "annotations": notes}}
         updated = await self.cluster.request(
             "PATCH", _job_path(job), body=body, content_type=MERGE_PATCH

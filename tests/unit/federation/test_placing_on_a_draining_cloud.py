@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from federator import errors, metrics
-from federator.core.models import OnPremState, PendingJob
+from federator.core.models import OnPremState
 from federator.federation import planning
 from federator.federation.planning import StepKind
 from federator.federation.ports import (
@@ -27,6 +27,7 @@ from federator.federation.ports import (
 )
 from federator.federation.records import Phase, PlacementRecord, copy_name
 from tests.unit.federation.test_draining_cluster import DRAINING_B, SETTINGS, federation
+from tests.unit.federation.test_start_timeout_planning import placed_job
 from tests.unit.kube.fakes import FakeCloud, FakeOnPrem
 
 NOW = 10_000.0
@@ -34,16 +35,7 @@ NOW = 10_000.0
 
 def placing_job() -> OnPremJob:
     record = PlacementRecord("cloud-b", "spot", 3, Phase.PLACING, placed_at=NOW - 60, gpus=8)
-    return OnPremJob(
-        key="team-a/train",
-        namespace="team-a",
-        name="train",
-        uid="u1",
-        resource_version="7",
-        gpus=8,
-        record=record,
-        spec=PendingJob(key="team-a/train", gpus=8, submitted_at=0.0, runtime_estimate_s=60.0),
-    )
+    return replace(placed_job(), record=record)
 
 
 def step_for(*, with_copy: bool, draining: frozenset[str]) -> planning.Step:

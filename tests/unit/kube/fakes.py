@@ -121,14 +121,12 @@ class FakeOnPrem:
         self._require_version(fake, job)
         # As the adapter: a dropped record is kept on the Job, a new one replaces the kept one.
         # (a dropped record of another Job is not kept, and the copy's state goes with it).
+        if record is None or job.record is None:  # no copy state without a record, or yet
+            fake.remote_state = ""
         if record is not None:
             fake.returned_record = None
-            if job.record is None:  # a new placement: no copy state known yet
-                fake.remote_state = ""
-        else:
-            fake.remote_state = ""
-            if fake.record is not None and fake.foreign_record_uid is None:
-                fake.returned_record = fake.record
+        elif fake.record is not None and fake.foreign_record_uid is None:
+            fake.returned_record = fake.record
         fake.record = record
         fake.record_uid = fake.uid if record is not None else None
         fake.version += 1
