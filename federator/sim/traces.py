@@ -13,7 +13,7 @@ import io
 import math
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from federator import errors
@@ -212,6 +212,18 @@ def _synthetic_jobs(
             duration_s=min(duration, 30 * 86400.0),
             queue=f"q{rng.randrange(queues)}",
         )
+
+
+def jittered(jobs: Iterable[TraceJob], seed: int, spread_s: float = 1.0) -> tuple[TraceJob, ...]:
+    """The same jobs, each submitted up to `spread_s` later (uniform, reproducible by `seed`).
+
+    A perturbation no policy should care about: a second's delay changes no job's value, but a
+    busy queue is chaotic, and the order of near-simultaneous arrivals changes every later
+    schedule. Replaying a trace under several seeds shows how far a policy's curve moves from
+    one replay to the next (scripts/bench/simulate.py --jitter).
+    """
+    rng = random.Random(seed)
+    return tuple(replace(job, submit_s=job.submit_s + rng.uniform(0.0, spread_s)) for job in jobs)
 
 
 def write_trace(path: Path, jobs: Iterable[TraceJob]) -> None:

@@ -33,7 +33,13 @@ from federator.sim import runs, setup
 from federator.sim.engine import Simulation
 from federator.sim.estimates import EstimateMode
 from federator.sim.results import RunResult
-from federator.sim.traces import TraceJob, read_trace, synthetic_trace, write_trace
+from federator.sim.traces import (
+    TraceJob,
+    jittered,
+    read_trace,
+    synthetic_trace,
+    write_trace,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -128,40 +134,105 @@ def quality(
     sizes: Sequence[int],
     worlds: Sequence[str],
     estimate: EstimateMode,
-    trace: Sequence[TraceJob],
+    replays: Sequence[tuple[int | None, Sequence[TraceJob]]],
     out: Path | None,
 ) -> None:
-    rows = []
+    """Sweep each policy per world, size and replay; compare federator with the others."""
+    rows: list[dict[str, object]] = []
     for label in worlds:
         path = POLICY_FILES[label]
         for size in sizes:
-            options = setup.WorldOptions(onprem_gpus=size, estimate=estimate)
-            world = setup.load_world(path, trace, options)
-            curves: dict[str, list[tuple[float, float]]] = {}
-            planners: runs.Planners = {}
-            for spec in runs.plan_runs(policies, sweep=True, base=world.policy):
-                result, wall, _ = timed_run(trace, world, spec, planners)
-                s = result.summary
-                rows.append(
-                    {
-                        "world": label,
-                        "onprem_gpus": size,
-                        "policy": spec.policy,
-                        "knob": spec.knob,
-                        "cloud_cost_usd": s.cloud_cost_usd,
-                        "mean_jct_s": s.mean_jct_s,
-                        "wall_s": wall,
-                    }
-                )
-                curves.setdefault(spec.policy, []).append((s.cloud_cost_usd, s.mean_jct_s / HOUR))
-                print(
-                    f"  {label:15s} {size} {spec.label:40s} ${s.cloud_cost_usd:10,.0f} "
-                    f"JCT {s.mean_jct_s / HOUR:6.3f} h  ({wall:.1f} s)",
-                    flush=True,
-                )
-            compare(label, size, curves)
+            ratios: dict[str, list[dict[float, float]]] = {}
+            for jitter, trace in replays:
+                if jitter is not None:
+                    print(f"== {label}, {size} GPUs, replay with --jitter {jitter}")
+                options = setup.WorldOptions(onprem_gpus=size, estimate=estimate)
+                world = setup.load_world(path, trace, options)
+                points = sweep(policies, world, trace, label, size, jitter, rows)
+                curves = {name: [(c, j) for _, c, j in p] for name, p in points.items()}
+                compare(label, size, curves)
+                for other in ("starburst", "oracle"):
+                    if "federator" in points and other in points:
+                        per_knob = ratios_at_same_jct(points["federator"], points[other])
+                        ratios.setdefault(other, []).append(per_knob)
+            if len(replays) > 1:
+                summarize_replays(label, size, ratios)
     if out is not None:
         out.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+
+
+Point = tuple[float | None, float, float]  # knob, cloud cost $, mean JCT h
+
+
+def sweep(
+    policies: Sequence[str],
+    world: setup.WorldSetup,
+    trace: Sequence[TraceJob],
+    label: str,
+    size: int,
+    jitter: int | None,
+    rows: list[dict[str, object]],
+) -> dict[str, list[Point]]:
+    """Every policy's knob sweep on one trace; appends a JSON row per run to `rows`."""
+    points: dict[str, list[Point]] = {}
+    planners: runs.Planners = {}
+    for spec in runs.plan_runs(policies, sweep=True, base=world.policy):
+        result, wall, _ = timed_run(trace, world, spec, planners)
+        s = result.summary
+        rows.append(
+            {
+                "world": label,
+                "onprem_gpus": size,
+                "jitter_seed": jitter,
+                "policy": spec.policy,
+                "knob": spec.knob,
+                "cloud_cost_usd": s.cloud_cost_usd,
+                "mean_jct_s": s.mean_jct_s,
+                "wall_s": wall,
+            }
+        )
+        points.setdefault(spec.policy, []).append(
+            (spec.knob, s.cloud_cost_usd, s.mean_jct_s / HOUR)
+        )
+        print(
+            f"  {label:15s} {size} {spec.label:40s} ${s.cloud_cost_usd:10,.0f} "
+            f"JCT {s.mean_jct_s / HOUR:6.3f} h  ({wall:.1f} s)",
+            flush=True,
+        )
+    return points
+
+
+def ratios_at_same_jct(ours: Sequence[Point], theirs: Sequence[Point]) -> dict[float, float]:
+    """Each of our knobs' cost over the other frontier's cost at the same mean JCT (if inside)."""
+    curve = frontier([(cost, jct) for _, cost, jct in theirs])
+    ratios = {}
+    for knob, cost, jct in ours:
+        at_jct = cost_at_jct(curve, jct)
+        if knob is not None and at_jct:
+            ratios[knob] = cost / at_jct
+    return ratios
+
+
+# The issue's targets for federator's cost at the same mean JCT.
+TARGET_RATIO = {"starburst": 0.8, "oracle": 1.15}
+
+
+def summarize_replays(label: str, size: int, ratios: dict[str, list[dict[float, float]]]) -> None:
+    """Per knob, the spread of the cost ratio over the jittered replays (see traces.jittered)."""
+    for other, per_replay in ratios.items():
+        target = TARGET_RATIO[other]
+        print(
+            f"== {label}, {size} GPUs, {len(per_replay)} replays: federator's cost / {other}'s "
+            f"at the same mean JCT"
+        )
+        knobs = sorted({knob for replay in per_replay for knob in replay})
+        for knob in knobs:
+            values = [replay[knob] for replay in per_replay if knob in replay]
+            over = sum(value > target for value in values)
+            print(
+                f"   v={knob:<6g} mean {np.mean(values):5.3f}  min {min(values):5.3f}  "
+                f"max {max(values):5.3f}  above {target:g}x in {over} of {len(values)}"
+            )
 
 
 def compare(label: str, size: int, curves: dict[str, list[tuple[float, float]]]) -> None:
@@ -213,6 +284,14 @@ def main() -> int:
         "--write-synthetic", type=Path, metavar="CSV", help="write the 200,000-job trace and stop"
     )
     parser.add_argument("--json", type=Path, help="write the quality rows here")
+    parser.add_argument(
+        "--jitter",
+        type=int,
+        action="append",
+        metavar="SEED",
+        help="also replay the trace with every submit time delayed by U[0, 1) s from this seed "
+        "(repeatable; with two or more replays, prints the spread of the ratios per knob)",
+    )
     args = parser.parse_args()
     if args.write_synthetic is not None:
         write_trace(args.write_synthetic, big_synthetic_trace())
@@ -227,7 +306,9 @@ def main() -> int:
         if args.synthetic:
             trace = synthetic_trace(args.synthetic, seed=11, cluster_gpus=sizes[0], load=0.9)
         estimate = EstimateMode.parse(args.estimate)
-        quality(policies, sizes, worlds, estimate, trace, args.json)
+        replays: list[tuple[int | None, Sequence[TraceJob]]] = [(None, trace)]
+        replays += [(seed, jittered(trace, seed)) for seed in args.jitter or []]
+        quality(policies, sizes, worlds, estimate, replays, args.json)
     return 0
 
 
