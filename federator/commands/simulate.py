@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +15,9 @@ from federator.commands.output import literal
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress, TaskID
 
-    from federator.sim import setup
+    from federator.sim import runs, setup
     from federator.sim.results import RunResult
     from federator.sim.traces import TraceJob
 
@@ -38,6 +39,11 @@ hindsight search: a heuristic reference, NOT a lower bound). --sweep runs each k
 grid; without it a run uses the policy file's values exactly as written (its value of waiting
 per GPU-hour included). A queue's `burst: never`/`opt-in` and `burst_rules` apply by the
 trace's queue column (the trace has no labels: opt-in queues never burst).
+
+--replays N shows how much a comparison moves from one replay of the trace to the next: a
+busy queue is chaotic, and delaying every submit time by under a second (which no policy
+should care about) moves a policy's cost at a given mean JCT. Replay 0 is the trace as written,
+replay k (1..N-1) the same jobs each submitted U[0, 1) s later, drawn from seed k.
 
 Trace CSV columns: job_id,submit_time_s,num_gpus,duration_s and optionally queue,
 deadline_s, gpu_type. A broken trace is reported row by row and nothing runs.
@@ -94,7 +100,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="run each policy over its knob grid to draw its cost-JCT curve",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed of the spot preemption draws and noisy estimates, the same in every "
+        "replay (default: 0)",
+    )
+    parser.add_argument(
+        "--replays",
+        type=_replays,
+        default=1,
+        metavar="N",
+        help="replay the trace N times, to see how much a comparison moves from one replay to "
+        "the next (default: 1). Replay 0 is the trace as written; replay k (k = 1..N-1) is the "
+        "same jobs, each submitted later by a uniform draw from [0, 1) s seeded with k "
+        "(federator.sim.traces.jittered(trace, seed=k)). Every run is made once per replay, on "
+        "the same on-prem size and --seed. With N > 1: a table per replay, then per on-prem "
+        "size each run's mean and min-max cloud cost and mean JCT over the replays",
+    )
     parser.add_argument(
         "--estimate",
         default="exact",
@@ -139,13 +163,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "(default: the policy's burst.decision_interval)",
     )
     parser.add_argument(
-        "--json", type=Path, metavar="OUT", help="write the runs as a JSON list, one object per run"
+        "--json",
+        type=Path,
+        metavar="OUT",
+        help="write the runs as a JSON list, one object per run per replay (key `replay`)",
     )
     parser.add_argument(
         "--plot",
         type=Path,
         metavar="OUT.png",
-        help="draw cost-versus-mean-JCT curves (the extension picks the format: .png, .pdf, .svg)",
+        help="draw cost-versus-mean-JCT curves (the extension picks the format: .png, .pdf, "
+        ".svg); with --replays N > 1 each replay's curve is thin and their mean bold",
     )
     parser.set_defaults(run=run)
 
@@ -178,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         decision_period_s=args.decision_period,
     )
     trace = traces.read_trace(args.trace)
+    replays = [trace, *(traces.jittered(trace, seed=k) for k in range(1, args.replays))]
     sizes = [_positive(n, "--onprem-gpus") for n in args.onprem_gpus or []] or [0]
     policies = args.policies or ["never", "always", "greedy-spot", "starburst", "federator"]
     # Every world and run is checked before the first run: a later size that cannot run must
@@ -200,32 +229,51 @@ def run(args: argparse.Namespace) -> int:
     if not console.is_terminal:
         console = Console(width=170)  # piped output: do not squeeze the table to 80 columns
     results = []
+    # Every replay runs in the world built from the trace as written: the same on-prem size
+    # (its default is sized from the trace) for all, so replays differ only in submit times.
     for world in worlds:
-        found = _simulate(console, args, trace, world, policies)
+        by_replay = _simulate(console, args, replays, world, policies)
         title = (  # a table's title is markup; the trace's file name is not ours
             f"{literal(args.trace.name)}: {len(trace):,} jobs, "
             f"on-prem {world.scenario.onprem_gpus} GPUs, "
             f"estimates {options.estimate.label()}, seed {args.seed}"
         )
-        report.print_results(console, found, title)
-        results.extend(found)
+        for replay, found in enumerate(by_replay):
+            report.print_results(console, found, title + _replay_title(replay, len(replays)))
+            results.extend(found)
+        if len(replays) > 1:
+            report.print_replay_summary(console, by_replay, title)
     if "starburst" in policies:
         console.print(_starburst_mean_gpus(trace), highlight=False, soft_wrap=True)
     if args.json:
         report.write_json(args.json, results)
     if args.plot:
-        report.plot_curves(args.plot, results, f"{args.trace.name}: cloud cost vs mean JCT")
+        title = f"{args.trace.name}: cloud cost vs mean JCT"
+        if len(replays) > 1:
+            title += f", {len(replays)} replays"
+        report.plot_curves(args.plot, results, title)
     return 0
+
+
+def _replay_title(replay: int, replays: int) -> str:
+    """What a per-replay table's title adds: nothing with a single replay (the output stays
+    as it was before --replays), else which replay and how it was made."""
+    if replays == 1:
+        return ""
+    if replay == 0:
+        return f", replay 0 of {replays} (the trace as written)"
+    return f", replay {replay} of {replays} (jitter seed {replay})"
 
 
 def _simulate(
     console: Console,
     args: argparse.Namespace,
-    trace: Sequence[TraceJob],
+    replays: Sequence[Sequence[TraceJob]],
     world: setup.WorldSetup,
     policies: list[str],
-) -> list[RunResult]:
-    """Every planned run for one world, under one progress bar (jobs submitted so far)."""
+) -> list[list[RunResult]]:
+    """Every planned run for one world, once per replay (the results of replay k at [k], in
+    the planned order), under one progress bar (jobs submitted so far, all replays)."""
     from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from federator.sim import runs
@@ -233,12 +281,26 @@ def _simulate(
     planned = runs.plan_runs(policies, args.sweep, world.policy)
     columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("simulating", total=len(trace) * len(planned))
+        total = sum(len(trace) for trace in replays) * len(planned)
+        task = progress.add_task("simulating", total=total)
+        found = []
+        for replay, trace in enumerate(replays):
+            tick = _ticker(progress, task, replay if len(replays) > 1 else None)
+            results = runs.run_all(trace, world.scenario, world.policy, planned, tick)
+            found.append([dataclasses.replace(result, replay=replay) for result in results])
+        return found
 
-        def tick(spec: runs.RunSpec, jobs: int) -> None:
-            progress.update(task, advance=jobs, description=spec.label)
 
-        return list(runs.run_all(trace, world.scenario, world.policy, planned, tick))
+def _ticker(
+    progress: Progress, task: TaskID, replay: int | None
+) -> Callable[[runs.RunSpec, int], None]:
+    """The progress callback of one replay's runs: it names the run (and the replay, if any)."""
+    suffix = "" if replay is None else f", replay {replay}"
+
+    def tick(spec: runs.RunSpec, jobs: int) -> None:
+        progress.update(task, advance=jobs, description=spec.label + suffix)
+
+    return tick
 
 
 def _starburst_mean_gpus(trace: Sequence[TraceJob]) -> str:
@@ -252,6 +314,17 @@ def _starburst_mean_gpus(trace: Sequence[TraceJob]) -> str:
         f"{weighted:.2f}, so β = ρ / {weighted:.2f}; set it as "
         "burst.starburst.runtime_weighted_mean_gpus for the daemon"
     )
+
+
+def _replays(text: str) -> int:
+    """argparse type of --replays: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
+    return value
 
 
 def _positive(value: int, flag: str) -> int:

@@ -3,15 +3,21 @@
 The JSON rows are flat objects (one per run; only `wait_forecast` is a list, of one object
 per gang size) so they load straight into pandas or jq; the keys the issue promises (`policy,
 knob, cloud_cost_usd, mean_jct_s, p95_jct_s, mean_wait_s, deadline_misses, bursted_jobs,
-onprem_utilization`) are always present.
+onprem_utilization`) are always present, and `replay` (0: the trace as written, k: its
+submit times jittered from seed k; `federator simulate --replays`).
+
+With several replays, each run (policy + knob) is also summed up over them: the mean and the
+min-max of its cloud cost and mean JCT (`replay_spreads`), in a table and on the plot.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +27,9 @@ from federator.core.models import GANG_SIZES
 from federator.core.reasons import duration
 from federator.sim.metrics import wait_forecasts
 from federator.sim.results import RunResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 HOUR = 3600.0
 
@@ -40,6 +49,7 @@ def to_json_rows(results: Sequence[RunResult]) -> list[dict[str, Any]]:
             "onprem_gpus": result.onprem_gpus,
             "estimate": result.estimate,
             "seed": result.seed,
+            "replay": result.replay,
             "decision_rounds": result.decision_rounds,
             "decided_jobs": result.decided_jobs,
         }
@@ -204,6 +214,85 @@ def print_results(console: Console, results: Sequence[RunResult], title: str) ->
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ReplaySpread:
+    """One run (policy + knob) over the replays of a trace: its cloud cost and mean JCT, as
+    the mean over the replays and the least and most of any replay."""
+
+    policy: str
+    knob: float | None
+    replays: int
+    cost_mean_usd: float
+    cost_min_usd: float
+    cost_max_usd: float
+    jct_mean_s: float
+    jct_min_s: float
+    jct_max_s: float
+
+
+def replay_spreads(by_replay: Sequence[Sequence[RunResult]]) -> list[ReplaySpread]:
+    """Per run, its figures over the replays: `by_replay[k][i]` is run i of replay k (every
+    replay makes the same runs in the same order, so a run is its position, not its name: a
+    policy given twice is two runs)."""
+    return [_spread_of(same_run) for same_run in zip(*by_replay, strict=True)]
+
+
+def _spread_of(same_run: Sequence[RunResult]) -> ReplaySpread:
+    costs = [result.summary.cloud_cost_usd for result in same_run]
+    jcts = [result.summary.mean_jct_s for result in same_run]
+    return ReplaySpread(
+        policy=same_run[0].policy,
+        knob=same_run[0].knob,
+        replays=len(same_run),
+        cost_mean_usd=statistics.fmean(costs),
+        cost_min_usd=min(costs),
+        cost_max_usd=max(costs),
+        jct_mean_s=statistics.fmean(jcts),
+        jct_min_s=min(jcts),
+        jct_max_s=max(jcts),
+    )
+
+
+def replay_summary_table(by_replay: Sequence[Sequence[RunResult]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for header in (
+        "policy",
+        "knob",
+        "cloud $ mean",
+        "cloud $ min–max",
+        "mean JCT mean",
+        "mean JCT min–max",
+        "replays",
+    ):
+        table.add_column(header, justify="left" if header == "policy" else "right")
+    for spread in replay_spreads(by_replay):
+        table.add_row(
+            spread.policy,
+            "-" if spread.knob is None else f"{spread.knob:g}",
+            _amount(spread.cost_mean_usd),
+            f"{_amount(spread.cost_min_usd)}–{_amount(spread.cost_max_usd)}",
+            _hours(spread.jct_mean_s),
+            f"{_hours(spread.jct_min_s)}–{_hours(spread.jct_max_s)}",
+            f"{spread.replays}",
+        )
+    return table
+
+
+def print_replay_summary(
+    console: Console, by_replay: Sequence[Sequence[RunResult]], title: str
+) -> None:
+    """After the per-replay tables of one on-prem size: each run over all its replays."""
+    replays = len(by_replay)
+    console.print(replay_summary_table(by_replay, f"{title}: over {replays} replays"))
+    jittered = "1" if replays == 2 else f"1..{replays - 1}"
+    console.print(
+        f"Mean and min–max over the {replays} replays: 0 is the trace as written, {jittered}"
+        " delay each submit time by U[0, 1) s seeded by the replay's number. Runs whose ranges"
+        " overlap are not told apart by this trace.",
+        highlight=False,
+    )
+
+
 def _knob_legend(results: Sequence[RunResult]) -> str:
     names = sorted({f"{r.policy}: {r.knob_name}" for r in results if r.knob_name})
     return "; ".join(names) or "none"
@@ -224,7 +313,11 @@ _STYLES = {
 
 
 def plot_curves(path: Path, results: Sequence[RunResult], title: str) -> None:
-    """Cost (x) versus mean JCT (y), one curve per policy and on-prem size, sorted by cost."""
+    """Cost (x) versus mean JCT (y), one curve per policy and on-prem size, sorted by cost.
+
+    With several replays (`RunResult.replay`), each replay's curve is drawn thin and faint and
+    the mean over the replays bold, in the policy's colour, named once in the legend.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -235,25 +328,28 @@ def plot_curves(path: Path, results: Sequence[RunResult], title: str) -> None:
     for result in results:
         groups.setdefault((result.policy, result.onprem_gpus), []).append(result)
     sizes = sorted({size for _, size in groups})
+    replays = sorted({result.replay for result in results})
     paid = [r.summary.cloud_cost_usd for r in results if r.summary.cloud_cost_usd > 0]
     floor = min(paid) / 2 if paid else 1.0  # where $0 runs are drawn on the log axis
     for (policy, size), runs in sorted(groups.items()):
-        runs.sort(key=lambda r: r.summary.cloud_cost_usd)
         color, marker = _STYLES.get(policy, ("gray", "."))
         label = policy if len(sizes) == 1 else f"{policy} ({size} GPUs)"
         style = "-" if sizes.index(size) == 0 else "--"
-        if all(r.summary.cloud_cost_usd <= 0 for r in runs):
-            jct = runs[0].summary.mean_jct_s / HOUR
-            axes.axhline(jct, color=color, linestyle=":", label=f"{label}: no cloud")
+        if len(replays) == 1:
+            _draw_curve(axes, _points(runs), floor, label, color=color, marker=marker, style=style)
             continue
-        axes.plot(
-            [max(r.summary.cloud_cost_usd, floor) for r in runs],
-            [r.summary.mean_jct_s / HOUR for r in runs],
-            marker=marker,
-            color=color,
-            linestyle=style,
-            label=label,
+        # Each replay faint and unlabelled (the policy is in the legend once, with its mean).
+        for replay in replays:
+            points = _points([r for r in runs if r.replay == replay])
+            _draw_curve(axes, points, floor, "_nolegend_", color=color, style=style, weight="faint")
+        mean = _mean_points(runs)
+        _draw_curve(
+            axes, mean, floor, label, color=color, marker=marker, style=style, weight="bold"
         )
+    if len(replays) > 1:  # a legend entry of its own says what thin and bold lines are
+        linewidth, alpha = _LINE_WEIGHTS["faint"]
+        key = f"thin: each of {len(replays)} replays; bold: their mean"
+        axes.plot([], [], color="gray", linewidth=linewidth, alpha=alpha, label=key)
     axes.set_xscale("log")
     axes.set_xlabel("cloud cost (USD, log scale; runs with no cloud cost at the left edge)")
     axes.set_ylabel("mean job completion time (hours)")
@@ -271,3 +367,73 @@ def plot_curves(path: Path, results: Sequence[RunResult], title: str) -> None:
         raise errors.UserError(f"--plot {path}: cannot write: {error}") from error
     finally:
         plt.close(figure)
+
+
+Points = list[tuple[float, float]]  # (cloud cost in $, mean JCT in hours), one per run
+Weight = Literal["normal", "faint", "bold"]
+
+
+def _points(runs: Sequence[RunResult]) -> Points:
+    return [(r.summary.cloud_cost_usd, r.summary.mean_jct_s / HOUR) for r in runs]
+
+
+def _mean_points(runs: Sequence[RunResult]) -> Points:
+    """Per knob, the mean cost and the mean of the mean JCT over the replays."""
+    by_knob: dict[float | None, list[RunResult]] = {}
+    for result in runs:
+        by_knob.setdefault(result.knob, []).append(result)
+    return [
+        (
+            statistics.fmean(r.summary.cloud_cost_usd for r in same_knob),
+            statistics.fmean(r.summary.mean_jct_s / HOUR for r in same_knob),
+        )
+        for same_knob in by_knob.values()
+    ]
+
+
+def _draw_curve(
+    axes: Axes,
+    points: Points,
+    floor: float,
+    label: str,
+    *,
+    color: str,
+    style: str,
+    marker: str | None = None,
+    weight: Weight = "normal",
+) -> None:
+    """One policy's points sorted by cost (a stable sort: runs of equal cost keep their
+    order); a policy that never paid the cloud is a dotted line at its mean JCT (it has no
+    cost to place it on the log axis). `weight`: normal (one replay), faint (each of several
+    replays) or bold (their mean)."""
+    points = sorted(points, key=lambda point: point[0])
+    linewidth, alpha = _LINE_WEIGHTS[weight]
+    if all(cost <= 0 for cost, _ in points):
+        no_cloud = label if weight == "faint" else f"{label}: no cloud"
+        axes.axhline(
+            points[0][1],
+            color=color,
+            linestyle=":",
+            label=no_cloud,
+            linewidth=linewidth,
+            alpha=alpha,
+        )
+        return
+    axes.plot(
+        [max(cost, floor) for cost, _ in points],
+        [jct for _, jct in points],
+        marker=marker,
+        color=color,
+        linestyle=style,
+        label=label,
+        linewidth=linewidth,
+        alpha=alpha,
+    )
+
+
+# (linewidth, alpha); None is matplotlib's own, as the plot was before --replays.
+_LINE_WEIGHTS: dict[Weight, tuple[float | None, float | None]] = {
+    "normal": (None, None),
+    "faint": (0.8, 0.35),
+    "bold": (2.5, None),
+}

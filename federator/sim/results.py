@@ -29,6 +29,9 @@ class RunResult:
     decided_jobs: int
     max_onprem_gpus_used: int
     cloud_usd_by_pool: dict[str, float]  # the pools' own bills, kept apart from per-job charges
+    # Which replay of the trace (`federator simulate --replays`): 0 is the trace as written,
+    # k >= 1 is traces.jittered(trace, seed=k). The engine leaves it 0; the command sets it.
+    replay: int = 0
 
 
 def check_invariants(outcomes: JobOutcomes, max_onprem_used: int, onprem_gpus: int) -> None:
