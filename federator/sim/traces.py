@@ -215,7 +215,8 @@ def _synthetic_jobs(
 
 
 def jittered(jobs: Iterable[TraceJob], seed: int, spread_s: float = 1.0) -> tuple[TraceJob, ...]:
-    """The same jobs, each submitted up to `spread_s` later (uniform, reproducible by `seed`).
+    """The same jobs, each submitted up to `spread_s` later (uniform, reproducible by `seed`),
+    deadlines moved by the same delay.
 
     A perturbation no policy should care about: a second's delay changes no job's value, but a
     busy queue is chaotic, and the order of near-simultaneous arrivals changes every later
@@ -223,7 +224,13 @@ def jittered(jobs: Iterable[TraceJob], seed: int, spread_s: float = 1.0) -> tupl
     one replay to the next (scripts/bench/simulate.py --jitter).
     """
     rng = random.Random(seed)
-    return tuple(replace(job, submit_s=job.submit_s + rng.uniform(0.0, spread_s)) for job in jobs)
+    return tuple(_delayed(job, rng.uniform(0.0, spread_s)) for job in jobs)
+
+
+def _delayed(job: TraceJob, delay_s: float) -> TraceJob:
+    """The job submitted `delay_s` later, its deadline (absolute) moved with it: same slack."""
+    deadline = None if job.deadline_s is None else job.deadline_s + delay_s
+    return replace(job, submit_s=job.submit_s + delay_s, deadline_s=deadline)
 
 
 def write_trace(path: Path, jobs: Iterable[TraceJob]) -> None:
