@@ -93,8 +93,8 @@ def test_the_summary_shows_the_mean_of_the_replays_rows(
         cells = summary[policy]
         assert cells[1] == _dollars(statistics.fmean(costs))
         assert cells[2] == f"{_dollars(min(costs))}–{_dollars(max(costs))}"
-        assert cells[3] == f"{statistics.fmean(jcts):.2f}h"
-        assert cells[4] == f"{min(jcts):.2f}h–{max(jcts):.2f}h"
+        assert cells[3] == f"{statistics.fmean(jcts):.3f}h"
+        assert cells[4] == f"{min(jcts):.3f}h–{max(jcts):.3f}h"
         assert cells[5] == "3"
         if cells[1] != _dollars(costs[0]):
             told_apart.append(policy)
