@@ -176,7 +176,7 @@ def sweep(
     """Every policy's knob sweep on one trace; appends a JSON row per run to `rows`."""
     points: dict[str, list[Point]] = {}
     planners: runs.Planners = {}
-    for spec in runs.plan_runs(policies, sweep=True, base=world.policy):
+    for spec in planned_runs(policies, world):
         result, wall, _ = timed_run(trace, world, spec, planners)
         s = result.summary
         rows.append(
@@ -200,6 +200,34 @@ def sweep(
             flush=True,
         )
     return points
+
+
+# Knob grids that replace runs.SWEEPS for the bench (--grid), e.g. a finer Starburst grid.
+GRIDS: dict[str, tuple[float, ...]] = {}
+
+
+def planned_runs(policies: Sequence[str], world: setup.WorldSetup) -> list[runs.RunSpec]:
+    """Each policy's sweep, on its --grid if one was given."""
+    specs = []
+    for spec in runs.plan_runs(policies, sweep=True, base=world.policy):
+        if spec.policy not in GRIDS:
+            specs.append(spec)
+        elif spec.knob == runs.SWEEPS[spec.policy][0]:  # the grid's runs, once
+            specs.extend(runs.RunSpec(spec.policy, knob) for knob in GRIDS[spec.policy])
+    return specs
+
+
+def grid(text: str) -> tuple[str, tuple[float, ...]]:
+    """argparse type of --grid POLICY=K1,K2,...: a policy's knob values, sorted."""
+    name, _, values = text.partition("=")
+    if name not in runs.SWEEPS or not values:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write POLICY=K1,K2,... for one of {sorted(runs.SWEEPS)}"
+        )
+    try:
+        return name, tuple(sorted({float(value) for value in values.split(",")}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: knob values must be numbers") from None
 
 
 def ratios_at_same_jct(ours: Sequence[Point], theirs: Sequence[Point]) -> dict[float, float]:
@@ -292,7 +320,16 @@ def main() -> int:
         help="also replay the trace with every submit time delayed by U[0, 1) s from this seed "
         "(repeatable; with two or more replays, prints the spread of the ratios per knob)",
     )
+    parser.add_argument(
+        "--grid",
+        type=grid,
+        action="append",
+        default=[],
+        metavar="POLICY=K1,K2,...",
+        help="sweep POLICY over these knob values instead of its default grid (repeatable)",
+    )
     args = parser.parse_args()
+    GRIDS.update(args.grid)
     if args.write_synthetic is not None:
         write_trace(args.write_synthetic, big_synthetic_trace())
         return 0
