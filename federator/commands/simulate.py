@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         decision_period_s=args.decision_period,
     )
     trace = traces.read_trace(args.trace)
-    replays = [trace, *(traces.jittered(trace, seed=k) for k in range(1, args.replays))]
+    replays = args.replays
     sizes = [_positive(n, "--onprem-gpus") for n in args.onprem_gpus or []] or [0]
     policies = args.policies or ["never", "always", "greedy-spot", "starburst", "federator"]
     # Every world and run is checked before the first run: a later size that cannot run must
@@ -232,16 +232,16 @@ def run(args: argparse.Namespace) -> int:
     # Every replay runs in the world built from the trace as written: the same on-prem size
     # (its default is sized from the trace) for all, so replays differ only in submit times.
     for world in worlds:
-        by_replay = _simulate(console, args, replays, world, policies)
+        by_replay = _simulate(console, args, trace, world, policies)
         title = (  # a table's title is markup; the trace's file name is not ours
             f"{literal(args.trace.name)}: {len(trace):,} jobs, "
             f"on-prem {world.scenario.onprem_gpus} GPUs, "
             f"estimates {options.estimate.label()}, seed {args.seed}"
         )
         for replay, found in enumerate(by_replay):
-            report.print_results(console, found, title + _replay_title(replay, len(replays)))
+            report.print_results(console, found, title + _replay_title(replay, replays))
             results.extend(found)
-        if len(replays) > 1:
+        if replays > 1:
             report.print_replay_summary(console, by_replay, title)
     if "starburst" in policies:
         console.print(_starburst_mean_gpus(trace), highlight=False, soft_wrap=True)
@@ -249,8 +249,8 @@ def run(args: argparse.Namespace) -> int:
         report.write_json(args.json, results)
     if args.plot:
         title = f"{args.trace.name}: cloud cost vs mean JCT"
-        if len(replays) > 1:
-            title += f", {len(replays)} replays"
+        if replays > 1:
+            title += f", {replays} replays"
         report.plot_curves(args.plot, results, title)
     return 0
 
@@ -268,25 +268,27 @@ def _replay_title(replay: int, replays: int) -> str:
 def _simulate(
     console: Console,
     args: argparse.Namespace,
-    replays: Sequence[Sequence[TraceJob]],
+    trace: Sequence[TraceJob],
     world: setup.WorldSetup,
     policies: list[str],
 ) -> list[list[RunResult]]:
     """Every planned run for one world, once per replay (the results of replay k at [k], in
-    the planned order), under one progress bar (jobs submitted so far, all replays)."""
+    the planned order), under one progress bar (jobs submitted so far, all replays). Replay k
+    is jittered when its turn comes: one replay's trace in memory at a time, not N."""
     from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from federator.sim import runs
+    from federator.sim import runs, traces
 
     planned = runs.plan_runs(policies, args.sweep, world.policy)
     columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        total = sum(len(trace) for trace in replays) * len(planned)
-        task = progress.add_task("simulating", total=total)
+        replays = args.replays
+        task = progress.add_task("simulating", total=len(trace) * len(planned) * replays)
         found = []
-        for replay, trace in enumerate(replays):
-            tick = _ticker(progress, task, replay if len(replays) > 1 else None)
-            results = runs.run_all(trace, world.scenario, world.policy, planned, tick)
+        for replay in range(replays):
+            replayed = trace if replay == 0 else traces.jittered(trace, seed=replay)
+            tick = _ticker(progress, task, replay if replays > 1 else None)
+            results = runs.run_all(replayed, world.scenario, world.policy, planned, tick)
             found.append([dataclasses.replace(result, replay=replay) for result in results])
         return found
 

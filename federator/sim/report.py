@@ -284,10 +284,10 @@ def print_replay_summary(
     """After the per-replay tables of one on-prem size: each run over all its replays."""
     replays = len(by_replay)
     console.print(replay_summary_table(by_replay, f"{title}: over {replays} replays"))
-    jittered = "1" if replays == 2 else f"1..{replays - 1}"
+    jittered = "1 delays" if replays == 2 else f"1..{replays - 1} delay"
     console.print(
         f"Mean and min–max over the {replays} replays: 0 is the trace as written, {jittered}"
-        " delay each submit time by U[0, 1) s seeded by the replay's number. Runs whose ranges"
+        " each submit time by U[0, 1) s seeded by the replay's number. Runs whose ranges"
         " overlap are not told apart by this trace.",
         highlight=False,
     )

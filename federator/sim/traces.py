@@ -221,10 +221,16 @@ def jittered(jobs: Iterable[TraceJob], seed: int, spread_s: float = 1.0) -> tupl
     A perturbation no policy should care about: a second's delay changes no job's value, but a
     busy queue is chaotic, and the order of near-simultaneous arrivals changes every later
     schedule. Replaying a trace under several seeds shows how far a policy's curve moves from
-    one replay to the next (scripts/bench/simulate.py --jitter).
+    one replay to the next (scripts/bench/simulate.py --jitter, simulate --replays).
+
+    The result is in submission order, as `read_trace` returns a trace (the engine admits jobs
+    in trace order): jobs that arrived in the same second come out in the jitter's order. The
+    delays are drawn in the given order, so a seed gives the same replay of the same trace.
     """
     rng = random.Random(seed)
-    return tuple(_delayed(job, rng.uniform(0.0, spread_s)) for job in jobs)
+    moved = [_delayed(job, rng.uniform(0.0, spread_s)) for job in jobs]
+    moved.sort(key=lambda job: job.submit_s)
+    return tuple(moved)
 
 
 def _delayed(job: TraceJob, delay_s: float) -> TraceJob:

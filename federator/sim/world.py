@@ -27,10 +27,24 @@ from federator.sim.traces import TraceJob
 _NO_SPEND: Mapping[str, float] = MappingProxyType({})
 
 
+def _check_submission_order(trace: Sequence[TraceJob]) -> None:
+    """The engine admits jobs in trace order and numbers them so (on-prem FIFO goes by index):
+    a trace out of submission order would admit a job before it arrived, or after one that
+    arrived later. `read_trace`, `synthetic_trace` and `jittered` return sorted traces."""
+    for index in range(1, len(trace)):
+        if trace[index].submit_s < trace[index - 1].submit_s:
+            raise ValueError(
+                f"trace out of submission order: job {trace[index].job_id!r} "
+                f"({trace[index].submit_s:g} s) after {trace[index - 1].job_id!r} "
+                f"({trace[index - 1].submit_s:g} s)"
+            )
+
+
 class World:
     """The simulation state a controller may look at (read-only by convention)."""
 
     def __init__(self, trace: Sequence[TraceJob], scenario: Scenario) -> None:
+        _check_submission_order(trace)
         self.trace = trace
         self.scenario = scenario
         self.nodes = GpuNodes(scenario.onprem_gpus, scenario.gpus_per_node)
