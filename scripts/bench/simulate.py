@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -218,16 +219,18 @@ def planned_runs(policies: Sequence[str], world: setup.WorldSetup) -> list[runs.
 
 
 def grid(text: str) -> tuple[str, tuple[float, ...]]:
-    """argparse type of --grid POLICY=K1,K2,...: a policy's knob values, sorted."""
+    """argparse type of --grid POLICY=K1,K2,...: a policy's knob values (finite, >= 0), sorted."""
     name, _, values = text.partition("=")
     if name not in runs.SWEEPS or not values:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: write POLICY=K1,K2,... for one of {sorted(runs.SWEEPS)}"
-        )
+        choices = sorted(runs.SWEEPS)
+        raise argparse.ArgumentTypeError(f"{text!r}: write POLICY=K1,K2,... for one of {choices}")
     try:
-        return name, tuple(sorted({float(value) for value in values.split(",")}))
+        knobs = {float(value) for value in values.split(",")}
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: knob values must be numbers") from None
+    if not all(0 <= knob < math.inf for knob in knobs):
+        raise argparse.ArgumentTypeError(f"{text!r}: knob values must be finite and >= 0")
+    return name, tuple(sorted(knobs))
 
 
 def ratios_at_same_jct(ours: Sequence[Point], theirs: Sequence[Point]) -> dict[float, float]:
@@ -330,13 +333,17 @@ def main() -> int:
     )
     args = parser.parse_args()
     GRIDS.update(args.grid)
+    policies = args.policy or ["starburst", "federator", "oracle"]
+    if unswept := sorted(set(GRIDS) - set(policies)):
+        parser.error(f"--grid {unswept[0]}=...: add --policy {unswept[0]} to sweep it")
+    if args.jitter and len(set(args.jitter)) < len(args.jitter):
+        parser.error("--jitter: each seed once (a repeated seed is the same replay again)")
     if args.write_synthetic is not None:
         write_trace(args.write_synthetic, big_synthetic_trace())
         return 0
     if not args.skip_speed:
         speed()
     if args.quality:
-        policies = args.policy or ["starburst", "federator", "oracle"]
         worlds = args.world or list(POLICY_FILES)
         sizes = args.size or [576, 640]
         trace = read_trace(TRACE_A)
