@@ -125,9 +125,17 @@ def write_json(path: Path, results: Sequence[RunResult]) -> None:
         raise errors.UserError(f"--json {path}: cannot write: {error.strerror}") from error
 
 
-def results_table(results: Sequence[RunResult], title: str) -> Table:
+def _runs_table(title: str, *headers: str) -> Table:
+    """A table of runs: the policy column left, every figure right-aligned."""
     table = Table(title=title, title_justify="left")
-    for header in (
+    for header in headers:
+        table.add_column(header, justify="left" if header == "policy" else "right")
+    return table
+
+
+def results_table(results: Sequence[RunResult], title: str) -> Table:
+    table = _runs_table(
+        title,
         "policy",
         "knob",
         "cloud $",
@@ -143,8 +151,7 @@ def results_table(results: Sequence[RunResult], title: str) -> Table:
         "bursted",
         "cloud GPU-h",
         "preempt",
-    ):
-        table.add_column(header, justify="left" if header == "policy" else "right")
+    )
     for result in results:
         s = result.summary
         table.add_row(
@@ -254,8 +261,8 @@ def _spread_of(same_run: Sequence[RunResult]) -> ReplaySpread:
 
 
 def replay_summary_table(by_replay: Sequence[Sequence[RunResult]], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for header in (
+    table = _runs_table(
+        title,
         "policy",
         "knob",
         "cloud $ mean",
@@ -263,8 +270,7 @@ def replay_summary_table(by_replay: Sequence[Sequence[RunResult]], title: str) -
         "mean JCT mean",
         "mean JCT min–max",
         "replays",
-    ):
-        table.add_column(header, justify="left" if header == "policy" else "right")
+    )
     for spread in replay_spreads(by_replay):
         table.add_row(
             spread.policy,
