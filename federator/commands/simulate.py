@@ -6,9 +6,9 @@ import argparse
 import dataclasses
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from federator import errors
 from federator.commands.output import literal
@@ -228,31 +228,43 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=170)  # piped output: do not squeeze the table to 80 columns
-    results = []
+    rows: list[dict[str, Any]] = []  # the --json rows, made as each replay ends
+    kept: list[RunResult] = []  # every run's figures, for the summary and the plot
     # Every replay runs in the world built from the trace as written: the same on-prem size
     # (its default is sized from the trace) for all, so replays differ only in submit times.
     for world in worlds:
-        by_replay = _simulate(console, args, trace, world, policies)
         title = (  # a table's title is markup; the trace's file name is not ours
             f"{literal(args.trace.name)}: {len(trace):,} jobs, "
             f"on-prem {world.scenario.onprem_gpus} GPUs, "
             f"estimates {options.estimate.label()}, seed {args.seed}"
         )
-        for replay, found in enumerate(by_replay):
+        by_replay = []
+        for replay, found in _simulate(console, args, trace, world, policies):
             report.print_results(console, found, title + _replay_title(replay, replays))
-            results.extend(found)
+            rows.extend(report.to_json_rows(found))
+            by_replay.append([_figures_only(result) for result in found])
+            kept.extend(by_replay[-1])
         if replays > 1:
             report.print_replay_summary(console, by_replay, title)
     if "starburst" in policies:
         console.print(_starburst_mean_gpus(trace), highlight=False, soft_wrap=True)
     if args.json:
-        report.write_json(args.json, results)
+        report.write_json(args.json, rows)
     if args.plot:
         title = f"{args.trace.name}: cloud cost vs mean JCT"
         if replays > 1:
             title += f", {replays} replays"
-        report.plot_curves(args.plot, results, title)
+        report.plot_curves(args.plot, kept, title)
     return 0
+
+
+def _figures_only(result: RunResult) -> RunResult:
+    """The run without its per-job outcomes (about 120 bytes a job), once its tables and JSON
+    rows are made: with --replays the runs add up (trace A, 2 sizes, 32 runs, 11 replays: 1.8
+    GB kept whole), and the summary and the plot need only the figures."""
+    from federator.sim.metrics import JobOutcomes
+
+    return dataclasses.replace(result, outcomes=JobOutcomes.empty(0))
 
 
 def _replay_title(replay: int, replays: int) -> str:
@@ -271,10 +283,11 @@ def _simulate(
     trace: Sequence[TraceJob],
     world: setup.WorldSetup,
     policies: list[str],
-) -> list[list[RunResult]]:
-    """Every planned run for one world, once per replay (the results of replay k at [k], in
-    the planned order), under one progress bar (jobs submitted so far, all replays). Replay k
-    is jittered when its turn comes: one replay's trace in memory at a time, not N."""
+) -> Iterator[tuple[int, list[RunResult]]]:
+    """Every planned run for one world, once per replay: yields each replay's number and its
+    results in the planned order as it ends, under one progress bar (jobs submitted so far,
+    all replays). Replay k is jittered when its turn comes, and the caller keeps only the
+    figures of the replays before it: one replay's trace and outcomes in memory at a time."""
     from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from federator.sim import runs, traces
@@ -284,13 +297,11 @@ def _simulate(
     with Progress(*columns, console=console, transient=True) as progress:
         replays = args.replays
         task = progress.add_task("simulating", total=len(trace) * len(planned) * replays)
-        found = []
         for replay in range(replays):
             replayed = trace if replay == 0 else traces.jittered(trace, seed=replay)
             tick = _ticker(progress, task, replay if replays > 1 else None)
             results = runs.run_all(replayed, world.scenario, world.policy, planned, tick)
-            found.append([dataclasses.replace(result, replay=replay) for result in results])
-        return found
+            yield replay, [dataclasses.replace(result, replay=replay) for result in results]
 
 
 def _ticker(

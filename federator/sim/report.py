@@ -118,9 +118,10 @@ def check_plot_output(path: Path) -> None:
     check_output(path, "--plot")
 
 
-def write_json(path: Path, results: Sequence[RunResult]) -> None:
+def write_json(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write `to_json_rows` output (the CLI makes each replay's rows as it ends)."""
     try:
-        path.write_text(json.dumps(to_json_rows(results), indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(list(rows), indent=2) + "\n", encoding="utf-8")
     except OSError as error:
         raise errors.UserError(f"--json {path}: cannot write: {error.strerror}") from error
 
