@@ -35,8 +35,8 @@ def _check_submission_order(trace: Sequence[TraceJob]) -> None:
         if trace[index].submit_s < trace[index - 1].submit_s:
             raise ValueError(
                 f"trace out of submission order: job {trace[index].job_id!r} "
-                f"({trace[index].submit_s:g} s) after {trace[index - 1].job_id!r} "
-                f"({trace[index - 1].submit_s:g} s)"
+                f"({trace[index].submit_s!r} s) after {trace[index - 1].job_id!r} "
+                f"({trace[index - 1].submit_s!r} s)"
             )
 
 
