@@ -224,8 +224,9 @@ def jittered(jobs: Iterable[TraceJob], seed: int, spread_s: float = 1.0) -> tupl
     one replay to the next (scripts/bench/simulate.py --jitter, simulate --replays).
 
     The result is in submission order, as `read_trace` returns a trace (the engine admits jobs
-    in trace order): jobs that arrived in the same second come out in the jitter's order. The
-    delays are drawn in the given order, so a seed gives the same replay of the same trace.
+    in trace order): jobs less than `spread_s` apart may swap (on a trace of whole seconds, the
+    jobs of one second come out in the jitter's order). The delays are drawn in the given
+    order, so a seed gives the same replay of the same trace.
     """
     rng = random.Random(seed)
     moved = [_delayed(job, rng.uniform(0.0, spread_s)) for job in jobs]
@@ -240,11 +241,28 @@ def _delayed(job: TraceJob, delay_s: float) -> TraceJob:
 
 
 def write_trace(path: Path, jobs: Iterable[TraceJob]) -> None:
-    """Write jobs in the trace CSV format (used to save synthetic traces)."""
+    """Write jobs in the trace CSV format, every column, so that `read_trace` gives them back
+    exactly (used to save synthetic and jittered traces)."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow((*REQUIRED_COLUMNS, "queue"))
+        writer.writerow((*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS))
         for job in jobs:
+            deadline = "" if job.deadline_s is None else _exact(job.deadline_s)
             writer.writerow(
-                (job.job_id, f"{job.submit_s:g}", job.gpus, f"{job.duration_s:g}", job.queue)
+                (
+                    job.job_id,
+                    _exact(job.submit_s),
+                    job.gpus,
+                    _exact(job.duration_s),
+                    job.queue,
+                    deadline,
+                    job.gpu_type,
+                )
             )
+
+
+def _exact(seconds: float) -> str:
+    """Whole seconds as an integer, others as the shortest text that reads back the same float
+    (`:g` kept six digits: 1000682 s was written 1.00068e+06)."""
+    value = float(seconds)  # synthetic traces hold whole seconds as ints
+    return str(int(value)) if value.is_integer() else repr(value)

@@ -1,12 +1,20 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from federator import errors
-from federator.sim.traces import TraceJob, parse_trace, read_trace, synthetic_trace, write_trace
+from federator.sim.traces import (
+    TraceJob,
+    jittered,
+    parse_trace,
+    read_trace,
+    synthetic_trace,
+    write_trace,
+)
 
 from .helpers import TRACE_A
 
@@ -79,6 +87,23 @@ def test_synthetic_traces_are_reproducible_and_round_trip(tmp_path: Path) -> Non
     path = tmp_path / "s.csv"
     write_trace(path, first)
     assert read_trace(path) == first
+
+
+def test_a_written_trace_reads_back_exactly_with_every_column(tmp_path: Path) -> None:
+    """Times past a million seconds, fractions of a second, deadlines and GPU types survive
+    (write_trace once wrote 6 significant digits and only the required columns and queue)."""
+    long = synthetic_trace(2000, seed=1, cluster_gpus=8, load=1.1)
+    assert long[-1].submit_s > 1e6
+    jobs = jittered(
+        [
+            replace(job, deadline_s=job.submit_s + 7200.0, gpu_type="A100") if i % 3 else job
+            for i, job in enumerate(long)
+        ],
+        seed=4,
+    )
+    path = tmp_path / "exact.csv"
+    write_trace(path, jobs)
+    assert read_trace(path) == jobs
 
 
 def test_a_trace_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
