@@ -332,6 +332,10 @@ def main() -> int:
         help="sweep POLICY over these knob values instead of its default grid (repeatable)",
     )
     args = parser.parse_args()
+    if (args.grid or args.jitter) and not args.quality:
+        parser.error("--grid and --jitter shape the --quality sweeps: add --quality")
+    if len({name for name, _ in args.grid}) < len(args.grid):
+        parser.error("--grid: one grid per policy (write all its values in one --grid)")
     GRIDS.update(args.grid)
     policies = args.policy or ["starburst", "federator", "oracle"]
     if unswept := sorted(set(GRIDS) - set(policies)):
