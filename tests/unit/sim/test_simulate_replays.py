@@ -111,6 +111,24 @@ def test_a_single_replay_prints_no_summary(
     assert "cloud $ mean" not in out
 
 
+@pytest.mark.parametrize(
+    ("replays", "jittered_note"),
+    [("2", "1 delays each submit time"), ("3", "1..2 delay each submit time")],
+)
+def test_each_replay_is_named_and_the_note_says_how_they_were_made(
+    trace: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    replays: str,
+    jittered_note: str,
+) -> None:
+    simulated(trace, tmp_path / "runs.json", "--replays", replays)
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps the note
+    assert f"replay 0 of {replays} (the trace as written)" in out
+    assert f"replay 1 of {replays} (jitter seed 1)" in out
+    assert f"over the {replays} replays: 0 is the trace as written, {jittered_note}" in out
+
+
 def _summary_rows(out: str, title: str) -> dict[str, list[str]]:
     """The summary table's cells by policy: its first rows after its title (rich draws the
     header's borders ┃, the rows' │)."""
