@@ -139,7 +139,9 @@ def scaled_values(policy: DecisionPolicy, factor: float) -> DecisionPolicy:
     )
 
 
-# One planner per (trace, scenario, swept or as written): it caches its path of plans.
+# One planner per (trace, scenario, swept or as written): it caches its path of plans. Keyed by
+# id() because traces are lists; an id is never reused while the dict holds its planner, since
+# each planner keeps its trace and scenario alive (`HindsightPlanner.trace`, `.scenario`).
 Planners = dict[tuple[int, int, bool], HindsightPlanner]
 
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy
 import pytest
 
 from federator import cli
@@ -181,7 +182,9 @@ def test_the_plot_draws_each_replay_faint_and_the_mean_bold(
     flags = ("--replays", "3", "--sweep", "--plot", str(plot))
     rows = simulated(trace, tmp_path / "runs.json", *flags)
     (axes,) = drawn[0].axes
-    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    drawn_legend = axes.get_legend()
+    assert drawn_legend is not None
+    legend = [text.get_text() for text in drawn_legend.get_texts()]
     assert legend == ["federator", "never: no cloud", "starburst",
                       "thin: each of 3 replays; bold: their mean"]  # fmt: skip
     faint = [line for line in axes.lines if line.get_label() == "_nolegend_"]
@@ -196,4 +199,5 @@ def test_the_plot_draws_each_replay_faint_and_the_mean_bold(
          statistics.fmean(r["mean_jct_s"] / 3600 for r in same))
         for same in by_knob.values()
     )  # fmt: skip
-    assert list(bold.get_ydata()) == pytest.approx([jct for _, jct in means])
+    drawn_jcts = numpy.asarray(bold.get_ydata(), dtype=float).tolist()
+    assert drawn_jcts == pytest.approx([jct for _, jct in means])
