@@ -8,7 +8,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from federator import errors
 from federator.commands.output import literal
@@ -205,10 +205,12 @@ def run(args: argparse.Namespace) -> int:
         output_gb_per_job=args.output_gb,
         decision_period_s=args.decision_period,
     )
+    sizes = _once([_positive(n, "--onprem-gpus") for n in args.onprem_gpus or []], "--onprem-gpus")
+    sizes = sizes or [0]
+    policies = _once(args.policies or [], "--policy")
+    policies = policies or ["never", "always", "greedy-spot", "starburst", "federator"]
     trace = traces.read_trace(args.trace)
     replays = args.replays
-    sizes = [_positive(n, "--onprem-gpus") for n in args.onprem_gpus or []] or [0]
-    policies = args.policies or ["never", "always", "greedy-spot", "starburst", "federator"]
     # Every world and run is checked before the first run: a later size that cannot run must
     # not throw away the results of the earlier ones.
     worlds = []
@@ -338,6 +340,18 @@ def _replays(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
     return value
+
+
+_T = TypeVar("_T")
+
+
+def _once(values: list[_T], flag: str) -> list[_T]:
+    """The values of a repeatable flag, refused if one is given twice: the same run twice
+    would only repeat its figures (a simulation is deterministic) and cost its time again."""
+    for i, value in enumerate(values):
+        if value in values[:i]:
+            raise errors.UserError(f"{flag} {value}: given twice; give each once")
+    return values
 
 
 def _positive(value: int, flag: str) -> int:

@@ -240,8 +240,7 @@ class ReplaySpread:
 
 def replay_spreads(by_replay: Sequence[Sequence[RunResult]]) -> list[ReplaySpread]:
     """Per run, its figures over the replays: `by_replay[k][i]` is run i of replay k (every
-    replay makes the same runs in the same order, so a run is its position, not its name: a
-    policy given twice is two runs)."""
+    replay makes the same runs in the same order, so a run is its position, not its name)."""
     return [_spread_of(same_run) for same_run in zip(*by_replay, strict=True)]
 
 

@@ -50,3 +50,21 @@ def test_a_small_run_writes_json_rows_and_a_plot(tmp_path: Path) -> None:
     assert {size["gpus"] for size in rows[2]["wait_forecast"]} <= {"1", "2-4", "5-8", "9+"}
     assert sum(size["jobs"] for size in rows[2]["wait_forecast"]) > 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--policy", "federator", "--policy", "federator"), "--policy federator: given twice"),
+        (("--onprem-gpus", "16", "--onprem-gpus", "16"), "--onprem-gpus 16: given twice"),
+    ],
+)
+def test_a_run_given_twice_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], message: str
+) -> None:
+    trace, out = tmp_path / "t.csv", tmp_path / "runs.json"
+    write_trace(trace, synthetic_trace(20, seed=1, cluster_gpus=16))
+    args = ["simulate", "--config", str(POLICY), "--trace", str(trace), "--json", str(out)]
+    assert cli.main([*args, *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
