@@ -4,7 +4,7 @@
 leader, the jobs running as cloud copies (their placement records), the spend against every
 budget (the records plus the spend book), and the pools blocked after a loss. It reads only
 objects on the on-prem cluster, where all of that state lives, so it works while a cloud is
-down, and it writes nothing.
+down, and it writes nothing; `--clouds` also reads each cloud's copies (`status_copies`).
 
 This module is the command and the reading: it reads those objects once and turns them into a
 `FleetStatus` (status_fleet); `status_view` shows that value as tables or as `--json`.
@@ -31,13 +31,15 @@ if TYPE_CHECKING:
     from federator import policy
     from federator.federation.blocks import PoolBlocks
     from federator.federation.charges import SpendCount
+    from federator.federation.ports import CopyView
     from federator.federation.records import PlacementRecord
     from federator.federation.spending import SpendBook
     from federator.kube.clients import Cluster
 
 DESCRIPTION = """\
 Connect to the on-prem cluster and show what federator has done and holds right now, read
-only from the Kubernetes objects it keeps there (nothing is written, no cloud is asked):
+only from the Kubernetes objects it keeps there (nothing is written, and no cloud is asked
+unless --clouds):
 
   leader        the holder of the leader Lease and how long ago it renewed, or "no leader"
   bursted jobs  every on-prem Job with a live placement record: where its cloud copy runs
@@ -51,6 +53,11 @@ only from the Kubernetes objects it keeps there (nothing is written, no cloud is
                 timeout of a job there (ConfigMap <instance>-pool-blocks)
   clouds        each cloud cluster: active, draining (`draining: true`: no new job), or not
                 in the policy (a record still names it), and how many jobs have a copy there
+  cloud copies  only with --clouds, which also asks each cloud cluster: every Job federator
+                keeps there, its on-prem Job, its state, and what becomes of it (the job's
+                live copy; finished and kept for the grace period or until its outputs are
+                home; collected by the next pass, and why); a cloud that does not answer is
+                shown as "not read" with the reason, and the command still exits 0
 
 --json prints the same as one JSON object; its keys are listed in docs/operations.md.
 Exits 0; an on-prem cluster that cannot be reached or refuses the credentials exits 2,
@@ -59,6 +66,7 @@ naming the cluster and its server.
 examples:
   federator status --config config/sandbox.yaml
   federator status --config config/sandbox.yaml --json | jq '.jobs[].placement'
+  federator status --config config/sandbox.yaml --clouds
 """
 
 LIVE_PHASES = ("placing", "placed", "requeued")  # a record in another phase is history
@@ -76,6 +84,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of tables"
+    )
+    parser.add_argument(
+        "--clouds",
+        action="store_true",
+        help="also ask each cloud cluster for the copies federator keeps there, and say what "
+        "becomes of each (a finished copy waits out the grace period and its outputs); a cloud "
+        "that does not answer is shown as such",
     )
     parser.set_defaults(run=run)
 
@@ -95,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from federator.commands import status_view
 
     logs.configure(json=False, level="ERROR", stream=sys.stderr)
-    fleet = asyncio.run(gather(args.config, now=time.time()))
+    fleet = asyncio.run(gather(args.config, now=time.time(), clouds=args.clouds))
     if args.json:
         print(json.dumps(status_view.as_json(fleet), indent=2))
     else:
@@ -103,21 +118,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def gather(config_path: Path, *, now: float) -> FleetStatus:
-    """Load the policy, connect to the on-prem cluster (as the daemon does), read it once."""
+async def gather(config_path: Path, *, now: float, clouds: bool = False) -> FleetStatus:
+    """Load the policy, connect to the on-prem cluster (as the daemon does), read it once;
+    with `clouds`, each cloud cluster's copies too (`status_copies`)."""
     from federator import daemon, policy
 
     config = policy.load_policy(config_path)
     onprem = config.onprem_cluster.name
     cluster = await daemon.connect_cluster(config, onprem, None)
     try:
-        return await read_fleet(config, cluster, now=now)
+        return await read_fleet(config, cluster, now=now, clouds=clouds)
     finally:
         await cluster.close()
 
 
 async def read_fleet(
-    config: policy.FederatorConfig, cluster: Cluster, *, now: float
+    config: policy.FederatorConfig, cluster: Cluster, *, now: float, clouds: bool = False
 ) -> FleetStatus:
     """Every object status shows, read from `cluster`. A cluster that does not answer, or
     refuses who we are, is a `UserError` naming it and its server: a retry will not help."""
@@ -129,7 +145,7 @@ async def read_fleet(
     where = f"cluster {cluster.name} ({server})"
     check = f"check {connection_source(config, cluster.name)}"  # worded as plan's
     try:
-        return await _read(config, cluster, now)
+        return await _read(config, cluster, now, clouds)
     except errors.ClusterUnavailable as error:
         raise errors.UserError(f"{where} cannot be reached: {error.reason}; {check}") from None
     except kube_errors.Refused as error:
@@ -139,12 +155,19 @@ async def read_fleet(
         raise errors.UserError(f"{where} refused the request ({refused}); {check}") from None
 
 
-async def _read(config: policy.FederatorConfig, cluster: Cluster, now: float) -> FleetStatus:
+async def _read(
+    config: policy.FederatorConfig, cluster: Cluster, now: float, clouds: bool
+) -> FleetStatus:
+    from federator import daemon
+    from federator.commands import status_copies
     from federator.kube.pool_block_store import ConfigMapPoolBlockStore
     from federator.kube.spend_store import ConfigMapSpendStore
 
     namespace = config.state_namespace
-    jobs, kept = await _jobs_with_records(config, cluster)
+    # The namespaces the daemon watches, as its observer is made (empty: every namespace).
+    namespaces = frozenset(daemon.onprem_observer(config, cluster).namespaces)
+    watched = await _watched_jobs(cluster, namespaces)
+    jobs, kept = _with_records(watched)
     leader = await _lease(config, cluster)
     book = await ConfigMapSpendStore(
         cluster, namespace=namespace, name=f"{config.instance}-spend"
@@ -152,24 +175,73 @@ async def _read(config: policy.FederatorConfig, cluster: Cluster, now: float) ->
     blocks = await ConfigMapPoolBlockStore(
         cluster, namespace=namespace, name=f"{config.instance}-pool-blocks"
     ).load()
-    return fleet_status(config, jobs, book, blocks, leader, now=now, kept=kept)
+    fleet = fleet_status(config, jobs, book, blocks, leader, now=now, kept=kept)
+    if not clouds:
+        return fleet
+    copies, unreachable = await status_copies.read_copies(config, cluster)
+    return with_copies(config, fleet, watched, namespaces or None, copies, unreachable)
 
 
-async def _jobs_with_records(
-    config: policy.FederatorConfig, cluster: Cluster
-) -> tuple[list[tuple[dict[str, Any], PlacementRecord]], list[dict[str, Any]]]:
-    """The Jobs of the namespaces the daemon watches that carry a readable placement record,
-    and those without one whose kept record (`federator.io/returned-record`) holds copies
-    lost with their cluster: the budgets count those copies too (`charges.count_spend`)."""
-    from federator import daemon
+def with_copies(
+    config: policy.FederatorConfig,
+    fleet: FleetStatus,
+    watched_jobs: Sequence[dict[str, Any]],
+    namespaces: frozenset[str] | None,
+    copies: Mapping[str, Sequence[CopyView]],
+    unreachable: Mapping[str, str],
+) -> FleetStatus:
+    """The fleet with each cloud's copies (`--clouds`) and each cloud's count or why not;
+    `namespaces` are the watched ones (None: every namespace)."""
+    import dataclasses
+
+    from federator.commands import status_copies
     from federator.kube import convert
 
-    watched = daemon.onprem_observer(config, cluster).namespaces  # empty: every namespace
+    onprem = {
+        str(convert.meta(job).get("uid")): (convert.key(job), convert.record_of(job))
+        for job in watched_jobs
+    }
+    found = status_copies.cloud_copies(
+        copies,
+        onprem,
+        watched=namespaces,
+        now=fleet.now,
+        grace_s=config.garbage_collection.grace_period.total_seconds(),
+        outputs_checked=config.registry is not None,
+    )
+    lines = tuple(
+        dataclasses.replace(
+            line,
+            copies=len(copies[line.cluster]) if line.cluster in copies else None,
+            unreachable=unreachable.get(line.cluster, ""),
+        )
+        for line in fleet.clouds
+    )
+    return dataclasses.replace(fleet, clouds=lines, copies=found)
+
+
+async def _watched_jobs(cluster: Cluster, namespaces: frozenset[str]) -> list[dict[str, Any]]:
+    """Every Job of the namespaces the daemon watches (`namespaces`; empty: every one)."""
+    from federator.kube import convert
+
     listed = await cluster.request("GET", "/apis/batch/v1/jobs")
+    return [
+        job
+        for job in listed.get("items") or []
+        if not namespaces or convert.meta(job).get("namespace") in namespaces
+    ]
+
+
+def _with_records(
+    watched_jobs: Sequence[dict[str, Any]],
+) -> tuple[list[tuple[dict[str, Any], PlacementRecord]], list[dict[str, Any]]]:
+    """The Jobs that carry a readable placement record, and those without one whose kept
+    record (`federator.io/returned-record`) holds copies lost with their cluster: the budgets
+    count those copies too (`charges.count_spend`)."""
+    from federator.kube import convert
+
     found, kept = [], []
-    for job in listed.get("items") or []:
-        if watched and convert.meta(job).get("namespace") not in watched:
-            continue
+    for job in watched_jobs:
         record = convert.record_of(job)
         if record is not None:
             found.append((job, record))

@@ -71,6 +71,20 @@ class CloudLine:
     cluster: str
     state: str  # "active", "draining", or "not in the policy" (a record still names it)
     jobs: int  # jobs whose copy is (or is being) placed there: records `placing`, `placed`
+    copies: int | None = None  # copies found there (`--clouds`); None: not asked or not read
+    unreachable: str = ""  # why the copies could not be read (`--clouds`), "" if they were
+
+
+@dataclass(frozen=True, slots=True)
+class CloudCopy:
+    """One Job federator created on a cloud cluster (`status --clouds`), and what becomes of it."""
+
+    cluster: str
+    namespace: str
+    name: str
+    job: str  # the on-prem Job "namespace/name"; "" when no on-prem Job has its source uid
+    state: str  # as the cloud says: Suspended, Pending, Running, Succeeded, Failed, Preempted
+    fate: str  # why it is still there, or that the next pass collects it and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,4 +97,5 @@ class FleetStatus:
     budgets: tuple[BudgetLine, ...] = ()
     blocks: tuple[BlockedPool, ...] = ()
     clouds: tuple[CloudLine, ...] = ()
+    copies: tuple[CloudCopy, ...] | None = None  # None: the clouds were not asked (no --clouds)
     sources: Mapping[str, str] = field(default_factory=dict)  # what was read, for the reader

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from federator.commands.status_fleet import BurstedJob, FleetStatus
+    from federator.commands.status_fleet import BurstedJob, CloudCopy, CloudLine, FleetStatus
 
 
 # ---- tables ---------------------------------------------------------------------------------
@@ -35,6 +35,11 @@ def print_status(fleet: FleetStatus, console: Console) -> None:
         (f"blocked pools: {len(fleet.blocks)}", blocks_table(fleet), "no pool is blocked"),
         (f"clouds: {len(fleet.clouds)}", clouds_table(fleet), "no cloud cluster"),
     ]
+    if fleet.copies is not None:  # asked with --clouds
+        count = len(fleet.copies)
+        answered = all(not cloud.unreachable for cloud in fleet.clouds)
+        empty = "no copy on any cloud" if answered else "no copy on the clouds that answered"
+        sections.append((f"cloud copies: {count}", copies_table(fleet), empty))
     for title, table, empty in sections:
         console.print()
         if table is None:
@@ -144,11 +149,37 @@ def clouds_table(fleet: FleetStatus) -> Table | None:
 
     if not fleet.clouds:
         return None
+    asked = fleet.copies is not None
     table = Table()
-    for column in ("cloud", "state", "placed jobs"):
+    for column in ("cloud", "state", "placed jobs", *(("copies there",) if asked else ())):
         table.add_column(column, overflow="fold")
     for cloud in fleet.clouds:
-        table.add_row(Text(cloud.cluster), cloud.state, str(cloud.jobs))
+        row: list[str | Text] = [Text(cloud.cluster), cloud.state, str(cloud.jobs)]
+        if asked:
+            seen = str(cloud.copies) if cloud.copies is not None else "not read"
+            row.append(Text(f"{seen}: {cloud.unreachable}" if cloud.unreachable else seen))
+        table.add_row(*row)
+    return table
+
+
+def copies_table(fleet: FleetStatus) -> Table | None:
+    """The copies each cloud holds (`--clouds`), each with its on-prem Job and its fate."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if not fleet.copies:
+        return None
+    table = Table()
+    for column in ("cloud", "copy", "on-prem job", "state", "what becomes of it"):
+        table.add_column(column, overflow="fold")
+    for copy in fleet.copies:
+        table.add_row(
+            Text(copy.cluster),
+            Text(f"{copy.namespace}/{copy.name}"),
+            Text(copy.job or "(none)"),
+            copy.state,
+            Text(copy.fate),
+        )
     return table
 
 
@@ -270,9 +301,29 @@ def as_json(fleet: FleetStatus) -> dict[str, Any]:
             }
             for b in fleet.blocks
         ],
-        "clouds": [{"cluster": c.cluster, "state": c.state, "jobs": c.jobs} for c in fleet.clouds],
+        "clouds": [_cloud_json(c, asked=fleet.copies is not None) for c in fleet.clouds],
+        **({} if fleet.copies is None else {"copies": [_copy_json(c) for c in fleet.copies]}),
         "sources": dict(fleet.sources),
     }
+
+
+def _copy_json(copy: CloudCopy) -> dict[str, Any]:
+    return {
+        "cluster": copy.cluster,
+        "namespace": copy.namespace,
+        "name": copy.name,
+        "job": copy.job or None,
+        "state": copy.state,
+        "fate": copy.fate,
+    }
+
+
+def _cloud_json(cloud: CloudLine, *, asked: bool) -> dict[str, Any]:
+    line: dict[str, Any] = {"cluster": cloud.cluster, "state": cloud.state, "jobs": cloud.jobs}
+    if asked:  # --clouds: the copies read there, or why none could be
+        line["copies"] = cloud.copies
+        line["unreachable"] = cloud.unreachable or None
+    return line
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -17,7 +17,7 @@ from enum import StrEnum
 from federator.core.decisions import Decision, DecisionKind
 from federator.core.onprem import pool_of
 from federator.federation.ports import CloudView, CopyState, CopyView, OnPremJob, OnPremView
-from federator.federation.records import Phase
+from federator.federation.records import Phase, PlacementRecord
 
 
 class StepKind(StrEnum):
@@ -266,12 +266,27 @@ def unwatched_copies(
 def _why_garbage(
     copy: CopyView, job: OnPremJob | None, onprem: OnPremView, now: float, grace_s: float
 ) -> str:
-    if copy.source_uid not in onprem.source_uids:
+    record = job.record if job is not None else None
+    source_exists = copy.source_uid in onprem.source_uids
+    return why_collected(copy, record, source_exists=source_exists, now=now, grace_s=grace_s)
+
+
+def why_collected(
+    copy: CopyView,
+    record: PlacementRecord | None,
+    *,
+    source_exists: bool,
+    now: float,
+    grace_s: float,
+) -> str:
+    """Why the copy is garbage now ("" while something still vouches for it), given its
+    source Job's own placement record and whether that Job exists on-prem at all; a finished
+    copy's outputs are checked by the caller. `federator status --clouds` says the same."""
+    if not source_exists:
         young = copy.created_at is not None and now - copy.created_at < grace_s
         return "" if young else "source deleted"
-    if job is None or job.record is None:
+    if record is None:
         return "no placement record"
-    record = job.record
     if record.cluster != copy.cluster or record.attempt != copy.attempt:
         return "stale: the job was re-placed"
     if record.phase is Phase.REQUEUED:

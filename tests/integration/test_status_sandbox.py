@@ -40,8 +40,8 @@ def status(config: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def status_json(config: Path) -> dict[str, Any]:
-    done = status(config, "--json")
+def status_json(config: Path, *flags: str) -> dict[str, Any]:
+    done = status(config, "--json", *flags)
     assert done.returncode == 0, done.stderr
     shown: dict[str, Any] = json.loads(done.stdout)
     return shown
@@ -78,6 +78,7 @@ def test_status_shows_the_daemons_burst_its_lease_and_a_blocked_pool(
         wait_until(lambda: bool(placed()), timeout_s=240, what="the daemon to burst a job")
         records = placed()
         shown = status_json(config)
+        asked = status_json(config, "--clouds")  # each cloud's copies, read from the clouds
 
         until = time.time() + 600
         blocks = PoolBlocks(
@@ -111,6 +112,17 @@ def test_status_shows_the_daemons_burst_its_lease_and_a_blocked_pool(
     tenant = {s["scope"]: s for s in shown["spend"] if s["period"] == "this month"}
     assert tenant["tenant:tests"]["cap_usd"] == 20000
     assert tenant["tenant:tests"]["spent_usd"] + tenant["tenant:tests"]["committed_usd"] > 0
+
+    assert "copies" not in shown, "the clouds are asked only with --clouds"
+    copies = {c["job"]: c for c in asked["copies"]}
+    for key, record in records.items():
+        assert key in copies, f"{key}'s copy on {record['cluster']} is not listed: {copies}"
+        assert copies[key]["cluster"] == record["cluster"]
+        assert copies[key]["fate"] == "the job's copy (record placed)"
+    counted = {c["cluster"]: c["copies"] for c in asked["clouds"]}
+    for record in records.values():
+        assert counted[record["cluster"]] >= 1, asked["clouds"]
+    assert all(c["unreachable"] is None for c in asked["clouds"]), asked["clouds"]
 
     assert [b["placement"] for b in blocked["blocked_pools"]] == ["cloud-b/h100-spot"]
     assert blocked["blocked_pools"][0]["cause"] == "preemption"
