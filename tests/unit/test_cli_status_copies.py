@@ -16,16 +16,8 @@ from federator import policy
 from federator.commands import status, status_view
 from federator.commands.status_copies import cloud_copies
 from federator.federation.ports import CopyState, CopyView
-from tests.unit.test_cli_status import (
-    JOBS,
-    NOW,
-    config,  # noqa: F401 (the fixture)
-    fleet_of,
-    job,
-    placed,
-    rows,
-    shown,
-)
+from tests.unit import test_cli_status as onprem
+from tests.unit.test_cli_status import NOW, config, placed  # noqa: F401 (config: the fixture)
 
 GRACE_S = 600.0
 COPY = CopyView(
@@ -49,10 +41,10 @@ def fate(
     outputs_checked: bool = True,
 ) -> str:
     live = placed() if record == "placed" else record
-    onprem = {} if not job else {"uid-train": (job, live)}
+    side = {} if not job else {"uid-train": (job, live)}
     (line,) = cloud_copies(
         {"cloud-a": [copy]},
-        onprem,  # type: ignore[arg-type]
+        side,  # type: ignore[arg-type]
         watched=watched,
         now=NOW,
         grace_s=GRACE_S,
@@ -137,19 +129,19 @@ def test_the_tables_and_json_show_each_clouds_copies_or_why_it_was_not_read(
 ) -> None:
     """The sandbox policy: a 1-minute grace period and a model registry."""
     done = placed(phase="done", finished_at=NOW - 120)
-    fleet = fleet_of(config, {JOBS: {"items": [job("train", "team-a", done)]}})
+    fleet = onprem.fleet_of(config, {onprem.JOBS: {"items": [onprem.job("train", "team-a", done)]}})
     before = status_view.as_json(fleet)
     assert "copies" not in before, "only with --clouds"
     assert "copies" not in before["clouds"][0]
     ended = replace(COPY, state=CopyState.SUCCEEDED, finished_at=NOW - 120)
-    watched = [job("train", "team-a", done)]
+    watched = [onprem.job("train", "team-a", done)]
     unreachable = {"cloud-b": "cluster cloud-b did not answer: connection refused"}
     asked = status.with_copies(config, fleet, watched, None, {"cloud-a": [ended]}, unreachable)
-    clouds_part, copies_part = shown(asked).split("cloud copies: 1")
-    table = rows(clouds_part)
+    clouds_part, copies_part = onprem.shown(asked).split("cloud copies: 1")
+    table = onprem.rows(clouds_part)
     assert table["cloud-a"] == ["cloud-a", "active", "0", "1"]
     assert table["cloud-b"][3].startswith("not read: cluster cloud-b did not answer")
-    copy_row = rows(copies_part)["cloud-a"]
+    copy_row = onprem.rows(copies_part)["cloud-a"]
     assert copy_row[1:4] == ["team-a/train-abc-1", "team-a/train", "Succeeded"]
     assert copy_row[4] == "finished: collected once its outputs are home"
     printed = status_view.as_json(asked)
