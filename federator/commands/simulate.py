@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         report.check_plot_output(args.plot)
     options = setup.WorldOptions(
-        gpus_per_node=_positive(args.gpus_per_node, "--gpus-per-node"),
+        gpus_per_node=_positive(args.gpus_per_node, "--gpus-per-node", most=MAX_GPUS_PER_NODE),
         estimate=EstimateMode.parse(args.estimate),
         seed=args.seed,
         spot_traces={
@@ -205,7 +205,9 @@ def run(args: argparse.Namespace) -> int:
         output_gb_per_job=args.output_gb,
         decision_period_s=args.decision_period,
     )
-    sizes = _once([_positive(n, "--onprem-gpus") for n in args.onprem_gpus or []], "--onprem-gpus")
+    _outputs_apart(args, options)
+    sizes = [_positive(n, "--onprem-gpus", most=MAX_ONPREM_GPUS) for n in args.onprem_gpus or []]
+    sizes = _once(sizes, "--onprem-gpus")
     sizes = sizes or [0]
     policies = _once(args.policies or [], "--policy")
     policies = policies or ["never", "always", "greedy-spot", "starburst", "federator"]
@@ -345,6 +347,33 @@ def _replays(text: str) -> int:
 _T = TypeVar("_T")
 
 
+def _outputs_apart(args: argparse.Namespace, options: setup.WorldOptions) -> None:
+    """Refuse an output path that is one of the inputs, or the other output: the run would
+    overwrite the policy file or the trace (or write the JSON, then the plot over it)."""
+    inputs = {"--config": args.config, "--trace": args.trace}
+    for pool, path in options.spot_traces.items():
+        inputs["--spot-trace" + ("" if pool == "*" else f" {pool}")] = path
+    for pool, (path, _) in options.spot_prices.items():
+        inputs["--spot-prices" + ("" if pool == "*" else f" {pool}")] = path
+    outputs = [
+        (flag, path) for flag, path in (("--json", args.json), ("--plot", args.plot)) if path
+    ]
+    for i, (flag, path) in enumerate(outputs):
+        for other, taken in [*inputs.items(), *outputs[:i]]:
+            if _same_file(path, taken):
+                raise errors.UserError(
+                    f"{flag} {path}: is also {other}'s file; the run would overwrite it, "
+                    "give another path"
+                )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
 def _once(values: list[_T], flag: str) -> list[_T]:
     """The values of a repeatable flag, refused if one is given twice: the same run twice
     would only repeat its figures (a simulation is deterministic) and cost its time again."""
@@ -354,9 +383,16 @@ def _once(values: list[_T], flag: str) -> list[_T]:
     return values
 
 
-def _positive(value: int, flag: str) -> int:
+# The simulated cluster holds a slot per GPU: a typo of ten digits must not fill the memory.
+MAX_ONPREM_GPUS = 1_000_000
+MAX_GPUS_PER_NODE = 64  # as a cloud pool's gpus_per_node in the policy file
+
+
+def _positive(value: int, flag: str, most: int | None = None) -> int:
     if value < 1:
         raise errors.UserError(f"{flag} {value}: must be a whole number >= 1")
+    if most is not None and value > most:
+        raise errors.UserError(f"{flag} {value}: at most {most:,}")
     return value
 
 

@@ -16,9 +16,14 @@ from dataclasses import dataclass
 
 from federator import errors
 from federator.core.models import RuntimeSource
-from federator.sim.traces import TraceJob
+from federator.sim.traces import MAX_TIME_S, TraceJob
 
 HISTORY_WINDOW = 200  # finished jobs a queue remembers; recent behaviour beats old behaviour
+
+
+# A log-normal error of sigma 5 already puts one estimate in twenty off by a factor of e^10;
+# far past it, exp() of a draw overflows (noisy:300 was a traceback).
+MAX_NOISE_SIGMA = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +44,16 @@ class EstimateMode:
                 error = float(argument or "0.5")
                 if error < 0 or not math.isfinite(error):
                     raise ValueError
+                if error > MAX_NOISE_SIGMA:
+                    raise errors.UserError(
+                        f"--estimate {text!r}: SIGMA is at most {MAX_NOISE_SIGMA:g} (the "
+                        "standard deviation of the log of the error: noisy:0.5 puts most "
+                        "estimates within a factor of 2.7 of the truth)"
+                    )
                 return cls(kind, error=error)
             if kind == "history":
                 default = float(argument or "3600")
-                if default <= 0 or not math.isfinite(default):
+                if default <= 0 or not math.isfinite(default) or default > MAX_TIME_S:
                     raise ValueError
                 return cls(kind, default_s=default)
         except ValueError:

@@ -46,11 +46,20 @@ def read_json(path: Path, what: str) -> Any:
 
 
 def load_price_history(
-    path: Path, zone: str, pool: str, on_demand_per_gpu_hour: float | None, gpus_per_node: int
+    path: Path,
+    zone: str,
+    pool: str,
+    on_demand_per_gpu_hour: float | None,
+    gpus_per_node: int,
+    instance_type: str | None = None,
 ) -> PriceHistory:
     """The spot prices of `zone` in a saved `DescribeSpotPriceHistory` file, per GPU-hour.
 
     `on_demand_per_gpu_hour` is the pool's on-demand price (None: unknown, not compared).
+    `instance_type` is the pool's (None: its price source names none); the file's series for
+    it is replayed, and a file that leaves the choice open (another instance type only,
+    several with none named, or one instance type under several products such as Linux and
+    Windows) is refused rather than replaying a market the pool does not buy.
     """
     what = "spot price history (DescribeSpotPriceHistory JSON)"
     document = read_json(path, what)
@@ -67,14 +76,57 @@ def load_price_history(
     if problems:
         raise errors.UserError(_report(path, "record", problems))
     series = replay.series_from_records(records)
-    matches = [s for (_, series_zone), s in sorted(series.items()) if series_zone == zone]
+    matches = {kind: s for (kind, series_zone), s in sorted(series.items()) if series_zone == zone}
     if not matches:
         zones = sorted({series_zone for _, series_zone in series})
         raise errors.UserError(f"{path}: no spot prices for zone {zone!r} (zones: {zones})")
-    chosen = matches[0]
+    chosen = _series_of(path, zone, pool, instance_type, matches)
+    _one_product(path, zone, records, chosen.instance_type)
     gpus = GPUS_PER_INSTANCE.get(chosen.instance_type, gpus_per_node)
     _check_below_on_demand(path, records, chosen, gpus, pool, on_demand_per_gpu_hour)
     return price_history_from_series(chosen, gpus)
+
+
+def _series_of(
+    path: Path,
+    zone: str,
+    pool: str,
+    instance_type: str | None,
+    matches: Mapping[str, SpotPriceSeries],
+) -> SpotPriceSeries:
+    """The zone's series of the pool's instance type (the only one, if the pool names none)."""
+    kinds = sorted(matches)
+    if instance_type is not None:
+        if instance_type not in matches:
+            raise errors.UserError(
+                f"{path}: no spot prices for {instance_type} (the instance type of pool "
+                f"{pool}) in zone {zone!r}; the zone has {', '.join(kinds)}"
+            )
+        return matches[instance_type]
+    if len(kinds) > 1:
+        raise errors.UserError(
+            f"{path}: zone {zone!r} has spot prices for {', '.join(kinds)}, and pool {pool}'s "
+            "price names no instance type to choose one: keep one instance type in the file"
+        )
+    return matches[kinds[0]]
+
+
+def _one_product(path: Path, zone: str, records: list[Any], instance_type: str) -> None:
+    """Refuse two products (Linux/UNIX and Windows) of the series: their records interleave,
+    and the series keeps only one of them without a word."""
+    products = sorted(
+        {
+            str(record.get("ProductDescription", ""))
+            for record in records
+            if record["InstanceType"] == instance_type and record["AvailabilityZone"] == zone
+        }
+    )
+    if len(products) > 1:
+        raise errors.UserError(
+            f"{path}: {instance_type} in zone {zone!r} has spot prices for several products "
+            f"({', '.join(repr(p) for p in products)}); keep the one the pool runs "
+            "(usually 'Linux/UNIX')"
+        )
 
 
 def _record_problem(record: object) -> str | None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from rich.console import Console
 from rich.table import Table
 
-from federator import errors
+from federator import errors, jsonsafe
 from federator.core.models import GANG_SIZES
 from federator.core.reasons import duration
 from federator.sim.metrics import wait_forecasts
@@ -77,6 +77,8 @@ def check_output(path: Path, flag: str) -> None:
     """
     if path.is_dir():
         raise errors.UserError(f"{flag} {path}: is a directory; give the file to write")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise errors.UserError(f"{flag} {path}: {path.parent} is a file, not a directory")
     if not path.parent.is_dir():
         raise errors.UserError(f"{flag} {path}: directory {path.parent} does not exist")
     try:
@@ -120,8 +122,10 @@ def check_plot_output(path: Path) -> None:
 
 def write_json(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Write `to_json_rows` output (the CLI makes each replay's rows as it ends)."""
+    # Strict JSON: a figure that is not finite (a run with no job to average) is null.
+    text = json.dumps(jsonsafe.finite_within(list(rows)), indent=2, allow_nan=False)
     try:
-        path.write_text(json.dumps(list(rows), indent=2) + "\n", encoding="utf-8")
+        path.write_text(text + "\n", encoding="utf-8")
     except OSError as error:
         raise errors.UserError(f"--json {path}: cannot write: {error.strerror}") from error
 

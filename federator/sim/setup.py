@@ -243,8 +243,10 @@ def _price_history(
     if not isinstance(choice, tuple):
         return None
     path, zone = choice
+    price = pricing.pool.price  # a fixed price names no instance type
+    instance_type = getattr(price, "instance_type", None)
     return markets.load_price_history(
-        path, zone, pricing.key, on_demand, pricing.pool.gpus_per_node
+        path, zone, pricing.key, on_demand, pricing.pool.gpus_per_node, instance_type
     )
 
 

@@ -9,6 +9,7 @@ change every figure, so reading is all-or-nothing: the bad rows are counted, the
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 import random
@@ -21,6 +22,10 @@ from federator import errors
 REQUIRED_COLUMNS = ("job_id", "submit_time_s", "num_gpus", "duration_s")
 OPTIONAL_COLUMNS = ("queue", "deadline_s", "gpu_type")
 MAX_REPORTED_ERRORS = 20
+# Times past a century are typos, and would lose the precision that second-level waits need
+# (1e300 + 100 == 1e300): the policy file's durations have the same bound.
+MAX_TIME_S = 36500 * 86400.0
+MAX_TIME_TEXT = "3153600000 (100 years in seconds)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,7 @@ def parse_trace(lines: Iterable[str], where: str) -> tuple[TraceJob, ...]:
     jobs: list[TraceJob] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
-    for line_number, row in enumerate(reader, start=2):
+    for line_number, row in _rows(reader, where):
         if not row or all(not cell.strip() for cell in row):
             continue
         try:
@@ -98,15 +103,45 @@ def parse_trace(lines: Iterable[str], where: str) -> tuple[TraceJob, ...]:
     return tuple(jobs)
 
 
+def _rows(reader: Iterator[list[str]], where: str) -> Iterator[tuple[int, list[str]]]:
+    """Each row with its line number; a row the csv module cannot read (a field over its
+    128 KiB limit) is a `UserError` naming the line, not a traceback."""
+    line_number = 1
+    while True:
+        line_number += 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise errors.UserError(f"{where}:{line_number}: cannot read the row: {error}") from None
+        yield line_number, row
+
+
 def _column_index(header: list[str], where: str) -> dict[str, int]:
+    """Where each known column is. A missing required column, an unknown one (a misspelt
+    `deadline` would drop every deadline without a word) and a repeated one are refused."""
     names = [name.strip() for name in header]
+    known = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+    expected = f"{','.join(REQUIRED_COLUMNS)} (optional: {', '.join(OPTIONAL_COLUMNS)})"
     missing = [name for name in REQUIRED_COLUMNS if name not in names]
     if missing:
         raise errors.UserError(
-            f"{where}:1: missing column(s) {', '.join(missing)}; a trace needs "
-            f"{','.join(REQUIRED_COLUMNS)} (optional: {', '.join(OPTIONAL_COLUMNS)})"
+            f"{where}:1: missing column(s) {', '.join(missing)}; a trace needs {expected}"
         )
-    known = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+    for field, name in enumerate(names, start=1):
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise errors.UserError(
+                f"{where}:1: unknown column {name!r} (field {field}){hint}; a trace has "
+                f"{expected}: rename the column or remove it"
+            )
+        if name in names[: field - 1]:
+            raise errors.UserError(
+                f"{where}:1: column {name!r} appears twice (fields {names.index(name) + 1} "
+                f"and {field}); keep one"
+            )
     return {name: names.index(name) for name in known if name in names}
 
 
@@ -139,7 +174,7 @@ def _parse_row(row: list[str], columns: dict[str, int], width: int) -> TraceJob:
 
 
 def _number(text: str, column: str, minimum: float, above: bool = False) -> float:
-    """A finite number >= `minimum` (> `minimum` if `above`)."""
+    """A finite number >= `minimum` (> `minimum` if `above`), at most `MAX_TIME_S`."""
     try:
         value = float(text)
     except ValueError:
@@ -147,6 +182,8 @@ def _number(text: str, column: str, minimum: float, above: bool = False) -> floa
     if not math.isfinite(value) or value < minimum or (above and value == minimum):
         rule = ">" if above else ">="
         raise ValueError(f"{column} must be a finite number {rule} {minimum:g}, got {text!r}")
+    if value > MAX_TIME_S:
+        raise ValueError(f"{column} {text} is past {MAX_TIME_TEXT}; is it in seconds?")
     return value
 
 

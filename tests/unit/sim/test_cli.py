@@ -68,3 +68,60 @@ def test_a_run_given_twice_is_refused_before_anything_runs(
     assert cli.main([*args, *flags]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        (("--json", "{config}"), "--json {config}: is also --config's file"),
+        (("--json", "{trace}"), "--json {trace}: is also --trace's file"),
+        (("--plot", "{out}.png", "--json", "{out}.png"), "--plot {out}.png: is also --json's"),
+    ],
+)
+def test_an_output_that_is_an_input_or_the_other_output_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: tuple[str, ...], message: str
+) -> None:
+    """`--json` pointed at the policy file overwrote it, exit 0."""
+    config, trace, out = tmp_path / "policy.yaml", tmp_path / "t.csv", tmp_path / "same"
+    config.write_text(POLICY.read_text().replace("../../../shared", str(REPO.parent / "shared")))
+    write_trace(trace, synthetic_trace(20, seed=1, cluster_gpus=16))
+    before = config.read_bytes(), trace.read_bytes()
+    names = {"config": config, "trace": trace, "out": out}
+    flags = [flag.format(**names) for flag in output]
+    args = ["simulate", "--config", str(config), "--trace", str(trace), "--policy", "never"]
+    assert cli.main([*args, *flags]) == 2
+    assert message.format(**names) in capsys.readouterr().err
+    assert (config.read_bytes(), trace.read_bytes()) == before
+    assert not (tmp_path / "same.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--estimate", "noisy:300"), "--estimate 'noisy:300': SIGMA is at most 5"),
+        (("--onprem-gpus", "5000000000"), "--onprem-gpus 5000000000: at most 1,000,000"),
+        (("--gpus-per-node", "99999999999999999999"), "--gpus-per-node 99999999999999999999: at"),
+        (("--json", "{trace}/x.json"), "{trace}/x.json: {trace} is a file, not a directory"),
+    ],
+)
+def test_a_flag_past_its_bound_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], message: str
+) -> None:
+    """Each was a traceback (OverflowError, MemoryError) or a misleading message."""
+    trace = tmp_path / "t.csv"
+    write_trace(trace, synthetic_trace(20, seed=1, cluster_gpus=16))
+    given = [flag.format(trace=trace) for flag in flags]
+    args = ["simulate", "--config", str(POLICY), "--trace", str(trace), "--policy", "federator"]
+    assert cli.main([*args, *given]) == 2
+    err = capsys.readouterr().err
+    assert message.format(trace=trace) in err
+    assert "Traceback" not in err
+
+
+def test_the_json_written_is_strict_json_with_null_for_what_is_not_finite(tmp_path: Path) -> None:
+    from federator.sim import report
+
+    out = tmp_path / "runs.json"
+    report.write_json(out, [{"policy": "never", "mean_jct_s": float("nan"), "xs": [float("inf")]}])
+    assert json.loads(out.read_text()) == [{"policy": "never", "mean_jct_s": None, "xs": [None]}]
+    assert "NaN" not in out.read_text()

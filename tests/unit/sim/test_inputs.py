@@ -83,6 +83,38 @@ def test_a_good_replayed_history_is_per_gpu_from_its_first_change(tmp_path: Path
     assert history.usd_per_gpu_hour == (0.9, 3.06, 1.2)
 
 
+def test_the_pools_instance_type_is_replayed_and_never_another(tmp_path: Path) -> None:
+    """Before, the zone's first instance type in sorted order was replayed: p3.16xlarge's
+    prices for a p3.2xlarge pool, and silently."""
+    path = price_file(tmp_path, "0.3", "0.4")
+    document = json.loads(path.read_text())
+    bigger = [{**record, "InstanceType": "p3.16xlarge", "SpotPrice": "8.0"}
+              for record in document["SpotPriceHistory"]]  # fmt: skip
+    document["SpotPriceHistory"] += bigger
+    path.write_text(json.dumps(document))
+    history = markets.load_price_history(path, "us-east-1a", SPOT, 3.06, 8, "p3.2xlarge")
+    assert history.usd_per_gpu_hour == (0.3, 0.4)
+    with pytest.raises(errors.UserError, match=r"no spot prices for p5.48xlarge \(the instance "
+                       r"type of pool aws/v100-spot\) in zone 'us-east-1a'; the zone has "
+                       r"p3.16xlarge, p3.2xlarge"):  # fmt: skip
+        markets.load_price_history(path, "us-east-1a", SPOT, 3.06, 8, "p5.48xlarge")
+    with pytest.raises(errors.UserError, match="names no instance type to choose one"):
+        markets.load_price_history(path, "us-east-1a", SPOT, 3.06, 8)
+
+
+def test_two_products_of_one_instance_type_are_refused(tmp_path: Path) -> None:
+    """Linux and Windows records interleaved, and the series kept one of them (Windows, at
+    ten times the price) without a word."""
+    path = price_file(tmp_path, "0.3", "0.4")
+    document = json.loads(path.read_text())
+    windows = [{**record, "ProductDescription": "Windows", "SpotPrice": "2.9"}
+               for record in document["SpotPriceHistory"]]  # fmt: skip
+    document["SpotPriceHistory"] += windows
+    path.write_text(json.dumps(document))
+    with pytest.raises(errors.UserError, match=r"several products \('Linux/UNIX', 'Windows'\)"):
+        markets.load_price_history(path, "us-east-1a", SPOT, 3.06, 8, "p3.2xlarge")
+
+
 def test_unreadable_records_are_described_in_words(tmp_path: Path) -> None:
     path = price_file(tmp_path, "0.9", "1.0", "1.1")
     document = json.loads(path.read_text())

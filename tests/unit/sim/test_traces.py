@@ -124,3 +124,39 @@ def test_a_duration_not_above_zero_is_refused_with_the_real_rule(duration: str) 
     with pytest.raises(errors.UserError) as caught:
         parse(f"job_id,submit_time_s,num_gpus,duration_s\n1,0,1,{duration}\n")
     assert f"t.csv:2: duration_s must be a finite number > 0, got '{duration}'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (
+            "job_id,submit_time_s,num_gpus,duration_s,deadline",
+            "t.csv:1: unknown column 'deadline' (field 5) (did you mean 'deadline_s'?)",
+        ),
+        ("job_id,submit_time_s,num_gpus,duration_s,owner", "t.csv:1: unknown column 'owner'"),
+        (
+            "job_id,submit_time_s,num_gpus,duration_s,duration_s",
+            "t.csv:1: column 'duration_s' appears twice (fields 4 and 5)",
+        ),
+    ],
+)
+def test_an_unknown_or_repeated_column_is_refused_not_ignored(header: str, message: str) -> None:
+    """A misspelt `deadline` used to drop every deadline without a word."""
+    with pytest.raises(errors.UserError) as caught:
+        parse(f"{header}\n1,0,8,3600,100\n")
+    assert message in str(caught.value)
+
+
+def test_a_field_too_long_for_the_csv_reader_names_its_line() -> None:
+    text = "job_id,submit_time_s,num_gpus,duration_s\n1,0,1,10\n" + "x" * 200_000 + ",0,8,100\n"
+    with pytest.raises(errors.UserError, match=r"t.csv:3: cannot read the row: field larger"):
+        parse(text)
+
+
+@pytest.mark.parametrize(
+    ("row", "column"), [("1,0,8,1e308", "duration_s"), ("1,1e300,8,100", "submit_time_s")]
+)
+def test_a_time_past_a_century_is_refused(row: str, column: str) -> None:
+    """1e300 + 100 == 1e300: such a trace ran, with every JCT 0 and utilization nan."""
+    with pytest.raises(errors.UserError, match=f"{column} .* is past 3153600000"):
+        parse(f"job_id,submit_time_s,num_gpus,duration_s\n{row}\n")
