@@ -73,6 +73,9 @@ file, or a URL) on its first line to get completion and checking in your editor.
   so are `true` and `false` where a number belongs.
 - **Switches are `true` or `false`**: a number (`0`, `1`) or a string (`"yes"`, `"true"`)
   where a boolean belongs is an error, so `verify_tls: 0` cannot silently turn TLS checking off.
+  YAML's unquoted `yes`/`no`/`on`/`off` are booleans and are read as such.
+- **No base-60 numbers**: YAML 1.1 reads an unquoted `1:30` as 90; federator reads it as the
+  text `1:30`, which a number or a duration refuses by name (YAML 1.2 dropped the form too).
 - **Money** is in US dollars, in fields whose names end in `_usd`, `_usd_per_hour`, ...
 - **Names** (clusters, pools, tenants, datasets) are lowercase letters, digits and dashes, as
   Kubernetes label values; they appear in labels, metrics and decision reasons.

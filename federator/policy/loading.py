@@ -253,6 +253,8 @@ def _plain_message(message: str, found: object) -> str:
 def _choice_message(found: object, expected: str) -> str:
     choices = re.findall(r"'([^']*)'", expected) or [expected]
     text = f"{found!r} is not one of: {', '.join(choices)}"
+    if isinstance(found, str) and found in choices:  # the number 1, quoted as the text "1"
+        return f"{text}; write {found} without quotes (a number, not text)"
     close = difflib.get_close_matches(str(found), choices, n=1, cutoff=0.6)
     return f"{text}; did you mean {close[0]!r}?" if close else text
 

@@ -11,6 +11,7 @@ second would win and the first would vanish without a word).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
@@ -84,11 +85,47 @@ class _TooComplex(Exception):
         self.mark = mark
 
 
+class _PolicyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without YAML 1.1's base-60 numbers, which YAML 1.2 dropped and no
+    one means in a policy file: `max_gpus: 1:30` was 90, and `decision_interval: 1:30` read
+    "'90' has no unit". Such a word stays a string, so the field's own check names it as
+    written. (yes/no/on/off stay booleans: tests/unit/policy/test_booleans.py.)"""
+
+
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_PolicyLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_PolicyLoader.add_implicit_resolver(  # PyYAML's, less its base-60 form
+    _INT,
+    re.compile(
+        r"""^(?:[-+]?0b[0-1_]+
+        |[-+]?0[0-7_]+
+        |[-+]?(?:0|[1-9][0-9_]*)
+        |[-+]?0x[0-9a-fA-F_]+)$""",
+        re.X,
+    ),
+    list("-+0123456789"),
+)
+_PolicyLoader.add_implicit_resolver(  # PyYAML's, less its base-60 form
+    _FLOAT,
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+        |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
 def load_document(text: str) -> LoadedDocument:
     """Parse one YAML document; syntax errors come back as problems, never as exceptions."""
     source_map = SourceMap()
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_PolicyLoader)
     except RecursionError:
         message = f"the document nests too deeply (a policy file needs at most {MAX_DEPTH} levels)"
         return LoadedDocument(None, source_map, [SyntaxProblem(Position(1, 1), (), message)])

@@ -111,3 +111,19 @@ def test_yaml_booleans_in_every_spelling_still_load() -> None:
     text = BASE + "burst: {pull_back: no, copy_config_maps: off, copy_secrets: Yes}\n"
     burst = parse_policy(text, "policy.yaml").burst
     assert (burst.pull_back, burst.copy_config_maps, burst.copy_secrets) == (False, False, True)
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "says"),
+    [
+        ("burst: {max_bursted_gpus: 1:30}", "burst.max_bursted_gpus", "'1:30'"),
+        ("burst: {decision_interval: 1:30}", "burst.decision_interval", "'1:30'"),
+    ],
+)
+def test_a_base_60_number_is_not_read_as_one(line: str, field: str, says: str) -> None:
+    """YAML 1.1 read `1:30` as 90: a cap of 90 GPUs was accepted, and a duration was refused
+    as "'90' has no unit", a value the user never wrote."""
+    errors = errors_of(edited(append=line + "\n"))
+    assert [e.field_path for e in errors] == [field]
+    assert says in errors[0].message
+    assert "'90'" not in errors[0].message

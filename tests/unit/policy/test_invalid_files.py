@@ -342,3 +342,11 @@ def test_references_into_an_invalid_section_are_not_guessed_at() -> None:
         append="tenants:\n  - name: t\n    namespaces: [a]\n    allowed_clusters: [cloud-z]\n",
     )
     assert [e.field_path for e in errors_of(text)] == ["clusters[1].pools[0].max_gpus"]
+
+
+def test_a_quoted_version_number_says_to_unquote_it() -> None:
+    """It read "'1' is not one of: 1; did you mean '1'?"."""
+    errors = errors_of('version: "1"\n' + BASE)
+    assert [(e.line, e.field_path, e.message) for e in errors] == [
+        (1, "version", "'1' is not one of: 1; write 1 without quotes (a number, not text)")
+    ]
