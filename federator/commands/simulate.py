@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -333,14 +332,19 @@ def _starburst_mean_gpus(trace: Sequence[TraceJob]) -> str:
     )
 
 
+MAX_REPLAYS = 1000  # each replay is every run again: 1000 of trace A is hours per run
+
+
 def _replays(text: str) -> int:
-    """argparse type of --replays: a whole number >= 1."""
+    """argparse type of --replays: a whole number from 1 to `MAX_REPLAYS`."""
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
+    if not 1 <= value <= MAX_REPLAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be a whole number from 1 to {MAX_REPLAYS}"
+        )
     return value
 
 
@@ -412,15 +416,16 @@ def _gigabytes(text: str) -> float:
 
 # Below a millisecond the round grid stops being a grid (and overflows on a long trace).
 MIN_DECISION_PERIOD_S = 1e-3
+MAX_DECISION_PERIOD_S = 86400.0  # a round a day already leaves every queue alone for hours
 
 
 def _period(text: str) -> float:
     """argparse type of --decision-period: 0 (every event) or a finite number of seconds."""
     value = _float(text)
-    if not (value == 0 or MIN_DECISION_PERIOD_S <= value < math.inf):
+    if not (value == 0 or MIN_DECISION_PERIOD_S <= value <= MAX_DECISION_PERIOD_S):
         raise argparse.ArgumentTypeError(
-            f"{text!r} must be 0 (decide at every event) or a finite number of seconds "
-            f">= {MIN_DECISION_PERIOD_S:g}"
+            f"{text!r} must be 0 (decide at every event) or a number of seconds from "
+            f"{MIN_DECISION_PERIOD_S:g} to {MAX_DECISION_PERIOD_S:g} (a day)"
         )
     return value
 

@@ -213,7 +213,8 @@ def load_availability(path: Path) -> replay.AvailabilityTrace:
     metadata = document.get("metadata")
     if not isinstance(metadata, dict) or "gap_seconds" not in metadata:
         raise errors.UserError(f"{path}: not a {what}: metadata.gap_seconds is missing; {shape}")
-    tick = _spot_price(metadata["gap_seconds"])
+    gap = metadata["gap_seconds"]  # a JSON number (SpotPrice is text in AWS's JSON; this not)
+    tick = float(gap) if isinstance(gap, int | float) and not isinstance(gap, bool) else None
     if tick is None or not math.isfinite(tick) or tick <= 0:
         raise errors.UserError(
             f"{path}: metadata.gap_seconds must be a finite number of seconds > 0, found "

@@ -149,6 +149,9 @@ def test_an_availability_trace_without_metadata_is_described_in_words(tmp_path: 
     assert f"{path}: data[1]: expected a whole number of instances >= 0, found -1" in str(
         caught.value
     )
+    path.write_text(json.dumps({"metadata": {"gap_seconds": "32"}, "data": [1]}))
+    with pytest.raises(errors.UserError, match=r"gap_seconds must be a finite number .* \"32\""):
+        markets.load_availability(path)
 
 
 # --- flags ---------------------------------------------------------------------------------
@@ -197,6 +200,8 @@ def test_a_spot_market_for_every_pool_without_a_spot_pool_is_refused(
         ("--decision-period", "inf"),
         ("--decision-period", "-30"),
         ("--decision-period", "1e-300"),
+        ("--decision-period", "1e12"),
+        ("--replays", "100000"),
     ],
 )
 def test_a_number_flag_out_of_range_is_an_argparse_error(

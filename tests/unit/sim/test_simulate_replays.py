@@ -155,7 +155,7 @@ def test_a_bad_number_of_replays_is_refused_by_name(
         cli.main(argv)
     assert caught.value.code == 2
     err = capsys.readouterr().err
-    assert f"argument --replays: '{value}' must be a whole number >= 1" in err
+    assert f"argument --replays: '{value}' must be a whole number from 1 to 1000" in err
     assert "Traceback" not in err
 
 
