@@ -50,9 +50,7 @@ def load_policy(path: str | os.PathLike[str], *, check_files: bool = False) -> F
                 f"the file is {size / 2**20:.1f} MiB; a policy file is at most "
                 f"{MAX_FILE_BYTES // 2**20} MiB (is this the right file?)",
             )
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise _single(source, f"the file is not UTF-8 text ({error.reason})") from None
+        text = _utf8(source, Path(path).read_bytes())
     except OSError as error:
         reason = error.strerror or str(error)
         raise _single(source, f"cannot read the file: {reason}") from None
@@ -123,6 +121,18 @@ def _references_of_valid_sections(data: object, context: dict[str, Any]) -> list
     valid = frozenset(sections) | (frozenset(FederatorConfig.model_fields) - frozenset(data))
     partial = FederatorConfig.model_construct(**{"queues": (), **sections})
     return reference_problems(partial, valid)
+
+
+def _utf8(source: str, data: bytes) -> str:
+    """The file's text; a byte that is not UTF-8 is an error at its line and column."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        byte = f"byte 0x{data[error.start]:02x}: {error.reason}"
+        located = LocatedError(source, line, column, (), f"the file is not UTF-8 text ({byte})")
+        raise PolicyFileError(source, [located]) from None
 
 
 def _single(source: str, message: str) -> PolicyFileError:

@@ -133,7 +133,12 @@ def load_document(text: str) -> LoadedDocument:
         mark = error.problem_mark or error.context_mark
         message = _describe_yaml_error(error)
         return LoadedDocument(None, source_map, [SyntaxProblem(Position.of(mark), (), message)])
-    except yaml.YAMLError as error:  # no position known (e.g. a reader error on bad bytes)
+    except yaml.reader.ReaderError as error:  # a character YAML refuses, at its place
+        where = _position_of_offset(text, error.position)
+        code = error.character if isinstance(error.character, int) else ord(error.character)
+        message = f"character U+{code:04X} is not allowed in YAML ({error.reason})"
+        return LoadedDocument(None, source_map, [SyntaxProblem(where, (), message)])
+    except yaml.YAMLError as error:  # no position known
         return LoadedDocument(None, source_map, [SyntaxProblem(Position(1, 1), (), str(error))])
     if root is None:
         problem = SyntaxProblem(
@@ -150,6 +155,12 @@ def load_document(text: str) -> LoadedDocument:
         problem = SyntaxProblem(Position.of(error.mark), (), str(error))
         return LoadedDocument(None, source_map, [problem])
     return LoadedDocument(data, source_map, builder.problems)
+
+
+def _position_of_offset(text: str, offset: int) -> Position:
+    """The line and column (from 1) of a character offset into `text`."""
+    line = text.count("\n", 0, offset) + 1
+    return Position(line, offset - (text.rfind("\n", 0, offset) + 1) + 1)
 
 
 def _describe_yaml_error(error: yaml.MarkedYAMLError) -> str:

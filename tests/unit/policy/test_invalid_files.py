@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -350,3 +351,23 @@ def test_a_quoted_version_number_says_to_unquote_it() -> None:
     assert [(e.line, e.field_path, e.message) for e in errors] == [
         (1, "version", "'1' is not one of: 1; write 1 without quotes (a number, not text)")
     ]
+
+
+def test_a_byte_that_is_not_utf8_or_a_nul_is_reported_at_its_line(tmp_path: Path) -> None:
+    """Both were reported at 1:1, the NUL with PyYAML's 'position 527' in the text."""
+    from federator.policy import PolicyFileError, load_policy
+
+    lines = BASE.splitlines()
+    for name, bad, message in [
+        ("latin1.yaml", b" \xe9", "the file is not UTF-8 text (byte 0xe9: invalid continuation"),
+        ("nul.yaml", b"\x00", "character U+0000 is not allowed in YAML"),
+    ]:
+        data = "\n".join(lines[:3]).encode() + b"\n" + lines[3].encode() + bad + b"\n"
+        data += "\n".join(lines[4:]).encode() + b"\n"
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(PolicyFileError) as caught:
+            load_policy(path)
+        (error,) = caught.value.errors
+        assert (error.line, error.column) == (4, len(lines[3]) + (2 if bad[0] == 32 else 1))
+        assert error.message.startswith(message)
