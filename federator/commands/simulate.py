@@ -342,9 +342,7 @@ def _replays(text: str) -> int:
     except ValueError:
         value = 0
     if not 1 <= value <= MAX_REPLAYS:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} must be a whole number from 1 to {MAX_REPLAYS}"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number from 1 to {MAX_REPLAYS}")
     return value
 
 
@@ -443,7 +441,7 @@ def _pool_files(values: list[str], flag: str) -> dict[str, str]:
     for value in values:
         pool, sep, rest = value.partition("=")
         key, text = (pool, rest) if sep else ("*", value)
-        if not text or key in chosen:
+        if not text or not key or key in chosen:  # "=FILE" names no pool
             raise errors.UserError(f"{flag} {value!r}: give [POOL=]FILE once per pool")
         chosen[key] = text
     return chosen

@@ -157,6 +157,17 @@ def test_an_availability_trace_without_metadata_is_described_in_words(tmp_path: 
 # --- flags ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("value", ["=f.json", "aws/v100-spot=", "f.json,g.json"])
+def test_a_spot_file_flag_without_its_pool_or_its_file_says_how_to_write_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """`=f.json` read as the pool "" ("no cloud pool called  in the policy file")."""
+    flags = [item for part in value.split(",") for item in ("--spot-trace", part)]
+    assert simulate(trace_file(tmp_path, "1,0,1,10"), *flags) == 2
+    err = capsys.readouterr().err
+    assert "give [POOL=]FILE once per pool" in err
+
+
 @pytest.mark.parametrize("flag", ["--spot-prices", "--spot-trace"])
 def test_a_spot_market_for_an_on_demand_pool_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
