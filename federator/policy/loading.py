@@ -84,7 +84,9 @@ def parse_policy(
     try:
         config = FederatorConfig.model_validate(document.data, context=context)
     except ValidationError as error:
-        skip = [secret.path for secret in secrets]
+        # A value the YAML itself could not give (an unknown tag) is told once, as syntax.
+        told = [problem.path for problem in document.problems if problem.path]
+        skip = [secret.path for secret in secrets] + told
         errors.extend(_field_errors(error, document.data, document.source_map, source_name, skip))
         for problem in _references_of_valid_sections(document.data, context):
             position = document.source_map.value_position(problem.path)

@@ -86,15 +86,17 @@ class _TooComplex(Exception):
 
 
 class _PolicyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without YAML 1.1's base-60 numbers, which YAML 1.2 dropped and no
-    one means in a policy file: `max_gpus: 1:30` was 90, and `decision_interval: 1:30` read
-    "'90' has no unit". Such a word stays a string, so the field's own check names it as
-    written. (yes/no/on/off stay booleans: tests/unit/policy/test_booleans.py.)"""
+    """PyYAML's safe loader without two YAML 1.1 readings that YAML 1.2 dropped and no one
+    means in a policy file: base-60 numbers (`max_gpus: 1:30` was 90, and
+    `decision_interval: 1:30` read "'90' has no unit") and dates (`2024-01-01` was reported
+    as `datetime.date(2024, 1, 1)`). Such a word stays a string, so the field's own check
+    names it as written. (yes/no/on/off stay booleans: tests/unit/policy/test_booleans.py.)"""
 
 
 _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_DATE = "tag:yaml.org,2002:timestamp"
 _PolicyLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag not in (_INT, _FLOAT)]
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in (_INT, _FLOAT, _DATE)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _PolicyLoader.add_implicit_resolver(  # PyYAML's, less its base-60 form
@@ -157,6 +159,20 @@ def load_document(text: str) -> LoadedDocument:
     return LoadedDocument(data, source_map, builder.problems)
 
 
+def _key_problem(key: object, node: yaml.Node) -> str:
+    """Every key of a policy file is a name: say what YAML made of this one instead."""
+    if isinstance(key, bool) or key is None:
+        kind = "a boolean" if isinstance(key, bool) else "null"
+    elif isinstance(key, int | float):
+        kind = "a number"
+    else:
+        return "a mapping key must be a word"
+    written = node.value if isinstance(node, yaml.ScalarNode) else str(key)
+    return (
+        f"a mapping key must be text, but YAML reads `{written}` as {kind}; quote it ('{written}')"
+    )
+
+
 def _position_of_offset(text: str, offset: int) -> Position:
     """The line and column (from 1) of a character offset into `text`."""
     line = text.count("\n", 0, offset) + 1
@@ -198,7 +214,10 @@ class _Builder:
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as error:
-            self.problems.append(SyntaxProblem(Position.of(node.start_mark), path, str(error)))
+            problem = getattr(error, "problem", None) or str(error)
+            if problem.startswith("could not determine a constructor for the tag"):
+                problem = f"unknown YAML tag `{node.tag}`: a policy file uses none; remove it"
+            self.problems.append(SyntaxProblem(Position.of(node.start_mark), path, problem))
             return None
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[Hashable, object]:
@@ -208,9 +227,9 @@ class _Builder:
         written_here: set[Hashable] = set()
         for key_node, value_node in node.value:
             key = self.build(key_node, (*path, "<key>"))
-            if not isinstance(key, str | int | float | bool) and key is not None:
+            if not isinstance(key, str):
                 where = Position.of(key_node.start_mark)
-                self.problems.append(SyntaxProblem(where, path, "a mapping key must be a word"))
+                self.problems.append(SyntaxProblem(where, path, _key_problem(key, key_node)))
                 continue
             child: PathKey = (*path, key) if isinstance(key, str | int) else (*path, str(key))
             if id(key_node) in written:

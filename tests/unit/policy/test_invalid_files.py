@@ -371,3 +371,34 @@ def test_a_byte_that_is_not_utf8_or_a_nul_is_reported_at_its_line(tmp_path: Path
         (error,) = caught.value.errors
         assert (error.line, error.column) == (4, len(lines[3]) + (2 if bad[0] == 32 else 1))
         assert error.message.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "message"),
+    [
+        ("1: x", "(top level)", "a mapping key must be text, but YAML reads `1` as a number"),
+        ("~: x", "(top level)", "a mapping key must be text, but YAML reads `~` as null"),
+        (
+            "cost: {gpu_speed: {3090: 1.2}}",
+            "cost.gpu_speed",
+            "a mapping key must be text, but YAML reads `3090` as a number; quote it ('3090')",
+        ),
+        (
+            "burst: {decision_interval: !foo 10s}",
+            "burst.decision_interval",
+            "unknown YAML tag `!foo`: a policy file uses none; remove it",
+        ),
+        (
+            "burst: {decision_interval: 2024-01-01}",
+            "burst.decision_interval",
+            "'2024-01-01' is not a duration",
+        ),
+    ],
+)
+def test_what_yaml_makes_of_a_word_is_said_once_in_the_files_terms(
+    extra: str, where: str, message: str
+) -> None:
+    """They read "[1]: Keys should be strings", PyYAML's three-line tag error followed by a
+    second error for the same field, and "got datetime.date(2024, 1, 1)"."""
+    errors = errors_of(BASE + extra + "\n")
+    assert [(e.field_path, e.message[: len(message)]) for e in errors] == [(where, message)]
