@@ -12,7 +12,6 @@ second would win and the first would vanish without a word).
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import yaml
@@ -220,18 +219,18 @@ class _Builder:
             self.problems.append(SyntaxProblem(Position.of(node.start_mark), path, problem))
             return None
 
-    def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[Hashable, object]:
+    def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, object]:
         written = {id(key_node) for key_node, _ in node.value}
         self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
-        result: dict[Hashable, object] = {}
-        written_here: set[Hashable] = set()
+        result: dict[str, object] = {}
+        written_here: set[str] = set()
         for key_node, value_node in node.value:
             key = self.build(key_node, (*path, "<key>"))
             if not isinstance(key, str):
                 where = Position.of(key_node.start_mark)
                 self.problems.append(SyntaxProblem(where, path, _key_problem(key, key_node)))
                 continue
-            child: PathKey = (*path, key) if isinstance(key, str | int) else (*path, str(key))
+            child: PathKey = (*path, key)
             if id(key_node) in written:
                 # A merged-in key may be overridden; a key written twice here is a mistake.
                 if key in written_here:
