@@ -66,7 +66,10 @@ async def connect_cluster(
     if access.kubeconfig is not None:
         if problem := _not_a_file(Path(access.kubeconfig)):  # the client: "expected key contexts"
             raise errors.UserError(f"{where}.kubeconfig: {access.kubeconfig} {problem}")
-        return await clients.connect(access.kubeconfig, access.context or name, name=name)
+        source = f"{where}.kubeconfig: {access.kubeconfig}"
+        return await clients.connect(
+            access.kubeconfig, access.context or name, name=name, source=source
+        )
     if access.in_cluster:
         with contextlib.suppress(OSError):  # unreadable: connect_in_cluster says so clearly
             token = (clients.SERVICE_ACCOUNT_DIR / "token").read_text().strip()

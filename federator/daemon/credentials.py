@@ -35,8 +35,8 @@ def secrets_of(config: policy.FederatorConfig) -> list[str]:
 
 def _kubeconfig_secrets(path: Path) -> list[str]:
     try:
-        text = path.read_text()
-    except OSError:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):  # connecting reports an unreadable file by name
         return []
     return kubeconfig_text_secrets(text)
 
@@ -49,6 +49,8 @@ def kubeconfig_text_secrets(text: str) -> list[str]:
     except yaml.YAMLError:
         return []
     users = loaded.get("users", []) if isinstance(loaded, dict) else []
+    if not isinstance(users, list):  # `users: 5`: connecting says what is wrong
+        return []
     fields = ("client-key-data", "token", "password")
     return [
         str(user["user"][field])

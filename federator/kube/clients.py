@@ -51,6 +51,7 @@ from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.rest import ApiException, RESTClientObject
 from kubernetes_asyncio.config import incluster_config
+from kubernetes_asyncio.config.kube_config import KubeConfigLoader
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from federator import errors, metrics
@@ -315,17 +316,64 @@ async def connect(
     context: str,
     *,
     name: str | None = None,
+    source: str | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Cluster:
-    """A `Cluster` for one kubeconfig context (nothing is sent until the first request)."""
+    """A `Cluster` for one kubeconfig context (nothing is sent until the first request).
+
+    The file is read and checked as the Secret path and the credential watcher read theirs
+    (`kubeconfig_text`), so a malformed file is a `UserError` naming `source` (the policy
+    field and the file; the file alone by default), never a traceback from the YAML parser
+    or the client library. Relative file names in it resolve against its directory.
+    """
+    where = source or str(kubeconfig)
     try:
-        api = await kube_config.new_client_from_config(
-            config_file=str(kubeconfig), context=context, persist_config=False
+        raw, base = await asyncio.to_thread(_read_with_base, kubeconfig)
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise errors.UserError(f"{where}: cannot read it: {why}") from None
+    try:
+        loaded = kubeconfig_text.parse(raw)
+        kubeconfig_text.check_context(loaded, context)
+    except kubeconfig_text.KubeconfigUnreadable as e:
+        raise errors.UserError(f"{where}: {e}") from None
+    configuration = Configuration()
+    try:
+        loader = KubeConfigLoader(
+            config_dict=loaded,
+            active_context=context,
+            config_base_path=base,
         )
-    except (kube_config.ConfigException, OSError, KeyError) as e:
-        raise errors.UserError(f"{kubeconfig}: context {context!r}: {e}") from e
+        await loader.load_and_set(configuration)
+    except _LOADER_ERRORS as e:
+        raise errors.UserError(f"{where}: context {context!r}: {_loader_error(e)}") from None
+    api = ApiClient(configuration=configuration)
     warn_if_insecure(api, name or context, f"{kubeconfig} (insecure-skip-tls-verify)")
     return Cluster(name or context, api, clock=clock)
+
+
+def _read_with_base(kubeconfig: Path) -> tuple[bytes, str]:
+    """The file's bytes and the absolute directory its relative file names resolve against
+    (as kubernetes-asyncio's `load_kube_config` resolves them)."""
+    return kubeconfig.read_bytes(), str(kubeconfig.absolute().parent)
+
+
+# What kubernetes-asyncio's loader raises for a kubeconfig it cannot use, past the checks of
+# `kubeconfig_text`: ConfigException for what it checks, and KeyError, TypeError, ValueError
+# (bad base64), AssertionError (a server that is not a string) or OSError (a certificate file
+# that is missing, ssl.SSLError for a key that does not match) for what it does not.
+_LOADER_ERRORS = (
+    kube_config.ConfigException,
+    OSError,
+    KeyError,
+    TypeError,
+    ValueError,
+    AssertionError,
+)
+
+
+def _loader_error(error: BaseException) -> str:
+    return str(error) or type(error).__name__
 
 
 async def connect_kubeconfig_text(
@@ -340,12 +388,14 @@ async def connect_kubeconfig_text(
     it came from in error messages. `context` None means the kubeconfig's current-context."""
     try:
         loaded = kubeconfig_text.parse(text.encode())
+        kubeconfig_text.check_context(loaded, context)
     except kubeconfig_text.KubeconfigUnreadable as e:
         raise errors.UserError(f"{source}: {e}") from None
     try:
         api = await kube_config.new_client_from_config_dict(config_dict=loaded, context=context)
-    except (kube_config.ConfigException, OSError, KeyError, TypeError) as e:
-        raise errors.UserError(f"{source}: context {context or '(current)'}: {e}") from None
+    except _LOADER_ERRORS as e:
+        what = _loader_error(e)
+        raise errors.UserError(f"{source}: context {context or '(current)'}: {what}") from None
     warn_if_insecure(api, name, f"{source} (insecure-skip-tls-verify)")
     return Cluster(name, api, clock=clock)
 

@@ -166,8 +166,8 @@ def selected(
     """The `user` and `cluster` entries `context` (None: the current one) refers to."""
     name = context or loaded.get("current-context")
     entry = _named(loaded.get("contexts"), name).get("context") or {}
-    if not entry:
-        raise KubeconfigUnreadable(f"no context {name!r}")
+    if not isinstance(entry, dict) or not entry:  # a string body was an AttributeError
+        raise KubeconfigUnreadable(f"no context {name!r} (or it is not a mapping)")
     user = _named(loaded.get("users"), entry.get("user")).get("user") or {}
     cluster = _named(loaded.get("clusters"), entry.get("cluster")).get("cluster") or {}
     return (user if isinstance(user, dict) else {}), (cluster if isinstance(cluster, dict) else {})
