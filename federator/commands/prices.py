@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from federator import logs
+    from federator.jsonsafe import finite_within
     from federator.policy import load_policy
     from federator.prices.live import offer_builder, refresh_all
 
@@ -118,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         now = time.time()
     book = builder.build(now)
     if args.json:
-        print(json.dumps(_as_json(book), indent=2))
+        # A refused row may carry NaN/infinite prices: null in JSON, which has no such numbers.
+        print(json.dumps(finite_within(_as_json(book)), indent=2, allow_nan=False))
     else:
         _print_table(book, Console())
     return 0

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from federator.policy import FederatorConfig
 
 DESCRIPTION = """\
 Check a federator policy file without connecting to anything.
@@ -22,8 +27,11 @@ tenants, budgets and datasets, so you can check it says what you meant.
 
 Relative paths inside the file are resolved against the file's own directory. With
 --check-files, validate also checks what the file points at on this machine: kubeconfig
-files and their contexts, credentials files and environment variables, price catalogs. It
-still contacts no cluster and no store (Kubernetes Secrets are not read).
+files and their contexts, credentials files and environment variables, and price catalogs
+(each is read as a SkyPilot vms.csv, and must have a row for each catalog-priced pool's
+instance type in its region or zone; whether that row's prices are accepted is what
+`federator prices --offline` shows). It still contacts no cluster and no store (Kubernetes
+Secrets are not read).
 
 examples:
   federator validate config/sandbox.yaml
@@ -57,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = load_policy(args.file, check_files=args.check_files)
+        if args.check_files:
+            _check_catalogs(args.file, config)
     except PolicyFileError as error:
         for problem in error.errors:
             print(problem, file=sys.stderr)
@@ -68,3 +78,47 @@ def run(args: argparse.Namespace) -> int:
         for line in describe(config):
             print(f"  {line}")
     return 0
+
+
+def _check_catalogs(file: str, config: FederatorConfig) -> None:
+    """Read each price catalog the file names, and look up each catalog-priced pool's row
+    there as the daemon would; a `PolicyFileError` listing every catalog that cannot be read
+    (at `price.file`) and every pool it has no row for (at `price`)."""
+    from federator.errors import UserError
+    from federator.policy.clusters import CatalogPrice
+    from federator.policy.config import PathKey
+    from federator.policy.errors import LocatedError, PolicyFileError
+    from federator.policy.sourcemap import load_document
+    from federator.prices.catalog import Catalog, CatalogPriceSource, load_catalog
+    from federator.prices.pools import catalog_ref
+    from federator.prices.quotes import Rejection
+
+    catalogs: dict[Path, Catalog | UserError] = {}
+    problems: list[tuple[PathKey, str]] = []
+    for c_index, cluster in enumerate(config.clusters):
+        for p_index, pool in enumerate(cluster.pools):
+            price = pool.price
+            if not isinstance(price, CatalogPrice):
+                continue
+            where: PathKey = ("clusters", c_index, "pools", p_index, "price")
+            if price.file not in catalogs:
+                try:
+                    catalogs[price.file] = load_catalog(price.file)
+                except UserError as error:
+                    catalogs[price.file] = error
+            catalog = catalogs[price.file]
+            if isinstance(catalog, UserError):
+                problems.append(((*where, "file"), str(catalog)))
+                continue
+            quote = CatalogPriceSource([catalog]).quote(catalog_ref(pool, price), 0.0)
+            if isinstance(quote, Rejection):
+                detail = f"{price.file} has no usable price for this pool: {quote.detail}"
+                problems.append((where, detail))
+    if not problems:
+        return
+    source_map = load_document(Path(file).read_text(encoding="utf-8")).source_map
+    located = []
+    for path, message in problems:
+        position = source_map.value_position(path)
+        located.append(LocatedError(file, position.line, position.column, path, message))
+    raise PolicyFileError(file, located)

@@ -18,9 +18,10 @@ instead of the whole catalog failing or the row silently disappearing.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,23 +118,25 @@ class Catalog:
 
 
 def load_catalog(path: Path) -> Catalog:
-    """Read a SkyPilot `vms.csv`; the cloud is recognised from the header."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header == AWS_HEADER:
-                cloud = "aws"
-            elif header == GCP_HEADER:
-                cloud = "gcp"
-            else:
-                raise UserError(
-                    f"{path}:1: not a SkyPilot catalog header (expected the AWS or GCP "
-                    f"vms.csv columns, got {','.join(header or [])[:120]!r})"
-                )
-            records = [dict(zip(header, values, strict=False)) for values in reader]
-    except OSError as error:
-        raise UserError(f"{path}: cannot read the price catalog: {error.strerror}") from error
+    """Read a SkyPilot `vms.csv`; the cloud is recognised from the header.
+
+    UTF-8, with or without the byte-order mark spreadsheets write ("CSV UTF-8"); bytes that
+    are not UTF-8 and rows the csv module cannot read are a `UserError` naming the line.
+    """
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    header = _next_row(reader, path)
+    if header == AWS_HEADER:
+        cloud = "aws"
+    elif header == GCP_HEADER:
+        cloud = "gcp"
+    else:
+        raise UserError(
+            f"{path}:1: not a SkyPilot catalog header (expected the AWS or GCP "
+            f"vms.csv columns, got {','.join(header or [])[:120]!r})"
+        )
+    records = []
+    while (values := _next_row(reader, path)) is not None:
+        records.append(dict(zip(header, values, strict=False)))
     rows, problems = _parse_records(records)
     by_host: dict[str, list[CatalogRow]] = defaultdict(list)
     by_accelerator: dict[tuple[str, int], list[CatalogRow]] = defaultdict(list)
@@ -150,6 +153,33 @@ def load_catalog(path: Path) -> Catalog:
         by_host={k: tuple(v) for k, v in by_host.items()},
         by_accelerator={k: tuple(v) for k, v in by_accelerator.items()},
     )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UserError(f"{path}: cannot read the price catalog: {error.strerror}") from error
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise UserError(
+            f"{path}:{line}: the price catalog is not UTF-8 text "
+            f"(byte 0x{data[error.start]:02x} at column {column}: {error.reason}); "
+            "save it as UTF-8"
+        ) from None
+
+
+def _next_row(reader: Iterator[list[str]], path: Path) -> list[str] | None:
+    """The next row, None at the end; a row the csv module cannot read (a field over its
+    128 KiB limit, a NUL byte) is a `UserError` naming the line."""
+    try:
+        return next(reader, None)
+    except csv.Error as error:
+        line = getattr(reader, "line_num", 0) or 1
+        raise UserError(f"{path}:{line}: cannot read the price catalog's row: {error}") from None
 
 
 def _parse_records(

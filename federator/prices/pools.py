@@ -99,15 +99,22 @@ def _pricing(
     if isinstance(price, CatalogPrice):
         if price.file not in catalogs:
             catalogs[price.file] = CatalogPriceSource([_load(price.file)])
-        count = gpus if price.accelerator else None
-        refs = (PriceRef(price.instance_type, price.region, price.zone, price.accelerator, count,
-                         gpus_per_instance=gpus, capacity=capacity),)  # fmt: skip
+        refs = (catalog_ref(pool, price),)
         return PoolPricing(cluster, pool, catalogs[price.file], refs, default_age, where)
     source = OfflineAws() if aws_factory is None else aws_factory(cluster, pool, price)
     zones: tuple[str | None, ...] = price.zones or (None,)
     refs = tuple(PriceRef(price.instance_type, price.region, zone, gpus_per_instance=gpus,
                           capacity=capacity) for zone in zones)  # fmt: skip
     return PoolPricing(cluster, pool, source, refs, price.max_age.total_seconds(), where)
+
+
+def catalog_ref(pool: Pool, price: CatalogPrice) -> PriceRef:
+    """What a catalog-priced pool asks its catalog for (the row, and how to read it)."""
+    gpus = pool.gpus_per_node
+    count = gpus if price.accelerator else None
+    capacity = CapacityType(pool.capacity_type)
+    return PriceRef(price.instance_type, price.region, price.zone, price.accelerator, count,
+                    gpus_per_instance=gpus, capacity=capacity)  # fmt: skip
 
 
 def _load(path: Path) -> Catalog:

@@ -6,7 +6,8 @@ counts it; the pool is left out of the offers until a later quote passes again.
 
 Rules, and why:
 * NaN/infinite or negative prices are refused: any of them would make the cost model
-  prefer (or never consider) a pool for a reason that has nothing to do with its cost. Zero
+  prefer (or never consider) a pool for a reason that has nothing to do with its cost; so is
+  a price over `MAX_USD_PER_HOUR` (1e308 is finite, but a year of it is not). Zero
   is refused from catalogs and APIs (no cloud gives GPUs away) but allowed for a `fixed`
   price a person wrote, e.g. capacity already paid for by a reservation.
 * Spot *equal* to on-demand is a real market state (AWS caps spot at the on-demand price, and
@@ -29,6 +30,9 @@ from federator.prices.quotes import PricePart, PriceQuote, Rejection, RejectReas
 
 # Relative tolerance for "spot equals on-demand": covers the 6-decimal rounding of catalogs.
 SPOT_CAP_RELATIVE_TOLERANCE = 1e-4
+# No machine costs this much per hour (the largest GPU instances cost about 100 USD): a price
+# above it is a typo, and sums of such prices over a simulated year overflow to infinity.
+MAX_USD_PER_HOUR = 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +46,24 @@ class AcceptedPrice:
 
 
 def check_amount(value: float, what: str, where: str, allow_zero: bool = False) -> Rejection | None:
-    """Refuse a single price that is not a finite number above zero (or zero, if allowed)."""
+    """Refuse a single price that is not a finite number above zero (or zero, if allowed), or
+    is beyond `MAX_USD_PER_HOUR`."""
     if not math.isfinite(value):
         return Rejection(RejectReason.NOT_FINITE, f"{where}: {what} price {value!r} is not finite")
-    if value < 0 or (value == 0 and not allow_zero):
-        return Rejection(RejectReason.NEGATIVE, f"{where}: {what} price {value!r} is not positive")
+    if value < 0:
+        return Rejection(RejectReason.NEGATIVE, f"{where}: {what} price {value!r} is negative")
+    if value == 0 and not allow_zero:
+        # Labelled `negative` (the metric's fixed vocabulary: "below zero, or zero").
+        return Rejection(
+            RejectReason.NEGATIVE,
+            f"{where}: {what} price {value!r} is zero (no cloud gives GPUs away)",
+        )
+    if value > MAX_USD_PER_HOUR:
+        return Rejection(
+            RejectReason.MALFORMED,
+            f"{where}: {what} price {value!r} is over {MAX_USD_PER_HOUR:.0f} USD per hour, "
+            "which no machine costs (a misplaced decimal point or exponent?)",
+        )
     return None
 
 

@@ -19,9 +19,11 @@ from federator import errors
 from federator.core.models import CapacityType
 from federator.core.policy import DecisionPolicy
 from federator.policy import FederatorConfig, load_policy, to_decision_policy
+from federator.policy.clusters import CatalogPrice
 from federator.policy.eligibility import JobFacts, may_burst
 from federator.prices.pools import PoolPricing, pool_pricings
-from federator.prices.quotes import Rejection
+from federator.prices.quotes import PriceQuote, Rejection, RejectReason
+from federator.prices.validation import check_quote
 from federator.sim import markets
 from federator.sim.cloud import (
     AvailabilityTrace,
@@ -213,11 +215,42 @@ def _onprem_egress_usd_per_gb(config: FederatorConfig) -> float:
 
 
 def _list_prices(pricing: PoolPricing) -> tuple[float | None, float | None]:
-    """(this pool's price, its on-demand price) per GPU-hour from the pool's price source."""
+    """(this pool's price, its on-demand price) per GPU-hour from the pool's price source.
+
+    The quote passes the daemon's own gate first (`federator.prices.validation.check_quote`):
+    a price `federator prices` shows as SKIPPED (negative, zero, NaN, infinite, spot above
+    on-demand) stops the run with a `UserError`, instead of being simulated. A spot pool whose
+    source sells no spot there keeps its on-demand price, for a replayed market to use.
+    """
     quote = pricing.source.quote(pricing.refs[0], 0.0) if pricing.refs else None
     if quote is None or isinstance(quote, Rejection):
         return None, None
-    return quote.per_gpu_hour(pricing.capacity), quote.per_gpu_hour(CapacityType.ON_DEMAND)
+    checked = check_quote(quote, pricing.capacity, quote.observed_at, math.inf)
+    if isinstance(checked, Rejection):
+        if checked.reason is not RejectReason.NO_SPOT_OFFERING:
+            raise errors.UserError(_refused_price(pricing, quote, checked))
+        return None, quote.per_gpu_hour(CapacityType.ON_DEMAND)
+    return checked.usd_per_gpu_hour, quote.per_gpu_hour(CapacityType.ON_DEMAND)
+
+
+def _refused_price(pricing: PoolPricing, quote: PriceQuote, refusal: Rejection) -> str:
+    """`clusters.<cluster>.pools.<pool>.price: ...`, with the catalog file and its line."""
+    field = f"clusters.{pricing.cluster.name}.pools.{pricing.pool.name}.price"
+    price = pricing.pool.price
+    detail = refusal.detail.removeprefix(f"{quote.source}: ")
+    if isinstance(price, CatalogPrice):
+        lines = quote.source.rpartition(":")[2]
+        origin = (
+            f"catalog {price.file}:{lines} ({quote.instance_type} in {quote.zone or quote.region})"
+        )
+        fix = "fix the row, or price the pool another way"
+    else:
+        origin = f"{pricing.source.name} price {quote.source}"
+        fix = "fix the price"
+    return (
+        f"{field} ({pricing.where}): {origin}: {detail}; `federator prices` and the daemon "
+        f"refuse this price too: {fix}"
+    )
 
 
 def _why_no_price(pricing: PoolPricing) -> str:
