@@ -83,15 +83,20 @@ def test_a_good_replayed_history_is_per_gpu_from_its_first_change(tmp_path: Path
     assert history.usd_per_gpu_hour == (0.9, 3.06, 1.2)
 
 
+def with_a_second_series(path: Path, **changed: str) -> Path:
+    """The file's records again with `changed` fields (another instance type or product), at
+    a price far from the first series' so a mix-up shows."""
+    document = json.loads(path.read_text())
+    records = document["SpotPriceHistory"]
+    records += [{**record, **changed, "SpotPrice": "2.9"} for record in records]
+    path.write_text(json.dumps(document))
+    return path
+
+
 def test_the_pools_instance_type_is_replayed_and_never_another(tmp_path: Path) -> None:
     """Before, the zone's first instance type in sorted order was replayed: p3.16xlarge's
     prices for a p3.2xlarge pool, and silently."""
-    path = price_file(tmp_path, "0.3", "0.4")
-    document = json.loads(path.read_text())
-    bigger = [{**record, "InstanceType": "p3.16xlarge", "SpotPrice": "8.0"}
-              for record in document["SpotPriceHistory"]]  # fmt: skip
-    document["SpotPriceHistory"] += bigger
-    path.write_text(json.dumps(document))
+    path = with_a_second_series(price_file(tmp_path, "0.3", "0.4"), InstanceType="p3.16xlarge")
     history = markets.load_price_history(path, "us-east-1a", SPOT, 3.06, 8, "p3.2xlarge")
     assert history.usd_per_gpu_hour == (0.3, 0.4)
     with pytest.raises(errors.UserError, match=r"no spot prices for p5.48xlarge \(the instance "
@@ -105,12 +110,7 @@ def test_the_pools_instance_type_is_replayed_and_never_another(tmp_path: Path) -
 def test_two_products_of_one_instance_type_are_refused(tmp_path: Path) -> None:
     """Linux and Windows records interleaved, and the series kept one of them (Windows, at
     ten times the price) without a word."""
-    path = price_file(tmp_path, "0.3", "0.4")
-    document = json.loads(path.read_text())
-    windows = [{**record, "ProductDescription": "Windows", "SpotPrice": "2.9"}
-               for record in document["SpotPriceHistory"]]  # fmt: skip
-    document["SpotPriceHistory"] += windows
-    path.write_text(json.dumps(document))
+    path = with_a_second_series(price_file(tmp_path, "0.3", "0.4"), ProductDescription="Windows")
     with pytest.raises(errors.UserError, match=r"several products \('Linux/UNIX', 'Windows'\)"):
         markets.load_price_history(path, "us-east-1a", SPOT, 3.06, 8, "p3.2xlarge")
 
