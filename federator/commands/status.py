@@ -209,11 +209,14 @@ def with_copies(
         grace_s=config.garbage_collection.grace_period.total_seconds(),
         outputs_checked=config.registry is not None,
     )
+    configured = {cloud.name for cloud in config.cloud_clusters}
+    not_asked = "not in the policy, so federator has no connection to read it"
     lines = tuple(
         dataclasses.replace(
             line,
             copies=len(copies[line.cluster]) if line.cluster in copies else None,
-            unreachable=unreachable.get(line.cluster, ""),
+            unreachable=unreachable.get(line.cluster)
+            or ("" if line.cluster in configured else not_asked),
         )
         for line in fleet.clouds
     )

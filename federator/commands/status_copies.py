@@ -61,6 +61,10 @@ async def _copies_on(config: policy.FederatorConfig, cluster: Cluster) -> list[C
     jobs = await cluster.request("GET", "/apis/batch/v1/jobs", params=origin)
     ours = {"labelSelector": convert.LABEL_SOURCE_UID}  # the copies' pods carry their source
     pods = await cluster.request("GET", "/api/v1/pods", params=ours)
+    # A pod on a node that is gone reads as preempted, so the nodes are needed too: without
+    # them every scheduled pod would (the daemon's snapshot passes them the same way).
+    listed = await cluster.request("GET", "/api/v1/nodes")
+    nodes = frozenset(str(convert.meta(node).get("name")) for node in listed.get("items") or [])
     pods_of: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for pod in pods.get("items") or []:
         pod_labels = convert.labels(pod)
@@ -68,7 +72,6 @@ async def _copies_on(config: policy.FederatorConfig, cluster: Cluster) -> list[C
         if job_name:
             namespace = str(convert.meta(pod).get("namespace"))
             pods_of.setdefault((namespace, job_name), []).append(pod)
-    nodes = frozenset[str]()  # no node list: a pod on a vanished node shows as it last was
     return [
         convert.copy_view(cluster.name, job, pods_of.get(_where(job), []), nodes)
         for job in jobs.get("items") or []

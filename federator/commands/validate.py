@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from federator.policy import FederatorConfig
+    from federator.policy.config import PathKey
 
 DESCRIPTION = """\
 Check a federator policy file without connecting to anything.
@@ -27,11 +28,12 @@ tenants, budgets and datasets, so you can check it says what you meant.
 
 Relative paths inside the file are resolved against the file's own directory. With
 --check-files, validate also checks what the file points at on this machine: kubeconfig
-files and their contexts, credentials files and environment variables, and price catalogs
-(each is read as a SkyPilot vms.csv, and must have a row for each catalog-priced pool's
-instance type in its region or zone; whether that row's prices are accepted is what
-`federator prices --offline` shows). It still contacts no cluster and no store (Kubernetes
-Secrets are not read).
+files, read as connecting reads them (the context, by default the cluster's name, its
+cluster with a server and its user must be there), credentials files and environment
+variables, and price catalogs (each is read as a SkyPilot vms.csv, and must have a row for
+each catalog-priced pool's instance type in its region or zone; whether that row's prices
+are accepted is what `federator prices --offline` shows). It still contacts no cluster and
+no store (Kubernetes Secrets are not read).
 
 examples:
   federator validate config/sandbox.yaml
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_policy(args.file, check_files=args.check_files)
         if args.check_files:
-            _check_catalogs(args.file, config)
+            _raise_located(args.file, [*_kubeconfig_problems(config), *_catalog_problems(config)])
     except PolicyFileError as error:
         for problem in error.errors:
             print(problem, file=sys.stderr)
@@ -80,15 +82,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_catalogs(file: str, config: FederatorConfig) -> None:
+def _kubeconfig_problems(config: FederatorConfig) -> list[tuple[PathKey, str]]:
+    """Each kubeconfig file checked as connecting checks it (`kubeconfig_text.parse` and
+    `check_context`, the context defaulting to the cluster's name as the daemon's does): a
+    missing user, cluster or server is found here rather than at `federator run`."""
+    from federator.kube import kubeconfig_text
+
+    problems: list[tuple[PathKey, str]] = []
+    for index, cluster in enumerate(config.clusters):
+        connection = cluster.connection
+        if connection.kubeconfig is None:
+            continue
+        where: PathKey = ("clusters", index, "connection", "kubeconfig")
+        try:
+            loaded = kubeconfig_text.parse(connection.kubeconfig.read_bytes())
+            kubeconfig_text.check_context(loaded, connection.context or cluster.name)
+        except OSError as error:  # load_policy has checked it is a readable file
+            problems.append((where, f"{connection.kubeconfig}: {error.strerror}"))
+        except kubeconfig_text.KubeconfigUnreadable as error:
+            problems.append((where, f"{connection.kubeconfig}: {error}"))
+    return problems
+
+
+def _catalog_problems(config: FederatorConfig) -> list[tuple[PathKey, str]]:
     """Read each price catalog the file names, and look up each catalog-priced pool's row
-    there as the daemon would; a `PolicyFileError` listing every catalog that cannot be read
-    (at `price.file`) and every pool it has no row for (at `price`)."""
+    there as the daemon would: every catalog that cannot be read (at `price.file`) and every
+    pool it has no row for (at `price`)."""
     from federator.errors import UserError
     from federator.policy.clusters import CatalogPrice
-    from federator.policy.config import PathKey
-    from federator.policy.errors import LocatedError, PolicyFileError
-    from federator.policy.sourcemap import load_document
     from federator.prices.catalog import Catalog, CatalogPriceSource, load_catalog
     from federator.prices.pools import catalog_ref
     from federator.prices.quotes import Rejection
@@ -114,6 +135,14 @@ def _check_catalogs(file: str, config: FederatorConfig) -> None:
             if isinstance(quote, Rejection):
                 detail = f"{price.file} has no usable price for this pool: {quote.detail}"
                 problems.append((where, detail))
+    return problems
+
+
+def _raise_located(file: str, problems: list[tuple[PathKey, str]]) -> None:
+    """A `PolicyFileError` placing each problem at its field's line, if there are any."""
+    from federator.policy.errors import LocatedError, PolicyFileError
+    from federator.policy.sourcemap import load_document
+
     if not problems:
         return
     source_map = load_document(Path(file).read_text(encoding="utf-8")).source_map

@@ -345,9 +345,11 @@ async def connect(
             config_base_path=base,
         )
         await loader.load_and_set(configuration)
+        # The client loads the certificates: a key that does not match its certificate, or a
+        # CA file that is not PEM, is an ssl.SSLError (an OSError) here.
+        api = ApiClient(configuration=configuration)
     except _LOADER_ERRORS as e:
         raise errors.UserError(f"{where}: context {context!r}: {_loader_error(e)}") from None
-    api = ApiClient(configuration=configuration)
     warn_if_insecure(api, name or context, f"{kubeconfig} (insecure-skip-tls-verify)")
     return Cluster(name or context, api, clock=clock)
 

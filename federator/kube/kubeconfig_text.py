@@ -41,9 +41,15 @@ def parse(raw: bytes) -> dict[str, Any]:
         if entries is not None and not isinstance(entries, list):
             raise KubeconfigUnreadable(f"not a kubeconfig ({section} is not a list)")
         for index, entry in enumerate(entries or ()):
-            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            if not isinstance(entry, dict) or "name" not in entry:
                 raise KubeconfigUnreadable(
                     f"not a kubeconfig ({section}[{index}] is not a mapping with a name)"
+                )
+            if not isinstance(entry["name"], str):  # `name: no` is a boolean, `2024` a number
+                kind = type(entry["name"]).__name__
+                raise KubeconfigUnreadable(
+                    f"{section}[{index}]: YAML reads its name as {kind} "
+                    f"{entry['name']!r}, not text; quote the name"
                 )
     return loaded
 

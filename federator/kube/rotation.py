@@ -45,6 +45,7 @@ from kubernetes_asyncio.config.kube_config import KubeConfigLoader
 from federator import errors, logs
 from federator.kube import clients
 from federator.kube.kubeconfig_text import KubeconfigUnreadable as KubeconfigUnreadable
+from federator.kube.kubeconfig_text import check_context
 from federator.kube.kubeconfig_text import parse as parse
 
 log = structlog.get_logger(__name__)
@@ -105,6 +106,7 @@ class KubeconfigFile:
                 f"cannot read it: {e.strerror or type(e).__name__}"
             ) from None
         loaded = parse(raw)
+        check_context(loaded, self.context)  # a rotation may not drop the user or cluster
         digest = hashlib.sha256(raw)
         secrets = list(secret_values(loaded))
         user, cluster = selected(loaded, self.context)
@@ -154,6 +156,7 @@ class KubeconfigInSecret:
             raise KubeconfigUnreadable(f"the Secret has no non-empty key {self.key!r}")
         raw = data[self.key].encode()
         loaded = parse(raw)
+        check_context(loaded, self.context)  # as at start: `clients.connect_kubeconfig_text`
         return Kubeconfig(loaded, hashlib.sha256(raw).hexdigest(), tuple(secret_values(loaded)))
 
     async def client(self, version: Kubeconfig) -> ApiClient:

@@ -160,3 +160,73 @@ def test_the_tables_and_json_show_each_clouds_copies_or_why_it_was_not_read(
     }  # fmt: skip
     assert printed["clouds"][1]["copies"] is None
     assert printed["clouds"][1]["unreachable"].endswith("connection refused")
+
+
+class CloudAnswers:
+    """A cloud's answers to the three lists `status --clouds` reads."""
+
+    name = "cloud-a"
+
+    def __init__(self, pod_node: str, nodes: list[str]) -> None:
+        job = {
+            "metadata": {
+                "name": "train-abc-1",
+                "namespace": "team-a",
+                "labels": {"federator.io/source-uid": "uid-train", "federator.io/attempt": "1"},
+            },
+            "status": {"active": 1},
+        }
+        pod = {
+            "metadata": {
+                "name": "train-abc-1-x",
+                "namespace": "team-a",
+                "labels": {"job-name": "train-abc-1", "federator.io/source-uid": "uid-train"},
+            },
+            "spec": {"nodeName": pod_node},
+            "status": {"phase": "Running"},
+        }
+        self.answers = {
+            "/apis/batch/v1/jobs": {"items": [job]},
+            "/api/v1/pods": {"items": [pod]},
+            "/api/v1/nodes": {"items": [{"metadata": {"name": n}} for n in nodes]},
+        }
+
+    async def request(self, method: str, path: str, **_: object) -> dict[str, object]:
+        assert method == "GET", "status writes nothing"
+        return self.answers[path]
+
+
+@pytest.mark.parametrize(
+    ("pod_node", "nodes", "state"),
+    [("n1", ["n1", "n2"], "Running"), ("gone", ["n1"], "Preempted")],
+)
+def test_a_copy_reads_as_the_daemon_reads_it_from_its_pods_and_nodes(
+    config: policy.FederatorConfig,  # noqa: F811
+    pod_node: str,
+    nodes: list[str],
+    state: str,
+) -> None:
+    """Without the node list every scheduled pod looked like one on a vanished node, and every
+    running copy read Preempted (review of 789c8ea)."""
+    import asyncio
+
+    from federator.commands.status_copies import _copies_on
+
+    cluster: object = CloudAnswers(pod_node, nodes)
+    (copy,) = asyncio.run(_copies_on(config, cluster))  # type: ignore[arg-type]
+    assert (copy.name, copy.source_uid, copy.state.value) == ("train-abc-1", "uid-train", state)
+
+
+def test_a_cloud_only_a_record_names_says_why_its_copies_were_not_read(
+    config: policy.FederatorConfig,  # noqa: F811
+) -> None:
+    """It read a bare "not read", and the JSON's `unreachable` was null."""
+    record = placed(cluster="cloud-z", pool="spot")
+    fleet = onprem.fleet_of(config, {onprem.JOBS: {"items": [onprem.job("a", "team-a", record)]}})
+    asked = status.with_copies(config, fleet, [], None, {"cloud-a": [], "cloud-b": []}, {})
+    lines = {line["cluster"]: line for line in status_view.as_json(asked)["clouds"]}
+    assert lines["cloud-z"]["copies"] is None
+    assert lines["cloud-z"]["unreachable"] == (
+        "not in the policy, so federator has no connection to read it"
+    )
+    assert lines["cloud-a"]["unreachable"] is None

@@ -85,6 +85,10 @@ MALFORMED: dict[str, tuple[bytes, str]] = {
         (CONTEXT + SERVER + "users: [{name: u, user: t}]\n").encode(),
         "user 'u' is not a mapping",
     ),
+    "a name YAML reads as a boolean": (
+        (CONTEXT + SERVER + USER + "").replace("name: u,", "name: no,").encode(),
+        "users[0]: YAML reads its name as bool False, not text; quote the name",
+    ),
 }
 CASES = [pytest.param(raw, said, id=name) for name, (raw, said) in MALFORMED.items()]
 
@@ -182,3 +186,63 @@ def test_the_credential_watcher_reads_a_context_that_is_not_a_mapping_as_unreada
     loaded = {"contexts": [{"name": "onprem", "context": "not a mapping"}]}
     with pytest.raises(kubeconfig_text.KubeconfigUnreadable, match="not a mapping"):
         rotation.selected(loaded, "onprem")
+
+
+async def test_a_ca_file_that_is_not_a_certificate_is_a_user_error_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """The client loads the certificates; its ssl.SSLError was raised past the check (review
+    of cd4f32f: the old new_client_from_config call had it inside)."""
+    (tmp_path / "ca.crt").write_text("junk\n")
+    path = tmp_path / "kubeconfig"
+    server = "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', "
+    path.write_text(CONTEXT + server + "certificate-authority: ca.crt}}]\n" + USER)
+    with pytest.raises(errors.UserError) as caught:
+        await clients.connect(path, "onprem", name="onprem")
+    assert str(caught.value).startswith(f"{path}: context 'onprem': ")
+
+
+@pytest.mark.parametrize("kind", ["file", "secret"])
+async def test_a_rotation_that_drops_the_contexts_user_is_unreadable(
+    tmp_path: Path, kind: str
+) -> None:
+    """Refused at start, a context naming a missing user was taken by the credential watcher
+    mid-run, which then swapped in a client without credentials."""
+    from federator.kube import rotation
+
+    text = CONTEXT + SERVER + "users: [{name: v, user: {token: t}}]\n"
+    source: rotation.KubeconfigSource
+    if kind == "file":
+        path = tmp_path / "kubeconfig"
+        path.write_text(text)
+        source = rotation.KubeconfigFile(path, "onprem")
+    else:
+
+        async def read_secret(namespace: str, name: str) -> dict[str, str]:
+            return {"config": text}
+
+        source = rotation.KubeconfigInSecret(read_secret, "ns", "kc", "config", "onprem")
+    with pytest.raises(kubeconfig_text.KubeconfigUnreadable, match="names user 'u'"):
+        await source.read()
+
+
+def test_validate_check_files_finds_what_connecting_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It only looked for the context's name; `run` then exited 2 on the same file."""
+    policy = offline_sandbox_policy(tmp_path)
+    kubeconfig = tmp_path / "kubeconfig"  # every cluster of the offline policy uses it
+    contexts = ", ".join(
+        f"{{name: {name}, context: {{cluster: c, user: {name}-user}}}}"
+        for name in ("onprem", "cloud-a", "cloud-b")
+    )
+    users = ", ".join(f"{{name: {n}-user, user: {{token: t}}}}" for n in ("onprem", "cloud-a"))
+    text = f"contexts: [{contexts}]\n{SERVER}users: [{users}, {{name: cloud-b-user, user: {{}}}}]\n"
+    kubeconfig.write_text(text)
+    assert cli.main(["validate", "--check-files", str(policy)]) == 0, capsys.readouterr().err
+    kubeconfig.write_text(text.replace("name: onprem-user", "name: someone-else"))
+    capsys.readouterr()
+    assert cli.main(["validate", "--check-files", str(policy)]) == 2
+    err = capsys.readouterr().err
+    assert "clusters[0].connection.kubeconfig" in err
+    assert "names user 'onprem-user', which is not in users" in err
