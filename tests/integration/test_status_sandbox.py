@@ -119,6 +119,7 @@ def test_status_shows_the_daemons_burst_its_lease_and_a_blocked_pool(
         assert key in copies, f"{key}'s copy on {record['cluster']} is not listed: {copies}"
         assert copies[key]["cluster"] == record["cluster"]
         assert copies[key]["fate"] == "the job's copy (record placed)"
+        assert copies[key]["state"] in ("Suspended", "Pending", "Running"), copies[key]
     counted = {c["cluster"]: c["copies"] for c in asked["clouds"]}
     for record in records.values():
         assert counted[record["cluster"]] >= 1, asked["clouds"]
