@@ -12,7 +12,7 @@ daemon collects by, so the two cannot disagree. A cloud that does not answer is 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from federator.commands.status_fleet import CloudCopy
 
@@ -54,7 +54,7 @@ async def read_copies(
 
 
 async def _copies_on(config: policy.FederatorConfig, cluster: Cluster) -> list[CopyView]:
-    """The copies as the daemon sees them (`convert.copy_view`), from their Jobs and pods."""
+    """The copies as the daemon sees them (`convert.copy_views`), from their Jobs, pods, nodes."""
     from federator.kube import convert
 
     origin = {"labelSelector": f"{convert.LABEL_ORIGIN}={config.instance}"}
@@ -65,24 +65,7 @@ async def _copies_on(config: policy.FederatorConfig, cluster: Cluster) -> list[C
     # them every scheduled pod would (the daemon's snapshot passes them the same way).
     listed = await cluster.request("GET", "/api/v1/nodes")
     nodes = frozenset(str(convert.meta(node).get("name")) for node in listed.get("items") or [])
-    pods_of: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for pod in pods.get("items") or []:
-        pod_labels = convert.labels(pod)
-        job_name = pod_labels.get("batch.kubernetes.io/job-name") or pod_labels.get("job-name")
-        if job_name:
-            namespace = str(convert.meta(pod).get("namespace"))
-            pods_of.setdefault((namespace, job_name), []).append(pod)
-    return [
-        convert.copy_view(cluster.name, job, pods_of.get(_where(job), []), nodes)
-        for job in jobs.get("items") or []
-    ]
-
-
-def _where(job: dict[str, Any]) -> tuple[str, str]:
-    from federator.kube import convert
-
-    meta = convert.meta(job)
-    return str(meta.get("namespace")), str(meta.get("name"))
+    return convert.copy_views(cluster.name, jobs.get("items") or [], pods.get("items") or [], nodes)
 
 
 # ---- what becomes of each copy (pure) -------------------------------------------------------

@@ -71,26 +71,7 @@ class CloudCluster:
         nodes = list(self.nodes.items.values())
         pods = list(self.pods.items.values())
         node_names = frozenset(str(convert.meta(n).get("name")) for n in nodes)
-        pods_of: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for pod in pods:
-            job_name = convert.labels(pod).get("batch.kubernetes.io/job-name") or convert.labels(
-                pod
-            ).get("job-name")
-            if job_name and convert.LABEL_SOURCE_UID in convert.labels(pod):
-                ns = str(convert.meta(pod).get("namespace"))
-                pods_of.setdefault((ns, job_name), []).append(pod)
-        copies = tuple(
-            convert.copy_view(
-                self.name,
-                job,
-                pods_of.get(
-                    (str(convert.meta(job).get("namespace")), str(convert.meta(job).get("name"))),
-                    [],
-                ),
-                node_names,
-            )
-            for job in self.copies.items.values()
-        )
+        copies = convert.copy_views(self.name, self.copies.items.values(), pods, node_names)
         return CloudView(
             cluster=self.name,
             up=self.cluster.health.up,

@@ -644,6 +644,26 @@ def pod_disrupted(pod: Obj, node_names: frozenset[str]) -> bool:
     return condition_true(pod, "DisruptionTarget")
 
 
+def copy_views(
+    cluster: str, jobs: Iterable[Obj], pods: Iterable[Obj], node_names: frozenset[str]
+) -> list[CopyView]:
+    """The state of each copy (`copy_view`), each with the pods its Job made (a pod of a copy
+    carries the Job's name and `LABEL_SOURCE_UID`); `node_names` are the cluster's nodes."""
+    pods_of: dict[tuple[str, str], list[Obj]] = {}
+    for pod in pods:
+        pod_labels = labels(pod)
+        job_name = pod_labels.get("batch.kubernetes.io/job-name") or pod_labels.get("job-name")
+        if job_name and LABEL_SOURCE_UID in pod_labels:
+            pods_of.setdefault((str(meta(pod).get("namespace")), job_name), []).append(pod)
+    return [
+        copy_view(cluster, job, pods_of.get(_namespaced_name(job), []), node_names) for job in jobs
+    ]
+
+
+def _namespaced_name(obj: Obj) -> tuple[str, str]:
+    return str(meta(obj).get("namespace")), str(meta(obj).get("name"))
+
+
 def copy_view(cluster: str, job: Obj, pods: Sequence[Obj], node_names: frozenset[str]) -> CopyView:
     """The state of one copy, from its Job and the pods that belong to it."""
     job_labels = labels(job)
