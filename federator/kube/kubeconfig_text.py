@@ -67,7 +67,7 @@ def check_context(loaded: Mapping[str, Any], context: str | None) -> None:
     name = context if context is not None else loaded.get("current-context")
     if not isinstance(name, str) or not name:
         raise KubeconfigUnreadable("no context given and no current-context set")
-    entry = _named(loaded, "contexts", name)
+    entry = named(loaded, "contexts", name)
     if entry is None:
         raise KubeconfigUnreadable(f"no context {name!r} (contexts: {_names(loaded, 'contexts')})")
     body = entry.get("context")
@@ -77,7 +77,7 @@ def check_context(loaded: Mapping[str, Any], context: str | None) -> None:
         wanted = body.get(kind)
         if kind == "user" and wanted in (None, ""):
             continue  # no user: requests go out without credentials, as the file says
-        found = _named(loaded, section, wanted)
+        found = named(loaded, section, wanted)
         if found is None:
             raise KubeconfigUnreadable(
                 f"context {name!r} names {kind} {wanted!r}, which is not in {section} "
@@ -92,8 +92,10 @@ def check_context(loaded: Mapping[str, Any], context: str | None) -> None:
             raise KubeconfigUnreadable(f"user {wanted!r} is not a mapping")
 
 
-def _named(loaded: Mapping[str, Any], section: str, name: Any) -> dict[str, Any] | None:
-    for entry in loaded.get(section) or ():
+def named(loaded: Mapping[str, Any], section: str, name: Any) -> dict[str, Any] | None:
+    """The entry of `section` (contexts, clusters, users) called `name`, if there is one."""
+    entries = loaded.get(section)
+    for entry in entries if isinstance(entries, list) else ():
         if isinstance(entry, dict) and entry.get("name") == name:
             return entry
     return None

@@ -45,7 +45,7 @@ from kubernetes_asyncio.config.kube_config import KubeConfigLoader
 from federator import errors, logs
 from federator.kube import clients
 from federator.kube.kubeconfig_text import KubeconfigUnreadable as KubeconfigUnreadable
-from federator.kube.kubeconfig_text import check_context
+from federator.kube.kubeconfig_text import check_context, named
 from federator.kube.kubeconfig_text import parse as parse
 
 log = structlog.get_logger(__name__)
@@ -168,19 +168,12 @@ def selected(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The `user` and `cluster` entries `context` (None: the current one) refers to."""
     name = context or loaded.get("current-context")
-    entry = _named(loaded.get("contexts"), name).get("context") or {}
+    entry = (named(loaded, "contexts", name) or {}).get("context") or {}
     if not isinstance(entry, dict) or not entry:  # a string body was an AttributeError
         raise KubeconfigUnreadable(f"no context {name!r} (or it is not a mapping)")
-    user = _named(loaded.get("users"), entry.get("user")).get("user") or {}
-    cluster = _named(loaded.get("clusters"), entry.get("cluster")).get("cluster") or {}
+    user = (named(loaded, "users", entry.get("user")) or {}).get("user") or {}
+    cluster = (named(loaded, "clusters", entry.get("cluster")) or {}).get("cluster") or {}
     return (user if isinstance(user, dict) else {}), (cluster if isinstance(cluster, dict) else {})
-
-
-def _named(entries: Any, name: Any) -> dict[str, Any]:
-    for entry in entries if isinstance(entries, list) else ():
-        if isinstance(entry, dict) and entry.get("name") == name:
-            return entry
-    return {}
 
 
 def secret_values(loaded: Mapping[str, Any]) -> list[str]:
