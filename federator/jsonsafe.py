@@ -9,6 +9,7 @@ that a reader meets one rule everywhere.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -30,3 +31,9 @@ def finite_within(value: Any) -> Any:
     if isinstance(value, list):
         return [finite_within(item) for item in value]
     return value
+
+
+def dumps(value: Any) -> str:
+    """`value` as indented strict JSON, a NaN or infinite float in it as null (`finite_within`);
+    anything else JSON cannot carry fails loudly rather than writing a `NaN` token."""
+    return json.dumps(finite_within(value), indent=2, allow_nan=False)

@@ -87,14 +87,12 @@ AWS_HINT = (
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
-    import json
     import sys
     import time
 
     from rich.console import Console
 
-    from federator import logs
-    from federator.jsonsafe import finite_within
+    from federator import jsonsafe, logs
     from federator.policy import load_policy
     from federator.prices.live import offer_builder, refresh_all
 
@@ -120,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     book = builder.build(now)
     if args.json:
         # A refused row may carry NaN/infinite prices: null in JSON, which has no such numbers.
-        print(json.dumps(finite_within(_as_json(book)), indent=2, allow_nan=False))
+        print(jsonsafe.dumps(_as_json(book)))
     else:
         _print_table(book, Console())
     return 0

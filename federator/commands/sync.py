@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import sys
@@ -397,7 +396,7 @@ def _write_json(document: dict[str, Any]) -> None:
     """One document on stdout, after the person's lines on stderr. JSON has no Infinity or
     NaN (json.dumps would write them anyway, and strict parsers refuse them): they become
     null."""
-    text = json.dumps(jsonsafe.finite_within(document), indent=2, allow_nan=False)
+    text = jsonsafe.dumps(document)
     sys.stdout.write(text + "\n")
 
 

@@ -12,7 +12,6 @@ min-max of its cloud cost and mean JCT (`replay_spreads`), in a table and on the
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -123,7 +122,7 @@ def check_plot_output(path: Path) -> None:
 def write_json(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Write `to_json_rows` output (the CLI makes each replay's rows as it ends)."""
     # Strict JSON: a figure that is not finite (a run with no job to average) is null.
-    text = json.dumps(jsonsafe.finite_within(list(rows)), indent=2, allow_nan=False)
+    text = jsonsafe.dumps(list(rows))
     try:
         path.write_text(text + "\n", encoding="utf-8")
     except OSError as error:
