@@ -32,6 +32,7 @@ from federator.policy.errors import LocatedError, PathKey, PolicyFileError
 from federator.policy.secrets import find_inline_secrets
 from federator.policy.sourcemap import Position, SourceMap, load_document
 from federator.policy.targets import target_problems
+from federator.textfiles import line_and_column
 
 STRING_SOURCE = "<string>"
 MAX_FILE_BYTES = 4 * 2**20  # real policy files are a few KiB; this refuses a runaway file at once
@@ -130,8 +131,7 @@ def _utf8(source: str, data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        line, column = line_and_column(data, error.start)
         byte = f"byte 0x{data[error.start]:02x}: {error.reason}"
         located = LocatedError(source, line, column, (), f"the file is not UTF-8 text ({byte})")
         raise PolicyFileError(source, [located]) from None

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from federator.textfiles import line_and_column
+
 PathKey = tuple[str | int, ...]
 
 
@@ -135,7 +137,7 @@ def load_document(text: str) -> LoadedDocument:
         message = _describe_yaml_error(error)
         return LoadedDocument(None, source_map, [SyntaxProblem(Position.of(mark), (), message)])
     except yaml.reader.ReaderError as error:  # a character YAML refuses, at its place
-        where = _position_of_offset(text, error.position)
+        where = Position(*line_and_column(text, error.position))
         code = error.character if isinstance(error.character, int) else ord(error.character)
         message = f"character U+{code:04X} is not allowed in YAML ({error.reason})"
         return LoadedDocument(None, source_map, [SyntaxProblem(where, (), message)])
@@ -170,12 +172,6 @@ def _key_problem(key: object, node: yaml.Node) -> str:
     return (
         f"a mapping key must be text, but YAML reads `{written}` as {kind}; quote it ('{written}')"
     )
-
-
-def _position_of_offset(text: str, offset: int) -> Position:
-    """The line and column (from 1) of a character offset into `text`."""
-    line = text.count("\n", 0, offset) + 1
-    return Position(line, offset - (text.rfind("\n", 0, offset) + 1) + 1)
 
 
 def _describe_yaml_error(error: yaml.MarkedYAMLError) -> str:

@@ -21,7 +21,7 @@ import csv
 import io
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from federator.core.models import CapacityType
 from federator.errors import UserError
 from federator.prices.quotes import PricePart, PriceQuote, PriceRef, Rejection, RejectReason
 from federator.prices.validation import compare_spot_to_on_demand
+from federator.textfiles import numbered_rows, read_utf8
 
 AWS_HEADER = [
     "InstanceType",
@@ -123,8 +124,10 @@ def load_catalog(path: Path) -> Catalog:
     UTF-8, with or without the byte-order mark spreadsheets write ("CSV UTF-8"); bytes that
     are not UTF-8 and rows the csv module cannot read are a `UserError` naming the line.
     """
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
-    header = _next_row(reader, path)
+    text = read_utf8(path, "price catalog")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    numbered = numbered_rows(reader, path, "the price catalog's row")
+    _, header = next(numbered, (1, None))
     if header == AWS_HEADER:
         cloud = "aws"
     elif header == GCP_HEADER:
@@ -134,9 +137,7 @@ def load_catalog(path: Path) -> Catalog:
             f"{path}:1: not a SkyPilot catalog header (expected the AWS or GCP "
             f"vms.csv columns, got {','.join(header or [])[:120]!r})"
         )
-    records = []
-    while (values := _next_row(reader, path)) is not None:
-        records.append(dict(zip(header, values, strict=False)))
+    records = [dict(zip(header, values, strict=False)) for _, values in numbered]
     rows, problems = _parse_records(records)
     by_host: dict[str, list[CatalogRow]] = defaultdict(list)
     by_accelerator: dict[tuple[str, int], list[CatalogRow]] = defaultdict(list)
@@ -153,33 +154,6 @@ def load_catalog(path: Path) -> Catalog:
         by_host={k: tuple(v) for k, v in by_host.items()},
         by_accelerator={k: tuple(v) for k, v in by_accelerator.items()},
     )
-
-
-def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise UserError(f"{path}: cannot read the price catalog: {error.strerror}") from error
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
-        raise UserError(
-            f"{path}:{line}: the price catalog is not UTF-8 text "
-            f"(byte 0x{data[error.start]:02x} at column {column}: {error.reason}); "
-            "save it as UTF-8"
-        ) from None
-
-
-def _next_row(reader: Iterator[list[str]], path: Path) -> list[str] | None:
-    """The next row, None at the end; a row the csv module cannot read (a field over its
-    128 KiB limit, a NUL byte) is a `UserError` naming the line."""
-    try:
-        return next(reader, None)
-    except csv.Error as error:
-        line = getattr(reader, "line_num", 0) or 1
-        raise UserError(f"{path}:{line}: cannot read the price catalog's row: {error}") from None
 
 
 def _parse_records(

@@ -22,7 +22,7 @@ from federator.prices import replay
 from federator.prices.replay import SpotPriceSeries
 from federator.prices.validation import check_amount, compare_spot_to_on_demand
 from federator.sim.cloud import PriceHistory, price_history_from_series
-from federator.sim.traces import read_utf8
+from federator.textfiles import read_utf8
 
 MAX_REPORTED_ERRORS = 20
 _REFUSED = "the replay refuses bad prices rather than guessing; fix or remove them"

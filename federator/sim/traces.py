@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from federator import errors
+from federator.textfiles import numbered_rows, read_utf8
 
 REQUIRED_COLUMNS = ("job_id", "submit_time_s", "num_gpus", "duration_s")
 OPTIONAL_COLUMNS = ("queue", "deadline_s", "gpu_type")
@@ -51,36 +52,17 @@ def read_trace(path: Path) -> tuple[TraceJob, ...]:
     return parse_trace(io.StringIO(text, newline=""), str(path))
 
 
-def read_utf8(path: Path, what: str) -> str:
-    """The text of an input file, UTF-8 with or without the byte-order mark spreadsheets
-    write; a `UserError` naming the file (and the line of a byte that is not UTF-8)."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise errors.UserError(f"{path}: cannot read the {what}: {error.strerror}") from error
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
-        raise errors.UserError(
-            f"{path}:{line}: the {what} is not UTF-8 text "
-            f"(byte 0x{data[error.start]:02x} at column {column}: {error.reason}); "
-            "save it as UTF-8"
-        ) from None
-
-
 def parse_trace(lines: Iterable[str], where: str) -> tuple[TraceJob, ...]:
     """Parse trace rows from `lines` (header first); `where` names the source in messages."""
-    reader = csv.reader(lines)
-    header = next(reader, None)
+    rows = numbered_rows(csv.reader(lines), where, "the row")
+    _, header = next(rows, (1, None))
     if header is None:
         raise errors.UserError(f"{where}: the trace is empty; expected a header line")
     columns = _column_index(header, where)
     jobs: list[TraceJob] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
-    for line_number, row in _rows(reader, where):
+    for line_number, row in rows:
         if not row or all(not cell.strip() for cell in row):
             continue
         try:
@@ -101,21 +83,6 @@ def parse_trace(lines: Iterable[str], where: str) -> tuple[TraceJob, ...]:
         raise errors.UserError(f"{where}: the trace has a header but no jobs")
     jobs.sort(key=lambda job: job.submit_s)  # stable: ties keep file order
     return tuple(jobs)
-
-
-def _rows(reader: Iterator[list[str]], where: str) -> Iterator[tuple[int, list[str]]]:
-    """Each row with its line number; a row the csv module cannot read (a field over its
-    128 KiB limit) is a `UserError` naming the line, not a traceback."""
-    line_number = 1
-    while True:
-        line_number += 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            raise errors.UserError(f"{where}:{line_number}: cannot read the row: {error}") from None
-        yield line_number, row
 
 
 def _column_index(header: list[str], where: str) -> dict[str, int]:
