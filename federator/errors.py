@@ -32,6 +32,24 @@ class ClusterUnavailable(TransientError):
         self.reason = reason
 
 
+class CredentialsRefused(ClusterUnavailable):
+    """The apiserver answered 401: it no longer accepts who we are (a revoked or expired token,
+    a rotated certificate).
+
+    An outage of the cluster, not a refusal of one request: every request fails alike until the
+    kubeconfig is fixed, which the credential watcher (`federator.kube.rotation`) adopts without
+    a restart. So work on that cluster waits as for any outage. Taken as a refusal of the
+    request, a copy being placed there counted as lost each pass and its job ran out of
+    re-placements before an operator could write the new token.
+    """
+
+    status = 401
+
+    def __init__(self, cluster: str, reason: str) -> None:
+        super().__init__(cluster, reason)
+        self.args = (f"cluster {cluster} refused our credentials: {reason}",)
+
+
 class StoreUnavailable(TransientError):
     """An S3 endpoint did not answer or answered with a server-side error."""
 

@@ -146,10 +146,12 @@ async def read_fleet(
     check = f"check {connection_source(config, cluster.name)}"  # worded as plan's
     try:
         return await _read(config, cluster, now, clouds)
+    except errors.CredentialsRefused as error:
+        raise errors.UserError(f"{where} refused the request ({error.reason}); {check}") from None
     except errors.ClusterUnavailable as error:
         raise errors.UserError(f"{where} cannot be reached: {error.reason}; {check}") from None
     except kube_errors.Refused as error:
-        if error.status not in (401, 403):
+        if error.status != 403:
             raise
         refused = f"{error.status} {error.reason}".strip()
         raise errors.UserError(f"{where} refused the request ({refused}); {check}") from None

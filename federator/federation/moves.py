@@ -285,7 +285,9 @@ class Moves:
         try:
             created = await self._create_copy(job, record, ready)
         except errors.TransientError:
-            raise  # the cluster or a store did not answer: the next pass carries on placing
+            # The cluster or a store did not answer, or the cluster refused our credentials
+            # (a 401, fixed by a kubeconfig rotation): the next pass carries on placing.
+            raise
         except errors.FederatorError as e:
             # A refusal a person must fix (a name clash on the cloud, RBAC, an invalid spec).
             # Placing again each pass would hold the job for ever; as a lost copy it is decided

@@ -267,9 +267,10 @@ class Cluster:
 
     def failure(self, error: BaseException, creating: bool) -> Exception:
         translated = kube_errors.translate(self.name, error, creating=creating)
-        if isinstance(translated, kube_errors.KubeError) and translated.status in AUTH_REFUSED:
-            # Rotated credentials? The watcher looks at once. Health is left to the reflectors:
-            # refused as who we are, the cluster is not usable, though it answered.
+        if getattr(translated, "status", None) in AUTH_REFUSED:  # CredentialsRefused, or a 403
+            # Rotated credentials? The watcher looks at once. Health is left to the reflectors
+            # (a watch opened before the refusal still streams events, which would mark the
+            # cluster up again): refused as who we are, it is not usable, though it answered.
             self._refused.set()
         elif isinstance(translated, errors.ClusterUnavailable):
             self.health.mark_failed(translated.reason)

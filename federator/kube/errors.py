@@ -3,7 +3,8 @@
 The client library's `ApiException` never leaves `federator.kube`: a caller catches `Conflict`
 (a resourceVersion precondition failed: re-read and decide again), `NotFound`, `AlreadyExists`,
 or `errors.ClusterUnavailable` (network failure or a 5xx: the cluster is marked down and the
-call retried later). Anything else (403, 422) is a real refusal and propagates as `Refused`.
+call retried later; a 401 is `errors.CredentialsRefused`, an outage until the kubeconfig is
+fixed). Anything else (403, 422) is a real refusal and propagates as `Refused`.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def translate(cluster: str, error: BaseException, *, creating: bool = False) -> 
             return NotFound(cluster, status, reason)
         if status == 410:
             return Gone(cluster, status, reason)
+        if status == 401:
+            return errors.CredentialsRefused(cluster, f"{status} {reason}")
         if status >= 500 or status in (0, 429):
             return errors.ClusterUnavailable(cluster, f"{status} {reason}")
         return Refused(cluster, status, reason)

@@ -33,7 +33,12 @@ from typing import Any
 import structlog
 from kubernetes_asyncio import watch
 from kubernetes_asyncio.client.rest import ApiException
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    wait_exponential_jitter,
+)
 
 from federator import errors
 from federator.kube import errors as kube_errors
@@ -105,7 +110,7 @@ class Reflector:
                 self.items, self.synced = {}, True
                 self.cluster.health.accepted(self.resource.path)  # an answer, not a refusal
                 await asyncio.sleep(self._max_backoff_s)
-            except kube_errors.KubeError as e:
+            except (kube_errors.KubeError, errors.CredentialsRefused) as e:
                 # The apiserver answered and refused (401, 403, 422 …): no traceback to show,
                 # only the answer; it is retried after the longest backoff in case it is fixed,
                 # or as soon as the cluster's credentials are rotated (`rotation`).
@@ -152,7 +157,9 @@ class Reflector:
 
     async def _list_with_backoff(self) -> None:
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(errors.TransientError),
+            # Refused credentials are waited out below, until the kubeconfig is rotated.
+            retry=retry_if_exception_type(errors.TransientError)
+            & retry_if_not_exception_type(errors.CredentialsRefused),
             wait=wait_exponential_jitter(multiplier=0.5, max=self._max_backoff_s),
             reraise=True,
         )

@@ -51,7 +51,7 @@ class FakeCluster:
         if self.down:
             raise errors.ClusterUnavailable("onprem", "ClientConnectorError: connection refused")
         if self.refused:
-            raise kube_errors.Refused("onprem", 401, "Unauthorized")
+            raise errors.CredentialsRefused("onprem", "401 Unauthorized")
         if path not in self.answers:
             raise kube_errors.NotFound("onprem", 404, "NotFound")
         return dict(self.answers[path])

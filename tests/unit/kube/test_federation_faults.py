@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from kubernetes_asyncio.client.rest import ApiException
 
 from federator import metrics
 from federator.core.decisions import DecisionKind
@@ -22,7 +23,7 @@ from federator.federation.ports import (
     QueueView,
 )
 from federator.federation.records import Phase, PlacementRecord
-from federator.kube.errors import Conflict, Refused
+from federator.kube.errors import Conflict, Refused, translate
 from tests.unit.kube.fakes import FakeCloud, FakeJob, FakeOnPrem
 from tests.unit.kube.test_federation_loop import (
     Offers,
@@ -364,6 +365,35 @@ async def test_a_refused_placement_is_decided_again_and_then_goes_home_not_held_
     assert job.record is None
     assert job.active_workload, "out of re-placements: Kueue runs it on-prem"
     assert onprem.events.count(("team-a/j1", "PlacementRefused")) == 2
+
+
+class RevokedCloud(FakeCloud):
+    """The cloud refuses our credentials (401) until `fixed`, as after a revoked token."""
+
+    fixed = False
+
+    async def create_copy(self, request: CopyRequest) -> bool:
+        if not self.fixed:
+            raise translate(self.name, ApiException(status=401, reason="Unauthorized"))
+        return await super().create_copy(request)
+
+
+async def test_refused_credentials_hold_a_placement_without_counting_it_as_a_lost_copy() -> None:
+    """A 401 is the cluster's outage until the kubeconfig is fixed: the job waits on its
+    placement. Counted as a refused placement, four passes sent it home for good."""
+    onprem, cloud = FakeOnPrem(), RevokedCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted(), max_replacements=1)
+    for now in (100.0, 110.0, 200.0, 400.0):
+        report = await fed.run_once(now)
+        assert any("refused our credentials" in f for f in report.failures), report.failures
+        assert job.record is not None
+        assert (job.record.phase, job.record.attempt, job.record.losses) == (Phase.PLACING, 1, 0)
+    assert ("team-a/j1", "PlacementRefused") not in onprem.events
+    cloud.fixed = True
+    await fed.run_once(410.0)
+    assert (job.record.phase, job.record.attempt) == (Phase.PLACED, 1)
+    assert len(cloud.copies) == 1
 
 
 def spend_counter(cluster: str) -> float:

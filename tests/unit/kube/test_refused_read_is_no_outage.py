@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import structlog.testing
 
-from federator import metrics
+from federator import errors, metrics
 from federator.core.models import OnPremState
 from federator.federation import planning
 from federator.federation.planning import StepKind
@@ -123,7 +123,7 @@ async def test_refused_credentials_are_an_outage() -> None:
     jobs = Reflector(cluster, JOBS, max_backoff_s=0.0)
 
     async def refuse() -> None:
-        raise kube_errors.Refused("cloud-r4", 401, "Unauthorized")
+        raise errors.CredentialsRefused("cloud-r4", "401 Unauthorized")
 
     jobs.relist = refuse  # type: ignore[method-assign]
     task = asyncio.create_task(jobs.run())

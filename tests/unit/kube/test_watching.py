@@ -84,7 +84,7 @@ async def test_a_refusing_apiserver_is_one_warning_with_its_answer_not_a_traceba
     r._max_backoff_s = 0.0
 
     async def refuse() -> None:
-        raise kube_errors.Refused("onprem", 401, "Unauthorized")
+        raise errors.CredentialsRefused("onprem", "401 Unauthorized")
 
     r.relist = refuse  # type: ignore[method-assign]
     with structlog.testing.capture_logs() as logged:
