@@ -47,7 +47,8 @@ class CredentialsRefused(ClusterUnavailable):
 
     def __init__(self, cluster: str, reason: str) -> None:
         super().__init__(cluster, reason)
-        self.args = (f"cluster {cluster} refused our credentials: {reason}",)
+        # No ":" after "credentials": the log redactor would take the status for its value.
+        self.args = (f"cluster {cluster} refused our credentials ({reason})",)
 
 
 class StoreUnavailable(TransientError):

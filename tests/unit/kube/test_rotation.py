@@ -18,7 +18,7 @@ import yaml
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.rest import ApiException
 
-from federator import errors
+from federator import errors, logs
 from federator.kube import rotation
 from federator.kube.clients import Cluster
 from tests.support.tlsfiles import make_ca_and_server_cert
@@ -210,7 +210,7 @@ async def test_a_401_wakes_the_watcher_at_once_and_other_refusals_do_not() -> No
         refused = cluster.failure(ApiException(status=401, reason="Unauthorized"), False)
         assert isinstance(refused, errors.CredentialsRefused)
         assert isinstance(refused, errors.TransientError), "an outage, not this request's fault"
-        assert "refused our credentials" in str(refused)
+        assert "refused our credentials (401 Unauthorized)" in logs.redact_text(str(refused))
         assert await cluster.credentials_refused(within_s=5)
         assert not await cluster.credentials_refused(within_s=0.01), "reset once seen"
         cluster.health.mark_failed("401 Unauthorized")  # as a refused reflector does
