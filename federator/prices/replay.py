@@ -19,9 +19,9 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,9 @@ def series_from_records(
 
     Records come newest first from the API; they are sorted here. Unreadable records raise
     ValueError naming the record, because a half-read history would replay a wrong market.
+    Two prices at one instant of one series (the API sends none; a file pieced together may)
+    leave the higher in force, the cautious guess: the file loaders refuse them first
+    (`conflicting_prices`), and a live answer is not worth refusing for it.
     """
     grouped: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     for number, record in enumerate(records):
@@ -124,6 +127,31 @@ def series_from_records(
             prices_usd_per_hour=tuple(p for _, p in events),
         )
     return result
+
+
+def conflicting_prices(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each record that gives a series (instance type, zone, product) a second, different
+    price at an instant another record already priced, named with both record numbers
+    (counted from 1, in file order). The records must be readable (`series_from_records`)."""
+    first: dict[tuple[str, str, str, float], tuple[int, float]] = {}
+    problems = []
+    for number, record in enumerate(records, start=1):
+        stamp = _timestamp(record["Timestamp"])
+        key = (
+            str(record["InstanceType"]),
+            str(record["AvailabilityZone"]),
+            str(record.get("ProductDescription", "")),
+            stamp,
+        )
+        price = float(record["SpotPrice"])
+        seen = first.setdefault(key, (number, price))
+        if seen[1] != price:
+            when = datetime.fromtimestamp(stamp, UTC).isoformat()
+            problems.append(
+                f"record {number}: {key[0]} in {key[1]} at {when} costs {price:g} USD/h, "
+                f"and record {seen[0]} gives {seen[1]:g} at that same instant"
+            )
+    return problems
 
 
 def _timestamp(value: Any) -> float:
@@ -153,9 +181,17 @@ def load_spot_price_history(paths: Iterable[Path]) -> dict[tuple[str, str], Spot
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise UserError(f"{path}: not a DescribeSpotPriceHistory document ({error})") from error
     try:
-        return series_from_records(records)
+        series = series_from_records(records)  # first: it names an unreadable record
+        conflicts = conflicting_prices(records)
     except ValueError as error:
         raise UserError(f"spot price history: {error}") from error
+    if conflicts:
+        shown = "\n  ".join(conflicts[:20])
+        raise UserError(
+            f"spot price history: {len(conflicts)} record(s) give a second price at the same "
+            f"instant (records counted over the files in the order given):\n  {shown}"
+        )
+    return series
 
 
 @dataclass(frozen=True, slots=True)

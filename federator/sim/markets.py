@@ -76,6 +76,9 @@ def load_price_history(
     if problems:
         raise errors.UserError(_report(path, "record", problems))
     series = replay.series_from_records(records)
+    conflicts = [f"{path}: {problem}" for problem in replay.conflicting_prices(records)]
+    if conflicts:
+        raise errors.UserError(_report(path, "record", conflicts))
     matches = {kind: s for (kind, series_zone), s in sorted(series.items()) if series_zone == zone}
     if not matches:
         zones = sorted({series_zone for _, series_zone in series})

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from federator.errors import UserError
 from federator.prices.quotes import PriceQuote, PriceRef, Rejection
 from federator.prices.replay import (
     AvailabilityTrace,
@@ -122,3 +124,19 @@ def test_a_broken_trace_is_a_user_error(tmp_path: Path) -> None:
     path.write_text('{"metadata": {}, "data": [1]}', encoding="utf-8")
     with pytest.raises(UserError, match="not a spot availability trace"):
         load_availability_trace(path)
+
+
+def test_a_saved_history_with_two_prices_at_one_instant_is_a_user_error(tmp_path: Path) -> None:
+    record = {
+        "AvailabilityZone": "us-east-1a",
+        "InstanceType": "p3.2xlarge",
+        "ProductDescription": "Linux/UNIX",
+        "SpotPrice": "0.9",
+        "Timestamp": "2020-02-20T10:00:00.000Z",
+    }
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"SpotPriceHistory": [record]}))
+    second.write_text(json.dumps({"SpotPriceHistory": [record, {**record, "SpotPrice": "2.5"}]}))
+    assert load_spot_price_history([first, first])  # the same record twice: one price
+    with pytest.raises(UserError, match=r"record 3: p3.2xlarge in us-east-1a at 2020-02-20T10:00"):
+        load_spot_price_history([first, second])

@@ -76,6 +76,30 @@ def test_a_replayed_spot_price_above_on_demand_is_refused(tmp_path: Path) -> Non
     assert f"a spot pool ({SPOT}) refuses" in message
 
 
+def test_two_prices_at_one_instant_are_refused_and_a_repeated_record_is_not(
+    tmp_path: Path,
+) -> None:
+    """Which price held then? The series kept the higher one without a word."""
+    path = price_file(tmp_path, "0.9", "1.1", "1.2")
+    document = json.loads(path.read_text())
+    records = document["SpotPriceHistory"]
+    records.append(dict(records[0]))  # the same record twice (overlapping pages): harmless
+    records.append({**records[1], "SpotPrice": "1.5"})
+    path.write_text(json.dumps(document))
+    with pytest.raises(errors.UserError) as caught:
+        markets.load_price_history(path, "us-east-1a", SPOT, 3.06, 8)
+    message = str(caught.value)
+    assert "1 bad record(s)" in message
+    assert (
+        f"{path}: record 5: p3.2xlarge in us-east-1a at 2020-02-20T11:00:00+00:00 costs "
+        "1.5 USD/h, and record 2 gives 1.1 at that same instant"
+    ) in message
+    del records[-1]
+    path.write_text(json.dumps(document))
+    history = markets.load_price_history(path, "us-east-1a", SPOT, 3.06, 8)
+    assert history is not None
+
+
 def test_a_good_replayed_history_is_per_gpu_from_its_first_change(tmp_path: Path) -> None:
     path = price_file(tmp_path, "0.9", "3.06", "1.2")  # equal to on-demand is a real market
     history = markets.load_price_history(path, "us-east-1a", SPOT, 3.06, 8)
