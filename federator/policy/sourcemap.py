@@ -217,6 +217,7 @@ class _Builder:
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, object]:
         written = {id(key_node) for key_node, _ in node.value}
+        self._one_merge_key(node, path)
         self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
         result: dict[str, object] = {}
         written_here: set[str] = set()
@@ -236,6 +237,21 @@ class _Builder:
             result[key] = self.build(value_node, child)
         self.source_map.values.pop((*path, "<key>"), None)
         return result
+
+    def _one_merge_key(self, node: yaml.MappingNode, path: PathKey) -> None:
+        """Two `<<` keys in one mapping: PyYAML merges both without a word, though YAML allows
+        one (and a reader cannot tell which wins a key both bring)."""
+        merges = [key for key, _ in node.value if key.tag == "tag:yaml.org,2002:merge"]
+        for again in merges[1:]:
+            first = Position.of(merges[0].start_mark)
+            self.problems.append(
+                SyntaxProblem(
+                    Position.of(again.start_mark),
+                    path,
+                    f"`<<` is written twice in the same mapping (first at line {first.line}); "
+                    "merge several anchors with one `<<: [*first, *second]`",
+                )
+            )
 
     def _duplicate(self, key: object, child: PathKey, key_node: yaml.Node) -> None:
         first = self.source_map.keys[child]

@@ -258,6 +258,17 @@ CASES = [
         "`burst` is written twice in the same mapping (first at line 19)",
     ),
     Case(
+        "two merge keys in one mapping",
+        edited(
+            append="tenants:\n  - &t {name: a, namespaces: [a]}\n  - &u {budget_usd_per_month: 5}\n"
+            "  - <<: *t\n    <<: *u\n    name: b\n    namespaces: [b]\n"
+        ),
+        23,
+        "tenants[2]",
+        "`<<` is written twice in the same mapping (first at line 22); merge several anchors "
+        "with one `<<: [*first, *second]`",
+    ),
+    Case(
         "a YAML syntax error",
         edited(append="burst: [unclosed\n"),
         20,
