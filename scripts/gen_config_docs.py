@@ -51,7 +51,8 @@ $ federator validate policy.yaml
 which prints every problem as `FILE:LINE:COL: field.path: message` and exits 2, or summarises
 what the file sets up and exits 0. Add `--check-files` on the machine federator runs on to
 also check that the kubeconfigs and their contexts, credentials files, environment variables
-and price catalogs the file points at are really there.
+and price catalogs the file points at are really there (and that each catalog-priced pool
+has a row there with prices the daemon accepts).
 
 `federator schema` prints the JSON Schema (committed as
 [`config/federator.schema.json`](../config/federator.schema.json)); with the YAML language

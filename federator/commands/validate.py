@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,9 +32,9 @@ Relative paths inside the file are resolved against the file's own directory. Wi
 files, read as connecting reads them (the context, by default the cluster's name, its
 cluster with a server and its user must be there), credentials files and environment
 variables, and price catalogs (each is read as a SkyPilot vms.csv, and must have a row for
-each catalog-priced pool's instance type in its region or zone; whether that row's prices
-are accepted is what `federator prices --offline` shows). It still contacts no cluster and
-no store (Kubernetes Secrets are not read).
+each catalog-priced pool's instance type in its region or zone, with prices the daemon
+accepts: above zero, finite, and for a spot pool a spot price not above on-demand). It
+still contacts no cluster and no store (Kubernetes Secrets are not read).
 
 examples:
   federator validate config/sandbox.yaml
@@ -107,12 +108,14 @@ def _kubeconfig_problems(config: FederatorConfig) -> list[tuple[PathKey, str]]:
 def _catalog_problems(config: FederatorConfig) -> list[tuple[PathKey, str]]:
     """Read each price catalog the file names, and look up each catalog-priced pool's row
     there as the daemon would: every catalog that cannot be read (at `price.file`) and every
-    pool it has no row for (at `price`)."""
+    pool it has no row for, or a row whose prices the daemon would refuse (at `price`)."""
+    from federator.core.models import CapacityType
     from federator.errors import UserError
     from federator.policy.clusters import CatalogPrice
     from federator.prices.catalog import Catalog, CatalogPriceSource, load_catalog
     from federator.prices.pools import catalog_ref
     from federator.prices.quotes import Rejection
+    from federator.prices.validation import check_quote
 
     catalogs: dict[Path, Catalog | UserError] = {}
     problems: list[tuple[PathKey, str]] = []
@@ -134,6 +137,14 @@ def _catalog_problems(config: FederatorConfig) -> list[tuple[PathKey, str]]:
             quote = CatalogPriceSource([catalog]).quote(catalog_ref(pool, price), 0.0)
             if isinstance(quote, Rejection):
                 detail = f"{price.file} has no usable price for this pool: {quote.detail}"
+                problems.append((where, detail))
+                continue
+            # The row's prices pass the daemon's gate (zero, negative, spot above on-demand
+            # are refused there), so a file that validates gets a price when it runs.
+            capacity = CapacityType(pool.capacity_type)
+            checked = check_quote(quote, capacity, quote.observed_at, math.inf)
+            if isinstance(checked, Rejection):
+                detail = f"the daemon would refuse this pool's price: {checked.detail}"
                 problems.append((where, detail))
     return problems
 

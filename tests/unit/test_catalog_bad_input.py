@@ -187,3 +187,23 @@ def test_validate_check_files_passes_a_catalog_with_the_pools_row(
     write_catalog(tmp_path, f"{HEADER}\n{catalog_row()}\n".encode())
     code, _, _ = run(["validate", "--check-files", str(write_policy(tmp_path))], capsys)
     assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("price", "spot", "said"),
+    [
+        ("0", "0.4995", "on-demand price 0.0 is zero"),
+        ("3.06", "4.5", "above"),
+        ("3.06", "-1", "spot price -1.0 is negative"),
+    ],
+)
+def test_validate_check_files_refuses_a_row_the_daemon_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], price: str, spot: str, said: str
+) -> None:
+    """The row is there, but its prices would be SKIPPED at run time: the file validated and
+    then every pool of it had no price."""
+    write_catalog(tmp_path, f"{HEADER}\n{catalog_row(price, spot)}\n".encode())
+    code, _, err = run(["validate", "--check-files", str(write_policy(tmp_path))], capsys)
+    assert code == 2
+    assert "clusters[1].pools[0].price: the daemon would refuse this pool's price: " in err
+    assert said in err
