@@ -11,8 +11,12 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from federator import errors
+
+if TYPE_CHECKING:
+    from _csv import Reader as CsvReader
 
 
 def line_and_column(text: bytes | str, offset: int) -> tuple[int, int]:
@@ -42,15 +46,12 @@ def read_utf8(path: Path, what: str) -> str:
         ) from None
 
 
-def numbered_rows(
-    reader: Iterator[list[str]], where: object, row: str
-) -> Iterator[tuple[int, list[str]]]:
-    """Each CSV row with its line number, the header's being 1 (one line per row, as the
-    files we read are written); a row the csv module cannot read (a field over its limit) is
-    a `UserError`: "`where`:LINE: cannot read `row`: why"."""
-    line = 0
+def numbered_rows(reader: CsvReader, where: object, row: str) -> Iterator[tuple[int, list[str]]]:
+    """Each CSV row with the line it starts on, the header's being 1 (a quoted field may hold
+    line breaks, so a row may span lines); a row the csv module cannot read (a field over its
+    limit) is a `UserError`: "`where`:LINE: cannot read `row`: why"."""
+    line = 1
     while True:
-        line += 1
         try:
             values = next(reader)
         except StopIteration:
@@ -58,3 +59,4 @@ def numbered_rows(
         except csv.Error as error:
             raise errors.UserError(f"{where}:{line}: cannot read {row}: {error}") from None
         yield line, values
+        line = reader.line_num + 1  # the lines read so far, the last row's included

@@ -137,7 +137,7 @@ def load_catalog(path: Path) -> Catalog:
             f"{path}:1: not a SkyPilot catalog header (expected the AWS or GCP "
             f"vms.csv columns, got {','.join(header or [])[:120]!r})"
         )
-    records = [dict(zip(header, values, strict=False)) for _, values in numbered]
+    records = [(line, dict(zip(header, values, strict=False))) for line, values in numbered]
     rows, problems = _parse_records(records)
     by_host: dict[str, list[CatalogRow]] = defaultdict(list)
     by_accelerator: dict[tuple[str, int], list[CatalogRow]] = defaultdict(list)
@@ -157,12 +157,12 @@ def load_catalog(path: Path) -> Catalog:
 
 
 def _parse_records(
-    records: Iterable[Mapping[str, str]],
+    records: Iterable[tuple[int, Mapping[str, str]]],
 ) -> tuple[list[CatalogRow], list[CatalogProblem]]:
+    """Each (line, record) as a row, or as a problem at its line."""
     rows: list[CatalogRow] = []
     problems: list[CatalogProblem] = []
-    for index, record in enumerate(records):
-        line = index + 2  # 1-based, after the header
+    for line, record in records:
         instance_type = (record.get("InstanceType") or "").strip()
         accelerator = (record.get("AcceleratorName") or "").strip()
         zone = (record.get("AvailabilityZone") or "").strip()

@@ -207,3 +207,16 @@ def test_validate_check_files_refuses_a_row_the_daemon_would_refuse(
     assert code == 2
     assert "clusters[1].pools[0].price: the daemon would refuse this pool's price: " in err
     assert said in err
+
+
+def test_a_row_after_a_field_with_a_line_break_is_named_by_its_own_line(tmp_path: Path) -> None:
+    """A quoted field may hold a line break (a spreadsheet's cell note): rows after it were
+    named one line too early."""
+    two_lines = catalog_row(gpu_info="{'Gpus': [],\n 'TotalGpuMemoryInMiB': 16384}")
+    bad = catalog_row("0").replace("p3.2xlarge", "p3.8xlarge")
+    path = write_catalog(tmp_path, f"{HEADER}\n{two_lines}\n{bad}\n".encode())
+    catalog = load_catalog(path)
+    assert [(row.instance_type, row.line) for row in catalog.rows] == [
+        ("p3.2xlarge", 2),
+        ("p3.8xlarge", 4),
+    ]
