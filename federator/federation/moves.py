@@ -284,10 +284,19 @@ class Moves:
         ready = await self._data_problems.ready(job, record.cluster, report)
         try:
             created = await self._create_copy(job, record, ready)
+        except errors.CredentialsRefused as e:
+            # Most likely the cluster's credentials, revoked or expired, and a rotated
+            # kubeconfig is adopted without a restart: the next pass carries on placing. Not
+            # for ever: refused for as long as an unreachable cluster is waited for (only
+            # writes get it, say, from a webhook or a proxy), it is this placement's refusal.
+            held_s = now - record.placed_at
+            if held_s < self._settings().lost_after_s(record.cluster):
+                raise
+            why = f"{e}, for {held_s:.0f}s since the placement began"
+            await self._placement_refused(job, record, why, now, report)
+            return
         except errors.TransientError:
-            # The cluster or a store did not answer, or the cluster refused our credentials
-            # (a 401, fixed by a kubeconfig rotation): the next pass carries on placing.
-            raise
+            raise  # the cluster or a store did not answer: the next pass carries on placing
         except errors.FederatorError as e:
             # A refusal a person must fix (a name clash on the cloud, RBAC, an invalid spec).
             # Placing again each pass would hold the job for ever; as a lost copy it is decided

@@ -39,3 +39,7 @@ class FederationSettings:
     # every namespace). A cloud copy in another namespace has a source nobody sees, so its
     # absence from the on-prem view proves nothing and the copy is never collected.
     watched_namespaces: frozenset[str] | None = None
+
+    def lost_after_s(self, cluster: str) -> float:
+        """How long `cluster` may be out of reach before its jobs are placed elsewhere."""
+        return self.lost_cluster_timeout_s.get(cluster, self.default_lost_cluster_timeout_s)

@@ -255,7 +255,9 @@ class Cluster(Section):
     """Most GPUs federator may use on this cluster at once; no cluster cap when omitted."""
 
     unreachable_timeout: PositiveDuration = parse_duration("5m")
-    """After the API server has not answered for this long, its jobs are re-placed elsewhere."""
+    """After the API server has not answered for this long, its jobs are re-placed elsewhere;
+    a job whose copy it refuses with 401 (federator's credentials) is held this long for a
+    fixed kubeconfig, then its placement counts as refused."""
 
     draining: Switch = Field(default=False, examples=[True])
     """Cloud clusters only: place no new job here (its pools are offered to no decision, whose

@@ -384,16 +384,32 @@ async def test_refused_credentials_hold_a_placement_without_counting_it_as_a_los
     onprem, cloud = FakeOnPrem(), RevokedCloud("cloud-a")
     job = onprem.add("j1", 8)
     fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted(), max_replacements=1)
-    for now in (100.0, 110.0, 200.0, 400.0):
+    for now in (100.0, 110.0, 130.0, 155.0):  # within the lost-cluster timeout (60 s)
         report = await fed.run_once(now)
         assert any("refused our credentials" in f for f in report.failures), report.failures
         assert job.record is not None
         assert (job.record.phase, job.record.attempt, job.record.losses) == (Phase.PLACING, 1, 0)
     assert ("team-a/j1", "PlacementRefused") not in onprem.events
     cloud.fixed = True
-    await fed.run_once(410.0)
+    await fed.run_once(159.0)
     assert (job.record.phase, job.record.attempt) == (Phase.PLACED, 1)
     assert len(cloud.copies) == 1
+
+
+async def test_credentials_refused_past_the_lost_cluster_timeout_refuse_the_placement() -> None:
+    """Only writes refused (a webhook's or a proxy's 401; reads work, the cluster stays up):
+    the job was held on its placement for ever, one warning per pass."""
+    onprem, cloud = FakeOnPrem(), RevokedCloud("cloud-a")
+    job = onprem.add("j1", 8)
+    fed = federation(onprem, [cloud], [offer("cloud-a")], Scripted(), max_replacements=1)
+    await fed.run_once(100.0)
+    await fed.run_once(159.0)
+    assert job.record is not None
+    assert (job.record.phase, job.record.losses) == (Phase.PLACING, 0)
+    report = await fed.run_once(160.0)  # 60 s: the lost-cluster timeout
+    assert (job.record.phase, job.record.losses) == (Phase.REQUEUED, 1)
+    assert any("for 60s since the placement began" in f for f in report.failures)
+    assert onprem.events.count(("team-a/j1", "PlacementRefused")) == 1
 
 
 def spend_counter(cluster: str) -> float:
