@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -104,7 +105,7 @@ def series_from_records(
     (`conflicting_prices`), and a live answer is not worth refusing for it.
     """
     grouped: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
-    for number, record in enumerate(records):
+    for number, record in enumerate(records, start=1):  # counted from 1, as files are read
         try:
             key = (
                 str(record["InstanceType"]),
@@ -144,6 +145,8 @@ def conflicting_prices(records: Sequence[Mapping[str, Any]]) -> list[str]:
             stamp,
         )
         price = float(record["SpotPrice"])
+        if not math.isfinite(price):
+            continue  # not a price at all: the price checks refuse it, once
         seen = first.setdefault(key, (number, price))
         if seen[1] != price:
             when = datetime.fromtimestamp(stamp, UTC).isoformat()

@@ -140,3 +140,15 @@ def test_a_saved_history_with_two_prices_at_one_instant_is_a_user_error(tmp_path
     assert load_spot_price_history([first, first])  # the same record twice: one price
     with pytest.raises(UserError, match=r"record 3: p3.2xlarge in us-east-1a at 2020-02-20T10:00"):
         load_spot_price_history([first, second])
+
+
+def test_a_price_that_is_not_finite_is_not_a_second_price_of_its_instant(tmp_path: Path) -> None:
+    record = {
+        "AvailabilityZone": "us-east-1a",
+        "InstanceType": "p3.2xlarge",
+        "SpotPrice": "NaN",
+        "Timestamp": "2020-02-20T10:00:00.000Z",
+    }
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"SpotPriceHistory": [record, record]}))
+    assert load_spot_price_history([path])  # NaN != NaN: it conflicted with itself
