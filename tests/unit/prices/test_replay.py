@@ -126,29 +126,27 @@ def test_a_broken_trace_is_a_user_error(tmp_path: Path) -> None:
         load_availability_trace(path)
 
 
-def test_a_saved_history_with_two_prices_at_one_instant_is_a_user_error(tmp_path: Path) -> None:
-    record = {
+def saved(price: str) -> dict[str, str]:
+    """One `DescribeSpotPriceHistory` record of p3.2xlarge in us-east-1a at 10:00."""
+    return {
         "AvailabilityZone": "us-east-1a",
         "InstanceType": "p3.2xlarge",
         "ProductDescription": "Linux/UNIX",
-        "SpotPrice": "0.9",
+        "SpotPrice": price,
         "Timestamp": "2020-02-20T10:00:00.000Z",
     }
+
+
+def test_a_saved_history_with_two_prices_at_one_instant_is_a_user_error(tmp_path: Path) -> None:
     first, second = tmp_path / "a.json", tmp_path / "b.json"
-    first.write_text(json.dumps({"SpotPriceHistory": [record]}))
-    second.write_text(json.dumps({"SpotPriceHistory": [record, {**record, "SpotPrice": "2.5"}]}))
+    first.write_text(json.dumps({"SpotPriceHistory": [saved("0.9")]}))
+    second.write_text(json.dumps({"SpotPriceHistory": [saved("0.9"), saved("2.5")]}))
     assert load_spot_price_history([first, first])  # the same record twice: one price
     with pytest.raises(UserError, match=r"record 3: p3.2xlarge in us-east-1a at 2020-02-20T10:00"):
         load_spot_price_history([first, second])
 
 
 def test_a_price_that_is_not_finite_is_not_a_second_price_of_its_instant(tmp_path: Path) -> None:
-    record = {
-        "AvailabilityZone": "us-east-1a",
-        "InstanceType": "p3.2xlarge",
-        "SpotPrice": "NaN",
-        "Timestamp": "2020-02-20T10:00:00.000Z",
-    }
     path = tmp_path / "a.json"
-    path.write_text(json.dumps({"SpotPriceHistory": [record, record]}))
+    path.write_text(json.dumps({"SpotPriceHistory": [saved("NaN"), saved("NaN")]}))
     assert load_spot_price_history([path])  # NaN != NaN: it conflicted with itself
