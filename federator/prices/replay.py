@@ -20,7 +20,7 @@ import bisect
 import itertools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,10 +101,21 @@ def series_from_records(
     Records come newest first from the API; they are sorted here. Unreadable records raise
     ValueError naming the record, because a half-read history would replay a wrong market.
     Two prices at one instant of one series (the API sends none; a file pieced together may)
-    leave the higher in force, the cautious guess: the file loaders refuse them first
-    (`conflicting_prices`), and a live answer is not worth refusing for it.
+    leave the higher in force, the cautious guess: a live answer is not worth refusing for
+    it, and the file loaders refuse it (`series_and_conflicts`).
     """
+    return series_and_conflicts(records)[0]
+
+
+def series_and_conflicts(
+    records: Iterable[Mapping[str, Any]],
+) -> tuple[dict[tuple[str, str], SpotPriceSeries], list[str]]:
+    """`series_from_records`, and each record that gives a series (instance type, zone,
+    product) a second, different price at an instant another record already priced, named
+    with both record numbers (counted from 1, in file order)."""
     grouped: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    first: dict[tuple[str, str, str, float], tuple[int, float]] = {}
+    conflicts = []
     for number, record in enumerate(records, start=1):  # counted from 1, as files are read
         try:
             key = (
@@ -117,6 +128,15 @@ def series_from_records(
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"record {number}: {error!r}") from None
         grouped.setdefault(key, []).append((stamp, price))
+        if not math.isfinite(price):
+            continue  # not a price at all: the price checks refuse it, once
+        seen = first.setdefault((*key, stamp), (number, price))
+        if seen[1] != price:
+            when = datetime.fromtimestamp(stamp, UTC).isoformat()
+            conflicts.append(
+                f"record {number}: {key[0]} in {key[1]} at {when} costs {price:g} USD/h, "
+                f"and record {seen[0]} gives {seen[1]:g} at that same instant"
+            )
     result: dict[tuple[str, str], SpotPriceSeries] = {}
     for (instance_type, zone, product), events in sorted(grouped.items()):
         events.sort()
@@ -127,34 +147,7 @@ def series_from_records(
             times_s=tuple(t for t, _ in events),
             prices_usd_per_hour=tuple(p for _, p in events),
         )
-    return result
-
-
-def conflicting_prices(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Each record that gives a series (instance type, zone, product) a second, different
-    price at an instant another record already priced, named with both record numbers
-    (counted from 1, in file order). The records must be readable (`series_from_records`)."""
-    first: dict[tuple[str, str, str, float], tuple[int, float]] = {}
-    problems = []
-    for number, record in enumerate(records, start=1):
-        stamp = _timestamp(record["Timestamp"])
-        key = (
-            str(record["InstanceType"]),
-            str(record["AvailabilityZone"]),
-            str(record.get("ProductDescription", "")),
-            stamp,
-        )
-        price = float(record["SpotPrice"])
-        if not math.isfinite(price):
-            continue  # not a price at all: the price checks refuse it, once
-        seen = first.setdefault(key, (number, price))
-        if seen[1] != price:
-            when = datetime.fromtimestamp(stamp, UTC).isoformat()
-            problems.append(
-                f"record {number}: {key[0]} in {key[1]} at {when} costs {price:g} USD/h, "
-                f"and record {seen[0]} gives {seen[1]:g} at that same instant"
-            )
-    return problems
+    return result, conflicts
 
 
 def _timestamp(value: Any) -> float:
@@ -184,8 +177,7 @@ def load_spot_price_history(paths: Iterable[Path]) -> dict[tuple[str, str], Spot
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise UserError(f"{path}: not a DescribeSpotPriceHistory document ({error})") from error
     try:
-        series = series_from_records(records)  # first: it names an unreadable record
-        conflicts = conflicting_prices(records)
+        series, conflicts = series_and_conflicts(records)
     except ValueError as error:
         raise UserError(f"spot price history: {error}") from error
     if conflicts:

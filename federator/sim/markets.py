@@ -75,10 +75,9 @@ def load_price_history(
     ]
     if problems:
         raise errors.UserError(_report(path, "record", problems))
-    series = replay.series_from_records(records)
-    conflicts = [f"{path}: {problem}" for problem in replay.conflicting_prices(records)]
+    series, conflicts = replay.series_and_conflicts(records)
     if conflicts:
-        raise errors.UserError(_report(path, "record", conflicts))
+        raise errors.UserError(_report(path, "record", [f"{path}: {c}" for c in conflicts]))
     matches = {kind: s for (kind, series_zone), s in sorted(series.items()) if series_zone == zone}
     if not matches:
         zones = sorted({series_zone for _, series_zone in series})
