@@ -89,6 +89,9 @@ class RunningJob:
     gpus: int
     expected_remaining_s: float
     quota_pool: str = ""  # the quota its GPUs go back to (`OnPremState.quota_pools`)
+    # (node index in `OnPremState.node_free_gpus`, GPUs held there) for each node it runs on;
+    # empty when unknown. Known for every running job, the replay follows GPUs node by node.
+    nodes: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

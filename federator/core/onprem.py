@@ -34,6 +34,7 @@ from heapq import heapify, heappop, heappush
 from typing import Protocol
 
 from federator.core.models import OnPremState, PendingJob, QuotaPool
+from federator.core.node_replay import NodeReplay, knows_every_node
 
 
 def admission_order(jobs: Sequence[PendingJob], onprem: OnPremState) -> list[PendingJob]:
@@ -93,6 +94,8 @@ def replay_from_now(
     """The replay of `ordered` (admission order) on `onprem`: one pool or several."""
     if len(onprem.quota_pools) > 1:
         return PooledReplay(ordered, onprem, now=now, backfill=backfill)
+    if knows_every_node(onprem):
+        return NodeReplay(ordered, onprem, now=now, backfill=backfill)
     return OnPremReplay(ordered, onprem, now=now, backfill=backfill)
 
 

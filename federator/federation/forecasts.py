@@ -1,9 +1,10 @@
 """How far the cost model's on-prem wait forecasts are from the waits jobs really get.
 
 Every "stays on-prem: 45m expected wait …" decision is a forecast: the replay of the queue in
-docs/cost-model.md §1, which does not foresee arrivals and pools GPUs across nodes after now.
-On a busy cluster with Kueue's BestEffortFIFO, small jobs keep taking freed GPUs before a gang
-finds room, and gangs wait much longer than forecast (the simulator measures 3-12x on trace A).
+docs/cost-model.md §1, which does not foresee arrivals and, given Kueue's quota rather than
+where jobs run, pools GPUs across nodes after now. On a busy cluster with Kueue's
+BestEffortFIFO, small jobs keep taking freed GPUs before a gang finds room, and gangs wait much
+longer than forecast (the simulator measured 3-5x on trace A when it pooled GPUs too).
 Operators should see this on their own cluster, so the loop keeps each waiting job's first
 forecast and, when the job starts on-prem, adds both waits to counters per gang size; the
 rate of `federator_onprem_wait_real_seconds_total` over the rate of

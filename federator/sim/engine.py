@@ -63,7 +63,7 @@ class Simulation:
         self.controller = controller
         self.progress = progress
         self.outcomes = JobOutcomes.empty(len(trace))
-        self.placements: dict[int, Placement] = {}
+        self.placements: dict[int, Placement] = self.world.placements
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = 0
         self._round_times: set[float] = set()

@@ -12,11 +12,10 @@ function the daemon calls. This module only shapes its inputs:
 * **When again.** A job that stays is asked again at the decision's own `revisit_at` (e.g.
   Starburst's timeout) or, without one, after as long again as it has already waited
   (doubling), so a job is decided O(log wait) times, not once per event.
-* **Running jobs.** The replay only needs when GPUs come back. Running jobs are sorted by
-  expected end once per change of the running set; the `running_groups` soonest releases are
-  passed as they are and the later ones merged into that many groups of neighbours (each
-  releasing its GPUs at its median member's expected end), which bounds the cost of a round
-  independently of the cluster size while keeping exact the releases that decide short waits.
+* **Running jobs.** Every running job is passed with the nodes it runs on, so the replay
+  follows GPUs node by node (`core.node_replay`): a gang's wait is the wait for whole nodes to
+  drain, not for GPUs anywhere. (Merging far releases into groups, as an earlier simulator did
+  to bound a round's cost, cannot say which node a GPU comes back to.)
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import replace
-from operator import itemgetter
 from typing import Protocol
 
 from federator.core import placements
@@ -40,6 +38,7 @@ from federator.core.models import (
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.sim.cloud import CloudPool
 from federator.sim.controllers import Order
+from federator.sim.onprem import Placement
 from federator.sim.world import World
 
 
@@ -60,13 +59,11 @@ class Decide(Protocol):
     ) -> Round: ...
 
 
-_GPUS = itemgetter(2)
 DEFAULT_WINDOW = 256
 # Hint-less revisits share rounds on this grid. A minute: far below any cloud startup
 # latency, so a stay whose expected wait was wrong is asked again before the error costs much
 # (the daemon asks every pass). docs/benchmarks.md has the sweeps with a 10-minute grid.
 REVISIT_GRID_S = 60.0
-DEFAULT_RUNNING_GROUPS = 64
 
 
 class CoreController:
@@ -81,7 +78,6 @@ class CoreController:
         knob_name: str = "",
         decide: Decide = placements.decide,
         window: int = DEFAULT_WINDOW,
-        running_groups: int = DEFAULT_RUNNING_GROUPS,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -89,12 +85,11 @@ class CoreController:
         self.knob_name = knob_name
         self._decide = decide
         self._window = window
-        self._running_groups = running_groups
         self._pools: dict[str, CloudPool] = {}
         self._job_index: dict[str, int] = {}
         self._context_jobs: dict[int, PendingJob] = {}
-        self._groups: list[tuple[str, int, float, float]] = []
-        self._groups_version = -1
+        self._running_entries: list[tuple[str, int, float, float, Placement]] = []
+        self._running_version = -1
         self._offers = PoolOffers()
 
     def prepare(self, world: World) -> None:
@@ -169,45 +164,18 @@ class CoreController:
         return ahead + [job for job in due if job not in included]
 
     def _running(self, world: World, now: float) -> tuple[RunningJob, ...]:
-        if self._groups_version != world.running_version:
-            self._groups = _group_running(world.running_by_end, self._running_groups)
-            self._groups_version = world.running_version
+        if self._running_version != world.running_version:
+            placements = world.placements
+            self._running_entries = [
+                (f"running-{job}", gpus, end, start, placements[job])
+                for end, start, gpus, job in world.running_by_end
+            ]
+            self._running_version = world.running_version
         # Expected run time left, by the daemon's rule (`expected_remaining_s`).
         return tuple(
-            RunningJob(key, gpus, expected_remaining_s(start, end, now))
-            for key, gpus, end, start in self._groups
+            RunningJob(key, gpus, expected_remaining_s(start, end, now), nodes=nodes)
+            for key, gpus, end, start, nodes in self._running_entries
         )
-
-
-def _group_running(
-    entries: Sequence[tuple[float, float, int, int]], groups: int
-) -> list[tuple[str, int, float, float]]:
-    """(key, GPUs, expected end, start): the `groups` soonest releases one by one, then groups of
-    neighbours in expected-end order, at most `groups` of them.
-
-    The soonest releases are exact because they decide the waits that are minutes long, where
-    a burst is won or lost against the cloud's startup latency. Merging them too moved the
-    first release to its group's median: a group of jobs ending from 1 minute to 2 hours out
-    freed nothing before 20 minutes, and the round saw a 20-minute wait where there was a
-    1-minute one; docs/benchmarks.md has trace A's sweeps before and after. Far releases only
-    shift long waits a little.
-    """
-    if groups <= 0 or len(entries) <= 2 * groups:
-        return _one_by_one(entries)
-    later = entries[groups:]
-    size = math.ceil(len(later) / groups)
-    merged = []
-    for index in range(0, len(later), size):
-        chunk = later[index : index + size]
-        end, start, _, _ = chunk[len(chunk) // 2]
-        merged.append((f"running-group-{index}", sum(map(_GPUS, chunk)), end, start))
-    return _one_by_one(entries[:groups]) + merged
-
-
-def _one_by_one(
-    entries: Sequence[tuple[float, float, int, int]],
-) -> list[tuple[str, int, float, float]]:
-    return [(f"running-{job}", gpus, end, start) for end, start, gpus, job in entries]
 
 
 def _revisit(hint: float | None, world: World, job: int, now: float) -> float:

@@ -221,7 +221,7 @@ def print_results(console: Console, results: Sequence[RunResult], title: str) ->
         console.print(forecasts)
         console.print(
             "The forecast is the cost model's replay of the queue (docs/cost-model.md §1): it"
-            " does not foresee arrivals, and after now it pools GPUs across nodes."
+            " does not foresee arrivals; in the simulator it follows each node's GPUs."
         )
 
 

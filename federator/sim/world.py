@@ -20,7 +20,7 @@ from federator.core.models import DatasetNeed, PendingJob, Spend
 from federator.core.policy import Caps
 from federator.sim.cloud import CloudPool
 from federator.sim.estimates import RuntimeEstimator
-from federator.sim.onprem import BestEffortFifo, GpuNodes
+from federator.sim.onprem import BestEffortFifo, GpuNodes, Placement
 from federator.sim.scenarios import Scenario
 from federator.sim.traces import TraceJob
 
@@ -57,6 +57,8 @@ class World:
         self.running: dict[int, tuple[int, float, float]] = {}
         self.running_by_end: list[tuple[float, float, int, int]] = []  # (end, start, gpus, job)
         self.running_version = 0
+        # Where each on-prem job runs (the engine keeps it): (node, GPUs) per node it uses.
+        self.placements: dict[int, Placement] = {}
         self.pool_used_gpus: dict[str, int] = {pool.name: 0 for pool in scenario.pools}
         self.pool_jobs: dict[str, int] = {pool.name: 0 for pool in scenario.pools}
         self.cloud_running: dict[int, tuple[CloudPool, int]] = {}

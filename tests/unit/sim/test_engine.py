@@ -116,29 +116,33 @@ def test_every_policy_keeps_the_invariants_and_is_deterministic(
         assert first.summary.bursted_jobs > 0
 
 
-def test_a_gang_forecast_that_pools_gpus_is_held_against_the_real_start() -> None:
-    """Two 2-GPU nodes, each with one GPU back at t=100 and one at t=1000. The replay pools
-    GPUs after now, so it forecasts the 2-GPU job b at 100 s; b needs one node and starts at
-    1000. No cloud pool: federator can only stay, and its first forecast is kept."""
+def test_a_gang_forecast_waits_for_a_node_and_is_held_against_the_real_start() -> None:
+    """Two 2-GPU nodes, each with one GPU back at t=100 and one at t=1000. The replay follows
+    nodes, so it forecasts the 2-GPU job b at 1000 s, when a node drains (pooling GPUs, it
+    said 100 s). It does not foresee arrivals: x1 and x2 come at 100 and backfill one GPU on
+    each node, so b really starts at 2100. No cloud pool: federator can only stay, and its
+    first forecast is kept."""
     trace = (
         TraceJob("a1", 0.0, 1, 100.0),
         TraceJob("a2", 0.0, 1, 1000.0),
         TraceJob("c1", 0.0, 1, 100.0),
         TraceJob("c2", 0.0, 1, 1000.0),
         TraceJob("b", 1.0, 2, 50.0),
+        TraceJob("x1", 100.0, 1, 2000.0),
+        TraceJob("x2", 100.0, 1, 2000.0),
     )
     scenario = dataclasses.replace(tiny_scenario(), onprem_gpus=4, gpus_per_node=2)
     controller = CoreController("federator", DecisionPolicy(strategy=Strategy.FEDERATOR))
     result = Simulation(trace, scenario, controller).run()
     out = result.outcomes
-    assert out.start_s.tolist() == [0.0, 0.0, 0.0, 0.0, 1000.0]
+    assert out.start_s.tolist() == [0.0, 0.0, 0.0, 0.0, 2100.0, 100.0, 100.0]
     assert out.forecast_at_s[4] == 1.0
-    assert out.forecast_start_s[4] == 100.0
+    assert out.forecast_start_s[4] == 1000.0
     assert np.isnan(out.forecast_start_s[:4]).all(), "jobs that started at once were not asked"
     (gangs,) = wait_forecasts(out)
     assert (gangs.gpus, gangs.jobs) == ("2-4", 1)
-    assert (gangs.forecast_mean_s, gangs.real_mean_s) == (99.0, 999.0)
-    assert gangs.ratio == pytest.approx(999 / 99)
+    assert (gangs.forecast_mean_s, gangs.real_mean_s) == (999.0, 2099.0)
+    assert gangs.ratio == pytest.approx(2099 / 999)
 
 
 def test_policies_without_a_replay_forecast_nothing() -> None:

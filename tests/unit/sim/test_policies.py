@@ -1,36 +1,50 @@
-"""How the simulator shapes the running jobs it passes to the decision core."""
+"""What the simulator tells the decision core about the on-prem cluster."""
 
 from __future__ import annotations
 
-from federator.sim.policies import _group_running
+from collections.abc import Collection, Sequence
+
+from federator.core import placements
+from federator.core.decisions import Round
+from federator.core.models import Offer, OnPremState, PendingJob, RunningJob, Spend
+from federator.core.node_replay import knows_every_node
+from federator.core.policy import DecisionPolicy, Strategy
+from federator.sim.engine import Simulation
+from federator.sim.policies import CoreController
+
+from .helpers import tiny_scenario, tiny_trace
 
 
-def _entries(ends: list[float]) -> list[tuple[float, float, int, int]]:
-    """(expected end, start, GPUs, job) in expected-end order, job i holding i + 1 GPUs."""
-    return [(end, 0.0, job + 1, job) for job, end in enumerate(sorted(ends))]
+def test_the_core_is_told_which_node_holds_each_running_job() -> None:
+    seen: list[OnPremState] = []
 
+    def spy(
+        jobs: Sequence[PendingJob],
+        onprem: OnPremState,
+        offers: Sequence[Offer],
+        spend: Spend,
+        policy: DecisionPolicy,
+        now: float,
+        *,
+        only: Collection[str] | None = None,
+        plain_stays_when_full: bool = False,
+    ) -> Round:
+        seen.append(onprem)
+        return placements.decide(
+            jobs,
+            onprem,
+            offers,
+            spend,
+            policy,
+            now,
+            only=only,
+            plain_stays_when_full=plain_stays_when_full,
+        )
 
-def test_a_small_running_set_is_passed_as_it_is() -> None:
-    entries = _entries([60.0 * i for i in range(1, 9)])
-    grouped = _group_running(entries, groups=4)
-    assert [(key, gpus, end) for key, gpus, end, _ in grouped] == [
-        (f"running-{job}", gpus, end) for end, _, gpus, job in entries
-    ]
-
-
-def test_the_soonest_releases_stay_exact_and_the_later_ones_are_merged() -> None:
-    # 1 minute to 100 hours out: merging from the start would free nothing before a median.
-    entries = _entries([60.0 * 1.5**i for i in range(100)])
-    grouped = _group_running(entries, groups=8)
-    assert [end for _, _, end, _ in grouped[:8]] == [end for end, *_ in entries[:8]]
-    assert grouped[0][2] == 60.0  # the first GPUs come back when the first job ends
-    assert len(grouped) <= 16
-    assert all(key.startswith("running-group-") for key, *_ in grouped[8:])
-    assert sum(gpus for _, gpus, _, _ in grouped) == sum(gpus for _, _, gpus, _ in entries)
-    ends = [end for _, _, end, _ in grouped]
-    assert ends == sorted(ends)
-
-
-def test_no_groups_means_every_job_on_its_own() -> None:
-    entries = _entries([10.0, 20.0, 30.0])
-    assert len(_group_running(entries, groups=0)) == 3
+    policy = DecisionPolicy(strategy=Strategy.FEDERATOR)
+    controller = CoreController("federator", policy, decide=spy)
+    Simulation(tiny_trace(), tiny_scenario(), controller).run()
+    # j1 arrives at 100 s behind j0, which fills the one node until 3,600 s.
+    assert seen[0].running == (RunningJob("running-0", 8, 3500.0, nodes=((0, 8),)),)
+    assert seen[0].node_free_gpus == (0,)
+    assert all(knows_every_node(onprem) for onprem in seen)
