@@ -12,16 +12,19 @@ function the daemon calls. This module only shapes its inputs:
 * **When again.** A job that stays is asked again at the decision's own `revisit_at` (e.g.
   Starburst's timeout) or, without one, after as long again as it has already waited
   (doubling), so a job is decided O(log wait) times, not once per event.
-* **Running jobs.** Every running job is passed with the nodes it runs on, so the replay
-  follows GPUs node by node (`core.node_replay`): a gang's wait is the wait for whole nodes to
-  drain, not for GPUs anywhere. (Merging far releases into groups, as an earlier simulator did
-  to bound a round's cost, cannot say which node a GPU comes back to.)
+* **Running jobs.** The replay needs when GPUs come back, and to which nodes (it follows GPUs
+  node by node, `core.node_replay`: a gang's wait is the wait for whole nodes to drain). Running
+  jobs are sorted by expected end once per change of the running set; the `running_groups`
+  soonest releases are passed as they are and the later ones merged into that many groups of
+  neighbours (each giving its members' GPUs back to their own nodes at its median member's
+  expected end), which bounds the cost of a round independently of the cluster size while
+  keeping exact the releases that decide short waits.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -64,6 +67,7 @@ DEFAULT_WINDOW = 256
 # latency, so a stay whose expected wait was wrong is asked again before the error costs much
 # (the daemon asks every pass). docs/benchmarks.md has the sweeps with a 10-minute grid.
 REVISIT_GRID_S = 60.0
+DEFAULT_RUNNING_GROUPS = 64
 
 
 class CoreController:
@@ -78,6 +82,7 @@ class CoreController:
         knob_name: str = "",
         decide: Decide = placements.decide,
         window: int = DEFAULT_WINDOW,
+        running_groups: int = DEFAULT_RUNNING_GROUPS,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -85,6 +90,7 @@ class CoreController:
         self.knob_name = knob_name
         self._decide = decide
         self._window = window
+        self._running_groups = running_groups
         self._pools: dict[str, CloudPool] = {}
         self._job_index: dict[str, int] = {}
         self._context_jobs: dict[int, PendingJob] = {}
@@ -165,17 +171,53 @@ class CoreController:
 
     def _running(self, world: World, now: float) -> tuple[RunningJob, ...]:
         if self._running_version != world.running_version:
-            placements = world.placements
-            self._running_entries = [
-                (f"running-{job}", gpus, end, start, placements[job])
-                for end, start, gpus, job in world.running_by_end
-            ]
+            self._running_entries = _group_running(
+                world.running_by_end, world.placements, self._running_groups
+            )
             self._running_version = world.running_version
         # Expected run time left, by the daemon's rule (`expected_remaining_s`).
         return tuple(
-            RunningJob(key, gpus, expected_remaining_s(start, end, now), nodes=nodes)
+            RunningJob(key, gpus, expected_remaining_s(start, end, now), "", nodes)
             for key, gpus, end, start, nodes in self._running_entries
         )
+
+
+RunningEntry = tuple[str, int, float, float, Placement]  # key, GPUs, expected end, start, nodes
+
+
+def _group_running(
+    entries: Sequence[tuple[float, float, int, int]],
+    placements: Mapping[int, Placement],
+    groups: int,
+) -> list[RunningEntry]:
+    """The `groups` soonest releases one by one, then groups of neighbours in expected-end
+    order, at most `groups` of them, each giving back all its members' GPUs, to their own
+    nodes, at its median member's expected end.
+
+    The soonest releases are exact because they decide the waits that are minutes long, where
+    a burst is won or lost against the cloud's startup latency. Far releases only shift long
+    waits a little, and merging them bounds a round's cost on a big cluster.
+    """
+    if groups <= 0 or len(entries) <= 2 * groups:
+        return _one_by_one(entries, placements)
+    later = entries[groups:]
+    size = math.ceil(len(later) / groups)
+    merged = []
+    for index in range(0, len(later), size):
+        chunk = later[index : index + size]
+        end, start, _, _ = chunk[len(chunk) // 2]
+        gpus = sum(member[2] for member in chunk)
+        nodes = tuple(part for *_, job in chunk for part in placements[job])
+        merged.append((f"running-group-{index}", gpus, end, start, nodes))
+    return _one_by_one(entries[:groups], placements) + merged
+
+
+def _one_by_one(
+    entries: Sequence[tuple[float, float, int, int]], placements: Mapping[int, Placement]
+) -> list[RunningEntry]:
+    return [
+        (f"running-{job}", gpus, end, start, placements[job]) for end, start, gpus, job in entries
+    ]
 
 
 def _revisit(hint: float | None, world: World, job: int, now: float) -> float:
