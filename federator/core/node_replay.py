@@ -9,11 +9,13 @@ This replay keeps each node's free GPUs for the whole horizon: the running jobs 
 GPUs are (`RunningJob.nodes`) and give them back to those nodes; a job that stays is placed
 best-fit (the fullest node its pod fits, as a bin-packing scheduler with `MostAllocated` does),
 and gives its GPUs back to the same nodes when it ends. It is used when the caller knows every
-running job's nodes; arrivals after `now` are still not foreseen.
+running job's nodes and no quota stands between a job and free nodes (`quota_pools` empty);
+arrivals after `now` are still not foreseen.
 
-Cost: for each start, one fit test per distinct job shape waiting (a scan of at most
-`gpus_per_node` free-GPU levels per pod), so O(n·s·p·k) for n jobs of s shapes, p pods per job
-and k GPUs per node, plus O(r log r) for r releases.
+Cost: for each start and each release that raises the most free GPUs on a node past a waiting
+shape's largest pod, one fit test per such shape (O(p·k) for p pods and k GPUs per node; a
+one-pod shape is one comparison), plus O(r log r) for r releases and O(m) per placement for m
+nodes with the same free GPUs (the lowest index among them, as the scheduler picks).
 """
 
 from __future__ import annotations
@@ -30,19 +32,25 @@ Placement = tuple[tuple[int, int], ...]  # (node index, GPUs taken on it)
 
 
 def knows_every_node(onprem: OnPremState) -> bool:
-    """True when the replay can follow GPUs node by node: the nodes' free GPUs are given and
-    every running job says which nodes hold its GPUs."""
-    if not onprem.node_free_gpus or len(onprem.quota_pools) > 1:
+    """True when the replay can follow GPUs node by node: the nodes' free GPUs are given, every
+    running job says which nodes hold its GPUs, and no quota pool bounds admission (this
+    replay reads nodes, not quota)."""
+    if not onprem.node_free_gpus or onprem.quota_pools:
         return False
     return all(running.nodes or running.gpus == 0 for running in onprem.running)
 
 
 class NodeFreeGpus:
-    """Free GPUs per node, with the nodes grouped by how many they have free: best fit and a
-    fit test cost O(GPUs per node), not a scan of every node."""
+    """Free GPUs per node, with the nodes grouped by how many they have free: a fit test costs
+    O(GPUs per node) instead of a scan of every node.
 
-    def __init__(self, free: Sequence[int], gpus_per_node: int) -> None:
-        self.size = max([gpus_per_node, *free])
+    `capacity` is each node's GPUs (free plus what running jobs hold there): a give-back never
+    raises a node above it, so inputs that disagree (a job said to hold GPUs a node does not
+    have) cannot invent room."""
+
+    def __init__(self, free: Sequence[int], capacity: Sequence[int]) -> None:
+        self.capacity = list(capacity)
+        self.size = max(self.capacity, default=0)
         self.free = list(free)
         self._by_free: list[set[int]] = [set() for _ in range(self.size + 1)]
         for node, gpus in enumerate(self.free):
@@ -82,7 +90,7 @@ class NodeFreeGpus:
     def give_back(self, placement: Placement) -> None:
         for node, gpus in placement:
             if 0 <= node < len(self.free):  # a node since gone keeps nothing
-                self._move(node, min(self.size, self.free[node] + gpus))
+                self._move(node, min(self.capacity[node], self.free[node] + gpus))
 
     def _move(self, node: int, free: int) -> None:
         was = self.free[node]
@@ -109,7 +117,7 @@ class NodeReplay:
         self._backfill = backfill
         self._clock = now
         self._node_size = max(1, onprem.gpus_per_node)
-        self._nodes = NodeFreeGpus(onprem.node_free_gpus, self._node_size)
+        self._nodes = NodeFreeGpus(onprem.node_free_gpus, _node_capacity(onprem))
         # (when, tie-breaker, nodes): placements are not comparable, so ties go by sequence.
         self._releases: list[tuple[float, int, Placement]] = [
             (now + (left if (left := running.expected_remaining_s) > 0 else 0.0), i, running.nodes)
@@ -154,8 +162,9 @@ class NodeReplay:
         if start == math.inf:
             return
         index, pods = self._started
-        if index < 0 or self._ordered[index] is not job:  # not the start just yielded
-            pods = self._pods(self._shape(job))
+        # The contract (`starts`): a stay answers the start just yielded, whose pods fit now.
+        if index < 0 or self._ordered[index] is not job:
+            raise ValueError("stays() is for the job just yielded")
         placement = self._nodes.take(pods)
         runtime = job.runtime_estimate_s
         self._push_release(start + (runtime if runtime > 0 else 0.0), placement)
@@ -198,7 +207,11 @@ class NodeReplay:
             self._nodes.give_back(heappop(self._releases)[2])
         if when > self._clock:
             self._clock = when
-        self._blocked.clear()
+        # Only shapes whose largest pod now fits some node may fit at all; the rest stay
+        # blocked without a test (`fits` would say no at its first comparison).
+        most = self._nodes.most
+        queues = self._queues
+        self._blocked = {position for position in self._blocked if queues[position][1][0] > most}
 
     def _push_release(self, when: float, placement: Placement) -> None:
         heappush(self._releases, (when, self._sequence, placement))
@@ -214,3 +227,14 @@ class NodeReplay:
         gpus, pod = shape
         whole, rest = divmod(gpus, pod) if pod > 0 else (0, 0)
         return (pod,) * whole + ((rest,) if rest else ())
+
+
+def _node_capacity(onprem: OnPremState) -> list[int]:
+    """Each node's GPUs: free now plus what the running jobs hold on it (the replay is only
+    used when every running job's nodes are known)."""
+    capacity = list(onprem.node_free_gpus)
+    for running in onprem.running:
+        for node, gpus in running.nodes:
+            if 0 <= node < len(capacity):
+                capacity[node] += gpus
+    return capacity

@@ -10,10 +10,11 @@ that bursts frees its place for everyone simulated after it.
 
 Deliberately simple: at `now` gangs must fit on the nodes' free GPUs (`node_free_gpus`, pods
 first-fit; a shape that does not fit lets a job of the same size in smaller pods go first);
-after that GPUs are pooled (no fragmentation is foreseen), arrivals after `now` are not
-foreseen, and jobs that cannot fit even on an empty cluster, or whose pod is bigger than a
-node, never start (`inf`). Jobs named in
-`queue_order` that are not pending here are unknown in size and ignored.
+after that GPUs are pooled (no fragmentation is foreseen; when the caller knows every running
+job's nodes, `replay_from_now` picks `node_replay.NodeReplay`, which follows them throughout),
+arrivals after `now` are not foreseen, and jobs that cannot fit even on an empty cluster, or
+whose pod is bigger than a node, never start (`inf`). Jobs named in `queue_order` that are not
+pending here are unknown in size and ignored.
 Cost: O(n·s + r) heap and deque steps for n jobs of s distinct sizes and r releases.
 
 Quota pools (`OnPremState.quota_pools`: Kueue cohorts, or ClusterQueues in none) are replayed
@@ -91,7 +92,8 @@ class Replay(Protocol):
 def replay_from_now(
     ordered: Sequence[PendingJob], onprem: OnPremState, *, now: float, backfill: bool
 ) -> Replay:
-    """The replay of `ordered` (admission order) on `onprem`: one pool or several."""
+    """The replay of `ordered` (admission order) on `onprem`: several quota pools, nodes
+    followed one by one when every running job's nodes are known, else one pool."""
     if len(onprem.quota_pools) > 1:
         return PooledReplay(ordered, onprem, now=now, backfill=backfill)
     if knows_every_node(onprem):
@@ -319,6 +321,8 @@ class OnPremReplay:
 
     def _place(self, job: PendingJob, nodes: list[int]) -> bool:
         """First-fit the job's pods onto `nodes` (changed in place); False if one does not fit."""
+        if job.gpus <= 0:
+            return True  # no pods to place (and no pod size to cut it into)
         pod = job.gpus_per_pod or min(job.gpus, self._node_size)
         pods = [pod] * (job.gpus // pod) + ([job.gpus % pod] if job.gpus % pod else [])
         for size in pods:

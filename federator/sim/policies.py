@@ -121,6 +121,7 @@ class CoreController:
             running=self._running(world, now) if needs_replay else (),
             queue_order=tuple(job.key for job in pending),
             node_free_gpus=tuple(world.nodes.free),
+            gpus_per_node=world.scenario.gpus_per_node,
             queued_behind=self._queued_behind(world, due),
         )
         offers = tuple(self._offers.offer(pool, world, now) for pool in world.scenario.pools)

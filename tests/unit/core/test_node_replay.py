@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -130,8 +131,39 @@ def test_the_replay_follows_nodes_only_when_every_running_job_says_where_it_runs
     assert isinstance(replay_from_now([], one_unknown, now=NOW, backfill=True), OnPremReplay)
     no_nodes = replace(HALF_AND_HALF, node_free_gpus=())
     assert not knows_every_node(no_nodes)
+    one_pool = replace(HALF_AND_HALF, quota_pools=(QuotaPool("team", 16, 0),))
+    assert not knows_every_node(one_pool), "a quota pool bounds admission, not the nodes"
     pools = replace(HALF_AND_HALF, quota_pools=(QuotaPool("a", 8, 0), QuotaPool("b", 8, 0)))
     assert isinstance(replay_from_now([], pools, now=NOW, backfill=True), PooledReplay)
+
+
+def test_nodes_of_another_size_give_their_gpus_back_in_full() -> None:
+    # Two 16-GPU nodes, each full with one job: 16 GPUs come back to node 0 at 100.
+    onprem = replace(
+        cluster((0, 0), running("x", 100, (0, 16)), running("y", 1000, (1, 16))),
+        total_gpus=32,
+        gpus_per_node=16,
+    )
+    assert starts([job("sixteen", 16, 50)], onprem) == {"sixteen": 100.0}
+    # On 4-GPU nodes a 6-GPU job is one full node and 2 GPUs on another.
+    small = replace(cluster((4, 2), running("z", 300, (1, 2))), total_gpus=8, gpus_per_node=4)
+    assert starts([job("six", 6, 50)], small) == {"six": 0.0}
+
+
+def test_a_stay_answers_the_start_just_yielded() -> None:
+    onprem = cluster((8, 8))
+    replay = replay_from_now([job("a", 4, 50), job("b", 4, 50)], onprem, now=NOW, backfill=True)
+    steps = replay.starts()
+    next(steps)
+    with pytest.raises(ValueError, match="just yielded"):
+        replay.stays(job("b", 4, 50), NOW)
+
+
+def test_a_job_without_gpus_starts_at_once_in_either_replay() -> None:
+    # Pooled: the running job's nodes are unknown (the node size once divided by zero here).
+    for holder in [RunningJob("r", 8, 100.0), running("r", 100, (0, 8))]:
+        onprem = cluster((0,), holder)
+        assert starts([job("cpu-only", 0, 50)], onprem) == {"cpu-only": 0.0}, holder
 
 
 @given(
@@ -140,7 +172,7 @@ def test_the_replay_follows_nodes_only_when_every_running_job_says_where_it_runs
 )
 def test_node_bookkeeping_matches_a_plain_list(free: list[int], requests: list[list[int]]) -> None:
     """Takes and give-backs keep each node within [0, 8], and the fit test agrees with taking."""
-    nodes = NodeFreeGpus(free, 8)
+    nodes = NodeFreeGpus(free, [8] * len(free))
     plain = list(free)
     held: list[tuple[tuple[int, int], ...]] = []
     for pods in requests:

@@ -145,6 +145,21 @@ def test_a_gang_forecast_waits_for_a_node_and_is_held_against_the_real_start() -
     assert gangs.ratio == pytest.approx(2099 / 999)
 
 
+def test_the_replay_knows_the_simulated_node_size() -> None:
+    """Two 4-GPU nodes: a 6-GPU job runs on one whole node and 2 GPUs of the other. Told 8-GPU
+    nodes, the replay cut it into one 6-GPU pod that fits no node and forecast "never"."""
+    trace = (
+        TraceJob("a", 0.0, 4, 200.0),
+        TraceJob("c", 0.0, 2, 1000.0),
+        TraceJob("b", 1.0, 6, 50.0),
+    )
+    scenario = dataclasses.replace(tiny_scenario(), onprem_gpus=8, gpus_per_node=4)
+    controller = CoreController("federator", DecisionPolicy(strategy=Strategy.FEDERATOR))
+    out = Simulation(trace, scenario, controller).run().outcomes
+    assert out.start_s.tolist() == [0.0, 0.0, 200.0]
+    assert out.forecast_start_s[2] == 200.0
+
+
 def test_policies_without_a_replay_forecast_nothing() -> None:
     result = run_tiny(Strategy.NEVER)
     assert np.isnan(result.outcomes.forecast_start_s).all()
