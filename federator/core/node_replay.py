@@ -44,13 +44,13 @@ class NodeFreeGpus:
     """Free GPUs per node, with the nodes grouped by how many they have free: a fit test costs
     O(GPUs per node) instead of a scan of every node.
 
-    `capacity` is each node's GPUs (free plus what running jobs hold there): a give-back never
-    raises a node above it, so inputs that disagree (a job said to hold GPUs a node does not
-    have) cannot invent room."""
+    A give-back never raises a node above `size` (the node size, or more if a node has more
+    free), so inputs that disagree (a job said to hold GPUs a node does not have) cannot
+    invent more room than a node has. (Each node's exact capacity, free plus what the running
+    jobs hold there, cost a pass over every placement per round.)"""
 
-    def __init__(self, free: Sequence[int], capacity: Sequence[int]) -> None:
-        self.capacity = list(capacity)
-        self.size = max(self.capacity, default=0)
+    def __init__(self, free: Sequence[int], gpus_per_node: int) -> None:
+        self.size = max([gpus_per_node, *free])
         self.free = list(free)
         self._by_free: list[set[int]] = [set() for _ in range(self.size + 1)]
         for node, gpus in enumerate(self.free):
@@ -88,9 +88,11 @@ class NodeFreeGpus:
         return tuple(taken)
 
     def give_back(self, placement: Placement) -> None:
+        free, size, nodes = self.free, self.size, len(self.free)
         for node, gpus in placement:
-            if 0 <= node < len(self.free):  # a node since gone keeps nothing
-                self._move(node, min(self.capacity[node], self.free[node] + gpus))
+            if 0 <= node < nodes:  # a node since gone keeps nothing
+                back = free[node] + gpus
+                self._move(node, back if back < size else size)
 
     def _move(self, node: int, free: int) -> None:
         was = self.free[node]
@@ -98,9 +100,10 @@ class NodeFreeGpus:
         by_free[was].discard(node)
         by_free[free].add(node)
         self.free[node] = free
-        if free > self.most:
+        most = self.most
+        if free > most:
             self.most = free
-        elif was == self.most and not by_free[was]:
+        elif was == most and not by_free[was]:
             most = was
             while most > 0 and not by_free[most]:
                 most -= 1
@@ -117,7 +120,7 @@ class NodeReplay:
         self._backfill = backfill
         self._clock = now
         self._node_size = max(1, onprem.gpus_per_node)
-        self._nodes = NodeFreeGpus(onprem.node_free_gpus, _node_capacity(onprem))
+        self._nodes = NodeFreeGpus(onprem.node_free_gpus, self._node_size)
         # (when, tie-breaker, nodes): placements are not comparable, so ties go by sequence.
         self._releases: list[tuple[float, int, Placement]] = [
             (now + (left if (left := running.expected_remaining_s) > 0 else 0.0), i, running.nodes)
@@ -209,9 +212,10 @@ class NodeReplay:
             self._clock = when
         # Only shapes whose largest pod now fits some node may fit at all; the rest stay
         # blocked without a test (`fits` would say no at its first comparison).
-        most = self._nodes.most
-        queues = self._queues
-        self._blocked = {position for position in self._blocked if queues[position][1][0] > most}
+        if self._blocked:
+            most = self._nodes.most
+            queues = self._queues
+            self._blocked = {i for i in self._blocked if queues[i][1][0] > most}
 
     def _push_release(self, when: float, placement: Placement) -> None:
         heappush(self._releases, (when, self._sequence, placement))
@@ -227,14 +231,3 @@ class NodeReplay:
         gpus, pod = shape
         whole, rest = divmod(gpus, pod) if pod > 0 else (0, 0)
         return (pod,) * whole + ((rest,) if rest else ())
-
-
-def _node_capacity(onprem: OnPremState) -> list[int]:
-    """Each node's GPUs: free now plus what the running jobs hold on it (the replay is only
-    used when every running job's nodes are known)."""
-    capacity = list(onprem.node_free_gpus)
-    for running in onprem.running:
-        for node, gpus in running.nodes:
-            if 0 <= node < len(capacity):
-                capacity[node] += gpus
-    return capacity

@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
+from itertools import chain
+from operator import itemgetter
 from typing import Protocol
 
 from federator.core import placements
@@ -62,6 +64,8 @@ class Decide(Protocol):
     ) -> Round: ...
 
 
+_GPUS = itemgetter(2)
+_JOB = itemgetter(3)
 DEFAULT_WINDOW = 256
 # Hint-less revisits share rounds on this grid. A minute: far below any cloud startup
 # latency, so a stay whose expected wait was wrong is asked again before the error costs much
@@ -207,8 +211,9 @@ def _group_running(
     for index in range(0, len(later), size):
         chunk = later[index : index + size]
         end, start, _, _ = chunk[len(chunk) // 2]
-        gpus = sum(member[2] for member in chunk)
-        nodes = tuple(part for *_, job in chunk for part in placements[job])
+        gpus = sum(map(_GPUS, chunk))
+        # The members' placements end to end (chain and map: this runs per running change).
+        nodes = tuple(chain.from_iterable(map(placements.__getitem__, map(_JOB, chunk))))
         merged.append((f"running-group-{index}", gpus, end, start, nodes))
     return _one_by_one(entries[:groups], placements) + merged
 

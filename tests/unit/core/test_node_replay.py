@@ -172,7 +172,7 @@ def test_a_job_without_gpus_starts_at_once_in_either_replay() -> None:
 )
 def test_node_bookkeeping_matches_a_plain_list(free: list[int], requests: list[list[int]]) -> None:
     """Takes and give-backs keep each node within [0, 8], and the fit test agrees with taking."""
-    nodes = NodeFreeGpus(free, [8] * len(free))
+    nodes = NodeFreeGpus(free, 8)
     plain = list(free)
     held: list[tuple[tuple[int, int], ...]] = []
     for pods in requests:
