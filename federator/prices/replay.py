@@ -112,7 +112,8 @@ def series_and_conflicts(
 ) -> tuple[dict[tuple[str, str], SpotPriceSeries], list[str]]:
     """`series_from_records`, and each record that gives a series (instance type, zone,
     product) a second, different price at an instant another record already priced, named
-    with both record numbers (counted from 1, in file order)."""
+    with both record numbers (counted from 1, in file order). A record repeated exactly
+    (pages that overlap) counts once."""
     grouped: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     first: dict[tuple[str, str, str, float], tuple[int, float]] = {}
     conflicts = []
@@ -127,16 +128,18 @@ def series_and_conflicts(
             price = float(record["SpotPrice"])
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"record {number}: {error!r}") from None
+        # NaN is not a price at all (and never equals itself): the price checks refuse it, once.
+        if math.isfinite(price):
+            seen = first.setdefault((*key, stamp), (number, price))
+            if seen[0] != number and seen[1] == price:
+                continue  # the same record again (overlapping pages): one event, not two
+            if seen[1] != price:
+                when = datetime.fromtimestamp(stamp, UTC).isoformat()
+                conflicts.append(
+                    f"record {number}: {key[0]} in {key[1]} at {when} costs {price:g} USD/h, "
+                    f"and record {seen[0]} gives {seen[1]:g} at that same instant"
+                )
         grouped.setdefault(key, []).append((stamp, price))
-        if not math.isfinite(price):
-            continue  # not a price at all: the price checks refuse it, once
-        seen = first.setdefault((*key, stamp), (number, price))
-        if seen[1] != price:
-            when = datetime.fromtimestamp(stamp, UTC).isoformat()
-            conflicts.append(
-                f"record {number}: {key[0]} in {key[1]} at {when} costs {price:g} USD/h, "
-                f"and record {seen[0]} gives {seen[1]:g} at that same instant"
-            )
     result: dict[tuple[str, str], SpotPriceSeries] = {}
     for (instance_type, zone, product), events in sorted(grouped.items()):
         events.sort()

@@ -79,7 +79,8 @@ def test_a_replayed_spot_price_above_on_demand_is_refused(tmp_path: Path) -> Non
 def test_two_prices_at_one_instant_are_refused_and_a_repeated_record_is_not(
     tmp_path: Path,
 ) -> None:
-    """Which price held then? The series kept the higher one without a word."""
+    """Which price held then? The series kept the higher one without a word. A repeated
+    record is one price change, not two at the same instant."""
     path = price_file(tmp_path, "0.9", "1.1", "1.2")
     document = json.loads(path.read_text())
     records = document["SpotPriceHistory"]
@@ -97,7 +98,8 @@ def test_two_prices_at_one_instant_are_refused_and_a_repeated_record_is_not(
     del records[-1]
     path.write_text(json.dumps(document))
     history = markets.load_price_history(path, "us-east-1a", SPOT, 3.06, 8)
-    assert history is not None
+    assert history.times_s == (0.0, 3600.0, 7200.0)
+    assert history.usd_per_gpu_hour == (0.9, 1.1, 1.2)
 
 
 def test_a_good_replayed_history_is_per_gpu_from_its_first_change(tmp_path: Path) -> None:
