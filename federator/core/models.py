@@ -80,6 +80,10 @@ class PendingJob:
     quota_pool: str = ""
 
 
+# Where a job's GPUs are: (node index, GPUs held there) for each node it uses.
+Placement = tuple[tuple[int, int], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class RunningJob:
     """A job holding on-prem GPUs, with how long it is expected to keep them
@@ -89,9 +93,9 @@ class RunningJob:
     gpus: int
     expected_remaining_s: float
     quota_pool: str = ""  # the quota its GPUs go back to (`OnPremState.quota_pools`)
-    # (node index in `OnPremState.node_free_gpus`, GPUs held there) for each node it runs on;
-    # empty when unknown. Known for every running job, the replay follows GPUs node by node.
-    nodes: tuple[tuple[int, int], ...] = ()
+    # Its nodes, indexed as in `OnPremState.node_free_gpus`; empty when unknown. Known for
+    # every running job, the replay follows GPUs node by node.
+    nodes: Placement = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,10 +25,22 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from heapq import heapify, heappop, heappush
 
-from federator.core.models import OnPremState, PendingJob
+from federator.core.models import OnPremState, PendingJob, Placement
 
 Shape = tuple[int, int]  # (GPUs, GPUs per pod)
-Placement = tuple[tuple[int, int], ...]  # (node index, GPUs taken on it)
+
+
+def shape_of(job: PendingJob, node_size: int) -> Shape:
+    """The job's GPUs and pod size: its own `gpus_per_pod`, else one node's worth at most."""
+    return job.gpus, job.gpus_per_pod or min(job.gpus, node_size)
+
+
+def pods_of(shape: Shape) -> tuple[int, ...]:
+    """The pods of a job of `shape`, largest first: as many full pods as it takes, and what is
+    left in one more (none for a job without GPUs)."""
+    gpus, pod = shape
+    whole, rest = divmod(gpus, pod) if pod > 0 else (0, 0)
+    return (pod,) * whole + ((rest,) if rest else ())
 
 
 def knows_every_node(onprem: OnPremState) -> bool:
@@ -134,9 +146,9 @@ class NodeReplay:
             if job.gpus_per_pod is not None and job.gpus_per_pod > self._node_size:
                 self._misfits.append(index)
             else:
-                by_shape.setdefault(self._shape(job), deque()).append(index)
+                by_shape.setdefault(shape_of(job, self._node_size), deque()).append(index)
         # One (queue in admission order, pods largest first) per shape.
-        self._queues = [(queue, self._pods(shape)) for shape, queue in by_shape.items()]
+        self._queues = [(queue, pods_of(shape)) for shape, queue in by_shape.items()]
         self._left = len(ordered) - len(self._misfits)
         self._blocked: set[int] = set()  # `_queues` positions that do not fit until a release
         self._started: tuple[int, tuple[int, ...]] = (-1, ())  # last start's index and pods
@@ -220,14 +232,3 @@ class NodeReplay:
     def _push_release(self, when: float, placement: Placement) -> None:
         heappush(self._releases, (when, self._sequence, placement))
         self._sequence += 1
-
-    def _shape(self, job: PendingJob) -> Shape:
-        return job.gpus, job.gpus_per_pod or min(job.gpus, self._node_size)
-
-    @staticmethod
-    def _pods(shape: Shape) -> tuple[int, ...]:
-        """The pods of a job of `shape`, largest first: as many full pods as it takes, and
-        what is left in one more."""
-        gpus, pod = shape
-        whole, rest = divmod(gpus, pod) if pod > 0 else (0, 0)
-        return (pod,) * whole + ((rest,) if rest else ())

@@ -35,7 +35,7 @@ from heapq import heapify, heappop, heappush
 from typing import Protocol
 
 from federator.core.models import OnPremState, PendingJob, QuotaPool
-from federator.core.node_replay import NodeReplay, knows_every_node
+from federator.core.node_replay import NodeReplay, knows_every_node, pods_of, shape_of
 
 
 def admission_order(jobs: Sequence[PendingJob], onprem: OnPremState) -> list[PendingJob]:
@@ -317,15 +317,11 @@ class OnPremReplay:
             self._unplaceable.add(self._shape(job))
 
     def _shape(self, job: PendingJob) -> tuple[int, int]:
-        return job.gpus, job.gpus_per_pod or min(job.gpus, self._node_size)
+        return shape_of(job, self._node_size)
 
     def _place(self, job: PendingJob, nodes: list[int]) -> bool:
         """First-fit the job's pods onto `nodes` (changed in place); False if one does not fit."""
-        if job.gpus <= 0:
-            return True  # no pods to place (and no pod size to cut it into)
-        pod = job.gpus_per_pod or min(job.gpus, self._node_size)
-        pods = [pod] * (job.gpus // pod) + ([job.gpus % pod] if job.gpus % pod else [])
-        for size in pods:
+        for size in pods_of(self._shape(job)):
             for node, free in enumerate(nodes):
                 if free >= size:
                     nodes[node] = free - size

@@ -30,7 +30,6 @@ from federator.sim.cloud import CloudPool, CloudRun, draws_at_random, run_in_clo
 from federator.sim.controllers import Controller, Order
 from federator.sim.fits import check_fits
 from federator.sim.metrics import JobOutcomes, summarize
-from federator.sim.onprem import Placement
 from federator.sim.results import RunResult, check_invariants
 from federator.sim.room_waits import RoomWaits
 from federator.sim.scenarios import Scenario
@@ -63,7 +62,6 @@ class Simulation:
         self.controller = controller
         self.progress = progress
         self.outcomes = JobOutcomes.empty(len(trace))
-        self.placements: dict[int, Placement] = self.world.placements
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = 0
         self._round_times: set[float] = set()
@@ -178,7 +176,7 @@ class Simulation:
         self._admission_may_change = False
         world = self.world
         for job, placement in world.queue.admit(world.nodes):
-            self.placements[job] = placement
+            world.placements[job] = placement
             spec = world.trace[job]
             self.outcomes.start_s[job] = now
             world.start_running(job, now)
@@ -192,8 +190,8 @@ class Simulation:
         self.outcomes.end_s[job] = now
         self.outcomes.finished_count[job] += 1
         world.estimator.observe_finished(world.trace[job])
-        if job in self.placements:
-            world.nodes.release(self.placements.pop(job))
+        if job in world.placements:
+            world.nodes.release(world.placements.pop(job))
             world.stop_running(job)
             self._admission_may_change = True
         else:

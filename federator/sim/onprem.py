@@ -23,7 +23,8 @@ from collections import deque
 from collections.abc import Iterator, KeysView
 from dataclasses import dataclass
 
-Placement = tuple[tuple[int, int], ...]  # (node index, GPUs taken on it)
+from federator.core.models import Placement
+
 _NO_NODES: frozenset[int] = frozenset()
 
 

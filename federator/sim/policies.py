@@ -36,6 +36,7 @@ from federator.core.models import (
     Offer,
     OnPremState,
     PendingJob,
+    Placement,
     RunningJob,
     Spend,
     expected_remaining_s,
@@ -43,7 +44,6 @@ from federator.core.models import (
 from federator.core.policy import DecisionPolicy, Strategy
 from federator.sim.cloud import CloudPool
 from federator.sim.controllers import Order
-from federator.sim.onprem import Placement
 from federator.sim.world import World
 
 

@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from federator.core.models import DatasetNeed, PendingJob, Spend
+from federator.core.models import DatasetNeed, PendingJob, Placement, Spend
 from federator.core.policy import Caps
 from federator.sim.cloud import CloudPool
 from federator.sim.estimates import RuntimeEstimator
-from federator.sim.onprem import BestEffortFifo, GpuNodes, Placement
+from federator.sim.onprem import BestEffortFifo, GpuNodes
 from federator.sim.scenarios import Scenario
 from federator.sim.traces import TraceJob
 
