@@ -23,7 +23,8 @@ from federator.core.models import CapacityType
 class RejectReason(StrEnum):
     """Why a price was not believed. The values label `federator_price_inputs_rejected_total`."""
 
-    NEGATIVE = "negative"  # below zero, or zero (a free GPU would attract every job)
+    NEGATIVE = "negative"  # below zero
+    ZERO = "zero"  # exactly zero, or so small it is zero per GPU: a free GPU attracts every job
     NOT_FINITE = "not_finite"  # NaN or infinity
     SPOT_ABOVE_ON_DEMAND = "spot_above_on_demand"
     MALFORMED = "malformed"  # a row or an API answer we could not read

@@ -53,9 +53,8 @@ def check_amount(value: float, what: str, where: str, allow_zero: bool = False) 
     if value < 0:
         return Rejection(RejectReason.NEGATIVE, f"{where}: {what} price {value!r} is negative")
     if value == 0 and not allow_zero:
-        # Labelled `negative` (the metric's fixed vocabulary: "below zero, or zero").
         return Rejection(
-            RejectReason.NEGATIVE,
+            RejectReason.ZERO,
             f"{where}: {what} price {value!r} is zero (no cloud gives GPUs away)",
         )
     if value > MAX_USD_PER_HOUR:
@@ -127,7 +126,7 @@ def check_quote(
     per_gpu = price / quote.gpus_per_instance
     if per_gpu <= 0 and not _is_fixed(quote):  # a price so small it underflows per GPU
         return Rejection(
-            RejectReason.NEGATIVE,
+            RejectReason.ZERO,
             f"{where}: {capacity.value} price {price!r} per instance is {per_gpu!r} per GPU",
         )
     return AcceptedPrice(quote, capacity, per_gpu, tuple(notes))

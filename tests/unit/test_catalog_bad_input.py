@@ -13,7 +13,7 @@ from federator import cli
 from federator.core.models import CapacityType
 from federator.errors import UserError
 from federator.prices.catalog import AWS_HEADER, load_catalog
-from federator.prices.quotes import PricePart, PriceQuote, Rejection
+from federator.prices.quotes import PricePart, PriceQuote, Rejection, RejectReason
 from federator.prices.validation import check_amount, check_quote
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,9 +139,11 @@ def test_a_zero_price_is_called_zero() -> None:
     assert isinstance(refusal, Rejection)
     assert "is zero" in refusal.detail
     assert "negative" not in refusal.detail
+    assert refusal.reason is RejectReason.ZERO  # the metric's label says so too
     negative = check_amount(-1.0, "spot", "aws/vms.csv:2")
     assert isinstance(negative, Rejection)
     assert "is negative" in negative.detail
+    assert negative.reason is RejectReason.NEGATIVE
 
 
 def test_a_zero_catalog_row_is_refused_as_zero() -> None:

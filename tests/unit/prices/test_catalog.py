@@ -197,7 +197,7 @@ def write_catalog(tmp_path: Path, *rows: str) -> CatalogPriceSource:
         ("-3.0", "1.0", RejectReason.NEGATIVE),
         ("nan", "1.0", RejectReason.NOT_FINITE),
         ("10.0", "inf", RejectReason.NOT_FINITE),
-        ("10.0", "0", RejectReason.NEGATIVE),
+        ("10.0", "0", RejectReason.ZERO),
         ("10.0", "12.0", RejectReason.SPOT_ABOVE_ON_DEMAND),
         ("ten", "1.0", RejectReason.MALFORMED),
     ],

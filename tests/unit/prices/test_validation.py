@@ -32,7 +32,7 @@ def quote(
     [
         (quote(spot=-1.0), SPOT, RejectReason.NEGATIVE),
         (quote(on_demand=-1.0), SPOT, RejectReason.NEGATIVE),  # a broken row is broken
-        (quote(spot=0.0), SPOT, RejectReason.NEGATIVE),
+        (quote(spot=0.0), SPOT, RejectReason.ZERO),
         (quote(spot=math.nan), SPOT, RejectReason.NOT_FINITE),
         (quote(on_demand=math.inf), ON_DEMAND, RejectReason.NOT_FINITE),
         (quote(spot=40.0), SPOT, RejectReason.SPOT_ABOVE_ON_DEMAND),
