@@ -182,6 +182,9 @@ def _describe_yaml_error(error: yaml.MarkedYAMLError) -> str:
     return f"YAML syntax error: {text or 'cannot parse'}"
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _Builder:
     """Turns a composed node tree into dicts, lists and scalars, recording positions."""
 
@@ -190,6 +193,7 @@ class _Builder:
         self.problems: list[SyntaxProblem] = []
         self.constructor = yaml.SafeLoader("")
         self.nodes = 0
+        self._merges_checked: set[int] = set()  # ids of the mapping nodes `_one_merge_key` read
 
     def build(self, node: yaml.Node, path: PathKey) -> object:
         self.nodes += 1
@@ -240,10 +244,14 @@ class _Builder:
 
     def _one_merge_key(self, node: yaml.MappingNode, path: PathKey) -> None:
         """Two `<<` keys in one mapping: PyYAML merges both without a word, though YAML allows
-        one (and a reader cannot tell which wins a key both bring)."""
-        merges = [key for key, _ in node.value if key.tag == "tag:yaml.org,2002:merge"]
-        for again in merges[1:]:
-            first = Position.of(merges[0].start_mark)
+        one (and a reader cannot tell which wins a key both bring). The mappings merged in are
+        read too, before `flatten_mapping` splices them in: the builder never visits them."""
+        if id(node) in self._merges_checked:  # an anchor merged in more than once
+            return
+        self._merges_checked.add(id(node))
+        merges = [(key, value) for key, value in node.value if key.tag == _MERGE_TAG]
+        for again, _ in merges[1:]:
+            first = Position.of(merges[0][0].start_mark)
             self.problems.append(
                 SyntaxProblem(
                     Position.of(again.start_mark),
@@ -252,6 +260,11 @@ class _Builder:
                     "merge several anchors with one `<<: [*first, *second]`",
                 )
             )
+        for _, value in merges:
+            merged = value.value if isinstance(value, yaml.SequenceNode) else [value]
+            for inner in merged:
+                if isinstance(inner, yaml.MappingNode):
+                    self._one_merge_key(inner, path)
 
     def _duplicate(self, key: object, child: PathKey, key_node: yaml.Node) -> None:
         first = self.source_map.keys[child]

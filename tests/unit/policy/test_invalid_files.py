@@ -269,6 +269,17 @@ CASES = [
         "with one `<<: [*first, *second]`",
     ),
     Case(
+        "two merge keys in a mapping that is itself merged in",
+        edited(
+            append="tenants:\n  - &t {name: a, namespaces: [a]}\n  - &u {budget_usd_per_month: 5}\n"
+            "  - <<: {<<: *t, <<: *u}\n    name: b\n    namespaces: [b]\n"
+        ),
+        22,
+        "tenants[2]",
+        "`<<` is written twice in the same mapping (first at line 22); merge several anchors "
+        "with one `<<: [*first, *second]`",
+    ),
+    Case(
         "a YAML syntax error",
         edited(append="burst: [unclosed\n"),
         20,
