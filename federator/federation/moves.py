@@ -177,7 +177,12 @@ class Moves:
         # it on the pool that just preempted it (and forget the preemption, its backoff and its
         # cost). A copy whose pods start between the snapshot and the delete is deleted all the
         # same: the record no longer vouches for it, so GC would (docs/design.md §9).
-        again = self._lost_attempt(job, record, now, copy.name if copy is not None else None)
+        copy_name = copy.name if copy is not None else None
+        if loss.counts_against_job:
+            again = self._lost_attempt(job, record, now, copy_name)
+        else:  # its losses as they are, decided again at the next pass
+            stale = _stale_copy(job, record, copy_name)
+            again = record.requeue(now=now, backoff_s=0.0, stale_copy=stale)
         pool = (record.cluster, record.pool)
         if loss.blocks_pool is not None:
             await self._pool_blocking.block(pool, loss.blocks_pool, job, now)
@@ -519,13 +524,18 @@ class Loss:
     preemption: bool  # evidence for the pool's preemption rate
     # the pool gets nothing new for `block_pool_for_s`, and the block says why (None: it may)
     blocks_pool: BlockCause | None
+    # Counted among the job's losses (which end in `give_up`) and followed by the backoff.
+    # False where nothing says the job or the pool failed, only that the copy had to go.
+    counts_against_job: bool = True
 
 
 PREEMPTED = Loss("Preempted", "Preempted", preemption=True, blocks_pool=BlockCause.PREEMPTION)
 CLUSTER_LOST = Loss("ClusterLost", "Lost", preemption=False, blocks_pool=None)
-# The copy vanished from a draining cluster (deleted by someone): not recreated there, where no
-# new copy goes, but decided again like a lost one; nothing says the pool is to blame.
-COPY_GONE = Loss("CopyGone", "Gone", preemption=False, blocks_pool=None)
+# The copy vanished from a draining cluster (deleted by someone, most often whoever drains it):
+# not recreated there, where no new copy goes, but decided again at once. Nothing says the job
+# or the pool failed, so it is no loss: three such deletions used to end a plain Job in
+# `give_up`. What the copy ran is charged as for any lost attempt.
+COPY_GONE = Loss("CopyGone", "Gone", preemption=False, blocks_pool=None, counts_against_job=False)
 # Capacity that never came (spot capacity unavailable, a pool that cannot scale, a taint):
 # the pool is avoided as after a preemption, but nothing was preempted, so the pool's
 # preemption rate (its price in the cost model) learns nothing from it.

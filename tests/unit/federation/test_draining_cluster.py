@@ -94,7 +94,7 @@ async def test_a_preempted_copy_is_placed_again_elsewhere_never_there() -> None:
     await fed.run_once(110.0)
     assert job.record is not None
     assert job.record.phase is Phase.REQUEUED
-    await fed.run_once(120.0)  # past the 5 s backoff
+    await fed.run_once(120.0)  # no backoff after a copy gone: it was no loss
     assert (job.record.placement, job.record.attempt) == ("cloud-a/spot", 2)
     assert cloud_b.copies == {}
     assert len(cloud_a.copies) == 1
@@ -169,6 +169,41 @@ async def test_a_copy_gone_from_a_draining_cloud_is_placed_elsewhere_not_recreat
     report = await fed.run_once(110.0)
     assert not [a for a in report.actions if a.startswith("recreate")], report.actions
     assert job.record.phase is Phase.REQUEUED
-    await fed.run_once(120.0)  # past the 5 s backoff
+    await fed.run_once(120.0)  # no backoff after a copy gone: it was no loss
     assert (job.record.placement, job.record.attempt) == ("cloud-a/spot", 2)
     assert cloud_b.copies == {}
+
+
+async def test_copies_gone_from_draining_clouds_are_no_loss_and_never_end_in_give_up() -> None:
+    """Each draining cloud whose copy is deleted (the way a cloud is emptied by hand) sends the
+    job on at once, with its count of losses as it was: before, each one counted as a loss,
+    with the backoff, and the third ended a plain Job in `give_up`."""
+    clouds = [FakeCloud(f"cloud-{name}") for name in "abcd"]
+    onprem = FakeOnPrem()
+    job = onprem.add("j1", 8)
+    offers = Offers([offer(c.name, price=1.0 + i) for i, c in enumerate(clouds)])
+    fed = Federation(
+        onprem=onprem,
+        clouds={c.name: c for c in clouds},
+        policy=DecisionPolicy(),
+        offers=offers,
+        settings=replace(SETTINGS, replace_backoff_s=3600),
+        decide=Scripted(),
+    )
+    now = 100.0
+    await fed.run_once(now)
+    for step, cloud in enumerate(clouds[:3]):
+        assert job.record is not None
+        assert job.record.placement == f"{cloud.name}/spot"
+        drained = frozenset(c.name for c in clouds[: step + 1])
+        fed.settings = replace(fed.settings, draining_clusters=drained)
+        cloud.copies.clear()  # deleted by whoever drains it
+        now += 10
+        await fed.run_once(now)  # seen gone: requeued, no loss
+        assert job.record.phase is Phase.REQUEUED
+        assert job.record.losses == 0
+        now += 10
+        await fed.run_once(now)  # placed again at once, an hour's backoff or not
+    assert job.record is not None
+    assert (job.record.placement, job.record.attempt) == ("cloud-d/spot", 4)
+    assert job.record.phase is not Phase.DONE
