@@ -193,7 +193,9 @@ class _Builder:
         self.problems: list[SyntaxProblem] = []
         self.constructor = yaml.SafeLoader("")
         self.nodes = 0
-        self._merges_checked: set[int] = set()  # ids of the mapping nodes `_one_merge_key` read
+        # Ids of the mapping nodes `_check_merges` read: each is checked once, however often
+        # it is merged in or aliased.
+        self._checked: set[int] = set()
 
     def build(self, node: yaml.Node, path: PathKey) -> object:
         self.nodes += 1
@@ -221,7 +223,8 @@ class _Builder:
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, object]:
         written = {id(key_node) for key_node, _ in node.value}
-        self._one_merge_key(node, path)
+        first_visit = id(node) not in self._checked  # an alias visits the same node again
+        self._check_merges(node, path, merged_in=False)
         self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
         result: dict[str, object] = {}
         written_here: set[str] = set()
@@ -234,7 +237,7 @@ class _Builder:
             child: PathKey = (*path, key)
             if id(key_node) in written:
                 # A merged-in key may be overridden; a key written twice here is a mistake.
-                if key in written_here:
+                if key in written_here and first_visit:
                     self._duplicate(key, child, key_node)
                 written_here.add(key)
             self.source_map.keys[child] = Position.of(key_node.start_mark)
@@ -242,13 +245,17 @@ class _Builder:
         self.source_map.values.pop((*path, "<key>"), None)
         return result
 
-    def _one_merge_key(self, node: yaml.MappingNode, path: PathKey) -> None:
-        """Two `<<` keys in one mapping: PyYAML merges both without a word, though YAML allows
-        one (and a reader cannot tell which wins a key both bring). The mappings merged in are
-        read too, before `flatten_mapping` splices them in: the builder never visits them."""
-        if id(node) in self._merges_checked:  # an anchor merged in more than once
+    def _check_merges(self, node: yaml.MappingNode, path: PathKey, *, merged_in: bool) -> None:
+        """What `flatten_mapping` would hide or choke on, found before it runs: two `<<` keys in
+        one mapping (PyYAML merges both without a word, though YAML allows one, and a reader
+        cannot tell which wins a key both bring), a `<<` of something that is not a mapping
+        (dropped with a problem, not a crash), and, in the mappings merged in, which the builder
+        never visits (they are spliced into `node`), a key written twice. Each node once."""
+        if id(node) in self._checked:  # an anchor merged in more than once, or an alias
             return
-        self._merges_checked.add(id(node))
+        self._checked.add(id(node))
+        if merged_in:
+            self._duplicates_in_merged(node, path)
         merges = [(key, value) for key, value in node.value if key.tag == _MERGE_TAG]
         for again, _ in merges[1:]:
             first = Position.of(merges[0][0].start_mark)
@@ -260,11 +267,51 @@ class _Builder:
                     "merge several anchors with one `<<: [*first, *second]`",
                 )
             )
-        for _, value in merges:
-            merged = value.value if isinstance(value, yaml.SequenceNode) else [value]
-            for inner in merged:
-                if isinstance(inner, yaml.MappingNode):
-                    self._one_merge_key(inner, path)
+        for key, value in merges:
+            if not self._mergeable(value, path):
+                node.value.remove((key, value))
+                continue
+            for inner in value.value if isinstance(value, yaml.SequenceNode) else [value]:
+                assert isinstance(inner, yaml.MappingNode)  # `_mergeable` made sure
+                self._check_merges(inner, path, merged_in=True)
+
+    def _mergeable(self, value: yaml.Node, path: PathKey) -> bool:
+        """A `<<` value `flatten_mapping` accepts (a mapping, or a list of only mappings); else
+        the problem is noted and the `<<` is to be dropped."""
+        if isinstance(value, yaml.MappingNode):
+            return True
+        items = value.value if isinstance(value, yaml.SequenceNode) else [value]
+        wrong = [item for item in items if not isinstance(item, yaml.MappingNode)]
+        for item in wrong:
+            found = "a list" if isinstance(item, yaml.SequenceNode) else "a single value"
+            self.problems.append(
+                SyntaxProblem(
+                    Position.of(item.start_mark),
+                    path,
+                    f"`<<` merges a mapping (`<<: *anchor`) or a list of mappings "
+                    f"(`<<: [*first, *second]`), not {found}",
+                )
+            )
+        return not wrong
+
+    def _duplicates_in_merged(self, node: yaml.MappingNode, path: PathKey) -> None:
+        """A key written twice in a mapping that is merged in (PyYAML keeps the first)."""
+        first_at: dict[object, int] = {}
+        for key, _ in node.value:
+            if key.tag == _MERGE_TAG or not isinstance(key, yaml.ScalarNode):
+                continue
+            line = Position.of(key.start_mark).line
+            if key.value in first_at:
+                self.problems.append(
+                    SyntaxProblem(
+                        Position.of(key.start_mark),
+                        path,
+                        f"`{key.value}` is written twice in the same mapping (first at line "
+                        f"{first_at[key.value]}); keep one",
+                    )
+                )
+            else:
+                first_at[key.value] = line
 
     def _duplicate(self, key: object, child: PathKey, key_node: yaml.Node) -> None:
         first = self.source_map.keys[child]

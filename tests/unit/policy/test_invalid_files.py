@@ -280,6 +280,34 @@ CASES = [
         "with one `<<: [*first, *second]`",
     ),
     Case(
+        "a key written twice in a mapping that is merged in",
+        edited(
+            append="tenants:\n  - <<: {name: a, namespaces: [a], name: c}\n    name: b\n"
+            "    namespaces: [b]\n"
+        ),
+        20,
+        "tenants[0]",
+        "`name` is written twice in the same mapping (first at line 20); keep one",
+    ),
+    Case(
+        "a merge of a single value",
+        edited(append="tenants:\n  - <<: 5\n    name: b\n    namespaces: [b]\n"),
+        20,
+        "tenants[0]",
+        "`<<` merges a mapping (`<<: *anchor`) or a list of mappings (`<<: [*first, *second]`), "
+        "not a single value",
+    ),
+    Case(
+        "a merge of a list holding a list",
+        edited(
+            append="tenants:\n  - &t {name: a, namespaces: [a]}\n  - <<: [*t, [x]]\n"
+            "    name: b\n    namespaces: [b]\n"
+        ),
+        21,
+        "tenants[1]",
+        "not a list",
+    ),
+    Case(
         "a YAML syntax error",
         edited(append="burst: [unclosed\n"),
         20,
@@ -424,3 +452,11 @@ def test_what_yaml_makes_of_a_word_is_said_once_in_the_files_terms(
     second error for the same field, and "got datetime.date(2024, 1, 1)"."""
     errors = errors_of(BASE + extra + "\n")
     assert [(e.field_path, e.message[: len(message)]) for e in errors] == [(where, message)]
+
+
+def test_a_mapping_merged_in_and_aliased_again_is_reported_once() -> None:
+    text = edited(
+        append="tenants:\n  - <<: &t {name: a, namespaces: [a], name: c}\n    name: b\n"
+        "    namespaces: [b]\n  - *t\n  - <<: *t\n    name: d\n    namespaces: [d]\n"
+    )
+    assert [(e.line, e.field_path) for e in errors_of(text)] == [(20, "tenants[0]")]
