@@ -533,8 +533,9 @@ PREEMPTED = Loss("Preempted", "Preempted", preemption=True, blocks_pool=BlockCau
 CLUSTER_LOST = Loss("ClusterLost", "Lost", preemption=False, blocks_pool=None)
 # The copy vanished from a draining cluster (deleted by someone, most often whoever drains it):
 # not recreated there, where no new copy goes, but decided again at once. Nothing says the job
-# or the pool failed, so it is no loss: three such deletions used to end a plain Job in
-# `give_up`. What the copy ran is charged as for any lost attempt.
+# or the pool failed, so it is no loss (before, each one counted, and the fourth, past the
+# default `max_replacements` of 3, ended the job in `give_up`). What the copy ran is charged
+# as for any lost attempt.
 COPY_GONE = Loss("CopyGone", "Gone", preemption=False, blocks_pool=None, counts_against_job=False)
 # Capacity that never came (spot capacity unavailable, a pool that cannot scale, a taint):
 # the pool is avoided as after a preemption, but nothing was preempted, so the pool's

@@ -110,8 +110,9 @@ class PlacementRecord:
     # The copies lost with their cluster: running (they may bill on) until settled, then
     # with their end; counted apart from the job's attempts (`charges`).
     lost_copies: tuple[LostCopy, ...] = ()
-    # How many of the job's copies were lost (preempted, cluster lost, never started, refused,
-    # gone): what `burst.replacement.max_replacements` bounds. Not `attempt`, which a pull-back
+    # How many of the job's copies were lost (preempted, cluster lost, never started, refused;
+    # not one deleted on a draining cloud, `moves.COPY_GONE`): what
+    # `burst.replacement.max_replacements` bounds. Not `attempt`, which a pull-back
     # also moves on, and which skips numbers past old copies. None: a record written before
     # the count was kept, read as its attempts (`losses`), the bound it had then.
     lost: int | None = None

@@ -44,7 +44,8 @@ KNOB_NAMES = {
 }
 
 # Starburst's curve bends hardest between ρ=0.03 and 0.1 (its cost falls by a third there), so
-# 0.05 is in: a straight line across that gap drew Starburst dearer than it is.
+# 0.05 is in: a straight line across that gap misdrew Starburst there (dearer in some replays of
+# trace A, cheaper in others).
 SWEEPS: dict[str, tuple[float, ...]] = {
     "starburst": (0.0, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
     "federator": (0.1, 0.3, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 300.0, 1000.0),

@@ -48,7 +48,7 @@ def ratios(ours: Curve, theirs: Curve) -> list[float]:
     found = []
     for jct in np.linspace(low, high, POINTS) if high > low else []:
         mine, other = cost_at_jct(ours, float(jct)), cost_at_jct(theirs, float(jct))
-        if mine and other:
+        if mine is not None and other is not None and mine > 0 and other > 0:
             found.append(mine / other)
     return found
 
@@ -78,8 +78,9 @@ def main() -> int:
         every[replay[:2]].extend(change)
         worst_old = max(ratios(old, starburst), default=math.nan)
         worst_new = max(ratios(new, starburst), default=math.nan)
+        which = "as written" if replay[2] is None else str(replay[2])
         print(
-            f"{replay[0]:>15s} {replay[1]:4d} GPUs, replay {replay[2] or 'as written':>10}: "
+            f"{replay[0]:>15s} {replay[1]:4d} GPUs, replay {which:>10}: "
             f"candidate/base {geometric_mean(change):5.3f}  worst vs Starburst "
             f"{worst_old:5.3f} -> {worst_new:5.3f}"
         )

@@ -94,7 +94,7 @@ async def test_a_preempted_copy_is_placed_again_elsewhere_never_there() -> None:
     await fed.run_once(110.0)
     assert job.record is not None
     assert job.record.phase is Phase.REQUEUED
-    await fed.run_once(120.0)  # no backoff after a copy gone: it was no loss
+    await fed.run_once(120.0)  # past the 5 s backoff
     assert (job.record.placement, job.record.attempt) == ("cloud-a/spot", 2)
     assert cloud_b.copies == {}
     assert len(cloud_a.copies) == 1
@@ -176,11 +176,12 @@ async def test_a_copy_gone_from_a_draining_cloud_is_placed_elsewhere_not_recreat
 
 async def test_copies_gone_from_draining_clouds_are_no_loss_and_never_end_in_give_up() -> None:
     """Each draining cloud whose copy is deleted (the way a cloud is emptied by hand) sends the
-    job on at once, with its count of losses as it was: before, each one counted as a loss,
-    with the backoff, and the third ended a plain Job in `give_up`."""
-    clouds = [FakeCloud(f"cloud-{name}") for name in "abcd"]
+    job on at once, with its count of losses as it was. Before, each one counted as a loss,
+    with the backoff, and the fourth (past `max_replacements`, 3) ended a plain Job in
+    `give_up`."""
+    clouds = [FakeCloud(f"cloud-{name}") for name in "abcde"]
     onprem = FakeOnPrem()
-    job = onprem.add("j1", 8)
+    job = onprem.add("j1", 8, plain=True)
     offers = Offers([offer(c.name, price=1.0 + i) for i, c in enumerate(clouds)])
     fed = Federation(
         onprem=onprem,
@@ -190,9 +191,10 @@ async def test_copies_gone_from_draining_clouds_are_no_loss_and_never_end_in_giv
         settings=replace(SETTINGS, replace_backoff_s=3600),
         decide=Scripted(),
     )
+    assert fed.settings.max_replacements == 3
     now = 100.0
     await fed.run_once(now)
-    for step, cloud in enumerate(clouds[:3]):
+    for step, cloud in enumerate(clouds[:4]):
         assert job.record is not None
         assert job.record.placement == f"{cloud.name}/spot"
         drained = frozenset(c.name for c in clouds[: step + 1])
@@ -205,5 +207,6 @@ async def test_copies_gone_from_draining_clouds_are_no_loss_and_never_end_in_giv
         now += 10
         await fed.run_once(now)  # placed again at once, an hour's backoff or not
     assert job.record is not None
-    assert (job.record.placement, job.record.attempt) == ("cloud-d/spot", 4)
-    assert job.record.phase is not Phase.DONE
+    assert (job.record.placement, job.record.attempt) == ("cloud-e/spot", 5)
+    assert job.record.phase is Phase.PLACED
+    assert job.terminal is None
