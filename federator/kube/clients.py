@@ -267,7 +267,7 @@ class Cluster:
 
     def failure(self, error: BaseException, creating: bool) -> Exception:
         translated = kube_errors.translate(self.name, error, creating=creating)
-        if getattr(translated, "status", None) in AUTH_REFUSED:  # CredentialsRefused, or a 403
+        if _refuses_who_we_are(translated):
             # Rotated credentials? The watcher looks at once. Health is left to the reflectors
             # (a watch opened before the refusal still streams events, which would mark the
             # cluster up again): refused as who we are, it is not usable, though it answered.
@@ -277,6 +277,14 @@ class Cluster:
         else:
             self.health.mark_ok()  # it answered, even if it said no
         return translated
+
+
+def _refuses_who_we_are(error: Exception) -> bool:
+    """A 401 (`CredentialsRefused`, an outage until the kubeconfig is fixed) or a 403 (a
+    `Refused`: RBAC says no to who we are)."""
+    if isinstance(error, errors.CredentialsRefused):
+        return True
+    return isinstance(error, kube_errors.Refused) and error.status in AUTH_REFUSED
 
 
 # ---- writes under a leader lease -----------------------------------------------------------
