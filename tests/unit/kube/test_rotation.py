@@ -202,7 +202,7 @@ async def test_a_kubeconfig_in_a_secret_is_read_again_and_an_unreadable_secret_i
         await cluster.close()
 
 
-async def test_a_401_wakes_the_watcher_at_once_and_other_refusals_do_not() -> None:
+async def test_a_401_or_403_wakes_the_watcher_at_once_and_other_refusals_do_not() -> None:
     cluster = Cluster("cloud-a", ApiClient(Configuration()))
     try:
         cluster.failure(ApiException(status=422, reason="Invalid"), False)
@@ -213,6 +213,9 @@ async def test_a_401_wakes_the_watcher_at_once_and_other_refusals_do_not() -> No
         assert "refused our credentials (401 Unauthorized)" in logs.redact_text(str(refused))
         assert await cluster.credentials_refused(within_s=5)
         assert not await cluster.credentials_refused(within_s=0.01), "reset once seen"
+        forbidden = cluster.failure(ApiException(status=403, reason="Forbidden"), False)
+        assert not isinstance(forbidden, errors.CredentialsRefused), "RBAC says no: a refusal"
+        assert await cluster.credentials_refused(within_s=5), "a rotation may fix RBAC too"
         cluster.health.mark_failed("401 Unauthorized")  # as a refused reflector does
         cluster.failure(ApiException(status=401, reason="Unauthorized"), False)
         assert not cluster.health.up, "a 401 must not count as the cluster being usable"
