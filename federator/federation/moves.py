@@ -180,9 +180,8 @@ class Moves:
         copy_name = copy.name if copy is not None else None
         if loss.counts_against_job:
             again = self._lost_attempt(job, record, now, copy_name)
-        else:  # its losses as they are, decided again at the next pass
-            stale = _stale_copy(job, record, copy_name)
-            again = record.requeue(now=now, backoff_s=0.0, stale_copy=stale)
+        else:
+            again = _given_back(job, record, now, copy_name)
         pool = (record.cluster, record.pool)
         if loss.blocks_pool is not None:
             await self._pool_blocking.block(pool, loss.blocks_pool, job, now)
@@ -339,8 +338,7 @@ class Moves:
         job = step.job
         record = job.record
         assert record is not None
-        stale = _stale_copy(job, record)
-        again = record.requeue(now=now, backoff_s=0.0, stale_copy=stale)  # its losses as they are
+        again = _given_back(job, record, now)
         # No copy ran, so the attempt billed nothing: `requeue` would add its price from
         # `placed_at` to now (hours, for a create that kept failing) to the job's spend.
         again = replace(again, earlier_usd=record.earlier_usd)
@@ -466,6 +464,14 @@ class Moves:
         await self.return_on_prem(
             job, f"pulled back from {record.placement}: on-prem has room", report
         )
+
+
+def _given_back(
+    job: OnPremJob, record: PlacementRecord, now: float, copy: str | None = None
+) -> PlacementRecord:
+    """The record requeued with no loss counted and no backoff: decided again at the next pass,
+    its losses as they are, the copy (`copy`, else the attempt's name) listed as stale."""
+    return record.requeue(now=now, backoff_s=0.0, stale_copy=_stale_copy(job, record, copy))
 
 
 def _stale_copy(job: OnPremJob, record: PlacementRecord, copy: str | None = None) -> str:

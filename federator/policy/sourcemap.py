@@ -296,30 +296,20 @@ class _Builder:
 
     def _duplicates_in_merged(self, node: yaml.MappingNode, path: PathKey) -> None:
         """A key written twice in a mapping that is merged in (PyYAML keeps the first)."""
-        first_at: dict[object, int] = {}
+        first_at: dict[object, yaml.Mark] = {}
         for key, _ in node.value:
             if key.tag == _MERGE_TAG or not isinstance(key, yaml.ScalarNode):
                 continue
-            line = Position.of(key.start_mark).line
             if key.value in first_at:
-                self.problems.append(
-                    SyntaxProblem(
-                        Position.of(key.start_mark),
-                        path,
-                        f"`{key.value}` is written twice in the same mapping (first at line "
-                        f"{first_at[key.value]}); keep one",
-                    )
-                )
+                first = Position.of(first_at[key.value])
+                self._written_twice(key.value, path, Position.of(key.start_mark), first)
             else:
-                first_at[key.value] = line
+                first_at[key.value] = key.start_mark
 
     def _duplicate(self, key: object, child: PathKey, key_node: yaml.Node) -> None:
         first = self.source_map.keys[child]
-        self.problems.append(
-            SyntaxProblem(
-                Position.of(key_node.start_mark),
-                child,
-                f"`{key}` is written twice in the same mapping (first at line {first.line}); "
-                "keep one",
-            )
-        )
+        self._written_twice(key, child, Position.of(key_node.start_mark), first)
+
+    def _written_twice(self, key: object, path: PathKey, again: Position, first: Position) -> None:
+        message = f"`{key}` is written twice in the same mapping (first at line {first.line})"
+        self.problems.append(SyntaxProblem(again, path, f"{message}; keep one"))
