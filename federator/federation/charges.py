@@ -69,11 +69,7 @@ def count_spend(jobs: Iterable[JobRecord], book: SpendBook | None, now: float) -
         # Each lost copy is a contribution of its own, kept while the Job is there, record or
         # not: a return on-prem neither loses it nor counts it again when the job bursts anew.
         for lost in job.lost_copies:
-            live[lost.key(job.uid)] = Contribution(
-                today_usd=lost.cost_usd(now, after=day_start),
-                month_usd=lost.cost_usd(now, after=month_start),
-                tenant=job.tenant,
-            )
+            live[lost.key(job.uid)] = lost_copy_contribution(lost, job.tenant, now)
             hour_spent += lost.cost_usd(now, after=now - 3600.0)
             hour_counted += lost_copy_hourly_charge(lost, now)
         record = job.record
@@ -91,12 +87,20 @@ def count_spend(jobs: Iterable[JobRecord], book: SpendBook | None, now: float) -
         still = still_committed(record, now)
         committed_total += still
         committed[job.tenant] = committed.get(job.tenant, 0.0) + still
+    # The lost copies whose Job went before they were settled count as they did with it.
+    orphans: dict[str, Contribution] = {}
+    for key, kept in (book.orphans_besides(live) if book is not None else {}).items():
+        assert kept.lost is not None
+        live[key] = orphans[key] = lost_copy_contribution(kept.lost, kept.tenant, now)
+        hour_spent += kept.lost.cost_usd(now, after=now - 3600.0)
+        hour_counted += lost_copy_hourly_charge(kept.lost, now)
     today = sum(c.today_usd for c in live.values())
     month: dict[str, float] = {}
     for contribution in live.values():
         month[contribution.tenant] = month.get(contribution.tenant, 0.0) + contribution.month_usd
     if book is not None:
-        book = book.carry(live, day=midnight.strftime("%Y-%m-%d"), month=midnight.strftime("%Y-%m"))
+        day, month_name = midnight.strftime("%Y-%m-%d"), midnight.strftime("%Y-%m")
+        book = book.carry(live, day=day, month=month_name, orphans=orphans)
         today += book.gone_today_usd
         for tenant, usd in book.gone_month_usd.items():
             month[tenant] = month.get(tenant, 0.0) + usd
@@ -128,6 +132,18 @@ def _lost_since(record: PlacementRecord, since: float) -> float:
     safe side (a preempted hour would otherwise vanish from the hourly budget at once)."""
     ended_by = record.not_before if record.phase is Phase.REQUEUED else record.placed_at
     return record.earlier_usd if ended_by >= since else 0.0
+
+
+def lost_copy_contribution(lost: LostCopy, tenant: str, now: float) -> Contribution:
+    """What a copy lost with its cluster adds to today and this month, the copy with it (the
+    book keeps it if its Job goes before it is settled)."""
+    _, day_start, month_start = periods(now)
+    return Contribution(
+        today_usd=lost.cost_usd(now, after=day_start),
+        month_usd=lost.cost_usd(now, after=month_start),
+        tenant=tenant,
+        lost=lost,
+    )
 
 
 def lost_copy_hourly_charge(lost: LostCopy, now: float) -> float:

@@ -271,6 +271,7 @@ class Federation:
             )
             if settled:  # read again: the settled jobs' records changed
                 onprem = await self.onprem.snapshot(now)
+            self.spend_ledger.settle_orphans(clouds, now, report)  # of Jobs that are gone
         onprem, sent_home = self._out_of_replacements(onprem)
         report.spend = spend = self.spend_ledger.spend(onprem, now)
         round_ = await self._decide_round(onprem, clouds, requeued, spend, now)

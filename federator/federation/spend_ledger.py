@@ -19,9 +19,11 @@ import structlog
 
 from federator import errors, metrics
 from federator.core.models import Spend
+from federator.federation import lost_copies
 from federator.federation.charges import JobRecord, count_spend
-from federator.federation.ports import OnPremView, SpendStore
+from federator.federation.ports import CloudView, OnPremView, SpendStore
 from federator.federation.records import Phase, PlacementRecord
+from federator.federation.reports import PassReport
 from federator.federation.spending import SpendBook
 
 log = structlog.get_logger(__name__)
@@ -50,7 +52,9 @@ class SpendLedger:
             for job in onprem.jobs
             if job.record is not None or job.returned_record is not None
         ]
-        self._count_spend(_accrued(jobs, now), counting=self._may_write())
+        accrued = _accrued(jobs, now)
+        accrued.update(_settled_orphans(self._book))
+        self._count_spend(accrued, counting=self._may_write())
         count = count_spend(jobs, self._book, now)
         self._book = count.book
         return replace(
@@ -59,6 +63,42 @@ class SpendLedger:
             today_usd=count.today_spent + count.committed_total,
             tenant_month_usd=count.month_counted,
         )
+
+    def settle_orphans(
+        self, clouds: Mapping[str, CloudView], now: float, report: PassReport
+    ) -> None:
+        """Settle each copy the book keeps for a Job that is gone (`SpendBook.orphans`) whose
+        cluster now shows it stopped, as `lost_copies.stopped_at` says for any lost copy; the
+        book, written at the end of the pass, keeps its end. Before the write a crash leaves it
+        to the next leader, which settles it no earlier (the budgets' safe side)."""
+        book = self._book
+        if book is None:
+            return
+        ends: dict[str, float] = {}
+        for key, kept in book.orphans.items():
+            lost = kept.lost
+            if lost is not None and not lost.settled:
+                end = lost_copies.stopped_at(lost, clouds.get(lost.cluster), now)
+                if end is not None:
+                    ends[key] = end
+        if not ends:
+            return
+        self._book = book.settled(ends)
+        for key, end in ends.items():
+            lost = book.orphans[key].lost
+            assert lost is not None
+            hours, usd = max(0.0, end - lost.since) / 3600.0, lost.cost_usd(end)
+            report.actions.append(
+                f"settle {key}: lost copy of a Job that is gone, {hours:.2f} h, ${usd:.2f}"
+            )
+            log.info(
+                "lost_copy_settled",
+                key=key,
+                cluster=lost.cluster,
+                copy=lost.name,
+                hours=round(hours, 4),
+                usd=round(usd, 4),
+            )
 
     async def load(self) -> None:
         """Read the spend book once (a failure is retried next pass; budgets meanwhile count
@@ -130,6 +170,17 @@ def _accrued(jobs: Iterable[JobRecord], now: float) -> dict[str, tuple[str, floa
         if record is not None:
             accrued[job.uid] = (record.cluster, record.earlier_usd + record.attempt_cost_usd(now))
     return accrued
+
+
+def _settled_orphans(book: SpendBook | None) -> dict[str, tuple[str, float]]:
+    """The spend counter's input for the orphans settled this pass (`settle_orphans`): each
+    one's cluster and fixed cost, by its key. The book drops them at this pass's carry, so each
+    is counted once."""
+    found: dict[str, tuple[str, float]] = {}
+    for key, kept in book.orphans.items() if book is not None else ():
+        if kept.lost is not None and kept.lost.ended_at is not None:
+            found[key] = (kept.lost.cluster, kept.lost.cost_usd(kept.lost.ended_at))
+    return found
 
 
 def _bursts(records: Iterable[PlacementRecord]) -> Spend:

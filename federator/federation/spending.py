@@ -7,6 +7,13 @@ spent today and this month. The `SpendBook` remembers, per job, what it contribu
 last pass; when a job is no longer there, its last contribution moves into the book's
 "gone" totals, which count until the day (or month) they belong to ends.
 
+A copy lost with its cluster (`records.LostCopy`) is different: it may run on, and bill, in a
+partitioned cloud until its cluster answers and GC deletes it. If its Job goes before the copy
+is settled, what it counted at the last pass is not what it will cost. So the book keeps such a
+copy (`orphans`): the budgets count it as running, as they did while its Job was there, until
+the federation loop settles it from its cluster's view (`SpendLedger.settle_orphans`); the pass
+after that, its fixed cost joins the gone totals like any vanished contribution.
+
 The book is a value; the federation loop keeps it in a ConfigMap through a `SpendStore` port
 (`federator/kube/spend_store.py`), so a restart or a new leader remembers it too.
 """
@@ -15,8 +22,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from federator.federation.records import LostCopy
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +35,13 @@ class Contribution:
     today_usd: float
     month_usd: float
     tenant: str
+    # The copy, when this is a copy lost with its cluster: kept by the book as an orphan if its
+    # Job goes before the copy is settled.
+    lost: LostCopy | None = None
+
+    @property
+    def unsettled_copy(self) -> bool:
+        return self.lost is not None and not self.lost.settled
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +51,30 @@ class SpendBook:
     gone_today_usd: float = 0.0
     gone_month_usd: Mapping[str, float] = field(default_factory=dict)  # per tenant
     seen: Mapping[str, Contribution] = field(default_factory=dict)  # job uid -> last pass's
+    # Lost copies whose Job went before they were settled, by `LostCopy.key`: still counted.
+    orphans: Mapping[str, Contribution] = field(default_factory=dict)
 
-    def carry(self, live: Mapping[str, Contribution], *, day: str, month: str) -> SpendBook:
-        """The book after a pass that saw `live` jobs: the vanished ones' spend is kept."""
+    def orphans_besides(self, live: Mapping[str, Contribution]) -> dict[str, Contribution]:
+        """The lost copies this pass counts though no Job holds them (none is in `live`): those
+        the book keeps, and the unsettled ones of jobs that went since the last pass. One the
+        loop settled is still here for this pass, at its fixed cost."""
+        found = {key: kept for key, kept in self.orphans.items() if key not in live}
+        for key, last in self.seen.items():
+            if key not in live and key not in found and last.unsettled_copy:
+                found[key] = last
+        return found
+
+    def carry(
+        self,
+        live: Mapping[str, Contribution],
+        *,
+        day: str,
+        month: str,
+        orphans: Mapping[str, Contribution] | None = None,
+    ) -> SpendBook:
+        """The book after a pass that saw `live` jobs: the vanished ones' spend is kept, and
+        the `orphans` the pass counted (`orphans_besides`, also in `live`) stay in the book
+        while unsettled; a settled one leaves it and, the pass after, joins the gone totals."""
         gone_today = self.gone_today_usd if day == self.day else 0.0
         gone_month = dict(self.gone_month_usd) if month == self.month else {}
         for uid, last in self.seen.items():
@@ -47,7 +84,17 @@ class SpendBook:
                 gone_today += last.today_usd
             if month == self.month:
                 gone_month[last.tenant] = gone_month.get(last.tenant, 0.0) + last.month_usd
-        return SpendBook(day, month, gone_today, gone_month, dict(live))
+        kept = {key: live[key] for key in orphans or {} if key in live and live[key].unsettled_copy}
+        return SpendBook(day, month, gone_today, gone_month, dict(live), kept)
+
+    def settled(self, ends: Mapping[str, float]) -> SpendBook:
+        """The book with each orphan in `ends` (by key) settled at its end."""
+        orphans = dict(self.orphans)
+        for key, end in ends.items():
+            kept = orphans[key]
+            assert kept.lost is not None
+            orphans[key] = replace(kept, lost=replace(kept.lost, ended_at=end))
+        return replace(self, orphans=orphans)
 
     def same_jobs(self, other: SpendBook) -> bool:
         """Whether a save would change what a restart needs (the set of jobs, the totals)."""
@@ -56,6 +103,8 @@ class SpendBook:
             == (other.day, other.month, other.gone_today_usd)
             and dict(self.gone_month_usd) == dict(other.gone_month_usd)
             and self.seen.keys() == other.seen.keys()
+            and {key: kept.lost for key, kept in self.orphans.items()}
+            == {key: kept.lost for key, kept in other.orphans.items()}
         )
 
     def to_json(self) -> str:
@@ -64,9 +113,8 @@ class SpendBook:
             "month": self.month,
             "gone_today_usd": self.gone_today_usd,
             "gone_month_usd": dict(self.gone_month_usd),
-            "seen": {
-                uid: [c.today_usd, c.month_usd, c.tenant] for uid, c in sorted(self.seen.items())
-            },
+            "seen": {uid: _contribution_data(c) for uid, c in sorted(self.seen.items())},
+            "orphans": {key: _contribution_data(c) for key, c in sorted(self.orphans.items())},
         }
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
@@ -80,10 +128,24 @@ class SpendBook:
                 month=str(data["month"]),
                 gone_today_usd=float(data["gone_today_usd"]),
                 gone_month_usd={str(k): float(v) for k, v in data["gone_month_usd"].items()},
-                seen={
-                    str(uid): Contribution(float(t), float(m), str(tenant))
-                    for uid, (t, m, tenant) in data["seen"].items()
-                },
+                seen={str(uid): _contribution(c) for uid, c in data["seen"].items()},
+                # Books written before orphans were kept have none.
+                orphans={str(k): _contribution(c) for k, c in data.get("orphans", {}).items()},
             )
         except (KeyError, TypeError, AttributeError, ValueError) as error:
             raise ValueError(f"not a spend book: {error}") from error
+
+
+def _contribution_data(contribution: Contribution) -> list[Any]:
+    data: list[Any] = [contribution.today_usd, contribution.month_usd, contribution.tenant]
+    return data if contribution.lost is None else [*data, contribution.lost.to_data()]
+
+
+def _contribution(data: Any) -> Contribution:
+    """A contribution as `_contribution_data` wrote it (three items before lost copies were
+    kept with theirs)."""
+    today, month, tenant, *lost = data
+    if len(lost) > 1:
+        raise ValueError(f"a contribution of {len(data)} items")
+    copy = LostCopy.from_data(lost[0]) if lost else None
+    return Contribution(float(today), float(month), str(tenant), copy)

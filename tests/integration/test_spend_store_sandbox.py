@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 import structlog.testing
 
+from federator.federation.records import LostCopy
 from federator.federation.spending import Contribution, SpendBook
 from federator.kube import clients
 from federator.kube.spend_store import ConfigMapSpendStore
@@ -16,7 +17,12 @@ from federator.sandbox.layout import Layout
 
 pytestmark = [pytest.mark.sandbox]
 
-BOOK = SpendBook("2026-11-29", "2026-11", 1.25, {"team-a": 4.5}, {"u": Contribution(1, 2, "t")})
+# An orphan: a copy lost with its cluster whose Job went before it was settled.
+ORPHAN = LostCopy("cloud-b", "team-a", "j-u2-1", 1, usd_per_hour=8.0, since=1.8e9)
+BOOK = SpendBook(
+    "2026-11-29", "2026-11", 1.25, {"team-a": 4.5}, {"u": Contribution(1, 2, "t")},
+    {ORPHAN.key("u2"): Contribution(3, 3, "t", ORPHAN)},
+)  # fmt: skip
 
 
 async def test_the_book_survives_a_new_process_and_a_conflicting_writer(

@@ -17,6 +17,7 @@ from federator.core.decisions import DecisionKind
 from federator.federation import Federation
 from federator.federation.ports import CopyState
 from federator.federation.records import Phase
+from federator.federation.spending import SpendBook
 from tests.unit.federation.test_lost_copy_spend import (
     HOUR,
     LOST_AT,
@@ -110,15 +111,25 @@ async def test_a_job_that_bursts_again_after_a_return_counts_its_lost_copy_once(
     assert report.spend.today_usd == pytest.approx(truth)
 
 
-async def test_a_job_deleted_with_its_lost_copy_unsettled_keeps_what_it_counted() -> None:
+class JsonStore(MemoryStore):
+    """Keeps the book as the ConfigMap does, as JSON: what a restart reads back."""
+
+    async def load(self) -> SpendBook:
+        return SpendBook.from_json(self.book.to_json())
+
+
+async def test_a_job_deleted_with_its_lost_copy_unsettled_counts_it_until_it_is_settled() -> None:
     """Re-placed on cloud-a, finished there, then deleted (ttlSecondsAfterFinished) while
-    cloud-b is still partitioned. The book keeps its contribution as of the last pass that
-    saw the Job. The spend counter counts a lost copy only once settled (at its cost to its
-    end, review 3): this one never is, so cloud-b's counter has its attempt up to the requeue."""
+    cloud-b is still partitioned and its copy may run on. Before: the book kept what the copy
+    had counted at the last pass that saw the Job, and nothing ever settled it, so the day's
+    spend stopped growing ($174.83 where an hour later the truth was $234.83) and cloud-b's
+    counter never counted the copy's hours after the requeue. Now the book keeps the copy (an
+    orphan) and counts it as running, across a restart, until cloud-b shows it gone."""
     counted_b = cloud_spend("cloud-b")
     onprem, cloud_a, cloud_b = FakeOnPrem(), FakeCloud("cloud-a"), FakeCloud("cloud-b")
     job = onprem.add("j1", 8)
-    fed = federation(onprem, cloud_a, cloud_b, book=MemoryStore())
+    store = JsonStore()
+    fed = federation(onprem, cloud_a, cloud_b, book=store)
     await fed.run_once(T0)
     rate = rate_of(job)
     cloud_b.set_state(job.uid, CopyState.RUNNING)
@@ -126,14 +137,38 @@ async def test_a_job_deleted_with_its_lost_copy_unsettled_keeps_what_it_counted(
     await fed.run_once(LOST_AT)
     await fed.run_once(LOST_AT + 10)  # re-placed on cloud-a
     cloud_a.set_state(job.uid, CopyState.SUCCEEDED)
-    last_seen = T1 + HOUR
-    seen = await fed.run_once(last_seen)  # finished on cloud-a: done, the lost copy unsettled
+    await fed.run_once(T1 + HOUR)  # finished on cloud-a: done, the lost copy unsettled
     assert job.record is not None
     assert job.record.phase is Phase.DONE
     assert len(job.record.lost_copies) == 1, "cloud-b still down: not settled"
+    a_cost = job.record.attempt_cost_usd(T1 + HOUR)
     del onprem.jobs["team-a/j1"]
+
+    def truth(end: float) -> float:  # cloud-b's copy from T0 to its end, and cloud-a's run
+        return rate * (end - T0) / HOUR + a_cost
+
     gone = await fed.run_once(T1 + 2 * HOUR)
-    assert seen.spend is not None
     assert gone.spend is not None
-    assert gone.spend.today_usd == pytest.approx(seen.spend.today_usd), "the book keeps it"
-    assert cloud_spend("cloud-b") - counted_b == pytest.approx(rate * (LOST_AT - T0) / HOUR)
+    assert gone.spend.today_usd == pytest.approx(truth(T1 + 2 * HOUR)), "still running"
+    assert gone.spend.last_hour_usd >= rate, "a copy that may run counts its rate this hour"
+    assert len(store.book.orphans) == 1, "the book keeps it"
+
+    restarted = federation(onprem, cloud_a, cloud_b, book=store)
+    again = await restarted.run_once(T1 + 3 * HOUR)
+    assert again.spend is not None
+    assert again.spend.today_usd == pytest.approx(truth(T1 + 3 * HOUR)), "across a restart"
+
+    cloud_b.up, cloud_b.down_since = True, None
+    cloud_b.copies.clear()  # GC deleted it, or it never came back
+    seen_gone = T1 + 3 * HOUR + 60
+    settling = await restarted.run_once(seen_gone)
+    assert any("lost copy of a Job that is gone" in a for a in settling.actions)
+    assert settling.spend is not None
+    assert settling.spend.today_usd == pytest.approx(truth(seen_gone))
+    later = await restarted.run_once(seen_gone + HOUR)
+    assert later.spend is not None
+    assert later.spend.today_usd == pytest.approx(truth(seen_gone)), "fixed once settled"
+    assert not store.book.orphans, "settled: in the gone totals"
+    assert store.book.gone_today_usd == pytest.approx(truth(seen_gone))
+    counted = cloud_spend("cloud-b") - counted_b
+    assert counted == pytest.approx(rate * (seen_gone - T0) / HOUR), "counted on cloud-b, once"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 
 from federator.core.policy import DecisionPolicy
 from federator.federation import Federation, FederationSettings
-from federator.federation.records import Phase, PlacementRecord
+from federator.federation.records import LostCopy, Phase, PlacementRecord
 from federator.federation.spending import Contribution, SpendBook
 from tests.unit.kube.fakes import FakeCloud, FakeOnPrem
 from tests.unit.kube.test_federation_loop import Offers, Scripted, offer
@@ -36,12 +39,53 @@ def test_a_new_day_forgets_yesterday_and_a_new_month_forgets_last_month() -> Non
     assert (next_month.gone_today_usd, dict(next_month.gone_month_usd)) == (0.0, {})
 
 
+LOST = LostCopy("cloud-b", "team-a", "j1-u1-1", 1, usd_per_hour=8.0, since=1000.0)
+
+
 def test_the_book_round_trips_and_a_foreign_text_is_refused() -> None:
-    book = SpendBook(DAY, MONTH, 1.5, {"t": 2.5}, {"u": Contribution(0.5, 0.75, "t")})
+    copy = Contribution(0.25, 0.25, "t", LOST)
+    orphan = Contribution(1.0, 1.0, "t", replace(LOST, name="j2-u2-1", ended_at=2000.0))
+    book = SpendBook(
+        DAY, MONTH, 1.5, {"t": 2.5}, {"u": Contribution(0.5, 0.75, "t"), "u/lost": copy},
+        {"u2/lost": orphan},
+    )  # fmt: skip
     assert SpendBook.from_json(book.to_json()) == book
     for text in ("", "{}", '{"day": 1}', "[1, 2]"):
         with pytest.raises(ValueError, match="not a spend book"):
             SpendBook.from_json(text)
+    bad = json.loads(book.to_json())
+    bad["orphans"]["u2/lost"].append("more")
+    with pytest.raises(ValueError, match="not a spend book: a contribution of 5 items"):
+        SpendBook.from_json(json.dumps(bad))
+
+
+def test_a_book_written_before_orphans_were_kept_still_loads() -> None:
+    old = '{"day":"2026-11-29","gone_month_usd":{"t":2.5},"gone_today_usd":1.5,'
+    old += '"month":"2026-11","seen":{"u":[0.5,0.75,"t"]}}'
+    book = SpendBook.from_json(old)
+    assert book == SpendBook(DAY, MONTH, 1.5, {"t": 2.5}, {"u": Contribution(0.5, 0.75, "t")})
+
+
+def test_an_unsettled_lost_copy_whose_job_went_is_kept_until_settled_then_gone() -> None:
+    """The book keeps an unsettled lost copy of a vanished job as an orphan; a settled one
+    leaves the orphans at the next carry, and its last contribution the pass after."""
+    key = LOST.key("u1")
+    book = SpendBook().carry({key: Contribution(1.0, 1.0, "team-a", LOST)}, day=DAY, month=MONTH)
+    orphans = book.orphans_besides({})
+    assert set(orphans) == {key}, "its Job went: counted on"
+    book = book.carry(orphans, day=DAY, month=MONTH, orphans=orphans)
+    assert set(book.orphans) == {key}
+    assert book.gone_today_usd == 0.0, "not gone while it may run"
+    settled = book.settled({key: 1900.0})
+    assert settled.orphans[key].lost == replace(LOST, ended_at=1900.0)
+    assert not settled.same_jobs(book), "settling is written"
+    final = {key: Contribution(2.0, 2.0, "team-a", settled.orphans[key].lost)}
+    assert settled.orphans_besides({}) == settled.orphans, "counted once more, settled"
+    after = settled.carry(final, day=DAY, month=MONTH, orphans=final)
+    assert not after.orphans
+    done = after.carry({}, day=DAY, month=MONTH, orphans=after.orphans_besides({}))
+    assert (done.gone_today_usd, dict(done.gone_month_usd)) == (2.0, {"team-a": 2.0})
+    assert not done.orphans_besides({}), "a settled copy is no orphan"
 
 
 class MemoryStore:
