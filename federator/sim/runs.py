@@ -43,11 +43,16 @@ KNOB_NAMES = {
     "oracle": "value_usd_per_job_hour",
 }
 
-# Starburst's curve bends hardest between ρ=0.03 and 0.1 (its cost falls by a third there), so
-# 0.05 is in: a straight line across that gap misdrew Starburst there (dearer in some replays of
-# trace A, cheaper in others).
+# Starburst's cost changes fastest near ρ=0: on trace A at 576 GPUs it falls from $133k at 0 to
+# $107k at 0.001, $81k at 0.01 and $62k at 0.03. With no point between 0 and 0.03 a straight
+# line across those bends made Starburst look a third dearer than it is at the lowest mean JCTs
+# (federator's v=1000 read 0.71x its cost, and is 0.95x; docs/benchmarks.md, "Starburst's grid
+# near ρ=0"). Its runs are the cheapest of the sweep, so the grid is dense where it bends.
 SWEEPS: dict[str, tuple[float, ...]] = {
-    "starburst": (0.0, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+    "starburst": (
+        *(0.0, 0.001, 0.002, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1),
+        *(0.15, 0.25, 0.5, 0.75, 1.0, 2.0, 4.0, 8.0, 16.0),
+    ),
     "federator": (0.1, 0.3, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 300.0, 1000.0),
     "oracle": (0.1, 0.3, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 300.0, 1000.0),
 }
