@@ -88,6 +88,16 @@ def test_an_unsettled_lost_copy_whose_job_went_is_kept_until_settled_then_gone()
     assert not done.orphans_besides({}), "a settled copy is no orphan"
 
 
+def test_a_lost_copy_settled_on_its_record_is_written_at_once() -> None:
+    """Else a restart reading the book before the next refresh, whose Job then went, would
+    take the settled copy for one that may still run, and count it on as an orphan."""
+    running = SpendBook().carry({"k": Contribution(1.0, 1.0, "t", LOST)}, day=DAY, month=MONTH)
+    ended = replace(LOST, ended_at=1900.0)
+    settled = running.carry({"k": Contribution(1.0, 1.0, "t", ended)}, day=DAY, month=MONTH)
+    assert not settled.same_jobs(running)
+    assert settled.carry(settled.seen, day=DAY, month=MONTH).same_jobs(settled)
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self.book = SpendBook()
