@@ -25,6 +25,7 @@ from federator.commands.status_fleet import (
     CloudLine,
     FleetStatus,
     Leader,
+    OrphanCopy,
 )
 
 if TYPE_CHECKING:
@@ -313,6 +314,7 @@ def fleet_status(
         leader=leader,
         jobs=tuple(sorted(bursted, key=lambda j: j.job)),
         budgets=tuple(budget_lines(config, jobs, book, now=now, kept=kept)),
+        orphans=orphan_copies(_spend(config, jobs, book, now, kept).book, now),
         blocks=tuple(
             BlockedPool(c, p, b.until, b.cause.value, b.job)
             for (c, p), b in sorted(blocks.active(now).pools.items())
@@ -379,6 +381,19 @@ def budget_lines(
         spent, still = spend.month_spent.get(tenant, 0.0), spend.committed.get(tenant, 0.0)
         lines.append(BudgetLine(f"tenant:{tenant}", "this month", spent, still, cap))
     return lines
+
+
+def orphan_copies(book: SpendBook | None, now: float) -> tuple[OrphanCopy, ...]:
+    """The lost copies of Jobs that are gone that the budgets count as running now: `book`
+    carried as a pass carries it (`_spend`), so those it keeps unsettled and those of Jobs that
+    went since the daemon's last pass."""
+    copies = [kept.lost for kept in book.orphans.values()] if book is not None else []
+    found = [
+        OrphanCopy(c.cluster, c.namespace, c.name, c.since, c.usd_per_hour, c.cost_usd(now))
+        for c in copies
+        if c is not None
+    ]
+    return tuple(sorted(found, key=lambda o: (o.cluster, o.namespace, o.name)))
 
 
 def _spend(

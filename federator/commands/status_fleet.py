@@ -88,6 +88,19 @@ class CloudCopy:
 
 
 @dataclass(frozen=True, slots=True)
+class OrphanCopy:
+    """A copy lost with its cluster whose on-prem Job is gone before it was settled: the spend
+    book keeps it, and the budgets count it as running until its cluster shows it stopped."""
+
+    cluster: str
+    namespace: str
+    name: str
+    since: float  # when its attempt was requeued: counted from then
+    usd_per_hour: float
+    counted_usd: float  # from `since` to now: it may run on
+
+
+@dataclass(frozen=True, slots=True)
 class FleetStatus:
     instance: str
     now: float
@@ -95,6 +108,7 @@ class FleetStatus:
     leader: Leader | None  # None: no Lease
     jobs: tuple[BurstedJob, ...] = ()
     budgets: tuple[BudgetLine, ...] = ()
+    orphans: tuple[OrphanCopy, ...] = ()  # lost copies of Jobs that are gone (the spend book)
     blocks: tuple[BlockedPool, ...] = ()
     clouds: tuple[CloudLine, ...] = ()
     copies: tuple[CloudCopy, ...] | None = None  # None: the clouds were not asked (no --clouds)

@@ -32,6 +32,11 @@ def print_status(fleet: FleetStatus, console: Console) -> None:
     sections: list[tuple[str, Table | None, str]] = [
         (f"bursted jobs: {len(fleet.jobs)}", jobs_table(fleet), "no job is bursted"),
         ("spend (USD)", budgets_table(fleet), "no budget to show"),
+        (
+            f"lost copies of deleted Jobs: {len(fleet.orphans)}",
+            orphans_table(fleet),
+            "none counted",
+        ),
         (f"blocked pools: {len(fleet.blocks)}", blocks_table(fleet), "no pool is blocked"),
         (f"clouds: {len(fleet.clouds)}", clouds_table(fleet), "no cloud cluster"),
     ]
@@ -120,6 +125,27 @@ def budgets_table(fleet: FleetStatus) -> Table | None:
             _usd(line.committed_usd),
             "no cap" if line.cap_usd is None else _usd(line.cap_usd),
             _percent(line.used_fraction),
+        )
+    return table
+
+
+def orphans_table(fleet: FleetStatus) -> Table | None:
+    """Copies lost with their cluster (a partition) whose Job was deleted before the cluster
+    showed them stopped: counted in the spend above as running, until it does."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if not fleet.orphans:
+        return None
+    table = Table()
+    for column in ("copy", "lost since", "rate", "counted"):
+        table.add_column(column, overflow="fold")
+    for orphan in fleet.orphans:
+        table.add_row(
+            Text(f"{orphan.cluster}/{orphan.namespace}/{orphan.name}"),
+            f"{_utc(orphan.since)} ({_ago(orphan.since, fleet.now)})",
+            f"{_usd(orphan.usd_per_hour)}/h",
+            _usd(orphan.counted_usd),
         )
     return table
 
@@ -288,6 +314,17 @@ def as_json(fleet: FleetStatus) -> dict[str, Any]:
                 "used_fraction": jsonsafe.finite(b.used_fraction, 4),
             }
             for b in fleet.budgets
+        ],
+        "orphan_copies": [
+            {
+                "cluster": o.cluster,
+                "namespace": o.namespace,
+                "name": o.name,
+                "since": _iso(o.since),
+                "usd_per_hour": _rounded(o.usd_per_hour),
+                "counted_usd": _rounded(o.counted_usd),
+            }
+            for o in fleet.orphans
         ],
         "blocked_pools": [
             {

@@ -20,7 +20,7 @@ from federator import cli, daemon, errors, policy
 from federator.commands import status, status_view
 from federator.commands.status_fleet import FleetStatus
 from federator.federation.blocks import BlockCause, PoolBlock, PoolBlocks
-from federator.federation.records import PlacementRecord
+from federator.federation.records import LostCopy, PlacementRecord
 from federator.federation.spending import Contribution, SpendBook
 from federator.kube import errors as kube_errors
 from tests.support import configs
@@ -254,6 +254,7 @@ def test_empty_sections_say_so_in_a_line_and_no_lease_is_no_leader(
     assert "leader: no leader (no Lease yet)" in text
     assert "bursted jobs: no job is bursted" in text
     assert "blocked pools: no pool is blocked" in text
+    assert "lost copies of deleted Jobs: none counted" in text
     assert "┃ job" not in text, "never an empty table"
     assert "┃ pool" not in text
 
@@ -299,6 +300,7 @@ def test_json_is_one_object_with_stable_keys(
         "leader",
         "jobs",
         "spend",
+        "orphan_copies",
         "blocked_pools",
         "clouds",
         "sources",
@@ -380,3 +382,39 @@ def test_a_copy_lost_with_its_cluster_counts_in_accrued_until_settled(
     again = placed(attempt=2, earlier_usd=5.0, lost_copies=[lost])
     fleet = fleet_of(config, {JOBS: {"items": [job("train", "team-a", again)]}})
     assert rows(shown(fleet))["team-a/train"][-1] == "$29.00"  # 5 + 12 + 12
+
+
+def test_a_lost_copy_of_a_deleted_job_is_listed_and_counted_as_running(
+    config: policy.FederatorConfig,
+) -> None:
+    """The spend book keeps a copy lost with its cluster whose Job went before it was settled
+    (an orphan): the spend counts it as running, and status says which copy that is."""
+    lost = LostCopy("cloud-b", "team-a", "train-u9-1", 1, usd_per_hour=24.0, since=NOW - 1800)
+    book = SpendBook(
+        day="2026-11-30",
+        month="2026-11",
+        orphans={lost.key("u9"): Contribution(6.0, 6.0, "team-a", lost)},
+    )
+    fleet = fleet_of(config, {BOOK: configmap("book.json", book.to_json())})
+    text = shown(fleet)
+    assert "lost copies of deleted Jobs: 1" in text
+    assert rows(text)["cloud-b/team-a/train-u9-1"] == [
+        "cloud-b/team-a/train-u9-1",
+        "2026-11-30 11:30 UTC (30m ago)",
+        "$24.00/h",
+        "$12.00",
+    ]
+    printed = status_view.as_json(fleet)
+    assert printed["orphan_copies"] == [
+        {
+            "cluster": "cloud-b",
+            "namespace": "team-a",
+            "name": "train-u9-1",
+            "since": "2026-11-30T11:30:00Z",
+            "usd_per_hour": 24.0,
+            "counted_usd": 12.0,
+        }
+    ]
+    spend = {(s["scope"], s["period"]): s for s in printed["spend"]}
+    assert spend["all", "today"]["spent_usd"] == 12.0, "counted as running: $24/h for 30 min"
+    assert spend["all", "last hour"]["committed_usd"] == 12.0, "and its rate for the hour"

@@ -17,6 +17,7 @@ from federator.commands.status_fleet import (
     BurstedJob,
     FleetStatus,
     Leader,
+    OrphanCopy,
 )
 
 NOW = 1_796_000_000.0
@@ -46,6 +47,7 @@ def fleet(value: str, *, named: str = "sandbox") -> FleetStatus:
         jobs=(job,),
         budgets=(BudgetLine(f"tenant:{value}", "this month", 1.0, 0.0, None),),
         blocks=(BlockedPool(value, value, NOW + 600, f"preempted {value}", f"team-a/{value}"),),
+        orphans=(OrphanCopy("cloud-b", "team-a", value, NOW - 600, 8.0, 1.33),),
     )
 
 
@@ -72,3 +74,4 @@ def test_status_tables_print_what_the_cluster_holds_whole(value: str) -> None:
     block = next(line for line in lines if line.startswith(f"│ {value}/{value} "))
     assert f"│ preempted {value} " in block
     assert f"│ team-a/{value} " in block
+    assert any(line.startswith(f"│ cloud-b/team-a/{value} ") for line in lines), "orphan copy"
