@@ -16,6 +16,7 @@ from federator import jsonsafe
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from federator.commands.status_fleet import BurstedJob, CloudCopy, CloudLine, FleetStatus
 
@@ -75,25 +76,18 @@ def leader_line(fleet: FleetStatus) -> str:
     return "leader: no leader (the Lease was released)"
 
 
+JOB_COLUMNS = (
+    *("job", "placement", "attempt", "preemptions"),
+    *("remote state", "placed", "expected", "accrued"),
+)
+
+
 def jobs_table(fleet: FleetStatus) -> Table | None:
-    from rich.table import Table
     from rich.text import Text
 
     if not fleet.jobs:
         return None
-    table = Table()
-    columns = (
-        "job",
-        "placement",
-        "attempt",
-        "preemptions",
-        "remote state",
-        "placed",
-        "expected",
-        "accrued",
-    )
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    table = _table(*JOB_COLUMNS)
     for job in fleet.jobs:
         table.add_row(  # names and the mirrored state come from the clusters: as they are
             Text(job.job),
@@ -109,14 +103,11 @@ def jobs_table(fleet: FleetStatus) -> Table | None:
 
 
 def budgets_table(fleet: FleetStatus) -> Table | None:
-    from rich.table import Table
     from rich.text import Text
 
     if not fleet.budgets:
         return None
-    table = Table()
-    for column in ("scope", "period", "spent", "committed", "cap", "used"):
-        table.add_column(column, overflow="fold")
+    table = _table("scope", "period", "spent", "committed", "cap", "used")
     for line in fleet.budgets:
         table.add_row(
             Text(line.scope),  # a tenant's name
@@ -132,53 +123,46 @@ def budgets_table(fleet: FleetStatus) -> Table | None:
 def orphans_table(fleet: FleetStatus) -> Table | None:
     """Copies lost with their cluster (a partition) whose Job was deleted before the cluster
     showed them stopped: counted in the spend above as running, until it does."""
-    from rich.table import Table
     from rich.text import Text
 
-    if not fleet.orphans:
-        return None
-    table = Table()
-    for column in ("copy", "lost since", "rate", "counted"):
-        table.add_column(column, overflow="fold")
-    for orphan in fleet.orphans:
-        table.add_row(
-            Text(f"{orphan.cluster}/{orphan.namespace}/{orphan.name}"),
-            f"{_utc(orphan.since)} ({_ago(orphan.since, fleet.now)})",
-            f"{_usd(orphan.usd_per_hour)}/h",
-            _usd(orphan.counted_usd),
-        )
-    return table
+    return _filled(
+        ("copy", "lost since", "rate", "counted"),
+        [
+            (
+                Text(f"{orphan.cluster}/{orphan.namespace}/{orphan.name}"),
+                f"{_utc(orphan.since)} ({_ago(orphan.since, fleet.now)})",
+                f"{_usd(orphan.usd_per_hour)}/h",
+                _usd(orphan.counted_usd),
+            )
+            for orphan in fleet.orphans
+        ],
+    )
 
 
 def blocks_table(fleet: FleetStatus) -> Table | None:
-    from rich.table import Table
     from rich.text import Text
 
-    if not fleet.blocks:
-        return None
-    table = Table()
-    for column in ("pool", "until", "cause", "job"):
-        table.add_column(column, overflow="fold")
-    for block in fleet.blocks:
-        table.add_row(
-            Text(f"{block.cluster}/{block.pool}"),
-            f"{_utc(block.until)} (in {_left(block.until - fleet.now)})",
-            Text(block.cause),
-            Text(block.job),
-        )
-    return table
+    return _filled(
+        ("pool", "until", "cause", "job"),
+        [
+            (
+                Text(f"{block.cluster}/{block.pool}"),
+                f"{_utc(block.until)} (in {_left(block.until - fleet.now)})",
+                Text(block.cause),
+                Text(block.job),
+            )
+            for block in fleet.blocks
+        ],
+    )
 
 
 def clouds_table(fleet: FleetStatus) -> Table | None:
-    from rich.table import Table
     from rich.text import Text
 
     if not fleet.clouds:
         return None
     asked = fleet.copies is not None
-    table = Table()
-    for column in ("cloud", "state", "placed jobs", *(("copies there",) if asked else ())):
-        table.add_column(column, overflow="fold")
+    table = _table("cloud", "state", "placed jobs", *(("copies there",) if asked else ()))
     for cloud in fleet.clouds:
         row: list[str | Text] = [Text(cloud.cluster), cloud.state, str(cloud.jobs)]
         if asked:
@@ -190,14 +174,11 @@ def clouds_table(fleet: FleetStatus) -> Table | None:
 
 def copies_table(fleet: FleetStatus) -> Table | None:
     """The copies each cloud holds (`--clouds`), each with its on-prem Job and its fate."""
-    from rich.table import Table
     from rich.text import Text
 
     if not fleet.copies:
         return None
-    table = Table()
-    for column in ("cloud", "copy", "on-prem job", "state", "what becomes of it"):
-        table.add_column(column, overflow="fold")
+    table = _table("cloud", "copy", "on-prem job", "state", "what becomes of it")
     for copy in fleet.copies:
         table.add_row(
             Text(copy.cluster),
@@ -215,6 +196,26 @@ def _state(job: BurstedJob, now: float) -> str:
         when = f"decided again in {_left(wait)}" if wait > 0 else "waits for the next pass"
         return f"{job.remote_state or 'copy lost'}; requeued, {when}"
     return job.remote_state or f"{job.phase} (no state mirrored yet)"
+
+
+def _table(*columns: str) -> Table:
+    """A table whose cells fold rather than cut: names from the clusters are shown whole."""
+    from rich.table import Table
+
+    table = Table()
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _filled(columns: tuple[str, ...], rows: list[tuple[Text | str, ...]]) -> Table | None:
+    """`_table` with these rows, or None for no row: an empty section is one line."""
+    if not rows:
+        return None
+    table = _table(*columns)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def _utc(epoch: float) -> str:
