@@ -302,6 +302,7 @@ def fleet_status(
 ) -> FleetStatus:
     from federator.kube import convert
 
+    spend = _spend(config, jobs, book, now, kept)  # one count for the budgets and the orphans
     bursted = [
         _bursted(convert.key(job), convert.annotations_of(job), record, now)
         for job, record in jobs
@@ -313,8 +314,8 @@ def fleet_status(
         election_enabled=config.leader_election.enabled,
         leader=leader,
         jobs=tuple(sorted(bursted, key=lambda j: j.job)),
-        budgets=tuple(budget_lines(config, jobs, book, now=now, kept=kept)),
-        orphans=orphan_copies(_spend(config, jobs, book, now, kept).book, now),
+        budgets=tuple(_budget_lines(config, spend)),
+        orphans=orphan_copies(spend.book, now),
         blocks=tuple(
             BlockedPool(c, p, b.until, b.cause.value, b.job)
             for (c, p), b in sorted(blocks.active(now).pools.items())
@@ -362,9 +363,13 @@ def budget_lines(
     """Every period and cap the policy sets, as `budgets.caps_of` lists them, with what was
     spent and what is still committed (a line with no cap too, so the totals show). Each
     tenant's cap comes from `budgets.tenant_monthly_caps`, the rule the warnings use."""
+    return _budget_lines(config, _spend(config, jobs, book, now, kept))
+
+
+def _budget_lines(config: policy.FederatorConfig, spend: SpendCount) -> list[BudgetLine]:
+    """`budget_lines` from a spend already counted (`_spend`)."""
     from federator.budgets import tenant_monthly_caps
 
-    spend = _spend(config, jobs, book, now, kept)
     budgets = config.budgets
     committed = sum(spend.committed.values())
     lines = [

@@ -77,8 +77,14 @@ def leader_line(fleet: FleetStatus) -> str:
 
 
 JOB_COLUMNS = (
-    *("job", "placement", "attempt", "preemptions"),
-    *("remote state", "placed", "expected", "accrued"),
+    "job",
+    "placement",
+    "attempt",
+    "preemptions",
+    "remote state",
+    "placed",
+    "expected",
+    "accrued",
 )
 
 

@@ -11,7 +11,7 @@ when the job went back on-prem, on the record it keeps (`Moves.settle_lost_copie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from federator.federation.ports import CloudView
 from federator.federation.records import LostCopy, PlacementRecord
@@ -22,9 +22,17 @@ def settlements(
 ) -> tuple[tuple[LostCopy, float], ...]:
     """Each unsettled lost copy of `record` whose end is known now, with that end
     (`stopped_at`)."""
+    return ends_known(record.lost_copies, clouds, now)
+
+
+def ends_known(
+    copies: Iterable[LostCopy], clouds: Mapping[str, CloudView], now: float
+) -> tuple[tuple[LostCopy, float], ...]:
+    """Each unsettled copy of `copies` whose end is known now, with that end: a record's
+    (`settlements`) or those the spend book keeps for Jobs that are gone."""
     ends = (
         (lost, stopped_at(lost, clouds.get(lost.cluster), now))
-        for lost in record.lost_copies
+        for lost in copies
         if not lost.settled
     )
     return tuple((lost, end) for lost, end in ends if end is not None)

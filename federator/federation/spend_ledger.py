@@ -74,19 +74,15 @@ class SpendLedger:
         book = self._book
         if book is None:
             return
-        ends: dict[str, float] = {}
-        for key, kept in book.orphans.items():
-            lost = kept.lost
-            if lost is not None and not lost.settled:
-                end = lost_copies.stopped_at(lost, clouds.get(lost.cluster), now)
-                if end is not None:
-                    ends[key] = end
-        if not ends:
+        # By identity: `ends_known` hands back the very copies it was given.
+        keys = {id(kept.lost): key for key, kept in book.orphans.items()}
+        copies = [kept.lost for kept in book.orphans.values() if kept.lost is not None]
+        known = lost_copies.ends_known(copies, clouds, now)
+        if not known:
             return
-        self._book = book.settled(ends)
-        for key, end in ends.items():
-            lost = book.orphans[key].lost
-            assert lost is not None
+        self._book = book.settled({keys[id(lost)]: end for lost, end in known})
+        for lost, end in known:
+            key = keys[id(lost)]
             hours, usd = max(0.0, end - lost.since) / 3600.0, lost.cost_usd(end)
             report.actions.append(
                 f"settle {key}: lost copy of a Job that is gone, {hours:.2f} h, ${usd:.2f}"
