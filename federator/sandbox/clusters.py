@@ -156,9 +156,10 @@ class Clusters:
                 ],
             )
 
-        context = client_ssl(pki.ca.cert, pki.admin.cert, pki.admin.key)
-
         def probe() -> Probe:
+            # Built when probed, not with the component: before the first `up` there are no
+            # certificates yet, and `status` lists components without probing them.
+            context = client_ssl(pki.ca.cert, pki.admin.cert, pki.admin.key)
             base = f"https://127.0.0.1:{ports.apiserver}"
             ready = http_probe(f"{base}/readyz", ssl_context=context, expect_body="ok")
             batch = http_probe(f"{base}/apis/batch/v1", ssl_context=context)

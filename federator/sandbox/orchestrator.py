@@ -107,23 +107,31 @@ class Sandbox:
 
     # ---- components ------------------------------------------------------------------------
 
-    def stores(self) -> dict[str, s3stores.Store]:
-        if self._stores is None:
-            running = self.state.load()
-            stores = {}
-            for site in SITES:
-                recorded = running.get(f"{site}/s3")
-                if recorded is not None and is_alive(recorded):
-                    implementation = s3stores.implementation_of(recorded.program)
-                else:
-                    implementation = s3stores.choose_implementation(site)
+    def stores(self, *, create_credentials: bool = True) -> dict[str, s3stores.Store]:
+        """The three stores; `create_credentials=False` (for `status`, which writes nothing)
+        leaves a store that was never started without keys instead of making them."""
+        if self._stores is not None:
+            return self._stores
+        running = self.state.load()
+        stores = {}
+        for site in SITES:
+            recorded = running.get(f"{site}/s3")
+            if recorded is not None and is_alive(recorded):
+                implementation = s3stores.implementation_of(recorded.program)
+            else:
+                implementation = s3stores.choose_implementation(site)
+            if create_credentials:
                 creds = s3stores.load_or_create_credentials(self.layout, site)
-                stores[site] = s3stores.Store(site, implementation, creds)
+            else:
+                creds = s3stores.load_credentials(self.layout, site) or s3stores.NO_CREDENTIALS
+            stores[site] = s3stores.Store(site, implementation, creds)
+        if create_credentials:
             self._stores = stores
-        return self._stores
+        return stores
 
-    def s3_components(self) -> list[Component]:
-        return [_s3_component(self.layout, store) for store in self.stores().values()]
+    def s3_components(self, *, create_credentials: bool = True) -> list[Component]:
+        stores = self.stores(create_credentials=create_credentials)
+        return [_s3_component(self.layout, store) for store in stores.values()]
 
     def cluster_components(self) -> list[Component]:
         from federator.sandbox.clusters import Clusters
@@ -135,10 +143,12 @@ class Sandbox:
 
         return Kueue(self.layout, self.report).components()
 
-    def components(self, parts: frozenset[str] = ALL_PARTS) -> list[Component]:
+    def components(
+        self, parts: frozenset[str] = ALL_PARTS, *, create_credentials: bool = True
+    ) -> list[Component]:
         found: list[Component] = []
         if PART_S3 in parts:
-            found += self.s3_components()
+            found += self.s3_components(create_credentials=create_credentials)
         if PART_CLUSTERS in parts:
             found += self.cluster_components()
         if PART_KUEUE in parts:
@@ -308,7 +318,7 @@ class Sandbox:
     def status(self) -> list[ComponentStatus]:
         recorded = self.state.load()
         rows = []
-        for component in self.components():
+        for component in self.components(create_credentials=False):
             entry = recorded.get(component.key)
             alive = entry is not None and is_alive(entry)
             listening = listening_ports({str(p): p for p in component.ports})

@@ -67,11 +67,24 @@ class Store:
         }
 
 
-def load_or_create_credentials(layout: Layout, store: str) -> Credentials:
+# What a store that was never started has for keys when nothing may be written (`status`).
+NO_CREDENTIALS = Credentials("", "")
+
+
+def load_credentials(layout: Layout, store: str) -> Credentials | None:
+    """The store's keys as `sandbox up` wrote them, or None before the first `up`."""
     path = layout.credentials_file(store)
-    if path.exists():
-        raw = json.loads(path.read_text())
-        return Credentials(raw["access_key_id"], raw["secret_access_key"])
+    if not path.exists():
+        return None
+    raw = json.loads(path.read_text())
+    return Credentials(raw["access_key_id"], raw["secret_access_key"])
+
+
+def load_or_create_credentials(layout: Layout, store: str) -> Credentials:
+    existing = load_credentials(layout, store)
+    if existing is not None:
+        return existing
+    path = layout.credentials_file(store)
     creds = Credentials(
         access_key_id=f"FED{secrets.token_hex(8).upper()}",
         secret_access_key=secrets.token_urlsafe(30),
