@@ -77,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="append",
         metavar="N",
         help="on-prem GPUs (repeat to compare sizes); default: the trace's "
-        "mean demand in whole nodes",
+        "mean demand in whole nodes, at least its biggest job",
     )
     parser.add_argument(
         "--gpus-per-node",
@@ -122,8 +122,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--estimate",
         default="exact",
         metavar="MODE",
-        help="runtime estimates the policies see: exact, noisy:SIGMA "
-        "(log-normal error), history[:DEFAULT_S] (per-queue mean)",
+        help="runtime estimates the policies see: exact (the default), noisy:SIGMA "
+        "(log-normal error; bare noisy is noisy:0.5), history[:DEFAULT_S] (per-queue mean "
+        "of finished jobs; DEFAULT_S before the first, 3600 unless given)",
     )
     parser.add_argument(
         "--spot-trace",
@@ -152,7 +153,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=_gigabytes,
         default=0.0,
         metavar="GB",
-        help="results each bursted job copies back, charged at the cluster's egress price",
+        help="results each bursted job copies back, charged at the cluster's egress price "
+        "(default: 0)",
     )
     parser.add_argument(
         "--decision-period",

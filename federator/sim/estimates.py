@@ -37,27 +37,12 @@ class EstimateMode:
     @classmethod
     def parse(cls, text: str) -> EstimateMode:
         kind, _, argument = text.partition(":")
-        try:
-            if kind in ("exact", "oracle") and not argument:
-                return cls(kind)
-            if kind == "noisy":
-                error = float(argument or "0.5")
-                if error < 0 or not math.isfinite(error):
-                    raise ValueError
-                if error > MAX_NOISE_SIGMA:
-                    raise errors.UserError(
-                        f"--estimate {text!r}: SIGMA is at most {MAX_NOISE_SIGMA:g} (the "
-                        "standard deviation of the log of the error: noisy:0.5 puts most "
-                        "estimates within a factor of 2.7 of the truth)"
-                    )
-                return cls(kind, error=error)
-            if kind == "history":
-                default = float(argument or "3600")
-                if default <= 0 or not math.isfinite(default) or default > MAX_TIME_S:
-                    raise ValueError
-                return cls(kind, default_s=default)
-        except ValueError:
-            pass
+        if kind in ("exact", "oracle") and not argument:
+            return cls(kind)
+        if kind == "noisy":
+            return cls(kind, error=_noise_sigma(text, argument or "0.5"))
+        if kind == "history":
+            return cls(kind, default_s=_history_default(text, argument or "3600"))
         raise errors.UserError(
             f"--estimate {text!r}: use exact, noisy:SIGMA (e.g. noisy:0.5) or history[:DEFAULT_S]"
         )
@@ -106,3 +91,36 @@ class RuntimeEstimator:
         self._sums[job.queue] = self._sums.get(job.queue, 0.0) + job.duration_s
         if len(window) > HISTORY_WINDOW:
             self._sums[job.queue] -= window.popleft()
+
+
+def _number(text: str, argument: str, what: str) -> float:
+    try:
+        value = float(argument)
+    except ValueError:
+        raise errors.UserError(f"--estimate {text!r}: {what} must be a number") from None
+    if not math.isfinite(value):
+        raise errors.UserError(f"--estimate {text!r}: {what} must be a finite number")
+    return value
+
+
+def _noise_sigma(text: str, argument: str) -> float:
+    sigma = _number(text, argument, "SIGMA")
+    if sigma < 0:
+        raise errors.UserError(f"--estimate {text!r}: SIGMA must be 0 or more")
+    if sigma > MAX_NOISE_SIGMA:
+        raise errors.UserError(
+            f"--estimate {text!r}: SIGMA is at most {MAX_NOISE_SIGMA:g} (the standard "
+            "deviation of the log of the error: noisy:0.5 puts most estimates within a factor "
+            "of 2.7 of the truth)"
+        )
+    return sigma
+
+
+def _history_default(text: str, argument: str) -> float:
+    default = _number(text, argument, "DEFAULT_S")
+    if not 0 < default <= MAX_TIME_S:
+        raise errors.UserError(
+            f"--estimate {text!r}: DEFAULT_S (seconds assumed before a queue has a finished "
+            f"job) must be above 0 and at most {MAX_TIME_S:,.0f}"
+        )
+    return default

@@ -147,14 +147,17 @@ def trace_job_facts(config: FederatorConfig, queue: str) -> JobFacts:
 
 
 def default_onprem_gpus(trace: Sequence[TraceJob], gpus_per_node: int) -> int:
-    """The trace's mean GPU demand over its submission span, in whole nodes.
+    """The trace's mean GPU demand over its submission span, in whole nodes, and never fewer
+    GPUs than its biggest job asks for (a cluster that can never place a job would make the
+    `never` policy's run impossible, and nobody asked for that size).
 
     A cluster sized to the mean is overloaded about half of the time, where bursting matters.
     """
     span = max(job.submit_s for job in trace) - min(job.submit_s for job in trace)
     work = sum(job.gpus * job.duration_s for job in trace)
-    mean = work / span if span > 0 else max(job.gpus for job in trace)
-    return max(gpus_per_node, math.ceil(mean / gpus_per_node) * gpus_per_node)
+    biggest = max(job.gpus for job in trace)
+    mean = work / span if span > 0 else biggest
+    return math.ceil(max(mean, biggest, 1) / gpus_per_node) * gpus_per_node
 
 
 def _cloud_pool(pricing: PoolPricing, config: FederatorConfig, options: WorldOptions) -> CloudPool:

@@ -99,6 +99,10 @@ def test_an_output_that_is_an_input_or_the_other_output_is_refused(
     ("flags", "message"),
     [
         (("--estimate", "noisy:300"), "--estimate 'noisy:300': SIGMA is at most 5"),
+        (("--estimate", "noisy:-1"), "--estimate 'noisy:-1': SIGMA must be 0 or more"),
+        (("--estimate", "noisy:nan"), "--estimate 'noisy:nan': SIGMA must be a finite number"),
+        (("--estimate", "history:0"), "--estimate 'history:0': DEFAULT_S (seconds assumed"),
+        (("--estimate", "history:x"), "--estimate 'history:x': DEFAULT_S must be a number"),
         (("--onprem-gpus", "5000000000"), "--onprem-gpus 5000000000: at most 1,000,000"),
         (("--gpus-per-node", "99999999999999999999"), "--gpus-per-node 99999999999999999999: at"),
         (("--json", "{trace}/x.json"), "{trace}/x.json: {trace} is a file, not a directory"),

@@ -283,6 +283,15 @@ def test_every_onprem_size_is_checked_before_the_first_run(
     assert "never" not in captured.out, "the 16-GPU size must not run before the 8 is refused"
 
 
+def test_the_default_onprem_size_places_the_biggest_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Mean demand here is under one node; the 16-GPU job must still fit the default cluster.
+    trace = trace_file(tmp_path, "1,0,16,100", "2,1000,1,100", "3,2000,1,100")
+    assert simulate(trace, "--policy", "never") == 0
+    assert "on-prem 16 GPUs" in capsys.readouterr().out
+
+
 # --- gpu types -----------------------------------------------------------------------------
 
 
