@@ -1,13 +1,33 @@
-"""What the commands' output needs: tables that read well outside a terminal, and text from
-outside that prints as itself."""
+"""What the commands' output needs: consoles that end like other tools when their reader goes
+away, tables that read well outside a terminal, and text from outside that prints as itself."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+
+
+def new_console(**options: Any) -> Console:
+    """A rich console (`options` as rich takes them) whose closed pipe ends the command as
+    SIGPIPE ends other tools: exit 141 from `cli.main`. Rich's own handling exits 1, so
+    `federator prices | head -1` failed a `set -o pipefail` script."""
+    return _pipe_console()(**options)
+
+
+@functools.cache
+def _pipe_console() -> type[Console]:
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True  # nothing more to write; `cli.main` points stdout at /dev/null
+            raise BrokenPipeError
+
+    return PipeConsole
 
 
 def wide_enough(console: Console, table: Table) -> Console:

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from federator.commands.output import literal
+from federator.commands.output import literal, new_console
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -70,14 +70,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_decisions(decisions: list[Decision]) -> Console:
     """The decisions as a table; no pending job is one line, as `status` says an empty section."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     from federator.commands.output import wide_enough
 
     if not decisions:
-        console = Console()
+        console = new_console()
         console.print("federator plan: no pending job in the watched on-prem queues")
         return console
     table = Table()
@@ -93,7 +92,7 @@ def _print_decisions(decisions: list[Decision]) -> Console:
             _duration(d.expected_wait_s),
             Text(d.reason),
         )
-    console = wide_enough(Console(), table)
+    console = wide_enough(new_console(), table)
     # The title as its own line: rich centres a table title in blanks to the table's width.
     console.print(f"federator plan: {_count(len(decisions), 'pending job')}", highlight=False)
     console.print(table)

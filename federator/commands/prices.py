@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from federator.commands.output import literal
+from federator.commands.output import literal, new_console
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -90,8 +90,6 @@ def run(args: argparse.Namespace) -> int:
     import sys
     import time
 
-    from rich.console import Console
-
     from federator import jsonsafe, logs
     from federator.policy import load_policy
     from federator.prices.live import offer_builder, refresh_all
@@ -100,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(json=False, level="ERROR", stream=sys.stderr)
     config = load_policy(args.config)
     builder = offer_builder(config, live_aws=not args.offline, aws_endpoint=args.aws_endpoint)
-    console = Console(stderr=True, soft_wrap=True)  # whole lines, also when redirected
+    console = new_console(stderr=True, soft_wrap=True)  # whole lines, also when redirected
     now = time.time()
     if not args.offline and any(p.pool.price.source == "aws-spot-api" for p in builder.pricings):
         with console.status("asking AWS for spot prices and placement scores…"):
@@ -120,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         # A refused row may carry NaN/infinite prices: null in JSON, which has no such numbers.
         print(jsonsafe.dumps(_as_json(book)))
     else:
-        _print_table(book, Console())
+        _print_table(book, new_console())
     return 0
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from federator.commands.output import literal
+from federator.commands.output import literal, new_console
 
 if TYPE_CHECKING:
     from federator.storage.registry import ModelRegistry
@@ -168,12 +168,11 @@ def _check_file_path(path: str) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     registry = _registry(args)
-    console = Console()
+    console = new_console()
     if args.model is None:
         names = registry.models()
         for name in names:
@@ -226,12 +225,11 @@ def _no_such_model(model: str, registry: ModelRegistry) -> Exception:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     manifest = _registry(args).manifest(args.model, args.ref)
-    console = Console()
+    console = new_console()
     console.print(
         f"[bold]{literal(manifest.name)}[/] version {literal(manifest.version)}, "
         f"{literal(manifest.created_at)}"
@@ -246,9 +244,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    console = Console()
+    console = new_console()
     with console.status("reading every file back"):
         result = _registry(args).verify(args.model, args.ref)
     for problem in result.problems:

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from federator import errors
-from federator.commands.output import literal
+from federator.commands.output import literal, new_console
 
 DESCRIPTION = """\
 Run a sandbox of real components on this machine, all bound to 127.0.0.1:
@@ -87,13 +87,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from federator import sandbox
     from federator.sandbox import ComponentFailed, binaries
     from federator.sandbox.orchestrator import needed_builds
 
-    console = Console(stderr=True, highlight=False)
+    console = new_console(stderr=True, highlight=False)
     started = time.monotonic()
 
     def report(message: str) -> None:
@@ -118,11 +116,9 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down() -> int:
-    from rich.console import Console
-
     from federator.sandbox import Sandbox
 
-    console = Console(stderr=True, highlight=False)
+    console = new_console(stderr=True, highlight=False)
     result = Sandbox(report=lambda message: console.print(message, markup=False)).down()
     names = ", ".join(result.components) or "-"
     console.print(f"stopped {len(result.components)} process(es): {literal(names)}")
@@ -135,7 +131,6 @@ def _down() -> int:
 
 
 def _status() -> int:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -155,7 +150,7 @@ def _status() -> int:
             f"{row.rss_bytes / 2**20:.0f} MiB" if row.running else "-",
             _ports(row.ports, row.listening),
         )
-    console = Console()
+    console = new_console()
     console.print(table)
     running = sum(r.running for r in rows)
     console.print(f"{running}/{len(rows)} running, {total / 2**20:.0f} MiB resident in total")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from federator import errors
-from federator.commands.output import literal
+from federator.commands.output import literal, new_console
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -180,8 +180,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from federator.sim import fits, report, runs, setup, traces
     from federator.sim.estimates import EstimateMode
 
@@ -230,9 +228,9 @@ def run(args: argparse.Namespace) -> int:
     ):
         if warning:
             print(f"federator: warning: {args.trace}: {warning}", file=sys.stderr)
-    console = Console()
+    console = new_console()
     if not console.is_terminal:
-        console = Console(width=170)  # piped output: do not squeeze the table to 80 columns
+        console = new_console(width=170)  # piped output: do not squeeze the table to 80 columns
     rows: list[dict[str, Any]] = []  # the --json rows, made as each replay ends
     kept: list[RunResult] = []  # every run's figures, for the summary and the plot
     # Every replay runs in the world built from the trace as written: the same on-prem size

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from federator.commands.output import new_console
 from federator.commands.status_fleet import (
     BlockedPool,
     BudgetLine,
@@ -105,8 +106,6 @@ def run(args: argparse.Namespace) -> int:
     import sys
     import time
 
-    from rich.console import Console
-
     from federator import logs
     from federator.commands import status_view
 
@@ -115,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status_view.as_json(fleet), indent=2))
     else:
-        status_view.print_status(fleet, Console())
+        status_view.print_status(fleet, new_console())
     return 0
 
 

@@ -12,7 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from federator import jsonsafe
-from federator.commands.output import literal
+from federator.commands.output import literal, new_console
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -252,7 +252,6 @@ def _failed_line(what: str, message: str) -> str:
 
 
 def run_models(args: argparse.Namespace) -> int:
-
     from federator.policy import load_policy
     from federator.storage.registry import sync_back
     from federator.storage.stores import Stores
@@ -402,9 +401,8 @@ def _write_json(document: dict[str, Any]) -> None:
 
 def _console() -> Console:
     """stderr, lines unbroken: redirected, rich folded them at 80 columns, mid-URL."""
-    from rich.console import Console
 
-    return Console(stderr=True, soft_wrap=True)
+    return new_console(stderr=True, soft_wrap=True)
 
 
 def _size(count: int) -> str:

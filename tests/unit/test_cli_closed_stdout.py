@@ -29,6 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
             "--offline",
             "--json",
         ],
+        # Tables: rich's console ended these with exit 1 before `output.new_console`.
+        ["prices", "--config", str(REPO / "config" / "federator.example.yaml"), "--offline"],
+        ["sandbox", "status"],
     ],
 )
 def test_a_closed_stdout_ends_the_command_quietly_as_sigpipe_does(
