@@ -328,7 +328,7 @@ class AwsSpotSource:
         state = self._state.get(ref.region)
         if state is None:
             return Rejection(
-                RejectReason.NO_ZONE_DATA, f"aws {ref.region}: no successful spot price refresh yet"
+                RejectReason.NOT_FETCHED, f"aws {ref.region}: no successful spot price refresh yet"
             )
         zone = _zone_name(ref.zone, state.zone_ids)
         candidates = [

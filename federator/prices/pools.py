@@ -60,7 +60,7 @@ class OfflineAws:
 
     def quote(self, ref: PriceRef, now: float) -> PriceQuote | Rejection:
         return Rejection(
-            RejectReason.NO_ZONE_DATA,
+            RejectReason.NOT_FETCHED,
             f"aws {ref.describe()}: live AWS prices are switched off here (offline run)",
         )
 

@@ -31,6 +31,9 @@ class RejectReason(StrEnum):
     STALE = "stale"  # older than the staleness limit: not used for new decisions
     UNKNOWN_INSTANCE_TYPE = "unknown_instance_type"
     NO_ZONE_DATA = "no_zone_data"  # the type exists, but nothing is known for this place
+    # Nothing asked yet: live prices switched off (an offline run), or an AWS region before its
+    # first successful refresh. Not a fact about the place, so not `no_zone_data`.
+    NOT_FETCHED = "not_fetched"
     NO_SPOT_OFFERING = "no_spot_offering"  # a spot pool where the cloud sells no spot
 
 

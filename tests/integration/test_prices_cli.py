@@ -101,6 +101,7 @@ def test_offline_skips_aws_pools_and_says_so(config_file: Path) -> None:
     assert result.returncode == 0, result.stderr
     rows = {row["pool"]: row for row in json.loads(result.stdout)}
     assert rows["cloud-a/a100-spot"]["offered"] is False
+    assert rows["cloud-a/a100-spot"]["refused_reason"] == "not_fetched"
     assert "switched off" in rows["cloud-a/a100-spot"]["refused_detail"]
 
 

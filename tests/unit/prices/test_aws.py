@@ -173,7 +173,7 @@ def test_non_throttling_errors_are_not_retried(ec2: tuple[Any, Stubber]) -> None
     assert report.failed == {"us-east-1": "failed: UnauthorizedOperation: not allowed"}
     refusal = source.quote(PriceRef("p4d.24xlarge", "us-east-1"), NOW)
     assert isinstance(refusal, Rejection)
-    assert refusal.reason is RejectReason.NO_ZONE_DATA
+    assert refusal.reason is RejectReason.NOT_FETCHED
 
 
 def test_refresh_interval_caches_and_staleness_limit_refuses(ec2: tuple[Any, Stubber]) -> None:
