@@ -31,10 +31,12 @@ Relative paths inside the file are resolved against the file's own directory. Wi
 --check-files, validate also checks what the file points at on this machine: kubeconfig
 files, read as connecting reads them (the context, by default the cluster's name, its
 cluster with a server and its user must be there), credentials files and environment
-variables, and price catalogs (each is read as a SkyPilot vms.csv, and must have a row for
+variables, price catalogs (each is read as a SkyPilot vms.csv, and must have a row for
 each catalog-priced pool's instance type in its region or zone, with prices the daemon
-accepts: above zero, finite, and for a spot pool a spot price not above on-demand). It
-still contacts no cluster and no store (Kubernetes Secrets are not read).
+accepts: above zero, finite, and for a spot pool a spot price not above on-demand), and
+prices.interruption_data (read as the Spot Advisor feed the daemon reads). Every problem
+of every file is reported in the same run. It still contacts no cluster and no store
+(Kubernetes Secrets are not read).
 
 examples:
   federator validate config/sandbox.yaml
@@ -67,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
     from federator.policy.summary import describe
 
     try:
-        config = load_policy(args.file, check_files=args.check_files)
+        config = load_policy(args.file)
         if args.check_files:
-            _raise_located(args.file, [*_kubeconfig_problems(config), *_catalog_problems(config)])
+            _raise_located(args.file, _file_problems(config))
     except PolicyFileError as error:
         for problem in error.errors:
             print(problem, file=sys.stderr)
@@ -81,6 +83,39 @@ def run(args: argparse.Namespace) -> int:
         for line in describe(config):
             print(f"  {line}")
     return 0
+
+
+def _file_problems(config: FederatorConfig) -> list[tuple[PathKey, str]]:
+    """Everything --check-files finds, in one pass: each file that is missing or unreadable,
+    and then what is wrong inside each file that can be read (a missing kubeconfig does not
+    hide a catalog without the pool's row)."""
+    from federator.policy.targets import target_problems
+
+    missing = [(problem.path, problem.message) for problem in target_problems(config)]
+    # A connection already found wrong (no file, no such context) is not read again: its
+    # kubeconfig's deeper check would only say the same thing a second time.
+    told = {path[:3] for path, _ in missing if path[:1] == ("clusters",)}
+    inside = [
+        *[problem for problem in _kubeconfig_problems(config) if problem[0][:3] not in told],
+        *_catalog_problems(config),
+        *_interruption_problems(config),
+    ]
+    return missing + inside
+
+
+def _interruption_problems(config: FederatorConfig) -> list[tuple[PathKey, str]]:
+    """`prices.interruption_data` read as the daemon reads it (the Spot Advisor feed)."""
+    from federator.errors import UserError
+    from federator.prices.interruption import load_spot_advisor
+
+    path = config.prices.interruption_data
+    if path is None or not path.is_file():
+        return []  # absent, or reported as a missing file
+    try:
+        load_spot_advisor(path)
+    except UserError as error:
+        return [(("prices", "interruption_data"), str(error))]
+    return []
 
 
 def _kubeconfig_problems(config: FederatorConfig) -> list[tuple[PathKey, str]]:
@@ -98,8 +133,8 @@ def _kubeconfig_problems(config: FederatorConfig) -> list[tuple[PathKey, str]]:
         try:
             loaded = kubeconfig_text.parse(connection.kubeconfig.read_bytes())
             kubeconfig_text.check_context(loaded, connection.context or cluster.name)
-        except OSError as error:  # load_policy has checked it is a readable file
-            problems.append((where, f"{connection.kubeconfig}: {error.strerror}"))
+        except OSError:  # missing or unreadable: `target_problems` says so at this path
+            continue
         except kubeconfig_text.KubeconfigUnreadable as error:
             problems.append((where, f"{connection.kubeconfig}: {error}"))
     return problems
@@ -125,6 +160,8 @@ def _catalog_problems(config: FederatorConfig) -> list[tuple[PathKey, str]]:
             if not isinstance(price, CatalogPrice):
                 continue
             where: PathKey = ("clusters", c_index, "pools", p_index, "price")
+            if not price.file.is_file():
+                continue  # missing: `target_problems` says so at `price.file`
             if price.file not in catalogs:
                 try:
                     catalogs[price.file] = load_catalog(price.file)

@@ -139,3 +139,30 @@ def test_check_files_reports_a_missing_kubeconfig_at_its_line(tmp_path: Path) ->
         f"{tmp_path}/.sandbox/kubeconfig does not exist"
     ) in checked.stderr
     assert "Traceback" not in checked.stderr
+
+
+def test_check_files_reports_every_file_problem_in_one_run(tmp_path: Path) -> None:
+    """A missing kubeconfig used to hide what was wrong inside the catalogs and the Spot
+    Advisor file until it was fixed; now one run says all of it."""
+    shared = REPO.parent / "shared"
+    text = (REPO / "config" / "sandbox.yaml").read_text().replace("../../shared", str(shared))
+    not_a_catalog, not_json = tmp_path / "prices.csv", tmp_path / "advisor.json"
+    not_a_catalog.write_text("a,b\n1,2\n")
+    not_json.write_text("no\n")
+    lines = text.splitlines()
+    first_catalog = next(n for n, row in enumerate(lines) if "vms.csv" in row)
+    lines[first_catalog] = lines[first_catalog].split("file:")[0] + f"file: {not_a_catalog}"
+    advisor = next(n for n, row in enumerate(lines) if "interruption_data:" in row)
+    lines[advisor] = f"  interruption_data: {not_json}"
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "policy.yaml").write_text("\n".join(lines) + "\n")
+
+    checked = federator("validate", "--check-files", "config/policy.yaml", cwd=tmp_path)
+
+    assert checked.returncode == 2
+    err = checked.stderr
+    assert "clusters[0].connection.kubeconfig:" in err
+    assert f"clusters[1].pools[0].price.file: {not_a_catalog}:1: not a SkyPilot catalog" in err
+    assert f"prices.interruption_data: {not_json}:1:1: not JSON" in err
+    assert err.count("clusters[0].connection") == 1, "a missing kubeconfig is said once"
+    assert "Traceback" not in err
