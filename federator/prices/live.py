@@ -13,9 +13,9 @@ from typing import Protocol, runtime_checkable
 from federator.policy import Cluster, FederatorConfig, Pool, to_decision_policy
 from federator.policy.clusters import AwsSpotPrice
 from federator.prices.aws import AwsSettings, AwsSpotSource, RefreshReport
-from federator.prices.interruption import load_spot_advisor
 from federator.prices.offers import OfferBuilder
 from federator.prices.pools import AwsSourceFactory, PoolPricing, pool_pricings
+from federator.prices.priors import spot_advisor_of
 
 
 @runtime_checkable
@@ -54,15 +54,10 @@ def offer_builder(
     `prices.interruption_data`, and the preemption-rate unit the decision policy reads.
     """
     factory = aws_source_factory(aws_endpoint) if live_aws else None
-    advisor = (
-        load_spot_advisor(config.prices.interruption_data)
-        if config.prices.interruption_data
-        else None
-    )
     return OfferBuilder(
         config,
         pool_pricings(config, factory),
-        advisor=advisor,
+        advisor=spot_advisor_of(config),
         per_node_preemption=to_decision_policy(config).preemption_rate_per_node,
     )
 

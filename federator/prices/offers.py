@@ -27,6 +27,7 @@ from federator.policy import FederatorConfig
 from federator.prices.interruption import SpotAdvisor
 from federator.prices.pools import PoolPricing
 from federator.prices.preemption import PreemptionLedger, pool_estimate
+from federator.prices.priors import preemption_prior
 from federator.prices.quotes import PriceQuote, Rejection
 from federator.prices.validation import AcceptedPrice, check_quote
 
@@ -157,18 +158,7 @@ class OfferBuilder:
         return best
 
     def _prior(self, pricing: PoolPricing) -> PreemptionPrior:
-        strength = self.config.prices.prior_weight.total_seconds() / 3600.0
-        if pricing.pool.preemption_rate_per_hour is not None:
-            return PreemptionPrior(pricing.pool.preemption_rate_per_hour, strength, "config")
-        if pricing.capacity is CapacityType.ON_DEMAND:
-            return PreemptionPrior(0.0, strength, "on-demand")
-        default = self.config.prices.default_spot_preemption_rate_per_hour
-        if self.advisor is None or not pricing.instance_type:
-            return PreemptionPrior(default, strength, "default")
-        found = self.advisor.prior(pricing.region, pricing.instance_type)
-        if isinstance(found, Rejection):
-            return PreemptionPrior(default, strength, "default (no advisor data)")
-        return PreemptionPrior(found.rate_per_hour, strength, found.evidence)
+        return preemption_prior(self.config, pricing, self.advisor)
 
     def _offer(
         self,

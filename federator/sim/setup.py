@@ -21,7 +21,9 @@ from federator.core.policy import DecisionPolicy
 from federator.policy import FederatorConfig, load_policy, to_decision_policy
 from federator.policy.clusters import CatalogPrice
 from federator.policy.eligibility import JobFacts, may_burst
+from federator.prices.interruption import SpotAdvisor
 from federator.prices.pools import PoolPricing, pool_pricings
+from federator.prices.priors import preemption_prior, spot_advisor_of
 from federator.prices.quotes import PriceQuote, Rejection, RejectReason
 from federator.prices.validation import check_quote
 from federator.sim import markets
@@ -73,7 +75,8 @@ def build_world(
     policy = to_decision_policy(config)
     pricings = pool_pricings(config)
     _check_market_names(options, pricings)
-    pools = tuple(_cloud_pool(pricing, config, options) for pricing in pricings)
+    advisor = spot_advisor_of(config)
+    pools = tuple(_cloud_pool(pricing, config, options, advisor) for pricing in pricings)
     period = options.decision_period_s
     if period is None:
         period = config.burst.decision_interval.total_seconds()
@@ -160,16 +163,18 @@ def default_onprem_gpus(trace: Sequence[TraceJob], gpus_per_node: int) -> int:
     return math.ceil(max(mean, biggest, 1) / gpus_per_node) * gpus_per_node
 
 
-def _cloud_pool(pricing: PoolPricing, config: FederatorConfig, options: WorldOptions) -> CloudPool:
+def _cloud_pool(
+    pricing: PoolPricing,
+    config: FederatorConfig,
+    options: WorldOptions,
+    advisor: SpotAdvisor | None,
+) -> CloudPool:
     capacity = pricing.capacity
     price, on_demand = _list_prices(pricing)
     pool, cluster = pricing.pool, pricing.cluster
-    # As the daemon's prior (`federator.prices.offers`): the pool's own rate, on-demand
-    # pools included; else 0 on-demand and the default for spot.
-    rate = pool.preemption_rate_per_hour
-    if rate is None:
-        spot = capacity is CapacityType.SPOT
-        rate = config.prices.default_spot_preemption_rate_per_hour if spot else 0.0
+    # The daemon's prior, read by the same function (the pool's own rate, 0 on-demand, the
+    # Spot Advisor's bucket, the default), is also the rate the simulated market preempts at.
+    rate = preemption_prior(config, pricing, advisor).rate_per_hour
     # `is None`, not `or`: a pool's 0s (nodes already up) is a value, not "unset".
     startup = cluster.startup_latency if pool.startup_latency is None else pool.startup_latency
     history = _price_history(pricing, options, on_demand) if capacity is CapacityType.SPOT else None
