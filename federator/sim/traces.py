@@ -13,6 +13,7 @@ import difflib
 import io
 import math
 import random
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -140,12 +141,19 @@ def _parse_row(row: list[str], columns: dict[str, int], width: int) -> TraceJob:
     )
 
 
+# What a CSV number may look like: Python's float() and int() also take "1_000" and digits of
+# other scripts ("١٠٠"), which in a trace are far likelier typos than meant.
+_DECIMAL = re.compile(
+    r"[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|nan|inf|infinity)", re.ASCII | re.IGNORECASE
+)
+_WHOLE = re.compile(r"[+]?\d+", re.ASCII)
+
+
 def _number(text: str, column: str, minimum: float, above: bool = False) -> float:
     """A finite number >= `minimum` (> `minimum` if `above`), at most `MAX_TIME_S`."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{column} must be a number, got {text!r}") from None
+    if not _DECIMAL.fullmatch(text.strip()):
+        raise ValueError(f"{column} must be a number, got {text!r}")
+    value = float(text)
     if not math.isfinite(value) or value < minimum or (above and value == minimum):
         rule = ">" if above else ">="
         raise ValueError(f"{column} must be a finite number {rule} {minimum:g}, got {text!r}")
@@ -155,10 +163,9 @@ def _number(text: str, column: str, minimum: float, above: bool = False) -> floa
 
 
 def _whole(text: str, column: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{column} must be a whole number, got {text!r}") from None
+    if not _WHOLE.fullmatch(text.strip()):
+        raise ValueError(f"{column} must be a whole number, got {text!r}")
+    value = int(text)
     if value < 1:
         raise ValueError(f"{column} must be >= 1, got {text!r}")
     return value

@@ -57,6 +57,24 @@ def test_every_bad_row_is_reported_with_its_line_number() -> None:
     assert "t.csv:7: expected 4 fields, found 3" in message
 
 
+def test_numbers_python_reads_but_a_csv_would_not_mean_are_refused() -> None:
+    """float() and int() take underscores and other scripts' digits: likely typos here."""
+    text = (
+        "job_id,submit_time_s,num_gpus,duration_s\n"
+        "1,1_000,1,10\n"
+        "2,5,1_0,10\n"
+        "3,5,1,\u0661\u0660\u0660\n"
+        "4,1e3,+2,.5\n"
+    )
+    with pytest.raises(errors.UserError) as caught:
+        parse(text)
+    message = str(caught.value)
+    assert "3 bad row(s)" in message
+    assert "t.csv:2: submit_time_s must be a number, got '1_000'" in message
+    assert "t.csv:3: num_gpus must be a whole number, got '1_0'" in message
+    assert "t.csv:4: duration_s must be a number" in message
+
+
 def test_a_missing_column_names_the_header_line() -> None:
     with pytest.raises(errors.UserError, match=r"t.csv:1: missing column\(s\) duration_s"):
         parse("job_id,submit_time_s,num_gpus\n1,0,1\n")
