@@ -97,6 +97,10 @@ PositiveCount = Annotated[int, Field(ge=1), NotBoolean]
 NonNegative = Annotated[float, Field(ge=0), NotBoolean]
 Positive = Annotated[float, Field(gt=0), NotBoolean]
 Fraction = Annotated[float, Field(ge=0, le=1), NotBoolean]
+# Dollars per hour, or a factor on them: a million is past any real value of waiting and keeps
+# the cost model's sums finite (1e308 passed, and overflowed to inf once multiplied by GPUs).
+UsdPerHour = Annotated[float, Field(ge=0, le=1e6), NotBoolean]
+Multiplier = Annotated[float, Field(gt=0, le=1e6), NotBoolean]
 
 
 _MEANT_TRUE = frozenset({"true", "yes", "on", "y", "1"})

@@ -19,10 +19,12 @@ from federator.policy.base import (
     ConfigPath,
     Fraction,
     Integer,
+    Multiplier,
     NonNegative,
     Positive,
     Section,
     Switch,
+    UsdPerHour,
 )
 from federator.policy.units import Duration, PositiveDuration, parse_duration
 
@@ -35,7 +37,7 @@ class PriorityMultiplier(Section):
     WorkloadPriorityClass or PriorityClass value); plain Jobs count as priority 0. One entry
     per value."""
 
-    multiplier: Positive
+    multiplier: Multiplier
     """Factor applied to the value of waiting, e.g. 4 for urgent jobs."""
 
 
@@ -56,14 +58,14 @@ class RuntimeUncertainty(Section):
 class Cost(Section):
     """Inputs of the cost model that are not cloud prices."""
 
-    onprem_usd_per_gpu_hour: NonNegative = 0.0
+    onprem_usd_per_gpu_hour: UsdPerHour = 0.0
     """Marginal cost of one on-prem GPU-hour (power, wear); 0 if the hardware is a sunk cost."""
 
-    value_of_waiting_usd_per_gpu_hour: NonNegative = 2.0
+    value_of_waiting_usd_per_gpu_hour: UsdPerHour = 2.0
     """What one GPU-hour of a job's waiting is worth to the organisation, in US dollars
     (a 4-GPU job waiting 2 h costs 8 x this). Queues and priority classes may override it."""
 
-    value_of_waiting_usd_per_job_hour: NonNegative = 0.0
+    value_of_waiting_usd_per_job_hour: UsdPerHour = 0.0
     """What one hour of waiting costs per job whatever its size, added to the per-GPU value."""
 
     priority_multipliers: tuple[PriorityMultiplier, ...] = ()

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from federator.policy.base import KubeName, LabelKey, Name, NonNegative, Section
+from federator.policy.base import KubeName, LabelKey, Name, Section, UsdPerHour
 from federator.policy.units import PositiveDuration
 
 BURST_LABEL = "federator.io/burst"
@@ -39,7 +39,7 @@ class Queue(Section):
     """`allowed`: every job may burst unless it opts out; `opt-in`: only jobs labelled
     `federator.io/burst: "allow"`; `never`: jobs of this queue always stay on-prem."""
 
-    value_of_waiting_usd_per_gpu_hour: NonNegative | None = None
+    value_of_waiting_usd_per_gpu_hour: UsdPerHour | None = None
     """What one GPU-hour of waiting costs the jobs of this queue, in US dollars; overrides
     `cost.value_of_waiting_usd_per_gpu_hour`."""
 

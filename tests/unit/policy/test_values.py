@@ -201,6 +201,17 @@ def test_a_meaningless_value_is_reported_at_its_line(
             "must be a finite number (found inf)",
         ),
         (
+            # 1e308 passed and overflowed to inf once multiplied by a job's GPUs.
+            "cost: {value_of_waiting_usd_per_gpu_hour: 1e308}",
+            "cost.value_of_waiting_usd_per_gpu_hour",
+            "less than or equal to 1000000",
+        ),
+        (
+            "cost: {priority_multipliers: [{min_priority: 1, multiplier: 1e300}]}",
+            "cost.priority_multipliers[0].multiplier",
+            "less than or equal to 1000000",
+        ),
+        (
             "sync: {part_size: 99999999999999999999999PB}",
             "sync.part_size",
             "is too large; a size is at most 1024Pi",
