@@ -20,7 +20,7 @@ stays in force).
 examples:
   federator run --config config/sandbox.yaml
   federator run --config config/sandbox.yaml --dry-run     # decide and explain, write nothing
-  federator run --config /etc/federator/policy.yaml --once # one pass, e.g. from a CronJob
+  federator run --config /etc/federator/policy/federator.yaml --once # one pass, e.g. from a CronJob
   federator run --config config/sandbox.yaml --log-level debug
 
 The daemon rides out clusters that are down: it keeps trying them, and serves meanwhile.

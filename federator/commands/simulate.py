@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     # (its default is sized from the trace) for all, so replays differ only in submit times.
     for world in worlds:
         title = (  # a table's title is markup; the trace's file name is not ours
-            f"{literal(args.trace.name)}: {len(trace):,} jobs, "
+            f"{literal(args.trace.name)}: {len(trace):,} job{'s' if len(trace) != 1 else ''}, "
             f"on-prem {world.scenario.onprem_gpus} GPUs, "
             f"estimates {options.estimate.label()}, seed {args.seed}"
         )

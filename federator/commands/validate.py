@@ -40,7 +40,7 @@ of every file is reported in the same run. It still contacts no cluster and no s
 
 examples:
   federator validate config/sandbox.yaml
-  federator validate --quiet /etc/federator/policy.yaml && echo ok
+  federator validate --quiet /etc/federator/policy/federator.yaml && echo ok
   federator validate --check-files config/sandbox.yaml    # after `federator sandbox up`
 """
 

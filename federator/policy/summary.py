@@ -64,7 +64,10 @@ def _tenant_line(config: FederatorConfig, name: str) -> str:
         else ", ".join(tenant.allowed_clusters) or "nowhere (never bursts)"
     )
     if tenant.allowed_regions is not None:
-        clouds += " in regions " + (", ".join(tenant.allowed_regions) or "none")
+        regions = tenant.allowed_regions
+        clouds += (" in region " if len(regions) == 1 else " in regions ") + (
+            ", ".join(regions) or "none"
+        )
     budget = (
         f", ${tenant.budget_usd_per_month:,.0f}/month"
         if tenant.budget_usd_per_month is not None
