@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from federator.commands.options import add_policy_file_option
 from federator.commands.output import literal, new_console
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", required=True, type=Path, help="the policy file (YAML)")
+    add_policy_file_option(parser, "the policy file (YAML)")
     parser.add_argument(
         "--json",
         action="store_true",

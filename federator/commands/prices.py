@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from federator.commands.options import add_policy_file_option
 from federator.commands.output import literal, new_console
 
 if TYPE_CHECKING:
@@ -41,9 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--config", required=True, metavar="FILE", help="the policy file (YAML) to read"
-    )
+    add_policy_file_option(parser, "the policy file (YAML) to read")
     parser.add_argument(
         "--offline",
         action="store_true",

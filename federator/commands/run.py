@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-from pathlib import Path
+
+from federator.commands.options import add_policy_file_option
 
 DESCRIPTION = """\
 Run federator as a long-running daemon: observe the on-prem queue and every cloud cluster,
@@ -41,7 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", required=True, type=Path, help="the policy file (YAML)")
+    add_policy_file_option(parser, "the policy file (YAML)")
     parser.add_argument(
         "--dry-run",
         action="store_true",

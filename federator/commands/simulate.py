@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from federator import errors
+from federator.commands.options import add_policy_file_option
 from federator.commands.output import literal, new_console
 
 if TYPE_CHECKING:
@@ -61,13 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--config",
-        required=True,
-        type=Path,
-        metavar="FILE",
-        help="the policy YAML (cloud pools, prices, decision knobs)",
-    )
+    add_policy_file_option(parser, "the policy YAML (cloud pools, prices, decision knobs)")
     parser.add_argument(
         "--trace", required=True, type=Path, metavar="CSV", help="the job trace to replay"
     )

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from federator.commands.options import add_policy_file_option
 from federator.commands.output import new_console
 from federator.commands.status_fleet import (
     BlockedPool,
@@ -81,9 +82,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--config", required=True, type=Path, metavar="FILE", help="the policy file (YAML)"
-    )
+    add_policy_file_option(parser, "the policy file (YAML)")
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of tables"
     )

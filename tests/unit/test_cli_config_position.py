@@ -63,3 +63,19 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
         if isinstance(action, argparse._SubParsersAction):
             return action.choices[name]  # type: ignore[no-any-return]
     raise AssertionError(f"no subcommand {name}")
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "status", "prices", "simulate"])
+def test_every_command_takes_c_and_federator_config_as_sync_does(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = ["--trace", "t.csv"] if command == "simulate" else []
+    monkeypatch.delenv("FEDERATOR_CONFIG", raising=False)
+    assert str(parsed(command, "-c", "mine.yaml", *extra).config) == "mine.yaml"
+    with pytest.raises(SystemExit) as refused:  # no file named anywhere: a usage error
+        parsed(command, *extra)
+    assert refused.value.code == 2
+    assert "-c/--config" in capsys.readouterr().err
+    monkeypatch.setenv("FEDERATOR_CONFIG", "from-env.yaml")
+    assert str(parsed(command, *extra).config) == "from-env.yaml"
+    assert str(parsed(command, "--config", "given.yaml", *extra).config) == "given.yaml"
