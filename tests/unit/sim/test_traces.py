@@ -36,19 +36,15 @@ def test_a_good_trace_is_read_with_optional_columns() -> None:
     assert second.gpu_type == "A100"
 
 
-def test_every_bad_row_is_reported_with_its_line_number() -> None:
-    text = (
-        "job_id,submit_time_s,num_gpus,duration_s\n"
-        "1,0,1,10\n"
-        "2,x,1,10\n"
-        "3,5,0,10\n"
-        "4,5,1,-3\n"
-        "1,6,1,10\n"
-        "5,7,1\n"
-    )
+def refusal(*rows: str) -> str:
+    """The message a trace of these rows under the four required columns is refused with."""
     with pytest.raises(errors.UserError) as caught:
-        parse(text)
-    message = str(caught.value)
+        parse("\n".join(("job_id,submit_time_s,num_gpus,duration_s", *rows)) + "\n")
+    return str(caught.value)
+
+
+def test_every_bad_row_is_reported_with_its_line_number() -> None:
+    message = refusal("1,0,1,10", "2,x,1,10", "3,5,0,10", "4,5,1,-3", "1,6,1,10", "5,7,1")
     assert "5 bad row(s)" in message
     assert "t.csv:3: submit_time_s must be a number, got 'x'" in message
     assert "t.csv:4: num_gpus must be >= 1" in message
@@ -59,16 +55,7 @@ def test_every_bad_row_is_reported_with_its_line_number() -> None:
 
 def test_numbers_python_reads_but_a_csv_would_not_mean_are_refused() -> None:
     """float() and int() take underscores and other scripts' digits: likely typos here."""
-    text = (
-        "job_id,submit_time_s,num_gpus,duration_s\n"
-        "1,1_000,1,10\n"
-        "2,5,1_0,10\n"
-        "3,5,1,\u0661\u0660\u0660\n"
-        "4,1e3,+2,.5\n"
-    )
-    with pytest.raises(errors.UserError) as caught:
-        parse(text)
-    message = str(caught.value)
+    message = refusal("1,1_000,1,10", "2,5,1_0,10", "3,5,1,\u0661\u0660\u0660", "4,1e3,+2,.5")
     assert "3 bad row(s)" in message
     assert "t.csv:2: submit_time_s must be a number, got '1_000'" in message
     assert "t.csv:3: num_gpus must be a whole number, got '1_0'" in message
