@@ -33,7 +33,11 @@ POINTS = 41
 def curves(path: Path) -> dict[tuple[Replay, str], Curve]:
     """Each replay's points per policy, from one `--json` file."""
     found: dict[tuple[Replay, str], Curve] = defaultdict(list)
-    for row in json.loads(path.read_text()):
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # a wrong path or a file cut short: say which
+        raise SystemExit(f"{path}: not a simulate.py --json file ({error})") from None
+    for row in rows:
         replay = (row["world"], row["onprem_gpus"], row["jitter_seed"])
         found[replay, row["policy"]].append((row["cloud_cost_usd"], row["mean_jct_s"] / 3600))
     return found
