@@ -401,7 +401,6 @@ def _write_json(document: dict[str, Any]) -> None:
 
 def _console() -> Console:
     """stderr, lines unbroken: redirected, rich folded them at 80 columns, mid-URL."""
-
     return new_console(stderr=True, soft_wrap=True)
 
 

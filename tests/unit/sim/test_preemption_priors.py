@@ -15,20 +15,21 @@ from federator.policy import FederatorConfig, parse_policy
 from federator.prices.live import offer_builder
 from federator.sim.setup import WorldOptions, build_world
 from federator.sim.traces import TraceJob
+from tests.support.configs import sandbox_config
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
 TRACE = (TraceJob("1", 0.0, 1, 60.0), TraceJob("2", 10.0, 1, 60.0))
 
 
-def sandbox_config(edit: Any = None) -> FederatorConfig:
-    document = yaml.safe_load((CONFIG_DIR / "sandbox.yaml").read_text(encoding="utf-8"))
+def sandbox_policy(edit: Any = None) -> FederatorConfig:
+    """config/sandbox.yaml (paths made absolute by `tests.support.configs`), edited."""
+    document = sandbox_config()
     if edit is not None:
         edit(document)
-    return parse_policy(yaml.safe_dump(document), "test.yaml", base_dir=CONFIG_DIR)
+    return parse_policy(yaml.safe_dump(document), "test.yaml")
 
 
 def test_every_simulated_pool_has_the_rate_the_daemons_offers_show() -> None:
-    config = sandbox_config()
+    config = sandbox_policy()
     offers = offer_builder(config, live_aws=False).build(0.0)
     daemon = {row.key: row.preemption.rate_per_hour for row in offers.rows}
     simulated = build_world(config, TRACE, WorldOptions(onprem_gpus=8)).scenario.pools
@@ -49,4 +50,4 @@ def test_an_unreadable_advisor_file_names_its_field(tmp_path: Path) -> None:
         document["prices"]["interruption_data"] = str(broken)
 
     with pytest.raises(errors.UserError, match=r"^prices.interruption_data: .*advisor.json:1:1"):
-        build_world(sandbox_config(edit), TRACE, WorldOptions(onprem_gpus=8))
+        build_world(sandbox_policy(edit), TRACE, WorldOptions(onprem_gpus=8))
